@@ -1,0 +1,154 @@
+# casestream: one non-recursive Makefile for the library, the programs and the tests.
+#
+#   make            build everything into build/
+#   make test       bring the local stack up, build, migrate, unit + integration tests
+#   make run        bring the stack up and run the demo pipeline
+#   make asan       unit tests under address + undefined behaviour sanitizers
+#   make valgrind   unit tests under valgrind
+#   make format-check
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := rdkafka libpq jansson hiredis libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wundef -Wpointer-arith -Wwrite-strings
+ifneq ($(CI),)
+WARN += -Werror
+endif
+ifneq ($(WERROR),)
+WARN += -Werror
+endif
+
+OPT     ?= -O2
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g $(OPT) $(WARN) \
+           -MMD -MP -Ilib $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := $(EXTRA_LDFLAGS)
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC     := $(sort $(wildcard lib/*.c))
+PRODUCER_SRC := $(sort $(wildcard producer/*.c))
+WORKER_SRC  := $(sort $(wildcard worker/*.c))
+INDEXER_SRC := $(sort $(wildcard indexer/*.c))
+ADMIN_SRC   := $(sort $(wildcard admin/*.c))
+UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c
+IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+# Program logic (everything but main.c) is linked into the tests too.
+logic = $(call obj,$(filter-out %/main.c,$(1)))
+
+LIB_A     := $(BUILD)/libcasestream.a
+PROGRAMS  := $(BUILD)/casestream-produce $(BUILD)/casestream-worker \
+             $(BUILD)/casestream-indexer $(BUILD)/casestream
+APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC))
+UNIT_BIN  := $(BUILD)/check_unit
+IT_BIN    := $(BUILD)/check_integration
+
+STACK := scripts/stack.sh
+
+.PHONY: all test unit integration stack migrate topics run stop asan valgrind \
+        format format-check clean bench chaos
+all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Test argv vectors are built from string literals.
+$(BUILD)/tests/%.o: CFLAGS += $(CHECK_CFLAGS) -Wno-write-strings
+
+$(LIB_A): $(call obj,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/casestream-produce: $(call obj,$(PRODUCER_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/casestream-worker: $(call obj,$(WORKER_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/casestream-indexer: $(call obj,$(INDEXER_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/casestream: $(call obj,$(ADMIN_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(APP_LOGIC) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+$(IT_BIN): $(call obj,$(IT_SRC)) $(APP_LOGIC) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+# --- the local stack (real services, no Docker) -----------------------------
+stack:
+	$(STACK) up
+
+migrate: $(BUILD)/casestream
+	$(BUILD)/casestream migrate
+
+topics: $(BUILD)/casestream
+	$(BUILD)/casestream topics create
+
+unit: $(UNIT_BIN)
+	$(UNIT_BIN)
+
+integration: $(IT_BIN) $(PROGRAMS)
+	$(IT_BIN)
+
+# The README's test command: services up, build, schema, topics, all tests.
+test:
+	$(STACK) up
+	$(MAKE) all
+	$(BUILD)/casestream migrate
+	$(BUILD)/casestream topics create
+	$(UNIT_BIN)
+	$(IT_BIN)
+
+run:
+	$(STACK) up
+	$(MAKE) all
+	$(BUILD)/casestream migrate
+	$(BUILD)/casestream topics create
+	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; fi
+
+stop:
+	@if [ -x scripts/demo.sh ]; then scripts/demo.sh stop; fi
+	$(STACK) down
+
+bench:
+	$(STACK) up
+	$(MAKE) all
+	$(BUILD)/casestream migrate
+	$(BUILD)/casestream topics create
+	bench/run.sh
+
+chaos:
+	$(STACK) up
+	$(MAKE) all
+	$(BUILD)/casestream migrate
+	$(BUILD)/casestream topics create
+	scripts/chaos.sh
+
+# --- checks on the unit tests ------------------------------------------------
+asan:
+	$(MAKE) BUILD=build/asan OPT=-O1 \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" build/asan/check_unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/check_unit
+
+valgrind: $(UNIT_BIN)
+	CK_FORK=no valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --error-exitcode=99 --quiet $(UNIT_BIN)
+
+FORMAT_FILES = $(wildcard lib/*.[ch] producer/*.[ch] worker/*.[ch] indexer/*.[ch] \
+                 admin/*.[ch] tests/*.[ch] bench/*.[ch])
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,323 @@
+/* The configuration table: every option of every program, its variable, flag and default. */
+#include "config.h"
+
+#include "err.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_OPTINT } opt_type;
+
+typedef struct cs_option {
+    const char *name;  /* flag without dashes; the variable is CASESTREAM_<NAME> */
+    unsigned programs; /* CS_PROG_* mask */
+    opt_type type;
+    const char *def;   /* default as text */
+    const char *bare;  /* OPT_OPTINT: value when the flag is given without one */
+    long min, max;     /* OPT_INT/OPT_OPTINT range */
+    size_t field;      /* offsetof(cs_config, ...) */
+    const char *help;
+} cs_option;
+
+#define F(member) offsetof(cs_config, member)
+#define LONG_RUNNING (CS_PROG_WORKER | CS_PROG_INDEXER)
+#define KAFKA_USERS (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN)
+
+/* Defaults match the ports scripts/stack.sh uses, so a local run needs no setup. */
+static const cs_option options[] = {
+    {"brokers", KAFKA_USERS, OPT_STR, "127.0.0.1:59092", NULL, 0, 0, F(brokers),
+     "Kafka bootstrap servers"},
+    {"pg", CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR,
+     "host=127.0.0.1 port=55432 dbname=casestream user=casestream password=casestream", NULL, 0,
+     0, F(pg), "PostgreSQL connection string"},
+    {"redis", CS_PROG_WORKER, OPT_STR, "redis://127.0.0.1:56379", NULL, 0, 0, F(redis),
+     "Redis URL for idempotency keys (redis://host:port[/db])"},
+    {"es", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "http://127.0.0.1:59200", NULL, 0, 0, F(es),
+     "Elasticsearch base URL"},
+    {"topic-events", KAFKA_USERS, OPT_STR, "case-events", NULL, 0, 0, F(topic_events),
+     "topic of submissions"},
+    {"topic-results", KAFKA_USERS, OPT_STR, "case-event-results", NULL, 0, 0, F(topic_results),
+     "topic of outcomes"},
+    {"topic-changes", KAFKA_USERS, OPT_STR, "case-changes", NULL, 0, 0, F(topic_changes),
+     "topic of committed changes"},
+    {"topic-dlq", KAFKA_USERS, OPT_STR, "case-events-dlq", NULL, 0, 0, F(topic_dlq),
+     "dead-letter topic for invalid submissions"},
+    {"events-partitions", CS_PROG_ADMIN, OPT_INT, "12", NULL, 1, 10000, F(events_partitions),
+     "partitions of the submissions topic when topics are created"},
+    {"group", CS_PROG_WORKER, OPT_STR, "casestream-worker", NULL, 0, 0, F(group),
+     "consumer group of the workers"},
+    {"indexer-group", CS_PROG_INDEXER, OPT_STR, "casestream-indexer", NULL, 0, 0,
+     F(indexer_group), "consumer group of the indexers"},
+    {"batch-size", CS_PROG_WORKER, OPT_INT, "256", NULL, 1, 10000, F(batch_size),
+     "most submissions committed together"},
+    {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "5", NULL, 0, 10000, F(batch_linger_ms),
+     "longest wait to fill a batch"},
+    {"appliers", CS_PROG_WORKER, OPT_INT, "4", NULL, 1, 64, F(appliers),
+     "PostgreSQL connections applying different cases concurrently"},
+    {"redis-ttl", CS_PROG_WORKER, OPT_INT, "604800", NULL, 1, INT_MAX, F(redis_ttl),
+     "seconds an idempotency entry stays in Redis"},
+    {"max-message-bytes", CS_PROG_WORKER | CS_PROG_PRODUCE, OPT_INT, "1048576", NULL, 64,
+     100000000, F(max_message_bytes), "largest submission accepted"},
+    {"outbox-batch", CS_PROG_WORKER, OPT_INT, "500", NULL, 1, 100000, F(outbox_batch),
+     "outbox rows published per round"},
+    {"bulk-docs", CS_PROG_INDEXER, OPT_INT, "1000", NULL, 1, 100000, F(bulk_docs),
+     "documents per bulk request"},
+    {"bulk-bytes", CS_PROG_INDEXER, OPT_INT, "5242880", NULL, 1024, 104857600, F(bulk_bytes),
+     "bytes per bulk request"},
+    {"bulk-linger-ms", CS_PROG_INDEXER, OPT_INT, "200", NULL, 0, 60000, F(bulk_linger_ms),
+     "longest wait to fill a bulk request"},
+    {"es-timeout-ms", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "30000", NULL, 100, 600000,
+     F(es_timeout_ms), "timeout of one Elasticsearch request"},
+    {"max-fields", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "2000", NULL, 100, 100000,
+     F(max_fields), "index.mapping.total_fields.limit of the case indices"},
+    {"wait", CS_PROG_PRODUCE, OPT_OPTINT, "-1", "60", 1, 86400, F(wait_seconds),
+     "wait up to SECONDS for the outcomes (default 60 when given)"},
+    {"dry-run", CS_PROG_PRODUCE, OPT_BOOL, "false", NULL, 0, 0, F(dry_run),
+     "validate only, send nothing"},
+    {"gen-key", CS_PROG_PRODUCE, OPT_BOOL, "false", NULL, 0, 0, F(gen_key),
+     "fill in a missing idempotency_key with a random UUID"},
+    {"rate", CS_PROG_PRODUCE, OPT_INT, "0", NULL, 0, 10000000, F(rate),
+     "submissions per second, 0 = as fast as possible"},
+    {"sql-dir", CS_PROG_ADMIN, OPT_STR, "sql", NULL, 0, 0, F(sql_dir),
+     "directory of the numbered migrations"},
+    {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
+     "reindex only this case type"},
+    {"limit", CS_PROG_ADMIN, OPT_INT, "100", NULL, 1, 1000000, F(limit),
+     "most records listed"},
+    {"metrics-port", CS_PROG_WORKER, OPT_INT, "9464", NULL, 0, 65535, F(metrics_port),
+     "port of /metrics and /healthz (0 = off)"},
+    {"metrics-port", CS_PROG_INDEXER, OPT_INT, "9465", NULL, 0, 65535, F(metrics_port),
+     "port of /metrics and /healthz (0 = off)"},
+    {"metrics-host", LONG_RUNNING, OPT_STR, "127.0.0.1", NULL, 0, 0, F(metrics_host),
+     "address /metrics listens on"},
+    {"log-level", CS_PROG_ALL, OPT_STR, "info", NULL, 0, 0, F(log_level),
+     "error, warn, info or debug"},
+    {"fault", LONG_RUNNING, OPT_STR, "", NULL, 0, 0, F(fault),
+     "fault point at which to _exit (tests only)"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void env_name(const cs_option *o, char *buf, size_t size)
+{
+    size_t i = 0, j;
+    const char *prefix = "CASESTREAM_";
+
+    for (j = 0; prefix[j] && i + 1 < size; j++)
+        buf[i++] = prefix[j];
+    for (j = 0; o->name[j] && i + 1 < size; j++)
+        buf[i++] = o->name[j] == '-' ? '_' : (char)toupper((unsigned char)o->name[j]);
+    buf[i] = '\0';
+}
+
+static const cs_option *find_option(unsigned program, const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if ((options[i].programs & program) && strlen(options[i].name) == len &&
+            strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+static int set_value(cs_config *cfg, const cs_option *o, const char *value, const char *origin,
+                     char *errstr, size_t errstr_size)
+{
+    void *field = (char *)cfg + o->field;
+
+    switch (o->type) {
+    case OPT_STR:
+        *(const char **)field = value;
+        return CS_OK;
+    case OPT_BOOL:
+        if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+            *(bool *)field = true;
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
+                 strcmp(value, "no") == 0)
+            *(bool *)field = false;
+        else
+            goto bad;
+        return CS_OK;
+    case OPT_INT:
+    case OPT_OPTINT: {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0')
+            goto bad;
+        /* The "not set" default of an optional value may lie outside the range. */
+        if ((v < o->min || v > o->max) && !(o->type == OPT_OPTINT && value == o->def)) {
+            snprintf(errstr, errstr_size, "%s: %s=%s is out of range %ld..%ld", origin, o->name,
+                     value, o->min, o->max);
+            return CS_ERR_INVALID;
+        }
+        *(int *)field = (int)v;
+        return CS_OK;
+    }
+    }
+bad:
+    snprintf(errstr, errstr_size, "%s: invalid value for %s: \"%s\"", origin, o->name, value);
+    return CS_ERR_INVALID;
+}
+
+static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t errstr_size)
+{
+    int level;
+
+    if (!cs_log_level_parse(cfg->log_level, &level)) {
+        snprintf(errstr, errstr_size, "invalid log-level \"%s\" (error, warn, info, debug)",
+                 cfg->log_level);
+        return CS_ERR_INVALID;
+    }
+    cs_log_threshold = level;
+    if ((program & KAFKA_USERS) && cfg->brokers[0] == '\0') {
+        snprintf(errstr, errstr_size, "brokers must not be empty");
+        return CS_ERR_INVALID;
+    }
+    if ((program & CS_PROG_WORKER) && strncmp(cfg->redis, "redis://", 8) != 0) {
+        snprintf(errstr, errstr_size, "redis must be a redis://host:port URL, not \"%s\"",
+                 cfg->redis);
+        return CS_ERR_INVALID;
+    }
+    if ((program & (CS_PROG_INDEXER | CS_PROG_ADMIN)) && strncmp(cfg->es, "http://", 7) != 0 &&
+        strncmp(cfg->es, "https://", 8) != 0) {
+        snprintf(errstr, errstr_size, "es must be an http:// URL, not \"%s\"", cfg->es);
+        return CS_ERR_INVALID;
+    }
+    const char *topics[] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
+                            cfg->topic_dlq};
+    for (size_t i = 0; i < 4; i++) {
+        if (topics[i][0] == '\0') {
+            snprintf(errstr, errstr_size, "topic names must not be empty");
+            return CS_ERR_INVALID;
+        }
+    }
+    return CS_OK;
+}
+
+int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
+                   size_t errstr_size)
+{
+    char envname[128];
+    int rc;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->kafka_props = calloc((size_t)argc + 1, sizeof(*cfg->kafka_props));
+    cfg->args = calloc((size_t)argc + 1, sizeof(*cfg->args));
+    if (!cfg->kafka_props || !cfg->args) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    /* Defaults first, for every option (other programs' too, so no field is NULL). */
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (!(options[i].programs & program) && find_option(program, options[i].name,
+                                                            strlen(options[i].name)))
+            continue;
+        if ((rc = set_value(cfg, &options[i], options[i].def, "default", errstr, errstr_size)))
+            return rc;
+    }
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *v;
+
+        if (!(options[i].programs & program))
+            continue;
+        env_name(&options[i], envname, sizeof(envname));
+        if ((v = getenv(envname)) != NULL &&
+            (rc = set_value(cfg, &options[i], v, envname, errstr, errstr_size)))
+            return rc;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const cs_option *o;
+        const char *eq, *value;
+        size_t len;
+
+        if (strcmp(arg, "--") == 0) {
+            while (++i < argc)
+                cfg->args[cfg->args_count++] = argv[i];
+            break;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            cfg->help = true;
+            continue;
+        }
+        if (strncmp(arg, "-X", 2) == 0) {
+            value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!value || !strchr(value, '=')) {
+                snprintf(errstr, errstr_size, "-X needs key=value");
+                return CS_ERR_INVALID;
+            }
+            cfg->kafka_props[cfg->kafka_props_count++] = value;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            cfg->args[cfg->args_count++] = argv[i]; /* "-" (stdin) is positional too */
+            continue;
+        }
+        arg += 2;
+        eq = strchr(arg, '=');
+        len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (!(o = find_option(program, arg, len))) {
+            snprintf(errstr, errstr_size, "unknown option --%.*s (see --help)", (int)len, arg);
+            return CS_ERR_INVALID;
+        }
+        if (eq)
+            value = eq + 1;
+        else if (o->type == OPT_BOOL)
+            value = "true";
+        else if (o->type == OPT_OPTINT)
+            value = o->bare;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else {
+            snprintf(errstr, errstr_size, "option --%s needs a value", o->name);
+            return CS_ERR_INVALID;
+        }
+        if ((rc = set_value(cfg, o, value, "command line", errstr, errstr_size)))
+            return rc;
+    }
+    return validate(cfg, program, errstr, errstr_size);
+}
+
+void cs_config_free(cs_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->kafka_props);
+    free(cfg->args);
+    cfg->kafka_props = NULL;
+    cfg->args = NULL;
+}
+
+void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const char *description)
+{
+    char envname[128], flag[96];
+
+    fprintf(out, "usage: %s\n\n%s\n\noptions (flag, environment variable, default):\n", synopsis,
+            description);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const cs_option *o = &options[i];
+
+        if (!(o->programs & program))
+            continue;
+        env_name(o, envname, sizeof(envname));
+        if (o->type == OPT_BOOL)
+            snprintf(flag, sizeof(flag), "--%s", o->name);
+        else if (o->type == OPT_OPTINT)
+            snprintf(flag, sizeof(flag), "--%s[=N]", o->name);
+        else
+            snprintf(flag, sizeof(flag), "--%s=VALUE", o->name);
+        fprintf(out, "  %-26s %s\n  %-26s   %s, default \"%s\"\n", flag, o->help, "", envname,
+                o->def);
+    }
+    if (program & (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN))
+        fprintf(out, "  %-26s %s\n", "-X key=value", "librdkafka property (repeatable)");
+    fprintf(out, "  %-26s %s\n\nInvalid configuration exits with status 78.\n", "-h, --help",
+            "show this help");
+}

@@ -1,0 +1,85 @@
+/* Configuration: one table of options, read from CASESTREAM_* variables and flags. */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Which program an option belongs to; an option may belong to several. */
+enum {
+    CS_PROG_PRODUCE = 1 << 0,
+    CS_PROG_WORKER = 1 << 1,
+    CS_PROG_INDEXER = 1 << 2,
+    CS_PROG_ADMIN = 1 << 3,
+    CS_PROG_ALL = 0xf
+};
+
+/* Every setting of every program. Strings are borrowed from argv, the
+ * environment or static defaults and live as long as the process. */
+typedef struct cs_config {
+    /* services */
+    const char *brokers;
+    const char *pg;
+    const char *redis;
+    const char *es;
+    /* topics */
+    const char *topic_events;
+    const char *topic_results;
+    const char *topic_changes;
+    const char *topic_dlq;
+    int events_partitions;
+    /* consumer groups */
+    const char *group;
+    const char *indexer_group;
+    /* worker */
+    int batch_size;
+    int batch_linger_ms;
+    int appliers;
+    int redis_ttl;
+    int max_message_bytes;
+    int outbox_batch;
+    /* indexer */
+    int bulk_docs;
+    int bulk_bytes;
+    int bulk_linger_ms;
+    int es_timeout_ms;
+    int max_fields;
+    /* producer */
+    int wait_seconds; /* -1: do not wait */
+    bool dry_run;
+    bool gen_key;
+    int rate;
+    /* admin */
+    const char *sql_dir;
+    const char *case_type;
+    int limit;
+    /* operations */
+    int metrics_port;
+    const char *metrics_host;
+    const char *log_level;
+    const char *fault;
+    /* -X key=value properties for librdkafka, in command-line order */
+    const char **kafka_props;
+    size_t kafka_props_count;
+    /* positional arguments (files, admin subcommands) */
+    char **args;
+    size_t args_count;
+    bool help;
+} cs_config;
+
+/* Fills cfg from defaults, then CASESTREAM_* variables, then argv, and
+ * validates it. Returns 0, or CS_ERR_INVALID with a one-line reason in
+ * errstr (the program prints it and exits CS_EXIT_CONFIG). Free with
+ * cs_config_free() in both cases. */
+int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
+                   size_t errstr_size);
+
+/* Frees what cs_config_load() allocated (not the strings). Accepts NULL. */
+void cs_config_free(cs_config *cfg);
+
+/* Prints usage: the synopsis, the description, then every option of the
+ * program with its variable and default. */
+void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const char *description);
+
+#endif

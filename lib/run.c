@@ -1,0 +1,57 @@
+/* Signal handling and small time helpers for the long-running programs. */
+#include "run.h"
+
+#include "err.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+volatile sig_atomic_t cs_running = 1;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    cs_running = 0;
+}
+
+int cs_signals_install(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return CS_ERR;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return CS_ERR;
+    return CS_OK;
+}
+
+void cs_sleep_ms(long ms)
+{
+    /* Sleep in slices so a stop signal is noticed promptly. */
+    while (ms > 0 && cs_running) {
+        long slice = ms < 50 ? ms : 50;
+        struct timespec ts = {slice / 1000, (slice % 1000) * 1000000L};
+
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && cs_running)
+            ;
+        ms -= slice;
+    }
+}
+
+long long cs_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+long long cs_now_ms(void)
+{
+    return cs_now_us() / 1000;
+}

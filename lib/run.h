@@ -1,0 +1,21 @@
+/* Process run flag and signal handling shared by the long-running programs. */
+#ifndef CS_RUN_H
+#define CS_RUN_H
+
+#include <signal.h>
+
+/* 1 while the program should keep running; SIGTERM and SIGINT set it to 0. */
+extern volatile sig_atomic_t cs_running;
+
+/* Installs SIGTERM/SIGINT handlers that clear cs_running and ignores SIGPIPE.
+ * Returns 0 or CS_ERR. */
+int cs_signals_install(void);
+
+/* Sleeps up to ms milliseconds, waking early once cs_running is cleared. */
+void cs_sleep_ms(long ms);
+
+/* Monotonic clock in milliseconds and microseconds. */
+long long cs_now_ms(void);
+long long cs_now_us(void);
+
+#endif

@@ -1,0 +1,119 @@
+/* Unit tests of the configuration table: defaults, environment, flags, errors. */
+#include "config.h"
+#include "err.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *err)
+{
+    return cs_config_load(cfg, program, argc, argv, err, 256);
+}
+
+START_TEST(test_config_defaults_match_local_stack)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"prog", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 1, argv, err), 0);
+    ck_assert_str_eq(cfg.brokers, "127.0.0.1:59092");
+    ck_assert_str_eq(cfg.topic_events, "case-events");
+    ck_assert_int_eq(cfg.metrics_port, 9464);
+    ck_assert_int_eq(cfg.batch_size, 256);
+    ck_assert_int_eq(cfg.wait_seconds, -1);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 1, argv, err), 0);
+    ck_assert_int_eq(cfg.metrics_port, 9465);
+    cs_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_flag_overrides_environment)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"prog", "--brokers=10.0.0.1:9092", "--batch-size", "7", NULL};
+
+    setenv("CASESTREAM_BROKERS", "env:1", 1);
+    setenv("CASESTREAM_GROUP", "g-from-env", 1);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 4, argv, err), 0);
+    ck_assert_str_eq(cfg.brokers, "10.0.0.1:9092");
+    ck_assert_str_eq(cfg.group, "g-from-env");
+    ck_assert_int_eq(cfg.batch_size, 7);
+    cs_config_free(&cfg);
+    unsetenv("CASESTREAM_BROKERS");
+    unsetenv("CASESTREAM_GROUP");
+}
+END_TEST
+
+START_TEST(test_config_rejects_bad_values_with_reason)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *bad_int[] = {"prog", "--batch-size=abc", NULL};
+    char *range[] = {"prog", "--batch-size=0", NULL};
+    char *unknown[] = {"prog", "--no-such-flag", NULL};
+    char *other_prog[] = {"prog", "--dry-run", NULL};
+    char *redis[] = {"prog", "--redis=localhost:6379", NULL};
+    char *level[] = {"prog", "--log-level=loud", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, bad_int, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "batch-size"));
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, range, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "out of range"));
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, unknown, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "no-such-flag"));
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, other_prog, err), CS_ERR_INVALID);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, redis, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "redis://"));
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, level, err), CS_ERR_INVALID);
+    cs_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_kafka_props_optional_values_and_positionals)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"prog", "-X", "linger.ms=5", "-Xacks=all", "--wait", "in.ndjson", "-",
+                    "--gen-key", NULL};
+    char *waitn[] = {"prog", "--wait=5", NULL};
+    char *badx[] = {"prog", "-X", "novalue", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_PRODUCE, 8, argv, err), 0);
+    ck_assert_uint_eq(cfg.kafka_props_count, 2);
+    ck_assert_str_eq(cfg.kafka_props[0], "linger.ms=5");
+    ck_assert_str_eq(cfg.kafka_props[1], "acks=all");
+    ck_assert_int_eq(cfg.wait_seconds, 60);
+    ck_assert(cfg.gen_key);
+    ck_assert_uint_eq(cfg.args_count, 2);
+    ck_assert_str_eq(cfg.args[0], "in.ndjson");
+    ck_assert_str_eq(cfg.args[1], "-");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_PRODUCE, 2, waitn, err), 0);
+    ck_assert_int_eq(cfg.wait_seconds, 5);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_PRODUCE, 3, badx, err), CS_ERR_INVALID);
+    cs_config_free(&cfg);
+}
+END_TEST
+
+Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("table");
+
+    tcase_add_test(tc, test_config_defaults_match_local_stack);
+    tcase_add_test(tc, test_config_flag_overrides_environment);
+    tcase_add_test(tc, test_config_rejects_bad_values_with_reason);
+    tcase_add_test(tc, test_config_kafka_props_optional_values_and_positionals);
+    suite_add_tcase(s, tc);
+    return s;
+}

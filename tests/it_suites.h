@@ -1,0 +1,2 @@
+/* The integration-test suites (real services), one line each. */
+
