@@ -16,24 +16,24 @@ typedef struct cs_option {
     const char *name;  /* flag without dashes; the variable is CASESTREAM_<NAME> */
     unsigned programs; /* CS_PROG_* mask */
     opt_type type;
-    const char *def;   /* default as text */
-    const char *bare;  /* OPT_OPTINT: value when the flag is given without one */
-    long min, max;     /* OPT_INT/OPT_OPTINT range */
-    size_t field;      /* offsetof(cs_config, ...) */
+    const char *def;  /* default as text */
+    const char *bare; /* OPT_OPTINT: value when the flag is given without one */
+    long min, max;    /* OPT_INT/OPT_OPTINT range */
+    size_t field;     /* offsetof(cs_config, ...) */
     const char *help;
 } cs_option;
 
-#define F(member) offsetof(cs_config, member)
+#define F(member)    offsetof(cs_config, member)
 #define LONG_RUNNING (CS_PROG_WORKER | CS_PROG_INDEXER)
-#define KAFKA_USERS (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN)
+#define KAFKA_USERS  (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN)
 
 /* Defaults match the ports scripts/stack.sh uses, so a local run needs no setup. */
 static const cs_option options[] = {
     {"brokers", KAFKA_USERS, OPT_STR, "127.0.0.1:59092", NULL, 0, 0, F(brokers),
      "Kafka bootstrap servers"},
     {"pg", CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR,
-     "host=127.0.0.1 port=55432 dbname=casestream user=casestream password=casestream", NULL, 0,
-     0, F(pg), "PostgreSQL connection string"},
+     "host=127.0.0.1 port=55432 dbname=casestream user=casestream password=casestream", NULL, 0, 0,
+     F(pg), "PostgreSQL connection string"},
     {"redis", CS_PROG_WORKER, OPT_STR, "redis://127.0.0.1:56379", NULL, 0, 0, F(redis),
      "Redis URL for idempotency keys (redis://host:port[/db])"},
     {"es", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "http://127.0.0.1:59200", NULL, 0, 0, F(es),
@@ -50,8 +50,8 @@ static const cs_option options[] = {
      "partitions of the submissions topic when topics are created"},
     {"group", CS_PROG_WORKER, OPT_STR, "casestream-worker", NULL, 0, 0, F(group),
      "consumer group of the workers"},
-    {"indexer-group", CS_PROG_INDEXER, OPT_STR, "casestream-indexer", NULL, 0, 0,
-     F(indexer_group), "consumer group of the indexers"},
+    {"indexer-group", CS_PROG_INDEXER, OPT_STR, "casestream-indexer", NULL, 0, 0, F(indexer_group),
+     "consumer group of the indexers"},
     {"batch-size", CS_PROG_WORKER, OPT_INT, "256", NULL, 1, 10000, F(batch_size),
      "most submissions committed together"},
     {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "5", NULL, 0, 10000, F(batch_linger_ms),
@@ -60,8 +60,8 @@ static const cs_option options[] = {
      "PostgreSQL connections applying different cases concurrently"},
     {"redis-ttl", CS_PROG_WORKER, OPT_INT, "604800", NULL, 1, INT_MAX, F(redis_ttl),
      "seconds an idempotency entry stays in Redis"},
-    {"max-message-bytes", CS_PROG_WORKER | CS_PROG_PRODUCE, OPT_INT, "1048576", NULL, 64,
-     100000000, F(max_message_bytes), "largest submission accepted"},
+    {"max-message-bytes", CS_PROG_WORKER | CS_PROG_PRODUCE, OPT_INT, "1048576", NULL, 64, 100000000,
+     F(max_message_bytes), "largest submission accepted"},
     {"outbox-batch", CS_PROG_WORKER, OPT_INT, "500", NULL, 1, 100000, F(outbox_batch),
      "outbox rows published per round"},
     {"bulk-docs", CS_PROG_INDEXER, OPT_INT, "1000", NULL, 1, 100000, F(bulk_docs),
@@ -86,8 +86,7 @@ static const cs_option options[] = {
      "directory of the numbered migrations"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
      "reindex only this case type"},
-    {"limit", CS_PROG_ADMIN, OPT_INT, "100", NULL, 1, 1000000, F(limit),
-     "most records listed"},
+    {"limit", CS_PROG_ADMIN, OPT_INT, "100", NULL, 1, 1000000, F(limit), "most records listed"},
     {"metrics-port", CS_PROG_WORKER, OPT_INT, "9464", NULL, 0, 65535, F(metrics_port),
      "port of /metrics and /healthz (0 = off)"},
     {"metrics-port", CS_PROG_INDEXER, OPT_INT, "9465", NULL, 0, 65535, F(metrics_port),
@@ -136,8 +135,7 @@ static int set_value(cs_config *cfg, const cs_option *o, const char *value, cons
     case OPT_BOOL:
         if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
             *(bool *)field = true;
-        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
-                 strcmp(value, "no") == 0)
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
             *(bool *)field = false;
         else
             goto bad;
@@ -216,8 +214,8 @@ int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char
     }
     /* Defaults first, for every option (other programs' too, so no field is NULL). */
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        if (!(options[i].programs & program) && find_option(program, options[i].name,
-                                                            strlen(options[i].name)))
+        if (!(options[i].programs & program) &&
+            find_option(program, options[i].name, strlen(options[i].name)))
             continue;
         if ((rc = set_value(cfg, &options[i], options[i].def, "default", errstr, errstr_size)))
             return rc;

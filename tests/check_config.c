@@ -1,8 +1,8 @@
 /* Unit tests of the configuration table: defaults, environment, flags, errors. */
 #include "config.h"
 #include "err.h"
+#include "runner.h"
 
-#include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,8 +82,8 @@ START_TEST(test_config_kafka_props_optional_values_and_positionals)
 {
     cs_config cfg;
     char err[256] = "";
-    char *argv[] = {"prog", "-X", "linger.ms=5", "-Xacks=all", "--wait", "in.ndjson", "-",
-                    "--gen-key", NULL};
+    char *argv[] = {"prog",      "-X", "linger.ms=5", "-Xacks=all", "--wait",
+                    "in.ndjson", "-",  "--gen-key",   NULL};
     char *waitn[] = {"prog", "--wait=5", NULL};
     char *badx[] = {"prog", "-X", "novalue", NULL};
 

@@ -1,10 +1,6 @@
 /* Integration-test runner: suites against the real services started by scripts/stack.sh. */
 #include "runner.h"
 
-#define X(fn) Suite *fn(void);
-#include "it_suites.h"
-#undef X
-
 static Suite *(*const suites[])(void) = {
 #define X(fn) fn,
 #include "it_suites.h"

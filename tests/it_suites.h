@@ -1,2 +1,3 @@
 /* The integration-test suites (real services), one line each. */
 
+X(it_services_suite)

@@ -1,10 +1,6 @@
 /* Unit-test runner: every suite in unit_suites.h. CK_RUN_SUITE=<name> runs one. */
 #include "runner.h"
 
-#define X(fn) Suite *fn(void);
-#include "unit_suites.h"
-#undef X
-
 static Suite *(*const suites[])(void) = {
 #define X(fn) fn,
 #include "unit_suites.h"

@@ -1,0 +1,59 @@
+/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ. */
+#include "admin.h"
+#include "config.h"
+#include "err.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(const cs_config *cfg, int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"migrate", cs_admin_migrate},
+    {"topics", cs_admin_topics},
+    {"case", cs_admin_case},
+};
+
+static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
+static const char description[] =
+    "Administration of a casestream deployment.\n\n"
+    "commands:\n"
+    "  migrate                    apply the numbered migrations in --sql-dir (idempotent)\n"
+    "  topics create              create the topics of the pipeline if missing\n"
+    "  topics list                list the topics and their partition counts\n"
+    "  case show REF              print a case as JSON\n"
+    "  case history REF           print a case's event history, one JSON line per event";
+
+int main(int argc, char **argv)
+{
+    cs_config cfg;
+    char errstr[512];
+    int rc;
+
+    cs_log_init("casestream");
+    if (cs_config_load(&cfg, CS_PROG_ADMIN, argc, argv, errstr, sizeof(errstr))) {
+        fprintf(stderr, "casestream: %s\n", errstr);
+        cs_config_free(&cfg);
+        return CS_EXIT_CONFIG;
+    }
+    if (cfg.help || cfg.args_count == 0) {
+        cs_config_usage(cfg.help ? stdout : stderr, CS_PROG_ADMIN, synopsis, description);
+        cs_config_free(&cfg);
+        return cfg.help ? 0 : 2;
+    }
+    rc = -1;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(cfg.args[0], commands[i].name) == 0)
+            rc = commands[i].run(&cfg, (int)cfg.args_count - 1, cfg.args + 1);
+    }
+    if (rc == -1) {
+        fprintf(stderr, "casestream: unknown command \"%s\" (see --help)\n", cfg.args[0]);
+        rc = 2;
+    }
+    cs_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* PostgreSQL helpers: connecting and classifying failures as retryable or not. */
+#ifndef CS_DB_H
+#define CS_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Connects with conninfo. Returns a connection the caller frees with
+ * PQfinish, or NULL with the reason in errstr. */
+PGconn *cs_db_connect(const char *conninfo, char *errstr, size_t errstr_size);
+
+/* True if a failed result (or a NULL result) on conn is worth retrying after a
+ * backoff: a lost connection, a server shutting down, a serialization failure
+ * or deadlock, too many connections. */
+bool cs_db_retryable(PGconn *conn, const PGresult *res);
+
+/* Runs one statement without parameters that returns no rows of interest.
+ * Returns 0, CS_ERR_RETRY or CS_ERR with the server's message in errstr. */
+int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);
+
+/* Copies the error of res (or of conn) into errstr, without the trailing newline. */
+void cs_db_error(PGconn *conn, const PGresult *res, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,171 @@
+/* Redis idempotency cache on hiredis 0.14: pipelined GET/SET EX, lazy reconnect with a pause. */
+#include "idem.h"
+
+#include "err.h"
+#include "run.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* After a failure, do not try to reconnect for this long (ms), so a Redis
+ * outage costs the worker one connect attempt per interval, not per batch. */
+#define RECONNECT_PAUSE_MS 2000
+
+struct cs_idem {
+    char host[256];
+    int port;
+    int db;
+    int ttl;
+    redisContext *ctx;
+    long long retry_at;
+    bool up;
+};
+
+cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size)
+{
+    cs_idem *c;
+    const char *hp = url + strlen("redis://");
+    const char *colon, *slash;
+
+    if (strncmp(url, "redis://", 8) != 0 || !(colon = strchr(hp, ':'))) {
+        snprintf(errstr, errstr_size, "redis URL must be redis://host:port[/db], not \"%s\"", url);
+        return NULL;
+    }
+    if (!(c = calloc(1, sizeof(*c))))
+        return NULL;
+    snprintf(c->host, sizeof(c->host), "%.*s", (int)(colon - hp), hp);
+    c->port = atoi(colon + 1);
+    slash = strchr(colon, '/');
+    c->db = slash ? atoi(slash + 1) : 0;
+    c->ttl = ttl;
+    if (c->port <= 0 || c->port > 65535) {
+        snprintf(errstr, errstr_size, "redis URL has no valid port: \"%s\"", url);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cs_idem_free(cs_idem *c)
+{
+    if (!c)
+        return;
+    if (c->ctx)
+        redisFree(c->ctx);
+    free(c);
+}
+
+bool cs_idem_up(const cs_idem *c)
+{
+    return c->up;
+}
+
+static void drop(cs_idem *c, const char *why, char *errstr, size_t errstr_size)
+{
+    snprintf(errstr, errstr_size, "redis at %s:%d: %s", c->host, c->port, why);
+    if (c->ctx)
+        redisFree(c->ctx);
+    c->ctx = NULL;
+    c->up = false;
+    c->retry_at = cs_now_ms() + RECONNECT_PAUSE_MS;
+}
+
+static int ensure(cs_idem *c, char *errstr, size_t errstr_size)
+{
+    struct timeval tv = {1, 0};
+
+    if (c->ctx)
+        return CS_OK;
+    if (cs_now_ms() < c->retry_at) {
+        snprintf(errstr, errstr_size, "redis at %s:%d: unreachable, retrying later", c->host,
+                 c->port);
+        return CS_ERR_RETRY;
+    }
+    c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
+    if (!c->ctx || c->ctx->err) {
+        drop(c, c->ctx ? c->ctx->errstr : "out of memory", errstr, errstr_size);
+        return CS_ERR_RETRY;
+    }
+    redisSetTimeout(c->ctx, tv);
+    if (c->db) {
+        redisReply *r = redisCommand(c->ctx, "SELECT %d", c->db);
+
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            drop(c, r ? r->str : c->ctx->errstr, errstr, errstr_size);
+            if (r)
+                freeReplyObject(r);
+            return CS_ERR_RETRY;
+        }
+        freeReplyObject(r);
+    }
+    return CS_OK;
+}
+
+static void key_of(char *buf, size_t size, int64_t ref, const char *key)
+{
+    snprintf(buf, size, "cs:idem:%" PRId64 ":%s", ref, key);
+}
+
+int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys, char **out,
+                char *errstr, size_t errstr_size)
+{
+    char k[128];
+    size_t got = 0;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (n == 0)
+        return CS_OK;
+    if (ensure(c, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    for (size_t i = 0; i < n; i++) {
+        key_of(k, sizeof(k), refs[i], keys[i]);
+        redisAppendCommand(c->ctx, "GET %s", k);
+    }
+    for (; got < n; got++) {
+        redisReply *r = NULL;
+
+        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+            drop(c, c->ctx->errstr, errstr, errstr_size);
+            for (size_t i = 0; i < n; i++) {
+                free(out[i]);
+                out[i] = NULL;
+            }
+            return CS_ERR_RETRY;
+        }
+        if (r->type == REDIS_REPLY_STRING)
+            out[got] = strndup(r->str, r->len);
+        freeReplyObject(r);
+    }
+    c->up = true;
+    return CS_OK;
+}
+
+int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
+                const char *const *outcomes, char *errstr, size_t errstr_size)
+{
+    char k[128];
+
+    if (n == 0)
+        return CS_OK;
+    if (ensure(c, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    for (size_t i = 0; i < n; i++) {
+        key_of(k, sizeof(k), refs[i], keys[i]);
+        redisAppendCommand(c->ctx, "SET %s %s EX %d", k, outcomes[i], c->ttl);
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+
+        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+            drop(c, c->ctx->errstr, errstr, errstr_size);
+            return CS_ERR_RETRY;
+        }
+        freeReplyObject(r);
+    }
+    c->up = true;
+    return CS_OK;
+}

@@ -1,0 +1,31 @@
+/* The Redis idempotency fast path: outcomes of applied submissions by (case, key). */
+#ifndef CS_IDEM_H
+#define CS_IDEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cs_idem cs_idem;
+
+/* Creates a client for url (redis://host:port[/db]) with entries kept ttl
+ * seconds. It connects lazily and reconnects on its own. Returns NULL with
+ * the reason in errstr only for a malformed URL. Free with cs_idem_free. */
+cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size);
+void cs_idem_free(cs_idem *c);
+
+/* Looks up n (reference, key) pairs in one round trip. out[i] receives the
+ * stored outcome JSON (caller frees) or NULL when absent. Returns 0, or
+ * CS_ERR_RETRY when Redis is unreachable (then every out[i] is NULL). */
+int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys, char **out,
+                char *errstr, size_t errstr_size);
+
+/* Stores n outcomes in one round trip, each with the TTL. Returns 0 or
+ * CS_ERR_RETRY. */
+int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
+                const char *const *outcomes, char *errstr, size_t errstr_size);
+
+/* True if the last operation reached Redis. */
+bool cs_idem_up(const cs_idem *c);
+
+#endif

@@ -1,0 +1,177 @@
+/* Kafka helpers shared by the programs: configuration, producers, topic admin. */
+#include "kafka.h"
+
+#include "err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errstr,
+                    size_t errstr_size)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka property %s=%s: %s", key, value, why);
+        return CS_ERR_INVALID;
+    }
+    return CS_OK;
+}
+
+/* Applies the -X key=value properties in command-line order. */
+static int apply_props(rd_kafka_conf_t *conf, const cs_config *cfg, char *errstr,
+                       size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->kafka_props_count; i++) {
+        char key[256];
+        const char *eq = strchr(cfg->kafka_props[i], '=');
+        size_t klen = (size_t)(eq - cfg->kafka_props[i]);
+
+        if (klen >= sizeof(key)) {
+            snprintf(errstr, errstr_size, "kafka property name too long");
+            return CS_ERR_INVALID;
+        }
+        memcpy(key, cfg->kafka_props[i], klen);
+        key[klen] = '\0';
+        if (conf_set(conf, key, eq + 1, errstr, errstr_size))
+            return CS_ERR_INVALID;
+    }
+    return CS_OK;
+}
+
+rd_kafka_conf_t *cs_kafka_conf_new(const cs_config *cfg, const char *const *defaults, char *errstr,
+                                   size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (conf_set(conf, "bootstrap.servers", cfg->brokers, errstr, errstr_size))
+        goto fail;
+    for (size_t i = 0; defaults && defaults[i]; i += 2) {
+        if (conf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
+            goto fail;
+    }
+    if (apply_props(conf, cfg, errstr, errstr_size))
+        goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, char *errstr,
+                                  size_t errstr_size)
+{
+    static const char *const producer_defaults[] = {
+        "enable.idempotence", "true",      "acks", "all", "partitioner",
+        "murmur2_random",     "linger.ms", "5",    NULL};
+    rd_kafka_t *rk;
+
+    for (size_t i = 0; producer_defaults[i]; i += 2) {
+        if (conf_set(conf, producer_defaults[i], producer_defaults[i + 1], errstr, errstr_size)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    /* -X properties win over the defaults above. */
+    if (apply_props(conf, cfg, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    if (!rk)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+int cs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                             size_t errstr_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err;
+    int n = CS_ERR_RETRY;
+
+    err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
+    } else if (md->topic_cnt != 1 || md->topics[0].err) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
+        n = CS_ERR_NOTFOUND;
+    } else {
+        n = md->topics[0].partition_cnt;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *names[4] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
+                            cfg->topic_dlq};
+    rd_kafka_NewTopic_t *topics[4] = {NULL};
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    int rc = CS_ERR;
+
+    if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size)))
+        return CS_ERR_INVALID;
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
+        rd_kafka_conf_destroy(conf);
+        return CS_ERR;
+    }
+    for (int i = 0; i < 4; i++) {
+        char why[256];
+
+        topics[i] = rd_kafka_NewTopic_new(names[i], cfg->events_partitions, 1, why, sizeof(why));
+        if (!topics[i]) {
+            snprintf(errstr, errstr_size, "topic %s: %s", names[i], why);
+            goto cleanup;
+        }
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, topics, 4, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (!ev) {
+        snprintf(errstr, errstr_size, "no answer from %s within 30 s", cfg->brokers);
+        rc = CS_ERR_RETRY;
+        goto cleanup;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "create topics: %s", rd_kafka_event_error_string(ev));
+        rc = CS_ERR_RETRY;
+        goto cleanup;
+    }
+    {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t n;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
+
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[i]);
+
+            if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                snprintf(errstr, errstr_size, "create topic %s: %s",
+                         rd_kafka_topic_result_name(tr[i]),
+                         rd_kafka_topic_result_error_string(tr[i]));
+                goto cleanup;
+            }
+        }
+    }
+    rc = CS_OK;
+cleanup:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    for (int i = 0; i < 4; i++)
+        if (topics[i])
+            rd_kafka_NewTopic_destroy(topics[i]);
+    rd_kafka_destroy(rk);
+    return rc;
+}

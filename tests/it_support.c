@@ -1,0 +1,382 @@
+/* Integration-test support: configuration, PostgreSQL, Kafka and child processes. */
+#include "it_support.h"
+
+#include "db.h"
+#include "kafka.h"
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static cs_config config;
+static bool config_loaded;
+static PGconn *pg;
+
+const cs_config *it_config(void)
+{
+    static char *argv[] = {"casestream-tests", NULL};
+    char errstr[256];
+
+    if (!config_loaded) {
+        if (cs_config_load(&config, CS_PROG_ALL, 1, argv, errstr, sizeof(errstr)))
+            ck_abort_msg("configuration: %s", errstr);
+        config_loaded = true;
+    }
+    return &config;
+}
+
+PGconn *it_pg(void)
+{
+    char errstr[512];
+
+    if (pg && PQstatus(pg) != CONNECTION_OK) {
+        PQfinish(pg);
+        pg = NULL;
+    }
+    if (!pg && !(pg = cs_db_connect(it_config()->pg, errstr, sizeof(errstr))))
+        ck_abort_msg("postgresql is unreachable: %s", errstr);
+    return pg;
+}
+
+static long long sql_int_v(const char *fmt, va_list ap)
+{
+    char sql[8192];
+    PGresult *res;
+    long long v = 0;
+
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    res = PQexec(it_pg(), sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char errstr[512];
+
+        cs_db_error(it_pg(), res, errstr, sizeof(errstr));
+        PQclear(res);
+        ck_abort_msg("query failed: %s: %s", sql, errstr);
+    }
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+        v = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+long long it_sql_int(const char *fmt, ...)
+{
+    va_list ap;
+    long long v;
+
+    va_start(ap, fmt);
+    v = sql_int_v(fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
+{
+    long long deadline = cs_now_ms() + timeout_ms;
+
+    for (;;) {
+        va_list ap;
+        long long v;
+
+        va_start(ap, fmt);
+        v = sql_int_v(fmt, ap);
+        va_end(ap);
+        if (v == want)
+            return true;
+        if (cs_now_ms() > deadline)
+            return false;
+        usleep(100 * 1000);
+    }
+}
+
+int64_t it_new_ref(void)
+{
+    static int64_t base, counter;
+
+    if (!base) {
+        struct timeval tv;
+
+        gettimeofday(&tv, NULL);
+        /* Microseconds since the epoch times 1000: unique across runs. */
+        base = ((int64_t)tv.tv_sec * 1000000 + tv.tv_usec) * 1000;
+    }
+    return base + ++counter;
+}
+
+char *it_unique(const char *prefix)
+{
+    static int counter;
+    char buf[256];
+
+    snprintf(buf, sizeof(buf), "%s-%ld-%d-%d", prefix, (long)time(NULL), (int)getpid(), ++counter);
+    return strdup(buf);
+}
+
+static void child_exec(const char *program, const char *const *args, const char *const *env)
+{
+    char path[512];
+    const char *argv[64];
+    int n = 0;
+
+    snprintf(path, sizeof(path), "build/%s", program);
+    argv[n++] = path;
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    for (int i = 0; env && env[i]; i++)
+        putenv((char *)env[i]);
+    execv(path, (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+}
+
+static void redirect(int fd, const char *path, int flags)
+{
+    int f = open(path ? path : "/dev/null", flags, 0644);
+
+    if (f >= 0) {
+        dup2(f, fd);
+        close(f);
+    }
+}
+
+pid_t it_spawn(const char *program, const char *const *args, const char *const *env)
+{
+    pid_t pid;
+
+    mkdir("build/it-logs", 0755);
+    pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        char log[512];
+
+        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
+        redirect(STDIN_FILENO, NULL, O_RDONLY);
+        redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
+        redirect(STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
+        child_exec(program, args, env);
+    }
+    return pid;
+}
+
+static int exit_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+int it_stop(pid_t pid, int sig, int timeout_ms)
+{
+    long long deadline = cs_now_ms() + timeout_ms;
+    int status;
+
+    kill(pid, sig);
+    while (cs_now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            return exit_status(status);
+        usleep(20 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int it_run(const char *program, const char *const *args, const char *in_path, const char *out_path,
+           const char *err_path)
+{
+    int status;
+    pid_t pid = fork();
+
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        redirect(STDIN_FILENO, in_path, O_RDONLY);
+        redirect(STDOUT_FILENO, out_path, O_WRONLY | O_CREAT | O_TRUNC);
+        if (err_path)
+            redirect(STDERR_FILENO, err_path, O_WRONLY | O_CREAT | O_TRUNC);
+        child_exec(program, args, NULL);
+    }
+    waitpid(pid, &status, 0);
+    return exit_status(status);
+}
+
+int it_stack(const char *args)
+{
+    char cmd[512];
+    int status;
+
+    snprintf(cmd, sizeof(cmd), "scripts/stack.sh %s >>build/it-logs/stack.log 2>&1", args);
+    mkdir("build/it-logs", 0755);
+    status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void it_create_topic(const char *name, int partitions)
+{
+    rd_kafka_NewTopic_t *nt;
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    char errstr[512];
+
+    conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
+    ck_assert_msg(conf != NULL, "%s", errstr);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk != NULL, "%s", errstr);
+    nt = rd_kafka_NewTopic_new(name, partitions, 1, errstr, sizeof(errstr));
+    ck_assert_msg(nt != NULL, "%s", errstr);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    ck_assert_msg(ev != NULL, "kafka did not answer CreateTopics for %s", name);
+    {
+        size_t n;
+        const rd_kafka_topic_result_t **tr =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+
+        ck_assert_msg(!rd_kafka_event_error(ev), "create topic %s: %s", name,
+                      rd_kafka_event_error_string(ev));
+        ck_assert_msg(n == 1 && !rd_kafka_topic_result_error(tr[0]), "create topic %s: %s", name,
+                      n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
+    }
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+}
+
+static rd_kafka_t *test_producer(void)
+{
+    static rd_kafka_t *rk;
+    char errstr[512];
+
+    if (!rk) {
+        rd_kafka_conf_t *conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
+
+        ck_assert_msg(conf != NULL, "%s", errstr);
+        rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
+        ck_assert_msg(rk != NULL, "%s", errstr);
+    }
+    return rk;
+}
+
+void it_produce(const char *topic, const char *key, const char *value, size_t len)
+{
+    rd_kafka_t *rk = test_producer();
+    rd_kafka_resp_err_t err;
+
+    err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_END);
+    ck_assert_msg(!err, "produce to %s: %s", topic, rd_kafka_err2str(err));
+    ck_assert_msg(rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "produce to %s: not delivered within 30 s", topic);
+}
+
+static rd_kafka_t *test_consumer(const char *topic, int *partitions)
+{
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    char errstr[512];
+    char *group = it_unique("it-reader");
+    const char *const defaults[] = {
+        "group.id", group, "enable.auto.commit", "false", "auto.offset.reset", "earliest", NULL};
+    rd_kafka_topic_partition_list_t *parts;
+    int n;
+
+    conf = cs_kafka_conf_new(it_config(), defaults, errstr, sizeof(errstr));
+    free(group);
+    ck_assert_msg(conf != NULL, "%s", errstr);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk != NULL, "%s", errstr);
+    n = cs_kafka_partition_count(rk, topic, 10000, errstr, sizeof(errstr));
+    ck_assert_msg(n > 0, "kafka: %s", errstr);
+    parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    *partitions = n;
+    return rk;
+}
+
+size_t it_consume(const char *topic, size_t want, int timeout_ms, it_msg **out)
+{
+    int partitions;
+    rd_kafka_t *rk = test_consumer(topic, &partitions);
+    long long deadline = cs_now_ms() + timeout_ms;
+    size_t n = 0, cap = want ? want : 16;
+    it_msg *msgs = calloc(cap, sizeof(*msgs));
+
+    while (n < want && cs_now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        rd_kafka_headers_t *hdrs;
+        const void *hv;
+        size_t hlen;
+
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (n == cap)
+            msgs = realloc(msgs, (cap *= 2) * sizeof(*msgs));
+        memset(&msgs[n], 0, sizeof(msgs[n]));
+        msgs[n].key = m->key ? strndup(m->key, m->key_len) : NULL;
+        msgs[n].value = m->payload ? strndup(m->payload, m->len) : strdup("");
+        msgs[n].len = m->len;
+        msgs[n].partition = m->partition;
+        msgs[n].offset = m->offset;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "error", &hv, &hlen) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            msgs[n].error = strndup(hv, hlen);
+        n++;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    *out = msgs;
+    return n;
+}
+
+void it_msgs_free(it_msg *msgs, size_t n)
+{
+    for (size_t i = 0; msgs && i < n; i++) {
+        free(msgs[i].key);
+        free(msgs[i].value);
+        free(msgs[i].error);
+    }
+    free(msgs);
+}
+
+long long it_topic_end(const char *topic)
+{
+    int partitions;
+    rd_kafka_t *rk = test_consumer(topic, &partitions);
+    long long total = 0;
+
+    for (int p = 0; p < partitions; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+
+        ck_assert_msg(!err, "watermarks of %s/%d: %s", topic, p, rd_kafka_err2str(err));
+        total += hi;
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return total;
+}

@@ -1,0 +1,74 @@
+/* Support for the integration tests: real services, programs run by pid, unique names. */
+#ifndef CS_IT_SUPPORT_H
+#define CS_IT_SUPPORT_H
+
+#include "config.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The configuration the tests use: the defaults and CASESTREAM_* variables. */
+const cs_config *it_config(void);
+
+/* A shared PostgreSQL connection; the test fails if it cannot connect. */
+PGconn *it_pg(void);
+
+/* Runs a query built from fmt and returns the first column of the first row as an
+ * integer (0 when there is no row). The test fails on a SQL error. */
+long long it_sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A case reference no earlier run has used. */
+int64_t it_new_ref(void);
+
+/* A name unique to this run: "<prefix>-<time>-<pid>-<n>". Caller frees. */
+char *it_unique(const char *prefix);
+
+/* Starts build/<program> with args (NULL-terminated, without argv[0]) and
+ * extra environment "K=V" entries (NULL-terminated, may be NULL); its stderr
+ * goes to build/it-logs/<program>-<pid>.log. Returns the pid. */
+pid_t it_spawn(const char *program, const char *const *args, const char *const *env);
+
+/* Sends sig and waits up to timeout_ms; then SIGKILL. Returns the exit status
+ * (128+signal when killed by a signal), or -1 if it had to be SIGKILLed. */
+int it_stop(pid_t pid, int sig, int timeout_ms);
+
+/* Runs build/<program> to completion with stdin from in_path (or /dev/null),
+ * stdout to out_path (or /dev/null); returns its exit status. */
+int it_run(const char *program, const char *const *args, const char *in_path, const char *out_path,
+           const char *err_path);
+
+/* Creates a topic with the given partitions; fails the test on error. */
+void it_create_topic(const char *name, int partitions);
+
+/* Produces one message synchronously (acks=all, murmur2_random). */
+void it_produce(const char *topic, const char *key, const char *value, size_t len);
+
+typedef struct it_msg {
+    char *key;
+    char *value;
+    size_t len;
+    int partition;
+    long long offset;
+    char *error; /* "error" header, or NULL */
+} it_msg;
+
+/* Reads a topic from the beginning until at least want messages were read or
+ * timeout_ms passed; returns the count and the messages in *out (free with
+ * it_msgs_free). */
+size_t it_consume(const char *topic, size_t want, int timeout_ms, it_msg **out);
+void it_msgs_free(it_msg *msgs, size_t n);
+
+/* Sum of the high watermarks of a topic's partitions. */
+long long it_topic_end(const char *topic);
+
+/* Runs scripts/stack.sh with the given arguments; returns its exit status. */
+int it_stack(const char *args);
+
+/* Polls until cond_sql (a query returning one integer) equals want or timeout. */
+bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
