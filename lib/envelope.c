@@ -1,0 +1,275 @@
+/* Submissions (DESIGN §3): the checks that make a message usable, then acceptable. */
+#include "envelope.h"
+
+#include "uuid.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Byte limits of DESIGN §3. */
+#define MAX_NAME        255
+#define MAX_EVENT_ID    70
+#define MAX_USER_ID     64
+#define MAX_SUMMARY     1024
+#define MAX_DESCRIPTION 65536
+
+enum { OPTIONAL = 0, REQUIRED = 1 << 0, NONEMPTY = 1 << 1 };
+
+/* The verdict so far and where its reason goes. */
+typedef struct check {
+    cs_verdict verdict;
+    char *errstr;
+    size_t errstr_size;
+} check;
+
+/* Records a failure. The first CS_INVALID wins, else the first CS_REJECTED, so
+ * the fields can be read in one pass in document order while every
+ * invalid-class check still comes before every rejected-class check. */
+__attribute__((format(printf, 3, 4))) static void fail(check *c, cs_verdict v, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->verdict == CS_INVALID || (c->verdict == CS_REJECTED && v == CS_REJECTED))
+        return;
+    c->verdict = v;
+    if (c->errstr_size == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(c->errstr, c->errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+/* A member, or NULL when it is absent or JSON null: both mean "not given". */
+static json_t *member(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+
+    return json_is_null(v) ? NULL : v;
+}
+
+/* Checks a string value named name in reasons; wrong is the verdict when it
+ * is missing (with REQUIRED) or not a string. Returns the string, or NULL. */
+static const char *string_value(check *c, const char *name, json_t *v, cs_verdict wrong,
+                                unsigned flags, size_t max)
+{
+    size_t len;
+
+    if (!v) {
+        if (flags & REQUIRED)
+            fail(c, wrong, "field \"%s\" is missing", name);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        fail(c, wrong, "field \"%s\" must be a string", name);
+        return NULL;
+    }
+    len = json_string_length(v);
+    if (len > max)
+        fail(c, CS_REJECTED, "field \"%s\" is %zu bytes, over the limit of %zu", name, len, max);
+    else if ((flags & NONEMPTY) && len == 0)
+        fail(c, CS_REJECTED, "field \"%s\" is empty", name);
+    return json_string_value(v);
+}
+
+/* Reads case_reference: a JSON integer, or a string of decimal digits in
+ * canonical form (no sign, spaces or leading zeros), in 1..2^63-1. Returns 0
+ * if it is unusable. */
+static int64_t reference_value(check *c, json_t *v)
+{
+    const char *s;
+    int64_t n = 0;
+
+    if (!v) {
+        fail(c, CS_INVALID, "field \"case_reference\" is missing");
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (json_is_string(v) && json_string_length(v) > 0 &&
+               strspn(json_string_value(v), "0123456789") == json_string_length(v)) {
+        s = json_string_value(v);
+        if (s[0] == '0' && s[1] != '\0') {
+            fail(c, CS_INVALID, "field \"case_reference\" has a leading zero");
+            return 0;
+        }
+        for (; *s; s++) {
+            if (n > (INT64_MAX - (*s - '0')) / 10) {
+                n = 0;
+                break;
+            }
+            n = n * 10 + (*s - '0');
+        }
+    } else {
+        fail(c, CS_INVALID,
+             "field \"case_reference\" must be an integer or a string of decimal digits");
+        return 0;
+    }
+    if (n < 1) {
+        fail(c, CS_INVALID, "field \"case_reference\" is out of range 1 to %" PRId64, INT64_MAX);
+        return 0;
+    }
+    return n;
+}
+
+/* Reads an optional object field. */
+static json_t *object_value(check *c, json_t *root, const char *name)
+{
+    json_t *v = member(root, name);
+
+    if (v && !json_is_object(v)) {
+        fail(c, CS_REJECTED, "field \"%s\" must be an object", name);
+        return NULL;
+    }
+    return v;
+}
+
+/* notes: an array of objects, each with a non-empty author and a body. */
+static json_t *notes_value(check *c, json_t *root)
+{
+    json_t *notes = member(root, "notes"), *note;
+    char name[48];
+    size_t i;
+
+    if (notes && !json_is_array(notes)) {
+        fail(c, CS_REJECTED, "field \"notes\" must be an array");
+        return NULL;
+    }
+    json_array_foreach(notes, i, note)
+    {
+        if (!json_is_object(note)) {
+            fail(c, CS_REJECTED, "field \"notes[%zu]\" must be an object", i);
+            continue;
+        }
+        snprintf(name, sizeof(name), "notes[%zu].author", i);
+        string_value(c, name, member(note, "author"), CS_REJECTED, REQUIRED | NONEMPTY, MAX_NAME);
+        snprintf(name, sizeof(name), "notes[%zu].body", i);
+        string_value(c, name, member(note, "body"), CS_REJECTED, REQUIRED, MAX_DESCRIPTION);
+    }
+    return notes;
+}
+
+/* Fills s from its root, recording the first failure in c. */
+static void read_fields(check *c, cs_submission *s, const char *key, size_t key_len)
+{
+    json_t *root = s->root, *v;
+    const char *str;
+    char ref[24];
+    int ref_len;
+
+    /* The key fields: without them the message is unusable (CS_INVALID). */
+    str = string_value(c, "idempotency_key", member(root, "idempotency_key"), CS_INVALID, REQUIRED,
+                       SIZE_MAX);
+    if (str && !cs_uuid_parse(str, s->idempotency_key))
+        fail(c, CS_INVALID, "field \"idempotency_key\" is not a uuid");
+    s->case_reference = reference_value(c, member(root, "case_reference"));
+    if (s->case_reference > 0) {
+        ref_len = snprintf(ref, sizeof(ref), "%" PRId64, s->case_reference);
+        if (!key)
+            fail(c, CS_INVALID, "message has no key; it must be the case reference %s", ref);
+        else if (key_len != (size_t)ref_len || memcmp(key, ref, key_len) != 0)
+            fail(c, CS_INVALID, "message key is not the case reference %s", ref);
+    }
+    s->case_type = string_value(c, "case_type", member(root, "case_type"), CS_INVALID,
+                                REQUIRED | NONEMPTY, MAX_NAME);
+    s->event_id = string_value(c, "event_id", member(root, "event_id"), CS_INVALID,
+                               REQUIRED | NONEMPTY, MAX_EVENT_ID);
+    s->user_id = string_value(c, "user_id", member(root, "user_id"), CS_INVALID,
+                              REQUIRED | NONEMPTY, MAX_USER_ID);
+
+    /* The other fields: usable, but possibly not acceptable (CS_REJECTED). */
+    s->jurisdiction = string_value(c, "jurisdiction", member(root, "jurisdiction"), CS_REJECTED,
+                                   OPTIONAL, MAX_NAME);
+    s->state = string_value(c, "state", member(root, "state"), CS_REJECTED, OPTIONAL, MAX_NAME);
+    s->summary =
+        string_value(c, "summary", member(root, "summary"), CS_REJECTED, OPTIONAL, MAX_SUMMARY);
+    s->description = string_value(c, "description", member(root, "description"), CS_REJECTED,
+                                  OPTIONAL, MAX_DESCRIPTION);
+    v = member(root, "expected_version");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+        fail(c, CS_REJECTED, "field \"expected_version\" must be an integer >= 0");
+    } else if (v) {
+        s->has_expected_version = true;
+        s->expected_version = json_integer_value(v);
+    }
+    s->data = object_value(c, root, "data");
+    s->data_merge = object_value(c, root, "data_merge");
+    if (s->data && s->data_merge)
+        fail(c, CS_REJECTED, "fields \"data\" and \"data_merge\" cannot be used together");
+    s->notes = notes_value(c, root);
+    str = string_value(c, "security_classification", member(root, "security_classification"),
+                       CS_REJECTED, OPTIONAL, MAX_NAME);
+    if (str && strcmp(str, "PUBLIC") != 0 && strcmp(str, "PRIVATE") != 0 &&
+        strcmp(str, "RESTRICTED") != 0)
+        fail(c, CS_REJECTED,
+             "field \"security_classification\" must be one of PUBLIC, PRIVATE, RESTRICTED");
+    else
+        s->security_classification = str;
+}
+
+/* Keeps reasons ASCII: jansson's text can quote (and truncate) the bytes it choked on. */
+static void ascii_only(char *text)
+{
+    for (; *text; text++) {
+        if (*text < 0x20 || *text > 0x7e)
+            *text = '?';
+    }
+}
+
+cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, size_t key_len,
+                               size_t max_bytes, cs_submission **out, char *errstr,
+                               size_t errstr_size)
+{
+    check c = {CS_VALID, errstr, errstr_size};
+    json_error_t jerr;
+    json_t *root;
+
+    *out = NULL;
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    if (len > max_bytes) {
+        fail(&c, CS_INVALID, "submission is %zu bytes, over the limit of %zu", len, max_bytes);
+        return c.verdict;
+    }
+    if (!value || len == 0) {
+        fail(&c, CS_INVALID, "submission is empty");
+        return c.verdict;
+    }
+    /* jansson rejects invalid UTF-8 and \u0000 unless told otherwise. */
+    root = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root) {
+        ascii_only(jerr.text);
+        fail(&c, CS_INVALID, "not valid JSON: %s at line %d column %d", jerr.text, jerr.line,
+             jerr.column);
+        return c.verdict;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        fail(&c, CS_INVALID, "submission is not a JSON object");
+        return c.verdict;
+    }
+    *out = calloc(1, sizeof(**out));
+    if (!*out) {
+        json_decref(root);
+        fail(&c, CS_INVALID, "out of memory");
+        return c.verdict;
+    }
+    (*out)->root = root;
+    read_fields(&c, *out, key, key_len);
+    return c.verdict;
+}
+
+void cs_submission_free(cs_submission *s)
+{
+    if (!s)
+        return;
+    json_decref(s->root);
+    free(s);
+}
+
+bool cs_submission_can_create(const cs_submission *s)
+{
+    return s && s->jurisdiction && s->state && s->data;
+}

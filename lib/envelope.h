@@ -1,0 +1,59 @@
+/* Submissions (DESIGN §3): parsing and validation, shared by the producer and the worker. */
+#ifndef CS_ENVELOPE_H
+#define CS_ENVELOPE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The verdict on a message, as the HTTP-like code of its outcome (DESIGN §4). */
+typedef enum cs_verdict {
+    CS_VALID = 0,
+    CS_INVALID = 400, /* not a usable submission: goes to the DLQ */
+    CS_REJECTED = 422 /* usable, but a field value is not acceptable */
+} cs_verdict;
+
+/* A parsed submission. Every pointer is borrowed from root, which the
+ * submission owns; NULL means the field was absent. */
+typedef struct cs_submission {
+    json_t *root;
+    char idempotency_key[37]; /* canonical lower-case UUID, "" if unreadable */
+    int64_t case_reference;   /* 0 if unreadable */
+    const char *case_type;
+    const char *jurisdiction;
+    const char *event_id;
+    const char *user_id;
+    bool has_expected_version;
+    int64_t expected_version;
+    const char *state;
+    json_t *data;                        /* object */
+    json_t *data_merge;                  /* object */
+    json_t *notes;                       /* array of {author, body} objects */
+    const char *security_classification; /* PUBLIC, PRIVATE or RESTRICTED */
+    const char *summary;
+    const char *description;
+} cs_submission;
+
+/* Parses and validates one message value. key/key_len is the Kafka message
+ * key (NULL when there is none); it must be the case reference in decimal.
+ * Messages over max_bytes are invalid without being parsed.
+ *
+ * Returns CS_VALID, CS_INVALID or CS_REJECTED. Unless the value was over
+ * max_bytes or not a JSON object, *out receives a submission (caller frees
+ * with cs_submission_free) filled as far as it could be read, so that an
+ * outcome can still name the key and reference; otherwise *out is NULL. On a
+ * verdict other than CS_VALID, errstr holds the reason (ASCII, names the
+ * field; the first CS_INVALID cause wins over any CS_REJECTED one). Running
+ * out of memory counts as CS_INVALID with the reason "out of memory". */
+cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, size_t key_len,
+                               size_t max_bytes, cs_submission **out, char *errstr,
+                               size_t errstr_size);
+
+/* Frees a submission and its JSON. Accepts NULL. */
+void cs_submission_free(cs_submission *s);
+
+/* True if the submission carries what a create needs (jurisdiction, state, data). */
+bool cs_submission_can_create(const cs_submission *s);
+
+#endif
