@@ -39,6 +39,7 @@ typedef struct cs_config {
     int redis_ttl;
     int max_message_bytes;
     int outbox_batch;
+    int outcome_retention_hours;
     /* indexer */
     int bulk_docs;
     int bulk_bytes;

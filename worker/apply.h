@@ -1,0 +1,31 @@
+/* Applying submissions in PostgreSQL (DESIGN §5): one connection, batches of jobs. */
+#ifndef CS_APPLY_H
+#define CS_APPLY_H
+
+#include "job.h"
+
+#include <stddef.h>
+
+typedef struct cs_applier cs_applier;
+
+/* Connects to PostgreSQL and prepares the statements. topic names the
+ * source topic recorded with each outcome. Returns NULL with the reason in
+ * errstr. Free with cs_applier_free. */
+cs_applier *cs_applier_new(const char *conninfo, const char *topic, char *errstr,
+                           size_t errstr_size);
+void cs_applier_free(cs_applier *a);
+
+/* Decides and applies n valid jobs (in offset order; a case's jobs all in
+ * the same call) in one transaction, each job atomic on its own: a job the
+ * database refuses is rolled back to its savepoint and rejected while the
+ * others commit. On success every job is decided (cs_job_decide or
+ * cs_job_replay) and committed. Returns 0, or CS_ERR_RETRY when PostgreSQL
+ * is unreachable or the batch raced a concurrent writer: nothing was
+ * committed and the jobs are left undecided for a retry. */
+int cs_applier_run(cs_applier *a, cs_job **jobs, size_t n, char *errstr, size_t errstr_size);
+
+/* Deletes recorded outcomes older than hours. Returns rows deleted or a
+ * negative cs_err. */
+long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr_size);
+
+#endif

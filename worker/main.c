@@ -1,0 +1,53 @@
+/* casestream-worker: reads configuration, installs signal handlers, runs the consume loop. */
+#include "config.h"
+#include "err.h"
+#include "fault.h"
+#include "log.h"
+#include "run.h"
+#include "worker.h"
+
+#include <stdio.h>
+
+static const char synopsis[] = "casestream-worker [options]";
+static const char description[] =
+    "Consumes submissions from the events topic and applies each exactly once in\n"
+    "PostgreSQL (case lock, optimistic version check, history, notes, outbox),\n"
+    "publishes one outcome per message, sends invalid messages to the DLQ and\n"
+    "relays committed changes to the changes topic. Run more processes with the\n"
+    "same --group to scale out (the events topic's partitions are the ceiling).\n"
+    "SIGTERM or SIGINT: finish the batch in hand, commit, leave the group, exit 0.";
+
+int main(int argc, char **argv)
+{
+    cs_config cfg;
+    char errstr[512];
+    cs_worker *w;
+    int rc;
+
+    cs_log_init("casestream-worker");
+    if (cs_config_load(&cfg, CS_PROG_WORKER, argc, argv, errstr, sizeof(errstr))) {
+        fprintf(stderr, "casestream-worker: %s\n", errstr);
+        cs_config_free(&cfg);
+        return CS_EXIT_CONFIG;
+    }
+    if (cfg.help || cfg.args_count > 0) {
+        cs_config_usage(cfg.help ? stdout : stderr, CS_PROG_WORKER, synopsis, description);
+        cs_config_free(&cfg);
+        return cfg.help ? 0 : CS_EXIT_CONFIG;
+    }
+    cs_fault_arm(cfg.fault);
+    if (cs_signals_install()) {
+        cs_config_free(&cfg);
+        return 1;
+    }
+    if (!(w = cs_worker_new(&cfg, errstr, sizeof(errstr)))) {
+        cs_log_error("could not start: %s", errstr);
+        cs_config_free(&cfg);
+        return 1;
+    }
+    rc = cs_worker_run(w);
+    cs_worker_free(w);
+    cs_config_free(&cfg);
+    cs_log_info("stopped");
+    return rc == CS_OK ? 0 : 1;
+}

@@ -1,0 +1,716 @@
+/* The worker's consume loop: batches, appliers in parallel by case, outcomes, Redis, offsets.
+ *
+ * One thread polls Kafka and owns every message. A batch is taken from the
+ * polled messages, its submissions are validated, repeats are answered from
+ * Redis, and the rest are split by case reference across the appliers (one
+ * PostgreSQL connection each), which run concurrently. Only when every
+ * applier has committed are the outcomes produced; only when every outcome
+ * (and DLQ copy) is delivered are the batch's offsets stored for the
+ * auto-commit. Rebalance callbacks run inside poll, between batches, so a
+ * revoke never sees half-done work: messages polled but not yet processed
+ * are dropped and will be delivered again to the new owner. */
+#include "worker.h"
+
+#include "apply.h"
+#include "err.h"
+#include "fault.h"
+#include "idem.h"
+#include "job.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "run.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct applier_slot {
+    cs_worker *w;
+    cs_applier *applier;
+    pthread_t thread;
+    cs_job **jobs;
+    size_t n;
+    int rc;
+    char errstr[512];
+} applier_slot;
+
+struct cs_worker {
+    const cs_config *cfg;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    cs_idem *idem;
+    cs_relay *relay;
+    cs_metrics_server *metrics;
+    /* polled, not yet processed */
+    rd_kafka_message_t **pending;
+    size_t npending, cap_pending;
+    bool revoked;
+    int assigned;
+    /* applier pool */
+    applier_slot *slots;
+    int nslots;
+    pthread_mutex_t mu;
+    pthread_cond_t start_cv, done_cv;
+    unsigned round;
+    int running_slots;
+    bool stopping;
+    /* health */
+    atomic_bool pg_ok;
+    atomic_bool kafka_ok;
+    long long next_lag_ms, next_prune_ms;
+    /* metrics */
+    cs_metric *outcomes[5];
+    cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *retries,
+        *dlq, *delivery_retries;
+};
+
+static const char *const status_names[5] = {"applied", "duplicate", "conflict", "rejected",
+                                            "invalid"};
+
+/* --- applier pool --------------------------------------------------------------- */
+
+static void *slot_main(void *arg)
+{
+    applier_slot *s = arg;
+    cs_worker *w = s->w;
+    unsigned seen = 0;
+
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->round == seen && !w->stopping)
+            pthread_cond_wait(&w->start_cv, &w->mu);
+        if (w->stopping) {
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
+        }
+        seen = w->round;
+        pthread_mutex_unlock(&w->mu);
+        s->rc =
+            s->n ? cs_applier_run(s->applier, s->jobs, s->n, s->errstr, sizeof(s->errstr)) : CS_OK;
+        pthread_mutex_lock(&w->mu);
+        if (--w->running_slots == 0)
+            pthread_cond_signal(&w->done_cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* Runs the undecided valid jobs on the appliers, split by case. Returns 0
+ * or CS_ERR_RETRY (some applier could not commit; its jobs stay undecided). */
+static int run_appliers(cs_worker *w, cs_job *jobs, size_t n, char *errstr, size_t errstr_size)
+{
+    int rc = CS_OK;
+    size_t todo = 0;
+
+    for (int i = 0; i < w->nslots; i++)
+        w->slots[i].n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].decided)
+            continue;
+        applier_slot *s = &w->slots[(uint64_t)jobs[i].sub->case_reference % (uint64_t)w->nslots];
+        s->jobs[s->n++] = &jobs[i];
+        todo++;
+    }
+    if (todo == 0)
+        return CS_OK;
+    pthread_mutex_lock(&w->mu);
+    w->running_slots = w->nslots;
+    w->round++;
+    pthread_cond_broadcast(&w->start_cv);
+    while (w->running_slots > 0)
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nslots; i++) {
+        if (w->slots[i].rc) {
+            snprintf(errstr, errstr_size, "%s", w->slots[i].errstr);
+            rc = CS_ERR_RETRY;
+        }
+    }
+    return rc;
+}
+
+/* --- Kafka -------------------------------------------------------------------------- */
+
+static void drop_pending(cs_worker *w)
+{
+    for (size_t i = 0; i < w->npending; i++)
+        rd_kafka_message_destroy(w->pending[i]);
+    w->npending = 0;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    cs_worker *w = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        cs_log_info("partitions assigned count=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        w->assigned = parts->cnt;
+        return;
+    }
+    /* Everything stored is complete; what is polled but unprocessed is dropped
+     * and redelivered to the next owner. */
+    cs_log_info("partitions revoked count=%d dropped=%zu", parts->cnt, w->npending);
+    drop_pending(w);
+    w->revoked = true;
+    rd_kafka_commit(rk, NULL, 0);
+    rd_kafka_assign(rk, NULL);
+    w->assigned = 0;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    cs_job *j = m->_private;
+
+    (void)rk;
+    (void)opaque;
+    if (!j)
+        return;
+    j->pending_deliveries--;
+    if (m->err) {
+        j->delivery_failed = true;
+        cs_log_warn(
+            "outcome not delivered case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
+            j->sub ? j->sub->case_reference : 0, j->partition, j->offset, rd_kafka_err2str(m->err));
+    }
+}
+
+/* Polls once; keeps a message, handles an error event. */
+static void poll_once(cs_worker *w, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout_ms);
+
+    if (!m)
+        return;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            cs_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
+        atomic_store(&w->kafka_ok, m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF);
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    atomic_store(&w->kafka_ok, true);
+    if (w->npending == w->cap_pending) {
+        w->cap_pending = w->cap_pending ? w->cap_pending * 2 : 1024;
+        w->pending = realloc(w->pending, w->cap_pending * sizeof(*w->pending));
+    }
+    w->pending[w->npending++] = m;
+}
+
+/* Polls until a batch is full or the linger time after its first message passed. */
+static void fill(cs_worker *w)
+{
+    size_t want = (size_t)w->cfg->batch_size;
+    long long deadline = 0;
+
+    while (cs_running && w->npending < want) {
+        long long now = cs_now_ms();
+        int timeout;
+
+        if (w->npending > 0 && deadline == 0)
+            deadline = now + w->cfg->batch_linger_ms;
+        if (deadline && now >= deadline)
+            break;
+        timeout = deadline ? (int)(deadline - now) : 100;
+        poll_once(w, timeout);
+        if (w->npending == 0 && deadline == 0 && !cs_running)
+            break;
+        if (w->npending == 0)
+            return; /* idle: let the caller do housekeeping */
+    }
+}
+
+static void set_paused(cs_worker *w, bool paused)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
+        return;
+    if (paused)
+        rd_kafka_pause_partitions(w->consumer, parts);
+    else
+        rd_kafka_resume_partitions(w->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* --- one batch ------------------------------------------------------------------------ */
+
+static void validate(cs_worker *w, cs_job *j)
+{
+    rd_kafka_message_t *m = j->msg;
+
+    j->partition = m->partition;
+    j->offset = m->offset;
+    j->verdict = cs_submission_parse(m->payload, m->len, m->key, m->key_len,
+                                     (size_t)w->cfg->max_message_bytes, &j->sub, j->reason,
+                                     sizeof(j->reason));
+    if (j->verdict == CS_INVALID)
+        cs_job_decide(j, "invalid", 400, 0, 0, 0, j->reason);
+    else if (j->verdict == CS_REJECTED)
+        cs_job_decide(j, "rejected", 422, 0, 0, 0, j->reason);
+    if (j->verdict != CS_VALID)
+        cs_log_info("submission %s case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
+                    j->status, j->sub ? j->sub->case_reference : 0, j->partition, j->offset,
+                    j->reason);
+}
+
+/* Answers repeats of applied keys from Redis. */
+static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
+{
+    int64_t *refs = calloc(n, sizeof(*refs));
+    const char **keys = calloc(n, sizeof(*keys));
+    char **found = calloc(n, sizeof(*found));
+    size_t *index = calloc(n, sizeof(*index));
+    size_t m = 0;
+    char errstr[256];
+
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].decided)
+            continue;
+        refs[m] = jobs[i].sub->case_reference;
+        keys[m] = jobs[i].sub->idempotency_key;
+        index[m++] = i;
+    }
+    if (cs_idem_get(w->idem, m, refs, keys, found, errstr, sizeof(errstr))) {
+        cs_metric_inc(w->redis_fallbacks, 1);
+        cs_log_warn("redis unavailable, using postgresql alone: %s", errstr);
+    }
+    for (size_t k = 0; k < m; k++) {
+        cs_job *j = &jobs[index[k]];
+        json_t *o;
+
+        if (!found[k])
+            continue;
+        o = json_loads(found[k], 0, NULL);
+        json_t *src = json_object_get(o, "source");
+        /* The same source position is a redelivery: the same outcome again. */
+        if (json_integer_value(json_object_get(src, "partition")) == j->partition &&
+            json_integer_value(json_object_get(src, "offset")) == j->offset)
+            cs_job_replay(j, found[k]);
+        else
+            cs_job_duplicate_of(j, found[k]);
+        if (j->decided)
+            cs_metric_inc(w->redis_hits, 1);
+        json_decref(o);
+        free(found[k]);
+    }
+    free(refs);
+    free(keys);
+    free(found);
+    free(index);
+}
+
+static void remember_applied(cs_worker *w, cs_job *jobs, size_t n)
+{
+    int64_t *refs = calloc(n, sizeof(*refs));
+    const char **keys = calloc(n, sizeof(*keys));
+    const char **outs = calloc(n, sizeof(*outs));
+    size_t m = 0;
+    char errstr[256];
+
+    for (size_t i = 0; i < n; i++) {
+        if (!jobs[i].applied)
+            continue;
+        refs[m] = jobs[i].sub->case_reference;
+        keys[m] = jobs[i].sub->idempotency_key;
+        outs[m++] = jobs[i].outcome;
+    }
+    if (cs_idem_put(w->idem, m, refs, keys, outs, errstr, sizeof(errstr))) {
+        cs_metric_inc(w->redis_fallbacks, 1);
+        cs_log_warn("redis unavailable, idempotency kept in postgresql only: %s", errstr);
+    }
+    free(refs);
+    free(keys);
+    free(outs);
+}
+
+static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
+{
+    char keybuf[24];
+    size_t klen;
+    const char *key = cs_job_result_key(j, &klen, keybuf, sizeof(keybuf));
+    rd_kafka_resp_err_t err;
+
+    j->delivery_failed = false;
+    err = rd_kafka_producev(
+        w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_results), RD_KAFKA_V_KEY(key, klen),
+        RD_KAFKA_V_VALUE(j->outcome, strlen(j->outcome)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+    if (err)
+        return err;
+    j->pending_deliveries++;
+    if (strcmp(j->status, "invalid") == 0) {
+        char part[16], off[24];
+        rd_kafka_message_t *m = j->msg;
+
+        snprintf(part, sizeof(part), "%" PRId32, j->partition);
+        snprintf(off, sizeof(off), "%" PRId64, j->offset);
+        err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_HEADER("error", j->reason, -1),
+            RD_KAFKA_V_HEADER("source.topic", w->cfg->topic_events, -1),
+            RD_KAFKA_V_HEADER("source.partition", part, -1),
+            RD_KAFKA_V_HEADER("source.offset", off, -1), RD_KAFKA_V_END);
+        if (err)
+            return err;
+        j->pending_deliveries++;
+    }
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Hands every outcome (and DLQ copy) to the producer and waits until all are
+ * delivered, producing again what failed. Returns false if stopped first. */
+static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
+{
+    long backoff = 100;
+
+    for (size_t i = 0; i < n; i++)
+        jobs[i].delivery_failed = true; /* not yet produced */
+    for (;;) {
+        bool all = true;
+
+        for (size_t i = 0; i < n; i++) {
+            if (!jobs[i].delivery_failed)
+                continue;
+            while (jobs[i].pending_deliveries > 0)
+                rd_kafka_poll(w->producer, 100);
+            rd_kafka_resp_err_t err = produce_job(w, &jobs[i]);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(w->producer, 100);
+                i--;
+                continue;
+            }
+            if (err)
+                jobs[i].delivery_failed = true;
+        }
+        rd_kafka_flush(w->producer, 30000);
+        for (size_t i = 0; i < n; i++)
+            all = all && !jobs[i].delivery_failed && jobs[i].pending_deliveries == 0;
+        if (all)
+            return true;
+        atomic_store(&w->kafka_ok, false);
+        cs_metric_inc(w->delivery_retries, 1);
+        if (!cs_running)
+            return false;
+        cs_log_warn("outcomes not delivered, retrying in %ld ms", backoff);
+        cs_sleep_ms(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+static void store_offsets(cs_worker *w, cs_job *jobs, size_t n)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(parts, w->cfg->topic_events, jobs[i].partition);
+
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(parts, w->cfg->topic_events, jobs[i].partition);
+        if (jobs[i].offset + 1 > p->offset)
+            p->offset = jobs[i].offset + 1;
+    }
+    rd_kafka_offsets_store(w->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Waits out a PostgreSQL failure while serving the group; false if the batch
+ * must be dropped (revoked or stopping). */
+static bool backoff_wait(cs_worker *w, long ms)
+{
+    long long until = cs_now_ms() + ms;
+
+    while (cs_running && !w->revoked && cs_now_ms() < until)
+        poll_once(w, 100);
+    return cs_running && !w->revoked;
+}
+
+static void process(cs_worker *w, cs_job *jobs, size_t n)
+{
+    long long t0 = cs_now_us();
+    long backoff = 200;
+    char errstr[512];
+    bool paused = false;
+    size_t valid = 0;
+
+    w->revoked = false;
+    for (size_t i = 0; i < n; i++) {
+        validate(w, &jobs[i]);
+        valid += jobs[i].verdict == CS_VALID;
+    }
+    if (valid)
+        redis_fast_path(w, jobs, n);
+    while (run_appliers(w, jobs, n, errstr, sizeof(errstr)) != CS_OK) {
+        atomic_store(&w->pg_ok, false);
+        cs_metric_inc(w->retries, 1);
+        cs_log_warn("batch not committed, retrying in %ld ms: %s", backoff, errstr);
+        if (!paused) {
+            set_paused(w, true);
+            paused = true;
+        }
+        if (!backoff_wait(w, backoff)) {
+            cs_log_info("batch dropped before commit size=%zu (redelivered later)", n);
+            return;
+        }
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    if (paused)
+        set_paused(w, false);
+    atomic_store(&w->pg_ok, true);
+    cs_metric_observe(w->apply_seconds, (double)(cs_now_us() - t0) / 1e6);
+    cs_fault_point("after_commit");
+    if (w->relay)
+        cs_relay_kick(w->relay);
+    if (!deliver(w, jobs, n))
+        return;
+    remember_applied(w, jobs, n);
+    cs_fault_point("after_outcome");
+    if (w->revoked)
+        return;
+    store_offsets(w, jobs, n);
+    for (size_t i = 0; i < n; i++) {
+        for (int s = 0; s < 5; s++)
+            if (strcmp(jobs[i].status, status_names[s]) == 0)
+                cs_metric_inc(w->outcomes[s], 1);
+        if (strcmp(jobs[i].status, "invalid") == 0)
+            cs_metric_inc(w->dlq, 1);
+        if (jobs[i].applied)
+            cs_log_debug(
+                "applied case=%" PRId64 " partition=%d offset=%" PRId64 " revision=%" PRId64,
+                jobs[i].sub->case_reference, jobs[i].partition, jobs[i].offset, jobs[i].revision);
+    }
+    cs_metric_set(w->batch_size, (long long)n);
+    cs_metric_inc(w->batches, 1);
+}
+
+/* --- housekeeping --------------------------------------------------------------------- */
+
+static void update_lag(cs_worker *w)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    long long lag = 0;
+
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
+        return;
+    rd_kafka_position(w->consumer, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t lo, hi;
+
+        if (parts->elems[i].offset < 0 ||
+            rd_kafka_get_watermark_offsets(w->consumer, parts->elems[i].topic,
+                                           parts->elems[i].partition, &lo, &hi))
+            continue;
+        if (hi > parts->elems[i].offset)
+            lag += hi - parts->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    cs_metric_set(w->lag, lag);
+}
+
+static void housekeeping(cs_worker *w)
+{
+    long long now = cs_now_ms();
+    char errstr[256];
+
+    if (now >= w->next_lag_ms) {
+        update_lag(w);
+        w->next_lag_ms = now + 2000;
+    }
+    if (now >= w->next_prune_ms) {
+        long long n = cs_applier_prune(w->slots[0].applier, w->cfg->outcome_retention_hours, errstr,
+                                       sizeof(errstr));
+        if (n > 0)
+            cs_log_info("pruned recorded outcomes rows=%lld", n);
+        w->next_prune_ms = now + 10 * 60 * 1000;
+    }
+}
+
+int cs_worker_run(cs_worker *w)
+{
+    char errstr[512];
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+    cs_job *jobs = calloc((size_t)w->cfg->batch_size, sizeof(*jobs));
+
+    rd_kafka_topic_partition_list_add(topics, w->cfg->topic_events, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(w->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        cs_log_error("could not subscribe to %s: %s", w->cfg->topic_events, rd_kafka_err2str(err));
+        free(jobs);
+        return CS_ERR;
+    }
+    cs_log_info("consuming topic=%s group=%s appliers=%d batch=%d", w->cfg->topic_events,
+                w->cfg->group, w->cfg->appliers, w->cfg->batch_size);
+    while (cs_running) {
+        size_t n;
+
+        fill(w);
+        housekeeping(w);
+        if (w->npending == 0)
+            continue;
+        n = w->npending < (size_t)w->cfg->batch_size ? w->npending : (size_t)w->cfg->batch_size;
+        for (size_t i = 0; i < n; i++)
+            jobs[i].msg = w->pending[i];
+        memmove(w->pending, w->pending + n, (w->npending - n) * sizeof(*w->pending));
+        w->npending -= n;
+        process(w, jobs, n);
+        for (size_t i = 0; i < n; i++)
+            cs_job_clear(&jobs[i]);
+    }
+    cs_log_info("stopping: committing offsets and leaving the group");
+    drop_pending(w);
+    err = rd_kafka_commit(w->consumer, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        cs_log_warn("final offset commit: %s", rd_kafka_err2str(err));
+    rd_kafka_consumer_close(w->consumer);
+    (void)errstr;
+    free(jobs);
+    return CS_OK;
+}
+
+/* --- construction --------------------------------------------------------------------- */
+
+static bool health(char *detail, size_t size, void *ctx)
+{
+    cs_worker *w = ctx;
+    bool pg = atomic_load(&w->pg_ok), kafka = atomic_load(&w->kafka_ok);
+
+    snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d",
+             pg && kafka ? "ok" : "degraded", pg ? "up" : "down", kafka ? "up" : "down",
+             cs_idem_up(w->idem) ? "up" : "down", w->assigned);
+    return pg && kafka;
+}
+
+static void register_metrics(cs_worker *w)
+{
+    static const char *const names[5] = {"casestream_worker_outcomes_total{status=\"applied\"}",
+                                         "casestream_worker_outcomes_total{status=\"duplicate\"}",
+                                         "casestream_worker_outcomes_total{status=\"conflict\"}",
+                                         "casestream_worker_outcomes_total{status=\"rejected\"}",
+                                         "casestream_worker_outcomes_total{status=\"invalid\"}"};
+
+    for (int i = 0; i < 5; i++)
+        w->outcomes[i] = cs_metric_counter(names[i], "outcomes published, by status");
+    w->apply_seconds = cs_metric_histogram("casestream_worker_apply_seconds",
+                                           "time to decide and commit one batch");
+    w->batch_size = cs_metric_gauge("casestream_worker_batch_size", "size of the last batch");
+    w->batches = cs_metric_counter("casestream_worker_batches_total", "batches completed");
+    w->redis_fallbacks = cs_metric_counter("casestream_worker_redis_fallbacks_total",
+                                           "Redis operations that failed; PostgreSQL alone used");
+    w->redis_hits = cs_metric_counter("casestream_worker_redis_hits_total",
+                                      "repeats answered from Redis without PostgreSQL");
+    w->lag = cs_metric_gauge("casestream_worker_lag", "messages behind the end of the topic");
+    w->retries = cs_metric_counter("casestream_worker_batch_retries_total",
+                                   "batches retried after a PostgreSQL failure");
+    w->dlq = cs_metric_counter("casestream_worker_dlq_total", "messages sent to the DLQ");
+    w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
+                                            "rounds of outcome deliveries retried");
+}
+
+cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    static const char *const consumer_defaults[] = {
+        "enable.auto.commit", "true", "enable.auto.offset.store", "false",
+        "auto.commit.interval.ms", "1000", "auto.offset.reset", "earliest",
+        /* Eager assignment: librdkafka 2.0.2's cooperative-sticky has known bugs. */
+        "partition.assignment.strategy", "range,roundrobin", "enable.partition.eof", "false", NULL};
+    cs_worker *w = calloc(1, sizeof(*w));
+    rd_kafka_conf_t *conf = NULL;
+    const char *group_prop[] = {"group.id", cfg->group, NULL};
+
+    if (!w)
+        return NULL;
+    w->cfg = cfg;
+    atomic_store(&w->pg_ok, true);
+    atomic_store(&w->kafka_ok, true);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->start_cv, NULL);
+    pthread_cond_init(&w->done_cv, NULL);
+    register_metrics(w);
+    if (!(w->idem = cs_idem_new(cfg->redis, cfg->redis_ttl, errstr, errstr_size)))
+        goto fail;
+    /* Consumer. */
+    if (!(conf = cs_kafka_conf_new(cfg, consumer_defaults, errstr, errstr_size)))
+        goto fail;
+    if (rd_kafka_conf_set(conf, group_prop[0], group_prop[1], errstr, errstr_size) !=
+        RD_KAFKA_CONF_OK)
+        goto fail;
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, w);
+    if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        goto fail;
+    conf = NULL;
+    rd_kafka_poll_set_consumer(w->consumer);
+    /* Producer of outcomes and DLQ copies. */
+    if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size)))
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    w->producer = cs_kafka_producer_new(cfg, conf, errstr, errstr_size);
+    conf = NULL;
+    if (!w->producer)
+        goto fail;
+    /* Appliers. */
+    w->nslots = cfg->appliers;
+    w->slots = calloc((size_t)w->nslots, sizeof(*w->slots));
+    for (int i = 0; i < w->nslots; i++) {
+        applier_slot *s = &w->slots[i];
+
+        s->w = w;
+        s->jobs = calloc((size_t)cfg->batch_size, sizeof(*s->jobs));
+        if (!(s->applier = cs_applier_new(cfg->pg, cfg->topic_events, errstr, errstr_size)) ||
+            pthread_create(&s->thread, NULL, slot_main, s) != 0)
+            goto fail;
+    }
+    if (!(w->relay = cs_relay_start(cfg, errstr, errstr_size)))
+        goto fail;
+    if (cfg->metrics_port > 0 &&
+        !(w->metrics = cs_metrics_server_start(cfg->metrics_host, cfg->metrics_port, health, w,
+                                               errstr, errstr_size)))
+        goto fail;
+    return w;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    cs_worker_free(w);
+    return NULL;
+}
+
+void cs_worker_free(cs_worker *w)
+{
+    if (!w)
+        return;
+    cs_metrics_server_free(w->metrics);
+    cs_relay_stop(w->relay);
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->start_cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; w->slots && i < w->nslots; i++) {
+        if (w->slots[i].thread)
+            pthread_join(w->slots[i].thread, NULL);
+        cs_applier_free(w->slots[i].applier);
+        free(w->slots[i].jobs);
+    }
+    free(w->slots);
+    if (w->producer) {
+        rd_kafka_flush(w->producer, 10000);
+        rd_kafka_destroy(w->producer);
+    }
+    if (w->consumer)
+        rd_kafka_destroy(w->consumer);
+    drop_pending(w);
+    free(w->pending);
+    cs_idem_free(w->idem);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->start_cv);
+    pthread_cond_destroy(&w->done_cv);
+    free(w);
+}

@@ -1,0 +1,23 @@
+/* casestream-worker: consumes submissions, applies them, publishes outcomes (DESIGN §5). */
+#ifndef CS_WORKER_H
+#define CS_WORKER_H
+
+#include "config.h"
+
+#include <stddef.h>
+
+typedef struct cs_worker cs_worker;
+
+/* Builds the worker: Kafka consumer and producer, appliers, Redis client,
+ * outbox relay and metrics endpoint. cfg is borrowed for the worker's life.
+ * Returns NULL with the reason in errstr. */
+cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size);
+
+/* Consumes until cs_running is cleared, then drains: finishes the batch in
+ * hand, commits offsets, leaves the group. Returns 0 or a cs_err. */
+int cs_worker_run(cs_worker *w);
+
+/* Frees everything. Accepts NULL. */
+void cs_worker_free(cs_worker *w);
+
+#endif
