@@ -55,6 +55,10 @@ typedef struct cs_config {
     const char *sql_dir;
     const char *case_type;
     int limit;
+    int cases;
+    int events;
+    const char *base_ref;
+    int seed;
     /* operations */
     int metrics_port;
     const char *metrics_host;
