@@ -104,16 +104,17 @@ test:
 	$(BUILD)/casestream topics create
 	$(UNIT_BIN)
 	$(IT_BIN)
+	scripts/chaos.sh --short
 
 run:
 	$(STACK) up
 	$(MAKE) all
 	$(BUILD)/casestream migrate
 	$(BUILD)/casestream topics create
-	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; fi
+	scripts/demo.sh run
 
 stop:
-	@if [ -x scripts/demo.sh ]; then scripts/demo.sh stop; fi
+	scripts/demo.sh stop
 	$(STACK) down
 
 bench:
