@@ -389,7 +389,7 @@ static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
             if (err)
                 jobs[i].delivery_failed = true;
         }
-        rd_kafka_flush(w->producer, 30000);
+        rd_kafka_flush(w->producer, 5000);
         for (size_t i = 0; i < n; i++)
             all = all && !jobs[i].delivery_failed && jobs[i].pending_deliveries == 0;
         if (all)
