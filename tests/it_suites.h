@@ -1,3 +1,4 @@
 /* The integration-test suites (real services), one line each. */
 
 X(it_services_suite)
+X(it_producer_suite)
