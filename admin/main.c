@@ -13,8 +13,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"migrate", cs_admin_migrate}, {"topics", cs_admin_topics},     {"case", cs_admin_case},
-    {"dlq", cs_admin_dlq},         {"workload", cs_admin_workload},
+    {"migrate", cs_admin_migrate}, {"topics", cs_admin_topics}, {"case", cs_admin_case},
+    {"reindex", cs_admin_reindex}, {"dlq", cs_admin_dlq},       {"workload", cs_admin_workload},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -26,6 +26,7 @@ static const char description[] =
     "  topics list                list the topics and their partition counts\n"
     "  case show REF              print a case as JSON\n"
     "  case history REF           print a case's event history, one JSON line per event\n"
+    "  reindex [--case-type T]    rebuild the Elasticsearch documents from PostgreSQL\n"
     "  dlq list [--limit N]       print the dead-letter messages, one JSON line each\n"
     "  dlq replay [--limit N]     send dead-letter messages not yet replayed back to the\n"
     "                             events topic (after fixing their cause)\n"

@@ -2,3 +2,4 @@
 
 X(it_services_suite)
 X(it_producer_suite)
+X(it_indexer_suite)

@@ -1,0 +1,431 @@
+/* The changes of one bulk: which to send, what Elasticsearch said, which offsets may be stored. */
+#include "batch.h"
+
+#include "err.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum entry_state {
+    E_PENDING,    /* to send (again) */
+    E_DONE,       /* indexed, or a newer revision is already there */
+    E_SUPERSEDED, /* a higher revision of the case in this batch stands for it */
+    E_DEAD,       /* refused for its content: a dead letter */
+    E_DROPPED     /* its partition was revoked */
+} entry_state;
+
+typedef struct entry {
+    int partition;
+    int64_t offset;
+    int64_t reference; /* 0 when the message had none */
+    int64_t revision;
+    char *index; /* NULL when the message had no usable case type */
+    char *doc;   /* the message value, NUL-terminated; freed once not needed */
+    size_t len;
+    bool is_json;
+    entry_state state;
+    bool sent;       /* answered in the current attempt */
+    char *reason;    /* E_DEAD: why */
+    bool dl_written; /* E_DEAD: recorded in ccd.index_dead_letter */
+} entry;
+
+struct cs_batch {
+    entry *e;
+    size_t n, cap;
+    size_t live;  /* entries not dropped */
+    size_t bytes; /* of the live entries' values */
+    size_t *req;  /* entry index of each action of the last built request */
+    size_t req_n, req_cap;
+};
+
+int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *revision,
+                    char *index, size_t index_size, bool *is_json, char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *root, *ref, *type, *rev;
+    int rc = CS_ERR_INVALID;
+
+    *reference = 0;
+    *revision = 0;
+    *is_json = false;
+    if (index_size > 0)
+        index[0] = '\0';
+    if (!value || len == 0) {
+        snprintf(errstr, errstr_size, "empty message");
+        return CS_ERR_INVALID;
+    }
+    if (!(root = json_loadb(value, len, 0, &jerr))) {
+        snprintf(errstr, errstr_size, "change document is not JSON: %s at line %d column %d",
+                 jerr.text, jerr.line, jerr.column);
+        return CS_ERR_INVALID;
+    }
+    *is_json = true;
+    if (!json_is_object(root)) {
+        snprintf(errstr, errstr_size, "change document is not a JSON object");
+        goto cleanup;
+    }
+    ref = json_object_get(root, "reference");
+    if (json_is_integer(ref)) {
+        *reference = json_integer_value(ref);
+    } else if (json_is_string(ref)) {
+        const char *s = json_string_value(ref);
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno == 0 && end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9')
+            *reference = v;
+    }
+    if (*reference <= 0) {
+        *reference = 0;
+        snprintf(errstr, errstr_size, "change document has no valid reference");
+        goto cleanup;
+    }
+    rev = json_object_get(root, "case_revision");
+    if (!json_is_integer(rev) || json_integer_value(rev) < 0) {
+        snprintf(errstr, errstr_size, "change document has no valid case_revision");
+        goto cleanup;
+    }
+    *revision = json_integer_value(rev);
+    type = json_object_get(root, "case_type");
+    if (!json_is_string(type)) {
+        snprintf(errstr, errstr_size, "change document has no case_type");
+        goto cleanup;
+    }
+    if (!cs_es_index_name(json_string_value(type), index, index_size)) {
+        snprintf(errstr, errstr_size, "case_type \"%.100s\" cannot name an index",
+                 json_string_value(type));
+        goto cleanup;
+    }
+    rc = CS_OK;
+cleanup:
+    json_decref(root);
+    return rc;
+}
+
+cs_batch *cs_batch_new(void)
+{
+    return calloc(1, sizeof(cs_batch));
+}
+
+static void entry_free(entry *e)
+{
+    free(e->index);
+    free(e->doc);
+    free(e->reason);
+    e->index = e->doc = e->reason = NULL;
+}
+
+void cs_batch_clear(cs_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        entry_free(&b->e[i]);
+    b->n = b->live = b->bytes = b->req_n = 0;
+}
+
+void cs_batch_free(cs_batch *b)
+{
+    if (!b)
+        return;
+    cs_batch_clear(b);
+    free(b->e);
+    free(b->req);
+    free(b);
+}
+
+int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *value, size_t len)
+{
+    char index[256], why[512];
+    entry *e;
+
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        entry *grown = realloc(b->e, cap * sizeof(*grown));
+
+        if (!grown)
+            return CS_ERR;
+        b->e = grown;
+        b->cap = cap;
+    }
+    e = &b->e[b->n];
+    memset(e, 0, sizeof(*e));
+    e->partition = partition;
+    e->offset = offset;
+    e->len = value ? len : 0;
+    if (!(e->doc = malloc(e->len + 1)))
+        return CS_ERR;
+    if (e->len)
+        memcpy(e->doc, value, e->len);
+    e->doc[e->len] = '\0';
+    if (cs_change_parse(value, e->len, &e->reference, &e->revision, index, sizeof(index),
+                        &e->is_json, why, sizeof(why)) != CS_OK) {
+        e->state = E_DEAD;
+        if (!(e->reason = strdup(why))) {
+            entry_free(e);
+            return CS_ERR;
+        }
+    } else {
+        e->state = E_PENDING;
+        if (!(e->index = strdup(index))) {
+            entry_free(e);
+            return CS_ERR;
+        }
+    }
+    b->n++;
+    b->live++;
+    b->bytes += e->len;
+    return CS_OK;
+}
+
+size_t cs_batch_count(const cs_batch *b)
+{
+    return b->live;
+}
+
+size_t cs_batch_bytes(const cs_batch *b)
+{
+    return b->bytes;
+}
+
+/* Orders pending entries by partition, case, then newest revision (and, for
+ * equal revisions, latest offset) first. */
+static const cs_batch *sort_batch;
+
+static int by_case_newest_first(const void *pa, const void *pb)
+{
+    const entry *a = &sort_batch->e[*(const size_t *)pa];
+    const entry *b = &sort_batch->e[*(const size_t *)pb];
+
+    if (a->partition != b->partition)
+        return a->partition < b->partition ? -1 : 1;
+    if (a->reference != b->reference)
+        return a->reference < b->reference ? -1 : 1;
+    if (a->revision != b->revision)
+        return a->revision > b->revision ? -1 : 1;
+    if (a->offset != b->offset)
+        return a->offset > b->offset ? -1 : 1;
+    return 0;
+}
+
+void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats)
+{
+    size_t *idx, k = 0;
+
+    for (size_t i = 0; i < b->n; i++)
+        b->e[i].sent = false;
+    /* Keep only the newest revision per case. If memory is short, sending
+     * every revision is still correct (external_gte), only slower. */
+    if (!(idx = malloc((b->n ? b->n : 1) * sizeof(*idx))))
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->e[i].state == E_PENDING)
+            idx[k++] = i;
+    sort_batch = b; /* qsort has no context argument; the indexer is single-threaded */
+    qsort(idx, k, sizeof(*idx), by_case_newest_first);
+    sort_batch = NULL;
+    for (size_t j = 1; j < k; j++) {
+        entry *prev = &b->e[idx[j - 1]], *cur = &b->e[idx[j]];
+
+        if (cur->partition == prev->partition && cur->reference == prev->reference) {
+            /* prev is the newest of the run: idx is sorted newest first. */
+            cur->state = E_SUPERSEDED;
+            free(cur->doc);
+            cur->doc = NULL;
+            if (stats)
+                stats->superseded++;
+        }
+    }
+    free(idx);
+}
+
+int cs_batch_build(cs_batch *b, cs_es_bulk *body, size_t max_docs)
+{
+    cs_es_bulk_reset(body);
+    b->req_n = 0;
+    for (size_t i = 0; i < b->n && b->req_n < max_docs; i++) {
+        entry *e = &b->e[i];
+
+        if (e->state != E_PENDING || e->sent)
+            continue;
+        if (b->req_n == b->req_cap) {
+            size_t cap = b->req_cap ? b->req_cap * 2 : 256;
+            size_t *grown = realloc(b->req, cap * sizeof(*grown));
+
+            if (!grown)
+                return CS_ERR;
+            b->req = grown;
+            b->req_cap = cap;
+        }
+        if (cs_es_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
+            return CS_ERR;
+        b->req[b->req_n++] = i;
+    }
+    return (int)b->req_n;
+}
+
+static void make_dead(entry *e, const char *reason)
+{
+    e->state = E_DEAD;
+    free(e->reason);
+    e->reason = strdup(reason ? reason : "rejected");
+}
+
+void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_stats *stats)
+{
+    cs_batch_stats ignored = {0};
+
+    if (!stats)
+        stats = &ignored;
+    for (size_t i = 0; i < n && i < b->req_n; i++) {
+        entry *e = &b->e[b->req[i]];
+
+        e->sent = true;
+        switch (items[i].outcome) {
+        case CS_ES_OK:
+            e->state = E_DONE;
+            stats->indexed++;
+            break;
+        case CS_ES_CONFLICT:
+            e->state = E_DONE;
+            stats->conflicts++;
+            break;
+        case CS_ES_RETRY:
+            stats->retries++;
+            break;
+        case CS_ES_REJECTED:
+            make_dead(e, items[i].reason);
+            stats->rejected++;
+            break;
+        }
+        if (e->state == E_DONE) {
+            free(e->doc); /* not needed any more */
+            e->doc = NULL;
+        }
+    }
+    b->req_n = 0;
+}
+
+void cs_batch_reject_request(cs_batch *b, const char *reason, cs_batch_stats *stats)
+{
+    for (size_t i = 0; i < b->req_n; i++) {
+        entry *e = &b->e[b->req[i]];
+
+        e->sent = true;
+        make_dead(e, reason);
+        if (stats)
+            stats->rejected++;
+    }
+    b->req_n = 0;
+}
+
+bool cs_batch_pending(const cs_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->e[i].state == E_PENDING)
+            return true;
+    return false;
+}
+
+size_t cs_batch_dead_letters(const cs_batch *b, const char *topic, cs_dead_letter **out)
+{
+    size_t k = 0, count = 0;
+    cs_dead_letter *dl;
+
+    *out = NULL;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->e[i].state == E_DEAD && !b->e[i].dl_written)
+            count++;
+    if (count == 0)
+        return 0;
+    if (!(dl = calloc(count, sizeof(*dl))))
+        return (size_t)-1;
+    for (size_t i = 0; i < b->n; i++) {
+        const entry *e = &b->e[i];
+
+        if (e->state != E_DEAD || e->dl_written)
+            continue;
+        dl[k].reference = e->reference;
+        dl[k].revision = e->revision;
+        dl[k].index = e->index;
+        dl[k].reason = e->reason ? e->reason : "rejected";
+        dl[k].doc = e->doc;
+        dl[k].doc_is_json = e->is_json;
+        dl[k].topic = topic;
+        dl[k].partition = e->partition;
+        dl[k].offset = e->offset;
+        k++;
+    }
+    *out = dl;
+    return count;
+}
+
+void cs_batch_dead_letters_written(cs_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        entry *e = &b->e[i];
+
+        if (e->state == E_DEAD && !e->dl_written) {
+            e->dl_written = true;
+            free(e->doc);
+            e->doc = NULL;
+        }
+    }
+}
+
+bool cs_batch_resolved(const cs_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const entry *e = &b->e[i];
+
+        if (e->state == E_PENDING || (e->state == E_DEAD && !e->dl_written))
+            return false;
+    }
+    return true;
+}
+
+void cs_batch_drop_partition(cs_batch *b, int partition)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        entry *e = &b->e[i];
+
+        if (e->partition != partition || e->state == E_DROPPED)
+            continue;
+        e->state = E_DROPPED;
+        b->live--;
+        b->bytes -= e->len;
+        free(e->doc);
+        e->doc = NULL;
+    }
+    /* The last built request may name dropped entries: it is not applied. */
+    b->req_n = 0;
+}
+
+size_t cs_batch_offsets(const cs_batch *b, int *partitions, int64_t *offsets, size_t max)
+{
+    size_t np = 0;
+
+    /* Partitions per batch are few: a linear scan is cheaper than a map. */
+    for (size_t i = 0; i < b->n; i++) {
+        const entry *e = &b->e[i];
+        size_t j = 0;
+
+        if (e->state == E_DROPPED)
+            continue;
+        while (j < np && partitions[j] != e->partition)
+            j++;
+        if (j == np) {
+            if (np == max)
+                continue; /* the caller's arrays are too small; see the header */
+            partitions[np] = e->partition;
+            offsets[np++] = e->offset + 1;
+        } else if (e->offset + 1 > offsets[j]) {
+            offsets[j] = e->offset + 1;
+        }
+    }
+    return np;
+}

@@ -1,0 +1,662 @@
+/* The indexer loop: consume case-changes, bulk-write to Elasticsearch, store offsets when
+ * acknowledged. */
+#include "indexer.h"
+
+#include "fault.h"
+
+#include "batch.h"
+#include "db.h"
+#include "err.h"
+#include "es.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "run.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Backoff of a failed attempt: 100 ms doubling up to 30 s, jittered. */
+#define BACKOFF_BASE_MS 100
+#define BACKOFF_CAP_MS  30000
+/* How long a stop may spend finishing the current bulk. */
+#define DRAIN_MS 10000
+/* How often the lag gauge is refreshed. */
+#define LAG_EVERY_MS 1000
+
+const char *const cs_indexer_faults[] = {"before_bulk", "after_bulk_before_commit", "after_commit",
+                                         NULL};
+
+struct cs_indexer {
+    const cs_config *cfg;
+    rd_kafka_t *rk;
+    cs_es *es;
+    PGconn *pg; /* for dead letters; connected when first needed */
+    cs_batch *batch;
+    cs_es_bulk body;
+    cs_es_item *items;
+    size_t items_cap;
+    int *parts; /* scratch for the offsets to store */
+    int64_t *offs;
+    size_t offs_cap;
+    long long first_ms; /* arrival of the batch's first message */
+    long long retry_at; /* next attempt of a failed batch; 0: not backing off */
+    int attempt;        /* failed attempts of the current batch */
+    size_t chunk;       /* most actions per request; halved on 413 */
+    bool paused;        /* the assigned partitions are paused */
+    bool draining;      /* stopping: no new messages join the batch */
+    bool fatal;
+    unsigned seed;
+    long long lag_at;
+    pthread_mutex_t health_lock;
+    bool healthy;
+    char health[512];
+};
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+static struct {
+    cs_metric *messages, *indexed, *conflicts, *superseded, *item_retries, *request_retries,
+        *dead_letters, *bulks, *bulk_seconds, *lag, *paused;
+} M;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void register_metrics(void)
+{
+    M.messages = cs_metric_counter("casestream_indexer_messages_total",
+                                   "change messages consumed from Kafka");
+    M.indexed = cs_metric_counter("casestream_indexer_documents_indexed_total",
+                                  "documents written to Elasticsearch");
+    M.conflicts = cs_metric_counter("casestream_indexer_conflicts_total",
+                                    "documents already in the index with this or a newer revision");
+    M.superseded = cs_metric_counter("casestream_indexer_superseded_total",
+                                     "changes not sent: a newer revision was in the same bulk");
+    M.item_retries =
+        cs_metric_counter("casestream_indexer_retries_total{kind=\"item\"}",
+                          "retries: documents (429/5xx items) and whole bulk requests");
+    M.request_retries =
+        cs_metric_counter("casestream_indexer_retries_total{kind=\"request\"}", "retries");
+    M.dead_letters = cs_metric_counter("casestream_indexer_dead_letters_total",
+                                       "changes recorded in ccd.index_dead_letter");
+    M.bulks = cs_metric_counter("casestream_indexer_bulk_requests_total",
+                                "bulk requests sent to Elasticsearch");
+    M.bulk_seconds =
+        cs_metric_histogram("casestream_indexer_bulk_seconds", "latency of one bulk request");
+    M.lag = cs_metric_gauge("casestream_indexer_lag",
+                            "changes in the assigned partitions not yet acknowledged");
+    M.paused = cs_metric_gauge("casestream_indexer_paused",
+                               "1 while consumption is paused for Elasticsearch");
+}
+
+/* ---- health and faults ------------------------------------------------------------------ */
+
+static void set_health(cs_indexer *ix, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_health(cs_indexer *ix, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&ix->health_lock);
+    ix->healthy = ok;
+    va_start(ap, fmt);
+    vsnprintf(ix->health, sizeof(ix->health), fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&ix->health_lock);
+}
+
+bool cs_indexer_health(char *detail, size_t size, void *ctx)
+{
+    cs_indexer *ix = ctx;
+    bool ok;
+
+    pthread_mutex_lock(&ix->health_lock);
+    ok = ix->healthy;
+    snprintf(detail, size, "%s", ix->health);
+    pthread_mutex_unlock(&ix->health_lock);
+    return ok;
+}
+
+/* ---- Kafka ------------------------------------------------------------------------------ */
+
+static void set_paused(cs_indexer *ix, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+
+    if (rd_kafka_assignment(ix->rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (a->cnt > 0) {
+            if (pause)
+                rd_kafka_pause_partitions(ix->rk, a);
+            else
+                rd_kafka_resume_partitions(ix->rk, a);
+        }
+        rd_kafka_topic_partition_list_destroy(a);
+    }
+    if (ix->paused != pause)
+        cs_log_info("%s consumption of topic=%s", pause ? "pausing" : "resuming",
+                    ix->cfg->topic_changes);
+    ix->paused = pause;
+    cs_metric_set(M.paused, pause ? 1 : 0);
+}
+
+static void reset_batch(cs_indexer *ix)
+{
+    cs_batch_clear(ix->batch);
+    ix->attempt = 0;
+    ix->retry_at = 0;
+    ix->first_ms = 0;
+    ix->chunk = (size_t)ix->cfg->bulk_docs;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    cs_indexer *ix = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
+            cs_log_info("assigned topic=%s partition=%" PRId32, parts->elems[i].topic,
+                        parts->elems[i].partition);
+        if (coop)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        /* New partitions join a paused consumer paused: the batch waits. */
+        if (ix->paused || ix->draining)
+            rd_kafka_pause_partitions(rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        /* The pending work of revoked partitions is dropped, not finished:
+         * their offsets were never stored (they are stored only after the
+         * whole bulk is acknowledged), so the partitions' next owner
+         * receives those changes again and writes them with the same
+         * external versions, which changes nothing. Finishing them here
+         * instead would hold up the rebalance for as long as Elasticsearch
+         * is down. What was fully acknowledged is committed now. */
+        for (int i = 0; i < parts->cnt; i++) {
+            cs_log_info("revoked topic=%s partition=%" PRId32, parts->elems[i].topic,
+                        parts->elems[i].partition);
+            cs_batch_drop_partition(ix->batch, parts->elems[i].partition);
+        }
+        if (!rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+
+            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                cs_log_warn("could not commit offsets on revoke: %s", rd_kafka_err2str(cerr));
+        }
+        if (coop)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+        if (cs_batch_count(ix->batch) == 0) {
+            reset_batch(ix);
+            if (!coop)
+                ix->paused = false;
+        }
+    } else {
+        cs_log_error("rebalance failed: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        cs_log_error("rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+static void update_lag(cs_indexer *ix)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    long long lag = (long long)cs_batch_count(ix->batch);
+
+    if (rd_kafka_assignment(ix->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_position(ix->rk, a);
+    for (int i = 0; i < a->cnt; i++) {
+        int64_t lo, hi, pos = a->elems[i].offset;
+
+        if (rd_kafka_get_watermark_offsets(ix->rk, a->elems[i].topic, a->elems[i].partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        if (pos < 0)
+            pos = lo;
+        if (hi > pos)
+            lag += hi - pos;
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    cs_metric_set(M.lag, lag);
+}
+
+/* ---- one attempt at the batch ------------------------------------------------------------ */
+
+/* Records the batch's dead letters; false if PostgreSQL failed (retry later). */
+static bool write_dead_letters(cs_indexer *ix)
+{
+    cs_dead_letter *dl = NULL;
+    size_t n = cs_batch_dead_letters(ix->batch, ix->cfg->topic_changes, &dl);
+    char errstr[1024];
+    int rc;
+
+    if (n == 0)
+        return true;
+    if (n == (size_t)-1) {
+        cs_log_error("out of memory listing dead letters");
+        return false;
+    }
+    if (!ix->pg && !(ix->pg = cs_db_connect(ix->cfg->pg, errstr, sizeof(errstr)))) {
+        cs_log_warn("could not connect to postgresql for dead letters: %s", errstr);
+        free(dl);
+        return false;
+    }
+    rc = cs_es_dead_letters_write(ix->pg, dl, n, errstr, sizeof(errstr));
+    if (rc) {
+        cs_log_warn("could not record %zu dead letters: %s", n, errstr);
+        if (PQstatus(ix->pg) != CONNECTION_OK) {
+            PQfinish(ix->pg);
+            ix->pg = NULL;
+        }
+        free(dl);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        cs_log_error("dead letter case=%" PRId64 " revision=%" PRId64
+                     " index=%s partition=%d offset=%" PRId64 ": %s",
+                     dl[i].reference, dl[i].revision, dl[i].index ? dl[i].index : "-",
+                     dl[i].partition, dl[i].offset, dl[i].reason);
+    cs_metric_inc(M.dead_letters, (long long)n);
+    cs_batch_dead_letters_written(ix->batch);
+    free(dl);
+    return true;
+}
+
+/* Sends every pending change of the batch once. Returns true when the batch
+ * is resolved; otherwise schedules the next attempt and pauses consumption. */
+static bool attempt(cs_indexer *ix)
+{
+    cs_batch_stats st = {0, 0, 0, 0, 0};
+    char errstr[1024], why[1200] = "";
+    bool failed = false;
+
+    if (ix->attempt == 0)
+        cs_fault_point("before_bulk");
+    cs_batch_begin_attempt(ix->batch, &st);
+    for (;;) {
+        cs_es_response r = CS_ES_RESPONSE_INIT;
+        long long t0;
+        int n = cs_batch_build(ix->batch, &ix->body, ix->chunk);
+        int rc;
+
+        if (n == 0)
+            break;
+        if (n > 0 && (size_t)n > ix->items_cap) {
+            cs_es_item *grown = realloc(ix->items, (size_t)n * sizeof(*grown));
+
+            if (grown) {
+                ix->items = grown;
+                ix->items_cap = (size_t)n;
+            }
+        }
+        if (n < 0 || (size_t)n > ix->items_cap) {
+            snprintf(why, sizeof(why), "out of memory building a bulk request");
+            failed = true;
+            break;
+        }
+        t0 = cs_now_us();
+        rc = cs_es_request(ix->es, "POST", CS_ES_BULK_PATH, ix->body.buf, ix->body.len, &r, errstr,
+                           sizeof(errstr));
+        cs_metric_observe(M.bulk_seconds, (double)(cs_now_us() - t0) / 1e6);
+        cs_metric_inc(M.bulks, 1);
+        if (rc) {
+            snprintf(why, sizeof(why), "%s", errstr);
+            failed = true;
+            break;
+        }
+        if (r.status == 200) {
+            if (cs_es_bulk_parse(r.body, r.len, ix->items, (size_t)n, errstr, sizeof(errstr))) {
+                snprintf(why, sizeof(why), "%s", errstr);
+                failed = true;
+            } else {
+                cs_batch_apply(ix->batch, ix->items, (size_t)n, &st);
+                cs_es_items_clear(ix->items, (size_t)n);
+            }
+        } else if (r.status == 413 || r.status == 400) {
+            /* Refused as a whole for its content (too large, unparsable):
+             * split the request until the document at fault stands alone,
+             * then dead-letter that one only. Any other status of the
+             * whole request (401/403 credentials, 404, 429, 5xx) says
+             * nothing about the documents: retry it. */
+            if (n > 1) {
+                ix->chunk = (size_t)n / 2;
+                cs_log_warn("bulk of %d documents refused with HTTP %ld: retrying in "
+                            "requests of %zu",
+                            n, r.status, ix->chunk);
+            } else {
+                snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.300s", r.status,
+                         r.body);
+                cs_batch_reject_request(ix->batch, why, &st);
+                why[0] = '\0';
+            }
+        } else {
+            snprintf(why, sizeof(why), "bulk request: HTTP %ld: %.300s", r.status, r.body);
+            failed = true;
+        }
+        cs_es_response_clear(&r);
+        if (failed)
+            break;
+    }
+    cs_metric_inc(M.indexed, (long long)st.indexed);
+    cs_metric_inc(M.conflicts, (long long)st.conflicts);
+    cs_metric_inc(M.superseded, (long long)st.superseded);
+    cs_metric_inc(M.item_retries, (long long)st.retries);
+    if (failed)
+        cs_metric_inc(M.request_retries, 1);
+    if (!write_dead_letters(ix) && !failed) {
+        snprintf(why, sizeof(why), "could not record dead letters in postgresql");
+        failed = true;
+    }
+    if (!failed && cs_batch_resolved(ix->batch)) {
+        if (ix->attempt > 0)
+            cs_log_info("elasticsearch accepts writes again after %d failed attempts", ix->attempt);
+        set_health(ix, true, "ok");
+        return true;
+    }
+    if (!failed)
+        snprintf(why, sizeof(why), "%zu documents to retry (429/5xx)", st.retries);
+    ix->retry_at =
+        cs_now_ms() + cs_es_backoff_ms(ix->attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, &ix->seed);
+    ix->attempt++;
+    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", ix->attempt, why,
+                ix->retry_at - cs_now_ms());
+    set_health(ix, false, "bulk failing: %s (attempt %d)", why, ix->attempt);
+    if (!ix->paused)
+        set_paused(ix, true);
+    return false;
+}
+
+/* The batch is acknowledged: store the offsets after it, start the next one. */
+static void finish_batch(cs_indexer *ix)
+{
+    size_t need = cs_batch_count(ix->batch);
+    size_t np;
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_resp_err_t err;
+
+    cs_fault_point("after_bulk_before_commit");
+    if (need > ix->offs_cap) {
+        int *p = realloc(ix->parts, need * sizeof(*p));
+        int64_t *o = p ? realloc(ix->offs, need * sizeof(*o)) : NULL;
+
+        if (p)
+            ix->parts = p;
+        if (o)
+            ix->offs = o;
+        if (!p || !o) {
+            /* Not storing is safe: the changes come again after a restart. */
+            cs_log_error("out of memory storing offsets");
+            ix->fatal = true;
+            cs_running = 0;
+            return;
+        }
+        ix->offs_cap = need;
+    }
+    np = cs_batch_offsets(ix->batch, ix->parts, ix->offs, ix->offs_cap);
+    list = rd_kafka_topic_partition_list_new((int)np);
+    for (size_t i = 0; i < np; i++)
+        rd_kafka_topic_partition_list_add(list, ix->cfg->topic_changes, ix->parts[i])->offset =
+            ix->offs[i];
+    if (np > 0 && (err = rd_kafka_offsets_store(ix->rk, list)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        cs_log_warn("could not store offsets: %s", rd_kafka_err2str(err));
+    for (int i = 0; i < list->cnt; i++)
+        if (list->elems[i].err)
+            cs_log_warn("could not store offset topic=%s partition=%" PRId32 " offset=%" PRId64
+                        ": %s",
+                        list->elems[i].topic, list->elems[i].partition, list->elems[i].offset,
+                        rd_kafka_err2str(list->elems[i].err));
+    rd_kafka_topic_partition_list_destroy(list);
+    cs_log_debug("bulk of %zu changes acknowledged", cs_batch_count(ix->batch));
+    if (strcmp(ix->cfg->fault, "after_commit") == 0) {
+        rd_kafka_commit(ix->rk, NULL, 0);
+        cs_fault_point("after_commit");
+    }
+    reset_batch(ix);
+    if (ix->paused && !ix->draining)
+        set_paused(ix, false);
+}
+
+static void handle_message(cs_indexer *ix, rd_kafka_message_t *msg)
+{
+    if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            cs_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
+        return;
+    }
+    cs_metric_inc(M.messages, 1);
+    /* While stopping, a message outside the batch is left for the next run:
+     * its offset is after every offset that will be stored. */
+    if (ix->draining)
+        return;
+    if (cs_batch_count(ix->batch) == 0)
+        ix->first_ms = cs_now_ms();
+    if (cs_batch_add(ix->batch, msg->partition, msg->offset, msg->payload, msg->len)) {
+        cs_log_error("out of memory adding partition=%" PRId32 " offset=%" PRId64, msg->partition,
+                     msg->offset);
+        ix->fatal = true;
+        cs_running = 0;
+    }
+}
+
+/* Milliseconds until the batch should be sent (0: now), or -1 if empty. */
+static long long due_in(const cs_indexer *ix, long long now)
+{
+    if (cs_batch_count(ix->batch) == 0)
+        return -1;
+    if (ix->retry_at)
+        return ix->retry_at > now ? ix->retry_at - now : 0;
+    if (cs_batch_count(ix->batch) >= (size_t)ix->cfg->bulk_docs ||
+        cs_batch_bytes(ix->batch) >= (size_t)ix->cfg->bulk_bytes)
+        return 0;
+    return ix->first_ms + ix->cfg->bulk_linger_ms > now
+               ? ix->first_ms + ix->cfg->bulk_linger_ms - now
+               : 0;
+}
+
+static void poll_once(cs_indexer *ix, long long timeout_ms)
+{
+    rd_kafka_message_t *msg;
+
+    if (timeout_ms > 100)
+        timeout_ms = 100;
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    if ((msg = rd_kafka_consumer_poll(ix->rk, (int)timeout_ms)) != NULL) {
+        handle_message(ix, msg);
+        rd_kafka_message_destroy(msg);
+    }
+}
+
+/* Stopping: pause, finish the current batch if Elasticsearch answers in
+ * time, commit what is acknowledged. */
+static void drain(cs_indexer *ix)
+{
+    long long deadline = cs_now_ms() + DRAIN_MS;
+    long long now;
+
+    ix->draining = true;
+    set_paused(ix, true);
+    if (cs_batch_count(ix->batch) > 0 && !ix->fatal)
+        cs_log_info("stopping: finishing a bulk of %zu changes", cs_batch_count(ix->batch));
+    while (!ix->fatal && cs_batch_count(ix->batch) > 0 && (now = cs_now_ms()) < deadline) {
+        if (!ix->retry_at || now >= ix->retry_at) {
+            long long left = deadline - now;
+
+            cs_es_set_timeout(ix->es,
+                              (int)(left < ix->cfg->es_timeout_ms ? (left > 100 ? left : 100)
+                                                                  : ix->cfg->es_timeout_ms));
+            if (attempt(ix)) {
+                finish_batch(ix);
+                break;
+            }
+        }
+        poll_once(ix, due_in(ix, cs_now_ms()));
+    }
+    if (cs_batch_count(ix->batch) > 0)
+        cs_log_warn("stopping with %zu changes not acknowledged: they will be delivered again",
+                    cs_batch_count(ix->batch));
+}
+
+int cs_indexer_run(cs_indexer *ix)
+{
+    char errstr[1024];
+    rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_resp_err_t err;
+    int rc = CS_OK, tries = 0;
+
+    /* The template must exist before the first document creates an index. */
+    while (cs_running) {
+        int trc = cs_es_put_template(ix->es, ix->cfg->max_fields, errstr, sizeof(errstr));
+
+        if (trc == CS_OK)
+            break;
+        if (trc != CS_ERR_RETRY) {
+            cs_log_error("could not install the index template: %s", errstr);
+            return CS_ERR;
+        }
+        set_health(ix, false, "waiting for elasticsearch: %s", errstr);
+        long delay = cs_es_backoff_ms(tries++, 500, 10000, &ix->seed);
+        cs_log_warn("waiting for elasticsearch: %s; retrying in %ld ms", errstr, delay);
+        cs_sleep_ms(delay);
+    }
+    if (!cs_running)
+        return CS_OK;
+    set_health(ix, true, "ok");
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, ix->cfg->topic_changes, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(ix->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        cs_log_error("could not subscribe to %s: %s", ix->cfg->topic_changes,
+                     rd_kafka_err2str(err));
+        return CS_ERR;
+    }
+    cs_log_info("indexing topic=%s group=%s into %s (bulk %d docs, %d bytes, %d ms)",
+                ix->cfg->topic_changes, ix->cfg->indexer_group, ix->cfg->es, ix->cfg->bulk_docs,
+                ix->cfg->bulk_bytes, ix->cfg->bulk_linger_ms);
+    while (cs_running) {
+        long long now = cs_now_ms();
+        long long due = due_in(ix, now);
+
+        if (due == 0 && attempt(ix))
+            finish_batch(ix);
+        if (!cs_running)
+            break;
+        now = cs_now_ms();
+        poll_once(ix, (due = due_in(ix, now)) < 0 ? 100 : due);
+        if (now - ix->lag_at >= LAG_EVERY_MS) {
+            update_lag(ix);
+            ix->lag_at = now;
+        }
+    }
+    drain(ix);
+    err = rd_kafka_commit(ix->rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        cs_log_warn("could not commit offsets: %s", rd_kafka_err2str(err));
+    /* Leaves the group; the revoke callback commits once more. */
+    if ((err = rd_kafka_consumer_close(ix->rk)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cs_log_error("could not close the consumer: %s", rd_kafka_err2str(err));
+        rc = CS_ERR;
+    }
+    cs_log_info("stopped");
+    return ix->fatal ? CS_ERR : rc;
+}
+
+cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t errstr_size)
+{
+    static const char *const consumer_defaults[] = {"enable.auto.offset.store",
+                                                    "false",
+                                                    "enable.auto.commit",
+                                                    "true",
+                                                    "auto.commit.interval.ms",
+                                                    "1000",
+                                                    "auto.offset.reset",
+                                                    "earliest",
+                                                    "client.id",
+                                                    "casestream-indexer",
+                                                    NULL};
+    cs_indexer *ix;
+    rd_kafka_conf_t *conf = NULL;
+    char pgerr[512];
+
+    if (why)
+        *why = CS_ERR;
+    pthread_once(&metrics_once, register_metrics);
+    if (!(ix = calloc(1, sizeof(*ix)))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&ix->health_lock, NULL);
+    ix->cfg = cfg;
+    ix->chunk = (size_t)cfg->bulk_docs;
+    ix->seed = (unsigned)getpid() ^ (unsigned)cs_now_us();
+    snprintf(ix->health, sizeof(ix->health), "starting");
+    if (!(ix->batch = cs_batch_new())) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    if (!(ix->es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, errstr_size)))
+        goto fail;
+    /* -X properties win over these defaults. */
+    {
+        const char *defaults[16];
+        size_t n = 0;
+
+        defaults[n++] = "group.id";
+        defaults[n++] = cfg->indexer_group;
+        for (size_t i = 0; consumer_defaults[i]; i++)
+            defaults[n++] = consumer_defaults[i];
+        defaults[n] = NULL;
+        if (!(conf = cs_kafka_conf_new(cfg, defaults, errstr, errstr_size))) {
+            if (why)
+                *why = CS_ERR_INVALID;
+            goto fail;
+        }
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, ix);
+    if (!(ix->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        goto fail;
+    conf = NULL;
+    rd_kafka_poll_set_consumer(ix->rk);
+    /* A database that is down now is retried when a dead letter needs it. */
+    if (!(ix->pg = cs_db_connect(cfg->pg, pgerr, sizeof(pgerr))))
+        cs_log_warn("could not connect to postgresql (needed for dead letters): %s", pgerr);
+    return ix;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    cs_indexer_free(ix);
+    return NULL;
+}
+
+void cs_indexer_free(cs_indexer *ix)
+{
+    if (!ix)
+        return;
+    if (ix->rk)
+        rd_kafka_destroy(ix->rk);
+    cs_es_free(ix->es);
+    if (ix->pg)
+        PQfinish(ix->pg);
+    cs_batch_free(ix->batch);
+    cs_es_bulk_free(&ix->body);
+    free(ix->items);
+    free(ix->parts);
+    free(ix->offs);
+    pthread_mutex_destroy(&ix->health_lock);
+    free(ix);
+}

@@ -1,0 +1,535 @@
+/* Elasticsearch over libcurl: requests, the case template, bulk bodies and responses. */
+#include "es.h"
+
+#include "db.h"
+#include "err.h"
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cs_es {
+    CURL *curl;
+    char *base; /* without a trailing '/' */
+    int timeout_ms;
+    char curl_err[CURL_ERROR_SIZE];
+    struct curl_slist *json_headers;
+    struct curl_slist *ndjson_headers;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_OK;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+cs_es *cs_es_new(const char *base_url, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    cs_es *es;
+    size_t n;
+
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        snprintf(errstr, errstr_size, "could not initialise libcurl: %s",
+                 curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
+    if (!(es = calloc(1, sizeof(*es))) || !(es->base = strdup(base_url)) ||
+        !(es->curl = curl_easy_init())) {
+        snprintf(errstr, errstr_size, "out of memory");
+        cs_es_free(es);
+        return NULL;
+    }
+    n = strlen(es->base);
+    while (n > 0 && es->base[n - 1] == '/')
+        es->base[--n] = '\0';
+    es->timeout_ms = timeout_ms;
+    /* "Expect:" stops libcurl waiting for 100-continue before large bodies. */
+    es->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    es->json_headers = curl_slist_append(es->json_headers, "Expect:");
+    es->ndjson_headers = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    es->ndjson_headers = curl_slist_append(es->ndjson_headers, "Expect:");
+    if (!es->json_headers || !es->ndjson_headers) {
+        snprintf(errstr, errstr_size, "out of memory");
+        cs_es_free(es);
+        return NULL;
+    }
+    return es;
+}
+
+void cs_es_set_timeout(cs_es *es, int timeout_ms)
+{
+    es->timeout_ms = timeout_ms;
+}
+
+void cs_es_free(cs_es *es)
+{
+    if (!es)
+        return;
+    if (es->curl)
+        curl_easy_cleanup(es->curl);
+    curl_slist_free_all(es->json_headers);
+    curl_slist_free_all(es->ndjson_headers);
+    free(es->base);
+    free(es);
+}
+
+void cs_es_response_clear(cs_es_response *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+    r->status = 0;
+}
+
+typedef struct growbuf {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} growbuf;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    growbuf *g = userdata;
+    size_t n = size * nmemb;
+
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = g->cap ? g->cap : 4096;
+        char *grown;
+
+        while (cap < g->len + n + 1)
+            cap *= 2;
+        if (!(grown = realloc(g->buf, cap))) {
+            g->oom = true;
+            return 0; /* makes libcurl fail the transfer */
+        }
+        g->buf = grown;
+        g->cap = cap;
+    }
+    memcpy(g->buf + g->len, ptr, n);
+    g->len += n;
+    g->buf[g->len] = '\0';
+    return n;
+}
+
+int cs_es_request(cs_es *es, const char *method, const char *path, const char *body,
+                  size_t body_len, cs_es_response *out, char *errstr, size_t errstr_size)
+{
+    CURL *c = es->curl;
+    growbuf g = {NULL, 0, 0, false};
+    char *url;
+    size_t url_len = strlen(es->base) + strlen(path) + 2;
+    CURLcode rc;
+
+    out->status = 0;
+    out->body = NULL;
+    out->len = 0;
+    if (!(url = malloc(url_len))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    snprintf(url, url_len, "%s%s%s", es->base, path[0] == '/' ? "" : "/", path);
+    /* Resetting the options keeps the handle's connection cache: the
+     * connection to Elasticsearch is reused from request to request. */
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)es->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(es->timeout_ms < 5000 ? es->timeout_ms : 5000));
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, es->curl_err);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &g);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER,
+                     strstr(path, "_bulk") ? es->ndjson_headers : es->json_headers);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0 || body)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    es->curl_err[0] = '\0';
+    rc = curl_easy_perform(c);
+    free(url);
+    if (rc != CURLE_OK) {
+        snprintf(errstr, errstr_size, "%s %s%s: %s", method, es->base, path,
+                 g.oom             ? "out of memory"
+                 : es->curl_err[0] ? es->curl_err
+                                   : curl_easy_strerror(rc));
+        free(g.buf);
+        return g.oom ? CS_ERR : CS_ERR_RETRY;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    if (!g.buf && !(g.buf = calloc(1, 1))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    out->body = g.buf;
+    out->len = g.len;
+    return CS_OK;
+}
+
+/* printf into new memory; NULL when out of memory. Caller frees. */
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !(s = malloc((size_t)n + 1)))
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* ---- the case indices ------------------------------------------------------------------- */
+
+char *cs_es_template_body(int max_fields)
+{
+    /* The priority only has to beat built-in templates that could overlap
+     * "*_cases" (logs-*-* and friends use 100). */
+    static const char fmt[] =
+        "{\"index_patterns\":[\"*_cases\"],\"priority\":500,"
+        "\"_meta\":{\"description\":\"casestream case documents (DESIGN 6)\"},"
+        "\"template\":{"
+        "\"settings\":{\"index.mapping.total_fields.limit\":%d},"
+        "\"mappings\":{\"dynamic\":\"true\",\"properties\":{"
+        "\"reference\":{\"type\":\"long\"},"
+        "\"case_type\":{\"type\":\"keyword\"},"
+        "\"jurisdiction\":{\"type\":\"keyword\"},"
+        "\"state\":{\"type\":\"keyword\"},"
+        "\"security_classification\":{\"type\":\"keyword\"},"
+        "\"version\":{\"type\":\"long\"},"
+        "\"case_revision\":{\"type\":\"long\"},"
+        "\"created_date\":{\"type\":\"date\"},"
+        "\"last_modified\":{\"type\":\"date\"},"
+        "\"data\":{\"type\":\"object\",\"dynamic\":\"true\"},"
+        "\"notes\":{\"type\":\"object\",\"properties\":{"
+        "\"id\":{\"type\":\"long\"},"
+        "\"author\":{\"type\":\"keyword\"},"
+        "\"body\":{\"type\":\"text\"},"
+        "\"created_date\":{\"type\":\"date\"}}}}}}}";
+    return dup_printf(fmt, max_fields);
+}
+
+int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_size)
+{
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    char *body = cs_es_template_body(max_fields);
+    int rc;
+
+    if (!body) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    rc = cs_es_request(es, "PUT", "/_index_template/" CS_ES_TEMPLATE, body, strlen(body), &r,
+                       errstr, errstr_size);
+    free(body);
+    if (rc)
+        return rc;
+    if (r.status != 200) {
+        snprintf(errstr, errstr_size, "index template %s: HTTP %ld: %.300s", CS_ES_TEMPLATE,
+                 r.status, r.body);
+        rc = r.status == 429 || r.status >= 500 ? CS_ERR_RETRY : CS_ERR;
+    }
+    cs_es_response_clear(&r);
+    return rc;
+}
+
+bool cs_es_index_name(const char *case_type, char *buf, size_t size)
+{
+    static const char suffix[] = "_cases";
+    size_t n = strlen(case_type);
+
+    if (size > 0)
+        buf[0] = '\0';
+    /* Elasticsearch limits index names to 255 bytes. */
+    if (n == 0 || n + sizeof(suffix) > size || n + sizeof(suffix) - 1 > 255 ||
+        strchr("-_+.", case_type[0]))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)case_type[i];
+
+        if (!(isascii(ch) && (isalnum(ch) || ch == '-' || ch == '_' || ch == '.')))
+            return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)tolower((unsigned char)case_type[i]);
+    memcpy(buf + n, suffix, sizeof(suffix));
+    return true;
+}
+
+/* ---- bulk requests ---------------------------------------------------------------------- */
+
+static int bulk_reserve(cs_es_bulk *b, size_t more)
+{
+    if (b->len + more + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64 * 1024;
+        char *grown;
+
+        while (cap < b->len + more + 1)
+            cap *= 2;
+        if (!(grown = realloc(b->buf, cap)))
+            return CS_ERR;
+        b->buf = grown;
+        b->cap = cap;
+    }
+    return CS_OK;
+}
+
+int cs_es_bulk_add(cs_es_bulk *b, const char *index, int64_t reference, int64_t revision,
+                   const char *doc, size_t doc_len)
+{
+    char action[512];
+    int n;
+
+    /* index comes from cs_es_index_name: no character needs escaping. */
+    n = snprintf(action, sizeof(action),
+                 "{\"index\":{\"_index\":\"%s\",\"_id\":\"%" PRId64 "\",\"version\":%" PRId64
+                 ",\"version_type\":\"external_gte\"}}\n",
+                 index, reference, revision);
+    if (n < 0 || (size_t)n >= sizeof(action))
+        return CS_ERR;
+    if (bulk_reserve(b, (size_t)n + doc_len + 1))
+        return CS_ERR;
+    memcpy(b->buf + b->len, action, (size_t)n);
+    b->len += (size_t)n;
+    for (size_t i = 0; i < doc_len; i++) {
+        char ch = doc[i];
+
+        b->buf[b->len++] = ch == '\n' || ch == '\r' ? ' ' : ch;
+    }
+    b->buf[b->len++] = '\n';
+    b->buf[b->len] = '\0';
+    b->count++;
+    return CS_OK;
+}
+
+void cs_es_bulk_reset(cs_es_bulk *b)
+{
+    b->len = 0;
+    b->count = 0;
+    if (b->buf)
+        b->buf[0] = '\0';
+}
+
+void cs_es_bulk_free(cs_es_bulk *b)
+{
+    free(b->buf);
+    b->buf = NULL;
+    b->len = b->cap = b->count = 0;
+}
+
+cs_es_outcome cs_es_classify(int status, const char *error_type)
+{
+    if (status >= 200 && status < 300)
+        return CS_ES_OK;
+    if (status == 409)
+        return CS_ES_CONFLICT;
+    /* Overload and server errors pass. So do states of the cluster or index
+     * that an operator fixes and that say nothing about the document: a
+     * read-only block (403), a missing index when auto-creation is off (404),
+     * a timeout (408). Dead-lettering those would lose good documents. */
+    if (status == 429 || status >= 500 || status == 403 || status == 404 || status == 408)
+        return CS_ES_RETRY;
+    if (error_type && (strcmp(error_type, "cluster_block_exception") == 0 ||
+                       strcmp(error_type, "es_rejected_execution_exception") == 0 ||
+                       strcmp(error_type, "circuit_breaking_exception") == 0))
+        return CS_ES_RETRY;
+    return CS_ES_REJECTED;
+}
+
+/* "type: reason (caused by type: reason)" from an error object or string. Caller frees. */
+static char *error_text(json_t *err, const char **type_out)
+{
+    const char *type = NULL, *reason = NULL, *ctype = NULL, *creason = NULL;
+    json_t *cause;
+    *type_out = NULL;
+    if (json_is_string(err))
+        return strdup(json_string_value(err));
+    if (!json_is_object(err))
+        return strdup("unknown error");
+    type = json_string_value(json_object_get(err, "type"));
+    reason = json_string_value(json_object_get(err, "reason"));
+    cause = json_object_get(err, "caused_by");
+    if (json_is_object(cause)) {
+        ctype = json_string_value(json_object_get(cause, "type"));
+        creason = json_string_value(json_object_get(cause, "reason"));
+    }
+    *type_out = type;
+    if (ctype)
+        return dup_printf("%s: %s (caused by %s: %s)", type ? type : "error", reason ? reason : "",
+                          ctype, creason ? creason : "");
+    return dup_printf("%s: %s", type ? type : "error", reason ? reason : "");
+}
+
+int cs_es_bulk_parse(const char *body, size_t len, cs_es_item *items, size_t n, char *errstr,
+                     size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
+    json_t *arr;
+    int rc = CS_ERR;
+
+    memset(items, 0, n * sizeof(*items));
+    if (!root) {
+        snprintf(errstr, errstr_size, "bulk response is not JSON: %s", jerr.text);
+        return CS_ERR;
+    }
+    arr = json_object_get(root, "items");
+    if (!json_is_array(arr) || json_array_size(arr) != n) {
+        snprintf(errstr, errstr_size, "bulk response has %zu items for %zu actions",
+                 json_is_array(arr) ? json_array_size(arr) : (size_t)0, n);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *wrapper = json_array_get(arr, i);
+        json_t *item = json_is_object(wrapper) && json_object_size(wrapper) == 1
+                           ? json_object_iter_value(json_object_iter(wrapper))
+                           : NULL;
+        json_t *status = item ? json_object_get(item, "status") : NULL;
+        json_t *err = item ? json_object_get(item, "error") : NULL;
+        const char *type = NULL;
+
+        if (!json_is_integer(status)) {
+            snprintf(errstr, errstr_size, "bulk response item %zu has no status", i);
+            cs_es_items_clear(items, i);
+            goto cleanup;
+        }
+        items[i].status = (int)json_integer_value(status);
+        if (err) {
+            items[i].reason = error_text(err, &type);
+        } else if (items[i].status >= 300) {
+            char tmp[64];
+
+            snprintf(tmp, sizeof(tmp), "HTTP %d", items[i].status);
+            items[i].reason = strdup(tmp);
+        }
+        items[i].outcome = cs_es_classify(items[i].status, type);
+    }
+    rc = CS_OK;
+cleanup:
+    json_decref(root);
+    return rc;
+}
+
+void cs_es_items_clear(cs_es_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].reason);
+        items[i].reason = NULL;
+    }
+}
+
+/* ---- dead letters ----------------------------------------------------------------------- */
+
+static int insert_dead_letter(PGconn *conn, const cs_dead_letter *d, bool with_doc,
+                              const char *reason, char *errstr, size_t errstr_size)
+{
+    static const char sql_json[] =
+        "INSERT INTO ccd.index_dead_letter (reference, case_revision, index_name, reason,"
+        " kafka_topic, kafka_partition, kafka_offset, document)"
+        " VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6::integer, $7::bigint, $8::jsonb)";
+    static const char sql_text[] =
+        "INSERT INTO ccd.index_dead_letter (reference, case_revision, index_name, reason,"
+        " kafka_topic, kafka_partition, kafka_offset, document)"
+        " VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6::integer, $7::bigint, to_jsonb($8::text))";
+    char ref[32], rev[32], part[16], off[32];
+    const char *params[8];
+    PGresult *res;
+    int rc = CS_OK;
+
+    snprintf(ref, sizeof(ref), "%" PRId64, d->reference);
+    snprintf(rev, sizeof(rev), "%" PRId64, d->revision);
+    snprintf(part, sizeof(part), "%d", d->partition);
+    snprintf(off, sizeof(off), "%" PRId64, d->offset);
+    params[0] = d->reference > 0 ? ref : NULL;
+    params[1] = d->revision > 0 ? rev : NULL;
+    params[2] = d->index;
+    params[3] = reason;
+    params[4] = d->topic;
+    params[5] = d->topic ? part : NULL;
+    params[6] = d->topic ? off : NULL;
+    params[7] = with_doc ? d->doc : NULL;
+    res = PQexecParams(conn, d->doc_is_json ? sql_json : sql_text, 8, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        cs_db_error(conn, res, errstr, errstr_size);
+        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int cs_es_dead_letters_write(PGconn *conn, const cs_dead_letter *dl, size_t n, char *errstr,
+                             size_t errstr_size)
+{
+    char ignored[256];
+    int rc;
+
+    if (n == 0)
+        return CS_OK;
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        snprintf(errstr, errstr_size, "no connection to postgresql");
+        return CS_ERR_RETRY;
+    }
+    if ((rc = cs_db_exec(conn, "BEGIN", errstr, errstr_size)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        char why[512];
+        char *reason = NULL;
+
+        if ((rc = cs_db_exec(conn, "SAVEPOINT dead_letter", errstr, errstr_size)))
+            goto fail;
+        rc = insert_dead_letter(conn, &dl[i], true, dl[i].reason, why, sizeof(why));
+        if (rc == CS_ERR) {
+            /* The document itself is unstorable (bad UTF-8, \u0000 in jsonb):
+             * keep the record without it rather than block the pipeline. */
+            if ((rc = cs_db_exec(conn, "ROLLBACK TO SAVEPOINT dead_letter", errstr, errstr_size)))
+                goto fail;
+            reason = dup_printf("%s (document not stored: %s)", dl[i].reason, why);
+            rc = insert_dead_letter(conn, &dl[i], false, reason ? reason : dl[i].reason, why,
+                                    sizeof(why));
+            free(reason);
+        }
+        if (rc) {
+            snprintf(errstr, errstr_size, "%s", why);
+            goto fail;
+        }
+    }
+    if ((rc = cs_db_exec(conn, "COMMIT", errstr, errstr_size)))
+        goto fail;
+    return CS_OK;
+fail:
+    cs_db_exec(conn, "ROLLBACK", ignored, sizeof(ignored));
+    return rc;
+}
+
+long cs_es_backoff_ms(int attempt, long base_ms, long cap_ms, unsigned *seed)
+{
+    long delay = base_ms;
+
+    for (int i = 0; i < attempt && delay < cap_ms; i++)
+        delay *= 2;
+    if (delay > cap_ms)
+        delay = cap_ms;
+    /* Upper half, uniformly: spreads retries of many indexers apart while
+     * still growing with every attempt. */
+    return delay / 2 + (long)(rand_r(seed) % (unsigned)(delay / 2 + 1));
+}

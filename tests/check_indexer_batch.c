@@ -1,0 +1,409 @@
+/* Unit tests of indexer/batch.c: superseding, outcomes, dead letters and offsets, without services.
+ */
+#include "../indexer/batch.h"
+#include "../indexer/indexer.h"
+#include "err.h"
+#include "es.h"
+#include "runner.h"
+#include "fault.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A change document of case ref at revision rev. Caller frees. */
+static char *change(long long ref, long long rev, const char *type)
+{
+    char *s = malloc(256);
+
+    snprintf(s, 256,
+             "{\"reference\": %lld, \"case_type\": \"%s\", \"case_revision\": %lld,"
+             " \"state\": \"Open\", \"data\": {}}",
+             ref, type, rev);
+    return s;
+}
+
+static void add(cs_batch *b, int partition, long long offset, long long ref, long long rev)
+{
+    char *doc = change(ref, rev, "NFD");
+
+    ck_assert_int_eq(cs_batch_add(b, partition, offset, doc, strlen(doc)), 0);
+    free(doc);
+}
+
+/* Items all of one outcome, for a request of n actions. */
+static void items_of(cs_es_item *items, size_t n, int status)
+{
+    memset(items, 0, n * sizeof(*items));
+    for (size_t i = 0; i < n; i++) {
+        items[i].status = status;
+        items[i].outcome = cs_es_classify(status, NULL);
+    }
+}
+
+START_TEST(test_change_parse_reads_reference_type_and_revision)
+{
+    int64_t ref, rev;
+    char index[256], err[256];
+    bool is_json;
+    const char *doc = "{\"reference\":\"1234\",\"case_type\":\"NFD\",\"case_revision\":7}";
+
+    ck_assert_int_eq(cs_change_parse(doc, strlen(doc), &ref, &rev, index, sizeof(index), &is_json,
+                                     err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(ref, 1234);
+    ck_assert_int_eq(rev, 7);
+    ck_assert_str_eq(index, "nfd_cases");
+    ck_assert(is_json);
+}
+END_TEST
+
+START_TEST(test_change_parse_refuses_unusable_documents)
+{
+    const char *bad[] = {"",
+                         "not json",
+                         "[1]",
+                         "{\"case_type\":\"NFD\",\"case_revision\":1}",
+                         "{\"reference\":0,\"case_type\":\"NFD\",\"case_revision\":1}",
+                         "{\"reference\":\"12x\",\"case_type\":\"NFD\",\"case_revision\":1}",
+                         "{\"reference\":1,\"case_type\":\"NFD\"}",
+                         "{\"reference\":1,\"case_type\":\"NFD\",\"case_revision\":\"1\"}",
+                         "{\"reference\":1,\"case_revision\":1}",
+                         "{\"reference\":1,\"case_type\":\"a b\",\"case_revision\":1}"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t ref, rev;
+        char index[256], err[256] = "";
+        bool is_json;
+
+        ck_assert_int_eq(cs_change_parse(bad[i], strlen(bad[i]), &ref, &rev, index, sizeof(index),
+                                         &is_json, err, sizeof(err)),
+                         CS_ERR_INVALID);
+        ck_assert_msg(err[0] != '\0', "no reason for %s", bad[i]);
+        ck_assert_int_eq(is_json, i >= 2);
+    }
+}
+END_TEST
+
+START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch_stats st = {0};
+    cs_es_item items[2];
+
+    add(b, 0, 10, 1000, 7); /* 7 arrives first, then 5: 7 must win */
+    add(b, 0, 11, 1000, 5);
+    add(b, 0, 12, 2000, 1);
+    add(b, 0, 13, 1000, 6);
+    ck_assert_uint_eq(cs_batch_count(b), 4);
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_uint_eq(st.superseded, 2);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"1000\",\"version\":7,"));
+    ck_assert_ptr_null(strstr(body.buf, "\"version\":5"));
+    ck_assert_ptr_null(strstr(body.buf, "\"version\":6"));
+    items_of(items, 2, 201);
+    cs_batch_apply(b, items, 2, &st);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
+    ck_assert(!cs_batch_pending(b));
+    ck_assert(cs_batch_resolved(b));
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_same_case_in_two_partitions_is_sent_twice)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+
+    add(b, 0, 1, 1000, 7);
+    add(b, 1, 1, 1000, 8);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_conflict_counts_as_acknowledged)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch_stats st = {0};
+    cs_es_item items[1];
+
+    add(b, 0, 1, 1000, 5);
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
+    items_of(items, 1, 409);
+    cs_batch_apply(b, items, 1, &st);
+    ck_assert_uint_eq(st.conflicts, 1);
+    ck_assert(cs_batch_resolved(b));
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_retries_only_the_failed_items)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch_stats st = {0};
+    cs_es_item items[3];
+
+    add(b, 0, 1, 1, 1);
+    add(b, 0, 2, 2, 1);
+    add(b, 0, 3, 3, 1);
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 3);
+    items_of(items, 3, 201);
+    items[1].status = 429;
+    items[1].outcome = CS_ES_RETRY;
+    cs_batch_apply(b, items, 3, &st);
+    ck_assert_uint_eq(st.retries, 1);
+    /* Nothing more in this attempt, but the batch is not done. */
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
+    ck_assert(cs_batch_pending(b));
+    ck_assert(!cs_batch_resolved(b));
+    /* The next attempt sends case 2 alone. */
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"2\""));
+    items_of(items, 1, 201);
+    cs_batch_apply(b, items, 1, &st);
+    ck_assert(cs_batch_resolved(b));
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_whole_request_failure_resends_everything)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+
+    add(b, 0, 1, 1, 1);
+    add(b, 0, 2, 2, 1);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    /* No response applied (connection refused): the next attempt resends both. */
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    ck_assert(!cs_batch_resolved(b));
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_requests_are_split_by_max_docs)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_es_item items[2];
+
+    for (int i = 1; i <= 5; i++)
+        add(b, 0, i, i, 1);
+    cs_batch_begin_attempt(b, NULL);
+    items_of(items, 2, 201);
+    ck_assert_int_eq(cs_batch_build(b, &body, 2), 2);
+    cs_batch_apply(b, items, 2, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 2), 2);
+    cs_batch_apply(b, items, 2, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 2), 1);
+    cs_batch_apply(b, items, 1, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 2), 0);
+    ck_assert(cs_batch_resolved(b));
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch_stats st = {0};
+    cs_es_item items[3];
+    cs_dead_letter *dl;
+
+    add(b, 2, 40, 1, 3);
+    add(b, 2, 41, 2, 4);
+    add(b, 2, 42, 3, 5);
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 3);
+    items_of(items, 3, 201);
+    items[1].status = 400;
+    items[1].outcome = CS_ES_REJECTED;
+    items[1].reason = strdup("document_parsing_exception: failed to parse field [created_date]");
+    cs_batch_apply(b, items, 3, &st);
+    cs_es_items_clear(items, 3);
+    ck_assert_uint_eq(st.indexed, 2);
+    ck_assert_uint_eq(st.rejected, 1);
+    ck_assert(!cs_batch_pending(b));
+    ck_assert(!cs_batch_resolved(b)); /* until the dead letter is recorded */
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "case-changes", &dl), 1);
+    ck_assert_int_eq(dl[0].reference, 2);
+    ck_assert_int_eq(dl[0].revision, 4);
+    ck_assert_str_eq(dl[0].index, "nfd_cases");
+    ck_assert_str_eq(dl[0].topic, "case-changes");
+    ck_assert_int_eq(dl[0].partition, 2);
+    ck_assert_int_eq(dl[0].offset, 41);
+    ck_assert(dl[0].doc_is_json);
+    ck_assert_ptr_nonnull(strstr(dl[0].doc, "\"reference\": 2"));
+    ck_assert_ptr_nonnull(strstr(dl[0].reason, "created_date"));
+    free(dl);
+    cs_batch_dead_letters_written(b);
+    ck_assert(cs_batch_resolved(b));
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "case-changes", &dl), 0);
+    ck_assert_ptr_null(dl);
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_dead_letter *dl;
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 7, "not json", 8), 0);
+    ck_assert_int_eq(cs_batch_add(b, 0, 8, NULL, 0), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
+    ck_assert(!cs_batch_resolved(b));
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "t", &dl), 2);
+    ck_assert(!dl[0].doc_is_json);
+    ck_assert_str_eq(dl[0].doc, "not json");
+    ck_assert_int_eq(dl[0].reference, 0);
+    ck_assert_ptr_null(dl[0].index);
+    ck_assert_ptr_nonnull(strstr(dl[0].reason, "not JSON"));
+    ck_assert_ptr_nonnull(strstr(dl[1].reason, "empty"));
+    free(dl);
+    cs_batch_dead_letters_written(b);
+    ck_assert(cs_batch_resolved(b));
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_request_refused_as_a_whole_dead_letters_its_documents)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch_stats st = {0};
+    cs_dead_letter *dl;
+
+    add(b, 0, 1, 1, 1);
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_int_eq(cs_batch_build(b, &body, 1), 1);
+    cs_batch_reject_request(b, "bulk request refused: HTTP 413", &st);
+    ck_assert_uint_eq(st.rejected, 1);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "t", &dl), 1);
+    ck_assert_str_eq(dl[0].reason, "bulk request refused: HTTP 413");
+    free(dl);
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_offsets_are_after_the_last_message_of_each_partition)
+{
+    cs_batch *b = cs_batch_new();
+    int parts[8];
+    int64_t offs[8];
+    size_t n;
+
+    add(b, 3, 100, 1, 1);
+    add(b, 1, 7, 2, 1);
+    add(b, 3, 101, 3, 1);
+    add(b, 1, 9, 2, 2);
+    add(b, 0, 55, 4, 1);
+    n = cs_batch_offsets(b, parts, offs, cs_batch_count(b));
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i] == 3)
+            ck_assert_int_eq(offs[i], 102);
+        else if (parts[i] == 1)
+            ck_assert_int_eq(offs[i], 10);
+        else
+            ck_assert_int_eq(offs[i], 56);
+    }
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_es_item items[1];
+    int parts[4];
+    int64_t offs[4];
+
+    add(b, 0, 5, 1, 1);
+    add(b, 1, 6, 2, 1);
+    ck_assert_uint_eq(cs_batch_bytes(b) > 0, 1);
+    cs_batch_drop_partition(b, 1);
+    ck_assert_uint_eq(cs_batch_count(b), 1);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"1\""));
+    items_of(items, 1, 201);
+    cs_batch_apply(b, items, 1, NULL);
+    ck_assert(cs_batch_resolved(b));
+    ck_assert_uint_eq(cs_batch_offsets(b, parts, offs, 4), 1);
+    ck_assert_int_eq(parts[0], 0);
+    ck_assert_int_eq(offs[0], 6);
+    cs_batch_clear(b);
+    ck_assert_uint_eq(cs_batch_count(b), 0);
+    ck_assert_uint_eq(cs_batch_bytes(b), 0);
+    cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_indexer_fault_points_are_known_by_name)
+{
+    char err[256] = "";
+
+    ck_assert_int_eq(cs_fault_arm("", cs_indexer_faults, err, sizeof(err)), 0);
+    ck_assert_int_eq(cs_fault_arm("before_bulk", cs_indexer_faults, err, sizeof(err)), 0);
+    ck_assert_int_eq(cs_fault_arm("after_bulk_before_commit", cs_indexer_faults, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(cs_fault_arm("after_commit", cs_indexer_faults, err, sizeof(err)), 0);
+    ck_assert_int_eq(cs_fault_arm("after", cs_indexer_faults, err, sizeof(err)), CS_ERR_INVALID);
+    ck_assert_int_eq(cs_fault_arm("after_commit_x", cs_indexer_faults, err, sizeof(err)),
+                     CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(
+        strstr(err, "unknown fault point \"after_commit_x\" (known: before_bulk"));
+    cs_fault_arm("", cs_indexer_faults, err, sizeof(err));
+}
+END_TEST
+
+Suite *indexer_batch_suite(void)
+{
+    Suite *s = suite_create("indexer_batch");
+    TCase *parse = tcase_create("parse");
+    TCase *batch = tcase_create("batch");
+
+    tcase_add_test(parse, test_change_parse_reads_reference_type_and_revision);
+    tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
+    tcase_add_test(parse, test_indexer_fault_points_are_known_by_name);
+    tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
+    tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
+    tcase_add_test(batch, test_batch_conflict_counts_as_acknowledged);
+    tcase_add_test(batch, test_batch_retries_only_the_failed_items);
+    tcase_add_test(batch, test_batch_whole_request_failure_resends_everything);
+    tcase_add_test(batch, test_batch_requests_are_split_by_max_docs);
+    tcase_add_test(batch, test_batch_rejected_item_is_a_dead_letter_the_others_carry_on);
+    tcase_add_test(batch, test_batch_unreadable_message_is_a_dead_letter_at_once);
+    tcase_add_test(batch, test_batch_request_refused_as_a_whole_dead_letters_its_documents);
+    tcase_add_test(batch, test_batch_offsets_are_after_the_last_message_of_each_partition);
+    tcase_add_test(batch, test_batch_revoked_partition_is_dropped_not_stored);
+    suite_add_tcase(s, parse);
+    suite_add_tcase(s, batch);
+    return s;
+}
