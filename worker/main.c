@@ -8,6 +8,10 @@
 
 #include <stdio.h>
 
+static const char *const fault_points[] = {
+    "before_commit",        "mid_batch", "after_commit", "after_outcome", "before_outbox_publish",
+    "after_outbox_publish", NULL};
+
 static const char synopsis[] = "casestream-worker [options]";
 static const char description[] =
     "Consumes submissions from the events topic and applies each exactly once in\n"
@@ -15,7 +19,9 @@ static const char description[] =
     "publishes one outcome per message, sends invalid messages to the DLQ and\n"
     "relays committed changes to the changes topic. Run more processes with the\n"
     "same --group to scale out (the events topic's partitions are the ceiling).\n"
-    "SIGTERM or SIGINT: finish the batch in hand, commit, leave the group, exit 0.";
+    "SIGTERM or SIGINT: finish the batch in hand, commit, leave the group, exit 0.\n"
+    "Fault points (--fault, tests only; the worker exits 70 there): before_commit,\n"
+    "mid_batch, after_commit, after_outcome, before_outbox_publish, after_outbox_publish.";
 
 int main(int argc, char **argv)
 {
@@ -35,7 +41,11 @@ int main(int argc, char **argv)
         cs_config_free(&cfg);
         return cfg.help ? 0 : CS_EXIT_CONFIG;
     }
-    cs_fault_arm(cfg.fault);
+    if (cs_fault_arm(cfg.fault, fault_points, errstr, sizeof(errstr))) {
+        fprintf(stderr, "casestream-worker: %s\n", errstr);
+        cs_config_free(&cfg);
+        return CS_EXIT_CONFIG;
+    }
     if (cs_signals_install()) {
         cs_config_free(&cfg);
         return 1;
