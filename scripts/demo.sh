@@ -121,11 +121,13 @@ run_demo() {
     build/casestream case history "$base"
     echo
     say "search: cases in state Issued whose applicant lives in Leeds"
-    curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" -d "{
-      \"size\": 3, \"_source\": [\"reference\", \"state\", \"case_revision\", \"data.applicant\"],
+    local hits
+    hits=$(curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" -d "{
+      \"size\": 5, \"_source\": [\"reference\", \"state\", \"case_revision\"],
       \"query\": {\"bool\": {\"filter\": [$(sed 's/^{"query"://; s/}$//' <<<"$range"),
-        {\"term\": {\"state\": \"Issued\"}}, {\"match\": {\"data.applicant.city\": \"Leeds\"}}]}}}"
-    echo
+        {\"term\": {\"state\": \"Issued\"}}, {\"match\": {\"data.applicant.city\": \"Leeds\"}}]}}}")
+    echo "$(sed -n 's/.*"total":{"value":\([0-9]*\).*/\1/p' <<<"$hits") cases found; the first few:"
+    grep -o '"_source":{[^}]*}' <<<"$hits" | sed 's/^"_source":/  /'
     echo
     echo "The worker and the indexer keep running (logs in $LOG/); 'make stop' stops them and the services."
 }

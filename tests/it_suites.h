@@ -3,3 +3,4 @@
 X(it_services_suite)
 X(it_producer_suite)
 X(it_indexer_suite)
+X(it_pipeline_suite)
