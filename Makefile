@@ -51,7 +51,7 @@ IT_BIN    := $(BUILD)/check_integration
 
 STACK := scripts/stack.sh
 
-.PHONY: all test unit integration stack migrate topics run stop asan valgrind \
+.PHONY: all ready test unit integration stack run stop asan valgrind \
         format format-check clean bench chaos
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
 
@@ -84,51 +84,40 @@ $(IT_BIN): $(call obj,$(IT_SRC)) $(APP_LOGIC) $(LIB_A)
 stack:
 	$(STACK) up
 
-migrate: $(BUILD)/casestream
-	$(BUILD)/casestream migrate
-
-topics: $(BUILD)/casestream
-	$(BUILD)/casestream topics create
-
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
 integration: $(IT_BIN) $(PROGRAMS)
-	$(IT_BIN)
+	$(STACK_ENV) $(IT_BIN)
 
-# The README's test command: services up, build, schema, topics, all tests.
-test:
+# Programs find the stack through the CASESTREAM_* variables it prints, so a
+# stack on other ports (CASESTREAM_PG_PORT=…, see README) works the same.
+STACK_ENV = eval "$$($(STACK) env)" &&
+
+# Services up, build, schema, topics: what every target below starts with.
+ready:
 	$(STACK) up
 	$(MAKE) all
-	$(BUILD)/casestream migrate
-	$(BUILD)/casestream topics create
+	$(STACK_ENV) $(BUILD)/casestream migrate
+	$(STACK_ENV) $(BUILD)/casestream topics create
+
+# The README's test command: everything up, then every test.
+test: ready
 	$(UNIT_BIN)
-	$(IT_BIN)
+	$(STACK_ENV) $(IT_BIN)
 	scripts/chaos.sh --short
 
-run:
-	$(STACK) up
-	$(MAKE) all
-	$(BUILD)/casestream migrate
-	$(BUILD)/casestream topics create
+run: ready
 	scripts/demo.sh run
 
 stop:
 	scripts/demo.sh stop
 	$(STACK) down
 
-bench:
-	$(STACK) up
-	$(MAKE) all
-	$(BUILD)/casestream migrate
-	$(BUILD)/casestream topics create
+bench: ready
 	bench/run.sh
 
-chaos:
-	$(STACK) up
-	$(MAKE) all
-	$(BUILD)/casestream migrate
-	$(BUILD)/casestream topics create
+chaos: ready
 	scripts/chaos.sh
 
 # --- checks on the unit tests ------------------------------------------------

@@ -41,17 +41,12 @@ kills=0 restarts=0
 log() { printf '%s chaos: %s\n' "$(date +%T)" "$*"; }
 
 start() { # name -> starts build/<program> for that role
-    local name=$1 port
-    case $name in
-    worker1) port=19464 ;;
-    worker2) port=19465 ;;
-    indexer) port=19466 ;;
-    esac
+    local name=$1
     if [[ $name == indexer ]]; then
-        build/casestream-indexer "${TOPICS[@]}" "${IGROUP[@]}" --metrics-port=$port \
+        build/casestream-indexer "${TOPICS[@]}" "${IGROUP[@]}" --metrics-port=0 \
             >>"$DIR/$name.log" 2>&1 &
     else
-        build/casestream-worker "${TOPICS[@]}" "${GROUP[@]}" --metrics-port=$port \
+        build/casestream-worker "${TOPICS[@]}" "${GROUP[@]}" --metrics-port=0 \
             >>"$DIR/$name.log" 2>&1 &
     fi
     PIDS[$name]=$!
