@@ -1,6 +1,7 @@
 /* Unit tests of lib/es.c without Elasticsearch: bulk bodies, real bulk responses, the template. */
 #include "err.h"
 #include "es.h"
+#include "fixture.h"
 #include "runner.h"
 
 #include <jansson.h>
@@ -8,29 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIXTURES "tests/fixtures/bulk/"
-
-/* Reads a fixture file; caller frees. Fails the test if it is missing. */
+/* Reads a fixture of tests/fixtures/bulk; caller frees. */
 static char *fixture(const char *name, size_t *len)
 {
-    char path[256];
-    FILE *f;
-    char *buf;
-    long size;
+    char rel[256];
 
-    snprintf(path, sizeof(path), FIXTURES "%s", name);
-    f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "fixture %s missing (run from the repository root)", path);
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    buf[size] = '\0';
-    fclose(f);
-    *len = (size_t)size;
-    return buf;
+    snprintf(rel, sizeof(rel), "bulk/%s", name);
+    return cs_fixture_read(rel, len);
 }
 
 START_TEST(test_bulk_add_writes_external_gte_action_and_source)

@@ -1,6 +1,7 @@
 /* Submission validation, driven by tests/fixtures/envelopes (see its README.md). */
 #include "envelope.h"
 #include "merge_patch.h"
+#include "fixture.h"
 #include "runner.h"
 
 #include <stdio.h>
@@ -9,42 +10,21 @@
 
 #define DEFAULT_MAX_BYTES 1048576
 
-/* Reads a fixture file whole; a missing file fails the test. Caller frees. */
+/* Fixtures of tests/fixtures/envelopes. */
 static char *read_fixture(const char *rel, size_t *len)
 {
-    const char *dir = getenv("CASESTREAM_FIXTURES");
-    char path[512];
-    char *buf;
-    FILE *f;
-    long n;
+    char path[256];
 
-    snprintf(path, sizeof(path), "%s/envelopes/%s", dir ? dir : "tests/fixtures", rel);
-    f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open fixture %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+    snprintf(path, sizeof(path), "envelopes/%s", rel);
+    return cs_fixture_read(path, len);
 }
 
-/* Loads a JSON fixture; a missing or broken file fails the test. Caller decrefs. */
 static json_t *load_fixture(const char *rel)
 {
-    json_error_t err;
-    size_t len;
-    char *text = read_fixture(rel, &len);
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    char path[256];
 
-    free(text);
-    ck_assert_msg(root != NULL, "fixture %s: %s at line %d", rel, err.text, err.line);
-    return root;
+    snprintf(path, sizeof(path), "envelopes/%s", rel);
+    return cs_fixture_json(path);
 }
 
 /* Copies v with every {"$repeat": s, "times": n} replaced by s repeated n times. */

@@ -1,28 +1,15 @@
 /* JSON merge patch against RFC 7396's own examples (tests/fixtures/merge_patch), and jsonb
  * equality. */
 #include "merge_patch.h"
+#include "fixture.h"
 #include "runner.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Loads a JSON fixture; a missing or broken file fails the test. Caller decrefs. */
-static json_t *load_fixture(const char *rel)
-{
-    const char *dir = getenv("CASESTREAM_FIXTURES");
-    char path[512];
-    json_error_t err;
-    json_t *root;
-
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/fixtures", rel);
-    root = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-    ck_assert_msg(root != NULL, "fixture %s: %s at line %d", path, err.text, err.line);
-    return root;
-}
-
 START_TEST(test_merge_patch_rfc7396_examples)
 {
-    json_t *cases = load_fixture("merge_patch/rfc7396.json"), *tc;
+    json_t *cases = cs_fixture_json("merge_patch/rfc7396.json"), *tc;
     size_t i;
 
     ck_assert_uint_eq(json_array_size(cases), 16);

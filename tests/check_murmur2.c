@@ -1,4 +1,5 @@
 /* Unit tests of murmur2 partitioning against numbers computed by the Java client itself. */
+#include "fixture.h"
 #include "murmur2.h"
 
 #include <check.h>
@@ -30,14 +31,12 @@ static int hexval(int c)
 /* Reads the fixture; returns the number of rows (the test fails on a bad line). */
 static size_t load_rows(java_row *rows, size_t max)
 {
-    const char *dir = getenv("CASESTREAM_FIXTURES");
     char path[512], line[512], hex[160];
     size_t n = 0;
     int lineno = 0;
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/fixtures", FIXTURE);
-    ck_assert_msg((f = fopen(path, "r")) != NULL,
+    ck_assert_msg((f = fopen(cs_fixture_path(FIXTURE, path, sizeof(path)), "r")) != NULL,
                   "cannot open %s (run the tests from the repository root)", path);
     while (fgets(line, sizeof(line), f)) {
         java_row *r = &rows[n];
