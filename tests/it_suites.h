@@ -3,4 +3,5 @@
 X(it_services_suite)
 X(it_producer_suite)
 X(it_indexer_suite)
+X(it_worker_suite)
 X(it_pipeline_suite)

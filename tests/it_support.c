@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -217,7 +218,10 @@ int it_stack(const char *args)
     char cmd[512];
     int status;
 
-    snprintf(cmd, sizeof(cmd), "scripts/stack.sh %s >>build/it-logs/stack.log 2>&1", args);
+    /* setsid: Check ends a test by killing its process group, which would take a
+     * service started here with it. */
+    snprintf(cmd, sizeof(cmd), "setsid -w scripts/stack.sh %s >>build/it-logs/stack.log 2>&1",
+             args);
     mkdir("build/it-logs", 0755);
     status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -377,6 +381,104 @@ long long it_topic_end(const char *topic)
         total += hi;
     }
     rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+pid_t it_spawn_tied(const char *program, const char *const *args, const char *const *env)
+{
+    pid_t parent = getpid(), pid;
+
+    mkdir("build/it-logs", 0755);
+    pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        char log[512];
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127); /* the test died before the prctl took effect */
+        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
+        redirect(STDIN_FILENO, NULL, O_RDONLY);
+        redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
+        redirect(STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
+        child_exec(program, args, env);
+    }
+    return pid;
+}
+
+int it_wait_exit(pid_t pid, int timeout_ms)
+{
+    long long deadline = cs_now_ms() + timeout_ms;
+    int status;
+
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            return exit_status(status);
+        if (r < 0 || cs_now_ms() >= deadline)
+            return -1;
+        usleep(20 * 1000);
+    }
+}
+
+void it_produce_async(const char *topic, const char *key, const char *value, size_t len)
+{
+    rd_kafka_t *rk = test_producer();
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        err =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                              RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(rk, 50);
+    }
+    ck_assert_msg(!err, "produce to %s: %s", topic, rd_kafka_err2str(err));
+    rd_kafka_poll(rk, 0);
+}
+
+void it_flush(void)
+{
+    ck_assert_msg(rd_kafka_flush(test_producer(), 60000) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "queued messages not delivered within 60 s");
+}
+
+void it_pg_reset(void)
+{
+    PQfinish(pg);
+    pg = NULL;
+}
+
+long long it_group_committed(const char *group, const char *topic)
+{
+    const char *const defaults[] = {"group.id", group, "enable.auto.commit", "false", NULL};
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_conf_t *conf;
+    rd_kafka_resp_err_t err;
+    rd_kafka_t *rk;
+    char errstr[512];
+    long long total = 0;
+    int n;
+
+    conf = cs_kafka_conf_new(it_config(), defaults, errstr, sizeof(errstr));
+    ck_assert_msg(conf != NULL, "%s", errstr);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk != NULL, "%s", errstr);
+    n = cs_kafka_partition_count(rk, topic, 10000, errstr, sizeof(errstr));
+    ck_assert_msg(n > 0, "kafka: %s", errstr);
+    parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p);
+    err = rd_kafka_committed(rk, parts, 10000);
+    ck_assert_msg(!err, "committed offsets of %s on %s: %s", group, topic, rd_kafka_err2str(err));
+    for (int p = 0; p < parts->cnt; p++)
+        if (parts->elems[p].offset > 0)
+            total += parts->elems[p].offset;
+    rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_destroy(rk);
     return total;
 }

@@ -71,4 +71,28 @@ int it_stack(const char *args);
 bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Like it_spawn, but the child gets SIGKILL when the test process dies
+ * (PR_SET_PDEATHSIG), so a failed or timed-out test leaves nothing running. */
+pid_t it_spawn_tied(const char *program, const char *const *args, const char *const *env);
+
+/* Waits up to timeout_ms for pid to exit on its own, without signalling it.
+ * Returns its exit status (128+signal when killed by a signal), or -1 if it
+ * is still running. */
+int it_wait_exit(pid_t pid, int timeout_ms);
+
+/* Queues one message without waiting for its delivery (same producer and
+ * settings as it_produce, so the order per partition is kept); key may be
+ * NULL for a message without a key. it_flush waits until every queued
+ * message is delivered and fails the test otherwise. */
+void it_produce_async(const char *topic, const char *key, const char *value, size_t len);
+void it_flush(void);
+
+/* Closes the shared PostgreSQL connection (after a server restart, say); the
+ * next it_pg() connects again. */
+void it_pg_reset(void);
+
+/* Sum over a topic's partitions of the offsets committed by a consumer group (a partition
+ * without a committed offset counts 0). Does not join the group. */
+long long it_group_committed(const char *group, const char *topic);
+
 #endif

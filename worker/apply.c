@@ -28,7 +28,8 @@
 struct cs_applier {
     PGconn *conn;
     char *conninfo;
-    char *topic;
+    char *topic;         /* source of the submissions, recorded with outcomes */
+    char *changes_topic; /* destination of the outbox rows */
 };
 
 /* A case as this batch sees it. */
@@ -107,8 +108,8 @@ static const struct statement {
               " c.data, $9, $10, $11 FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
-    {"outbox", "INSERT INTO ccd.change_outbox (reference, case_revision, document)"
-               " VALUES ($1, $2, ccd.change_document($1::bigint))"},
+    {"outbox", "INSERT INTO ccd.change_outbox (reference, case_revision, document, topic)"
+               " VALUES ($1, $2, ccd.change_document($1::bigint), $3)"},
     {"outcomes", "INSERT INTO ccd.event_outcome (topic, kafka_partition, kafka_offset, outcome)"
                  " SELECT $1, (o->'source'->>'partition')::int, (o->'source'->>'offset')::bigint,"
                  " o FROM jsonb_array_elements($2::jsonb) o ON CONFLICT DO NOTHING"},
@@ -144,12 +145,13 @@ static int connect_db(cs_applier *a, char *errstr, size_t errstr_size)
     return CS_OK;
 }
 
-cs_applier *cs_applier_new(const char *conninfo, const char *topic, char *errstr,
-                           size_t errstr_size)
+cs_applier *cs_applier_new(const char *conninfo, const char *topic, const char *changes_topic,
+                           char *errstr, size_t errstr_size)
 {
     cs_applier *a = calloc(1, sizeof(*a));
 
-    if (!a || !(a->conninfo = strdup(conninfo)) || !(a->topic = strdup(topic))) {
+    if (!a || !(a->conninfo = strdup(conninfo)) || !(a->topic = strdup(topic)) ||
+        !(a->changes_topic = strdup(changes_topic))) {
         snprintf(errstr, errstr_size, "out of memory");
         cs_applier_free(a);
         return NULL;
@@ -167,6 +169,7 @@ void cs_applier_free(cs_applier *a)
     PQfinish(a->conn);
     free(a->conninfo);
     free(a->topic);
+    free(a->changes_topic);
     free(a);
 }
 
@@ -585,8 +588,8 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
         free(notes);
     }
     if (ok) {
-        const char *params[] = {ref, rev};
-        ok = send_stmt(a, "outbox", 2, params);
+        const char *params[] = {ref, rev, a->changes_topic};
+        ok = send_stmt(a, "outbox", 3, params);
     }
     return ok;
 }

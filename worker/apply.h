@@ -9,10 +9,11 @@
 typedef struct cs_applier cs_applier;
 
 /* Connects to PostgreSQL and prepares the statements. topic names the
- * source topic recorded with each outcome. Returns NULL with the reason in
- * errstr. Free with cs_applier_free. */
-cs_applier *cs_applier_new(const char *conninfo, const char *topic, char *errstr,
-                           size_t errstr_size);
+ * source topic recorded with each outcome, changes_topic the topic the
+ * outbox rows are for. Returns NULL with the reason in errstr. Free with
+ * cs_applier_free. */
+cs_applier *cs_applier_new(const char *conninfo, const char *topic, const char *changes_topic,
+                           char *errstr, size_t errstr_size);
 void cs_applier_free(cs_applier *a);
 
 /* Decides and applies n valid jobs (in offset order; a case's jobs all in

@@ -13,6 +13,33 @@ static json_t *int_or_null(int64_t v)
     return v ? json_integer(v) : json_null();
 }
 
+/* The one rendering of an outcome: compact, members in this order. A replayed outcome goes
+ * through it again, so it is byte-identical to the first copy on the wire even when it comes
+ * back from ccd.event_outcome, whose jsonb reorders the members and adds spaces. Returns a
+ * string the caller frees. */
+static char *render(json_t *o)
+{
+    static const char *const members[] = {
+        "idempotency_key", "case_reference", "status",    "code",
+        "version",         "case_revision",  "event_seq", "error"};
+    json_t *out = json_object(), *src = json_object(), *from = json_object_get(o, "source");
+    json_t *v;
+    char *text;
+
+    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+        v = json_object_get(o, members[i]);
+        json_object_set(out, members[i], v ? v : json_null());
+    }
+    v = json_object_get(from, "partition");
+    json_object_set(src, "partition", v ? v : json_null());
+    v = json_object_get(from, "offset");
+    json_object_set(src, "offset", v ? v : json_null());
+    json_object_set_new(out, "source", src);
+    text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    return text;
+}
+
 void cs_job_decide(cs_job *j, const char *status, int code, int version, int64_t revision,
                    int64_t event_seq, const char *error)
 {
@@ -39,7 +66,7 @@ void cs_job_decide(cs_job *j, const char *status, int code, int version, int64_t
     json_object_set_new(src, "offset", json_integer(j->offset));
     json_object_set_new(o, "source", src);
     free(j->outcome);
-    j->outcome = json_dumps(o, JSON_COMPACT);
+    j->outcome = render(o);
     json_decref(o);
 }
 
@@ -65,7 +92,7 @@ int cs_job_replay(cs_job *j, const char *outcome)
     j->decided = true;
     j->replayed = true;
     free(j->outcome);
-    j->outcome = strdup(outcome);
+    j->outcome = render(o);
     json_decref(o);
     return CS_OK;
 }

@@ -35,8 +35,11 @@ typedef struct cs_job {
 void cs_job_decide(cs_job *j, const char *status, int code, int version, int64_t revision,
                    int64_t event_seq, const char *error);
 
-/* Takes a previously rendered outcome verbatim (a redelivered message). The
- * text is copied. Returns 0, or CS_ERR_INVALID if it is not an outcome. */
+/* Takes a previously decided outcome (a redelivered message) and renders it
+ * again exactly as cs_job_decide did, whatever the member order and spacing
+ * of the text given (jsonb from PostgreSQL differs), so every copy on the
+ * wire is byte-identical. outcome stays the caller's. Returns 0, or
+ * CS_ERR_INVALID if it is not an outcome. */
 int cs_job_replay(cs_job *j, const char *outcome);
 
 /* Answers a resubmission of an applied key: "duplicate" with the original

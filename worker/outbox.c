@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Advisory lock held by the one publishing relay ("casestream outbox"). */
-#define RELAY_LOCK_KEY "4846216231957312850"
+/* Advisory lock held by the one relay publishing to a topic: (namespace, topic). */
+#define RELAY_LOCK_SQL "SELECT pg_try_advisory_lock(hashtext('casestream outbox'), hashtext($1))"
 
 struct cs_relay {
     const cs_config *cfg;
@@ -57,7 +57,7 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
         return CS_ERR_RETRY;
     if (r->leader)
         return CS_OK;
-    res = PQexec(r->conn, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")");
+    res = PQexecParams(r->conn, RELAY_LOCK_SQL, 1, NULL, &r->cfg->topic_changes, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r->conn, res, errstr, errstr_size);
         PQclear(res);
@@ -66,10 +66,10 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
     r->leader = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!r->leader) {
-        snprintf(errstr, errstr_size, "another relay is publishing");
+        snprintf(errstr, errstr_size, "another relay is publishing to %s", r->cfg->topic_changes);
         return CS_ERR_CONFLICT;
     }
-    cs_log_info("outbox relay is publishing");
+    cs_log_info("outbox relay is publishing topic=%s", r->cfg->topic_changes);
     return CS_OK;
 }
 
@@ -77,7 +77,7 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
 static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
 {
     char limit[16];
-    const char *params[1] = {limit};
+    const char *params[2] = {limit, r->cfg->topic_changes};
     PGresult *res, *upd;
     atomic_int failed = 0;
     char *ids = NULL;
@@ -87,8 +87,8 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     snprintf(limit, sizeof(limit), "%d", r->cfg->outbox_batch);
     res = PQexecParams(r->conn,
                        "SELECT id, reference, document::text FROM ccd.change_outbox "
-                       "WHERE published_at IS NULL ORDER BY id LIMIT $1",
-                       1, NULL, params, NULL, NULL, 0);
+                       "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1",
+                       2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r->conn, res, errstr, errstr_size);
         PQclear(res);

@@ -665,7 +665,8 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
 
         s->w = w;
         s->jobs = calloc((size_t)cfg->batch_size, sizeof(*s->jobs));
-        if (!(s->applier = cs_applier_new(cfg->pg, cfg->topic_events, errstr, errstr_size)) ||
+        if (!(s->applier = cs_applier_new(cfg->pg, cfg->topic_events, cfg->topic_changes, errstr,
+                                          errstr_size)) ||
             pthread_create(&s->thread, NULL, slot_main, s) != 0)
             goto fail;
     }

@@ -1,0 +1,1659 @@
+/* Integration tests of casestream-worker against the real services (DESIGN §2-§5, §9): outcomes,
+ * exactly-once application, ordering, a crash at every fault point, PostgreSQL and Redis
+ * outages, malformed input and the DLQ, a consumer group losing a member, graceful stop.
+ *
+ * Each test runs the worker on topics and a group of its own and uses case references from
+ * it_new_ref(), which are consecutive within a test: lo..hi covers all of a test's cases. */
+#include "it_support.h"
+#include "runner.h"
+
+#include "kafka.h"
+#include "run.h"
+#include "uuid.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CASE_TYPE "ItWorker"
+
+/* How long a test waits for the worker to catch up, in ms. */
+#define CATCH_UP_MS 120000
+
+/* A message the test sends, and the outcome it expects. */
+typedef struct planned {
+    int64_t ref;        /* 0: the message has no usable reference */
+    char key[37];       /* idempotency key, "" when there is none */
+    const char *status; /* expected outcome status */
+    long long revision; /* expected case_revision of the outcome, 0 = not checked */
+    char *value;        /* owned */
+    size_t len;
+    char *mkey; /* message key (owned); NULL = no key */
+    int tag;    /* which feeder sends it */
+} planned;
+
+/* A decoded outcome from the results topic. */
+typedef struct outcome {
+    int64_t ref;
+    char key[40];
+    char status[16];
+    int code;
+    long long version, revision, seq;
+    int partition;
+    long long offset;
+    char *error; /* NULL when null */
+    const char *text;
+} outcome;
+
+/* Most messages one test plans; the plan never moves, so pointers into it stay valid. */
+#define PLAN_MAX 2048
+
+/* One test's world: its topics, group, references and messages. */
+static struct world {
+    char events[128], results[128], changes[128], dlq[128], group[128];
+    int64_t lo, hi;
+    planned *plan;
+    size_t nplan;
+    it_msg *raw; /* the results topic as last read */
+    size_t nraw;
+} W;
+
+/* --- the world -------------------------------------------------------------------------- */
+
+static void world_name(char *buf, size_t size, const char *test, const char *what)
+{
+    char *u = it_unique("it-worker");
+
+    snprintf(buf, size, "%s-%s-%s", u, test, what);
+    free(u);
+}
+
+/* Creates the test's topics: events with the given partitions. */
+static void world_new(const char *test, int partitions)
+{
+    memset(&W, 0, sizeof(W));
+    world_name(W.events, sizeof(W.events), test, "events");
+    world_name(W.results, sizeof(W.results), test, "results");
+    world_name(W.changes, sizeof(W.changes), test, "changes");
+    world_name(W.dlq, sizeof(W.dlq), test, "dlq");
+    world_name(W.group, sizeof(W.group), test, "group");
+    it_create_topic(W.events, partitions);
+    it_create_topic(W.results, 3);
+    it_create_topic(W.changes, 3);
+    it_create_topic(W.dlq, 1);
+    W.plan = calloc(PLAN_MAX, sizeof(*W.plan));
+}
+
+static int64_t new_ref(void)
+{
+    int64_t r = it_new_ref();
+
+    if (!W.lo)
+        W.lo = r;
+    W.hi = r;
+    return r;
+}
+
+static void new_key(char out[37])
+{
+    ck_assert_int_eq(cs_uuid_generate(out), 0);
+}
+
+/* Starts a worker on the world's topics; extra flags (NULL-terminated, may be NULL) come last
+ * and win. A short session timeout lets the group notice a killed member in seconds. */
+static pid_t worker_start(const char *const *extra)
+{
+    char ev[160], re[160], ch[160], dl[160], gr[160];
+    const char *args[48] = {ev,   re,
+                            ch,   dl,
+                            gr,   "--metrics-port=0",
+                            "-X", "session.timeout.ms=6000",
+                            "-X", "heartbeat.interval.ms=500"};
+    int n = 10;
+
+    snprintf(ev, sizeof(ev), "--topic-events=%s", W.events);
+    snprintf(re, sizeof(re), "--topic-results=%s", W.results);
+    snprintf(ch, sizeof(ch), "--topic-changes=%s", W.changes);
+    snprintf(dl, sizeof(dl), "--topic-dlq=%s", W.dlq);
+    snprintf(gr, sizeof(gr), "--group=%s", W.group);
+    for (int i = 0; extra && extra[i] && n < 47; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return it_spawn_tied("casestream-worker", args, NULL);
+}
+
+/* Stops a worker with SIGTERM and asserts a clean exit 0. */
+static void worker_stop(pid_t pid)
+{
+    int rc = it_stop(pid, SIGTERM, 20000);
+
+    ck_assert_msg(rc == 0,
+                  "worker %d did not stop cleanly on SIGTERM: status %d (see "
+                  "build/it-logs/casestream-worker-%d.log)",
+                  (int)pid, rc, (int)pid);
+}
+
+/* True when the worker's log contains text. */
+static bool log_has(pid_t pid, const char *text)
+{
+    char path[256], *buf;
+    FILE *f;
+    long size;
+    bool found;
+
+    snprintf(path, sizeof(path), "build/it-logs/casestream-worker-%d.log", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return false;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = calloc(1, (size_t)size + 1);
+    size = (long)fread(buf, 1, (size_t)size, f);
+    fclose(f);
+    buf[size] = '\0';
+    found = strstr(buf, text) != NULL;
+    free(buf);
+    return found;
+}
+
+static bool wait_log(pid_t pid, const char *text, int timeout_ms)
+{
+    long long deadline = cs_now_ms() + timeout_ms;
+
+    while (!log_has(pid, text)) {
+        if (cs_now_ms() > deadline)
+            return false;
+        usleep(100 * 1000);
+    }
+    return true;
+}
+
+/* Waits until this worker's outbox relay publishes. The relay is one per database (an advisory
+ * lock), and it publishes every unpublished outbox row to its own --topic-changes: while
+ * another casestream-worker with other topics holds the lock, this test's changes go to that
+ * worker's topic, so the test cannot check its own changes topic and fails here, saying so. */
+static void wait_relay(pid_t pid)
+{
+    PGresult *res;
+    char holders[512] = "";
+    size_t len = 0;
+
+    if (wait_log(pid, "outbox relay is publishing", 30000))
+        return;
+    res = PQexec(it_pg(), "SELECT a.pid, a.client_port, a.backend_start FROM pg_locks l JOIN "
+                          "pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND "
+                          "l.granted");
+    for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
+        len += (size_t)snprintf(holders + len, len < sizeof(holders) ? sizeof(holders) - len : 0,
+                                " backend %s (client port %s, since %s)", PQgetvalue(res, i, 0),
+                                PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    ck_abort_msg("worker %d never became the outbox relay in 30 s: another casestream-worker on "
+                 "this database holds the relay lock and would publish this test's changes to "
+                 "its own changes topic; advisory locks held by:%s",
+                 (int)pid, holders[0] ? holders : " none");
+}
+
+/* --- messages ---------------------------------------------------------------------------- */
+
+static planned *plan_raw(int64_t ref, const char *key, const char *status, const char *mkey,
+                         const char *value, size_t len)
+{
+    planned *p;
+
+    ck_assert_msg(W.nplan < PLAN_MAX, "test bug: more than %d messages planned", PLAN_MAX);
+    p = &W.plan[W.nplan++];
+    memset(p, 0, sizeof(*p));
+    p->ref = ref;
+    snprintf(p->key, sizeof(p->key), "%s", key ? key : "");
+    p->status = status;
+    p->value = malloc(len + 1);
+    memcpy(p->value, value, len);
+    p->value[len] = '\0';
+    p->len = len;
+    p->mkey = mkey ? strdup(mkey) : NULL;
+    return p;
+}
+
+/* Plans a submission of case ref keyed with its reference: the key fields, then the members
+ * of the JSON object fields_fmt (may be NULL). key NULL = a new key. */
+__attribute__((format(printf, 5, 6))) static planned *plan_sub(int64_t ref, const char *key,
+                                                               const char *status,
+                                                               const char *event_id,
+                                                               const char *fields_fmt, ...)
+{
+    char fields[8192] = "{}", keybuf[37], mkey[24];
+    json_t *o, *more;
+    json_error_t jerr;
+    char *text;
+    planned *p;
+
+    if (!key) {
+        new_key(keybuf);
+        key = keybuf;
+    }
+    if (fields_fmt) {
+        va_list ap;
+
+        va_start(ap, fields_fmt);
+        vsnprintf(fields, sizeof(fields), fields_fmt, ap);
+        va_end(ap);
+    }
+    more = json_loads(fields, 0, &jerr);
+    ck_assert_msg(more != NULL, "test bug: bad fields %s: %s", fields, jerr.text);
+    o = json_pack("{s:s, s:I, s:s, s:s, s:s}", "idempotency_key", key, "case_reference",
+                  (json_int_t)ref, "case_type", CASE_TYPE, "event_id", event_id, "user_id",
+                  "it-user");
+    json_object_update(o, more);
+    text = json_dumps(o, JSON_COMPACT);
+    snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
+    p = plan_raw(ref, key, status, mkey, text, strlen(text));
+    free(text);
+    json_decref(o);
+    json_decref(more);
+    return p;
+}
+
+/* Plans the creation of case ref. */
+static planned *plan_create(int64_t ref, const char *key)
+{
+    planned *p = plan_sub(ref, key, "applied", "create",
+                          "{\"jurisdiction\": \"IT\", \"state\": \"Open\", \"data\": "
+                          "{\"title\": \"case %" PRId64 "\", \"n\": 0}}",
+                          ref);
+
+    p->revision = 1;
+    return p;
+}
+
+static void send_one(const planned *p)
+{
+    it_produce_async(W.events, p->mkey, p->value, p->len);
+}
+
+/* Produces plan[from..to) in order and waits until Kafka has them. */
+static void send_range(size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        send_one(&W.plan[i]);
+    it_flush();
+}
+
+/* A producer thread of its own, sending some planned messages one at a time. */
+typedef struct feeder {
+    rd_kafka_t *rk;
+    size_t *index; /* into W.plan, which must not grow meanwhile */
+    size_t n;
+    int gap_ms;
+    atomic_size_t sent;
+    char err[256];
+    pthread_t thread;
+} feeder;
+
+static void *feeder_main(void *arg)
+{
+    feeder *f = arg;
+
+    for (size_t i = 0; i < f->n; i++) {
+        const planned *p = &W.plan[f->index[i]];
+        rd_kafka_resp_err_t err;
+
+        err = rd_kafka_producev(f->rk, RD_KAFKA_V_TOPIC(W.events),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(p->mkey, p->mkey ? strlen(p->mkey) : 0),
+                                RD_KAFKA_V_VALUE(p->value, p->len), RD_KAFKA_V_END);
+        if (!err)
+            err = rd_kafka_flush(f->rk, 30000);
+        if (err) {
+            snprintf(f->err, sizeof(f->err), "produce: %s", rd_kafka_err2str(err));
+            break;
+        }
+        atomic_store(&f->sent, i + 1);
+        if (f->gap_ms)
+            usleep((useconds_t)f->gap_ms * 1000);
+    }
+    return NULL;
+}
+
+/* Starts a feeder over the planned messages whose index satisfies pick. */
+static void feeder_start(feeder *f, bool (*pick)(size_t i, void *ctx), void *ctx, int gap_ms)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
+
+    memset(f, 0, sizeof(*f));
+    ck_assert_msg(conf != NULL, "%s", errstr);
+    f->rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
+    ck_assert_msg(f->rk != NULL, "%s", errstr);
+    f->index = calloc(W.nplan, sizeof(*f->index));
+    for (size_t i = 0; i < W.nplan; i++)
+        if (pick(i, ctx))
+            f->index[f->n++] = i;
+    f->gap_ms = gap_ms;
+    ck_assert_int_eq(pthread_create(&f->thread, NULL, feeder_main, f), 0);
+}
+
+static void feeder_join(feeder *f)
+{
+    pthread_join(f->thread, NULL);
+    ck_assert_msg(f->err[0] == '\0', "feeder: %s", f->err);
+    ck_assert_uint_eq(atomic_load(&f->sent), f->n);
+    rd_kafka_destroy(f->rk);
+    free(f->index);
+}
+
+/* --- reading the topics ------------------------------------------------------------------ */
+
+/* Reads a whole topic once it holds at least min messages (or the time is up). */
+static size_t read_topic(const char *topic, long long min, int timeout_ms, it_msg **out)
+{
+    long long deadline = cs_now_ms() + timeout_ms, end;
+    size_t n;
+
+    while ((end = it_topic_end(topic)) < min && cs_now_ms() < deadline)
+        usleep(250 * 1000);
+    n = it_consume(topic, (size_t)end, 60000, out);
+    ck_assert_msg((long long)n >= min, "%s: %zu messages after %d s, expected at least %lld", topic,
+                  n, timeout_ms / 1000, min);
+    return n;
+}
+
+static int cmp_source(const void *a, const void *b)
+{
+    const outcome *x = a, *y = b;
+
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+static void outcomes_free(outcome *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(o[i].error);
+    free(o);
+    it_msgs_free(W.raw, W.nraw);
+    W.raw = NULL;
+    W.nraw = 0;
+}
+
+/* Reads the results topic once it holds an outcome for every planned message. Asserts one
+ * outcome per consumed message (every source position exactly once, copies on the wire
+ * byte-identical) and that each outcome is keyed by its case reference. Returns the outcomes
+ * sorted by source position, one per position, in *n. */
+static outcome *read_outcomes(size_t *n)
+{
+    size_t m = read_topic(W.results, (long long)W.nplan, CATCH_UP_MS, &W.raw), k = 0;
+    outcome *all = calloc(m ? m : 1, sizeof(*all));
+
+    W.nraw = m;
+    for (size_t i = 0; i < m; i++) {
+        json_error_t jerr;
+        json_t *o = json_loads(W.raw[i].value, 0, &jerr), *v;
+        outcome *x = &all[i];
+
+        ck_assert_msg(o != NULL, "outcome is not JSON: %s", W.raw[i].value);
+        x->text = W.raw[i].value;
+        x->ref = json_integer_value(json_object_get(o, "case_reference"));
+        v = json_object_get(o, "idempotency_key");
+        snprintf(x->key, sizeof(x->key), "%s", json_is_string(v) ? json_string_value(v) : "");
+        snprintf(x->status, sizeof(x->status), "%s",
+                 json_string_value(json_object_get(o, "status")));
+        x->code = (int)json_integer_value(json_object_get(o, "code"));
+        x->version = json_integer_value(json_object_get(o, "version"));
+        x->revision = json_integer_value(json_object_get(o, "case_revision"));
+        x->seq = json_integer_value(json_object_get(o, "event_seq"));
+        v = json_object_get(o, "error");
+        x->error = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+        v = json_object_get(o, "source");
+        ck_assert_msg(json_is_object(v), "outcome without source: %s", x->text);
+        x->partition = (int)json_integer_value(json_object_get(v, "partition"));
+        x->offset = json_integer_value(json_object_get(v, "offset"));
+        if (x->ref > 0) {
+            char key[24];
+
+            snprintf(key, sizeof(key), "%" PRId64, x->ref);
+            ck_assert_msg(W.raw[i].key && strcmp(W.raw[i].key, key) == 0,
+                          "outcome keyed %s, not by its case reference: %s",
+                          W.raw[i].key ? W.raw[i].key : "(none)", x->text);
+        }
+        json_decref(o);
+    }
+    qsort(all, m, sizeof(*all), cmp_source);
+    /* Copies of one source position must be byte-identical; keep one of each. */
+    for (size_t i = 0; i < m; i++) {
+        if (k > 0 && cmp_source(&all[k - 1], &all[i]) == 0) {
+            ck_assert_msg(strcmp(all[k - 1].text, all[i].text) == 0,
+                          "two different outcomes for partition %d offset %lld:\n  %s\n  %s",
+                          all[i].partition, all[i].offset, all[k - 1].text, all[i].text);
+            free(all[i].error);
+            continue;
+        }
+        all[k++] = all[i];
+    }
+    ck_assert_msg(k == W.nplan, "%zu distinct source positions have outcomes, %zu messages sent", k,
+                  W.nplan);
+    *n = k;
+    return all;
+}
+
+static const outcome *find_outcome(const outcome *o, size_t n, int64_t ref, const char *key,
+                                   const char *status)
+{
+    for (size_t i = 0; i < n; i++)
+        if (o[i].ref == ref && strcmp(o[i].key, key) == 0 && strcmp(o[i].status, status) == 0)
+            return &o[i];
+    return NULL;
+}
+
+/* Every planned message with a reference has its expected outcome. */
+static void check_planned_outcomes(const outcome *o, size_t n)
+{
+    for (size_t i = 0; i < W.nplan; i++) {
+        const planned *p = &W.plan[i];
+        const outcome *x;
+
+        if (!p->ref || !p->key[0])
+            continue;
+        x = find_outcome(o, n, p->ref, p->key, p->status);
+        ck_assert_msg(x != NULL, "no \"%s\" outcome for case %" PRId64 " key %s (message %zu)",
+                      p->status, p->ref, p->key, i);
+        if (p->revision)
+            ck_assert_msg(x->revision == p->revision,
+                          "case %" PRId64 " key %s: case_revision %lld, expected %lld: %s", p->ref,
+                          p->key, x->revision, p->revision, x->text);
+    }
+}
+
+static size_t count_status(const outcome *o, size_t n, const char *status)
+{
+    size_t c = 0;
+
+    for (size_t i = 0; i < n; i++)
+        c += strcmp(o[i].status, status) == 0;
+    return c;
+}
+
+static long long committed_now(void)
+{
+    return it_group_committed(W.group, W.events);
+}
+
+/* Waits until the worker group has committed every message of the events topic: whatever a
+ * crash left for redelivery has been consumed again and answered. */
+static void wait_committed(void)
+{
+    long long end = it_topic_end(W.events), done = 0, deadline = cs_now_ms() + CATCH_UP_MS;
+
+    while ((done = it_group_committed(W.group, W.events)) < end && cs_now_ms() < deadline)
+        usleep(500 * 1000);
+    ck_assert_msg(done == end, "group %s committed %lld of %lld messages of %s", W.group, done, end,
+                  W.events);
+}
+
+/* Stops the last worker of a test, which has answered everything: it exits 0 and, on the way
+ * out, commits the offsets of every message. */
+static void worker_stop_last(pid_t pid)
+{
+    long long end, done;
+
+    worker_stop(pid);
+    end = it_topic_end(W.events);
+    done = committed_now();
+    ck_assert_msg(done == end, "after SIGTERM, group %s committed %lld of %lld messages", W.group,
+                  done, end);
+}
+
+/* --- PostgreSQL ---------------------------------------------------------------------------- */
+
+static PGresult *query(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static PGresult *query(const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    PGresult *res;
+
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    res = PQexec(it_pg(), sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK,
+                  "%s: %s", sql, PQresultErrorMessage(res));
+    return res;
+}
+
+static long long events_in_world(void)
+{
+    return it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference BETWEEN %" PRId64
+                      " AND %" PRId64,
+                      W.lo, W.hi);
+}
+
+/* Every planned "applied" submission is exactly one ccd.case_event row and there is no other
+ * row; each case's revisions are 1..n without gaps and the case is at revision n. */
+static void check_applied_once(void)
+{
+    long long want = 0;
+    PGresult *res;
+    int rows;
+
+    for (size_t i = 0; i < W.nplan; i++)
+        want += W.plan[i].ref && strcmp(W.plan[i].status, "applied") == 0;
+    ck_assert_msg(it_wait_sql(want, CATCH_UP_MS,
+                              "SELECT count(*) FROM ccd.case_event WHERE case_reference "
+                              "BETWEEN %" PRId64 " AND %" PRId64,
+                              W.lo, W.hi),
+                  "%lld case_event rows, expected %lld", events_in_world(), want);
+    res = query("SELECT case_reference, idempotency_key::text FROM ccd.case_event"
+                " WHERE case_reference BETWEEN %" PRId64 " AND %" PRId64,
+                W.lo, W.hi);
+    rows = PQntuples(res);
+    ck_assert_int_eq(rows, want);
+    for (size_t i = 0; i < W.nplan; i++) {
+        const planned *p = &W.plan[i];
+        int found = 0;
+
+        if (!p->ref || strcmp(p->status, "applied") != 0)
+            continue;
+        for (int r = 0; r < rows; r++)
+            found += strtoll(PQgetvalue(res, r, 0), NULL, 10) == p->ref &&
+                     strcmp(PQgetvalue(res, r, 1), p->key) == 0;
+        ck_assert_msg(found == 1, "case %" PRId64 " key %s has %d case_event rows, expected 1",
+                      p->ref, p->key, found);
+    }
+    PQclear(res);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM (SELECT case_reference FROM ccd.case_event"
+                                " WHERE case_reference BETWEEN %" PRId64 " AND %" PRId64
+                                " GROUP BY case_reference HAVING min(case_revision) <> 1"
+                                " OR max(case_revision) <> count(*)"
+                                " OR count(DISTINCT case_revision) <> count(*)) g",
+                                W.lo, W.hi),
+                     0);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data d WHERE reference BETWEEN "
+                                "%" PRId64 " AND %" PRId64 " AND case_revision <> (SELECT "
+                                "count(*) FROM ccd.case_event e WHERE e.case_reference = "
+                                "d.reference)",
+                                W.lo, W.hi),
+                     0);
+}
+
+/* The outbox of the world's cases drains and every revision of every case reaches the changes
+ * topic (at least once). */
+static void check_changes(void)
+{
+    long long total;
+    it_msg *msgs = NULL;
+    size_t n = 0, seen = 0;
+    long long deadline;
+    PGresult *res;
+    int ncases;
+
+    ck_assert_msg(it_wait_sql(0, CATCH_UP_MS,
+                              "SELECT count(*) FROM ccd.change_outbox WHERE reference BETWEEN "
+                              "%" PRId64 " AND %" PRId64 " AND published_at IS NULL",
+                              W.lo, W.hi),
+                  "the outbox did not drain: %lld unpublished rows",
+                  it_sql_int("SELECT count(*) FROM ccd.change_outbox WHERE reference BETWEEN "
+                             "%" PRId64 " AND %" PRId64 " AND published_at IS NULL",
+                             W.lo, W.hi));
+    total = events_in_world();
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.change_outbox WHERE reference BETWEEN "
+                                "%" PRId64 " AND %" PRId64,
+                                W.lo, W.hi),
+                     total);
+    res = query("SELECT reference, case_revision FROM ccd.case_data WHERE reference BETWEEN "
+                "%" PRId64 " AND %" PRId64 " ORDER BY reference",
+                W.lo, W.hi);
+    ncases = PQntuples(res);
+    deadline = cs_now_ms() + 60000;
+    for (;;) {
+        /* (case index, revision) pairs seen, as a bitmap per case. */
+        bool *got;
+        long long maxrev = 1;
+
+        for (int c = 0; c < ncases; c++)
+            if (atoll(PQgetvalue(res, c, 1)) > maxrev)
+                maxrev = atoll(PQgetvalue(res, c, 1));
+        got = calloc((size_t)ncases * (size_t)(maxrev + 1), sizeof(*got));
+        n = read_topic(W.changes, 0, 0, &msgs);
+        seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *d = json_loads(msgs[i].value, 0, NULL);
+            long long ref = json_integer_value(json_object_get(d, "reference"));
+            long long rev = json_integer_value(json_object_get(d, "case_revision"));
+
+            json_decref(d);
+            if (ref < W.lo || ref > W.hi)
+                continue;
+            for (int c = 0; c < ncases; c++) {
+                if (atoll(PQgetvalue(res, c, 0)) != ref)
+                    continue;
+                ck_assert_msg(rev >= 1 && rev <= atoll(PQgetvalue(res, c, 1)),
+                              "change of case %lld at revision %lld, beyond the database's", ref,
+                              rev);
+                if (!got[(size_t)c * (size_t)(maxrev + 1) + (size_t)rev]) {
+                    got[(size_t)c * (size_t)(maxrev + 1) + (size_t)rev] = true;
+                    seen++;
+                }
+            }
+        }
+        free(got);
+        it_msgs_free(msgs, n);
+        if ((long long)seen == total || cs_now_ms() > deadline)
+            break;
+        usleep(500 * 1000);
+    }
+    PQclear(res);
+    ck_assert_msg((long long)seen == total, "%zu of %lld revisions reached the changes topic %s",
+                  seen, total, W.changes);
+}
+
+/* --- Redis and /metrics ---------------------------------------------------------------------- */
+
+static bool redis_up(void)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -u '%s' ping 2>/dev/null | grep -q PONG",
+             it_config()->redis);
+    return system(cmd) == 0;
+}
+
+/* Starts Redis again if a test stopped it; true when it answers. */
+static bool redis_restore(void)
+{
+    for (int i = 0; i < 3 && !redis_up(); i++)
+        it_stack("start redis");
+    return redis_up();
+}
+
+static long long redis_exists(int64_t ref, const char *key)
+{
+    char cmd[512], line[64] = "";
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -u '%s' EXISTS 'cs:idem:%" PRId64 ":%s' 2>&1",
+             it_config()->redis, ref, key);
+    p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    if (!fgets(line, sizeof(line), p))
+        line[0] = '\0';
+    pclose(p);
+    return atoll(line);
+}
+
+typedef struct buf {
+    char *data;
+    size_t len;
+} buf;
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    buf *b = userdata;
+    size_t n = size * nmemb;
+
+    b->data = realloc(b->data, b->len + n + 1);
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* The value of metric name (with its labels, if any) on the worker's /metrics. */
+static long long metric(int port, const char *name)
+{
+    char url[128];
+    buf b = {NULL, 0};
+    CURL *curl = curl_easy_init();
+    CURLcode rc;
+    long long v = -1;
+    size_t nlen = strlen(name);
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+    rc = curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    ck_assert_msg(rc == CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    for (char *line = b.data; line && *line;) {
+        char *next = strchr(line, '\n');
+
+        if (strncmp(line, name, nlen) == 0 && line[nlen] == ' ') {
+            v = atoll(line + nlen + 1);
+            break;
+        }
+        line = next ? next + 1 : NULL;
+    }
+    free(b.data);
+    ck_assert_msg(v >= 0, "metric %s not found on %s", name, url);
+    return v;
+}
+
+/* --- fixtures ---------------------------------------------------------------------------- */
+
+/* In each test's process: services a previous test may have stopped are up again. */
+static void services_up(void)
+{
+    ck_assert_msg(redis_restore(), "redis is unreachable at %s", it_config()->redis);
+}
+
+/* In the runner's process after a test case: Redis is running and no test trigger is left.
+ * Uses a connection of its own: the tests' processes are forked from this one. */
+static void leave_clean(void)
+{
+    PGconn *c;
+    PGresult *res;
+
+    redis_restore();
+    c = PQconnectdb(it_config()->pg);
+    if (PQstatus(c) == CONNECTION_OK) {
+        res = PQexec(c, "DO $$ DECLARE t record; BEGIN FOR t IN SELECT tgname FROM pg_trigger"
+                        " WHERE tgrelid = 'ccd.case_event'::regclass AND tgname LIKE"
+                        " 'it_refuse_%' LOOP EXECUTE format('DROP TRIGGER %I ON ccd.case_event',"
+                        " t.tgname); END LOOP; END $$");
+        PQclear(res);
+    }
+    PQfinish(c);
+}
+
+/* --- 1. optimistic lock ---------------------------------------------------------------------- */
+
+START_TEST(test_worker_same_expected_version_one_applied_one_conflict)
+{
+    int64_t ref;
+    planned *a, *b, *c, *d;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    world_new("conflict", 1);
+    ref = new_ref();
+    plan_create(ref, NULL);
+    /* Two edits from version 1 in one batch, decided in memory... */
+    a = plan_sub(ref, NULL, "applied", "edit",
+                 "{\"expected_version\": 1, \"data_merge\": "
+                 "{\"title\": \"first\"}}");
+    b = plan_sub(ref, NULL, "conflict", "edit",
+                 "{\"expected_version\": 1, \"data_merge\": "
+                 "{\"title\": \"second\"}}");
+    a->revision = 2;
+    send_range(0, W.nplan);
+    pid = worker_start(NULL);
+    ck_assert_msg(it_wait_sql(2, CATCH_UP_MS,
+                              "SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                              "%" PRId64,
+                              ref),
+                  "first pair not applied");
+    /* ...and two from version 2 in a later batch, decided against the stored case. */
+    c = plan_sub(ref, NULL, "applied", "edit2",
+                 "{\"expected_version\": 2, \"data_merge\": "
+                 "{\"title\": \"third\"}}");
+    d = plan_sub(ref, NULL, "conflict", "edit2",
+                 "{\"expected_version\": 2, \"data_merge\": "
+                 "{\"title\": \"fourth\"}}");
+    c->revision = 3;
+    send_range(3, 5);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    {
+        const outcome *x = find_outcome(o, n, ref, b->key, "conflict");
+        const outcome *y = find_outcome(o, n, ref, d->key, "conflict");
+
+        ck_assert_int_eq(x->code, 409);
+        ck_assert_int_eq(y->code, 409);
+        ck_assert_msg(x->error && strstr(x->error, "expected version 1"), "%s", x->text);
+        ck_assert_msg(y->error && strstr(y->error, "expected version 2"), "%s", y->text);
+        ck_assert_int_eq(find_outcome(o, n, ref, a->key, "applied")->code, 200);
+        ck_assert_int_eq(find_outcome(o, n, ref, a->key, "applied")->version, 2);
+    }
+    check_applied_once();
+    /* History: one row per edit that went through; the blob is the winners'. */
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                                "%" PRId64 " AND event_id = 'edit'",
+                                ref),
+                     1);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                                "%" PRId64 " AND event_id = 'edit2'",
+                                ref),
+                     1);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                                "%" PRId64 " AND idempotency_key IN ('%s', '%s')",
+                                ref, b->key, d->key),
+                     0);
+    ck_assert_int_eq(
+        it_sql_int("SELECT version FROM ccd.case_data WHERE reference = %" PRId64, ref), 3);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64
+                                " AND data->>'title' = 'third'",
+                                ref),
+                     1);
+    outcomes_free(o, n);
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* --- 2. duplicates, with and without Redis ------------------------------------------------ */
+
+START_TEST(test_worker_resubmission_is_duplicate_with_original_figures)
+{
+    int port = 20000 + (int)(getpid() % 20000);
+    char portflag[32];
+    const char *extra[] = {portflag, NULL};
+    int64_t ref;
+    planned *k1, *k2;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    long long version, revision, seq, hits, fallbacks;
+
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
+    world_new("duplicate", 1);
+    ref = new_ref();
+    k1 = plan_create(ref, NULL);
+    k2 = plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"title\": \"edited\"}}");
+    plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"title\": \"edited again\"}}");
+    send_range(0, 3);
+    pid = worker_start(extra);
+    ck_assert_msg(it_wait_sql(3, CATCH_UP_MS,
+                              "SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                              "%" PRId64,
+                              ref),
+                  "submissions not applied");
+    o = read_outcomes(&n);
+    {
+        const outcome *x = find_outcome(o, n, ref, k2->key, "applied");
+
+        ck_assert_ptr_nonnull(x);
+        version = x->version;
+        revision = x->revision;
+        seq = x->seq;
+    }
+    outcomes_free(o, n);
+    ck_assert_int_eq(version, 2);
+    ck_assert_int_eq(revision, 2);
+    ck_assert_int_eq(seq, it_sql_int("SELECT id FROM ccd.case_event WHERE case_reference = "
+                                     "%" PRId64 " AND idempotency_key = '%s'",
+                                     ref, k2->key));
+    /* Redis holds the outcome of every applied key, written after the commit. */
+    ck_assert_msg(redis_exists(ref, k2->key) == 1, "no redis entry for case %" PRId64 " key %s",
+                  ref, k2->key);
+    hits = metric(port, "casestream_worker_redis_hits_total");
+
+    /* With Redis up: the repeat is answered from Redis. */
+    plan_raw(ref, k2->key, "duplicate", W.plan[1].mkey, k2->value, k2->len);
+    send_range(3, 4);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    {
+        const outcome *x = &o[n - 1];
+
+        ck_assert_str_eq(x->status, "duplicate");
+        ck_assert_int_eq(x->code, 200);
+        ck_assert_int_eq(x->version, version);
+        ck_assert_int_eq(x->revision, revision);
+        ck_assert_int_eq(x->seq, seq);
+    }
+    outcomes_free(o, n);
+    ck_assert_int_gt(metric(port, "casestream_worker_redis_hits_total"), hits);
+    ck_assert_int_eq(events_in_world(), 3);
+
+    /* With Redis stopped: PostgreSQL answers alone, with the same figures. */
+    fallbacks = metric(port, "casestream_worker_redis_fallbacks_total");
+    ck_assert_int_eq(it_stack("stop redis"), 0);
+    ck_assert_msg(!redis_up(), "redis still answers after stop");
+    plan_raw(ref, k2->key, "duplicate", W.plan[1].mkey, k2->value, k2->len);
+    plan_raw(ref, k1->key, "duplicate", W.plan[0].mkey, k1->value, k1->len);
+    send_range(4, 6);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    for (size_t i = 0; i < n; i++) {
+        const outcome *x = &o[i];
+
+        if (x->offset < 4)
+            continue;
+        ck_assert_str_eq(x->status, "duplicate");
+        ck_assert_int_eq(x->code, 200);
+        if (strcmp(x->key, k2->key) == 0) {
+            ck_assert_int_eq(x->version, version);
+            ck_assert_int_eq(x->revision, revision);
+            ck_assert_int_eq(x->seq, seq);
+        } else {
+            ck_assert_int_eq(x->version, 1);
+            ck_assert_int_eq(x->revision, 1);
+        }
+    }
+    outcomes_free(o, n);
+    ck_assert_int_gt(metric(port, "casestream_worker_redis_fallbacks_total"), fallbacks);
+    ck_assert_int_eq(events_in_world(), 3);
+    ck_assert_int_eq(it_sql_int("SELECT case_revision FROM ccd.case_data WHERE reference = "
+                                "%" PRId64,
+                                ref),
+                     3);
+    ck_assert_int_eq(it_stack("start redis"), 0);
+    ck_assert(redis_up());
+    worker_stop_last(pid);
+    check_applied_once();
+}
+END_TEST
+
+/* --- 3. an unchanged blob --------------------------------------------------------------------- */
+
+START_TEST(test_worker_unchanged_blob_keeps_version_bumps_revision)
+{
+    int64_t ref;
+    planned *p;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    world_new("same-data", 1);
+    ref = new_ref();
+    plan_sub(ref, NULL, "applied", "create",
+             "{\"jurisdiction\": \"IT\", \"state\": \"Open\", \"data\": "
+             "{\"a\": 1, \"b\": {\"c\": [1, 2], \"d\": \"x\"}}}");
+    /* The same value in another member order, then a merge patch that changes nothing. */
+    p = plan_sub(ref, NULL, "applied", "same",
+                 "{\"expected_version\": 1, \"data\": {\"b\": {\"d\": \"x\", \"c\": [1, 2]}, "
+                 "\"a\": 1}}");
+    p->revision = 2;
+    p = plan_sub(ref, NULL, "applied", "same",
+                 "{\"expected_version\": 1, \"data_merge\": {\"a\": 1, \"b\": {\"d\": \"x\"}}}");
+    p->revision = 3;
+    send_range(0, W.nplan);
+    pid = worker_start(NULL);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    ck_assert_int_eq(o[1].version, 1);
+    ck_assert_int_eq(o[1].revision, 2);
+    ck_assert_int_eq(o[2].version, 1);
+    ck_assert_int_eq(o[2].revision, 3);
+    outcomes_free(o, n);
+    check_applied_once();
+    ck_assert_int_eq(
+        it_sql_int("SELECT version FROM ccd.case_data WHERE reference = %" PRId64, ref), 1);
+    ck_assert_int_eq(it_sql_int("SELECT case_revision FROM ccd.case_data WHERE reference = "
+                                "%" PRId64,
+                                ref),
+                     3);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                                "%" PRId64 " AND version = 1",
+                                ref),
+                     3);
+    /* A real change after them moves the version. */
+    p = plan_sub(ref, NULL, "applied", "change", "{\"data_merge\": {\"a\": 2}}");
+    p->revision = 4;
+    send_range(3, 4);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    ck_assert_int_eq(o[3].version, 2);
+    outcomes_free(o, n);
+    ck_assert_int_eq(
+        it_sql_int("SELECT version FROM ccd.case_data WHERE reference = %" PRId64, ref), 2);
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* --- 4. notes from concurrent producers ------------------------------------------------------- */
+
+#define NOTE_PRODUCERS  4
+#define NOTES_EACH      15
+#define NOTE_BLOB_EDITS 10
+
+static bool pick_tag(size_t i, void *ctx)
+{
+    return W.plan[i].tag == *(int *)ctx;
+}
+
+START_TEST(test_worker_notes_from_concurrent_producers_never_conflict)
+{
+    feeder f[NOTE_PRODUCERS + 1];
+    int tags[NOTE_PRODUCERS + 1];
+    int64_t ref;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    world_new("notes", 3);
+    ref = new_ref();
+    plan_create(ref, NULL);
+    /* Producers 1..4 send notes only, producer 5 blob edits with the right expected version
+     * in order; all on the same case, interleaved as the threads run. */
+    for (int k = 0; k < NOTES_EACH; k++)
+        for (int who = 1; who <= NOTE_PRODUCERS; who++)
+            plan_sub(ref, NULL, "applied", "addNote",
+                     "{\"notes\": [{\"author\": \"p%d\", \"body\": \"note %d a\"}, "
+                     "{\"author\": \"p%d\", \"body\": \"note %d b\"}]}",
+                     who, k, who, k)
+                ->tag = who;
+    for (int e = 1; e <= NOTE_BLOB_EDITS; e++)
+        plan_sub(ref, NULL, "applied", "editBlob",
+                 "{\"expected_version\": %d, \"data_merge\": {\"n\": %d}}", e, e)
+            ->tag = NOTE_PRODUCERS + 1;
+    pid = worker_start(NULL);
+    send_range(0, 1);
+    /* The blob edits first and slower (about 0.6 s in all), the notes (about 0.4 s each) once
+     * the first edit is out: the notes land between the edits. */
+    for (int who = NOTE_PRODUCERS + 1; who >= 1; who--) {
+        tags[who - 1] = who;
+        feeder_start(&f[who - 1], pick_tag, &tags[who - 1], who > NOTE_PRODUCERS ? 50 : 20);
+        for (long long until = cs_now_ms() + 30000;
+             who > NOTE_PRODUCERS && atomic_load(&f[who - 1].sent) == 0 && cs_now_ms() < until;)
+            usleep(1000);
+    }
+    for (int who = 0; who <= NOTE_PRODUCERS; who++)
+        feeder_join(&f[who]);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    ck_assert_uint_eq(count_status(o, n, "conflict"), 0);
+    ck_assert_uint_eq(count_status(o, n, "applied"),
+                      1 + NOTE_PRODUCERS * NOTES_EACH + NOTE_BLOB_EDITS);
+    outcomes_free(o, n);
+    check_applied_once();
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_notes WHERE case_reference = "
+                                "%" PRId64,
+                                ref),
+                     2 * NOTE_PRODUCERS * NOTES_EACH);
+    ck_assert_int_eq(
+        it_sql_int("SELECT version FROM ccd.case_data WHERE reference = %" PRId64, ref),
+        1 + NOTE_BLOB_EDITS);
+    ck_assert_int_eq(it_sql_int("SELECT case_revision FROM ccd.case_data WHERE reference = "
+                                "%" PRId64,
+                                ref),
+                     1 + NOTE_PRODUCERS * NOTES_EACH + NOTE_BLOB_EDITS);
+    ck_assert_int_eq(it_sql_int("SELECT (data->>'n')::int FROM ccd.case_data WHERE reference = "
+                                "%" PRId64,
+                                ref),
+                     NOTE_BLOB_EDITS);
+    /* The edits and notes really interleaved: some note came between two blob edits. */
+    ck_assert_int_gt(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = "
+                                "%" PRId64 " AND event_id = 'addNote' AND version BETWEEN 2 AND "
+                                "%d",
+                                ref, NOTE_BLOB_EDITS),
+                     0);
+    /* Notes-only events kept the version of the last blob change before them. */
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event e WHERE case_reference = "
+                                "%" PRId64 " AND event_id = 'addNote' AND version <> (SELECT "
+                                "max(p.version) FROM ccd.case_event p WHERE p.case_reference = "
+                                "e.case_reference AND p.event_id <> 'addNote' AND "
+                                "p.case_revision < e.case_revision)",
+                                ref),
+                     0);
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* --- 5. order and revisions over many cases ----------------------------------------------------
+ */
+
+#define ORDER_CASES 50
+#define ORDER_EACH  20
+
+START_TEST(test_worker_history_keeps_produce_order_over_many_cases)
+{
+    int64_t refs[ORDER_CASES];
+    int next[ORDER_CASES] = {0};
+    int slots[ORDER_CASES * ORDER_EACH];
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+
+    world_new("order", 12);
+    for (int c = 0; c < ORDER_CASES; c++)
+        refs[c] = new_ref();
+    for (int i = 0; i < ORDER_CASES * ORDER_EACH; i++)
+        slots[i] = i % ORDER_CASES;
+    for (int i = ORDER_CASES * ORDER_EACH - 1; i > 0; i--) {
+        int j = (int)(rand_r(&seed) % (unsigned)(i + 1)), t = slots[i];
+
+        slots[i] = slots[j];
+        slots[j] = t;
+    }
+    /* Each case's k-th submission (in produce order) carries seq k; the first creates. */
+    for (int i = 0; i < ORDER_CASES * ORDER_EACH; i++) {
+        int c = slots[i], k = ++next[c];
+        planned *p;
+
+        if (k == 1)
+            p = plan_sub(refs[c], NULL, "applied", "create",
+                         "{\"jurisdiction\": \"IT\", \"state\": \"Open\", \"summary\": \"seq 1\","
+                         " \"data\": {\"seq\": 1}}");
+        else
+            p = plan_sub(refs[c], NULL, "applied", "step",
+                         "{\"summary\": \"seq %d\", \"data_merge\": {\"seq\": %d}}", k, k);
+        p->revision = k;
+    }
+    pid = worker_start(NULL);
+    send_range(0, W.nplan);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    ck_assert_uint_eq(count_status(o, n, "applied"), ORDER_CASES * ORDER_EACH);
+    outcomes_free(o, n);
+    check_applied_once();
+    /* Revision k holds the k-th produced submission: history in produce order, no gaps. */
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference "
+                                "BETWEEN %" PRId64 " AND %" PRId64 " AND ((data->>'seq')::int "
+                                "<> case_revision OR summary <> 'seq ' || case_revision "
+                                "OR version <> case_revision)",
+                                W.lo, W.hi),
+                     0);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference BETWEEN "
+                                "%" PRId64 " AND %" PRId64 " AND case_revision = %d AND "
+                                "(data->>'seq')::int = %d",
+                                W.lo, W.hi, ORDER_EACH, ORDER_EACH),
+                     ORDER_CASES);
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* --- 6. a crash at every fault point -----------------------------------------------------------
+ */
+
+static const char *const faults[] = {"before_commit",         "mid_batch",
+                                     "after_commit",          "after_outcome",
+                                     "before_outbox_publish", "after_outbox_publish"};
+
+#define FAULT_CASES 10
+
+START_TEST(test_worker_fault_point_loses_and_duplicates_nothing)
+{
+    const char *fault = faults[_i];
+    char flag[64];
+    const char *extra[] = {flag, NULL};
+    int64_t refs[FAULT_CASES];
+    planned *edit[FAULT_CASES];
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    int status;
+
+    world_new(fault, 1);
+    /* One partition, and every case's applied submissions before the others: whatever the
+     * first batch holds, its middle job is one that writes, so mid_batch is reached. */
+    for (int c = 0; c < FAULT_CASES; c++) {
+        refs[c] = new_ref();
+        plan_create(refs[c], NULL);
+        edit[c] = plan_sub(refs[c], NULL, "applied", "edit",
+                           "{\"expected_version\": 1, \"data_merge\": {\"n\": 1}}");
+        edit[c]->revision = 2;
+        plan_sub(refs[c], NULL, "applied", "addNote",
+                 "{\"notes\": [{\"author\": \"a\", \"body\": \"b\"}]}")
+            ->revision = 3;
+    }
+    for (int c = 0; c < FAULT_CASES; c++) {
+        plan_sub(refs[c], NULL, "conflict", "edit",
+                 "{\"expected_version\": 1, \"data_merge\": {\"n\": 2}}");
+        plan_raw(refs[c], edit[c]->key, "duplicate", edit[c]->mkey, edit[c]->value, edit[c]->len)
+            ->revision = 2;
+        plan_sub(refs[c], NULL, "rejected", "edit",
+                 "{\"data\": {\"n\": 3}, \"data_merge\": {\"n\": 4}}");
+    }
+    snprintf(flag, sizeof(flag), "--fault=%s", fault);
+    pid = worker_start(extra);
+    wait_relay(pid);
+    send_range(0, W.nplan);
+    status = it_wait_exit(pid, 90000);
+    if (status < 0)
+        it_stop(pid, SIGKILL, 5000);
+    ck_assert_msg(status == 70,
+                  "worker with --fault=%s exited with status %d, expected 70 (see "
+                  "build/it-logs/casestream-worker-%d.log)",
+                  fault, status, (int)pid);
+    ck_assert(log_has(pid, "fault point reached"));
+    pid = worker_start(NULL);
+    wait_relay(pid);
+    wait_committed();
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    fprintf(stderr, "it_worker: fault %s: %zu outcomes, %zu copies sent again\n", fault, n,
+            W.nraw - n);
+    outcomes_free(o, n);
+    check_applied_once();
+    check_changes();
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* --- 7. PostgreSQL restarted mid-stream ------------------------------------------------------- */
+
+static bool pick_all(size_t i, void *ctx)
+{
+    (void)i;
+    (void)ctx;
+    return true;
+}
+
+/* Plans cases × each submissions, interleaved round-robin (the first of each case creates). */
+static void plan_stream(int cases, int each)
+{
+    int64_t *refs = calloc((size_t)cases, sizeof(*refs));
+
+    for (int c = 0; c < cases; c++)
+        refs[c] = new_ref();
+    for (int k = 1; k <= each; k++) {
+        for (int c = 0; c < cases; c++) {
+            planned *p;
+
+            if (k == 1)
+                p = plan_create(refs[c], NULL);
+            else
+                p = plan_sub(refs[c], NULL, "applied", "step",
+                             "{\"data_merge\": {\"n\": %d}, \"notes\": [{\"author\": \"s\", "
+                             "\"body\": \"step %d\"}]}",
+                             k, k);
+            p->revision = k;
+        }
+    }
+    free(refs);
+}
+
+START_TEST(test_worker_survives_postgresql_restart)
+{
+    feeder f;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    long long t0;
+    size_t sent;
+    int rc;
+
+    world_new("pg-restart", 6);
+    plan_stream(30, 12);
+    pid = worker_start(NULL);
+    wait_relay(pid);
+    feeder_start(&f, pick_all, NULL, 15);
+    /* Restart once the stream is flowing and the worker has applied some of it. */
+    ck_assert_msg(it_wait_sql(1, 60000,
+                              "SELECT (count(*) > 20)::int FROM ccd.case_event WHERE "
+                              "case_reference BETWEEN %" PRId64 " AND %" PRId64,
+                              W.lo, W.hi),
+                  "the worker applied nothing before the restart");
+    it_pg_reset();
+    t0 = cs_now_ms();
+    sent = atomic_load(&f.sent);
+    ck_assert_msg(sent < f.n, "the stream ended before the restart");
+    rc = it_stack("restart pg");
+    ck_assert_msg(rc == 0, "scripts/stack.sh restart pg: status %d", rc);
+    fprintf(stderr, "it_worker: postgresql restarted in %lld ms, %zu..%zu of %zu sent\n",
+            cs_now_ms() - t0, sent, atomic_load(&f.sent), f.n);
+    feeder_join(&f);
+    wait_committed();
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    check_applied_once();
+    check_changes();
+    ck_assert_msg(log_has(pid, "batch not committed, retrying"),
+                  "the worker never saw the restart");
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* Plans a message that must be answered "invalid"; len SIZE_MAX = strlen(text). */
+static void plan_invalid(int64_t ref, const char *mkey, const char *text, size_t len)
+{
+    plan_raw(ref, NULL, "invalid", mkey, text, len == SIZE_MAX ? strlen(text) : len);
+}
+
+/* --- 8. malformed input and the DLQ
+ * --------------------------------------------------------------- */
+
+START_TEST(test_worker_malformed_input_goes_to_dlq_valid_around_it_applied)
+{
+    const char *extra[] = {"--max-message-bytes=4096", NULL};
+    int64_t a, b, c;
+    char key[37], json[8192], mkey[24], other[24], big[6000];
+    size_t ninvalid = 0, nrejected = 0;
+    outcome *o;
+    size_t n;
+    it_msg *dlq;
+    size_t ndlq;
+    pid_t pid;
+
+    world_new("malformed", 3);
+    a = new_ref();
+    b = new_ref();
+    c = new_ref();
+    snprintf(mkey, sizeof(mkey), "%" PRId64, c);
+    snprintf(other, sizeof(other), "%" PRId64, a);
+#define INVALID(mk, text, len) (plan_invalid(c, (mk), (text), (len)), ninvalid++)
+#define JSON(...)              (snprintf(json, sizeof(json), __VA_ARGS__), json)
+    plan_create(a, NULL);
+    /* 1 not JSON, 2 an array, 3 a string, 4 empty. */
+    INVALID(mkey, "this is {not json", strlen("this is {not json"));
+    plan_sub(a, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 1}}");
+    INVALID(mkey, "[1, 2, 3]", 9);
+    INVALID(mkey, "\"hello\"", 7);
+    INVALID(mkey, "", 0);
+    /* 5 no idempotency_key, 6 not a UUID. */
+    new_key(key);
+    INVALID(mkey,
+            JSON("{\"case_reference\": %" PRId64 ", \"case_type\": \"%s\", \"event_id\": \"e\","
+                 " \"user_id\": \"u\"}",
+                 c, CASE_TYPE),
+            SIZE_MAX);
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"not-a-uuid\", \"case_reference\": %" PRId64 ","
+                 " \"case_type\": \"%s\", \"event_id\": \"e\", \"user_id\": \"u\"}",
+                 c, CASE_TYPE),
+            SIZE_MAX);
+    plan_create(b, NULL);
+    /* 7 no case_reference, 8 reference 0, 9 reference with a leading zero. */
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_type\": \"%s\", \"event_id\": \"e\","
+                 " \"user_id\": \"u\"}",
+                 key, CASE_TYPE),
+            SIZE_MAX);
+    INVALID("0",
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": 0, \"case_type\": \"%s\","
+                 " \"event_id\": \"e\", \"user_id\": \"u\"}",
+                 key, CASE_TYPE),
+            SIZE_MAX);
+    INVALID("007",
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": \"007\", \"case_type\": "
+                 "\"%s\", \"event_id\": \"e\", \"user_id\": \"u\"}",
+                 key, CASE_TYPE),
+            SIZE_MAX);
+    /* 10 key and reference differ, 11 no key at all. */
+    INVALID(other,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"event_id\": \"e\", \"user_id\": \"u\"}",
+                 key, c, CASE_TYPE),
+            SIZE_MAX);
+    INVALID(NULL,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"event_id\": \"e\", \"user_id\": \"u\"}",
+                 key, c, CASE_TYPE),
+            SIZE_MAX);
+    plan_sub(b, NULL, "applied", "addNote", "{\"notes\": [{\"author\": \"a\", \"body\": \"b\"}]}");
+    /* 12 over --max-message-bytes (otherwise valid). */
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"event_id\": \"e\", \"user_id\": \"u\", \"jurisdiction\": \"IT\","
+                 " \"state\": \"Open\", \"data\": {}, \"description\": \"%s\"}",
+                 key, c, CASE_TYPE, big),
+            SIZE_MAX);
+    /* 13 invalid UTF-8 in a string. */
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"event_id\": \"e\", \"user_id\": \"u\", \"summary\": \"\xff\xfe\"}",
+                 key, c, CASE_TYPE),
+            SIZE_MAX);
+    /* 14 no event_id, 15 no user_id, 16 no case_type, 17 a member twice. */
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"user_id\": \"u\"}",
+                 key, c, CASE_TYPE),
+            SIZE_MAX);
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"event_id\": \"e\"}",
+                 key, c, CASE_TYPE),
+            SIZE_MAX);
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"event_id\":"
+                 " \"e\", \"user_id\": \"u\"}",
+                 key, c),
+            SIZE_MAX);
+    INVALID(mkey,
+            JSON("{\"idempotency_key\": \"%s\", \"case_reference\": %" PRId64 ", \"case_type\":"
+                 " \"%s\", \"event_id\": \"e\", \"user_id\": \"u\", \"user_id\": \"v\"}",
+                 key, c, CASE_TYPE),
+            SIZE_MAX);
+#undef INVALID
+#undef JSON
+    /* Usable but not acceptable: rejected (422), not dead letters. */
+    plan_sub(a, NULL, "rejected", "edit", "{\"data\": {\"n\": 5}, \"data_merge\": {\"n\": 6}}");
+    plan_sub(a, NULL, "rejected", "edit", "{\"expected_version\": -1, \"data_merge\": {}}");
+    plan_sub(a, NULL, "rejected", "edit", "{\"security_classification\": \"SECRET\"}");
+    plan_sub(c, NULL, "rejected", "edit", "{\"data_merge\": {\"n\": 1}}"); /* no such case */
+    nrejected = 4;
+    plan_sub(a, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 2}}")->revision = 3;
+    plan_sub(b, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 2}}")->revision = 3;
+    ck_assert_uint_ge(ninvalid, 10);
+    send_range(0, W.nplan);
+    pid = worker_start(extra);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    ck_assert_uint_eq(count_status(o, n, "invalid"), ninvalid);
+    ck_assert_uint_eq(count_status(o, n, "rejected"), nrejected);
+    ck_assert_uint_eq(count_status(o, n, "applied"), W.nplan - ninvalid - nrejected);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(o[i].status, "invalid") == 0)
+            ck_assert_msg(o[i].code == 400 && o[i].error && o[i].error[0], "%s", o[i].text);
+        if (strcmp(o[i].status, "rejected") == 0)
+            ck_assert_msg(o[i].code == 422 && o[i].error && o[i].error[0], "%s", o[i].text);
+    }
+    outcomes_free(o, n);
+    check_applied_once();
+    /* The DLQ holds exactly the invalid messages, byte for byte, each with its reason. */
+    ndlq = read_topic(W.dlq, (long long)ninvalid, CATCH_UP_MS, &dlq);
+    ck_assert_uint_eq(ndlq, ninvalid);
+    for (size_t i = 0; i < ndlq; i++)
+        ck_assert_msg(dlq[i].error && dlq[i].error[0], "DLQ message without an error header: %s",
+                      dlq[i].value);
+    for (size_t i = 0; i < W.nplan; i++) {
+        const planned *p = &W.plan[i];
+        bool found = false;
+
+        if (strcmp(p->status, "invalid") != 0)
+            continue;
+        for (size_t d = 0; d < ndlq && !found; d++)
+            found = dlq[d].len == p->len && memcmp(dlq[d].value, p->value, p->len) == 0 &&
+                    ((!p->mkey && !dlq[d].key) ||
+                     (p->mkey && dlq[d].key && strcmp(p->mkey, dlq[d].key) == 0));
+        ck_assert_msg(found, "invalid message %zu is not in the DLQ: %.80s", i, p->value);
+    }
+    it_msgs_free(dlq, ndlq);
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* --- 9. a member of the group killed -------------------------------------------------------------
+ */
+
+START_TEST(test_worker_group_member_killed_loses_nothing)
+{
+    feeder f;
+    outcome *o;
+    size_t n;
+    pid_t a, b;
+    int rc;
+
+    world_new("group", 12);
+    plan_stream(48, 10);
+    a = worker_start(NULL);
+    wait_relay(a);
+    ck_assert_msg(wait_log(a, "partitions assigned count=12", 60000), "first worker not assigned");
+    b = worker_start(NULL);
+    ck_assert_msg(wait_log(b, "partitions assigned count=6", 60000) &&
+                      wait_log(a, "partitions assigned count=6", 30000),
+                  "the group did not split the partitions between the two workers");
+    feeder_start(&f, pick_all, NULL, 8);
+    /* Kill one member while the stream flows and both are applying. */
+    ck_assert_msg(it_wait_sql(1, 60000,
+                              "SELECT (count(*) > 120)::int FROM ccd.case_event WHERE "
+                              "case_reference BETWEEN %" PRId64 " AND %" PRId64,
+                              W.lo, W.hi),
+                  "the workers applied nothing");
+    rc = it_stop(a, SIGKILL, 5000);
+    ck_assert_int_eq(rc, 128 + SIGKILL);
+    ck_assert_msg(atomic_load(&f.sent) < f.n, "the stream ended before the kill");
+    feeder_join(&f);
+    wait_committed();
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    check_applied_once();
+    check_changes();
+    ck_assert(log_has(b, "partitions assigned count=12"));
+    worker_stop_last(b);
+}
+END_TEST
+
+/* --- 10. a submission the database refuses ---------------------------------------------------- */
+
+START_TEST(test_worker_database_refusal_rejects_one_applies_rest_of_batch)
+{
+    const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
+    char name[64], event[96], sql[1024];
+    int64_t a, b;
+    planned *refused;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    PGresult *res;
+
+    snprintf(name, sizeof(name), "it_refuse_%ld_%d", (long)time(NULL), (int)getpid());
+    snprintf(event, sizeof(event), "refuse-me-%ld-%d", (long)time(NULL), (int)getpid());
+    snprintf(sql, sizeof(sql),
+             "CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
+             "EXCEPTION 'refused by the test trigger'; END $$; CREATE TRIGGER %s BEFORE INSERT "
+             "ON ccd.case_event FOR EACH ROW WHEN (NEW.event_id = '%s') EXECUTE FUNCTION "
+             "ccd.%s()",
+             name, name, event, name);
+    res = query("%s", sql);
+    PQclear(res);
+    world_new("refusal", 1);
+    a = new_ref();
+    b = new_ref();
+    plan_create(a, NULL);
+    plan_create(b, NULL);
+    refused = plan_sub(a, NULL, "rejected", event, "{\"data_merge\": {\"n\": 1}}");
+    plan_sub(a, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 2}}")->revision = 2;
+    plan_sub(b, NULL, "applied", "addNote", "{\"notes\": [{\"author\": \"a\", \"body\": \"b\"}]}")
+        ->revision = 2;
+    plan_sub(a, NULL, "applied", "addNote", "{\"notes\": [{\"author\": \"a\", \"body\": \"c\"}]}")
+        ->revision = 3;
+    send_range(0, W.nplan);
+    pid = worker_start(extra);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    {
+        const outcome *x = find_outcome(o, n, a, refused->key, "rejected");
+
+        ck_assert_int_eq(x->code, 422);
+        ck_assert_msg(x->error && strstr(x->error, "refused by the test trigger"), "%s", x->text);
+    }
+    outcomes_free(o, n);
+    check_applied_once();
+    ck_assert_int_eq(it_sql_int("SELECT (data->>'n')::int FROM ccd.case_data WHERE reference = "
+                                "%" PRId64,
+                                a),
+                     2);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_notes WHERE case_reference IN "
+                                "(%" PRId64 ", %" PRId64 ")",
+                                a, b),
+                     2);
+    /* All six were one batch: refused as a whole, then applied one savepoint each. */
+    ck_assert_msg(log_has(pid, "batch refused, applying its 6 submissions one savepoint each"),
+                  "no careful retry of the whole batch in build/it-logs/casestream-worker-%d.log",
+                  (int)pid);
+    ck_assert(log_has(pid, "submission refused by postgresql"));
+    worker_stop_last(pid);
+    snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON ccd.case_event; DROP FUNCTION ccd.%s()", name,
+             name);
+    res = query("%s", sql);
+    PQclear(res);
+}
+END_TEST
+
+/* --- 11. SIGTERM under load ----------------------------------------------------------------------
+ */
+
+START_TEST(test_worker_sigterm_during_flow_exits_zero_quickly)
+{
+    feeder f;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    long long t0, took;
+    int rc;
+
+    world_new("sigterm", 6);
+    plan_stream(40, 10);
+    pid = worker_start(NULL);
+    wait_relay(pid);
+    feeder_start(&f, pick_all, NULL, 5);
+    ck_assert_msg(it_wait_sql(1, 60000,
+                              "SELECT (count(*) > 60)::int FROM ccd.case_event WHERE "
+                              "case_reference BETWEEN %" PRId64 " AND %" PRId64,
+                              W.lo, W.hi),
+                  "the worker applied nothing");
+    t0 = cs_now_ms();
+    rc = it_stop(pid, SIGTERM, 15000);
+    took = cs_now_ms() - t0;
+    ck_assert_msg(rc == 0, "SIGTERM: status %d after %lld ms", rc, took);
+    ck_assert_msg(atomic_load(&f.sent) < f.n, "the stream ended before the SIGTERM");
+    fprintf(stderr, "it_worker: SIGTERM to exit 0 in %lld ms\n", took);
+    /* What it left is taken up by the next worker, once. */
+    pid = worker_start(NULL);
+    wait_relay(pid);
+    feeder_join(&f);
+    wait_committed();
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    check_applied_once();
+    check_changes();
+    worker_stop_last(pid);
+}
+END_TEST
+
+Suite *it_worker_suite(void)
+{
+    Suite *s = suite_create("it_worker");
+    TCase *tc;
+
+    tc = tcase_create("outcomes");
+    tcase_set_timeout(tc, 150);
+    tcase_add_checked_fixture(tc, services_up, NULL);
+    tcase_add_unchecked_fixture(tc, NULL, leave_clean);
+    tcase_add_test(tc, test_worker_same_expected_version_one_applied_one_conflict);
+    tcase_add_test(tc, test_worker_unchanged_blob_keeps_version_bumps_revision);
+    tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
+    tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("redis");
+    tcase_set_timeout(tc, 150);
+    tcase_add_checked_fixture(tc, services_up, NULL);
+    tcase_add_unchecked_fixture(tc, NULL, leave_clean);
+    tcase_add_test(tc, test_worker_resubmission_is_duplicate_with_original_figures);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("ordering");
+    tcase_set_timeout(tc, 200);
+    tcase_add_checked_fixture(tc, services_up, NULL);
+    tcase_add_test(tc, test_worker_notes_from_concurrent_producers_never_conflict);
+    tcase_add_test(tc, test_worker_history_keeps_produce_order_over_many_cases);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("faults");
+    tcase_set_timeout(tc, 200);
+    tcase_add_checked_fixture(tc, services_up, NULL);
+    tcase_add_loop_test(tc, test_worker_fault_point_loses_and_duplicates_nothing, 0,
+                        (int)(sizeof(faults) / sizeof(faults[0])));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("outages");
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, services_up, NULL);
+    tcase_add_test(tc, test_worker_survives_postgresql_restart);
+    tcase_add_test(tc, test_worker_group_member_killed_loses_nothing);
+    tcase_add_test(tc, test_worker_sigterm_during_flow_exits_zero_quickly);
+    suite_add_tcase(s, tc);
+    return s;
+}
