@@ -20,61 +20,6 @@
 
 #define UUID_A "6f1c2b4e-7d1a-4c3e-9b2a-1f0e5d6c7b8a"
 
-/* Creates a topic and waits until every partition has a leader that answers
- * for its offsets, so that a program started next finds it. */
-static void create_topic(const char *name, int partitions)
-{
-    long long deadline = cs_now_ms() + 30000;
-    char errstr[512];
-    rd_kafka_conf_t *conf;
-    rd_kafka_t *rk;
-    bool ready = false;
-
-    it_create_topic(name, partitions);
-    conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
-    ck_assert_msg(conf != NULL, "%s", errstr);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_msg(rk != NULL, "%s", errstr);
-    while (!ready && cs_now_ms() < deadline) {
-        ready = cs_kafka_partition_count(rk, name, 5000, errstr, sizeof(errstr)) == partitions;
-        for (int i = 0; ready && i < partitions; i++) {
-            int64_t lo, hi;
-
-            ready = rd_kafka_query_watermark_offsets(rk, name, i, &lo, &hi, 5000) ==
-                    RD_KAFKA_RESP_ERR_NO_ERROR;
-        }
-        if (!ready)
-            usleep(100 * 1000);
-    }
-    rd_kafka_destroy(rk);
-    ck_assert_msg(ready, "topic %s not ready within 30 s", name);
-}
-
-/* Deletes a topic this test created, best effort: tests leave no data behind. */
-static void drop_topic(const char *name)
-{
-    char errstr[512];
-    rd_kafka_conf_t *conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
-    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
-    rd_kafka_queue_t *q;
-    rd_kafka_event_t *ev;
-    rd_kafka_t *rk;
-
-    if (!conf || !(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
-        rd_kafka_DeleteTopic_destroy(dt);
-        return;
-    }
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
-    if ((ev = rd_kafka_queue_poll(q, 10000)))
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_DeleteTopic_destroy(dt);
-    rd_kafka_destroy(rk);
-}
-
 /* --- the Java table (tests/tools/Murmur2Partitions.java) --------------------- */
 
 typedef struct java_row {
@@ -125,7 +70,7 @@ static void check_java_partitions(int partitions)
     rd_kafka_t *rk;
     it_msg *msgs;
 
-    create_topic(topic, partitions);
+    it_create_topic(topic, partitions);
     conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
     ck_assert_msg(conf != NULL, "%s", errstr);
     rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
@@ -159,7 +104,7 @@ static void check_java_partitions(int partitions)
         ck_assert_int_eq(cs_murmur2_partition(rows[row].key, rows[row].len, partitions), want);
     }
     it_msgs_free(msgs, got);
-    drop_topic(topic);
+    it_drop_topic(topic);
     free(topic);
 }
 
@@ -219,7 +164,7 @@ START_TEST(test_api_submissions_land_on_java_partition_by_reference)
     it_msg *msgs;
     size_t got;
 
-    create_topic(topic, 12);
+    it_create_topic(topic, 12);
     cfg.topic_events = topic;
     p = cs_producer_new(&cfg, errstr, sizeof(errstr));
     ck_assert_msg(p != NULL, "%s", errstr);
@@ -258,7 +203,7 @@ START_TEST(test_api_submissions_land_on_java_partition_by_reference)
         json_decref(v);
     }
     it_msgs_free(msgs, got);
-    drop_topic(topic);
+    it_drop_topic(topic);
     free(topic);
 }
 END_TEST
@@ -404,8 +349,8 @@ START_TEST(test_api_submit_wait_returns_this_messages_outcome)
     cs_producer *p;
     pid_t worker;
 
-    create_topic(events, 3);
-    create_topic(results, 3);
+    it_create_topic(events, 3);
+    it_create_topic(results, 3);
     cfg.topic_events = events;
     cfg.topic_results = results;
     cfg.gen_key = true;
@@ -436,9 +381,9 @@ START_TEST(test_api_submit_wait_returns_this_messages_outcome)
     ck_assert_msg(strstr(errstr, "no outcome") != NULL, "%s", errstr);
     free(json);
     cs_producer_free(p);
-    drop_topic(events);
+    it_drop_topic(events);
     free(events);
-    drop_topic(results);
+    it_drop_topic(results);
     free(results);
 }
 END_TEST
@@ -510,7 +455,7 @@ START_TEST(test_cli_reports_bad_lines_and_sends_only_valid_ones)
     mkdir("build/it-logs", 0755);
     write_file(in, text);
     free(text);
-    create_topic(topic, 12);
+    it_create_topic(topic, 12);
 
     /* --dry-run validates the same way and sends nothing. */
     {
@@ -549,7 +494,7 @@ START_TEST(test_cli_reports_bad_lines_and_sends_only_valid_ones)
                          cs_murmur2_partition(msgs[i].key, strlen(msgs[i].key), 12));
     }
     it_msgs_free(msgs, got);
-    drop_topic(topic);
+    it_drop_topic(topic);
     free(topic);
 }
 END_TEST
@@ -573,7 +518,7 @@ START_TEST(test_cli_gen_key_adds_idempotency_key)
              ref);
     mkdir("build/it-logs", 0755);
     write_file(in, line);
-    create_topic(topic, 12);
+    it_create_topic(topic, 12);
     ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 0);
     ck_assert_uint_eq(it_consume(topic, 1, 30000, &msgs), 1);
     v = json_loads(msgs[0].value, 0, NULL);
@@ -585,7 +530,7 @@ START_TEST(test_cli_gen_key_adds_idempotency_key)
     ck_assert_msg(strstr(msgs[0].value, rest) != NULL, "sent: %s", msgs[0].value);
     json_decref(v);
     it_msgs_free(msgs, 1);
-    drop_topic(topic);
+    it_drop_topic(topic);
     free(topic);
 }
 END_TEST
@@ -637,8 +582,8 @@ START_TEST(test_cli_wait_prints_one_outcome_per_sent_message)
     mkdir("build/it-logs", 0755);
     write_file(in, text);
     free(text);
-    create_topic(events, 12);
-    create_topic(results, 12);
+    it_create_topic(events, 12);
+    it_create_topic(results, 12);
     worker = start_fake_worker(events, results, 4, ref + 2);
     ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 2);
     ck_assert_int_eq(wait_child(worker), 0);
@@ -673,9 +618,9 @@ START_TEST(test_cli_wait_prints_one_outcome_per_sent_message)
     errs = read_file(err);
     ck_assert_msg(strstr(errs, "outcomes: applied=2 duplicate=1 timeout=1"), "stderr: %s", errs);
     free(errs);
-    drop_topic(events);
+    it_drop_topic(events);
     free(events);
-    drop_topic(results);
+    it_drop_topic(results);
     free(results);
 }
 END_TEST
@@ -704,7 +649,7 @@ START_TEST(test_cli_sends_100000_lines_quickly)
                 "\"notes\":[{\"author\":\"load\",\"body\":\"note %d\"}]}\n",
                 i, base + i % 5000, i);
     fclose(f);
-    create_topic(topic, 12);
+    it_create_topic(topic, 12);
 
     start_us = cs_now_us();
     ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 0);
@@ -721,7 +666,7 @@ START_TEST(test_cli_sends_100000_lines_quickly)
     ck_assert_msg(secs < 30.0, "100000 lines took %.1f s", secs);
     free(errs);
     remove(in);
-    drop_topic(topic);
+    it_drop_topic(topic);
     free(topic);
 }
 END_TEST

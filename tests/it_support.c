@@ -259,6 +259,47 @@ void it_create_topic(const char *name, int partitions)
     rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
+    /* Wait until every partition has a leader that answers for its offsets,
+     * so that a program started next finds the topic. */
+    long long deadline = cs_now_ms() + 30000;
+    bool ready = false;
+
+    while (!ready && cs_now_ms() < deadline) {
+        ready = cs_kafka_partition_count(rk, name, 5000, errstr, sizeof(errstr)) == partitions;
+        for (int i = 0; ready && i < partitions; i++) {
+            int64_t lo, hi;
+
+            ready = rd_kafka_query_watermark_offsets(rk, name, i, &lo, &hi, 5000) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        if (!ready)
+            usleep(100 * 1000);
+    }
+    rd_kafka_destroy(rk);
+    ck_assert_msg(ready, "topic %s not ready within 30 s", name);
+}
+
+void it_drop_topic(const char *name)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
+    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    rd_kafka_t *rk;
+
+    if (!conf || !(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        rd_kafka_DeleteTopic_destroy(dt);
+        return;
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+    if ((ev = rd_kafka_queue_poll(q, 10000)))
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_DeleteTopic_destroy(dt);
     rd_kafka_destroy(rk);
 }
 

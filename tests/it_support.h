@@ -40,8 +40,12 @@ int it_stop(pid_t pid, int sig, int timeout_ms);
 int it_run(const char *program, const char *const *args, const char *in_path, const char *out_path,
            const char *err_path);
 
-/* Creates a topic with the given partitions; fails the test on error. */
+/* Creates a topic with the given partitions and waits until every partition
+ * has a leader; fails the test on error. */
 void it_create_topic(const char *name, int partitions);
+
+/* Deletes a topic, best effort: tests leave no data behind where they can. */
+void it_drop_topic(const char *name);
 
 /* Produces one message synchronously (acks=all, murmur2_random). */
 void it_produce(const char *topic, const char *key, const char *value, size_t len);
