@@ -8,7 +8,13 @@
 
 PGconn *cs_db_connect(const char *conninfo, char *errstr, size_t errstr_size)
 {
-    PGconn *conn = PQconnectdb(conninfo);
+    /* Defaults that keep a lost server from blocking a caller for good; they
+     * come before the caller's conninfo, which overrides any of them. */
+    static const char *const keys[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *values[] = {"10", "1", "30", "10", "3", "60000", conninfo, NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
 
     if (PQstatus(conn) != CONNECTION_OK) {
         cs_db_error(conn, NULL, errstr, errstr_size);

@@ -6,8 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Connects with conninfo. Returns a connection the caller frees with
- * PQfinish, or NULL with the reason in errstr. */
+/* Connects with conninfo (a connection string or URI), adding a connect
+ * timeout and TCP keepalives unless conninfo sets them. Returns a connection
+ * the caller frees with PQfinish, or NULL with the reason in errstr. */
 PGconn *cs_db_connect(const char *conninfo, char *errstr, size_t errstr_size);
 
 /* True if a failed result (or a NULL result) on conn is worth retrying after a

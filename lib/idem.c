@@ -5,6 +5,7 @@
 #include "run.h"
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ struct cs_idem {
     int ttl;
     redisContext *ctx;
     long long retry_at;
-    bool up;
+    atomic_bool up; /* read by the metrics thread */
 };
 
 cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size)
@@ -60,7 +61,7 @@ void cs_idem_free(cs_idem *c)
 
 bool cs_idem_up(const cs_idem *c)
 {
-    return c->up;
+    return atomic_load(&((cs_idem *)c)->up);
 }
 
 static void drop(cs_idem *c, const char *why, char *errstr, size_t errstr_size)
@@ -69,7 +70,7 @@ static void drop(cs_idem *c, const char *why, char *errstr, size_t errstr_size)
     if (c->ctx)
         redisFree(c->ctx);
     c->ctx = NULL;
-    c->up = false;
+    atomic_store(&c->up, false);
     c->retry_at = cs_now_ms() + RECONNECT_PAUSE_MS;
 }
 
@@ -140,7 +141,7 @@ int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *ke
             out[got] = strndup(r->str, r->len);
         freeReplyObject(r);
     }
-    c->up = true;
+    atomic_store(&c->up, true);
     return CS_OK;
 }
 
@@ -166,6 +167,6 @@ int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *ke
         }
         freeReplyObject(r);
     }
-    c->up = true;
+    atomic_store(&c->up, true);
     return CS_OK;
 }

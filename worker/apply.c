@@ -17,6 +17,7 @@
 #include "db.h"
 #include "err.h"
 #include "fault.h"
+#include "jsondump.h"
 #include "log.h"
 #include "merge_patch.h"
 
@@ -112,7 +113,8 @@ static const struct statement {
                " VALUES ($1, $2, ccd.change_document($1::bigint), $3)"},
     {"outcomes", "INSERT INTO ccd.event_outcome (topic, kafka_partition, kafka_offset, outcome)"
                  " SELECT $1, (o->'source'->>'partition')::int, (o->'source'->>'offset')::bigint,"
-                 " o FROM jsonb_array_elements($2::jsonb) o ON CONFLICT DO NOTHING"},
+                 " o FROM jsonb_array_elements($2::jsonb) o ON CONFLICT (topic, kafka_partition,"
+                 " kafka_offset) DO UPDATE SET outcome = EXCLUDED.outcome, created_date = now()"},
     {"begin", "BEGIN"},
     {"commit", "COMMIT"},
     {"savepoint", "SAVEPOINT job"},
@@ -235,8 +237,14 @@ static void reset_conn(cs_applier *a)
 {
     PGresult *res;
 
-    if (PQpipelineStatus(a->conn) != PQ_PIPELINE_OFF)
-        PQexitPipelineMode(a->conn);
+    if (!a->conn)
+        return;
+    if (PQpipelineStatus(a->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(a->conn)) {
+        /* Statements queued but never synced: this connection is out of step. */
+        PQfinish(a->conn);
+        a->conn = NULL;
+        return;
+    }
     if (PQstatus(a->conn) != CONNECTION_OK)
         return;
     if (PQtransactionStatus(a->conn) != PQTRANS_IDLE) {
@@ -433,6 +441,19 @@ cleanup:
 
 /* --- deciding one job ---------------------------------------------------------- */
 
+/* True if a recorded outcome is for this submission: a position reused by a
+ * recreated topic holds another message's outcome, which is overwritten. */
+static bool same_submission(const char *outcome, const cs_submission *s)
+{
+    json_t *o = json_loads(outcome, 0, NULL);
+    const char *key = json_string_value(json_object_get(o, "idempotency_key"));
+    bool same = key && strcmp(key, s->idempotency_key) == 0 &&
+                json_integer_value(json_object_get(o, "case_reference")) == s->case_reference;
+
+    json_decref(o);
+    return same;
+}
+
 /* Decides j against its case. Returns true when the job applies, with the
  * writes in *p (p->data owned by the plan); otherwise the job is decided. */
 static bool decide(batch *b, cs_job *j, plan *p)
@@ -444,7 +465,7 @@ static bool decide(batch *b, cs_job *j, plan *p)
     char why[512];
 
     memset(p, 0, sizeof(*p));
-    if (seen && cs_job_replay(j, seen) == CS_OK)
+    if (seen && same_submission(seen, s) && cs_job_replay(j, seen) == CS_OK)
         return false;
     if ((k = find_key(b, s->case_reference, s->idempotency_key)) != NULL) {
         cs_job_decide(j, "duplicate", 200, k->version, k->revision, k->seq, NULL);
@@ -547,7 +568,7 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
 {
     const cs_submission *s = j->sub;
     char ref[24], ver[16], rev[24], prev[24], id[24], part[16], off[24];
-    char *data = p->data_changed ? json_dumps(p->data, JSON_COMPACT) : NULL;
+    char *data = p->data_changed ? cs_json_dumps(p->data) : NULL;
     bool ok;
 
     snprintf(ref, sizeof(ref), "%" PRId64, s->case_reference);
@@ -581,7 +602,7 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
         ok = ok && send_stmt(a, "event", 11, params);
     }
     if (ok && s->notes && json_array_size(s->notes) > 0) {
-        char *notes = json_dumps(s->notes, JSON_COMPACT);
+        char *notes = cs_json_dumps(s->notes);
         const char *params[] = {ref, rev, notes};
 
         ok = send_stmt(a, "notes", 3, params);
@@ -637,9 +658,11 @@ static void undecide(cs_job **jobs, size_t n)
 static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *errstr,
                     size_t errstr_size)
 {
-    batch b;
+    batch b = {0};
     int rc;
 
+    if ((rc = connect_db(a, errstr, errstr_size)))
+        return rc;
     if ((rc = load_batch(a, jobs, n, &b, errstr, errstr_size)))
         goto cleanup;
     for (size_t i = 0; i < n; i++) {
@@ -709,8 +732,6 @@ int cs_applier_run(cs_applier *a, cs_job **jobs, size_t n, char *errstr, size_t 
 
     if (n == 0)
         return CS_OK;
-    if ((rc = connect_db(a, errstr, errstr_size)))
-        return rc;
     rc = run_once(a, jobs, n, false, errstr, errstr_size);
     if (rc == CS_ERR) {
         cs_log_warn("batch refused, applying its %zu submissions one savepoint each: %s", n,

@@ -123,8 +123,15 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     ids[len++] = '}';
     ids[len] = '\0';
     PQclear(res);
-    if (rd_kafka_flush(r->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        atomic_load(&failed) > 0) {
+    if (rd_kafka_flush(r->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* Nothing may keep a pointer to this frame's counter: drop the rest and
+         * serve their reports now. The rows are published again next round. */
+        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (rd_kafka_outq_len(r->producer) > 0)
+            rd_kafka_poll(r->producer, 50);
+        atomic_fetch_add(&failed, 1);
+    }
+    if (atomic_load(&failed) > 0) {
         snprintf(errstr, errstr_size, "%d of %d changes not delivered to %s", atomic_load(&failed),
                  n, r->cfg->topic_changes);
         cs_metric_inc(r->failures, 1);

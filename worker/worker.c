@@ -50,7 +50,7 @@ struct cs_worker {
     rd_kafka_message_t **pending;
     size_t npending, cap_pending;
     bool revoked;
-    int assigned;
+    atomic_int assigned; /* read by the metrics thread */
     /* applier pool */
     applier_slot *slots;
     int nslots;
@@ -150,7 +150,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cs_log_info("partitions assigned count=%d", parts->cnt);
         rd_kafka_assign(rk, parts);
-        w->assigned = parts->cnt;
+        atomic_store(&w->assigned, parts->cnt);
         return;
     }
     /* Everything stored is complete; what is polled but unprocessed is dropped
@@ -160,7 +160,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     w->revoked = true;
     rd_kafka_commit(rk, NULL, 0);
     rd_kafka_assign(rk, NULL);
-    w->assigned = 0;
+    atomic_store(&w->assigned, 0);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -288,11 +288,15 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
             continue;
         o = json_loads(found[k], 0, NULL);
         json_t *src = json_object_get(o, "source");
-        /* The same source position is a redelivery: the same outcome again. */
-        if (json_integer_value(json_object_get(src, "partition")) == j->partition &&
-            json_integer_value(json_object_get(src, "offset")) == j->offset)
+        json_int_t partition = json_integer_value(json_object_get(src, "partition"));
+        json_int_t offset = json_integer_value(json_object_get(src, "offset"));
+
+        /* The same source position is a redelivery: the same outcome again. A
+         * message before the applied one (or on another partition) was decided
+         * without it: only PostgreSQL's record of that decision answers it. */
+        if (partition == j->partition && offset == j->offset)
             cs_job_replay(j, found[k]);
-        else
+        else if (partition == j->partition && offset < j->offset)
             cs_job_duplicate_of(j, found[k]);
         if (j->decided)
             cs_metric_inc(w->redis_hits, 1);
@@ -364,8 +368,19 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
+/* Drops what is still queued or in flight and serves its delivery reports,
+ * so that no report can reach the jobs after they are freed. */
+static void abandon_deliveries(cs_worker *w, cs_job *jobs, size_t n)
+{
+    rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (size_t i = 0; i < n; i++)
+        while (jobs[i].pending_deliveries > 0)
+            rd_kafka_poll(w->producer, 50);
+}
+
 /* Hands every outcome (and DLQ copy) to the producer and waits until all are
- * delivered, producing again what failed. Returns false if stopped first. */
+ * delivered, producing again what failed. Returns false if stopped first;
+ * then nothing of the batch is left in the producer. */
 static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
 {
     long backoff = 100;
@@ -375,11 +390,10 @@ static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
     for (;;) {
         bool all = true;
 
-        for (size_t i = 0; i < n; i++) {
-            if (!jobs[i].delivery_failed)
+        for (size_t i = 0; i < n && cs_running; i++) {
+            /* A copy still in flight is waited for before producing again. */
+            if (!jobs[i].delivery_failed || jobs[i].pending_deliveries > 0)
                 continue;
-            while (jobs[i].pending_deliveries > 0)
-                rd_kafka_poll(w->producer, 100);
             rd_kafka_resp_err_t err = produce_job(w, &jobs[i]);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(w->producer, 100);
@@ -392,12 +406,16 @@ static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
         rd_kafka_flush(w->producer, 5000);
         for (size_t i = 0; i < n; i++)
             all = all && !jobs[i].delivery_failed && jobs[i].pending_deliveries == 0;
-        if (all)
+        if (all) {
+            atomic_store(&w->kafka_ok, true);
             return true;
+        }
         atomic_store(&w->kafka_ok, false);
         cs_metric_inc(w->delivery_retries, 1);
-        if (!cs_running)
+        if (!cs_running) {
+            abandon_deliveries(w, jobs, n);
             return false;
+        }
         cs_log_warn("outcomes not delivered, retrying in %ld ms", backoff);
         cs_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
@@ -585,7 +603,7 @@ static bool health(char *detail, size_t size, void *ctx)
 
     snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d",
              pg && kafka ? "ok" : "degraded", pg ? "up" : "down", kafka ? "up" : "down",
-             cs_idem_up(w->idem) ? "up" : "down", w->assigned);
+             cs_idem_up(w->idem) ? "up" : "down", atomic_load(&w->assigned));
     return pg && kafka;
 }
 

@@ -1,0 +1,64 @@
+/* cs_json_dumps: reals keep the digits they were given, everything else is jansson's. */
+#include "jsondump.h"
+#include "runner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void check_dump(const char *in, const char *want)
+{
+    json_error_t err;
+    json_t *v = json_loads(in, JSON_DECODE_ANY, &err);
+    char *got;
+
+    ck_assert_msg(v != NULL, "%s: %s", in, err.text);
+    got = cs_json_dumps(v);
+    ck_assert_str_eq(got, want);
+    free(got);
+    json_decref(v);
+}
+
+START_TEST(test_jsondump_reals_are_shortest_exact)
+{
+    check_dump("{\"a\":0.1,\"b\":1e2,\"c\":1.10,\"d\":0.30000000000000004}",
+               "{\"a\":0.1,\"b\":1e+02,\"c\":1.1,\"d\":0.30000000000000004}");
+    check_dump("[-2.5e-8,1.0,3,-0.0,123456789012345678,1.7976931348623157e308]",
+               "[-2.5e-08,1.0,3,-0.0,123456789012345678,1.7976931348623157e+308]");
+}
+END_TEST
+
+START_TEST(test_jsondump_leaves_strings_and_integers_alone)
+{
+    check_dump("{\"s\":\"0.10000000000000001 \\\"1.5\\\" e-9\",\"n\":-42,\"k\":\"\\\\\"}",
+               "{\"s\":\"0.10000000000000001 \\\"1.5\\\" e-9\",\"n\":-42,\"k\":\"\\\\\"}");
+    check_dump("{\"nested\":{\"x\":[true,false,null,\"\\u00e9\"]}}",
+               "{\"nested\":{\"x\":[true,false,null,\"\xc3\xa9\"]}}");
+}
+END_TEST
+
+START_TEST(test_jsondump_round_trips_to_the_same_values)
+{
+    const char *in = "{\"v\":[0.1,0.2,0.7,1e-300,6.02214076e23,2.718281828459045]}";
+    json_t *a = json_loads(in, 0, NULL), *b;
+    char *text = cs_json_dumps(a);
+
+    b = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(b);
+    ck_assert(json_equal(a, b));
+    free(text);
+    json_decref(a);
+    json_decref(b);
+}
+END_TEST
+
+Suite *jsondump_suite(void)
+{
+    Suite *s = suite_create("jsondump");
+    TCase *tc = tcase_create("dump");
+
+    tcase_add_test(tc, test_jsondump_reals_are_shortest_exact);
+    tcase_add_test(tc, test_jsondump_leaves_strings_and_integers_alone);
+    tcase_add_test(tc, test_jsondump_round_trips_to_the_same_values);
+    suite_add_tcase(s, tc);
+    return s;
+}
