@@ -2,6 +2,7 @@
 #include "kafka.h"
 
 #include "err.h"
+#include "run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +164,17 @@ int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_siz
             }
         }
     }
-    rc = CS_OK;
+    /* A new topic's metadata reaches the brokers a moment after the answer:
+     * wait until every topic shows its partitions, so the caller can use them. */
+    rc = CS_ERR_RETRY;
+    for (long long deadline = cs_now_ms() + 30000; rc != CS_OK && cs_now_ms() < deadline;) {
+        rc = CS_OK;
+        for (int i = 0; i < 4 && rc == CS_OK; i++)
+            if (cs_kafka_partition_count(rk, names[i], 5000, errstr, errstr_size) <= 0)
+                rc = CS_ERR_RETRY;
+        if (rc != CS_OK)
+            cs_sleep_ms(100);
+    }
 cleanup:
     if (ev)
         rd_kafka_event_destroy(ev);
