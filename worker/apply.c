@@ -52,6 +52,8 @@ typedef struct key_entry {
     int version;
     int64_t revision;
     int64_t seq;
+    int32_t partition; /* where the applied submission was read */
+    int64_t offset;
 } key_entry;
 
 typedef struct batch {
@@ -84,7 +86,8 @@ static const struct statement {
     {"lock", "SELECT reference, case_type_id, state, security_classification, data::text,"
              " version, case_revision FROM ccd.case_data WHERE reference = ANY($1::bigint[])"
              " ORDER BY reference FOR UPDATE"},
-    {"keys", "SELECT case_reference, idempotency_key::text, version, case_revision, id"
+    {"keys", "SELECT case_reference, idempotency_key::text, version, case_revision, id,"
+             " kafka_partition, kafka_offset"
              " FROM ccd.case_event WHERE (case_reference, idempotency_key) IN"
              " (SELECT * FROM unnest($1::bigint[], $2::uuid[]))"},
     {"seen", "SELECT kafka_partition, kafka_offset, outcome::text FROM ccd.event_outcome"
@@ -424,6 +427,8 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         k->version = atoi(PQgetvalue(res[1], i, 2));
         k->revision = strtoll(PQgetvalue(res[1], i, 3), NULL, 10);
         k->seq = strtoll(PQgetvalue(res[1], i, 4), NULL, 10);
+        k->partition = PQgetisnull(res[1], i, 5) ? -1 : atoi(PQgetvalue(res[1], i, 5));
+        k->offset = PQgetisnull(res[1], i, 6) ? -1 : strtoll(PQgetvalue(res[1], i, 6), NULL, 10);
     }
     b->seen = res[2];
     res[2] = NULL;
@@ -471,6 +476,14 @@ static bool decide(batch *b, cs_job *j, plan *p)
     if (seen && same_submission(seen, s) && cs_job_replay(j, seen) == CS_OK)
         return false;
     if ((k = find_key(b, s->case_reference, s->idempotency_key)) != NULL) {
+        if (k->partition == j->partition && k->offset == j->offset) {
+            /* The applied message itself, delivered again: its history row
+             * holds everything of its outcome, which is rendered again. */
+            cs_job_decide(j, "applied", k->revision == 1 ? 201 : 200, k->version, k->revision,
+                          k->seq, NULL);
+            j->replayed = true;
+            return false;
+        }
         cs_job_decide(j, "duplicate", 200, k->version, k->revision, k->seq, NULL);
         return false;
     }
@@ -562,6 +575,8 @@ static void adopt(batch *b, cs_job *j, plan *p)
     k->version = p->version;
     k->revision = p->revision;
     k->seq = p->event_id;
+    k->partition = j->partition;
+    k->offset = j->offset;
     cs_job_decide(j, "applied", p->create ? 201 : 200, p->version, p->revision, p->event_id, NULL);
     j->applied = true;
 }
@@ -618,10 +633,12 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
     return ok;
 }
 
-/* Queues the outcomes of the jobs decided against the database (not replays). */
+/* Queues the outcomes decided now that wrote nothing (duplicate, conflict,
+ * rejected), so that a redelivery gets them again. An applied outcome needs no
+ * record: its history row holds it (see decide). */
 static bool send_outcomes(cs_applier *a, cs_job **jobs, size_t n)
 {
-    size_t len = 2;
+    size_t len = 2, count = 0;
     char *all, *w;
     bool ok;
 
@@ -632,9 +649,9 @@ static bool send_outcomes(cs_applier *a, cs_job **jobs, size_t n)
     w = all;
     *w++ = '[';
     for (size_t i = 0; i < n; i++) {
-        if (jobs[i]->replayed)
+        if (jobs[i]->replayed || jobs[i]->applied)
             continue;
-        if (w > all + 1)
+        if (count++)
             *w++ = ',';
         w = stpcpy(w, jobs[i]->outcome);
     }
@@ -642,7 +659,7 @@ static bool send_outcomes(cs_applier *a, cs_job **jobs, size_t n)
     *w = '\0';
     {
         const char *params[] = {a->topic, all};
-        ok = send_stmt(a, "outcomes", 2, params);
+        ok = count == 0 || send_stmt(a, "outcomes", 2, params);
     }
     free(all);
     return ok;
