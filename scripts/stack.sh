@@ -404,8 +404,13 @@ kafka_launch() {
 kafka_wait() {
   local t0=$KAFKA_T0
   while ((SECONDS - t0 < KAFKA_TIMEOUT)); do
-    kafka_pid >/dev/null ||
+    # Right after the launch the pid may not have exec'd java yet, so ask
+    # whether it is alive, not whether it is the broker already.
+    local launched
+    launched=$(cat "$RUN_DIR/kafka.pid" 2>/dev/null) || launched=
+    if [[ -z $launched ]] || ! kill -0 "$launched" 2>/dev/null; then
       fail_with_logs "kafka exited during startup" "$LOG_DIR/kafka-server.log" "$LOG_DIR/kafka.out"
+    fi
     if port_open "$KAFKA_PORT" && kafka_health >/dev/null; then
       say "kafka ready on 127.0.0.1:$KAFKA_PORT ($((SECONDS - t0))s)"
       return 0
