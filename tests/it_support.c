@@ -153,7 +153,7 @@ static void redirect(int fd, const char *path, int flags)
 
 pid_t it_spawn(const char *program, const char *const *args, const char *const *env)
 {
-    pid_t pid;
+    pid_t parent = getpid(), pid;
 
     mkdir("build/it-logs", 0755);
     pid = fork();
@@ -161,6 +161,10 @@ pid_t it_spawn(const char *program, const char *const *args, const char *const *
     if (pid == 0) {
         char log[512];
 
+        /* Tied to the test: a test that dies leaves nothing running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127); /* the test died before the prctl took effect */
         snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
         redirect(STDIN_FILENO, NULL, O_RDONLY);
         redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
@@ -424,28 +428,6 @@ long long it_topic_end(const char *topic)
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return total;
-}
-
-pid_t it_spawn_tied(const char *program, const char *const *args, const char *const *env)
-{
-    pid_t parent = getpid(), pid;
-
-    mkdir("build/it-logs", 0755);
-    pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        char log[512];
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127); /* the test died before the prctl took effect */
-        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
-        redirect(STDIN_FILENO, NULL, O_RDONLY);
-        redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
-        redirect(STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
-        child_exec(program, args, env);
-    }
-    return pid;
 }
 
 int it_wait_exit(pid_t pid, int timeout_ms)

@@ -28,7 +28,8 @@ char *it_unique(const char *prefix);
 
 /* Starts build/<program> with args (NULL-terminated, without argv[0]) and
  * extra environment "K=V" entries (NULL-terminated, may be NULL); its stderr
- * goes to build/it-logs/<program>-<pid>.log. Returns the pid. */
+ * goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the
+ * test process dies. Returns the pid. */
 pid_t it_spawn(const char *program, const char *const *args, const char *const *env);
 
 /* Sends sig and waits up to timeout_ms; then SIGKILL. Returns the exit status
@@ -74,10 +75,6 @@ int it_stack(const char *args);
 /* Polls until cond_sql (a query returning one integer) equals want or timeout. */
 bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Like it_spawn, but the child gets SIGKILL when the test process dies
- * (PR_SET_PDEATHSIG), so a failed or timed-out test leaves nothing running. */
-pid_t it_spawn_tied(const char *program, const char *const *args, const char *const *env);
 
 /* Waits up to timeout_ms for pid to exit on its own, without signalling it.
  * Returns its exit status (128+signal when killed by a signal), or -1 if it

@@ -127,7 +127,7 @@ static pid_t worker_start(const char *const *extra)
     for (int i = 0; extra && extra[i] && n < 47; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    return it_spawn_tied("casestream-worker", args, NULL);
+    return it_spawn("casestream-worker", args, NULL);
 }
 
 /* Stops a worker with SIGTERM and asserts a clean exit 0. */
