@@ -5,6 +5,7 @@
 #include "err.h"
 #include "es.h"
 #include "run.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -134,7 +135,8 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, unsigned *seed, 
         if (req != CS_OK)
             continue; /* unreachable: errstr says why, retry the whole request */
         if (r.status != 200) {
-            snprintf(errstr, errstr_size, "bulk request: HTTP %ld: %.300s", r.status, r.body);
+            cs_utf8_snprintf(errstr, errstr_size, "bulk request: HTTP %ld: %.*s", r.status,
+                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
             cs_es_response_clear(&r);
             continue;
         }

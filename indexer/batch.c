@@ -2,6 +2,7 @@
 #include "batch.h"
 
 #include "err.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,8 +60,11 @@ int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *
         return CS_ERR_INVALID;
     }
     if (!(root = json_loadb(value, len, 0, &jerr))) {
-        snprintf(errstr, errstr_size, "change document is not JSON: %s at line %d column %d",
-                 jerr.text, jerr.line, jerr.column);
+        /* jansson's text may quote the document, cut at its own byte limit. */
+        cs_utf8_trim(jerr.text);
+        cs_utf8_snprintf(errstr, errstr_size,
+                         "change document is not JSON: %s at line %d column %d", jerr.text,
+                         jerr.line, jerr.column);
         return CS_ERR_INVALID;
     }
     *is_json = true;
@@ -98,8 +102,10 @@ int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *
         goto cleanup;
     }
     if (!cs_es_index_name(json_string_value(type), index, index_size)) {
-        snprintf(errstr, errstr_size, "case_type \"%.100s\" cannot name an index",
-                 json_string_value(type));
+        cs_utf8_snprintf(
+            errstr, errstr_size, "case_type \"%.*s\" cannot name an index",
+            (int)cs_utf8_prefix(json_string_value(type), json_string_length(type), 100),
+            json_string_value(type));
         goto cleanup;
     }
     rc = CS_OK;

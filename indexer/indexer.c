@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "run.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -337,13 +338,14 @@ static bool attempt(cs_indexer *ix)
                             "requests of %zu",
                             n, r.status, ix->chunk);
             } else {
-                snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.300s", r.status,
-                         r.body);
+                cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
+                                 (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
                 cs_batch_reject_request(ix->batch, why, &st);
                 why[0] = '\0';
             }
         } else {
-            snprintf(why, sizeof(why), "bulk request: HTTP %ld: %.300s", r.status, r.body);
+            cs_utf8_snprintf(why, sizeof(why), "bulk request: HTTP %ld: %.*s", r.status,
+                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
             failed = true;
         }
         cs_es_response_clear(&r);

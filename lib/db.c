@@ -2,6 +2,7 @@
 #include "db.h"
 
 #include "err.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,8 +32,8 @@ void cs_db_error(PGconn *conn, const PGresult *res, char *errstr, size_t errstr_
 
     if (!msg || !*msg)
         msg = conn ? PQerrorMessage(conn) : "no connection";
-    snprintf(errstr, errstr_size, "%s", msg);
-    n = strlen(errstr);
+    /* Server messages may quote the submission's text: cut between characters. */
+    n = cs_utf8_snprintf(errstr, errstr_size, "%s", msg);
     while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
         errstr[--n] = '\0';
 }

@@ -20,7 +20,8 @@ bool cs_db_retryable(PGconn *conn, const PGresult *res);
  * Returns 0, CS_ERR_RETRY or CS_ERR with the server's message in errstr. */
 int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);
 
-/* Copies the error of res (or of conn) into errstr, without the trailing newline. */
+/* Copies the error of res (or of conn) into errstr, without the trailing newline;
+ * a message too long for errstr is cut between UTF-8 characters. */
 void cs_db_error(PGconn *conn, const PGresult *res, char *errstr, size_t errstr_size);
 
 #endif

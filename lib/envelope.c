@@ -1,6 +1,7 @@
 /* Submissions (DESIGN §3): the checks that make a message usable, then acceptable. */
 #include "envelope.h"
 
+#include "utf8.h"
 #include "uuid.h"
 
 #include <inttypes.h>
@@ -38,7 +39,7 @@ __attribute__((format(printf, 3, 4))) static void fail(check *c, cs_verdict v, c
     if (c->errstr_size == 0)
         return;
     va_start(ap, fmt);
-    vsnprintf(c->errstr, c->errstr_size, fmt, ap);
+    cs_utf8_vsnprintf(c->errstr, c->errstr_size, fmt, ap);
     va_end(ap);
 }
 

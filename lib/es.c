@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "utf8.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -245,8 +246,8 @@ int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_si
     if (rc)
         return rc;
     if (r.status != 200) {
-        snprintf(errstr, errstr_size, "index template %s: HTTP %ld: %.300s", CS_ES_TEMPLATE,
-                 r.status, r.body);
+        cs_utf8_snprintf(errstr, errstr_size, "index template %s: HTTP %ld: %.*s", CS_ES_TEMPLATE,
+                         r.status, (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
         rc = r.status == 429 || r.status >= 500 ? CS_ERR_RETRY : CS_ERR;
     }
     cs_es_response_clear(&r);

@@ -20,6 +20,7 @@
 #include "jsondump.h"
 #include "log.h"
 #include "merge_patch.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -520,8 +521,9 @@ static bool decide(batch *b, cs_job *j, plan *p)
         p->revision = 1;
     } else {
         if (strcmp(c->case_type, s->case_type) != 0) {
-            snprintf(why, sizeof(why), "case %" PRId64 " is of type %s, not %s", s->case_reference,
-                     c->case_type, s->case_type);
+            /* Text from the submission and the database: cut between characters. */
+            cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is of type %s, not %s",
+                             s->case_reference, c->case_type, s->case_type);
             cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
             return false;
         }
@@ -714,7 +716,7 @@ static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *
             }
             if (rc) {
                 json_decref(p.data);
-                snprintf(errstr, errstr_size, "%s", why);
+                cs_utf8_snprintf(errstr, errstr_size, "%s", why);
                 goto cleanup;
             }
         } else if (!send_writes(a, jobs[i], &p)) {

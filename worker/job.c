@@ -13,6 +13,28 @@ static json_t *int_or_null(int64_t v)
     return v ? json_integer(v) : json_null();
 }
 
+/* An outcome's error as a JSON string. Reasons are cut between characters where they are made
+ * (lib/utf8.h); should one still not be UTF-8, its bytes beyond ASCII become '?' rather than the
+ * whole error becoming null, which json_string() would give. */
+static json_t *error_json(const char *error)
+{
+    json_t *v;
+    char *copy;
+
+    if (!error)
+        return json_null();
+    if ((v = json_string(error)))
+        return v;
+    if (!(copy = strdup(error)))
+        return json_string("out of memory");
+    for (char *c = copy; *c; c++)
+        if ((unsigned char)*c > 0x7e)
+            *c = '?';
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
 /* The one rendering of an outcome: compact, members in this order. A replayed outcome goes
  * through it again, so it is byte-identical to the first copy on the wire even when it comes
  * back from ccd.event_outcome, whose jsonb reorders the members and adds spaces. Returns a
@@ -61,7 +83,7 @@ void cs_job_decide(cs_job *j, const char *status, int code, int version, int64_t
     json_object_set_new(o, "version", int_or_null(version));
     json_object_set_new(o, "case_revision", int_or_null(revision));
     json_object_set_new(o, "event_seq", int_or_null(event_seq));
-    json_object_set_new(o, "error", error ? json_string(error) : json_null());
+    json_object_set_new(o, "error", error_json(error));
     json_object_set_new(src, "partition", json_integer(j->partition));
     json_object_set_new(src, "offset", json_integer(j->offset));
     json_object_set_new(o, "source", src);

@@ -31,7 +31,8 @@ typedef struct cs_job {
     bool delivery_failed;
 } cs_job;
 
-/* Records the decision and renders the outcome JSON. error may be NULL. */
+/* Records the decision and renders the outcome JSON. error may be NULL (rendered null); it is
+ * UTF-8 (cut with lib/utf8.h), else its bytes beyond ASCII are rendered as '?'. */
 void cs_job_decide(cs_job *j, const char *status, int code, int version, int64_t revision,
                    int64_t event_seq, const char *error);
 
