@@ -10,14 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Byte limits of DESIGN §3. */
-#define MAX_NAME        255
-#define MAX_EVENT_ID    70
-#define MAX_USER_ID     64
-#define MAX_SUMMARY     1024
-#define MAX_DESCRIPTION 65536
+/* Limits of DESIGN §3. A field stored in a varchar(n) column is limited to n characters, as
+ * PostgreSQL counts them (sql/001_ccd_schema.sql); text columns have no limit of their own and
+ * are limited in bytes. */
+#define MAX_NAME        255   /* characters: jurisdiction, state, notes[].author */
+#define MAX_EVENT_ID    70    /* characters */
+#define MAX_USER_ID     64    /* characters */
+#define MAX_SUMMARY     1024  /* characters */
+#define MAX_DESCRIPTION 65536 /* bytes: description, notes[].body */
 
-enum { OPTIONAL = 0, REQUIRED = 1 << 0, NONEMPTY = 1 << 1 };
+/* CHARS: the limit counts characters (a varchar column), else bytes. */
+enum { OPTIONAL = 0, REQUIRED = 1 << 0, NONEMPTY = 1 << 1, CHARS = 1 << 2 };
 
 /* The verdict so far and where its reason goes. */
 typedef struct check {
@@ -52,10 +55,12 @@ static json_t *member(json_t *obj, const char *name)
 }
 
 /* Checks a string value named name in reasons; wrong is the verdict when it
- * is missing (with REQUIRED) or not a string. Returns the string, or NULL. */
+ * is missing (with REQUIRED) or not a string. max counts characters with
+ * CHARS, else bytes. Returns the string, or NULL. */
 static const char *string_value(check *c, const char *name, json_t *v, cs_verdict wrong,
                                 unsigned flags, size_t max)
 {
+    const char *unit = flags & CHARS ? "characters" : "bytes";
     size_t len;
 
     if (!v) {
@@ -68,8 +73,11 @@ static const char *string_value(check *c, const char *name, json_t *v, cs_verdic
         return NULL;
     }
     len = json_string_length(v);
+    if (flags & CHARS)
+        len = cs_utf8_chars(json_string_value(v), len);
     if (len > max)
-        fail(c, CS_REJECTED, "field \"%s\" is %zu bytes, over the limit of %zu", name, len, max);
+        fail(c, CS_REJECTED, "field \"%s\" is %zu %s, over the limit of %zu", name, len, unit,
+             max);
     else if ((flags & NONEMPTY) && len == 0)
         fail(c, CS_REJECTED, "field \"%s\" is empty", name);
     return json_string_value(v);
@@ -145,7 +153,8 @@ static json_t *notes_value(check *c, json_t *root)
             continue;
         }
         snprintf(name, sizeof(name), "notes[%zu].author", i);
-        string_value(c, name, member(note, "author"), CS_REJECTED, REQUIRED | NONEMPTY, MAX_NAME);
+        string_value(c, name, member(note, "author"), CS_REJECTED, REQUIRED | NONEMPTY | CHARS,
+                     MAX_NAME);
         snprintf(name, sizeof(name), "notes[%zu].body", i);
         string_value(c, name, member(note, "body"), CS_REJECTED, REQUIRED, MAX_DESCRIPTION);
     }
@@ -174,18 +183,18 @@ static void read_fields(check *c, cs_submission *s, const char *key, size_t key_
             fail(c, CS_INVALID, "message key is not the case reference %s", ref);
     }
     s->case_type = string_value(c, "case_type", member(root, "case_type"), CS_INVALID,
-                                REQUIRED | NONEMPTY, MAX_NAME);
+                                REQUIRED | NONEMPTY | CHARS, MAX_NAME);
     s->event_id = string_value(c, "event_id", member(root, "event_id"), CS_INVALID,
-                               REQUIRED | NONEMPTY, MAX_EVENT_ID);
+                               REQUIRED | NONEMPTY | CHARS, MAX_EVENT_ID);
     s->user_id = string_value(c, "user_id", member(root, "user_id"), CS_INVALID,
-                              REQUIRED | NONEMPTY, MAX_USER_ID);
+                              REQUIRED | NONEMPTY | CHARS, MAX_USER_ID);
 
     /* The other fields: usable, but possibly not acceptable (CS_REJECTED). */
     s->jurisdiction = string_value(c, "jurisdiction", member(root, "jurisdiction"), CS_REJECTED,
-                                   OPTIONAL, MAX_NAME);
-    s->state = string_value(c, "state", member(root, "state"), CS_REJECTED, OPTIONAL, MAX_NAME);
+                                   CHARS, MAX_NAME);
+    s->state = string_value(c, "state", member(root, "state"), CS_REJECTED, CHARS, MAX_NAME);
     s->summary =
-        string_value(c, "summary", member(root, "summary"), CS_REJECTED, OPTIONAL, MAX_SUMMARY);
+        string_value(c, "summary", member(root, "summary"), CS_REJECTED, CHARS, MAX_SUMMARY);
     s->description = string_value(c, "description", member(root, "description"), CS_REJECTED,
                                   OPTIONAL, MAX_DESCRIPTION);
     v = member(root, "expected_version");
