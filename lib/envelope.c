@@ -13,7 +13,8 @@
 /* Limits of DESIGN §3. A field stored in a varchar(n) column is limited to n characters, as
  * PostgreSQL counts them (sql/001_ccd_schema.sql); text columns have no limit of their own and
  * are limited in bytes. */
-#define MAX_NAME        255   /* characters: jurisdiction, state, notes[].author */
+#define MAX_NAME 255 /* characters: jurisdiction, state, notes[].author */
+/* case_type: CS_CASE_TYPE_MAX bytes of ASCII (envelope.h) */
 #define MAX_EVENT_ID    70    /* characters */
 #define MAX_USER_ID     64    /* characters */
 #define MAX_SUMMARY     1024  /* characters */
@@ -76,8 +77,7 @@ static const char *string_value(check *c, const char *name, json_t *v, cs_verdic
     if (flags & CHARS)
         len = cs_utf8_chars(json_string_value(v), len);
     if (len > max)
-        fail(c, CS_REJECTED, "field \"%s\" is %zu %s, over the limit of %zu", name, len, unit,
-             max);
+        fail(c, CS_REJECTED, "field \"%s\" is %zu %s, over the limit of %zu", name, len, unit, max);
     else if ((flags & NONEMPTY) && len == 0)
         fail(c, CS_REJECTED, "field \"%s\" is empty", name);
     return json_string_value(v);
@@ -123,6 +123,78 @@ static int64_t reference_value(check *c, json_t *v)
     return n;
 }
 
+/* Decodes the character at s[0..len) (valid UTF-8, as jansson checked); *n gets its bytes. */
+static unsigned long code_point(const char *s, size_t len, size_t *n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned long cp;
+    size_t k;
+
+    if (u[0] < 0x80) {
+        *n = 1;
+        return u[0];
+    }
+    k = u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : 2;
+    cp = u[0] & (0x3f >> (k - 1));
+    for (size_t i = 1; i < k && i < len; i++)
+        cp = (cp << 6) | (u[i] & 0x3f);
+    *n = k < len ? k : len;
+    return cp;
+}
+
+static bool index_char(unsigned long cp)
+{
+    return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') ||
+           cp == '_' || cp == '-' || cp == '.';
+}
+
+bool cs_case_type_check(const char *case_type, size_t len, char *why, size_t why_size)
+{
+    char dummy[1];
+    size_t pos = 0, n;
+
+    if (!why) {
+        why = dummy;
+        why_size = sizeof(dummy);
+    }
+    if (len == 0) {
+        snprintf(why, why_size, "is empty");
+        return false;
+    }
+    /* Elasticsearch refuses these first; "." also hides the index. */
+    if (strchr("_-+.", case_type[0])) {
+        snprintf(why, why_size, "cannot name an index: it starts with \"%c\"", case_type[0]);
+        return false;
+    }
+    for (size_t i = 0; i < len; i += n) {
+        unsigned long cp = code_point(case_type + i, len - i, &n);
+
+        pos++;
+        if (index_char(cp))
+            continue;
+        /* Show the character itself only where it prints; its code point always. */
+        if (cp >= 0x20 && cp < 0x7f)
+            snprintf(why, why_size, "cannot name an index: character %zu is \"%c\"", pos, (char)cp);
+        else if (cp >= 0xa0)
+            cs_utf8_snprintf(why, why_size,
+                             "cannot name an index: character %zu is \"%.*s\" (U+%04lX)", pos,
+                             (int)n, case_type + i, cp);
+        else
+            snprintf(why, why_size, "cannot name an index: character %zu is U+%04lX", pos, cp);
+        cs_utf8_snprintf(why + strlen(why), why_size - strlen(why),
+                         ", not an ASCII letter, digit, \"_\", \"-\" or \".\"");
+        return false;
+    }
+    if (len > CS_CASE_TYPE_MAX) {
+        snprintf(why, why_size,
+                 "cannot name an index: it is %zu bytes, over the limit of %d (an index name, "
+                 "lower(case_type) + \"_cases\", has at most 255)",
+                 len, CS_CASE_TYPE_MAX);
+        return false;
+    }
+    return true;
+}
+
 /* Reads an optional object field. */
 static json_t *object_value(check *c, json_t *root, const char *name)
 {
@@ -166,7 +238,7 @@ static void read_fields(check *c, cs_submission *s, const char *key, size_t key_
 {
     json_t *root = s->root, *v;
     const char *str;
-    char ref[24];
+    char ref[24], why[160];
     int ref_len;
 
     /* The key fields: without them the message is unusable (CS_INVALID). */
@@ -182,16 +254,19 @@ static void read_fields(check *c, cs_submission *s, const char *key, size_t key_
         else if (key_len != (size_t)ref_len || memcmp(key, ref, key_len) != 0)
             fail(c, CS_INVALID, "message key is not the case reference %s", ref);
     }
-    s->case_type = string_value(c, "case_type", member(root, "case_type"), CS_INVALID,
-                                REQUIRED | NONEMPTY | CHARS, MAX_NAME);
+    /* A case type names the case's index (DESIGN §6): one that cannot is as unusable as none. */
+    s->case_type =
+        string_value(c, "case_type", member(root, "case_type"), CS_INVALID, REQUIRED, SIZE_MAX);
+    if (s->case_type && !cs_case_type_check(s->case_type, strlen(s->case_type), why, sizeof(why)))
+        fail(c, CS_INVALID, "field \"case_type\" %s", why);
     s->event_id = string_value(c, "event_id", member(root, "event_id"), CS_INVALID,
                                REQUIRED | NONEMPTY | CHARS, MAX_EVENT_ID);
     s->user_id = string_value(c, "user_id", member(root, "user_id"), CS_INVALID,
                               REQUIRED | NONEMPTY | CHARS, MAX_USER_ID);
 
     /* The other fields: usable, but possibly not acceptable (CS_REJECTED). */
-    s->jurisdiction = string_value(c, "jurisdiction", member(root, "jurisdiction"), CS_REJECTED,
-                                   CHARS, MAX_NAME);
+    s->jurisdiction =
+        string_value(c, "jurisdiction", member(root, "jurisdiction"), CS_REJECTED, CHARS, MAX_NAME);
     s->state = string_value(c, "state", member(root, "state"), CS_REJECTED, CHARS, MAX_NAME);
     s->summary =
         string_value(c, "summary", member(root, "summary"), CS_REJECTED, CHARS, MAX_SUMMARY);

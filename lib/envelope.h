@@ -50,6 +50,17 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
                                size_t max_bytes, cs_submission **out, char *errstr,
                                size_t errstr_size);
 
+/* The longest case type in bytes: its Elasticsearch index, lower(case_type) +
+ * "_cases", may have at most 255. */
+#define CS_CASE_TYPE_MAX 249
+
+/* Checks that case_type (len bytes of UTF-8) can name its Elasticsearch index
+ * (DESIGN §3): 1 to CS_CASE_TYPE_MAX ASCII letters, digits, '_', '-' and '.',
+ * the first a letter or a digit. Returns true, or false with the reason in
+ * why (UTF-8, to follow the field's name: "cannot name an index: ..."); why
+ * may be NULL. */
+bool cs_case_type_check(const char *case_type, size_t len, char *why, size_t why_size);
+
 /* Frees a submission and its JSON. Accepts NULL. */
 void cs_submission_free(cs_submission *s);
 

@@ -2,6 +2,7 @@
 #include "es.h"
 
 #include "db.h"
+#include "envelope.h"
 #include "err.h"
 #include "utf8.h"
 
@@ -261,16 +262,9 @@ bool cs_es_index_name(const char *case_type, char *buf, size_t size)
 
     if (size > 0)
         buf[0] = '\0';
-    /* Elasticsearch limits index names to 255 bytes. */
-    if (n == 0 || n + sizeof(suffix) > size || n + sizeof(suffix) - 1 > 255 ||
-        strchr("-_+.", case_type[0]))
+    /* The rule submissions are held to (DESIGN §3): one rule for the worker and the indexer. */
+    if (!cs_case_type_check(case_type, n, NULL, 0) || n + sizeof(suffix) > size)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)case_type[i];
-
-        if (!(isascii(ch) && (isalnum(ch) || ch == '-' || ch == '_' || ch == '.')))
-            return false;
-    }
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)tolower((unsigned char)case_type[i]);
     memcpy(buf + n, suffix, sizeof(suffix));

@@ -64,9 +64,9 @@ char *cs_es_template_body(int max_fields);
 int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_size);
 
 /* Writes lower(case_type) + "_cases" into buf. Returns false (buf then holds
- * "") when the case type cannot name an index: empty, too long, or with
- * characters other than letters, digits, '-', '_' and '.', or starting with
- * '-', '_', '+' or '.'. */
+ * "") when the case type cannot name an index by cs_case_type_check (the rule
+ * of DESIGN §3: ASCII letters, digits, '_', '-' and '.', the first a letter or
+ * a digit, at most CS_CASE_TYPE_MAX bytes) or buf is too small. */
 bool cs_es_index_name(const char *case_type, char *buf, size_t size);
 
 /* ---- bulk requests ---------------------------------------------------------------------- */

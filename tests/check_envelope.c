@@ -130,7 +130,8 @@ static void run_case(json_t *base, json_t *tc, cs_verdict want)
 {
     const char *name = json_string_value(json_object_get(tc, "name"));
     const char *reason = json_string_value(json_object_get(tc, "reason"));
-    json_t *key_json = json_object_get(tc, "key"), *value = NULL, *ref, *v;
+    json_t *key_json = json_object_get(tc, "key"), *value = NULL, *ref, *v, *reason_json;
+    json_int_t err_size = json_integer_value(json_object_get(tc, "errstr_size"));
     cs_submission *s = NULL;
     char key[32] = "", err[512];
     const char *keyp = key;
@@ -172,9 +173,19 @@ static void run_case(json_t *base, json_t *tc, cs_verdict want)
     else
         keyp = NULL;
 
+    /* The worker's reason buffer is 512 bytes; a case may give a smaller one. */
+    if (err_size <= 0 || err_size > (json_int_t)sizeof(err))
+        err_size = sizeof(err);
     got = cs_submission_parse(text, len, keyp, keyp ? strlen(keyp) : 0, DEFAULT_MAX_BYTES, &s, err,
-                              sizeof(err));
+                              (size_t)err_size);
     ck_assert_msg(got == want, "%s: verdict %d, expected %d (%s)", name, got, want, err);
+    /* Every reason, cut or not, is UTF-8: an outcome can carry it as a JSON string. */
+    reason_json = json_string(err);
+    ck_assert_msg(reason_json != NULL, "%s: reason is not UTF-8", name);
+    json_decref(reason_json);
+    if ((v = json_object_get(tc, "reason_length")))
+        ck_assert_msg(strlen(err) == (size_t)json_integer_value(v), "%s: reason of %zu bytes: %s",
+                      name, strlen(err), err);
     if (want == CS_VALID)
         ck_assert_msg(err[0] == '\0', "%s: reason \"%s\" on a valid submission", name, err);
     else
