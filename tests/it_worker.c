@@ -1612,6 +1612,92 @@ START_TEST(test_worker_sigterm_during_flow_exits_zero_quickly)
 }
 END_TEST
 
+/* --- 12. what a case keeps: its jurisdiction ----------------------------------------------------
+ */
+
+/* unit repeated times, in new memory (the caller frees). */
+static char *repeat(const char *unit, int times)
+{
+    size_t n = strlen(unit);
+    char *s = malloc(n * (size_t)times + 1);
+
+    for (int i = 0; i < times; i++)
+        memcpy(s + n * (size_t)i, unit, n);
+    s[n * (size_t)times] = '\0';
+    return s;
+}
+
+/* A submission naming another jurisdiction than the case's is rejected and changes nothing,
+ * whether the case was created in the same batch (decided in memory) or is read from the
+ * database in a later one. The reason quotes both jurisdictions; with 255 two-byte characters
+ * each it is cut at 511 bytes between characters, never to "error": null. */
+START_TEST(test_worker_other_jurisdiction_is_rejected_case_unchanged)
+{
+    char *ae = repeat("\xc3\x84", 255), *oe = repeat("\xc3\x96", 255), want[64];
+    int64_t a, b;
+    planned *same_batch, *later, *long_one;
+    const outcome *x;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    world_new("jurisdiction", 1);
+    a = new_ref();
+    b = new_ref();
+    plan_create(a, NULL);
+    same_batch = plan_sub(a, NULL, "rejected", "move",
+                          "{\"jurisdiction\": \"OTHER\", "
+                          "\"data_merge\": {\"n\": 1}}");
+    plan_sub(a, NULL, "applied", "edit", "{\"jurisdiction\": \"IT\", \"data_merge\": {\"n\": 2}}")
+        ->revision = 2;
+    plan_sub(b, NULL, "applied", "create",
+             "{\"jurisdiction\": \"%s\", \"state\": \"Open\", \"data\": {}}", ae)
+        ->revision = 1;
+    send_range(0, W.nplan);
+    pid = worker_start(NULL);
+    ck_assert_msg(it_wait_sql(3, CATCH_UP_MS,
+                              "SELECT count(*) FROM ccd.case_event WHERE case_reference IN "
+                              "(%" PRId64 ", %" PRId64 ")",
+                              a, b),
+                  "the first batch was not applied");
+    later = plan_sub(a, NULL, "rejected", "move",
+                     "{\"jurisdiction\": \"OTHER\", \"state\": \"Moved\", \"data\": {}}");
+    long_one = plan_sub(b, NULL, "rejected", "move", "{\"jurisdiction\": \"%s\"}", oe);
+    plan_sub(b, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 3}}")->revision = 2;
+    send_range(4, W.nplan);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    snprintf(want, sizeof(want), "case %" PRId64 " is in jurisdiction IT, not OTHER", a);
+    x = find_outcome(o, n, a, same_batch->key, "rejected");
+    ck_assert_int_eq(x->code, 422);
+    ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
+    x = find_outcome(o, n, a, later->key, "rejected");
+    ck_assert_int_eq(x->code, 422);
+    ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
+    x = find_outcome(o, n, b, long_one->key, "rejected");
+    ck_assert_int_eq(x->code, 422);
+    ck_assert_msg(x->error != NULL, "a reason cut at its byte limit became null: %s", x->text);
+    snprintf(want, sizeof(want), "case %" PRId64 " is in jurisdiction \xc3\x84\xc3\x84", b);
+    ck_assert_msg(strncmp(x->error, want, strlen(want)) == 0, "%s", x->text);
+    ck_assert_msg(strlen(x->error) <= 511 && strlen(x->error) >= 508, "%zu bytes: %s",
+                  strlen(x->error), x->text);
+    outcomes_free(o, n);
+    check_applied_once();
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64
+                                " AND jurisdiction = 'IT' AND state = 'Open' AND"
+                                " (data->>'n')::int = 2",
+                                a),
+                     1);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64
+                                " AND jurisdiction = repeat(U&'\\00C4', 255)",
+                                b),
+                     1);
+    worker_stop_last(pid);
+    free(ae);
+    free(oe);
+}
+END_TEST
+
 Suite *it_worker_suite(void)
 {
     Suite *s = suite_create("it_worker");
@@ -1625,6 +1711,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_unchanged_blob_keeps_version_bumps_revision);
     tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
+    tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redis");

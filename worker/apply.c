@@ -39,6 +39,7 @@ typedef struct case_state {
     int64_t ref;
     bool exists;
     char *case_type;
+    char *jurisdiction;
     char *state;
     char *classification;
     json_t *data;
@@ -85,8 +86,8 @@ static const struct statement {
     const char *sql;
 } statements[] = {
     {"lock", "SELECT reference, case_type_id, state, security_classification, data::text,"
-             " version, case_revision FROM ccd.case_data WHERE reference = ANY($1::bigint[])"
-             " ORDER BY reference FOR UPDATE"},
+             " version, case_revision, jurisdiction FROM ccd.case_data"
+             " WHERE reference = ANY($1::bigint[]) ORDER BY reference FOR UPDATE"},
     {"keys", "SELECT case_reference, idempotency_key::text, version, case_revision, id,"
              " kafka_partition, kafka_offset"
              " FROM ccd.case_event WHERE (case_reference, idempotency_key) IN"
@@ -266,6 +267,7 @@ static void batch_free(batch *b)
 {
     for (size_t i = 0; i < b->ncases; i++) {
         free(b->cases[i].case_type);
+        free(b->cases[i].jurisdiction);
         free(b->cases[i].state);
         free(b->cases[i].classification);
         json_decref(b->cases[i].data);
@@ -413,6 +415,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         c->data = json_loads(PQgetvalue(res[0], i, 4), JSON_DECODE_ANY, NULL);
         c->version = atoi(PQgetvalue(res[0], i, 5));
         c->revision = strtoll(PQgetvalue(res[0], i, 6), NULL, 10);
+        c->jurisdiction = strdup(PQgetvalue(res[0], i, 7));
         if (!c->data) {
             snprintf(errstr, errstr_size, "case %" PRId64 ": stored data is not readable JSON",
                      c->ref);
@@ -527,6 +530,13 @@ static bool decide(batch *b, cs_job *j, plan *p)
             cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
             return false;
         }
+        /* A case stays in its jurisdiction: naming another is an error, not a move. */
+        if (s->jurisdiction && strcmp(c->jurisdiction, s->jurisdiction) != 0) {
+            cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is in jurisdiction %s, not %s",
+                             s->case_reference, c->jurisdiction, s->jurisdiction);
+            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            return false;
+        }
         if (s->has_expected_version && s->expected_version != c->version) {
             snprintf(why, sizeof(why), "expected version %" PRId64 ", case is at version %d",
                      s->expected_version, c->version);
@@ -560,8 +570,10 @@ static void adopt(batch *b, cs_job *j, plan *p)
     key_entry *k = &b->keys[b->nkeys++];
     char *state = strdup(p->state), *cls = strdup(p->classification);
 
-    if (!c->exists)
+    if (!c->exists) {
         c->case_type = strdup(j->sub->case_type);
+        c->jurisdiction = strdup(j->sub->jurisdiction);
+    }
     c->exists = true;
     free(c->state);
     free(c->classification);
