@@ -7,10 +7,12 @@
 #include "it_support.h"
 #include "runner.h"
 
+#include "es.h"
 #include "kafka.h"
 #include "run.h"
 #include "uuid.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -1698,6 +1700,85 @@ START_TEST(test_worker_other_jurisdiction_is_rejected_case_unchanged)
 }
 END_TEST
 
+/* --- 13. case types that would share an index ---------------------------------------------- */
+
+/* Plans the creation of case ref with case type type. */
+static planned *plan_create_typed(int64_t ref, const char *type, const char *status)
+{
+    return plan_sub(ref, NULL, status, "create",
+                    "{\"case_type\": \"%s\", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
+                    "\"data\": {}}",
+                    type);
+}
+
+/* Case types that differ only in letter case would be indexed together (lower(case_type) +
+ * "_cases"): the first one stored keeps the index and a case created with another is rejected,
+ * whether the first was created earlier in the same batch or is read from the database. */
+START_TEST(test_worker_case_type_differing_only_in_letter_case_is_rejected)
+{
+    char *mixed = it_unique("ItCase"), *upper = strdup(mixed), *lower = strdup(mixed);
+    char want[512], index[300];
+    int64_t a, b, c, d, e;
+    planned *pb, *pd;
+    const outcome *x;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    for (char *p = upper; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    for (char *p = lower; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    ck_assert(cs_es_index_name(mixed, index, sizeof(index)));
+    world_new("letter-case", 1);
+    a = new_ref();
+    b = new_ref();
+    c = new_ref();
+    d = new_ref();
+    e = new_ref();
+    plan_create_typed(a, mixed, "applied")->revision = 1;
+    pb = plan_create_typed(b, upper, "rejected");
+    plan_create_typed(c, mixed, "applied")->revision = 1;
+    send_range(0, W.nplan);
+    pid = worker_start(NULL);
+    ck_assert_msg(it_wait_sql(2, CATCH_UP_MS,
+                              "SELECT count(*) FROM ccd.case_event WHERE case_reference BETWEEN "
+                              "%" PRId64 " AND %" PRId64,
+                              a, e),
+                  "the first batch was not applied");
+    pd = plan_create_typed(d, lower, "rejected");
+    plan_create_typed(e, mixed, "applied")->revision = 1;
+    plan_sub(a, NULL, "applied", "edit", "{\"case_type\": \"%s\", \"data_merge\": {\"n\": 1}}",
+             mixed)
+        ->revision = 2;
+    send_range(3, W.nplan);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    x = find_outcome(o, n, b, pb->key, "rejected");
+    ck_assert_int_eq(x->code, 422);
+    snprintf(want, sizeof(want),
+             "case type %s differs only in letter case from the existing case type %s: both "
+             "would be indexed in %s",
+             upper, mixed, index);
+    ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
+    x = find_outcome(o, n, d, pd->key, "rejected");
+    ck_assert_int_eq(x->code, 422);
+    ck_assert_msg(x->error && strstr(x->error, "differs only in letter case"), "%s", x->text);
+    outcomes_free(o, n);
+    check_applied_once();
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data WHERE lower(case_type_id) = "
+                                "'%s'",
+                                lower),
+                     3);
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.case_data WHERE case_type_id = '%s'", mixed), 3);
+    worker_stop_last(pid);
+    free(mixed);
+    free(upper);
+    free(lower);
+}
+END_TEST
+
 Suite *it_worker_suite(void)
 {
     Suite *s = suite_create("it_worker");
@@ -1712,6 +1793,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
     tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);
+    tcase_add_test(tc, test_worker_case_type_differing_only_in_letter_case_is_rejected);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redis");

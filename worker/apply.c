@@ -16,6 +16,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "es.h"
 #include "fault.h"
 #include "jsondump.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct cs_applier {
     PGconn *conn;
@@ -66,6 +68,10 @@ typedef struct batch {
     PGresult *seen; /* outcomes already decided: partition, offset, outcome */
     int64_t *ids;   /* reserved event ids */
     size_t nids, next_id;
+    /* Case types a create of this batch must be checked against (statement "types"), and
+     * those its creates add; owned. */
+    char **types;
+    size_t ntypes;
 } batch;
 
 /* What one applied job writes. */
@@ -96,6 +102,29 @@ static const struct statement {
              " WHERE topic = $1 AND (kafka_partition, kafka_offset) IN"
              " (SELECT * FROM unnest($2::int[], $3::bigint[]))"},
     {"ids", "SELECT nextval('ccd.case_event_id_seq') FROM generate_series(1, $1::int)"},
+    /* $1: the case types of the batch's submissions that can create a case. A type not
+     * stored yet is locked (by its lower case, until COMMIT) so that two workers cannot
+     * both create the first cases of ADVCase and ADVCASE; the lock is taken before "types"
+     * runs, whose snapshot then sees what the lock's holder committed. */
+    {"typelock", "SELECT pg_advisory_xact_lock(hashtext('casestream case type'), hashtext(l))"
+                 " FROM (SELECT DISTINCT lower(t) AS l FROM unnest($1::text[]) t"
+                 " WHERE NOT EXISTS (SELECT 1 FROM ccd.case_data c WHERE c.case_type_id = t)"
+                 " ORDER BY l) n"},
+    /* The stored case types that matter to those creates: each one stored exactly as given,
+     * and, when some are new, every stored type equal to one of them but for letter case.
+     * Distinct types are found by skipping through the index on case_type_id, one probe per
+     * stored type, and only when a new type is created; a type already stored costs one
+     * probe. */
+    {"types", "WITH RECURSIVE cand AS (SELECT DISTINCT t FROM unnest($1::text[]) t),"
+              " known AS (SELECT t FROM cand WHERE EXISTS"
+              " (SELECT 1 FROM ccd.case_data c WHERE c.case_type_id = cand.t)),"
+              " fresh AS (SELECT lower(t) AS l FROM cand WHERE t NOT IN (SELECT t FROM known)),"
+              " stored(ct) AS ((SELECT min(case_type_id) FROM ccd.case_data"
+              " WHERE EXISTS (SELECT 1 FROM fresh))"
+              " UNION ALL SELECT (SELECT min(c.case_type_id) FROM ccd.case_data c"
+              " WHERE c.case_type_id > stored.ct) FROM stored WHERE stored.ct IS NOT NULL)"
+              " SELECT t FROM known UNION SELECT ct FROM stored WHERE lower(ct) IN"
+              " (SELECT l FROM fresh)"},
     {"create", "WITH w AS (INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction,"
                " state, security_classification, data, version, case_revision)"
                " VALUES ($1, $2, $3, $4, $5, $6, 1, 1) ON CONFLICT (reference) DO NOTHING"
@@ -275,6 +304,9 @@ static void batch_free(batch *b)
     free(b->cases);
     free(b->keys);
     free(b->ids);
+    for (size_t i = 0; i < b->ntypes; i++)
+        free(b->types[i]);
+    free(b->types);
     PQclear(b->seen);
     memset(b, 0, sizeof(*b));
 }
@@ -327,14 +359,33 @@ static void array_add(char **buf, size_t *len, size_t *cap, const char *v)
     (*buf)[*len + 1] = '\0';
 }
 
-/* Round 1: BEGIN, lock the cases, read keys, decided outcomes and ids. */
+/* Appends v as a quoted element, so that a case type such as NULL stays text. v holds no '"'
+ * or '\\' (cs_case_type_check). */
+static void array_add_quoted(char **buf, size_t *len, size_t *cap, const char *v)
+{
+    size_t n = strlen(v);
+    char *q = malloc(n + 3);
+
+    if (!q)
+        return;
+    q[0] = '"';
+    memcpy(q + 1, v, n);
+    q[n + 1] = '"';
+    q[n + 2] = '\0';
+    array_add(buf, len, cap, q);
+    free(q);
+}
+
+/* Round 1: BEGIN, lock the cases, read keys, decided outcomes, ids and the case types that
+ * creates are checked against. */
 static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *errstr,
                       size_t errstr_size)
 {
-    char *refs = NULL, *jrefs = NULL, *keys = NULL, *parts = NULL, *offs = NULL;
+    char *refs = NULL, *jrefs = NULL, *keys = NULL, *parts = NULL, *offs = NULL, *types = NULL;
     size_t lr = 0, cr = 0, ljr = 0, cjr = 0, lk = 0, ck = 0, lp = 0, cp = 0, lo = 0, co = 0;
-    char num[32], count[16];
-    PGresult *res[4] = {NULL};
+    size_t lt = 0, ct = 0;
+    char num[32], count[24];
+    PGresult *res[6] = {NULL};
     int rc = CS_OK;
 
     memset(b, 0, sizeof(*b));
@@ -357,6 +408,8 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         array_add(&parts, &lp, &cp, num);
         snprintf(num, sizeof(num), "%" PRId64, jobs[i]->offset);
         array_add(&offs, &lo, &co, num);
+        if (cs_submission_can_create(jobs[i]->sub))
+            array_add_quoted(&types, &lt, &ct, jobs[i]->sub->case_type);
     }
     qsort(b->cases, b->ncases, sizeof(*b->cases), cmp_ref);
     snprintf(count, sizeof(count), "%zu", n);
@@ -365,18 +418,20 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         const char *p_keys[] = {jrefs, keys};
         const char *p_seen[] = {a->topic, parts, offs};
         const char *p_ids[] = {count};
+        const char *p_types[] = {types ? types : "{}"};
 
         if (!PQenterPipelineMode(a->conn) || !send_stmt(a, "begin", 0, NULL) ||
             !send_stmt(a, "lock", 1, p_lock) || !send_stmt(a, "keys", 2, p_keys) ||
             !send_stmt(a, "seen", 3, p_seen) || !send_stmt(a, "ids", 1, p_ids) ||
+            !send_stmt(a, "typelock", 1, p_types) || !send_stmt(a, "types", 1, p_types) ||
             !PQpipelineSync(a->conn)) {
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;
         }
     }
-    /* BEGIN, then the four queries, then the sync. */
-    for (int i = -1; i < 4; i++) {
+    /* BEGIN, then the six queries, then the sync. */
+    for (int i = -1; i < 6; i++) {
         PGresult *r = next_result(a);
 
         if (i < 0 ? PQresultStatus(r) != PGRES_COMMAND_OK : PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -440,14 +495,20 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
     b->ids = calloc(b->nids ? b->nids : 1, sizeof(*b->ids));
     for (size_t i = 0; i < b->nids; i++)
         b->ids[i] = strtoll(PQgetvalue(res[3], (int)i, 0), NULL, 10);
+    /* res[4] is the type lock; room for the types this batch's creates add. */
+    b->types = calloc((size_t)PQntuples(res[5]) + n, sizeof(*b->types));
+    for (int i = 0; b->types && i < PQntuples(res[5]); i++)
+        if ((b->types[b->ntypes] = strdup(PQgetvalue(res[5], i, 0))))
+            b->ntypes++;
 cleanup:
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         PQclear(res[i]);
     free(refs);
     free(jrefs);
     free(keys);
     free(parts);
     free(offs);
+    free(types);
     return rc;
 }
 
@@ -466,6 +527,30 @@ static bool same_submission(const char *outcome, const cs_submission *s)
     return same;
 }
 
+/* A case type known to this batch (stored, or created by an earlier job) that differs from
+ * type only in letter case, so that both would be written to one index. NULL when type itself
+ * is known (cases of both may exist from before this rule: they carry on) or none differs. */
+static const char *case_fold_twin(const batch *b, const char *type)
+{
+    const char *twin = NULL;
+
+    for (size_t i = 0; i < b->ntypes; i++) {
+        if (strcmp(b->types[i], type) == 0)
+            return NULL;
+        if (!twin && strcasecmp(b->types[i], type) == 0)
+            twin = b->types[i];
+    }
+    return twin;
+}
+
+static bool known_type(const batch *b, const char *type)
+{
+    for (size_t i = 0; i < b->ntypes; i++)
+        if (strcmp(b->types[i], type) == 0)
+            return true;
+    return false;
+}
+
 /* Decides j against its case. Returns true when the job applies, with the
  * writes in *p (p->data owned by the plan); otherwise the job is decided. */
 static bool decide(batch *b, cs_job *j, plan *p)
@@ -473,6 +558,7 @@ static bool decide(batch *b, cs_job *j, plan *p)
     const cs_submission *s = j->sub;
     case_state *c = find_case(b, s->case_reference);
     const char *seen = find_seen(b, j->partition, j->offset);
+    const char *twin;
     key_entry *k;
     char why[512];
 
@@ -505,6 +591,17 @@ static bool decide(batch *b, cs_job *j, plan *p)
                      !s->jurisdiction ? "jurisdiction"
                      : !s->state      ? "state"
                                       : "data");
+            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            return false;
+        }
+        if ((twin = case_fold_twin(b, s->case_type)) != NULL) {
+            char index[256];
+
+            cs_es_index_name(twin, index, sizeof(index));
+            cs_utf8_snprintf(why, sizeof(why),
+                             "case type %s differs only in letter case from the existing case "
+                             "type %s: both would be indexed in %s",
+                             s->case_type, twin, index);
             cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
             return false;
         }
@@ -573,6 +670,10 @@ static void adopt(batch *b, cs_job *j, plan *p)
     if (!c->exists) {
         c->case_type = strdup(j->sub->case_type);
         c->jurisdiction = strdup(j->sub->jurisdiction);
+        /* A new case type is known to the jobs after this one (room: see load_batch). */
+        if (b->types && !known_type(b, c->case_type) &&
+            (b->types[b->ntypes] = strdup(c->case_type)))
+            b->ntypes++;
     }
     c->exists = true;
     free(c->state);
