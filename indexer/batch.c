@@ -144,7 +144,24 @@ void cs_batch_free(cs_batch *b)
     free(b);
 }
 
-int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *value, size_t len)
+/* The case reference a message key gives (DESIGN §2: decimal ASCII, 1 to 2^63-1, without sign
+ * or leading zero), or 0. */
+static int64_t key_reference(const char *key, size_t len)
+{
+    int64_t n = 0;
+
+    if (!key || len == 0 || len > 19 || key[0] == '0')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (key[i] < '0' || key[i] > '9' || n > (INT64_MAX - (key[i] - '0')) / 10)
+            return 0;
+        n = n * 10 + (key[i] - '0');
+    }
+    return n;
+}
+
+int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, size_t key_len,
+                 const char *value, size_t len)
 {
     char index[256], why[512];
     entry *e;
@@ -170,6 +187,10 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *value, 
     e->doc[e->len] = '\0';
     if (cs_change_parse(value, e->len, &e->reference, &e->revision, index, sizeof(index),
                         &e->is_json, why, sizeof(why)) != CS_OK) {
+        /* Recorded with the case it is about whenever the document or the key says which,
+         * as reindex records it. */
+        if (e->reference == 0)
+            e->reference = key_reference(key, key_len);
         e->state = E_DEAD;
         if (!(e->reason = strdup(why))) {
             entry_free(e);

@@ -32,10 +32,13 @@ typedef struct cs_batch_stats {
 cs_batch *cs_batch_new(void);
 void cs_batch_free(cs_batch *b);
 
-/* Adds a consumed message (the value is copied). A message that is not a
- * usable change document becomes a dead letter at once. Returns 0 or CS_ERR
+/* Adds a consumed message (the value is copied; key, the message key, may be
+ * NULL). A message that is not a usable change document becomes a dead letter
+ * at once, with the reference its document gives or else its key's (the case
+ * reference in decimal, DESIGN §2), 0 when neither does. Returns 0 or CS_ERR
  * (out of memory). */
-int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *value, size_t len);
+int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, size_t key_len,
+                 const char *value, size_t len);
 
 /* Messages in the batch, and the bytes of their values. */
 size_t cs_batch_count(const cs_batch *b);

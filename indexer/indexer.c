@@ -445,7 +445,8 @@ static void handle_message(cs_indexer *ix, rd_kafka_message_t *msg)
         return;
     if (cs_batch_count(ix->batch) == 0)
         ix->first_ms = cs_now_ms();
-    if (cs_batch_add(ix->batch, msg->partition, msg->offset, msg->payload, msg->len)) {
+    if (cs_batch_add(ix->batch, msg->partition, msg->offset, msg->key, msg->key_len, msg->payload,
+                     msg->len)) {
         cs_log_error("out of memory adding partition=%" PRId32 " offset=%" PRId64, msg->partition,
                      msg->offset);
         ix->fatal = true;

@@ -27,7 +27,7 @@ static void add(cs_batch *b, int partition, long long offset, long long ref, lon
 {
     char *doc = change(ref, rev, "NFD");
 
-    ck_assert_int_eq(cs_batch_add(b, partition, offset, doc, strlen(doc)), 0);
+    ck_assert_int_eq(cs_batch_add(b, partition, offset, NULL, 0, doc, strlen(doc)), 0);
     free(doc);
 }
 
@@ -269,8 +269,8 @@ START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
     cs_es_bulk body = CS_ES_BULK_INIT;
     cs_dead_letter *dl;
 
-    ck_assert_int_eq(cs_batch_add(b, 0, 7, "not json", 8), 0);
-    ck_assert_int_eq(cs_batch_add(b, 0, 8, NULL, 0), 0);
+    ck_assert_int_eq(cs_batch_add(b, 0, 7, NULL, 0, "not json", 8), 0);
+    ck_assert_int_eq(cs_batch_add(b, 0, 8, NULL, 0, NULL, 0), 0);
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
     ck_assert(!cs_batch_resolved(b));
@@ -285,6 +285,49 @@ START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
     cs_batch_dead_letters_written(b);
     ck_assert(cs_batch_resolved(b));
     cs_es_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* A dead letter names its case whenever the message does: the document's reference, else the
+ * message key's (as casestream reindex records the reference of every dead letter). */
+START_TEST(test_batch_dead_letter_takes_its_reference_from_the_key)
+{
+    static const struct {
+        const char *key, *value;
+        long long reference;
+    } cases[] = {
+        {"1234", "not json", 1234},
+        {"1234", "", 1234},
+        {"1234", "[1, 2]", 1234},
+        {"1234", "{\"case_type\": \"NFD\", \"case_revision\": 2}", 1234},
+        {"1234", "{\"reference\": \"x\", \"case_type\": \"NFD\", \"case_revision\": 2}", 1234},
+        {"1234", "{\"reference\": 77, \"case_type\": \"A/B\", \"case_revision\": 2}", 77},
+        {"9223372036854775807", "not json", 9223372036854775807LL},
+        {NULL, "not json", 0},
+        {"", "not json", 0},
+        {"0", "not json", 0},
+        {"007", "not json", 0},
+        {"-5", "not json", 0},
+        {"12a", "not json", 0},
+        {"9223372036854775808", "not json", 0},
+        {"99999999999999999999", "not json", 0},
+    };
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    cs_batch *b = cs_batch_new();
+    cs_dead_letter *dl;
+
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(cs_batch_add(b, 0, (int64_t)i, cases[i].key,
+                                      cases[i].key ? strlen(cases[i].key) : 0, cases[i].value,
+                                      strlen(cases[i].value)),
+                         0);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "t", &dl), n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(dl[i].reference == cases[i].reference, "key \"%s\", value %s: reference %lld",
+                      cases[i].key ? cases[i].key : "(none)", cases[i].value,
+                      (long long)dl[i].reference);
+    free(dl);
     cs_batch_free(b);
 }
 END_TEST
@@ -400,6 +443,7 @@ Suite *indexer_batch_suite(void)
     tcase_add_test(batch, test_batch_requests_are_split_by_max_docs);
     tcase_add_test(batch, test_batch_rejected_item_is_a_dead_letter_the_others_carry_on);
     tcase_add_test(batch, test_batch_unreadable_message_is_a_dead_letter_at_once);
+    tcase_add_test(batch, test_batch_dead_letter_takes_its_reference_from_the_key);
     tcase_add_test(batch, test_batch_request_refused_as_a_whole_dead_letters_its_documents);
     tcase_add_test(batch, test_batch_offsets_are_after_the_last_message_of_each_partition);
     tcase_add_test(batch, test_batch_revoked_partition_is_dropped_not_stored);

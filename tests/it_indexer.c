@@ -447,7 +447,8 @@ START_TEST(test_indexer_mapping_conflicts_go_to_dead_letters_others_indexed)
 {
     fixture f;
     int64_t bad_date = it_new_ref(), ok1 = it_new_ref(), obj = it_new_ref(), str = it_new_ref(),
-            ok2 = it_new_ref();
+            ok2 = it_new_ref(), unreadable = it_new_ref();
+    char key[24];
     pid_t pid;
 
     fixture_new(&f, 1); /* one partition: one bulk, in this order */
@@ -456,7 +457,8 @@ START_TEST(test_indexer_mapping_conflicts_go_to_dead_letters_others_indexed)
     produce_change(&f, obj, 1, "Open", "{\"x\":{\"a\":1}}", NULL);
     produce_change(&f, str, 1, "Open", "{\"x\":\"now a string\"}", NULL);
     produce_change(&f, ok2, 1, "Open", NULL, NULL);
-    it_produce(f.topic, "1", "this is not json", 16);
+    snprintf(key, sizeof(key), "%" PRId64, unreadable);
+    it_produce(f.topic, key, "this is not json", 16);
     pid = start_indexer(&f, NULL, NULL);
     ck_assert(wait_revision(&f, ok1, 1, 60000));
     ck_assert(wait_revision(&f, obj, 1, 30000));
@@ -478,12 +480,14 @@ START_TEST(test_indexer_mapping_conflicts_go_to_dead_letters_others_indexed)
                                 "document->'data'->>'x' = 'now a string'",
                                 str),
                      1);
-    /* The message that is not JSON at all is recorded too, as a string. */
+    /* The message that is not JSON at all is recorded too, as a string, with the reference
+     * its key gives. */
     ck_assert_msg(it_wait_sql(1, 30000,
                               "SELECT count(*) FROM ccd.index_dead_letter WHERE kafka_topic = '%s'"
-                              " AND reference IS NULL AND document #>> '{}' = 'this is not json'",
-                              f.topic),
-                  "the unreadable message has no dead letter");
+                              " AND reference = %" PRId64
+                              " AND document #>> '{}' = 'this is not json'",
+                              f.topic, unreadable),
+                  "the unreadable message has no dead letter with its key's reference");
     stop_indexer(pid);
     assert_committed_at_end(&f);
     fixture_free(&f);
