@@ -17,6 +17,8 @@ LOG=$STACK_DIR/log
 DEMO=$STACK_DIR/demo
 CASES=${DEMO_CASES:-200}
 EVENTS=${DEMO_EVENTS:-10}
+WAIT=${DEMO_WAIT:-120} # seconds Elasticsearch has to catch up with PostgreSQL
+INDEX=nfd_cases        # the workload's case type is NFD
 mkdir -p "$RUN" "$LOG" "$DEMO"
 eval "$(scripts/stack.sh env)"
 : "${CASESTREAM_TOPIC_EVENTS:=case-events}"
@@ -58,9 +60,32 @@ stop_program() {
 
 psql_value() { psql "$CASESTREAM_PG" -XAtqc "$1"; }
 
-es_count() { # $1 = JSON query
-    curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_count" -d "$1" 2>/dev/null |
-        sed -n 's/.*"count":\([0-9]*\).*/\1/p'
+# POSTs the JSON $2 to $CASESTREAM_ES/$INDEX/$1 and prints the answer. The indexer creates the
+# index with its first document, so until then Elasticsearch answers 404: that prints nothing
+# and succeeds ("not yet"). Any other status, or no answer, fails with the reason on stderr.
+es_query() {
+    local out code
+    out=$(curl -sS -w '\n%{http_code}' -H 'Content-Type: application/json' \
+        "$CASESTREAM_ES/$INDEX/$1" -d "$2") || return 1
+    code=${out##*$'\n'}
+    case $code in
+    200) printf '%s\n' "${out%$'\n'*}" ;;
+    404) ;;
+    *)
+        echo "elasticsearch: HTTP $code for $INDEX/$1: ${out%$'\n'*}" >&2
+        return 1
+        ;;
+    esac
+}
+
+# Documents matching the query $1, and the sum of their revisions ("0 0" while there is no index).
+es_docs_and_revisions() {
+    local out docs revs
+    out=$(es_query _search "{\"size\":0,\"track_total_hits\":true,$(sed 's/^{//; s/}$//' <<<"$1"),
+        \"aggs\":{\"r\":{\"sum\":{\"field\":\"case_revision\"}}}}") || return 1
+    docs=$(sed -n 's/.*"total":{"value":\([0-9]*\).*/\1/p' <<<"$out")
+    revs=$(sed -n 's/.*"r":{"value":\([0-9]*\).*/\1/p' <<<"$out")
+    echo "${docs:-0} ${revs:-0}"
 }
 
 start_all() {
@@ -87,20 +112,29 @@ run_demo() {
         echo "$last|{\"idempotency_key\":\"00000000-0000-4000-8000-000000000000\",\"case_reference\":$base,\"case_type\":\"NFD\",\"event_id\":\"e\",\"user_id\":\"u\"}"
     } | kcat -P -b "$CASESTREAM_BROKERS" -t "$CASESTREAM_TOPIC_EVENTS" -K'|'
 
-    say "waiting for PostgreSQL and Elasticsearch to agree"
-    local pg_cases es_docs=0 range
+    say "waiting up to $WAIT s for Elasticsearch to agree with PostgreSQL"
+    local pg_cases pg_rev range es es_docs=0 es_rev=0 agreed=false deadline=$((SECONDS + WAIT))
     pg_cases=$(psql_value "SELECT count(*) FROM ccd.case_data WHERE reference BETWEEN $base AND $last")
+    pg_rev=$(psql_value "SELECT coalesce(sum(case_revision),0) FROM ccd.case_data WHERE reference BETWEEN $base AND $last")
     range="{\"query\":{\"range\":{\"reference\":{\"gte\":$base,\"lte\":$last}}}}"
-    for _ in $(seq 1 120); do
-        es_docs=$(es_count "$range")
-        [[ ${es_docs:-0} -ge $pg_cases ]] && break
+    # Every case indexed at its latest revision. Until the indexer has created the index (404)
+    # or while Elasticsearch is busy, ask again until the deadline.
+    while :; do
+        if es=$(es_docs_and_revisions "$range" 2>"$DEMO/es.err"); then
+            read -r es_docs es_rev <<<"$es"
+            if [[ $es_docs -eq $pg_cases && $es_rev -eq $pg_rev ]]; then
+                agreed=true
+                break
+            fi
+        fi
+        ((SECONDS < deadline)) || break
         sleep 1
     done
-    local pg_rev es_rev
-    pg_rev=$(psql_value "SELECT coalesce(sum(case_revision),0) FROM ccd.case_data WHERE reference BETWEEN $base AND $last")
-    es_rev=$(curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" \
-        -d "{\"size\":0,\"query\":$(sed 's/^{"query"://; s/}$//' <<<"$range"),\"aggs\":{\"r\":{\"sum\":{\"field\":\"case_revision\"}}}}" |
-        sed -n 's/.*"r":{"value":\([0-9.]*\).*/\1/p')
+    if ! $agreed; then
+        echo "Elasticsearch did not catch up within $WAIT s: $es_docs of $pg_cases cases, revisions" \
+            "$es_rev of $pg_rev $(cat "$DEMO/es.err")" >&2
+        echo "(the indexer's log: $LOG/casestream-indexer.log; DEMO_WAIT=<seconds> waits longer)" >&2
+    fi
 
     echo
     say "summary"
@@ -114,22 +148,24 @@ run_demo() {
     echo "cases in PostgreSQL:            $pg_cases (history rows: $(psql_value \
         "SELECT count(*) FROM ccd.case_event WHERE case_reference BETWEEN $base AND $last"), notes: $(psql_value \
         "SELECT count(*) FROM ccd.case_notes WHERE case_reference BETWEEN $base AND $last"))"
-    echo "documents in Elasticsearch:     ${es_docs:-0}"
-    echo "sum of revisions, PostgreSQL:   $pg_rev; Elasticsearch: ${es_rev%.0}"
+    echo "documents in Elasticsearch:     $es_docs"
+    echo "sum of revisions, PostgreSQL:   $pg_rev; Elasticsearch: $es_rev"
     echo
     say "history of case $base (casestream case history $base)"
     build/casestream case history "$base"
     echo
     say "search: cases in state Issued whose applicant lives in Leeds"
-    local hits
-    hits=$(curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" -d "{
+    local hits found
+    hits=$(es_query _search "{
       \"size\": 5, \"_source\": [\"reference\", \"state\", \"case_revision\"],
       \"query\": {\"bool\": {\"filter\": [$(sed 's/^{"query"://; s/}$//' <<<"$range"),
-        {\"term\": {\"state\": \"Issued\"}}, {\"match\": {\"data.applicant.city\": \"Leeds\"}}]}}}")
-    echo "$(sed -n 's/.*"total":{"value":\([0-9]*\).*/\1/p' <<<"$hits") cases found; the first few:"
-    grep -o '"_source":{[^}]*}' <<<"$hits" | sed 's/^"_source":/  /'
+        {\"term\": {\"state\": \"Issued\"}}, {\"match\": {\"data.applicant.city\": \"Leeds\"}}]}}}") || hits=
+    found=$(sed -n 's/.*"total":{"value":\([0-9]*\).*/\1/p' <<<"$hits")
+    echo "${found:-0} cases found; the first few:"
+    grep -o '"_source":{[^}]*}' <<<"$hits" | sed 's/^"_source":/  /' || true
     echo
     echo "The worker and the indexer keep running (logs in $LOG/); 'make stop' stops them and the services."
+    $agreed
 }
 
 case ${1:-run} in
