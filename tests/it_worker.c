@@ -1713,9 +1713,12 @@ static planned *plan_create_typed(int64_t ref, const char *type, const char *sta
 
 /* Case types that differ only in letter case would be indexed together (lower(case_type) +
  * "_cases"): the first one stored keeps the index and a case created with another is rejected,
- * whether the first was created earlier in the same batch or is read from the database. */
+ * whether the first was created earlier in the same batch or is read from the database. One
+ * applier, so that the batch is decided in offset order (several appliers take different cases
+ * at once; see the next test). */
 START_TEST(test_worker_case_type_differing_only_in_letter_case_is_rejected)
 {
+    const char *extra[] = {"--appliers=1", NULL};
     char *mixed = it_unique("ItCase"), *upper = strdup(mixed), *lower = strdup(mixed);
     char want[512], index[300];
     int64_t a, b, c, d, e;
@@ -1740,7 +1743,7 @@ START_TEST(test_worker_case_type_differing_only_in_letter_case_is_rejected)
     pb = plan_create_typed(b, upper, "rejected");
     plan_create_typed(c, mixed, "applied")->revision = 1;
     send_range(0, W.nplan);
-    pid = worker_start(NULL);
+    pid = worker_start(extra);
     ck_assert_msg(it_wait_sql(2, CATCH_UP_MS,
                               "SELECT count(*) FROM ccd.case_event WHERE case_reference BETWEEN "
                               "%" PRId64 " AND %" PRId64,
@@ -1779,6 +1782,58 @@ START_TEST(test_worker_case_type_differing_only_in_letter_case_is_rejected)
 }
 END_TEST
 
+/* Appliers working at once on the first cases of two spellings of a new case type: the type's
+ * lock lets one spelling be stored first and the other is rejected, never both stored. */
+START_TEST(test_worker_concurrent_creates_of_two_spellings_store_one)
+{
+    char *mixed = it_unique("ItRace"), *upper = strdup(mixed);
+    const int ncases = 8;
+    int applied_mixed = 0, applied_upper = 0, rejected = 0;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    for (char *p = upper; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    world_new("letter-race", 4);
+    for (int i = 0; i < ncases; i++)
+        plan_create_typed(new_ref(), i % 2 ? upper : mixed, "applied");
+    send_range(0, W.nplan);
+    pid = worker_start(NULL); /* four appliers */
+    o = read_outcomes(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *type = NULL;
+
+        for (size_t k = 0; k < W.nplan; k++)
+            if (W.plan[k].ref == o[i].ref)
+                type = strstr(W.plan[k].value, mixed) ? mixed : upper;
+        ck_assert_ptr_nonnull(type);
+        if (strcmp(o[i].status, "rejected") == 0) {
+            ck_assert_msg(o[i].error && strstr(o[i].error, "differs only in letter case"), "%s",
+                          o[i].text);
+            rejected++;
+        } else {
+            ck_assert_msg(strcmp(o[i].status, "applied") == 0, "%s", o[i].text);
+            applied_mixed += type == mixed;
+            applied_upper += type == upper;
+        }
+    }
+    outcomes_free(o, n);
+    ck_assert_msg((applied_mixed == 0) != (applied_upper == 0),
+                  "applied %d of %s and %d of %s: exactly one spelling must be stored",
+                  applied_mixed, mixed, applied_upper, upper);
+    ck_assert_int_eq(applied_mixed + applied_upper + rejected, ncases);
+    ck_assert_int_eq(applied_mixed + applied_upper, ncases / 2);
+    ck_assert_int_eq(it_sql_int("SELECT count(DISTINCT case_type_id) FROM ccd.case_data WHERE "
+                                "reference BETWEEN %" PRId64 " AND %" PRId64,
+                                W.lo, W.hi),
+                     1);
+    worker_stop_last(pid);
+    free(mixed);
+    free(upper);
+}
+END_TEST
+
 Suite *it_worker_suite(void)
 {
     Suite *s = suite_create("it_worker");
@@ -1794,6 +1849,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
     tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);
     tcase_add_test(tc, test_worker_case_type_differing_only_in_letter_case_is_rejected);
+    tcase_add_test(tc, test_worker_concurrent_creates_of_two_spellings_store_one);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redis");
