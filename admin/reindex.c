@@ -158,7 +158,8 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, unsigned *seed, 
                 c->newer++;
                 break;
             case CS_ES_RETRY:
-                snprintf(errstr, errstr_size, "%s", items[j].reason ? items[j].reason : "retry");
+                cs_utf8_snprintf(errstr, errstr_size, "%s",
+                                 items[j].reason ? items[j].reason : "retry");
                 break;
             case CS_ES_REJECTED:
                 d->state = D_DEAD;
