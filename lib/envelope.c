@@ -1,6 +1,7 @@
 /* Submissions (DESIGN §3): the checks that make a message usable, then acceptable. */
 #include "envelope.h"
 
+#include "jsondump.h"
 #include "uuid.h"
 
 #include <inttypes.h>
@@ -258,6 +259,14 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
     }
     (*out)->root = root;
     read_fields(&c, *out, key, key_len);
+    if (c.verdict == CS_VALID) {
+        char why[160];
+
+        /* A number PostgreSQL would give back changed is refused now, not
+         * accepted and later unreadable or silently different. */
+        if (!cs_json_numbers_keep(value, len, why, sizeof(why)))
+            fail(&c, CS_REJECTED, "%s", why);
+    }
     return c.verdict;
 }
 

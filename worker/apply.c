@@ -40,7 +40,8 @@ typedef struct case_state {
     char *case_type;
     char *state;
     char *classification;
-    json_t *data;
+    json_t *data;     /* NULL when the stored blob could not be read: see unreadable */
+    char *unreadable; /* why the stored blob cannot be read; the case's jobs are rejected */
     int version;
     int64_t revision;
 } case_state;
@@ -268,6 +269,7 @@ static void batch_free(batch *b)
         free(b->cases[i].state);
         free(b->cases[i].classification);
         json_decref(b->cases[i].data);
+        free(b->cases[i].unreadable);
     }
     free(b->cases);
     free(b->keys);
@@ -409,14 +411,30 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         c->case_type = strdup(PQgetvalue(res[0], i, 1));
         c->state = strdup(PQgetvalue(res[0], i, 2));
         c->classification = strdup(PQgetvalue(res[0], i, 3));
-        c->data = json_loads(PQgetvalue(res[0], i, 4), JSON_DECODE_ANY, NULL);
         c->version = atoi(PQgetvalue(res[0], i, 5));
         c->revision = strtoll(PQgetvalue(res[0], i, 6), NULL, 10);
-        if (!c->data) {
-            snprintf(errstr, errstr_size, "case %" PRId64 ": stored data is not readable JSON",
-                     c->ref);
-            rc = CS_ERR;
+        if (!c->case_type || !c->state || !c->classification) {
+            snprintf(errstr, errstr_size, "out of memory");
+            rc = CS_ERR_RETRY;
             goto cleanup;
+        }
+        {
+            json_error_t jerr;
+            char why[256];
+            const char *text = PQgetvalue(res[0], i, 4);
+
+            /* One case's unreadable blob is that case's problem: its jobs are
+             * rejected with the reason, every other case goes on. */
+            c->data = cs_json_loads_stored(text, strlen(text), &jerr);
+            if (!c->data) {
+                snprintf(why, sizeof(why), "stored data is not readable JSON: %s", jerr.text);
+                c->unreadable = strdup(why);
+            }
+            if (!c->data && !c->unreadable) {
+                snprintf(errstr, errstr_size, "out of memory");
+                rc = CS_ERR_RETRY;
+                goto cleanup;
+            }
         }
     }
     for (int i = 0; i < PQntuples(res[1]); i++) {
@@ -519,6 +537,13 @@ static bool decide(batch *b, cs_job *j, plan *p)
         p->version = 1;
         p->revision = 1;
     } else {
+        if (c->unreadable) {
+            snprintf(why, sizeof(why), "case %" PRId64 " cannot be changed: %s", s->case_reference,
+                     c->unreadable);
+            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            j->case_unreadable = true;
+            return false;
+        }
         if (strcmp(c->case_type, s->case_type) != 0) {
             snprintf(why, sizeof(why), "case %" PRId64 " is of type %s, not %s", s->case_reference,
                      c->case_type, s->case_type);

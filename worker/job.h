@@ -20,12 +20,13 @@ typedef struct cs_job {
     bool decided;
     const char *status; /* "applied", "duplicate", "conflict", "rejected", "invalid" */
     int code;
-    int version;       /* 0 = null */
-    int64_t revision;  /* 0 = null */
-    int64_t event_seq; /* 0 = null */
-    char *outcome;     /* outcome JSON, owned */
-    bool applied;      /* written by this worker now: goes to Redis */
-    bool replayed;     /* outcome taken from an earlier decision (redelivery) */
+    int version;          /* 0 = null */
+    int64_t revision;     /* 0 = null */
+    int64_t event_seq;    /* 0 = null */
+    char *outcome;        /* outcome JSON, owned */
+    bool applied;         /* written by this worker now: goes to Redis */
+    bool replayed;        /* outcome taken from an earlier decision (redelivery) */
+    bool case_unreadable; /* rejected because its case's stored blob cannot be read */
     /* Delivery of the outcome (and the DLQ copy for invalid messages). */
     int pending_deliveries;
     bool delivery_failed;

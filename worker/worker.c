@@ -66,7 +66,7 @@ struct cs_worker {
     /* metrics */
     cs_metric *outcomes[5];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *retries,
-        *dlq, *delivery_retries;
+        *dlq, *delivery_retries, *unreadable;
 };
 
 static const char *const status_names[5] = {"applied", "duplicate", "conflict", "rejected",
@@ -499,6 +499,12 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
                 cs_metric_inc(w->outcomes[s], 1);
         if (strcmp(jobs[i].status, "invalid") == 0)
             cs_metric_inc(w->dlq, 1);
+        if (jobs[i].case_unreadable) {
+            cs_metric_inc(w->unreadable, 1);
+            cs_log_warn("submission rejected: stored case unreadable case=%" PRId64
+                        " partition=%d offset=%" PRId64,
+                        jobs[i].sub->case_reference, jobs[i].partition, jobs[i].offset);
+        }
         if (jobs[i].applied)
             cs_log_debug(
                 "applied case=%" PRId64 " partition=%d offset=%" PRId64 " revision=%" PRId64,
@@ -629,6 +635,9 @@ static void register_metrics(cs_worker *w)
     w->retries = cs_metric_counter("casestream_worker_batch_retries_total",
                                    "batches retried after a PostgreSQL failure");
     w->dlq = cs_metric_counter("casestream_worker_dlq_total", "messages sent to the DLQ");
+    w->unreadable = cs_metric_counter("casestream_worker_unreadable_case_rejections_total",
+                                      "submissions rejected because their case's stored data "
+                                      "cannot be read");
     w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
                                             "rounds of outcome deliveries retried");
 }
