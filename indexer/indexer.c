@@ -63,7 +63,7 @@ struct cs_indexer {
 
 static struct {
     cs_metric *messages, *indexed, *conflicts, *superseded, *item_retries, *request_retries,
-        *dead_letters, *bulks, *bulk_seconds, *lag, *paused;
+        *dead_letters, *by_reference, *bulks, *bulk_seconds, *lag, *paused;
 } M;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -82,6 +82,9 @@ static void register_metrics(void)
                           "retries: documents (429/5xx items) and whole bulk requests");
     M.request_retries =
         cs_metric_counter("casestream_indexer_retries_total{kind=\"request\"}", "retries");
+    M.by_reference = cs_metric_counter("casestream_indexer_documents_by_reference_total",
+                                       "documents read from postgresql for changes sent by "
+                                       "reference");
     M.dead_letters = cs_metric_counter("casestream_indexer_dead_letters_total",
                                        "changes recorded in ccd.index_dead_letter");
     M.bulks = cs_metric_counter("casestream_indexer_bulk_requests_total",
@@ -275,6 +278,51 @@ static bool write_dead_letters(cs_indexer *ix)
     return true;
 }
 
+/* Reads from PostgreSQL the documents of the changes sent by reference
+ * (DESIGN §6). False, with the reason, when PostgreSQL failed: the attempt
+ * is retried like a failed bulk. */
+static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
+{
+    int64_t refs[64];
+    size_t n;
+
+    while ((n = cs_batch_omitted(ix->batch, refs, 64)) > 0) {
+        if (!ix->pg && !(ix->pg = cs_db_connect(ix->cfg->pg, why, why_size)))
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            char ref[24];
+            const char *params[] = {ref};
+            PGresult *res;
+            bool found;
+
+            snprintf(ref, sizeof(ref), "%" PRId64, refs[i]);
+            res = PQexecParams(ix->pg,
+                               "SELECT ccd.change_document(c)::text FROM ccd.case_data c "
+                               "WHERE c.reference = $1",
+                               1, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                cs_db_error(ix->pg, res, why, why_size);
+                PQclear(res);
+                if (PQstatus(ix->pg) != CONNECTION_OK) {
+                    PQfinish(ix->pg);
+                    ix->pg = NULL;
+                }
+                return false;
+            }
+            found = PQntuples(res) > 0;
+            if (cs_batch_fill(ix->batch, refs[i], found ? PQgetvalue(res, 0, 0) : NULL,
+                              found ? (size_t)PQgetlength(res, 0, 0) : 0)) {
+                PQclear(res);
+                snprintf(why, why_size, "out of memory");
+                return false;
+            }
+            PQclear(res);
+            cs_metric_inc(M.by_reference, 1);
+        }
+    }
+    return true;
+}
+
 /* Sends every pending change of the batch once. Returns true when the batch
  * is resolved; otherwise schedules the next attempt and pauses consumption. */
 static bool attempt(cs_indexer *ix)
@@ -285,8 +333,12 @@ static bool attempt(cs_indexer *ix)
 
     if (ix->attempt == 0)
         cs_fault_point("before_bulk");
+    if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
+        snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
+        failed = true;
+    }
     cs_batch_begin_attempt(ix->batch, &st);
-    for (;;) {
+    for (; !failed;) {
         cs_es_response r = CS_ES_RESPONSE_INIT;
         long long t0;
         int n = cs_batch_build(ix->batch, &ix->body, ix->chunk);

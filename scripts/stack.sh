@@ -352,6 +352,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
+# A 1 MiB submission plus 64 KiB for key, headers and record overhead (DESIGN §2).
+message.max.bytes=1114112
 EOF
   cat >"$KAFKA_DIR/log4j.properties" <<EOF
 # Written by scripts/stack.sh.

@@ -489,30 +489,6 @@ static bool pick_all(size_t i, void *ctx)
     return true;
 }
 
-/* Plans cases × each submissions, interleaved round-robin (the first of each case creates). */
-static void plan_stream(int cases, int each)
-{
-    int64_t *refs = calloc((size_t)cases, sizeof(*refs));
-
-    for (int c = 0; c < cases; c++)
-        refs[c] = new_ref();
-    for (int k = 1; k <= each; k++) {
-        for (int c = 0; c < cases; c++) {
-            planned *p;
-
-            if (k == 1)
-                p = plan_create(refs[c], NULL);
-            else
-                p = plan_sub(refs[c], NULL, "applied", "step",
-                             "{\"data_merge\": {\"n\": %d}, \"notes\": [{\"author\": \"s\", "
-                             "\"body\": \"step %d\"}]}",
-                             k, k);
-            p->revision = k;
-        }
-    }
-    free(refs);
-}
-
 START_TEST(test_worker_survives_postgresql_restart)
 {
     feeder f;

@@ -706,3 +706,26 @@ void leave_clean(void)
     }
     PQfinish(c);
 }
+
+void plan_stream(int cases, int each)
+{
+    int64_t *refs = calloc((size_t)cases, sizeof(*refs));
+
+    for (int c = 0; c < cases; c++)
+        refs[c] = new_ref();
+    for (int k = 1; k <= each; k++) {
+        for (int c = 0; c < cases; c++) {
+            planned *p;
+
+            if (k == 1)
+                p = plan_create(refs[c], NULL);
+            else
+                p = plan_sub(refs[c], NULL, "applied", "step",
+                             "{\"data_merge\": {\"n\": %d}, \"notes\": [{\"author\": \"s\", "
+                             "\"body\": \"step %d\"}]}",
+                             k, k);
+            p->revision = k;
+        }
+    }
+    free(refs);
+}

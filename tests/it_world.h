@@ -86,6 +86,9 @@ __attribute__((format(printf, 5, 6))) planned *plan_sub(int64_t ref, const char 
                                                         const char *status, const char *event_id,
                                                         const char *fields_fmt, ...);
 planned *plan_create(int64_t ref, const char *key);
+/* Plans each of cases new cases: a create, then each-1 merges with a note, in rounds over the
+ * cases (so consecutive messages go to different partitions). */
+void plan_stream(int cases, int each);
 void send_one(const planned *p);
 void send_range(size_t from, size_t to);
 void feeder_start(feeder *f, bool (*pick)(size_t i, void *ctx), void *ctx, int gap_ms);

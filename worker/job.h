@@ -30,6 +30,7 @@ typedef struct cs_job {
     /* Delivery of the outcome (and the DLQ copy for invalid messages). */
     int pending_deliveries;
     bool delivery_failed;
+    size_t dlq_cap; /* most value bytes of the DLQ copy; 0 = the submission limit */
 } cs_job;
 
 /* Records the decision and renders the outcome JSON. error may be NULL. */

@@ -165,18 +165,25 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+    cs_worker *w = opaque;
     cs_job *j = m->_private;
 
     (void)rk;
-    (void)opaque;
     if (!j)
         return;
     j->pending_deliveries--;
     if (m->err) {
+        bool dlq = strcmp(rd_kafka_topic_name(m->rkt), w->cfg->topic_dlq) == 0;
+
         j->delivery_failed = true;
-        cs_log_warn(
-            "outcome not delivered case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
-            j->sub ? j->sub->case_reference : 0, j->partition, j->offset, rd_kafka_err2str(m->err));
+        /* A copy too large for the broker is sent again cut in half: one
+         * message must not hold up every other. */
+        if (dlq && cs_kafka_err_too_large(m->err))
+            j->dlq_cap = (m->len > 2048 ? m->len : 2048) / 2;
+        cs_log_warn("%s not delivered case=%" PRId64 " partition=%d offset=%" PRId64
+                    " error=\"%s\"",
+                    dlq ? "dlq copy" : "outcome", j->sub ? j->sub->case_reference : 0, j->partition,
+                    j->offset, rd_kafka_err2str(m->err));
     }
 }
 
@@ -333,6 +340,40 @@ static void remember_applied(cs_worker *w, cs_job *jobs, size_t n)
     free(outs);
 }
 
+/* The DLQ copy of an invalid message: its value and key cut to what always
+ * fits the DLQ topic (DESIGN §2), saying so in a header. */
+static rd_kafka_resp_err_t produce_dlq_copy(cs_worker *w, cs_job *j)
+{
+    rd_kafka_message_t *m = j->msg;
+    size_t cap = j->dlq_cap ? j->dlq_cap : (size_t)w->cfg->max_message_bytes;
+    size_t len = m->len > cap ? cap : m->len;
+    size_t klen = m->key_len > CS_KAFKA_MAX_KEY ? CS_KAFKA_MAX_KEY : m->key_len;
+    char part[16], off[24], cut[96];
+    rd_kafka_headers_t *hdrs;
+    rd_kafka_resp_err_t err;
+
+    snprintf(part, sizeof(part), "%" PRId32, j->partition);
+    snprintf(off, sizeof(off), "%" PRId64, j->offset);
+    cut[0] = '\0';
+    if (len < m->len || klen < m->key_len)
+        snprintf(cut, sizeof(cut), "value %zu of %zu bytes, key %zu of %zu bytes", len, m->len,
+                 klen, m->key_len);
+    hdrs = rd_kafka_headers_new(5);
+    rd_kafka_header_add(hdrs, "error", -1, j->reason, -1);
+    rd_kafka_header_add(hdrs, "source.topic", -1, w->cfg->topic_events, -1);
+    rd_kafka_header_add(hdrs, "source.partition", -1, part, -1);
+    rd_kafka_header_add(hdrs, "source.offset", -1, off, -1);
+    if (cut[0])
+        rd_kafka_header_add(hdrs, "truncated", -1, cut, -1);
+    err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq),
+                            RD_KAFKA_V_KEY(m->key, klen), RD_KAFKA_V_VALUE(m->payload, len),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j),
+                            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (err) /* the headers are the message's only once it is queued */
+        rd_kafka_headers_destroy(hdrs);
+    return err;
+}
+
 static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
 {
     char keybuf[24];
@@ -340,6 +381,8 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
     const char *key = cs_job_result_key(j, &klen, keybuf, sizeof(keybuf));
     rd_kafka_resp_err_t err;
 
+    if (klen > CS_KAFKA_MAX_KEY)
+        klen = CS_KAFKA_MAX_KEY;
     j->delivery_failed = false;
     err = rd_kafka_producev(
         w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_results), RD_KAFKA_V_KEY(key, klen),
@@ -349,18 +392,10 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
         return err;
     j->pending_deliveries++;
     if (strcmp(j->status, "invalid") == 0) {
-        char part[16], off[24];
-        rd_kafka_message_t *m = j->msg;
-
-        snprintf(part, sizeof(part), "%" PRId32, j->partition);
-        snprintf(off, sizeof(off), "%" PRId64, j->offset);
-        err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_HEADER("error", j->reason, -1),
-            RD_KAFKA_V_HEADER("source.topic", w->cfg->topic_events, -1),
-            RD_KAFKA_V_HEADER("source.partition", part, -1),
-            RD_KAFKA_V_HEADER("source.offset", off, -1), RD_KAFKA_V_END);
+        if ((err = produce_dlq_copy(w, j)) == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            j->dlq_cap = (j->dlq_cap ? j->dlq_cap : (size_t)w->cfg->max_message_bytes) / 2;
+            err = produce_dlq_copy(w, j);
+        }
         if (err)
             return err;
         j->pending_deliveries++;
@@ -600,6 +635,14 @@ int cs_worker_run(cs_worker *w)
     return CS_OK;
 }
 
+int cs_worker_check_limits(cs_worker *w, char *errstr, size_t errstr_size)
+{
+    const char *topics[] = {w->cfg->topic_events, w->cfg->topic_results, w->cfg->topic_changes,
+                            w->cfg->topic_dlq};
+
+    return cs_kafka_check_topic_limits(w->producer, w->cfg, topics, 4, 10000, errstr, errstr_size);
+}
+
 /* --- construction --------------------------------------------------------------------- */
 
 static bool health(char *detail, size_t size, void *ctx)
@@ -680,6 +723,7 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
     if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size)))
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, w);
     w->producer = cs_kafka_producer_new(cfg, conf, errstr, errstr_size);
     conf = NULL;
     if (!w->producer)
