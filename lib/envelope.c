@@ -1,7 +1,9 @@
 /* Submissions (DESIGN §3): the checks that make a message usable, then acceptable. */
 #include "envelope.h"
 
+#include "err.h"
 #include "jsondump.h"
+#include "sha256.h"
 #include "uuid.h"
 
 #include <inttypes.h>
@@ -281,4 +283,15 @@ void cs_submission_free(cs_submission *s)
 bool cs_submission_can_create(const cs_submission *s)
 {
     return s && s->jurisdiction && s->state && s->data;
+}
+
+int cs_submission_fingerprint(const cs_submission *s, char hex[65])
+{
+    char *text = json_dumps(s->root, JSON_COMPACT | JSON_SORT_KEYS);
+
+    if (!text)
+        return CS_ERR;
+    cs_sha256_hex(text, strlen(text), hex);
+    free(text);
+    return CS_OK;
 }

@@ -330,6 +330,78 @@ START_TEST(test_poison_change_too_large_for_the_topic_goes_by_reference)
 }
 END_TEST
 
+/* --- 4. a key reused with another payload ------------------------------------------------- */
+
+START_TEST(test_poison_key_reused_with_another_payload_is_rejected_same_payload_duplicate)
+{
+    int64_t ref;
+    char key[37], mkey[24], cmd[512], text[1024];
+    planned *other_redis, *same, *other_pg;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+
+    world_new("fingerprint", 3);
+    ref = new_ref();
+    new_key(key);
+    snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
+    snprintf(text, sizeof(text),
+             "{\"idempotency_key\":\"%s\",\"case_reference\":%" PRId64
+             ",\"case_type\":\"%s\",\"event_id\":\"create\",\"user_id\":\"u\","
+             "\"jurisdiction\":\"IT\",\"state\":\"Open\",\"data\":{\"a\":1,\"b\":2}}",
+             key, ref, CASE_TYPE);
+    plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
+    pid = worker_start(NULL);
+    send_range(0, W.nplan);
+    ck_assert(it_wait_sql(
+        1, 60000, "SELECT count(*) FROM ccd.case_event WHERE case_reference = %" PRId64, ref));
+    for (long long deadline = cs_now_ms() + 30000;
+         redis_exists(ref, key) != 1 && cs_now_ms() < deadline;)
+        usleep(100 * 1000);
+    ck_assert_msg(redis_exists(ref, key) == 1, "the applied key is not in redis");
+    /* Answered through Redis: another payload goes on to PostgreSQL, which rejects it. */
+    snprintf(text, sizeof(text),
+             "{\"idempotency_key\":\"%s\",\"case_reference\":%" PRId64
+             ",\"case_type\":\"%s\",\"event_id\":\"create\",\"user_id\":\"u\","
+             "\"jurisdiction\":\"IT\",\"state\":\"Open\",\"data\":{\"a\":1,\"b\":3}}",
+             key, ref, CASE_TYPE);
+    other_redis = plan_raw(ref, key, "rejected", mkey, text, strlen(text));
+    /* The same content with its members in another order and other spacing. */
+    snprintf(text, sizeof(text),
+             "{ \"data\": {\"b\": 2, \"a\": 1}, \"state\": \"Open\", \"jurisdiction\": "
+             "\"IT\", \"user_id\": \"u\", \"event_id\": \"create\", \"case_type\": \"%s\", "
+             "\"case_reference\": %" PRId64 ", \"idempotency_key\": \"%s\" }",
+             CASE_TYPE, ref, key);
+    same = plan_raw(ref, key, "duplicate", mkey, text, strlen(text));
+    send_range(1, W.nplan);
+    for (long long deadline = cs_now_ms() + 60000;
+         it_topic_end(W.results) < 3 && cs_now_ms() < deadline;)
+        usleep(100 * 1000);
+    ck_assert_msg(it_topic_end(W.results) >= 3, "the worker did not answer the resubmissions");
+    /* Without Redis's entry, PostgreSQL's record alone decides. */
+    snprintf(cmd, sizeof(cmd), "redis-cli -u '%s' DEL 'cs:idem:%" PRId64 ":%s' >/dev/null",
+             it_config()->redis, ref, key);
+    ck_assert_int_eq(system(cmd), 0);
+    other_pg = plan_raw(ref, key, "rejected", mkey, other_redis->value, other_redis->len);
+    send_range(W.nplan - 1, W.nplan);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    /* One partition, offsets 0..3 in the order sent. */
+    ck_assert_int_eq(n, 4);
+    ck_assert_str_eq(o[1].status, other_redis->status);
+    ck_assert_str_eq(o[2].status, same->status);
+    ck_assert_str_eq(o[3].status, other_pg->status);
+    for (size_t i = 1; i < 4; i += 2) {
+        ck_assert_int_eq(o[i].code, 422);
+        ck_assert_msg(o[i].error && strstr(o[i].error, "with another payload"), "%s", o[i].text);
+    }
+    ck_assert_int_eq(o[2].revision, 1);
+    outcomes_free(o, n);
+    check_applied_once();
+    worker_stop_last(pid);
+}
+END_TEST
+
 Suite *it_poison_suite(void)
 {
     Suite *s = suite_create("it_poison");
@@ -340,6 +412,8 @@ Suite *it_poison_suite(void)
     tcase_add_test(tc, test_poison_large_reals_are_kept_and_unreadable_case_rejects_only_itself);
     tcase_add_test(tc, test_poison_messages_near_the_limits_are_answered_and_copied_cut_to_fit);
     tcase_add_test(tc, test_poison_change_too_large_for_the_topic_goes_by_reference);
+    tcase_add_test(tc,
+                   test_poison_key_reused_with_another_payload_is_rejected_same_payload_duplicate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -55,6 +55,7 @@ typedef struct key_entry {
     int64_t seq;
     int32_t partition; /* where the applied submission was read */
     int64_t offset;
+    char fingerprint[65]; /* of the applied payload; "" for rows from before fingerprints */
 } key_entry;
 
 typedef struct batch {
@@ -88,7 +89,7 @@ static const struct statement {
              " version, case_revision FROM ccd.case_data WHERE reference = ANY($1::bigint[])"
              " ORDER BY reference FOR UPDATE"},
     {"keys", "SELECT case_reference, idempotency_key::text, version, case_revision, id,"
-             " kafka_partition, kafka_offset"
+             " kafka_partition, kafka_offset, payload_sha256"
              " FROM ccd.case_event WHERE (case_reference, idempotency_key) IN"
              " (SELECT * FROM unnest($1::bigint[], $2::uuid[]))"},
     {"seen", "SELECT kafka_partition, kafka_offset, outcome::text FROM ccd.event_outcome"
@@ -108,9 +109,9 @@ static const struct statement {
                " SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
     {"event", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
               " user_id, summary, description, state_id, security_classification, data,"
-              " idempotency_key, kafka_partition, kafka_offset)"
+              " idempotency_key, kafka_partition, kafka_offset, payload_sha256)"
               " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
-              " c.data, $9, $10, $11 FROM ccd.case_data c WHERE c.reference = $2"},
+              " c.data, $9, $10, $11, $12 FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on
@@ -447,6 +448,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         k->seq = strtoll(PQgetvalue(res[1], i, 4), NULL, 10);
         k->partition = PQgetisnull(res[1], i, 5) ? -1 : atoi(PQgetvalue(res[1], i, 5));
         k->offset = PQgetisnull(res[1], i, 6) ? -1 : strtoll(PQgetvalue(res[1], i, 6), NULL, 10);
+        snprintf(k->fingerprint, sizeof(k->fingerprint), "%s", PQgetvalue(res[1], i, 7));
     }
     b->seen = res[2];
     res[2] = NULL;
@@ -500,6 +502,14 @@ static bool decide(batch *b, cs_job *j, plan *p)
             cs_job_decide(j, "applied", k->revision == 1 ? 201 : 200, k->version, k->revision,
                           k->seq, NULL);
             j->replayed = true;
+            return false;
+        }
+        if (k->fingerprint[0] && j->fingerprint[0] && strcmp(k->fingerprint, j->fingerprint) != 0) {
+            snprintf(why, sizeof(why),
+                     "idempotency key %s was already applied to case %" PRId64
+                     " with another payload",
+                     s->idempotency_key, s->case_reference);
+            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
             return false;
         }
         cs_job_decide(j, "duplicate", 200, k->version, k->revision, k->seq, NULL);
@@ -602,6 +612,7 @@ static void adopt(batch *b, cs_job *j, plan *p)
     k->seq = p->event_id;
     k->partition = j->partition;
     k->offset = j->offset;
+    memcpy(k->fingerprint, j->fingerprint, sizeof(k->fingerprint));
     cs_job_decide(j, "applied", p->create ? 201 : 200, p->version, p->revision, p->event_id, NULL);
     j->applied = true;
 }
@@ -641,8 +652,9 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
                                 s->description,
                                 s->idempotency_key,
                                 part,
-                                off};
-        ok = ok && send_stmt(a, "event", 11, params);
+                                off,
+                                j->fingerprint[0] ? j->fingerprint : NULL};
+        ok = ok && send_stmt(a, "event", 12, params);
     }
     if (ok && s->notes && json_array_size(s->notes) > 0) {
         char *notes = cs_json_dumps(s->notes);

@@ -16,6 +16,7 @@ typedef struct cs_job {
     cs_submission *sub; /* owned; NULL when the value was not a JSON object */
     cs_verdict verdict;
     char reason[512];
+    char fingerprint[65]; /* of a valid submission's payload; "" if not known */
     /* The decision. */
     bool decided;
     const char *status; /* "applied", "duplicate", "conflict", "rejected", "invalid" */

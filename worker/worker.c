@@ -260,6 +260,8 @@ static void validate(cs_worker *w, cs_job *j)
         cs_job_decide(j, "invalid", 400, 0, 0, 0, j->reason);
     else if (j->verdict == CS_REJECTED)
         cs_job_decide(j, "rejected", 422, 0, 0, 0, j->reason);
+    if (j->verdict == CS_VALID && cs_submission_fingerprint(j->sub, j->fingerprint))
+        j->fingerprint[0] = '\0'; /* out of memory: a repeat of its key is not compared */
     if (j->verdict != CS_VALID)
         cs_log_info("submission %s case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
                     j->status, j->sub ? j->sub->case_reference : 0, j->partition, j->offset,
@@ -297,13 +299,17 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
         json_t *src = json_object_get(o, "source");
         json_int_t partition = json_integer_value(json_object_get(src, "partition"));
         json_int_t offset = json_integer_value(json_object_get(src, "offset"));
+        const char *print = json_string_value(json_object_get(o, "payload_sha256"));
+        bool other_payload =
+            print && print[0] && j->fingerprint[0] && strcmp(print, j->fingerprint) != 0;
 
         /* The same source position is a redelivery: the same outcome again. A
          * message before the applied one (or on another partition) was decided
-         * without it: only PostgreSQL's record of that decision answers it. */
+         * without it: only PostgreSQL's record of that decision answers it, as
+         * it does a key reused with another payload (rejected there). */
         if (partition == j->partition && offset == j->offset)
             cs_job_replay(j, found[k]);
-        else if (partition == j->partition && offset < j->offset)
+        else if (partition == j->partition && offset < j->offset && !other_payload)
             cs_job_duplicate_of(j, found[k]);
         if (j->decided)
             cs_metric_inc(w->redis_hits, 1);
@@ -316,25 +322,48 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
     free(index);
 }
 
+/* The Redis entry of an applied job: its outcome with the payload's
+ * fingerprint as one more member (replays render only the outcome's own).
+ * Returns text the caller frees, or NULL. */
+static char *redis_entry(const cs_job *j)
+{
+    size_t len = strlen(j->outcome);
+    char *v = malloc(len + 96);
+
+    if (!v || len < 2 || j->outcome[len - 1] != '}') {
+        free(v);
+        return NULL;
+    }
+    memcpy(v, j->outcome, len - 1);
+    snprintf(v + len - 1, 96, ",\"payload_sha256\":\"%s\"}", j->fingerprint);
+    return v;
+}
+
 static void remember_applied(cs_worker *w, cs_job *jobs, size_t n)
 {
     int64_t *refs = calloc(n, sizeof(*refs));
     const char **keys = calloc(n, sizeof(*keys));
-    const char **outs = calloc(n, sizeof(*outs));
+    char **outs = calloc(n, sizeof(*outs));
     size_t m = 0;
     char errstr[256];
 
+    if (!refs || !keys || !outs) {
+        cs_log_warn("out of memory: applied outcomes not written to redis");
+        goto cleanup;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!jobs[i].applied)
+        if (!jobs[i].applied || !(outs[m] = redis_entry(&jobs[i])))
             continue;
         refs[m] = jobs[i].sub->case_reference;
-        keys[m] = jobs[i].sub->idempotency_key;
-        outs[m++] = jobs[i].outcome;
+        keys[m++] = jobs[i].sub->idempotency_key;
     }
-    if (cs_idem_put(w->idem, m, refs, keys, outs, errstr, sizeof(errstr))) {
+    if (cs_idem_put(w->idem, m, refs, keys, (const char **)outs, errstr, sizeof(errstr))) {
         cs_metric_inc(w->redis_fallbacks, 1);
         cs_log_warn("redis unavailable, idempotency kept in postgresql only: %s", errstr);
     }
+cleanup:
+    for (size_t i = 0; outs && i < m; i++)
+        free(outs[i]);
     free(refs);
     free(keys);
     free(outs);
