@@ -38,6 +38,7 @@ CASES=${CHAOS_CASES:-$CASES}
 EVENTS=${CHAOS_EVENTS:-$EVENTS}
 KILLS=${CHAOS_KILLS:-$KILLS}
 RATE=${CHAOS_RATE:-$RATE}
+SERVICES=${CHAOS_SERVICES-$SERVICES}
 POISON=10
 
 eval "$(scripts/stack.sh env)"
@@ -95,8 +96,11 @@ poison_line() { # ref event fields
     printf '{"idempotency_key":"%s","case_reference":%s,"case_type":"NFD","event_id":"%s","user_id":"chaos",%s}\n' \
         "$(uuid)" "$1" "$2" "$3"
 }
-notes=$(awk 'BEGIN { b = sprintf("%60000s", ""); gsub(/ /, "n", b);
-    for (i = 0; i < 9; i++) printf "%s{\"author\":\"chaos\",\"body\":\"%s\"}", i ? "," : "", b }')
+body=$(head -c 60000 /dev/zero | tr '\0' n)
+notes=""
+for i in 1 2 3 4 5 6 7 8 9; do
+    notes+="${notes:+,}{\"author\":\"chaos\",\"body\":\"$body\"}"
+done
 at=$(($(wc -l <"$DIR/load.ndjson") * 6 / 10))
 reused=$(grep -m1 "\"case_reference\":$((base + 3)),.*\"event_id\":\"create\"" "$DIR/load.ndjson" |
     sed 's/"data":{/"data":{"reused":true,/')
