@@ -28,6 +28,8 @@
 #define BACKOFF_CAP_MS  30000
 /* How long a stop may spend finishing the current bulk. */
 #define DRAIN_MS 10000
+/* How often Elasticsearch is asked whether it is back when no batch is retrying. */
+#define PROBE_EVERY_MS 2000
 
 const char *const cs_indexer_faults[] = {"before_bulk", "after_bulk_before_commit", "after_commit",
                                          NULL};
@@ -51,6 +53,7 @@ struct cs_indexer {
     bool draining;      /* stopping: no new messages join the batch */
     bool fatal;
     unsigned seed;
+    long long probe_at; /* next check whether Elasticsearch is back */
     pthread_mutex_t health_lock;
     bool healthy;
     char health[512];
@@ -60,7 +63,7 @@ struct cs_indexer {
 
 static struct {
     cs_metric *messages, *indexed, *conflicts, *superseded, *item_retries, *request_retries,
-        *dead_letters, *bulks, *bulk_seconds, *lag, *paused;
+        *dead_letters, *bulks, *bulk_seconds, *lag, *paused, *stalled;
 } M;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -89,6 +92,8 @@ static void register_metrics(void)
                             "changes in the assigned partitions not yet acknowledged");
     M.paused = cs_metric_gauge("casestream_indexer_paused",
                                "1 while consumption is paused for Elasticsearch");
+    M.stalled = cs_metric_gauge("casestream_indexer_stalled",
+                                "1 while an assigned partition with lag makes no progress");
 }
 
 /* ---- health and faults ------------------------------------------------------------------ */
@@ -107,16 +112,32 @@ static void set_health(cs_indexer *ix, bool ok, const char *fmt, ...)
     pthread_mutex_unlock(&ix->health_lock);
 }
 
-bool cs_indexer_health(char *detail, size_t size, void *ctx)
+static bool es_up(cs_indexer *ix)
 {
-    cs_indexer *ix = ctx;
     bool ok;
 
     pthread_mutex_lock(&ix->health_lock);
     ok = ix->healthy;
-    snprintf(detail, size, "%s", ix->health);
     pthread_mutex_unlock(&ix->health_lock);
     return ok;
+}
+
+bool cs_indexer_health(char *detail, size_t size, void *ctx)
+{
+    cs_indexer *ix = ctx;
+    int stalled = cs_consumer_stalled(ix->consumer);
+    bool ok;
+
+    pthread_mutex_lock(&ix->health_lock);
+    ok = ix->healthy;
+    if (ok && stalled > 0)
+        snprintf(detail, size,
+                 "stalled: %d partitions of %s have lag and stored no offset for %d s", stalled,
+                 ix->cfg->topic_changes, ix->cfg->stall_seconds);
+    else
+        snprintf(detail, size, "%s", ix->health);
+    pthread_mutex_unlock(&ix->health_lock);
+    return ok && stalled == 0;
 }
 
 /* ---- Kafka ------------------------------------------------------------------------------ */
@@ -421,6 +442,26 @@ static void drain(cs_indexer *ix)
                     cs_batch_count(ix->batch));
 }
 
+/* After a failure with nothing left to retry (the batch was dropped in a rebalance), only a
+ * probe tells when Elasticsearch is back. The probe is short: it runs on the polling thread. */
+static void probe(cs_indexer *ix, long long now)
+{
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    char errstr[512];
+
+    if (now < ix->probe_at || cs_batch_count(ix->batch) > 0 || es_up(ix))
+        return;
+    ix->probe_at = now + PROBE_EVERY_MS;
+    cs_es_set_timeout(ix->es, PROBE_EVERY_MS);
+    if (cs_es_request(ix->es, "GET", "/", NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK &&
+        r.status < 500) {
+        cs_log_info("elasticsearch answers again");
+        set_health(ix, true, "ok");
+    }
+    cs_es_response_clear(&r);
+    cs_es_set_timeout(ix->es, ix->cfg->es_timeout_ms);
+}
+
 int cs_indexer_run(cs_indexer *ix)
 {
     char errstr[1024];
@@ -461,7 +502,8 @@ int cs_indexer_run(cs_indexer *ix)
             break;
         now = cs_now_ms();
         poll_once(ix, (due = due_in(ix, now)) < 0 ? 100 : due);
-        cs_consumer_tick(ix->consumer);
+        probe(ix, now);
+        cs_consumer_tick(ix->consumer, es_up(ix));
     }
     drain(ix);
     /* Commits, then leaves the group; the revoke callback commits once more. */
@@ -512,10 +554,12 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     copts.topic = cfg->topic_changes;
     copts.group = cfg->indexer_group;
     copts.defaults = consumer_defaults;
+    copts.stall_seconds = cfg->stall_seconds;
     copts.revoke = on_revoke;
     copts.ctx = ix;
     copts.lag = M.lag;
     copts.paused = M.paused;
+    copts.stalled = M.stalled;
     if (!(ix->consumer = cs_consumer_new(cfg, &copts, why, errstr, errstr_size)))
         goto fail;
     /* A database that is down now is retried when a dead letter needs it. */

@@ -4,7 +4,7 @@
  * this module applies that state to the whole assignment and again, explicitly, to every
  * partition it is given later, so a pause never outlives the reason for it. It also keeps, per
  * assigned partition, the next offset not yet acknowledged (the last stored one), from which
- * lag is computed. Everything here runs on the polling thread (rebalance callbacks
+ * lag and stalls are decided. Everything here runs on the polling thread (rebalance callbacks
  * run inside poll); the metrics thread reads only atomics. */
 #include "consumer.h"
 
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How often lag is refreshed. */
+/* How often lag and stalls are refreshed. */
 #define TICK_MS 1000
 /* A partition that stored nothing for this long, or that is paused, has its watermarks asked
  * of the broker at most this often: librdkafka's cached ones come with fetches, and a paused
@@ -36,6 +36,8 @@ typedef struct part_state {
     int64_t low, high;     /* the broker's last answer; -1 before */
     long long queried_ms;  /* when the broker answered; 0: never */
     long long progress_ms; /* assignment or last stored offset */
+    long long since_ms;    /* the stall clock */
+    bool stalled;
 } part_state;
 
 struct cs_consumer {
@@ -47,7 +49,7 @@ struct cs_consumer {
     size_t nparts, cap;
     long long tick_at;
     long long broker_at; /* no broker request before (it did not answer) */
-    atomic_int assigned;
+    atomic_int assigned, stalled;
 };
 
 /* ---- the rules -------------------------------------------------------------------------- */
@@ -66,6 +68,16 @@ int64_t cs_consumer_lag(int64_t low, int64_t high, int64_t done)
     return high > done ? high - done : 0;
 }
 
+bool cs_consumer_stall_clock(long long *since_ms, long long now_ms, int64_t lag, bool dependency_up,
+                             long long stall_ms)
+{
+    if (lag <= 0 || !dependency_up) {
+        *since_ms = now_ms;
+        return false;
+    }
+    return stall_ms > 0 && now_ms - *since_ms >= stall_ms;
+}
+
 /* ---- the assignment --------------------------------------------------------------------- */
 
 static part_state *find_part(cs_consumer *c, int32_t partition)
@@ -76,9 +88,15 @@ static part_state *find_part(cs_consumer *c, int32_t partition)
     return NULL;
 }
 
-static void count_assigned(cs_consumer *c)
+static void count_stalled(cs_consumer *c)
 {
+    int n = 0;
+
+    for (size_t i = 0; i < c->nparts; i++)
+        n += c->parts[i].stalled;
+    atomic_store(&c->stalled, n);
     atomic_store(&c->assigned, (int)c->nparts);
+    cs_metric_set(c->opts.stalled, n > 0);
 }
 
 static void track(cs_consumer *c, const rd_kafka_topic_partition_list_t *parts)
@@ -96,7 +114,7 @@ static void track(cs_consumer *c, const rd_kafka_topic_partition_list_t *parts)
             part_state *grown = realloc(c->parts, cap * sizeof(*grown));
 
             if (!grown) {
-                /* Only lag reporting loses this partition. */
+                /* Only lag and stall reporting lose this partition. */
                 cs_log_error("out of memory tracking partition=%" PRId32,
                              parts->elems[i].partition);
                 continue;
@@ -109,9 +127,9 @@ static void track(cs_consumer *c, const rd_kafka_topic_partition_list_t *parts)
         p->partition = parts->elems[i].partition;
         p->done = CS_CONSUMER_UNKNOWN;
         p->low = p->high = -1;
-        p->progress_ms = now;
+        p->progress_ms = p->since_ms = now;
     }
-    count_assigned(c);
+    count_stalled(c);
 }
 
 /* Forgets parts, or every partition when parts is NULL. */
@@ -128,7 +146,7 @@ static void untrack(cs_consumer *c, const rd_kafka_topic_partition_list_t *parts
         else
             i++;
     }
-    count_assigned(c);
+    count_stalled(c);
 }
 
 /* Pauses or resumes parts: always explicitly, whatever librdkafka remembers of them. */
@@ -232,7 +250,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_destroy(all);
 }
 
-/* ---- lag -------------------------------------------------------------------------------- */
+/* ---- lag and stalls ---------------------------------------------------------------------- */
 
 /* Fills in done for the partitions assigned since the last tick: the group's committed offset,
  * or CS_CONSUMER_FROM_LOW when it has none (the programs start at the earliest offset). */
@@ -266,9 +284,10 @@ static void fetch_committed(cs_consumer *c, long long now)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-void cs_consumer_tick(cs_consumer *c)
+void cs_consumer_tick(cs_consumer *c, bool dependency_up)
 {
-    long long now = cs_now_ms(), total = 0;
+    long long now = cs_now_ms(), stall_ms = (long long)c->opts.stall_seconds * 1000;
+    long long total = 0;
 
     if (now < c->tick_at)
         return;
@@ -277,6 +296,7 @@ void cs_consumer_tick(cs_consumer *c)
     for (size_t i = 0; i < c->nparts; i++) {
         part_state *p = &c->parts[i];
         int64_t low = -1, high = -1, lag;
+        bool was = p->stalled;
 
         if (rd_kafka_get_watermark_offsets(c->rk, c->opts.topic, p->partition, &low, &high) !=
             RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -302,8 +322,18 @@ void cs_consumer_tick(cs_consumer *c)
         lag = cs_consumer_lag(low, high, p->done);
         if (lag > 0)
             total += lag;
+        p->stalled = cs_consumer_stall_clock(&p->since_ms, now, lag, dependency_up, stall_ms);
+        if (p->stalled && !was)
+            cs_log_warn("partition stalled topic=%s partition=%" PRId32 " lag=%" PRId64
+                        " offset=%" PRId64 " seconds=%lld paused=%s",
+                        c->opts.topic, p->partition, lag, p->done, (now - p->since_ms) / 1000,
+                        c->paused ? "yes" : "no");
+        else if (was && !p->stalled)
+            cs_log_info("partition flowing again topic=%s partition=%" PRId32 " lag=%" PRId64,
+                        c->opts.topic, p->partition, lag);
     }
     cs_metric_set(c->opts.lag, total);
+    count_stalled(c);
 }
 
 /* ---- the rest --------------------------------------------------------------------------- */
@@ -345,6 +375,7 @@ cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts,
     rd_kafka_poll_set_consumer(c->rk);
     cs_metric_set(c->opts.lag, 0);
     cs_metric_set(c->opts.paused, 0);
+    cs_metric_set(c->opts.stalled, 0);
     return c;
 }
 
@@ -415,7 +446,7 @@ int cs_consumer_store(cs_consumer *c, rd_kafka_topic_partition_list_t *offsets, 
             continue;
         if (p->done < 0 || o->offset > p->done) {
             p->done = o->offset;
-            p->progress_ms = now;
+            p->progress_ms = p->since_ms = now;
         }
     }
     if (err && rc == CS_OK) {
@@ -441,6 +472,11 @@ int cs_consumer_commit(cs_consumer *c, char *errstr, size_t errstr_size)
 int cs_consumer_assigned(const cs_consumer *c)
 {
     return atomic_load(&((cs_consumer *)c)->assigned);
+}
+
+int cs_consumer_stalled(const cs_consumer *c)
+{
+    return atomic_load(&((cs_consumer *)c)->stalled);
 }
 
 int cs_consumer_close(cs_consumer *c, char *errstr, size_t errstr_size)

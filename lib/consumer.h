@@ -1,5 +1,5 @@
 /* Consumer flow shared by the worker and the indexer: group membership, pause and resume,
- * stored offsets and lag. */
+ * stored offsets, lag and stalled partitions. */
 #ifndef CS_CONSUMER_H
 #define CS_CONSUMER_H
 
@@ -25,16 +25,17 @@ typedef struct cs_consumer_opts {
     const char *topic;            /* the one topic consumed */
     const char *group;            /* group.id (a -X group.id wins) */
     const char *const *defaults;  /* librdkafka defaults, NULL-terminated pairs; -X wins */
+    int stall_seconds;            /* 0: never report a stall */
     cs_consumer_revoke_fn revoke; /* may be NULL */
     void *ctx;                    /* passed to revoke */
     /* Gauges kept up to date (each may be NULL): messages not yet acknowledged, 1 while
-     * paused. */
-    cs_metric *lag, *paused;
+     * paused, partitions stalled. */
+    cs_metric *lag, *paused, *stalled;
 } cs_consumer_opts;
 
 #define CS_CONSUMER_OPTS_INIT                                                                      \
     {                                                                                              \
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL                                                   \
+        NULL, NULL, NULL, 120, NULL, NULL, NULL, NULL, NULL                                        \
     }
 
 /* Creates the consumer (not yet subscribed); cfg and opts' strings are borrowed for its life.
@@ -68,12 +69,14 @@ int cs_consumer_store(cs_consumer *c, rd_kafka_topic_partition_list_t *offsets, 
 int cs_consumer_commit(cs_consumer *c, char *errstr, size_t errstr_size);
 
 /* Call often from the polling thread; at most once a second it refreshes the lag of every
- * assigned partition. May block briefly on the broker (committed offsets and watermarks of
- * partitions that are not fetching). */
-void cs_consumer_tick(cs_consumer *c);
+ * assigned partition and decides which are stalled. dependency_up: the service the program
+ * writes to answers (time while it does not never counts towards a stall). May block briefly
+ * on the broker (committed offsets and watermarks of partitions that are not fetching). */
+void cs_consumer_tick(cs_consumer *c, bool dependency_up);
 
-/* Partitions assigned now. Safe from any thread. */
+/* Partitions assigned now, and stalled now. Safe from any thread. */
 int cs_consumer_assigned(const cs_consumer *c);
+int cs_consumer_stalled(const cs_consumer *c);
 
 /* Commits the stored offsets and leaves the group (the revoke callback runs once more).
  * Returns 0 or CS_ERR with the reason in errstr. */
@@ -94,5 +97,12 @@ void cs_consumer_free(cs_consumer *c);
  * the group has none; never below low, as the broker may have deleted older messages) to the
  * high watermark. -1 when it cannot be known (watermarks or done unknown). */
 int64_t cs_consumer_lag(int64_t low, int64_t high, int64_t done);
+
+/* The stall clock of one partition at now_ms. *since_ms is when the current stretch without
+ * progress began (set it at assignment and at every stored offset); a partition with no lag
+ * (or unknown lag) or a dependency that is down restarts it. Returns true when the partition
+ * has had lag, a dependency up and no progress for stall_ms or longer (stall_ms 0: never). */
+bool cs_consumer_stall_clock(long long *since_ms, long long now_ms, int64_t lag, bool dependency_up,
+                             long long stall_ms);
 
 #endif

@@ -62,11 +62,11 @@ struct cs_worker {
     /* health */
     atomic_bool pg_ok;
     atomic_bool kafka_ok;
-    long long next_prune_ms;
+    long long next_prune_ms, next_probe_ms;
     /* metrics */
     cs_metric *outcomes[5];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
-        *retries, *dlq, *delivery_retries;
+        *stalled, *retries, *dlq, *delivery_retries;
 };
 
 static const char *const status_names[5] = {"applied", "duplicate", "conflict", "rejected",
@@ -421,6 +421,11 @@ static void store_offsets(cs_worker *w, cs_job *jobs, size_t n)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+static bool dependencies_up(cs_worker *w)
+{
+    return atomic_load(&w->pg_ok) && atomic_load(&w->kafka_ok);
+}
+
 /* Waits out a PostgreSQL failure while serving the group and keeping the lag
  * current; false if the batch must be dropped (revoked or stopping). */
 static bool backoff_wait(cs_worker *w, long ms)
@@ -429,7 +434,7 @@ static bool backoff_wait(cs_worker *w, long ms)
 
     while (cs_running && !w->revoked && cs_now_ms() < until) {
         poll_once(w, 100);
-        cs_consumer_tick(w->consumer);
+        cs_consumer_tick(w->consumer, dependencies_up(w));
     }
     return cs_running && !w->revoked;
 }
@@ -500,7 +505,16 @@ static void housekeeping(cs_worker *w)
     long long now = cs_now_ms();
     char errstr[256];
 
-    cs_consumer_tick(w->consumer);
+    /* After a failure with nothing left to retry (the batch was dropped in a
+     * rebalance), only a probe tells when PostgreSQL is back. */
+    if (!atomic_load(&w->pg_ok) && now >= w->next_probe_ms) {
+        if (cs_applier_ping(w->slots[0].applier, errstr, sizeof(errstr)) == CS_OK) {
+            cs_log_info("postgresql answers again");
+            atomic_store(&w->pg_ok, true);
+        }
+        w->next_probe_ms = now + 2000;
+    }
+    cs_consumer_tick(w->consumer, dependencies_up(w));
     if (now >= w->next_prune_ms) {
         long long n = cs_applier_prune(w->slots[0].applier, w->cfg->outcome_retention_hours, errstr,
                                        sizeof(errstr));
@@ -552,11 +566,15 @@ static bool health(char *detail, size_t size, void *ctx)
 {
     cs_worker *w = ctx;
     bool pg = atomic_load(&w->pg_ok), kafka = atomic_load(&w->kafka_ok);
+    int stalled = cs_consumer_stalled(w->consumer);
 
-    snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d",
-             pg && kafka ? "ok" : "degraded", pg ? "up" : "down", kafka ? "up" : "down",
-             cs_idem_up(w->idem) ? "up" : "down", cs_consumer_assigned(w->consumer));
-    return pg && kafka;
+    snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d stalled=%d",
+             !(pg && kafka) ? "degraded"
+             : stalled      ? "stalled"
+                            : "ok",
+             pg ? "up" : "down", kafka ? "up" : "down", cs_idem_up(w->idem) ? "up" : "down",
+             cs_consumer_assigned(w->consumer), stalled);
+    return pg && kafka && stalled == 0;
 }
 
 static void register_metrics(cs_worker *w)
@@ -581,6 +599,8 @@ static void register_metrics(cs_worker *w)
                              "submissions in the assigned partitions not yet acknowledged");
     w->paused =
         cs_metric_gauge("casestream_worker_paused", "1 while consumption is paused for PostgreSQL");
+    w->stalled = cs_metric_gauge("casestream_worker_stalled",
+                                 "1 while an assigned partition with lag makes no progress");
     w->retries = cs_metric_counter("casestream_worker_batch_retries_total",
                                    "batches retried after a PostgreSQL failure");
     w->dlq = cs_metric_counter("casestream_worker_dlq_total", "messages sent to the DLQ");
@@ -614,10 +634,12 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
     copts.topic = cfg->topic_events;
     copts.group = cfg->group;
     copts.defaults = consumer_defaults;
+    copts.stall_seconds = cfg->stall_seconds;
     copts.revoke = on_revoke;
     copts.ctx = w;
     copts.lag = w->lag;
     copts.paused = w->paused;
+    copts.stalled = w->stalled;
     if (!(w->consumer = cs_consumer_new(cfg, &copts, NULL, errstr, errstr_size)))
         goto fail;
     /* Producer of outcomes and DLQ copies. */
