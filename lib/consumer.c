@@ -5,7 +5,11 @@
  * partition it is given later, so a pause never outlives the reason for it. It also keeps, per
  * assigned partition, the next offset not yet acknowledged (the last stored one), from which
  * lag and stalls are decided. Everything here runs on the polling thread (rebalance callbacks
- * run inside poll); the metrics thread reads only atomics. */
+ * run inside poll); the metrics thread reads only atomics.
+ *
+ * Unlike the rest of lib/, this module logs: rebalances, pauses and stalls happen inside
+ * librdkafka's callback or the periodic tick, where there is no caller to hand a message to,
+ * and each is an event of note for the operator. */
 #include "consumer.h"
 
 #include "err.h"
@@ -41,7 +45,6 @@ typedef struct part_state {
 } part_state;
 
 struct cs_consumer {
-    const cs_config *cfg;
     cs_consumer_opts opts;
     rd_kafka_t *rk;
     bool paused; /* desired */
@@ -352,7 +355,6 @@ cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts,
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    c->cfg = cfg;
     c->opts = *opts;
     defaults[n++] = "group.id";
     defaults[n++] = opts->group;

@@ -38,7 +38,8 @@ typedef struct cs_consumer_opts {
         NULL, NULL, NULL, 120, NULL, NULL, NULL, NULL, NULL                                        \
     }
 
-/* Creates the consumer (not yet subscribed); cfg and opts' strings are borrowed for its life.
+/* Creates the consumer (not yet subscribed) from cfg's brokers and -X properties; opts' strings
+ * and metrics are borrowed for its life.
  * Returns it (free with cs_consumer_free) or NULL with the reason in errstr; CS_ERR_INVALID in
  * *why when the configuration (a -X property) is at fault (why may be NULL). */
 cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts, int *why,
