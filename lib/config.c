@@ -103,6 +103,9 @@ static const cs_option options[] = {
      "port of /metrics and /healthz (0 = off)"},
     {"metrics-host", LONG_RUNNING, OPT_STR, "127.0.0.1", NULL, 0, 0, F(metrics_host),
      "address /metrics listens on"},
+    {"stall-seconds", LONG_RUNNING, OPT_INT, "120", NULL, 0, 86400, F(stall_seconds),
+     "seconds a partition with lag may store no offset, its dependency up, before /healthz "
+     "reports it stalled (0 = never)"},
     {"log-level", CS_PROG_ALL, OPT_STR, "info", NULL, 0, 0, F(log_level),
      "error, warn, info or debug"},
     {"fault", LONG_RUNNING, OPT_STR, "", NULL, 0, 0, F(fault),

@@ -825,3 +825,19 @@ long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr
     PQclear(res);
     return n;
 }
+
+int cs_applier_ping(cs_applier *a, char *errstr, size_t errstr_size)
+{
+    PGresult *res;
+    int rc = CS_OK;
+
+    if (connect_db(a, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    res = PQexec(a->conn, "SELECT 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(a->conn, res, errstr, errstr_size);
+        rc = CS_ERR_RETRY;
+    }
+    PQclear(res);
+    return rc;
+}
