@@ -438,7 +438,7 @@ latency_run() {
     free_port pi
     start_indexer "$ph" "$pi"
     start_worker "$ph" "$pw"
-    wait_log "$WORK/$ph-indexer.log" "assigned topic=" 60 "${PIDS[indexer]}" ||
+    wait_log "$WORK/$ph-indexer.log" "partitions assigned" 60 "${PIDS[indexer]}" ||
         die "the indexer of phase $ph got no partitions: $(tail_of "$WORK/$ph-indexer.log")"
     wait_log "$WORK/$ph-worker.log" "partitions assigned" 60 "${PIDS[worker]}" ||
         die "the worker of phase $ph got no partitions: $(tail_of "$WORK/$ph-worker.log")"

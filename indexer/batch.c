@@ -28,6 +28,7 @@ typedef struct entry {
     char *doc;   /* the message value, NUL-terminated; freed once not needed */
     size_t len;
     bool is_json;
+    bool omitted; /* the reference form (DESIGN §6): the document is read from PostgreSQL */
     entry_state state;
     bool sent;       /* answered in the current attempt */
     char *reason;    /* E_DEAD: why */
@@ -160,6 +161,21 @@ static int64_t key_reference(const char *key, size_t len)
     return n;
 }
 
+/* True for the reference form of a change: a small object with "omitted". */
+static bool is_reference_form(const char *doc, size_t len)
+{
+    json_t *root, *omitted;
+    bool yes;
+
+    if (len > 4096 || !strstr(doc, "\"omitted\""))
+        return false;
+    root = json_loadb(doc, len, 0, NULL);
+    omitted = json_object_get(root, "omitted");
+    yes = omitted && !json_is_null(omitted) && !json_object_get(root, "data");
+    json_decref(root);
+    return yes;
+}
+
 int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, size_t key_len,
                  const char *value, size_t len)
 {
@@ -198,6 +214,7 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
         }
     } else {
         e->state = E_PENDING;
+        e->omitted = is_reference_form(e->doc, e->len);
         if (!(e->index = strdup(index))) {
             entry_free(e);
             return CS_ERR;
@@ -455,4 +472,62 @@ size_t cs_batch_offsets(const cs_batch *b, int *partitions, int64_t *offsets, si
         }
     }
     return np;
+}
+
+size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n && n < max; i++) {
+        const entry *e = &b->e[i];
+        bool listed = false;
+
+        if (e->state != E_PENDING || !e->omitted)
+            continue;
+        for (size_t k = 0; k < n && !listed; k++)
+            listed = refs[k] == e->reference;
+        if (!listed)
+            refs[n++] = e->reference;
+    }
+    return n;
+}
+
+int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        entry *e = &b->e[i];
+        char index[256], why[512];
+        int64_t ref, rev;
+        bool is_json;
+        char *copy;
+
+        if (e->state != E_PENDING || !e->omitted || e->reference != reference)
+            continue;
+        e->omitted = false;
+        if (!doc) {
+            make_dead(e, "sent by reference, but the case is not in postgresql");
+            continue;
+        }
+        if (cs_change_parse(doc, len, &ref, &rev, index, sizeof(index), &is_json, why,
+                            sizeof(why)) != CS_OK) {
+            make_dead(e, why);
+            continue;
+        }
+        if (ref != reference || rev < e->revision) {
+            make_dead(e, ref != reference
+                             ? "sent by reference, but postgresql gave another case's document"
+                             : "sent by reference, but postgresql holds an older revision");
+            continue;
+        }
+        if (!(copy = malloc(len + 1)))
+            return CS_ERR;
+        memcpy(copy, doc, len);
+        copy[len] = '\0';
+        free(e->doc);
+        b->bytes += len - e->len;
+        e->doc = copy;
+        e->len = len;
+        e->revision = rev;
+    }
+    return CS_OK;
 }

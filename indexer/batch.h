@@ -91,6 +91,17 @@ void cs_batch_drop_partition(cs_batch *b, int partition);
  * number of pairs filled. */
 size_t cs_batch_offsets(const cs_batch *b, int *partitions, int64_t *offsets, size_t max);
 
+/* The references (each once, at most max into refs) of pending changes in
+ * the reference form (DESIGN §6), whose document must be read from
+ * PostgreSQL and given to cs_batch_fill. Returns the count. */
+size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max);
+
+/* Gives the reference-form changes of case reference their document as
+ * PostgreSQL holds it now (doc NULL: the case is not there; they become dead
+ * letters, as does a document that is not of this case or is older than the
+ * reference). Returns 0 or CS_ERR (out of memory). */
+int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len);
+
 /* Empties the batch for the next one. */
 void cs_batch_clear(cs_batch *b);
 

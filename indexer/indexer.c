@@ -5,6 +5,7 @@
 #include "fault.h"
 
 #include "batch.h"
+#include "consumer.h"
 #include "db.h"
 #include "err.h"
 #include "es.h"
@@ -28,15 +29,15 @@
 #define BACKOFF_CAP_MS  30000
 /* How long a stop may spend finishing the current bulk. */
 #define DRAIN_MS 10000
-/* How often the lag gauge is refreshed. */
-#define LAG_EVERY_MS 1000
+/* How often Elasticsearch is asked whether it is back when no batch is retrying. */
+#define PROBE_EVERY_MS 2000
 
 const char *const cs_indexer_faults[] = {"before_bulk", "after_bulk_before_commit", "after_commit",
                                          NULL};
 
 struct cs_indexer {
     const cs_config *cfg;
-    rd_kafka_t *rk;
+    cs_consumer *consumer;
     cs_es *es;
     PGconn *pg; /* for dead letters; connected when first needed */
     cs_batch *batch;
@@ -50,11 +51,10 @@ struct cs_indexer {
     long long retry_at; /* next attempt of a failed batch; 0: not backing off */
     int attempt;        /* failed attempts of the current batch */
     size_t chunk;       /* most actions per request; halved on 413 */
-    bool paused;        /* the assigned partitions are paused */
     bool draining;      /* stopping: no new messages join the batch */
     bool fatal;
     unsigned seed;
-    long long lag_at;
+    long long probe_at; /* next check whether Elasticsearch is back */
     pthread_mutex_t health_lock;
     bool healthy;
     char health[512];
@@ -64,7 +64,7 @@ struct cs_indexer {
 
 static struct {
     cs_metric *messages, *indexed, *conflicts, *superseded, *item_retries, *request_retries,
-        *dead_letters, *bulks, *bulk_seconds, *lag, *paused;
+        *dead_letters, *by_reference, *bulks, *bulk_seconds, *lag, *paused, *stalled;
 } M;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -83,6 +83,9 @@ static void register_metrics(void)
                           "retries: documents (429/5xx items) and whole bulk requests");
     M.request_retries =
         cs_metric_counter("casestream_indexer_retries_total{kind=\"request\"}", "retries");
+    M.by_reference = cs_metric_counter("casestream_indexer_documents_by_reference_total",
+                                       "documents read from postgresql for changes sent by "
+                                       "reference");
     M.dead_letters = cs_metric_counter("casestream_indexer_dead_letters_total",
                                        "changes recorded in ccd.index_dead_letter");
     M.bulks = cs_metric_counter("casestream_indexer_bulk_requests_total",
@@ -93,6 +96,8 @@ static void register_metrics(void)
                             "changes in the assigned partitions not yet acknowledged");
     M.paused = cs_metric_gauge("casestream_indexer_paused",
                                "1 while consumption is paused for Elasticsearch");
+    M.stalled = cs_metric_gauge("casestream_indexer_stalled",
+                                "1 while an assigned partition with lag makes no progress");
 }
 
 /* ---- health and faults ------------------------------------------------------------------ */
@@ -111,39 +116,35 @@ static void set_health(cs_indexer *ix, bool ok, const char *fmt, ...)
     pthread_mutex_unlock(&ix->health_lock);
 }
 
-bool cs_indexer_health(char *detail, size_t size, void *ctx)
+static bool es_up(cs_indexer *ix)
 {
-    cs_indexer *ix = ctx;
     bool ok;
 
     pthread_mutex_lock(&ix->health_lock);
     ok = ix->healthy;
-    snprintf(detail, size, "%s", ix->health);
     pthread_mutex_unlock(&ix->health_lock);
     return ok;
 }
 
-/* ---- Kafka ------------------------------------------------------------------------------ */
-
-static void set_paused(cs_indexer *ix, bool pause)
+bool cs_indexer_health(char *detail, size_t size, void *ctx)
 {
-    rd_kafka_topic_partition_list_t *a = NULL;
+    cs_indexer *ix = ctx;
+    int stalled = cs_consumer_stalled(ix->consumer);
+    bool ok;
 
-    if (rd_kafka_assignment(ix->rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (a->cnt > 0) {
-            if (pause)
-                rd_kafka_pause_partitions(ix->rk, a);
-            else
-                rd_kafka_resume_partitions(ix->rk, a);
-        }
-        rd_kafka_topic_partition_list_destroy(a);
-    }
-    if (ix->paused != pause)
-        cs_log_info("%s consumption of topic=%s", pause ? "pausing" : "resuming",
-                    ix->cfg->topic_changes);
-    ix->paused = pause;
-    cs_metric_set(M.paused, pause ? 1 : 0);
+    pthread_mutex_lock(&ix->health_lock);
+    ok = ix->healthy;
+    if (ok && stalled > 0)
+        snprintf(detail, size,
+                 "stalled: %d partitions of %s have lag and stored no offset for %d s", stalled,
+                 ix->cfg->topic_changes, ix->cfg->stall_seconds);
+    else
+        snprintf(detail, size, "%s", ix->health);
+    pthread_mutex_unlock(&ix->health_lock);
+    return ok && stalled == 0;
 }
+
+/* ---- Kafka ------------------------------------------------------------------------------ */
 
 static void reset_batch(cs_indexer *ix)
 {
@@ -154,84 +155,24 @@ static void reset_batch(cs_indexer *ix)
     ix->chunk = (size_t)ix->cfg->bulk_docs;
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* Revoke hook. The pending work of revoked partitions is dropped, not finished: their offsets
+ * were never stored (they are stored only after the whole bulk is acknowledged), so the
+ * partitions' next owner receives those changes again and writes them with the same external
+ * versions, which changes nothing. Finishing them here instead would hold up the rebalance for
+ * as long as Elasticsearch is down. The consumer then commits what was acknowledged. */
+static void on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
 {
-    cs_indexer *ix = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
+    cs_indexer *ix = ctx;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt; i++)
-            cs_log_info("assigned topic=%s partition=%" PRId32, parts->elems[i].topic,
-                        parts->elems[i].partition);
-        if (coop)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            rd_kafka_assign(rk, parts);
-        /* New partitions join a paused consumer paused: the batch waits. */
-        if (ix->paused || ix->draining)
-            rd_kafka_pause_partitions(rk, parts);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* The pending work of revoked partitions is dropped, not finished:
-         * their offsets were never stored (they are stored only after the
-         * whole bulk is acknowledged), so the partitions' next owner
-         * receives those changes again and writes them with the same
-         * external versions, which changes nothing. Finishing them here
-         * instead would hold up the rebalance for as long as Elasticsearch
-         * is down. What was fully acknowledged is committed now. */
-        for (int i = 0; i < parts->cnt; i++) {
-            cs_log_info("revoked topic=%s partition=%" PRId32, parts->elems[i].topic,
-                        parts->elems[i].partition);
-            cs_batch_drop_partition(ix->batch, parts->elems[i].partition);
-        }
-        if (!rd_kafka_assignment_lost(rk)) {
-            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
-
-            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                cs_log_warn("could not commit offsets on revoke: %s", rd_kafka_err2str(cerr));
-        }
-        if (coop)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            rd_kafka_assign(rk, NULL);
-        if (cs_batch_count(ix->batch) == 0) {
-            reset_batch(ix);
-            if (!coop)
-                ix->paused = false;
-        }
-    } else {
-        cs_log_error("rebalance failed: %s", rd_kafka_err2str(err));
-        rd_kafka_assign(rk, NULL);
+    (void)lost;
+    for (int i = 0; i < parts->cnt; i++)
+        cs_batch_drop_partition(ix->batch, parts->elems[i].partition);
+    /* With nothing left to hold, nothing stays paused (except while stopping). */
+    if (cs_batch_count(ix->batch) == 0) {
+        reset_batch(ix);
+        if (cs_consumer_paused(ix->consumer) != ix->draining)
+            cs_consumer_set_paused(ix->consumer, ix->draining);
     }
-    if (error) {
-        cs_log_error("rebalance: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
-}
-
-static void update_lag(cs_indexer *ix)
-{
-    rd_kafka_topic_partition_list_t *a = NULL;
-    long long lag = (long long)cs_batch_count(ix->batch);
-
-    if (rd_kafka_assignment(ix->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    rd_kafka_position(ix->rk, a);
-    for (int i = 0; i < a->cnt; i++) {
-        int64_t lo, hi, pos = a->elems[i].offset;
-
-        if (rd_kafka_get_watermark_offsets(ix->rk, a->elems[i].topic, a->elems[i].partition, &lo,
-                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
-            continue;
-        if (pos < 0)
-            pos = lo;
-        if (hi > pos)
-            lag += hi - pos;
-    }
-    rd_kafka_topic_partition_list_destroy(a);
-    cs_metric_set(M.lag, lag);
 }
 
 /* ---- one attempt at the batch ------------------------------------------------------------ */
@@ -276,6 +217,51 @@ static bool write_dead_letters(cs_indexer *ix)
     return true;
 }
 
+/* Reads from PostgreSQL the documents of the changes sent by reference
+ * (DESIGN §6). False, with the reason, when PostgreSQL failed: the attempt
+ * is retried like a failed bulk. */
+static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
+{
+    int64_t refs[64];
+    size_t n;
+
+    while ((n = cs_batch_omitted(ix->batch, refs, 64)) > 0) {
+        if (!ix->pg && !(ix->pg = cs_db_connect(ix->cfg->pg, why, why_size)))
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            char ref[24];
+            const char *params[] = {ref};
+            PGresult *res;
+            bool found;
+
+            snprintf(ref, sizeof(ref), "%" PRId64, refs[i]);
+            res = PQexecParams(ix->pg,
+                               "SELECT ccd.change_document(c)::text FROM ccd.case_data c "
+                               "WHERE c.reference = $1",
+                               1, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                cs_db_error(ix->pg, res, why, why_size);
+                PQclear(res);
+                if (PQstatus(ix->pg) != CONNECTION_OK) {
+                    PQfinish(ix->pg);
+                    ix->pg = NULL;
+                }
+                return false;
+            }
+            found = PQntuples(res) > 0;
+            if (cs_batch_fill(ix->batch, refs[i], found ? PQgetvalue(res, 0, 0) : NULL,
+                              found ? (size_t)PQgetlength(res, 0, 0) : 0)) {
+                PQclear(res);
+                snprintf(why, why_size, "out of memory");
+                return false;
+            }
+            PQclear(res);
+            cs_metric_inc(M.by_reference, 1);
+        }
+    }
+    return true;
+}
+
 /* Sends every pending change of the batch once. Returns true when the batch
  * is resolved; otherwise schedules the next attempt and pauses consumption. */
 static bool attempt(cs_indexer *ix)
@@ -286,8 +272,12 @@ static bool attempt(cs_indexer *ix)
 
     if (ix->attempt == 0)
         cs_fault_point("before_bulk");
+    if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
+        snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
+        failed = true;
+    }
     cs_batch_begin_attempt(ix->batch, &st);
-    for (;;) {
+    for (; !failed;) {
         cs_es_response r = CS_ES_RESPONSE_INIT;
         long long t0;
         int n = cs_batch_build(ix->batch, &ix->body, ix->chunk);
@@ -376,8 +366,8 @@ static bool attempt(cs_indexer *ix)
     cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", ix->attempt, why,
                 ix->retry_at - cs_now_ms());
     set_health(ix, false, "bulk failing: %s (attempt %d)", why, ix->attempt);
-    if (!ix->paused)
-        set_paused(ix, true);
+    if (!cs_consumer_paused(ix->consumer))
+        cs_consumer_set_paused(ix->consumer, true);
     return false;
 }
 
@@ -387,7 +377,7 @@ static void finish_batch(cs_indexer *ix)
     size_t need = cs_batch_count(ix->batch);
     size_t np;
     rd_kafka_topic_partition_list_t *list;
-    rd_kafka_resp_err_t err;
+    char errstr[512];
 
     cs_fault_point("after_bulk_before_commit");
     if (need > ix->offs_cap) {
@@ -412,23 +402,17 @@ static void finish_batch(cs_indexer *ix)
     for (size_t i = 0; i < np; i++)
         rd_kafka_topic_partition_list_add(list, ix->cfg->topic_changes, ix->parts[i])->offset =
             ix->offs[i];
-    if (np > 0 && (err = rd_kafka_offsets_store(ix->rk, list)) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        cs_log_warn("could not store offsets: %s", rd_kafka_err2str(err));
-    for (int i = 0; i < list->cnt; i++)
-        if (list->elems[i].err)
-            cs_log_warn("could not store offset topic=%s partition=%" PRId32 " offset=%" PRId64
-                        ": %s",
-                        list->elems[i].topic, list->elems[i].partition, list->elems[i].offset,
-                        rd_kafka_err2str(list->elems[i].err));
+    if (cs_consumer_store(ix->consumer, list, errstr, sizeof(errstr)))
+        cs_log_warn("%s", errstr);
     rd_kafka_topic_partition_list_destroy(list);
     cs_log_debug("bulk of %zu changes acknowledged", cs_batch_count(ix->batch));
     if (strcmp(ix->cfg->fault, "after_commit") == 0) {
-        rd_kafka_commit(ix->rk, NULL, 0);
+        cs_consumer_commit(ix->consumer, errstr, sizeof(errstr));
         cs_fault_point("after_commit");
     }
     reset_batch(ix);
-    if (ix->paused && !ix->draining)
-        set_paused(ix, false);
+    if (cs_consumer_paused(ix->consumer) && !ix->draining)
+        cs_consumer_set_paused(ix->consumer, false);
 }
 
 static void handle_message(cs_indexer *ix, rd_kafka_message_t *msg)
@@ -477,7 +461,7 @@ static void poll_once(cs_indexer *ix, long long timeout_ms)
         timeout_ms = 100;
     if (timeout_ms < 0)
         timeout_ms = 0;
-    if ((msg = rd_kafka_consumer_poll(ix->rk, (int)timeout_ms)) != NULL) {
+    if ((msg = cs_consumer_poll(ix->consumer, (int)timeout_ms)) != NULL) {
         handle_message(ix, msg);
         rd_kafka_message_destroy(msg);
     }
@@ -491,7 +475,7 @@ static void drain(cs_indexer *ix)
     long long now;
 
     ix->draining = true;
-    set_paused(ix, true);
+    cs_consumer_set_paused(ix->consumer, true);
     if (cs_batch_count(ix->batch) > 0 && !ix->fatal)
         cs_log_info("stopping: finishing a bulk of %zu changes", cs_batch_count(ix->batch));
     while (!ix->fatal && cs_batch_count(ix->batch) > 0 && (now = cs_now_ms()) < deadline) {
@@ -513,11 +497,29 @@ static void drain(cs_indexer *ix)
                     cs_batch_count(ix->batch));
 }
 
+/* After a failure with nothing left to retry (the batch was dropped in a rebalance), only a
+ * probe tells when Elasticsearch is back. The probe is short: it runs on the polling thread. */
+static void probe(cs_indexer *ix, long long now)
+{
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    char errstr[512];
+
+    if (now < ix->probe_at || cs_batch_count(ix->batch) > 0 || es_up(ix))
+        return;
+    ix->probe_at = now + PROBE_EVERY_MS;
+    cs_es_set_timeout(ix->es, PROBE_EVERY_MS);
+    if (cs_es_request(ix->es, "GET", "/", NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK &&
+        r.status < 500) {
+        cs_log_info("elasticsearch answers again");
+        set_health(ix, true, "ok");
+    }
+    cs_es_response_clear(&r);
+    cs_es_set_timeout(ix->es, ix->cfg->es_timeout_ms);
+}
+
 int cs_indexer_run(cs_indexer *ix)
 {
     char errstr[1024];
-    rd_kafka_topic_partition_list_t *topics;
-    rd_kafka_resp_err_t err;
     int rc = CS_OK, tries = 0;
 
     /* The template must exist before the first document creates an index. */
@@ -538,13 +540,8 @@ int cs_indexer_run(cs_indexer *ix)
     if (!cs_running)
         return CS_OK;
     set_health(ix, true, "ok");
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, ix->cfg->topic_changes, RD_KAFKA_PARTITION_UA);
-    err = rd_kafka_subscribe(ix->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) {
-        cs_log_error("could not subscribe to %s: %s", ix->cfg->topic_changes,
-                     rd_kafka_err2str(err));
+    if (cs_consumer_subscribe(ix->consumer, errstr, sizeof(errstr))) {
+        cs_log_error("%s", errstr);
         return CS_ERR;
     }
     cs_log_info("indexing topic=%s group=%s into %s (bulk %d docs, %d bytes, %d ms)",
@@ -560,18 +557,13 @@ int cs_indexer_run(cs_indexer *ix)
             break;
         now = cs_now_ms();
         poll_once(ix, (due = due_in(ix, now)) < 0 ? 100 : due);
-        if (now - ix->lag_at >= LAG_EVERY_MS) {
-            update_lag(ix);
-            ix->lag_at = now;
-        }
+        probe(ix, now);
+        cs_consumer_tick(ix->consumer, es_up(ix));
     }
     drain(ix);
-    err = rd_kafka_commit(ix->rk, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        cs_log_warn("could not commit offsets: %s", rd_kafka_err2str(err));
-    /* Leaves the group; the revoke callback commits once more. */
-    if ((err = rd_kafka_consumer_close(ix->rk)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        cs_log_error("could not close the consumer: %s", rd_kafka_err2str(err));
+    /* Commits, then leaves the group; the revoke callback commits once more. */
+    if (cs_consumer_close(ix->consumer, errstr, sizeof(errstr))) {
+        cs_log_error("%s", errstr);
         rc = CS_ERR;
     }
     cs_log_info("stopped");
@@ -591,8 +583,8 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
                                                     "client.id",
                                                     "casestream-indexer",
                                                     NULL};
+    cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
     cs_indexer *ix;
-    rd_kafka_conf_t *conf = NULL;
     char pgerr[512];
 
     if (why)
@@ -614,34 +606,22 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     if (!(ix->es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, errstr_size)))
         goto fail;
     /* -X properties win over these defaults. */
-    {
-        const char *defaults[16];
-        size_t n = 0;
-
-        defaults[n++] = "group.id";
-        defaults[n++] = cfg->indexer_group;
-        for (size_t i = 0; consumer_defaults[i]; i++)
-            defaults[n++] = consumer_defaults[i];
-        defaults[n] = NULL;
-        if (!(conf = cs_kafka_conf_new(cfg, defaults, errstr, errstr_size))) {
-            if (why)
-                *why = CS_ERR_INVALID;
-            goto fail;
-        }
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_opaque(conf, ix);
-    if (!(ix->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+    copts.topic = cfg->topic_changes;
+    copts.group = cfg->indexer_group;
+    copts.defaults = consumer_defaults;
+    copts.stall_seconds = cfg->stall_seconds;
+    copts.revoke = on_revoke;
+    copts.ctx = ix;
+    copts.lag = M.lag;
+    copts.paused = M.paused;
+    copts.stalled = M.stalled;
+    if (!(ix->consumer = cs_consumer_new(cfg, &copts, why, errstr, errstr_size)))
         goto fail;
-    conf = NULL;
-    rd_kafka_poll_set_consumer(ix->rk);
     /* A database that is down now is retried when a dead letter needs it. */
     if (!(ix->pg = cs_db_connect(cfg->pg, pgerr, sizeof(pgerr))))
         cs_log_warn("could not connect to postgresql (needed for dead letters): %s", pgerr);
     return ix;
 fail:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
     cs_indexer_free(ix);
     return NULL;
 }
@@ -650,8 +630,7 @@ void cs_indexer_free(cs_indexer *ix)
 {
     if (!ix)
         return;
-    if (ix->rk)
-        rd_kafka_destroy(ix->rk);
+    cs_consumer_free(ix->consumer);
     cs_es_free(ix->es);
     if (ix->pg)
         PQfinish(ix->pg);

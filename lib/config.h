@@ -62,6 +62,7 @@ typedef struct cs_config {
     /* operations */
     int metrics_port;
     const char *metrics_host;
+    int stall_seconds; /* 0: stalls are not reported */
     const char *log_level;
     const char *fault;
     /* -X key=value properties for librdkafka, in command-line order */

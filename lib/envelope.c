@@ -1,6 +1,9 @@
 /* Submissions (DESIGN §3): the checks that make a message usable, then acceptable. */
 #include "envelope.h"
 
+#include "err.h"
+#include "jsondump.h"
+#include "sha256.h"
 #include "utf8.h"
 #include "uuid.h"
 
@@ -343,6 +346,14 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
     }
     (*out)->root = root;
     read_fields(&c, *out, key, key_len);
+    if (c.verdict == CS_VALID) {
+        char why[160];
+
+        /* A number PostgreSQL would give back changed is refused now, not
+         * accepted and later unreadable or silently different. */
+        if (!cs_json_numbers_keep(value, len, why, sizeof(why)))
+            fail(&c, CS_REJECTED, "%s", why);
+    }
     return c.verdict;
 }
 
@@ -357,4 +368,15 @@ void cs_submission_free(cs_submission *s)
 bool cs_submission_can_create(const cs_submission *s)
 {
     return s && s->jurisdiction && s->state && s->data;
+}
+
+int cs_submission_fingerprint(const cs_submission *s, char hex[65])
+{
+    char *text = json_dumps(s->root, JSON_COMPACT | JSON_SORT_KEYS);
+
+    if (!text)
+        return CS_ERR;
+    cs_sha256_hex(text, strlen(text), hex);
+    free(text);
+    return CS_OK;
 }

@@ -64,6 +64,12 @@ bool cs_case_type_check(const char *case_type, size_t len, char *why, size_t why
 /* Frees a submission and its JSON. Accepts NULL. */
 void cs_submission_free(cs_submission *s);
 
+/* Writes the payload fingerprint of a submission to hex: the SHA-256 of its
+ * JSON with members sorted, compact, so the same content spelled with other
+ * member order or spacing has the same fingerprint. Returns 0, or CS_ERR
+ * when out of memory. */
+int cs_submission_fingerprint(const cs_submission *s, char hex[65]);
+
 /* True if the submission carries what a create needs (jurisdiction, state, data). */
 bool cs_submission_can_create(const cs_submission *s);
 

@@ -1,4 +1,4 @@
-/* Shortest round-trip reals in jansson's compact output. */
+/* JSON numbers that survive PostgreSQL's jsonb: the storage form of reals, and the door check. */
 #include "jsondump.h"
 
 #include <stdbool.h>
@@ -6,68 +6,314 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Writes the shortest %g form of v that strtod reads back as v, marked as a
- * real as jansson does ("3.0", not "3"). Returns its length. */
-static size_t shortest_real(double v, char *out, size_t size)
-{
-    int n = 0;
+/* A growing output buffer; a failed growth leaves ok false. */
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    bool ok;
+} buf;
 
+static void put(buf *b, const char *s, size_t n)
+{
+    if (!b->ok)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+
+        if (!p) {
+            b->ok = false;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* The shortest %g form of v that strtod reads back as v. */
+static void shortest_g(double v, char *out, size_t size)
+{
     for (int p = 1; p <= 17; p++) {
-        n = snprintf(out, size, "%.*g", p, v);
+        snprintf(out, size, "%.*g", p, v);
         if (strtod(out, NULL) == v)
-            break;
+            return;
     }
-    if (!strpbrk(out, ".eEn") && (size_t)n + 2 < size) {
-        out[n++] = '.';
-        out[n++] = '0';
-        out[n] = '\0';
+}
+
+/* Writes v as a real PostgreSQL keeps a real: positional digits with a
+ * fraction ("100.0", not "1e+02", which jsonb would give back as the integer
+ * 100, or as an integer jansson cannot read when it is 2^63 or more).
+ * Negative exponents stay as they are: jsonb renders them with a fraction. */
+static void put_real(buf *b, double v)
+{
+    char g[40];
+    const char *e;
+
+    shortest_g(v, g, sizeof(g));
+    if (!(e = strpbrk(g, "eE"))) {
+        put(b, g, strlen(g));
+        if (!strpbrk(g, ".n")) /* "3" → "3.0"; "nan"/"inf" never reach here */
+            put(b, ".0", 2);
+        return;
     }
-    return (size_t)n;
+    {
+        int exp = atoi(e + 1);
+        char digits[40];
+        size_t nd = 0;
+        const char *m = g;
+
+        if (exp < 0) {
+            put(b, g, strlen(g));
+            return;
+        }
+        if (*m == '-')
+            put(b, m++, 1);
+        for (; m < e; m++)
+            if (*m >= '0' && *m <= '9')
+                digits[nd++] = *m;
+        /* digits = d0.d1d2…, value = d0d1… × 10^(exp - (nd - 1)) */
+        if ((size_t)exp + 1 >= nd) {
+            put(b, digits, nd);
+            for (size_t z = nd; z < (size_t)exp + 1; z++)
+                put(b, "0", 1);
+            put(b, ".0", 2);
+        } else {
+            put(b, digits, (size_t)exp + 1);
+            put(b, ".", 1);
+            put(b, digits + exp + 1, nd - (size_t)exp - 1);
+        }
+    }
 }
 
 char *cs_json_dumps(const json_t *json)
 {
-    char *text = json_dumps(json, JSON_COMPACT), *out;
-    size_t len, o = 0;
+    char *text = json_dumps(json, JSON_COMPACT);
+    buf b = {NULL, 0, 0, true};
+    size_t len;
     bool in_string = false;
 
     if (!text)
         return NULL;
     len = strlen(text);
-    if (!(out = malloc(len * 2 + 32))) {
-        free(text);
+    put(&b, "", 0);
+    for (size_t i = 0; i < len && b.ok;) {
+        char c = text[i];
+
+        if (in_string) {
+            size_t n = (c == '\\' && i + 1 < len) ? 2 : 1;
+
+            put(&b, text + i, n);
+            in_string = c != '"';
+            i += n;
+        } else if (c == '"') {
+            in_string = true;
+            put(&b, text + i++, 1);
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t end = i + strspn(text + i, "-+0123456789.eE");
+
+            if (strcspn(text + i, ".eE") < end - i)
+                put_real(&b, strtod(text + i, NULL));
+            else
+                put(&b, text + i, end - i);
+            i = end;
+        } else {
+            put(&b, text + i++, 1);
+        }
+    }
+    free(text);
+    if (!b.ok) {
+        free(b.p);
         return NULL;
     }
+    return b.p;
+}
+
+/* A decimal number reduced to sign, significant digits and exponent, so two
+ * spellings of one value compare equal ("1.50e1" and "15"). */
+typedef struct decimal {
+    bool negative;
+    char digits[800]; /* significant digits, no leading or trailing zeros; "" = zero */
+    long exp;         /* value = 0.digits × 10^exp */
+    bool too_long;
+} decimal;
+
+static void to_decimal(const char *s, size_t n, decimal *d)
+{
+    size_t i = 0, nd = 0;
+    long point = -1, lead = 0;
+    bool seen = false;
+
+    memset(d, 0, sizeof(*d));
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        d->negative = s[i++] == '-';
+    for (; i < n && s[i] != 'e' && s[i] != 'E'; i++) {
+        if (s[i] == '.') {
+            point = (long)nd + lead;
+            continue;
+        }
+        if (!seen && s[i] == '0') {
+            lead++;
+            continue;
+        }
+        seen = true;
+        if (nd + 1 >= sizeof(d->digits)) {
+            d->too_long = true;
+            return;
+        }
+        d->digits[nd++] = s[i];
+    }
+    if (point < 0)
+        point = (long)nd + lead;
+    d->exp = point - lead;
+    if (i < n) {
+        /* Exponents past any double's range are clamped: the value is then out of range. */
+        long e = strtol(s + i + 1, NULL, 10);
+
+        d->exp += e > 100000 ? 100000 : e < -100000 ? -100000 : e;
+    }
+    while (nd > 0 && d->digits[nd - 1] == '0')
+        nd--;
+    d->digits[nd] = '\0';
+}
+
+/* Checks one real token (JSON number text with a fraction or exponent). */
+static bool real_keeps(const char *tok, size_t n, char *why, size_t why_size)
+{
+    int shown = n > 40 ? 40 : (int)n;
+    char copy[64], g[40];
+    decimal given, kept;
+    double v;
+
+    to_decimal(tok, n, &given);
+    if (given.too_long || strlen(given.digits) > 17) {
+        snprintf(why, why_size, "number %.*s has more digits than a 64-bit real keeps", shown, tok);
+        return false;
+    }
+    if (given.digits[0] == '\0') {
+        if (!given.negative)
+            return true;
+        snprintf(why, why_size, "number %.*s: negative zero cannot be stored", shown, tok);
+        return false;
+    }
+    snprintf(copy, sizeof(copy), "%s0.%se%ld", given.negative ? "-" : "", given.digits, given.exp);
+    v = strtod(copy, NULL);
+    if (v == 0) {
+        snprintf(why, why_size, "number %.*s is too small for a 64-bit real", shown, tok);
+        return false;
+    }
+    shortest_g(v, g, sizeof(g));
+    to_decimal(g, strlen(g), &kept);
+    if (kept.negative != given.negative || kept.exp != given.exp ||
+        strcmp(kept.digits, given.digits) != 0) {
+        snprintf(why, why_size,
+                 "number %.*s cannot be kept exactly (a 64-bit real holds %s); send it as a "
+                 "string",
+                 shown, tok, g);
+        return false;
+    }
+    return true;
+}
+
+bool cs_json_numbers_keep(const char *text, size_t len, char *why, size_t why_size)
+{
+    bool in_string = false;
+
     for (size_t i = 0; i < len;) {
         char c = text[i];
 
         if (in_string) {
-            out[o++] = c;
-            if (c == '\\' && i + 1 < len)
-                out[o++] = text[++i];
+            if (c == '\\')
+                i++;
             else if (c == '"')
                 in_string = false;
             i++;
         } else if (c == '"') {
             in_string = true;
-            out[o++] = text[i++];
+            i++;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t end = i + strspn(text + i, "-+0123456789.eE");
-            bool real = memchr(text + i, '.', end - i) || memchr(text + i, 'e', end - i) ||
-                        memchr(text + i, 'E', end - i);
+            size_t n = 0;
 
-            if (real) {
-                o += shortest_real(strtod(text + i, NULL), out + o, 32);
-            } else {
-                memcpy(out + o, text + i, end - i);
-                o += end - i;
+            while (i + n < len && strchr("-+0123456789.eE", text[i + n]) && text[i + n])
+                n++;
+            if (memchr(text + i, '.', n) || memchr(text + i, 'e', n) || memchr(text + i, 'E', n)) {
+                if (!real_keeps(text + i, n, why, why_size))
+                    return false;
             }
-            i = end;
+            i += n;
         } else {
-            out[o++] = text[i++];
+            i++;
         }
     }
-    out[o] = '\0';
-    free(text);
+    return true;
+}
+
+/* True if an integer token is outside what jansson reads (json_int_t, 64 bits). */
+static bool integer_overflows(const char *tok, size_t n)
+{
+    static const char max[] = "9223372036854775807";
+    size_t digits = n - (tok[0] == '-');
+    const char *d = tok + (tok[0] == '-');
+
+    if (digits != sizeof(max) - 1)
+        return digits > sizeof(max) - 1;
+    /* -9223372036854775808 is the one value with 19 digits past max that fits. */
+    return strncmp(d, max, digits) > 0 &&
+           !(tok[0] == '-' && strncmp(d, "9223372036854775808", digits) == 0);
+}
+
+/* Copies text into b (when b is not NULL) with ".0" after each integer past
+ * 64 bits. Returns how many such integers there are. */
+static size_t widen_integers(const char *text, size_t len, buf *b)
+{
+    bool in_string = false;
+    size_t count = 0;
+
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        size_t n = 1;
+        bool widen = false;
+
+        if (in_string) {
+            n = (c == '\\' && i + 1 < len) ? 2 : 1;
+            in_string = c != '"';
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            for (n = 0; i + n < len && text[i + n] && strchr("-+0123456789.eE", text[i + n]);)
+                n++;
+            widen = !memchr(text + i, '.', n) && !memchr(text + i, 'e', n) &&
+                    !memchr(text + i, 'E', n) && integer_overflows(text + i, n);
+            count += widen;
+        }
+        if (b) {
+            put(b, text + i, n);
+            if (widen)
+                put(b, ".0", 2);
+        }
+        i += n;
+    }
+    return count;
+}
+
+json_t *cs_json_loads_stored(const char *text, size_t len, json_error_t *err)
+{
+    buf b = {NULL, 0, 0, true};
+    json_t *out;
+
+    if (widen_integers(text, len, NULL) == 0)
+        return json_loadb(text, len, JSON_DECODE_ANY, err);
+    put(&b, "", 0);
+    widen_integers(text, len, &b);
+    if (!b.ok) {
+        free(b.p);
+        if (err)
+            snprintf(err->text, sizeof(err->text), "out of memory");
+        return NULL;
+    }
+    out = json_loadb(b.p, b.len, JSON_DECODE_ANY, err);
+    free(b.p);
     return out;
 }

@@ -1,13 +1,32 @@
-/* JSON text for storage: compact, with every real number in its shortest exact form. */
+/* JSON numbers that survive PostgreSQL's jsonb: the storage form of reals, and the door check. */
 #ifndef CS_JSONDUMP_H
 #define CS_JSONDUMP_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 /* Like json_dumps(json, JSON_COMPACT), but each real number is written with
  * the fewest digits that read back as the same double (0.1, not jansson's
- * 0.10000000000000001), so a blob stored and compared by value keeps the
- * numbers it was given. Returns text the caller frees, or NULL. */
+ * 0.10000000000000001), in a form PostgreSQL's jsonb gives back as a real:
+ * positional with a fraction for positive exponents ("100.0", not "1e+02",
+ * which jsonb would render as the integer 100, or for 1e19 as an integer no
+ * 64-bit reader takes). Returns text the caller frees, or NULL. */
 char *cs_json_dumps(const json_t *json);
+
+/* Checks every real number in a JSON text (already known to be valid JSON)
+ * for values casestream cannot store and read back exactly: more significant
+ * digits than the shortest form of its double (9007199254740993.0), too
+ * small for a double (1e-400), or negative zero (jsonb keeps no sign on
+ * zero). Integers are left to the parser (it refuses those past 64 bits).
+ * Returns true when every number is kept; else false with the first offending
+ * number named in why. */
+bool cs_json_numbers_keep(const char *text, size_t len, char *why, size_t why_size);
+
+/* Parses JSON text as PostgreSQL's jsonb renders it. Integers past 64 bits
+ * (the rendering of reals of 2^63 or more stored before reals were written
+ * with a fraction, e.g. 1e19 as 10000000000000000000) are read as reals
+ * rather than refused. Returns a new reference, or NULL with err filled. */
+json_t *cs_json_loads_stored(const char *text, size_t len, json_error_t *err);
 
 #endif

@@ -60,9 +60,21 @@ fail:
     return NULL;
 }
 
+long cs_kafka_message_max(const cs_config *cfg)
+{
+    return (long)cfg->max_message_bytes + CS_KAFKA_HEADROOM;
+}
+
+bool cs_kafka_err_too_large(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
 rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, char *errstr,
                                   size_t errstr_size)
 {
+    char max[24];
     static const char *const producer_defaults[] = {
         "enable.idempotence", "true",      "acks", "all", "partitioner",
         "murmur2_random",     "linger.ms", "5",    NULL};
@@ -73,6 +85,11 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, c
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
+    }
+    snprintf(max, sizeof(max), "%ld", cs_kafka_message_max(cfg));
+    if (conf_set(conf, "message.max.bytes", max, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     /* -X properties win over the defaults above. */
     if (apply_props(conf, cfg, errstr, errstr_size)) {
@@ -109,6 +126,47 @@ int cs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
     return n;
 }
 
+static int set_topic_limits(rd_kafka_t *rk, const char *const *names, size_t n, const char *max,
+                            char *errstr, size_t errstr_size)
+{
+    rd_kafka_ConfigResource_t *res[4] = {NULL};
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev;
+    int rc = CS_OK;
+
+    for (size_t i = 0; i < n && i < 4; i++) {
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
+        rd_kafka_ConfigResource_set_config(res[i], "max.message.bytes", max);
+    }
+    rd_kafka_AlterConfigs(rk, res, n, NULL, q);
+    if (!(ev = rd_kafka_queue_poll(q, 30000))) {
+        snprintf(errstr, errstr_size, "no answer to AlterConfigs within 30 s");
+        rc = CS_ERR_RETRY;
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "set max.message.bytes: %s", rd_kafka_event_error_string(ev));
+        rc = CS_ERR_RETRY;
+    } else {
+        size_t nres = 0;
+        const rd_kafka_ConfigResource_t **rs =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &nres);
+
+        for (size_t i = 0; i < nres && rc == CS_OK; i++) {
+            if (rd_kafka_ConfigResource_error(rs[i])) {
+                snprintf(errstr, errstr_size, "topic %s: set max.message.bytes: %s",
+                         rd_kafka_ConfigResource_name(rs[i]),
+                         rd_kafka_ConfigResource_error_string(rs[i]));
+                rc = CS_ERR;
+            }
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    for (size_t i = 0; i < n && i < 4; i++)
+        rd_kafka_ConfigResource_destroy(res[i]);
+    return rc;
+}
+
 int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_size)
 {
     const char *names[4] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
@@ -118,6 +176,7 @@ int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_siz
     rd_kafka_t *rk = NULL;
     rd_kafka_queue_t *q = NULL;
     rd_kafka_event_t *ev = NULL;
+    char max[24];
     int rc = CS_ERR;
 
     if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size)))
@@ -126,12 +185,17 @@ int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_siz
         rd_kafka_conf_destroy(conf);
         return CS_ERR;
     }
+    snprintf(max, sizeof(max), "%ld", cs_kafka_message_max(cfg));
     for (int i = 0; i < 4; i++) {
         char why[256];
 
         topics[i] = rd_kafka_NewTopic_new(names[i], cfg->events_partitions, 1, why, sizeof(why));
         if (!topics[i]) {
             snprintf(errstr, errstr_size, "topic %s: %s", names[i], why);
+            goto cleanup;
+        }
+        if (rd_kafka_NewTopic_set_config(topics[i], "max.message.bytes", max)) {
+            snprintf(errstr, errstr_size, "topic %s: could not set max.message.bytes", names[i]);
             goto cleanup;
         }
     }
@@ -164,6 +228,11 @@ int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_siz
             }
         }
     }
+    /* Topics that were there already get the size limit too. AlterConfigs
+     * (librdkafka 2.0 has no incremental form) sets the topic's whole
+     * override set: casestream sets no other topic config. */
+    if ((rc = set_topic_limits(rk, names, 4, max, errstr, errstr_size)) != CS_OK)
+        goto cleanup;
     /* A new topic's metadata reaches the brokers a moment after the answer:
      * wait until every topic shows its partitions, so the caller can use them. */
     rc = CS_ERR_RETRY;
@@ -184,5 +253,73 @@ cleanup:
         if (topics[i])
             rd_kafka_NewTopic_destroy(topics[i]);
     rd_kafka_destroy(rk);
+    return rc;
+}
+
+int cs_kafka_check_topic_limits(rd_kafka_t *rk, const cs_config *cfg, const char *const *topics,
+                                size_t n, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_ConfigResource_t **res = calloc(n ? n : 1, sizeof(*res));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev = NULL;
+    long want = cs_kafka_message_max(cfg);
+    int rc = CS_ERR_RETRY;
+
+    if (!res) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++)
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
+    rd_kafka_DescribeConfigs(rk, res, n, NULL, q);
+    if (!(ev = rd_kafka_queue_poll(q, timeout_ms))) {
+        snprintf(errstr, errstr_size, "no answer from %s within %d ms", cfg->brokers, timeout_ms);
+        goto cleanup;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "describe topic configs: %s",
+                 rd_kafka_event_error_string(ev));
+        goto cleanup;
+    }
+    {
+        const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
+        size_t nres = 0;
+        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(r, &nres);
+
+        rc = CS_OK;
+        for (size_t i = 0; i < nres && rc == CS_OK; i++) {
+            size_t nc = 0;
+            const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[i], &nc);
+            const char *name = rd_kafka_ConfigResource_name(rs[i]);
+
+            if (rd_kafka_ConfigResource_error(rs[i])) {
+                snprintf(errstr, errstr_size, "topic %s: %s", name,
+                         rd_kafka_ConfigResource_error_string(rs[i]));
+                rc = CS_ERR_RETRY;
+                break;
+            }
+            for (size_t c = 0; c < nc; c++) {
+                const char *value = rd_kafka_ConfigEntry_value(ce[c]);
+
+                if (strcmp(rd_kafka_ConfigEntry_name(ce[c]), "max.message.bytes") != 0 || !value)
+                    continue;
+                if (atol(value) < want) {
+                    snprintf(errstr, errstr_size,
+                             "topic %s accepts messages up to %s bytes, less than the %ld a "
+                             "submission of --max-message-bytes=%d needs; set its "
+                             "max.message.bytes to %ld",
+                             name, value, want, cfg->max_message_bytes, want);
+                    rc = CS_ERR_INVALID;
+                }
+            }
+        }
+    }
+cleanup:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    for (size_t i = 0; res && i < n; i++)
+        rd_kafka_ConfigResource_destroy(res[i]);
+    free(res);
     return rc;
 }

@@ -5,7 +5,31 @@
 #include "config.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+/* The one set of sizes (DESIGN §2): every casestream topic accepts, and
+ * every casestream producer sends, messages up to the submission limit
+ * (cfg->max_message_bytes) plus this headroom for the key, headers and
+ * record overhead. Copies of consumed messages (DLQ) keep at most the limit
+ * of value and CS_KAFKA_MAX_KEY of key, so they always fit. */
+#define CS_KAFKA_HEADROOM 65536
+#define CS_KAFKA_MAX_KEY  1024
+
+/* max.message.bytes of casestream's topics and message.max.bytes of its
+ * producers: the submission limit plus CS_KAFKA_HEADROOM. */
+long cs_kafka_message_max(const cs_config *cfg);
+
+/* Checks that each of the n topics accepts cs_kafka_message_max(cfg) bytes
+ * (its max.message.bytes, as the broker describes it). Returns 0;
+ * CS_ERR_INVALID with the topic and its limit in errstr when one is smaller;
+ * CS_ERR_RETRY when the broker could not be asked within timeout_ms. */
+int cs_kafka_check_topic_limits(rd_kafka_t *rk, const cs_config *cfg, const char *const *topics,
+                                size_t n, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* True for a delivery error that retrying the same message cannot cure: it
+ * is too large for the producer, the topic or the broker. */
+bool cs_kafka_err_too_large(rd_kafka_resp_err_t err);
 
 /* Builds a librdkafka configuration: bootstrap.servers from cfg, then the
  * given defaults (NULL-terminated key, value pairs), then cfg's -X
@@ -22,7 +46,8 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, c
                                   size_t errstr_size);
 
 /* Creates the four topics of DESIGN §2 if they do not exist: the events
- * topic with cfg->events_partitions partitions, the others with as many.
+ * topic with cfg->events_partitions partitions, the others with as many,
+ * each with max.message.bytes = cs_kafka_message_max(cfg).
  * Returns 0 or a cs_err with the reason in errstr. */
 int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_size);
 

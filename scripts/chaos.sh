@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # The chaos campaign (`make chaos`; `--short` runs inside `make test`).
 #
-# While a workload flows through its own topics, it SIGKILLs and restarts the
-# workers and the indexer at random moments, and restarts PostgreSQL, Redis,
-# Kafka and Elasticsearch once each. Then it waits for the pipeline to go
-# quiet and checks, in SQL over what it read back from the topics and the
-# index:
+# While a workload flows through its own topics to three workers and two
+# indexers in one group each, it SIGKILLs members at random moments (and
+# starts them again), SIGSTOPs one worker past its session timeout and lets
+# it go on (a zombie whose partitions moved), and crashes PostgreSQL, Redis,
+# Kafka and Elasticsearch once each with SIGKILL. Poison is mixed into the
+# load: a real of 2^63 or more, notes that make a change document too large
+# for the changes topic, an idempotency key reused with another payload,
+# numbers that cannot be kept, a message of about 1 MB that is not JSON, and
+# a few more that are not JSON. No program is restarted by hand: the
+# pipeline must settle on its own. Then it checks, in SQL over what it read
+# back from the topics and the index:
 #   1. every submission has exactly one history row, or a non-applied outcome
 #   2. no idempotency key is applied twice
 #   3. each case's revisions are 1..n, in produce order
-#   4. every submission got an outcome
+#   4. every message got an outcome
 #   5. the outbox is drained
 #   6. every Elasticsearch document's revision equals PostgreSQL's
-#   7. the DLQ holds exactly the poison messages
+#   7. the DLQ holds exactly the messages that are not JSON
+#   8. every outcome agrees with PostgreSQL (applied: the history row's
+#      version, revision and sequence; duplicate: the applied row's revision)
+#   9. every document in Elasticsearch equals PostgreSQL's change document
+#  10. the poison got the outcome it must (kept numbers applied, the others
+#      rejected)
 # It prints the counts and exits non-zero on any violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +32,13 @@ CASES=200 EVENTS=50 KILLS=20 RATE=150 SERVICES="pg redis kafka es"
 if [[ ${1:-} == --short ]]; then
     CASES=50 EVENTS=20 KILLS=6 RATE=200 SERVICES="pg redis"
 fi
+WORKERS=(worker1 worker2 worker3)
+INDEXERS=(indexer1 indexer2)
 CASES=${CHAOS_CASES:-$CASES}
 EVENTS=${CHAOS_EVENTS:-$EVENTS}
 KILLS=${CHAOS_KILLS:-$KILLS}
 RATE=${CHAOS_RATE:-$RATE}
+SERVICES=${CHAOS_SERVICES-$SERVICES}
 POISON=10
 
 eval "$(scripts/stack.sh env)"
@@ -38,13 +52,13 @@ TOPICS=(--topic-events="$run_id-events" --topic-results="$run_id-results"
 GROUP=(--group="$run_id-workers" -X session.timeout.ms=6000)
 IGROUP=(--indexer-group="$run_id-indexer" -X session.timeout.ms=6000)
 declare -A PIDS=()
-kills=0 restarts=0
+kills=0 restarts=0 zombies=0
 
 log() { printf '%s chaos: %s\n' "$(date +%T)" "$*"; }
 
 start() { # name -> starts build/<program> for that role
     local name=$1
-    if [[ $name == indexer ]]; then
+    if [[ $name == indexer* ]]; then
         build/casestream-indexer "${TOPICS[@]}" "${IGROUP[@]}" --metrics-port=0 \
             >>"$DIR/$name.log" 2>&1 &
     else
@@ -64,49 +78,101 @@ stop_all() {
 }
 trap stop_all EXIT
 
-log "run $run_id: $CASES cases x $EVENTS submissions + $POISON poison, $KILLS kills, restarts of: $SERVICES"
+log "run $run_id: $CASES cases x $EVENTS submissions + poison, ${#WORKERS[@]} workers," \
+    "${#INDEXERS[@]} indexers, $KILLS kills, crashes of: $SERVICES"
 build/casestream "${TOPICS[@]}" topics create >/dev/null
 build/casestream workload --cases "$CASES" --events "$EVENTS" --seed "$$" \
-    >"$DIR/workload.ndjson" 2>"$DIR/expected.json"
+    >"$DIR/load.ndjson" 2>"$DIR/expected.json"
 base=$(sed -n 's/.*"first_reference":\([0-9]*\).*/\1/p' "$DIR/expected.json")
 last=$((base + CASES - 1))
+
+# Valid poison goes into the ordered stream at 60%, after every case exists:
+# a real past 64 bits (applied), nine notes of 60,000 bytes twice (the second
+# change document is too large for the changes topic and goes by reference),
+# and a key already used, with another payload (rejected, or applied once if
+# the first use was not applied).
+uuid() { cat /proc/sys/kernel/random/uuid; }
+poison_line() { # ref event fields
+    printf '{"idempotency_key":"%s","case_reference":%s,"case_type":"NFD","event_id":"%s","user_id":"chaos",%s}\n' \
+        "$(uuid)" "$1" "$2" "$3"
+}
+body=$(head -c 60000 /dev/zero | tr '\0' n)
+notes=""
+for i in 1 2 3 4 5 6 7 8 9; do
+    notes+="${notes:+,}{\"author\":\"chaos\",\"body\":\"$body\"}"
+done
+at=$(($(wc -l <"$DIR/load.ndjson") * 6 / 10))
+reused=$(grep -m1 "\"case_reference\":$((base + 3)),.*\"event_id\":\"create\"" "$DIR/load.ndjson" |
+    sed 's/"data":{/"data":{"reused":true,/')
+{
+    head -n "$at" "$DIR/load.ndjson"
+    poison_line "$base" poisonBigReal '"data_merge":{"big":1e19}'
+    poison_line "$((base + 2))" poisonNotes "\"notes\":[$notes]"
+    poison_line "$((base + 2))" poisonNotes "\"notes\":[$notes]"
+    printf '%s\n' "$reused"
+    tail -n "+$((at + 1))" "$DIR/load.ndjson"
+} >"$DIR/workload.ndjson"
 total=$(wc -l <"$DIR/workload.ndjson")
 
-start worker1
-start worker2
-start indexer
+for w in "${WORKERS[@]}" "${INDEXERS[@]}"; do start "$w"; done
 build/casestream-produce "${TOPICS[@]}" --rate="$RATE" "$DIR/workload.ndjson" \
     >"$DIR/produce.out" 2>"$DIR/produce.err" &
 producer=$!
-# Poison messages, keyed with our references so they land among the valid ones.
+# Poison the validator refuses, keyed with our references so it lands among
+# the valid ones (the Java partitioner, as services use): numbers that
+# cannot be kept (rejected), then messages that are not JSON (invalid, to the
+# DLQ), one of them about 1 MB.
+kcat_p() { kcat -P -b "$CASESTREAM_BROKERS" -t "$run_id-events" -K'|' \
+    -X partitioner=murmur2_random -X message.max.bytes=2000000 "$@"; }
+{
+    echo "$((base + 4))|$(poison_line "$((base + 4))" poisonZero '"data_merge":{"z":-0.0}')"
+    echo "$((base + 5))|$(poison_line "$((base + 5))" poisonTiny '"data_merge":{"t":1e-400}')"
+} | kcat_p
+REJECTED=2
 for i in $(seq 1 $POISON); do
     echo "$((base + i))|poison $i of $run_id: not JSON"
-done | kcat -P -b "$CASESTREAM_BROKERS" -t "$run_id-events" -K'|'
+done | kcat_p
+{
+    printf '%s|poison big of %s: ' "$((base + 6))" "$run_id"
+    head -c 1040000 /dev/zero | tr '\0' x
+    echo
+} | kcat_p
+POISON=$((POISON + 1))
 
 # Kills at random moments over the production time, services restarted in between.
 span=$(((total / RATE) + 10))
 read -r -a services <<<"$SERVICES"
+victims=("${WORKERS[@]}" "${INDEXERS[@]}")
 for k in $(seq 1 "$KILLS"); do
     sleep "$(awk -v s="$span" -v n="$KILLS" -v r="$RANDOM" 'BEGIN { printf "%.2f", (s / n) * (0.5 + r / 32767) }')"
-    victims=(worker1 worker2 indexer)
-    v=${victims[$((RANDOM % 3))]}
+    v=${victims[$((RANDOM % ${#victims[@]}))]}
     kill -KILL "${PIDS[$v]}" 2>/dev/null || true
     wait "${PIDS[$v]}" 2>/dev/null || true
     kills=$((kills + 1))
     log "kill $kills: SIGKILL $v (pid ${PIDS[$v]})"
     start "$v"
-    # Service restarts spread over the run.
+    # Halfway, a worker freezes past its session timeout: the group moves its
+    # partitions, then it wakes up with a batch in hand.
+    if ((k == KILLS / 2)); then
+        z=${WORKERS[$((RANDOM % ${#WORKERS[@]}))]}
+        log "SIGSTOP $z (pid ${PIDS[$z]}) for 10 s, past its 6 s session timeout"
+        kill -STOP "${PIDS[$z]}" 2>/dev/null || true
+        sleep 10
+        kill -CONT "${PIDS[$z]}" 2>/dev/null || true
+        zombies=$((zombies + 1))
+    fi
+    # Service crashes spread over the run.
     if ((${#services[@]} > 0 && k % (KILLS / (${#services[@]} + 1) + 1) == 0)); then
         s=${services[0]}
         services=("${services[@]:1}")
-        log "restarting service $s"
-        scripts/stack.sh restart "$s" >>"$DIR/stack.log" 2>&1
+        log "crashing service $s (SIGKILL)"
+        scripts/stack.sh crash "$s" >>"$DIR/stack.log" 2>&1
         restarts=$((restarts + 1))
     fi
 done
 for s in "${services[@]}"; do
-    log "restarting service $s"
-    scripts/stack.sh restart "$s" >>"$DIR/stack.log" 2>&1
+    log "crashing service $s (SIGKILL)"
+    scripts/stack.sh crash "$s" >>"$DIR/stack.log" 2>&1
     restarts=$((restarts + 1))
 done
 wait "$producer" || {
@@ -120,7 +186,7 @@ log "production finished: $(tail -1 "$DIR/produce.err")"
 # holds every case at its PostgreSQL revision (sums compared; the per-case
 # check follows).
 psql_value() { psql "$CASESTREAM_PG" -XAtqc "$1"; }
-events_total=$((total + POISON))
+events_total=$((total + POISON + REJECTED))
 read_topic() { # topic file
     kcat -C -b "$CASESTREAM_BROKERS" -t "$1" -o beginning -e -q -f "$2" 2>/dev/null
 }
@@ -151,12 +217,10 @@ while :; do
     sleep 2
 done
 curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" -d "{
-    \"size\": 10000, \"_source\": [\"reference\", \"case_revision\"], \"query\": $es_query}" \
-    >"$DIR/es.json"
+    \"size\": 10000, \"query\": $es_query}" >"$DIR/es.json"
 
 read_topic "$run_id-results" '%s\n' >"$DIR/results.ndjson"
 read_topic "$run_id-dlq" '%h\t%s\n' >"$DIR/dlq.txt"
-grep -o '"_source":{[^}]*}' "$DIR/es.json" | sed 's/^"_source"://' >"$DIR/es.ndjson" || true
 
 # Load everything into temporary tables and check the invariants in SQL.
 raw_copy() { # table file
@@ -168,11 +232,13 @@ psql "$CASESTREAM_PG" -XAq -v ON_ERROR_STOP=1 -v base="$base" -v last="$last" \
 CREATE TEMP TABLE wl (line bigserial, doc text);
 CREATE TEMP TABLE res (doc text);
 CREATE TEMP TABLE dlq (doc text);
-CREATE TEMP TABLE es (doc text);
+CREATE TEMP TABLE es_raw (doc text);
 $(raw_copy wl "$DIR/workload.ndjson")
 $(raw_copy res "$DIR/results.ndjson")
 $(raw_copy dlq "$DIR/dlq.txt")
-$(raw_copy es "$DIR/es.ndjson")
+$(raw_copy es_raw "$DIR/es.json")
+CREATE TEMP VIEW es AS SELECT h->'_source' AS src
+  FROM es_raw, jsonb_array_elements(doc::jsonb->'hits'->'hits') h;
 CREATE TEMP VIEW sub AS SELECT line, (doc::jsonb->>'case_reference')::bigint AS ref,
     (doc::jsonb->>'idempotency_key')::uuid AS key FROM wl;
 CREATE TEMP VIEW outc AS SELECT DISTINCT doc::jsonb AS o FROM res;
@@ -208,22 +274,48 @@ SELECT 'violation5 ' || count(*) FROM ccd.change_outbox
  WHERE published_at IS NULL AND reference BETWEEN :base AND :last;
 -- 6. Elasticsearch revision = PostgreSQL revision, for every case
 SELECT 'violation6 ' || count(*) FROM ccd.case_data c
-  LEFT JOIN (SELECT (doc::jsonb->>'reference')::bigint AS ref,
-                    (doc::jsonb->>'case_revision')::bigint AS rev FROM es) d ON d.ref = c.reference
+  LEFT JOIN (SELECT (src->>'reference')::bigint AS ref,
+                    (src->>'case_revision')::bigint AS rev FROM es) d ON d.ref = c.reference
  WHERE c.reference BETWEEN :base AND :last AND d.rev IS DISTINCT FROM c.case_revision;
 -- 7. the DLQ holds exactly the poison messages (copies of one message count once)
 SELECT 'violation7 ' || (abs(:poison - (SELECT count(DISTINCT split_part(doc, E'\t', 1)) FROM dlq))
    + (SELECT count(*) FROM dlq WHERE split_part(doc, E'\t', 2) NOT LIKE 'poison %'));
+-- 8. every outcome agrees with PostgreSQL
+SELECT 'violation8 ' || count(*) FROM outc
+ WHERE o->>'status' IN ('applied', 'duplicate')
+   AND NOT EXISTS (SELECT 1 FROM ccd.case_event e
+                    WHERE e.case_reference = (o->>'case_reference')::bigint
+                      AND e.idempotency_key = (o->>'idempotency_key')::uuid
+                      AND e.case_revision = (o->>'case_revision')::bigint
+                      AND e.version = (o->>'version')::int
+                      AND e.id = (o->>'event_seq')::bigint);
+-- 9. every document equals PostgreSQL's change document
+SELECT 'violation9 ' || count(*) FROM ccd.case_data c
+  LEFT JOIN es d ON (d.src->>'reference')::bigint = c.reference
+ WHERE c.reference BETWEEN :base AND :last
+   AND d.src IS DISTINCT FROM ccd.change_document(c)::jsonb;
+-- 10. the poison's outcomes: the real past 64 bits kept and applied, the
+-- notes applied, the numbers that cannot be kept rejected
+SELECT 'violation10 ' || (
+  (SELECT count(*) FROM ccd.case_data WHERE reference = :base
+      AND data->>'big' IS DISTINCT FROM '10000000000000000000.0')
+  + abs(2 - (SELECT count(*) FROM ccd.case_event WHERE case_reference = :base + 2
+              AND event_id = 'poisonNotes'))
+  + abs(2 - (SELECT count(DISTINCT o->'source') FROM outc WHERE o->>'status' = 'rejected'
+              AND (o->>'error' LIKE '%negative zero%' OR o->>'error' LIKE '%too small%'))));
 SQL
 
 echo "== chaos $run_id"
-echo "kills: $kills (SIGKILL of workers and indexer), service restarts: $restarts ($SERVICES)"
+echo "kills: $kills (SIGKILL of ${#WORKERS[@]} workers and ${#INDEXERS[@]} indexers)," \
+    "zombies: $zombies (SIGSTOP past the session timeout), service crashes: $restarts ($SERVICES)"
 cat "$DIR/invariants.txt"
 violations=$(awk '/^violation/ { s += $2 } END { print s + 0 }' "$DIR/invariants.txt")
 names=("" "one history row or a non-applied outcome" "no key applied twice"
     "revisions 1..n in produce order" "an outcome for every message" "outbox drained"
-    "Elasticsearch revision = PostgreSQL" "DLQ = the poison messages")
-for i in 1 2 3 4 5 6 7; do
+    "Elasticsearch revision = PostgreSQL" "DLQ = the poison messages"
+    "outcomes agree with PostgreSQL" "documents = PostgreSQL's change documents"
+    "poison answered as it must")
+for i in 1 2 3 4 5 6 7 8 9 10; do
     n=$(awk -v k="violation$i" '$1 == k { print $2 }' "$DIR/invariants.txt")
     printf '  %-42s %s\n' "${names[$i]}" "$([[ $n == 0 ]] && echo ok || echo "VIOLATED ($n)")"
 done

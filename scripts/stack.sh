@@ -11,7 +11,8 @@
 #
 # Usage: scripts/stack.sh up|status|down|env
 #        scripts/stack.sh logs [service] [-f]
-#        scripts/stack.sh start|stop|restart <service>
+#        scripts/stack.sh start|stop|restart|crash <service>
+#        (crash: SIGKILL the service and its children, then start it again)
 # Services: postgres (pg), redis, kafka, es (elasticsearch).
 #
 # Environment (defaults avoid the standard ports; everything binds 127.0.0.1):
@@ -352,6 +353,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
+# A 1 MiB submission plus 64 KiB for key, headers and record overhead (DESIGN §2).
+message.max.bytes=1114112
 EOF
   cat >"$KAFKA_DIR/log4j.properties" <<EOF
 # Written by scripts/stack.sh.
@@ -588,6 +591,21 @@ start_one() {
   esac
 }
 
+# Crash a service as a power cut would: SIGKILL, with its children (a
+# PostgreSQL backend outliving its postmaster would hold the shared memory).
+crash_one() {
+  local pid kids
+  if ! pid=$("${1/postgres/pg}_pid"); then
+    say "$1: not running"
+    return 0
+  fi
+  kids=$(pgrep -P "$pid" || true)
+  say "$1: SIGKILL pid $pid${kids:+ and its children}"
+  kill -KILL "$pid" $kids 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  [[ $1 != es ]] || rm -f "$RUN_DIR/es.pid" "$ES_DIR/es.pid"
+}
+
 stop_one() {
   case $1 in
   postgres) pg_stop ;;
@@ -668,7 +686,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '12,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '12,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -680,6 +698,12 @@ main() {
   status) cmd_status ;;
   env) cmd_env ;;
   logs) cmd_logs "$@" ;;
+  crash)
+    svc=$(service_name "${1:-}")
+    prepare
+    crash_one "$svc"
+    start_one "$svc"
+    ;;
   start | stop | restart)
     svc=$(service_name "${1:-}")
     [[ $cmd == stop ]] || prepare

@@ -105,6 +105,33 @@ START_TEST(test_config_kafka_props_optional_values_and_positionals)
 }
 END_TEST
 
+START_TEST(test_config_stall_seconds_for_long_running_programs_only)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"prog", NULL};
+    char *flag[] = {"prog", "--stall-seconds=30", NULL};
+    char *off[] = {"prog", "--stall-seconds=0", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 1, argv, err), 0);
+    ck_assert_int_eq(cfg.stall_seconds, 120);
+    cs_config_free(&cfg);
+    setenv("CASESTREAM_STALL_SECONDS", "45", 1);
+    ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 1, argv, err), 0);
+    ck_assert_int_eq(cfg.stall_seconds, 45);
+    cs_config_free(&cfg);
+    unsetenv("CASESTREAM_STALL_SECONDS");
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, flag, err), 0);
+    ck_assert_int_eq(cfg.stall_seconds, 30);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 2, off, err), 0);
+    ck_assert_int_eq(cfg.stall_seconds, 0);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_PRODUCE, 2, flag, err), CS_ERR_INVALID);
+    cs_config_free(&cfg);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -114,6 +141,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_flag_overrides_environment);
     tcase_add_test(tc, test_config_rejects_bad_values_with_reason);
     tcase_add_test(tc, test_config_kafka_props_optional_values_and_positionals);
+    tcase_add_test(tc, test_config_stall_seconds_for_long_running_programs_only);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -236,6 +236,19 @@ START_TEST(test_envelope_rejected_fixtures_are_rejected)
 }
 END_TEST
 
+/* Numbers as their text, since a fixture's "set" would go through jansson first. */
+START_TEST(test_envelope_numbers_kept_exactly_are_valid)
+{
+    run_file("numbers_valid.json", CS_VALID);
+}
+END_TEST
+
+START_TEST(test_envelope_numbers_not_kept_exactly_are_rejected)
+{
+    run_file("numbers_rejected.json", CS_REJECTED);
+}
+END_TEST
+
 START_TEST(test_envelope_size_limit_is_inclusive)
 {
     json_t *base = load_fixture("base.json");
@@ -296,6 +309,8 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, test_envelope_valid_fixtures_are_valid);
     tcase_add_test(tc, test_envelope_invalid_fixtures_are_invalid);
     tcase_add_test(tc, test_envelope_rejected_fixtures_are_rejected);
+    tcase_add_test(tc, test_envelope_numbers_kept_exactly_are_valid);
+    tcase_add_test(tc, test_envelope_numbers_not_kept_exactly_are_rejected);
     tcase_add_test(tc, test_envelope_size_limit_is_inclusive);
     tcase_add_test(tc, test_envelope_oversize_is_invalid_without_parsing);
     tcase_add_test(tc, test_envelope_reason_is_truncated_and_terminated);

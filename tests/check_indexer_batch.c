@@ -426,6 +426,52 @@ START_TEST(test_indexer_fault_points_are_known_by_name)
 }
 END_TEST
 
+START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
+{
+    cs_batch *b = cs_batch_new();
+    cs_es_bulk body = CS_ES_BULK_INIT;
+    const char *small = "{\"reference\":77,\"case_type\":\"NFD\",\"case_revision\":3,"
+                        "\"omitted\":\"document of 2000000 bytes is too large\"}";
+    char *full = change(77, 4, "NFD");
+    int64_t refs[4];
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 10, NULL, 0, small, strlen(small)), 0);
+    add(b, 0, 11, 78, 1);
+    ck_assert_uint_eq(cs_batch_omitted(b, refs, 4), 1);
+    ck_assert_int_eq(refs[0], 77);
+    /* The newer revision PostgreSQL holds now is what is indexed. */
+    ck_assert_int_eq(cs_batch_fill(b, 77, full, strlen(full)), 0);
+    ck_assert_uint_eq(cs_batch_omitted(b, refs, 4), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"version\":4"));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"data\": {}"));
+    ck_assert_ptr_null(strstr(body.buf, "omitted"));
+    cs_es_bulk_free(&body);
+    free(full);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_reference_form_of_a_missing_case_is_a_dead_letter)
+{
+    cs_batch *b = cs_batch_new();
+    const char *small = "{\"reference\":79,\"case_type\":\"NFD\",\"case_revision\":3,"
+                        "\"omitted\":\"too large\"}";
+    cs_dead_letter *dl = NULL;
+    int64_t refs[4];
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 10, NULL, 0, small, strlen(small)), 0);
+    ck_assert_uint_eq(cs_batch_omitted(b, refs, 4), 1);
+    ck_assert_int_eq(cs_batch_fill(b, 79, NULL, 0), 0);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "changes", &dl), 1);
+    ck_assert_int_eq(dl[0].reference, 79);
+    ck_assert_ptr_nonnull(strstr(dl[0].reason, "not in postgresql"));
+    free(dl);
+    cs_batch_free(b);
+}
+END_TEST
+
 Suite *indexer_batch_suite(void)
 {
     Suite *s = suite_create("indexer_batch");
@@ -447,6 +493,8 @@ Suite *indexer_batch_suite(void)
     tcase_add_test(batch, test_batch_request_refused_as_a_whole_dead_letters_its_documents);
     tcase_add_test(batch, test_batch_offsets_are_after_the_last_message_of_each_partition);
     tcase_add_test(batch, test_batch_revoked_partition_is_dropped_not_stored);
+    tcase_add_test(batch, test_batch_reference_form_is_sent_with_the_document_from_postgresql);
+    tcase_add_test(batch, test_batch_reference_form_of_a_missing_case_is_a_dead_letter);
     suite_add_tcase(s, parse);
     suite_add_tcase(s, batch);
     return s;

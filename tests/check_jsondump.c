@@ -21,9 +21,37 @@ static void check_dump(const char *in, const char *want)
 START_TEST(test_jsondump_reals_are_shortest_exact)
 {
     check_dump("{\"a\":0.1,\"b\":1e2,\"c\":1.10,\"d\":0.30000000000000004}",
-               "{\"a\":0.1,\"b\":1e+02,\"c\":1.1,\"d\":0.30000000000000004}");
-    check_dump("[-2.5e-8,1.0,3,-0.0,123456789012345678,1.7976931348623157e308]",
-               "[-2.5e-08,1.0,3,-0.0,123456789012345678,1.7976931348623157e+308]");
+               "{\"a\":0.1,\"b\":100.0,\"c\":1.1,\"d\":0.30000000000000004}");
+    check_dump("[-2.5e-8,1.0,3,-0.0,123456789012345678,1.5e10,-1.25e17]",
+               "[-2.5e-08,1.0,3,-0.0,123456789012345678,15000000000.0,-125000000000000000.0]");
+}
+END_TEST
+
+/* jsonb renders 1e+19 as the integer 10000000000000000000, which no 64-bit
+ * reader takes; with a fraction it stays a real. */
+START_TEST(test_jsondump_large_reals_are_positional_with_a_fraction)
+{
+    check_dump("[1e19,-9.5e18,1.2345e20]",
+               "[10000000000000000000.0,-9500000000000000000.0,123450000000000000000.0]");
+    {
+        json_t *v = json_loads("[1.7976931348623157e308]", 0, NULL);
+        char *got = cs_json_dumps(v), *back_text;
+        json_t *back;
+
+        ck_assert_ptr_nonnull(got);
+        ck_assert_uint_eq(strlen(got), 2 + 309 + 2);
+        ck_assert(strncmp(got, "[17976931348623157", 18) == 0);
+        ck_assert_str_eq(got + strlen(got) - 3, ".0]");
+        back = json_loads(got, 0, NULL);
+        ck_assert_ptr_nonnull(back);
+        ck_assert(json_real_value(json_array_get(back, 0)) == 1.7976931348623157e308);
+        back_text = cs_json_dumps(back);
+        ck_assert_str_eq(back_text, got);
+        free(back_text);
+        free(got);
+        json_decref(back);
+        json_decref(v);
+    }
 }
 END_TEST
 
@@ -57,6 +85,7 @@ Suite *jsondump_suite(void)
     TCase *tc = tcase_create("dump");
 
     tcase_add_test(tc, test_jsondump_reals_are_shortest_exact);
+    tcase_add_test(tc, test_jsondump_large_reals_are_positional_with_a_fraction);
     tcase_add_test(tc, test_jsondump_leaves_strings_and_integers_alone);
     tcase_add_test(tc, test_jsondump_round_trips_to_the_same_values);
     suite_add_tcase(s, tc);

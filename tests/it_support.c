@@ -238,7 +238,7 @@ void it_create_topic(const char *name, int partitions)
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
     rd_kafka_event_t *ev;
-    char errstr[512];
+    char errstr[512], max[24];
 
     conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
     ck_assert_msg(conf != NULL, "%s", errstr);
@@ -246,6 +246,9 @@ void it_create_topic(const char *name, int partitions)
     ck_assert_msg(rk != NULL, "%s", errstr);
     nt = rd_kafka_NewTopic_new(name, partitions, 1, errstr, sizeof(errstr));
     ck_assert_msg(nt != NULL, "%s", errstr);
+    /* As casestream topics create makes them: the worker checks this at start. */
+    snprintf(max, sizeof(max), "%ld", cs_kafka_message_max(it_config()));
+    ck_assert_int_eq(rd_kafka_NewTopic_set_config(nt, "max.message.bytes", max), 0);
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     ev = rd_kafka_queue_poll(q, 30000);

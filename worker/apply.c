@@ -44,7 +44,8 @@ typedef struct case_state {
     char *jurisdiction;
     char *state;
     char *classification;
-    json_t *data;
+    json_t *data;     /* NULL when the stored blob could not be read: see unreadable */
+    char *unreadable; /* why the stored blob cannot be read; the case's jobs are rejected */
     int version;
     int64_t revision;
 } case_state;
@@ -58,6 +59,7 @@ typedef struct key_entry {
     int64_t seq;
     int32_t partition; /* where the applied submission was read */
     int64_t offset;
+    char fingerprint[65]; /* of the applied payload; "" for rows from before fingerprints */
 } key_entry;
 
 typedef struct batch {
@@ -95,7 +97,7 @@ static const struct statement {
              " version, case_revision, jurisdiction FROM ccd.case_data"
              " WHERE reference = ANY($1::bigint[]) ORDER BY reference FOR UPDATE"},
     {"keys", "SELECT case_reference, idempotency_key::text, version, case_revision, id,"
-             " kafka_partition, kafka_offset"
+             " kafka_partition, kafka_offset, payload_sha256"
              " FROM ccd.case_event WHERE (case_reference, idempotency_key) IN"
              " (SELECT * FROM unnest($1::bigint[], $2::uuid[]))"},
     {"seen", "SELECT kafka_partition, kafka_offset, outcome::text FROM ccd.event_outcome"
@@ -138,9 +140,9 @@ static const struct statement {
                " SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
     {"event", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
               " user_id, summary, description, state_id, security_classification, data,"
-              " idempotency_key, kafka_partition, kafka_offset)"
+              " idempotency_key, kafka_partition, kafka_offset, payload_sha256)"
               " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
-              " c.data, $9, $10, $11 FROM ccd.case_data c WHERE c.reference = $2"},
+              " c.data, $9, $10, $11, $12 FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on
@@ -300,6 +302,7 @@ static void batch_free(batch *b)
         free(b->cases[i].state);
         free(b->cases[i].classification);
         json_decref(b->cases[i].data);
+        free(b->cases[i].unreadable);
     }
     free(b->cases);
     free(b->keys);
@@ -467,15 +470,31 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         c->case_type = strdup(PQgetvalue(res[0], i, 1));
         c->state = strdup(PQgetvalue(res[0], i, 2));
         c->classification = strdup(PQgetvalue(res[0], i, 3));
-        c->data = json_loads(PQgetvalue(res[0], i, 4), JSON_DECODE_ANY, NULL);
         c->version = atoi(PQgetvalue(res[0], i, 5));
         c->revision = strtoll(PQgetvalue(res[0], i, 6), NULL, 10);
         c->jurisdiction = strdup(PQgetvalue(res[0], i, 7));
-        if (!c->data) {
-            snprintf(errstr, errstr_size, "case %" PRId64 ": stored data is not readable JSON",
-                     c->ref);
-            rc = CS_ERR;
+        if (!c->case_type || !c->state || !c->classification || !c->jurisdiction) {
+            snprintf(errstr, errstr_size, "out of memory");
+            rc = CS_ERR_RETRY;
             goto cleanup;
+        }
+        {
+            json_error_t jerr;
+            char why[256];
+            const char *text = PQgetvalue(res[0], i, 4);
+
+            /* One case's unreadable blob is that case's problem: its jobs are
+             * rejected with the reason, every other case goes on. */
+            c->data = cs_json_loads_stored(text, strlen(text), &jerr);
+            if (!c->data) {
+                snprintf(why, sizeof(why), "stored data is not readable JSON: %s", jerr.text);
+                c->unreadable = strdup(why);
+            }
+            if (!c->data && !c->unreadable) {
+                snprintf(errstr, errstr_size, "out of memory");
+                rc = CS_ERR_RETRY;
+                goto cleanup;
+            }
         }
     }
     for (int i = 0; i < PQntuples(res[1]); i++) {
@@ -488,6 +507,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
         k->seq = strtoll(PQgetvalue(res[1], i, 4), NULL, 10);
         k->partition = PQgetisnull(res[1], i, 5) ? -1 : atoi(PQgetvalue(res[1], i, 5));
         k->offset = PQgetisnull(res[1], i, 6) ? -1 : strtoll(PQgetvalue(res[1], i, 6), NULL, 10);
+        snprintf(k->fingerprint, sizeof(k->fingerprint), "%s", PQgetvalue(res[1], i, 7));
     }
     b->seen = res[2];
     res[2] = NULL;
@@ -574,6 +594,14 @@ static bool decide(batch *b, cs_job *j, plan *p)
             j->replayed = true;
             return false;
         }
+        if (k->fingerprint[0] && j->fingerprint[0] && strcmp(k->fingerprint, j->fingerprint) != 0) {
+            snprintf(why, sizeof(why),
+                     "idempotency key %s was already applied to case %" PRId64
+                     " with another payload",
+                     s->idempotency_key, s->case_reference);
+            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            return false;
+        }
         cs_job_decide(j, "duplicate", 200, k->version, k->revision, k->seq, NULL);
         return false;
     }
@@ -620,6 +648,13 @@ static bool decide(batch *b, cs_job *j, plan *p)
         p->version = 1;
         p->revision = 1;
     } else {
+        if (c->unreadable) {
+            snprintf(why, sizeof(why), "case %" PRId64 " cannot be changed: %s", s->case_reference,
+                     c->unreadable);
+            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            j->case_unreadable = true;
+            return false;
+        }
         if (strcmp(c->case_type, s->case_type) != 0) {
             /* Text from the submission and the database: cut between characters. */
             cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is of type %s, not %s",
@@ -692,6 +727,7 @@ static void adopt(batch *b, cs_job *j, plan *p)
     k->seq = p->event_id;
     k->partition = j->partition;
     k->offset = j->offset;
+    memcpy(k->fingerprint, j->fingerprint, sizeof(k->fingerprint));
     cs_job_decide(j, "applied", p->create ? 201 : 200, p->version, p->revision, p->event_id, NULL);
     j->applied = true;
 }
@@ -731,8 +767,9 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
                                 s->description,
                                 s->idempotency_key,
                                 part,
-                                off};
-        ok = ok && send_stmt(a, "event", 11, params);
+                                off,
+                                j->fingerprint[0] ? j->fingerprint : NULL};
+        ok = ok && send_stmt(a, "event", 12, params);
     }
     if (ok && s->notes && json_array_size(s->notes) > 0) {
         char *notes = cs_json_dumps(s->notes);
@@ -902,4 +939,20 @@ long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr
     n = atoll(PQcmdTuples(res));
     PQclear(res);
     return n;
+}
+
+int cs_applier_ping(cs_applier *a, char *errstr, size_t errstr_size)
+{
+    PGresult *res;
+    int rc = CS_OK;
+
+    if (connect_db(a, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    res = PQexec(a->conn, "SELECT 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(a->conn, res, errstr, errstr_size);
+        rc = CS_ERR_RETRY;
+    }
+    PQclear(res);
+    return rc;
 }

@@ -29,4 +29,8 @@ int cs_applier_run(cs_applier *a, cs_job **jobs, size_t n, char *errstr, size_t 
  * negative cs_err. */
 long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr_size);
 
+/* Checks that PostgreSQL answers on the applier's connection (connecting
+ * again if it was lost). Returns 0 or CS_ERR_RETRY with the reason. */
+int cs_applier_ping(cs_applier *a, char *errstr, size_t errstr_size);
+
 #endif

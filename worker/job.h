@@ -16,19 +16,22 @@ typedef struct cs_job {
     cs_submission *sub; /* owned; NULL when the value was not a JSON object */
     cs_verdict verdict;
     char reason[512];
+    char fingerprint[65]; /* of a valid submission's payload; "" if not known */
     /* The decision. */
     bool decided;
     const char *status; /* "applied", "duplicate", "conflict", "rejected", "invalid" */
     int code;
-    int version;       /* 0 = null */
-    int64_t revision;  /* 0 = null */
-    int64_t event_seq; /* 0 = null */
-    char *outcome;     /* outcome JSON, owned */
-    bool applied;      /* written by this worker now: goes to Redis */
-    bool replayed;     /* outcome taken from an earlier decision (redelivery) */
+    int version;          /* 0 = null */
+    int64_t revision;     /* 0 = null */
+    int64_t event_seq;    /* 0 = null */
+    char *outcome;        /* outcome JSON, owned */
+    bool applied;         /* written by this worker now: goes to Redis */
+    bool replayed;        /* outcome taken from an earlier decision (redelivery) */
+    bool case_unreadable; /* rejected because its case's stored blob cannot be read */
     /* Delivery of the outcome (and the DLQ copy for invalid messages). */
     int pending_deliveries;
     bool delivery_failed;
+    size_t dlq_cap; /* most value bytes of the DLQ copy; 0 = the submission limit */
 } cs_job;
 
 /* Records the decision and renders the outcome JSON. error may be NULL (rendered null); it is

@@ -55,6 +55,15 @@ int main(int argc, char **argv)
         cs_config_free(&cfg);
         return 1;
     }
+    rc = cs_worker_check_limits(w, errstr, sizeof(errstr));
+    if (rc == CS_ERR_INVALID) {
+        cs_log_error("could not start: %s", errstr);
+        cs_worker_free(w);
+        cs_config_free(&cfg);
+        return CS_EXIT_CONFIG;
+    }
+    if (rc)
+        cs_log_warn("could not check the topics' message size limits: %s", errstr);
     rc = cs_worker_run(w);
     cs_worker_free(w);
     cs_config_free(&cfg);

@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "run.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,14 +34,22 @@ struct cs_relay {
     atomic_llong pending;
     cs_metric *published;
     cs_metric *failures;
+    cs_metric *by_reference;
 };
+
+/* Where one row's message stands in a round. */
+enum { ROW_QUEUED, ROW_DELIVERED, ROW_FAILED, ROW_TOO_LARGE };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+    int *state = m->_private;
+
     (void)rk;
     (void)opaque;
-    if (m->err)
-        atomic_fetch_add((atomic_int *)m->_private, 1);
+    if (state)
+        *state = !m->err                          ? ROW_DELIVERED
+                 : cs_kafka_err_too_large(m->err) ? ROW_TOO_LARGE
+                                                  : ROW_FAILED;
 }
 
 /* Connects and takes the relay lock. Returns 0 when this relay may publish. */
@@ -73,20 +82,88 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
     return CS_OK;
 }
 
-/* One round: publish up to outbox_batch rows. Returns rows published or a cs_err. */
+/* The reference form of a change document too large for the changes topic:
+ * the fields that route it, and "omitted"; the indexer reads the document
+ * from PostgreSQL instead (DESIGN §6). Returns text the caller frees. */
+static char *reference_form(const char *ref, const char *case_type, const char *revision,
+                            size_t size)
+{
+    json_t *o = json_object();
+    char why[96], *text;
+
+    snprintf(why, sizeof(why), "document of %zu bytes is too large for the changes topic", size);
+    json_object_set_new(o, "reference", json_integer(strtoll(ref, NULL, 10)));
+    json_object_set_new(o, "case_type", json_string(case_type));
+    json_object_set_new(o, "case_revision", json_integer(strtoll(revision, NULL, 10)));
+    json_object_set_new(o, "omitted", json_string(why));
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* Queues row i's document (or its reference form) on the producer. */
+static rd_kafka_resp_err_t produce_row(cs_relay *r, PGresult *res, int i, bool by_reference,
+                                       int *state)
+{
+    const char *ref = PQgetvalue(res, i, 1);
+    const char *doc = PQgetvalue(res, i, 2);
+    char *small = NULL;
+    rd_kafka_resp_err_t err;
+
+    if (by_reference) {
+        if (!(small = reference_form(ref, PQgetvalue(res, i, 4), PQgetvalue(res, i, 3),
+                                     (size_t)PQgetlength(res, i, 2))))
+            return RD_KAFKA_RESP_ERR__FAIL;
+        doc = small;
+        cs_metric_inc(r->by_reference, 1);
+        cs_log_warn("change published by reference case=%s revision=%s bytes=%d", ref,
+                    PQgetvalue(res, i, 3), PQgetlength(res, i, 2));
+    }
+    *state = ROW_QUEUED;
+    do {
+        err = rd_kafka_producev(
+            r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changes), RD_KAFKA_V_KEY(ref, strlen(ref)),
+            RD_KAFKA_V_VALUE((void *)doc, strlen(doc)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(state), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(r->producer, 50);
+    } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    free(small);
+    if (err)
+        *state = cs_kafka_err_too_large(err) ? ROW_TOO_LARGE : ROW_FAILED;
+    return err;
+}
+
+/* Waits for every queued row's report. Nothing may keep a pointer to the
+ * states after this: on a timeout the rest is dropped and its reports served
+ * now (those rows are published again next round). */
+static void wait_reports(cs_relay *r)
+{
+    if (rd_kafka_flush(r->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (rd_kafka_outq_len(r->producer) > 0)
+            rd_kafka_poll(r->producer, 50);
+    }
+}
+
+/* One round: publish up to outbox_batch rows. Each row stands alone: one that
+ * the topic refuses as too large goes again in its reference form, and the
+ * rows delivered are marked published even when another failed, so a retry
+ * sends only what is still missing. Returns rows published or a cs_err. */
 static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
 {
     char limit[16];
     const char *params[2] = {limit, r->cfg->topic_changes};
-    PGresult *res, *upd;
-    atomic_int failed = 0;
+    PGresult *res = NULL, *upd;
+    int *state = NULL;
     char *ids = NULL;
-    size_t len = 0;
-    int n, rc;
+    size_t len = 0, max_doc = (size_t)r->cfg->max_message_bytes;
+    int n, done = 0, failed = 0, rc;
 
     snprintf(limit, sizeof(limit), "%d", r->cfg->outbox_batch);
     res = PQexecParams(r->conn,
-                       "SELECT id, reference, document::text FROM ccd.change_outbox "
+                       "SELECT id, reference, document::text, case_revision, "
+                       "document->>'case_type' FROM ccd.change_outbox "
                        "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1",
                        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -100,57 +177,62 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
         return 0;
     }
     cs_fault_point("before_outbox_publish");
-    ids = malloc((size_t)n * 24 + 3);
+    if (!(state = calloc((size_t)n, sizeof(*state))) || !(ids = malloc((size_t)n * 24 + 3))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rc = CS_ERR_RETRY;
+        goto cleanup;
+    }
+    for (int i = 0; i < n; i++)
+        produce_row(r, res, i, (size_t)PQgetlength(res, i, 2) > max_doc, &state[i]);
+    wait_reports(r);
+    /* What the broker refused for its size goes once more, by reference. */
+    {
+        int again = 0;
+
+        for (int i = 0; i < n; i++)
+            if (state[i] == ROW_TOO_LARGE && ++again)
+                produce_row(r, res, i, true, &state[i]);
+        if (again)
+            wait_reports(r);
+    }
     ids[len++] = '{';
     for (int i = 0; i < n; i++) {
-        const char *ref = PQgetvalue(res, i, 1);
-        const char *doc = PQgetvalue(res, i, 2);
-        rd_kafka_resp_err_t err;
-
-        do {
-            err = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changes),
-                                    RD_KAFKA_V_KEY(ref, strlen(ref)),
-                                    RD_KAFKA_V_VALUE((void *)doc, strlen(doc)),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_OPAQUE(&failed), RD_KAFKA_V_END);
-            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(r->producer, 50);
-        } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-        if (err)
-            atomic_fetch_add(&failed, 1);
-        len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+        if (state[i] != ROW_DELIVERED) {
+            failed++;
+            continue;
+        }
+        len += (size_t)sprintf(ids + len, "%s%s", done++ ? "," : "", PQgetvalue(res, i, 0));
     }
     ids[len++] = '}';
     ids[len] = '\0';
-    PQclear(res);
-    if (rd_kafka_flush(r->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        /* Nothing may keep a pointer to this frame's counter: drop the rest and
-         * serve their reports now. The rows are published again next round. */
-        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        while (rd_kafka_outq_len(r->producer) > 0)
-            rd_kafka_poll(r->producer, 50);
-        atomic_fetch_add(&failed, 1);
+    rc = done;
+    if (done > 0) {
+        cs_fault_point("after_outbox_publish");
+        params[0] = ids;
+        upd = PQexecParams(r->conn,
+                           "UPDATE ccd.change_outbox SET published_at = now() "
+                           "WHERE id = ANY($1::bigint[])",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(upd) != PGRES_COMMAND_OK) {
+            cs_db_error(r->conn, upd, errstr, errstr_size);
+            rc = CS_ERR_RETRY;
+        }
+        PQclear(upd);
     }
-    if (atomic_load(&failed) > 0) {
-        snprintf(errstr, errstr_size, "%d of %d changes not delivered to %s", atomic_load(&failed),
-                 n, r->cfg->topic_changes);
+    if (rc >= 0 && failed > 0) {
+        snprintf(errstr, errstr_size, "%d of %d changes not delivered to %s", failed, n,
+                 r->cfg->topic_changes);
         cs_metric_inc(r->failures, 1);
-        free(ids);
-        return CS_ERR_RETRY;
-    }
-    cs_fault_point("after_outbox_publish");
-    params[0] = ids;
-    upd = PQexecParams(r->conn,
-                       "UPDATE ccd.change_outbox SET published_at = now() "
-                       "WHERE id = ANY($1::bigint[])",
-                       1, NULL, params, NULL, NULL, 0);
-    rc = PQresultStatus(upd) == PGRES_COMMAND_OK ? n : CS_ERR_RETRY;
-    if (rc < 0)
-        cs_db_error(r->conn, upd, errstr, errstr_size);
-    PQclear(upd);
-    free(ids);
-    if (rc > 0)
+        if (done > 0)
+            cs_metric_inc(r->published, done);
+        rc = CS_ERR_RETRY;
+    } else if (rc > 0) {
         cs_metric_inc(r->published, rc);
+    }
+cleanup:
+    PQclear(res);
+    free(state);
+    free(ids);
     return rc;
 }
 
@@ -221,6 +303,9 @@ cs_relay *cs_relay_start(const cs_config *cfg, char *errstr, size_t errstr_size)
     atomic_store(&r->pending, -1);
     r->published = cs_metric_counter("casestream_worker_outbox_published_total",
                                      "changes published from the outbox to case-changes");
+    r->by_reference = cs_metric_counter("casestream_worker_outbox_by_reference_total",
+                                        "changes too large for the changes topic, published in "
+                                        "their reference form");
     r->failures = cs_metric_counter("casestream_worker_outbox_failures_total",
                                     "outbox rounds that failed to deliver and were retried");
     if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size))) {

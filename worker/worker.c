@@ -12,6 +12,7 @@
 #include "worker.h"
 
 #include "apply.h"
+#include "consumer.h"
 #include "err.h"
 #include "fault.h"
 #include "idem.h"
@@ -41,7 +42,7 @@ typedef struct applier_slot {
 
 struct cs_worker {
     const cs_config *cfg;
-    rd_kafka_t *consumer;
+    cs_consumer *consumer;
     rd_kafka_t *producer;
     cs_idem *idem;
     cs_relay *relay;
@@ -50,7 +51,6 @@ struct cs_worker {
     rd_kafka_message_t **pending;
     size_t npending, cap_pending;
     bool revoked;
-    atomic_int assigned; /* read by the metrics thread */
     /* applier pool */
     applier_slot *slots;
     int nslots;
@@ -62,11 +62,11 @@ struct cs_worker {
     /* health */
     atomic_bool pg_ok;
     atomic_bool kafka_ok;
-    long long next_lag_ms, next_prune_ms;
+    long long next_prune_ms, next_probe_ms;
     /* metrics */
     cs_metric *outcomes[5];
-    cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *retries,
-        *dlq, *delivery_retries;
+    cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
+        *stalled, *retries, *dlq, *delivery_retries, *unreadable;
 };
 
 static const char *const status_names[5] = {"applied", "duplicate", "conflict", "rejected",
@@ -142,48 +142,48 @@ static void drop_pending(cs_worker *w)
     w->npending = 0;
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* Revoke hook: everything stored is complete; what is polled but unprocessed is dropped and
+ * redelivered to the next owner. A batch in hand is dropped by process() once it sees revoked. */
+static void on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
 {
-    cs_worker *w = opaque;
+    cs_worker *w = ctx;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        cs_log_info("partitions assigned count=%d", parts->cnt);
-        rd_kafka_assign(rk, parts);
-        atomic_store(&w->assigned, parts->cnt);
-        return;
-    }
-    /* Everything stored is complete; what is polled but unprocessed is dropped
-     * and redelivered to the next owner. */
-    cs_log_info("partitions revoked count=%d dropped=%zu", parts->cnt, w->npending);
+    (void)parts;
+    (void)lost;
+    if (w->npending > 0)
+        cs_log_info("dropping polled submissions of revoked partitions count=%zu", w->npending);
     drop_pending(w);
     w->revoked = true;
-    rd_kafka_commit(rk, NULL, 0);
-    rd_kafka_assign(rk, NULL);
-    atomic_store(&w->assigned, 0);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+    cs_worker *w = opaque;
     cs_job *j = m->_private;
 
     (void)rk;
-    (void)opaque;
     if (!j)
         return;
     j->pending_deliveries--;
     if (m->err) {
+        bool dlq = strcmp(rd_kafka_topic_name(m->rkt), w->cfg->topic_dlq) == 0;
+
         j->delivery_failed = true;
-        cs_log_warn(
-            "outcome not delivered case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
-            j->sub ? j->sub->case_reference : 0, j->partition, j->offset, rd_kafka_err2str(m->err));
+        /* A copy too large for the broker is sent again cut in half: one
+         * message must not hold up every other. */
+        if (dlq && cs_kafka_err_too_large(m->err))
+            j->dlq_cap = (m->len > 2048 ? m->len : 2048) / 2;
+        cs_log_warn("%s not delivered case=%" PRId64 " partition=%d offset=%" PRId64
+                    " error=\"%s\"",
+                    dlq ? "dlq copy" : "outcome", j->sub ? j->sub->case_reference : 0, j->partition,
+                    j->offset, rd_kafka_err2str(m->err));
     }
 }
 
 /* Polls once; keeps a message, handles an error event. */
 static void poll_once(cs_worker *w, int timeout_ms)
 {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout_ms);
+    rd_kafka_message_t *m = cs_consumer_poll(w->consumer, timeout_ms);
 
     if (!m)
         return;
@@ -225,19 +225,6 @@ static void fill(cs_worker *w)
     }
 }
 
-static void set_paused(cs_worker *w, bool paused)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL;
-
-    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
-        return;
-    if (paused)
-        rd_kafka_pause_partitions(w->consumer, parts);
-    else
-        rd_kafka_resume_partitions(w->consumer, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-}
-
 /* --- one batch ------------------------------------------------------------------------ */
 
 static void validate(cs_worker *w, cs_job *j)
@@ -253,6 +240,8 @@ static void validate(cs_worker *w, cs_job *j)
         cs_job_decide(j, "invalid", 400, 0, 0, 0, j->reason);
     else if (j->verdict == CS_REJECTED)
         cs_job_decide(j, "rejected", 422, 0, 0, 0, j->reason);
+    if (j->verdict == CS_VALID && cs_submission_fingerprint(j->sub, j->fingerprint))
+        j->fingerprint[0] = '\0'; /* out of memory: a repeat of its key is not compared */
     if (j->verdict != CS_VALID)
         cs_log_info("submission %s case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
                     j->status, j->sub ? j->sub->case_reference : 0, j->partition, j->offset,
@@ -290,13 +279,17 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
         json_t *src = json_object_get(o, "source");
         json_int_t partition = json_integer_value(json_object_get(src, "partition"));
         json_int_t offset = json_integer_value(json_object_get(src, "offset"));
+        const char *print = json_string_value(json_object_get(o, "payload_sha256"));
+        bool other_payload =
+            print && print[0] && j->fingerprint[0] && strcmp(print, j->fingerprint) != 0;
 
         /* The same source position is a redelivery: the same outcome again. A
          * message before the applied one (or on another partition) was decided
-         * without it: only PostgreSQL's record of that decision answers it. */
+         * without it: only PostgreSQL's record of that decision answers it, as
+         * it does a key reused with another payload (rejected there). */
         if (partition == j->partition && offset == j->offset)
             cs_job_replay(j, found[k]);
-        else if (partition == j->partition && offset < j->offset)
+        else if (partition == j->partition && offset < j->offset && !other_payload)
             cs_job_duplicate_of(j, found[k]);
         if (j->decided)
             cs_metric_inc(w->redis_hits, 1);
@@ -309,28 +302,85 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
     free(index);
 }
 
+/* The Redis entry of an applied job: its outcome with the payload's
+ * fingerprint as one more member (replays render only the outcome's own).
+ * Returns text the caller frees, or NULL. */
+static char *redis_entry(const cs_job *j)
+{
+    size_t len = strlen(j->outcome);
+    char *v = malloc(len + 96);
+
+    if (!v || len < 2 || j->outcome[len - 1] != '}') {
+        free(v);
+        return NULL;
+    }
+    memcpy(v, j->outcome, len - 1);
+    snprintf(v + len - 1, 96, ",\"payload_sha256\":\"%s\"}", j->fingerprint);
+    return v;
+}
+
 static void remember_applied(cs_worker *w, cs_job *jobs, size_t n)
 {
     int64_t *refs = calloc(n, sizeof(*refs));
     const char **keys = calloc(n, sizeof(*keys));
-    const char **outs = calloc(n, sizeof(*outs));
+    char **outs = calloc(n, sizeof(*outs));
     size_t m = 0;
     char errstr[256];
 
+    if (!refs || !keys || !outs) {
+        cs_log_warn("out of memory: applied outcomes not written to redis");
+        goto cleanup;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!jobs[i].applied)
+        if (!jobs[i].applied || !(outs[m] = redis_entry(&jobs[i])))
             continue;
         refs[m] = jobs[i].sub->case_reference;
-        keys[m] = jobs[i].sub->idempotency_key;
-        outs[m++] = jobs[i].outcome;
+        keys[m++] = jobs[i].sub->idempotency_key;
     }
-    if (cs_idem_put(w->idem, m, refs, keys, outs, errstr, sizeof(errstr))) {
+    if (cs_idem_put(w->idem, m, refs, keys, (const char **)outs, errstr, sizeof(errstr))) {
         cs_metric_inc(w->redis_fallbacks, 1);
         cs_log_warn("redis unavailable, idempotency kept in postgresql only: %s", errstr);
     }
+cleanup:
+    for (size_t i = 0; outs && i < m; i++)
+        free(outs[i]);
     free(refs);
     free(keys);
     free(outs);
+}
+
+/* The DLQ copy of an invalid message: its value and key cut to what always
+ * fits the DLQ topic (DESIGN §2), saying so in a header. */
+static rd_kafka_resp_err_t produce_dlq_copy(cs_worker *w, cs_job *j)
+{
+    rd_kafka_message_t *m = j->msg;
+    size_t cap = j->dlq_cap ? j->dlq_cap : (size_t)w->cfg->max_message_bytes;
+    size_t len = m->len > cap ? cap : m->len;
+    size_t klen = m->key_len > CS_KAFKA_MAX_KEY ? CS_KAFKA_MAX_KEY : m->key_len;
+    char part[16], off[24], cut[96];
+    rd_kafka_headers_t *hdrs;
+    rd_kafka_resp_err_t err;
+
+    snprintf(part, sizeof(part), "%" PRId32, j->partition);
+    snprintf(off, sizeof(off), "%" PRId64, j->offset);
+    cut[0] = '\0';
+    if (len < m->len || klen < m->key_len)
+        snprintf(cut, sizeof(cut), "value %zu of %zu bytes, key %zu of %zu bytes", len, m->len,
+                 klen, m->key_len);
+    hdrs = rd_kafka_headers_new(5);
+    rd_kafka_header_add(hdrs, "error", -1, j->reason, -1);
+    rd_kafka_header_add(hdrs, "source.topic", -1, w->cfg->topic_events, -1);
+    rd_kafka_header_add(hdrs, "source.partition", -1, part, -1);
+    rd_kafka_header_add(hdrs, "source.offset", -1, off, -1);
+    if (cut[0])
+        rd_kafka_header_add(hdrs, "truncated", -1, cut, -1);
+    err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq),
+                            RD_KAFKA_V_KEY(m->key, klen), RD_KAFKA_V_VALUE(m->payload, len),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j),
+                            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (err) /* the headers are the message's only once it is queued */
+        rd_kafka_headers_destroy(hdrs);
+    return err;
 }
 
 static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
@@ -340,6 +390,8 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
     const char *key = cs_job_result_key(j, &klen, keybuf, sizeof(keybuf));
     rd_kafka_resp_err_t err;
 
+    if (klen > CS_KAFKA_MAX_KEY)
+        klen = CS_KAFKA_MAX_KEY;
     j->delivery_failed = false;
     err = rd_kafka_producev(
         w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_results), RD_KAFKA_V_KEY(key, klen),
@@ -349,18 +401,10 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
         return err;
     j->pending_deliveries++;
     if (strcmp(j->status, "invalid") == 0) {
-        char part[16], off[24];
-        rd_kafka_message_t *m = j->msg;
-
-        snprintf(part, sizeof(part), "%" PRId32, j->partition);
-        snprintf(off, sizeof(off), "%" PRId64, j->offset);
-        err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_HEADER("error", j->reason, -1),
-            RD_KAFKA_V_HEADER("source.topic", w->cfg->topic_events, -1),
-            RD_KAFKA_V_HEADER("source.partition", part, -1),
-            RD_KAFKA_V_HEADER("source.offset", off, -1), RD_KAFKA_V_END);
+        if ((err = produce_dlq_copy(w, j)) == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            j->dlq_cap = (j->dlq_cap ? j->dlq_cap : (size_t)w->cfg->max_message_bytes) / 2;
+            err = produce_dlq_copy(w, j);
+        }
         if (err)
             return err;
         j->pending_deliveries++;
@@ -425,6 +469,7 @@ static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
 static void store_offsets(cs_worker *w, cs_job *jobs, size_t n)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    char errstr[512];
 
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *p =
@@ -435,18 +480,26 @@ static void store_offsets(cs_worker *w, cs_job *jobs, size_t n)
         if (jobs[i].offset + 1 > p->offset)
             p->offset = jobs[i].offset + 1;
     }
-    rd_kafka_offsets_store(w->consumer, parts);
+    if (cs_consumer_store(w->consumer, parts, errstr, sizeof(errstr)))
+        cs_log_warn("%s", errstr);
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-/* Waits out a PostgreSQL failure while serving the group; false if the batch
- * must be dropped (revoked or stopping). */
+static bool dependencies_up(cs_worker *w)
+{
+    return atomic_load(&w->pg_ok) && atomic_load(&w->kafka_ok);
+}
+
+/* Waits out a PostgreSQL failure while serving the group and keeping the lag
+ * current; false if the batch must be dropped (revoked or stopping). */
 static bool backoff_wait(cs_worker *w, long ms)
 {
     long long until = cs_now_ms() + ms;
 
-    while (cs_running && !w->revoked && cs_now_ms() < until)
+    while (cs_running && !w->revoked && cs_now_ms() < until) {
         poll_once(w, 100);
+        cs_consumer_tick(w->consumer, dependencies_up(w));
+    }
     return cs_running && !w->revoked;
 }
 
@@ -455,7 +508,6 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     long long t0 = cs_now_us();
     long backoff = 200;
     char errstr[512];
-    bool paused = false;
     size_t valid = 0;
 
     w->revoked = false;
@@ -469,18 +521,20 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
         atomic_store(&w->pg_ok, false);
         cs_metric_inc(w->retries, 1);
         cs_log_warn("batch not committed, retrying in %ld ms: %s", backoff, errstr);
-        if (!paused) {
-            set_paused(w, true);
-            paused = true;
-        }
+        /* Nothing new is fetched while the batch waits for PostgreSQL. */
+        if (!cs_consumer_paused(w->consumer))
+            cs_consumer_set_paused(w->consumer, true);
         if (!backoff_wait(w, backoff)) {
+            /* Nothing is held any more, so nothing stays paused: the partitions
+             * still (or again) assigned are resumed, and the batch comes again. */
             cs_log_info("batch dropped before commit size=%zu (redelivered later)", n);
+            cs_consumer_set_paused(w->consumer, false);
             return;
         }
         backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
     }
-    if (paused)
-        set_paused(w, false);
+    if (cs_consumer_paused(w->consumer))
+        cs_consumer_set_paused(w->consumer, false);
     atomic_store(&w->pg_ok, true);
     cs_metric_observe(w->apply_seconds, (double)(cs_now_us() - t0) / 1e6);
     cs_fault_point("after_commit");
@@ -499,6 +553,12 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
                 cs_metric_inc(w->outcomes[s], 1);
         if (strcmp(jobs[i].status, "invalid") == 0)
             cs_metric_inc(w->dlq, 1);
+        if (jobs[i].case_unreadable) {
+            cs_metric_inc(w->unreadable, 1);
+            cs_log_warn("submission rejected: stored case unreadable case=%" PRId64
+                        " partition=%d offset=%" PRId64,
+                        jobs[i].sub->case_reference, jobs[i].partition, jobs[i].offset);
+        }
         if (jobs[i].applied)
             cs_log_debug(
                 "applied case=%" PRId64 " partition=%d offset=%" PRId64 " revision=%" PRId64,
@@ -510,37 +570,21 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
 
 /* --- housekeeping --------------------------------------------------------------------- */
 
-static void update_lag(cs_worker *w)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    long long lag = 0;
-
-    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
-        return;
-    rd_kafka_position(w->consumer, parts);
-    for (int i = 0; i < parts->cnt; i++) {
-        int64_t lo, hi;
-
-        if (parts->elems[i].offset < 0 ||
-            rd_kafka_get_watermark_offsets(w->consumer, parts->elems[i].topic,
-                                           parts->elems[i].partition, &lo, &hi))
-            continue;
-        if (hi > parts->elems[i].offset)
-            lag += hi - parts->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-    cs_metric_set(w->lag, lag);
-}
-
 static void housekeeping(cs_worker *w)
 {
     long long now = cs_now_ms();
     char errstr[256];
 
-    if (now >= w->next_lag_ms) {
-        update_lag(w);
-        w->next_lag_ms = now + 2000;
+    /* After a failure with nothing left to retry (the batch was dropped in a
+     * rebalance), only a probe tells when PostgreSQL is back. */
+    if (!atomic_load(&w->pg_ok) && now >= w->next_probe_ms) {
+        if (cs_applier_ping(w->slots[0].applier, errstr, sizeof(errstr)) == CS_OK) {
+            cs_log_info("postgresql answers again");
+            atomic_store(&w->pg_ok, true);
+        }
+        w->next_probe_ms = now + 2000;
     }
+    cs_consumer_tick(w->consumer, dependencies_up(w));
     if (now >= w->next_prune_ms) {
         long long n = cs_applier_prune(w->slots[0].applier, w->cfg->outcome_retention_hours, errstr,
                                        sizeof(errstr));
@@ -553,15 +597,10 @@ static void housekeeping(cs_worker *w)
 int cs_worker_run(cs_worker *w)
 {
     char errstr[512];
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_resp_err_t err;
     cs_job *jobs = calloc((size_t)w->cfg->batch_size, sizeof(*jobs));
 
-    rd_kafka_topic_partition_list_add(topics, w->cfg->topic_events, RD_KAFKA_PARTITION_UA);
-    err = rd_kafka_subscribe(w->consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) {
-        cs_log_error("could not subscribe to %s: %s", w->cfg->topic_events, rd_kafka_err2str(err));
+    if (cs_consumer_subscribe(w->consumer, errstr, sizeof(errstr))) {
+        cs_log_error("%s", errstr);
         free(jobs);
         return CS_ERR;
     }
@@ -585,13 +624,18 @@ int cs_worker_run(cs_worker *w)
     }
     cs_log_info("stopping: committing offsets and leaving the group");
     drop_pending(w);
-    err = rd_kafka_commit(w->consumer, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        cs_log_warn("final offset commit: %s", rd_kafka_err2str(err));
-    rd_kafka_consumer_close(w->consumer);
-    (void)errstr;
+    if (cs_consumer_close(w->consumer, errstr, sizeof(errstr)))
+        cs_log_warn("%s", errstr);
     free(jobs);
     return CS_OK;
+}
+
+int cs_worker_check_limits(cs_worker *w, char *errstr, size_t errstr_size)
+{
+    const char *topics[] = {w->cfg->topic_events, w->cfg->topic_results, w->cfg->topic_changes,
+                            w->cfg->topic_dlq};
+
+    return cs_kafka_check_topic_limits(w->producer, w->cfg, topics, 4, 10000, errstr, errstr_size);
 }
 
 /* --- construction --------------------------------------------------------------------- */
@@ -600,11 +644,15 @@ static bool health(char *detail, size_t size, void *ctx)
 {
     cs_worker *w = ctx;
     bool pg = atomic_load(&w->pg_ok), kafka = atomic_load(&w->kafka_ok);
+    int stalled = cs_consumer_stalled(w->consumer);
 
-    snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d",
-             pg && kafka ? "ok" : "degraded", pg ? "up" : "down", kafka ? "up" : "down",
-             cs_idem_up(w->idem) ? "up" : "down", atomic_load(&w->assigned));
-    return pg && kafka;
+    snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d stalled=%d",
+             !(pg && kafka) ? "degraded"
+             : stalled      ? "stalled"
+                            : "ok",
+             pg ? "up" : "down", kafka ? "up" : "down", cs_idem_up(w->idem) ? "up" : "down",
+             cs_consumer_assigned(w->consumer), stalled);
+    return pg && kafka && stalled == 0;
 }
 
 static void register_metrics(cs_worker *w)
@@ -625,10 +673,18 @@ static void register_metrics(cs_worker *w)
                                            "Redis operations that failed; PostgreSQL alone used");
     w->redis_hits = cs_metric_counter("casestream_worker_redis_hits_total",
                                       "repeats answered from Redis without PostgreSQL");
-    w->lag = cs_metric_gauge("casestream_worker_lag", "messages behind the end of the topic");
+    w->lag = cs_metric_gauge("casestream_worker_lag",
+                             "submissions in the assigned partitions not yet acknowledged");
+    w->paused =
+        cs_metric_gauge("casestream_worker_paused", "1 while consumption is paused for PostgreSQL");
+    w->stalled = cs_metric_gauge("casestream_worker_stalled",
+                                 "1 while an assigned partition with lag makes no progress");
     w->retries = cs_metric_counter("casestream_worker_batch_retries_total",
                                    "batches retried after a PostgreSQL failure");
     w->dlq = cs_metric_counter("casestream_worker_dlq_total", "messages sent to the DLQ");
+    w->unreadable = cs_metric_counter("casestream_worker_unreadable_case_rejections_total",
+                                      "submissions rejected because their case's stored data "
+                                      "cannot be read");
     w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
                                             "rounds of outcome deliveries retried");
 }
@@ -641,8 +697,8 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
         /* Eager assignment: librdkafka 2.0.2's cooperative-sticky has known bugs. */
         "partition.assignment.strategy", "range,roundrobin", "enable.partition.eof", "false", NULL};
     cs_worker *w = calloc(1, sizeof(*w));
+    cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
     rd_kafka_conf_t *conf = NULL;
-    const char *group_prop[] = {"group.id", cfg->group, NULL};
 
     if (!w)
         return NULL;
@@ -656,21 +712,22 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
     if (!(w->idem = cs_idem_new(cfg->redis, cfg->redis_ttl, errstr, errstr_size)))
         goto fail;
     /* Consumer. */
-    if (!(conf = cs_kafka_conf_new(cfg, consumer_defaults, errstr, errstr_size)))
+    copts.topic = cfg->topic_events;
+    copts.group = cfg->group;
+    copts.defaults = consumer_defaults;
+    copts.stall_seconds = cfg->stall_seconds;
+    copts.revoke = on_revoke;
+    copts.ctx = w;
+    copts.lag = w->lag;
+    copts.paused = w->paused;
+    copts.stalled = w->stalled;
+    if (!(w->consumer = cs_consumer_new(cfg, &copts, NULL, errstr, errstr_size)))
         goto fail;
-    if (rd_kafka_conf_set(conf, group_prop[0], group_prop[1], errstr, errstr_size) !=
-        RD_KAFKA_CONF_OK)
-        goto fail;
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_opaque(conf, w);
-    if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
-        goto fail;
-    conf = NULL;
-    rd_kafka_poll_set_consumer(w->consumer);
     /* Producer of outcomes and DLQ copies. */
     if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size)))
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, w);
     w->producer = cs_kafka_producer_new(cfg, conf, errstr, errstr_size);
     conf = NULL;
     if (!w->producer)
@@ -723,8 +780,7 @@ void cs_worker_free(cs_worker *w)
         rd_kafka_flush(w->producer, 10000);
         rd_kafka_destroy(w->producer);
     }
-    if (w->consumer)
-        rd_kafka_destroy(w->consumer);
+    cs_consumer_free(w->consumer);
     drop_pending(w);
     free(w->pending);
     cs_idem_free(w->idem);

@@ -17,6 +17,12 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
  * hand, commits offsets, leaves the group. Returns 0 or a cs_err. */
 int cs_worker_run(cs_worker *w);
 
+/* Checks that the four topics accept a submission of the configured limit
+ * plus headroom (cs_kafka_check_topic_limits). Returns 0, CS_ERR_INVALID
+ * (a topic is too small: a configuration error) or CS_ERR_RETRY (Kafka did
+ * not answer), with the reason in errstr. */
+int cs_worker_check_limits(cs_worker *w, char *errstr, size_t errstr_size);
+
 /* Frees everything. Accepts NULL. */
 void cs_worker_free(cs_worker *w);
 
