@@ -487,6 +487,8 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
              * rejected with the reason, every other case goes on. */
             c->data = cs_json_loads_stored(text, strlen(text), &jerr);
             if (!c->data) {
+                /* jansson's text may quote the blob, cut at its own byte limit. */
+                cs_utf8_trim(jerr.text);
                 snprintf(why, sizeof(why), "stored data is not readable JSON: %s", jerr.text);
                 c->unreadable = strdup(why);
             }
