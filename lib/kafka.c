@@ -65,6 +65,11 @@ long cs_kafka_message_max(const cs_config *cfg)
     return (long)cfg->max_message_bytes + CS_KAFKA_HEADROOM;
 }
 
+size_t cs_kafka_copy_max(const cs_config *cfg)
+{
+    return (size_t)cs_kafka_message_max(cfg) - 8192;
+}
+
 bool cs_kafka_err_too_large(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||

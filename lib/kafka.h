@@ -11,14 +11,20 @@
 /* The one set of sizes (DESIGN §2): every casestream topic accepts, and
  * every casestream producer sends, messages up to the submission limit
  * (cfg->max_message_bytes) plus this headroom for the key, headers and
- * record overhead. Copies of consumed messages (DLQ) keep at most the limit
- * of value and CS_KAFKA_MAX_KEY of key, so they always fit. */
+ * record overhead. Copies of consumed messages (DLQ) keep at most
+ * cs_kafka_copy_max of value and CS_KAFKA_MAX_KEY of key, so they always fit. */
 #define CS_KAFKA_HEADROOM 65536
 #define CS_KAFKA_MAX_KEY  1024
 
 /* max.message.bytes of casestream's topics and message.max.bytes of its
  * producers: the submission limit plus CS_KAFKA_HEADROOM. */
 long cs_kafka_message_max(const cs_config *cfg);
+
+/* The most value bytes a copy of a consumed message (the DLQ copy) keeps:
+ * what fits a topic of cs_kafka_message_max with a key of CS_KAFKA_MAX_KEY
+ * and the copy's headers (8 KiB in all). A message the events topic took is
+ * copied whole unless it is within 8 KiB of that topic's limit. */
+size_t cs_kafka_copy_max(const cs_config *cfg);
 
 /* Checks that each of the n topics accepts cs_kafka_message_max(cfg) bytes
  * (its max.message.bytes, as the broker describes it). Returns 0;

@@ -354,7 +354,7 @@ cleanup:
 static rd_kafka_resp_err_t produce_dlq_copy(cs_worker *w, cs_job *j)
 {
     rd_kafka_message_t *m = j->msg;
-    size_t cap = j->dlq_cap ? j->dlq_cap : (size_t)w->cfg->max_message_bytes;
+    size_t cap = j->dlq_cap ? j->dlq_cap : cs_kafka_copy_max(w->cfg);
     size_t len = m->len > cap ? cap : m->len;
     size_t klen = m->key_len > CS_KAFKA_MAX_KEY ? CS_KAFKA_MAX_KEY : m->key_len;
     char part[16], off[24], cut[96];
@@ -402,7 +402,7 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
     j->pending_deliveries++;
     if (strcmp(j->status, "invalid") == 0) {
         if ((err = produce_dlq_copy(w, j)) == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-            j->dlq_cap = (j->dlq_cap ? j->dlq_cap : (size_t)w->cfg->max_message_bytes) / 2;
+            j->dlq_cap = (j->dlq_cap ? j->dlq_cap : cs_kafka_copy_max(w->cfg)) / 2;
             err = produce_dlq_copy(w, j);
         }
         if (err)
