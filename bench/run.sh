@@ -181,7 +181,8 @@ start_worker() { # phase port [wrapper...]
     W_STARTED=$(now_ms)
     # shellcheck disable=SC2046
     "$@" build/casestream-worker $(topic_args "$phase") --group="$RUN-$phase-worker" \
-        --metrics-port="$port" "${WORKER_ARGS[@]}" >"$WORK/$phase-worker.log" 2>&1 &
+        --metrics-port="$port" --pg="${CASESTREAM_WORKER_PG:-$CASESTREAM_PG}" "${WORKER_ARGS[@]}" \
+        >"$WORK/$phase-worker.log" 2>&1 &
     PIDS[worker]=$!
     wait_log "$WORK/$phase-worker.log" "outbox relay is publishing" 120 "${PIDS[worker]}" ||
         die "the worker of phase $phase did not start publishing the outbox: $(tail_of "$WORK/$phase-worker.log")"
@@ -190,7 +191,8 @@ start_worker() { # phase port [wrapper...]
 start_indexer() { # phase port
     # shellcheck disable=SC2046
     build/casestream-indexer $(topic_args "$1") --indexer-group="$RUN-$1-indexer" \
-        --metrics-port="$2" "${INDEXER_ARGS[@]}" >"$WORK/$1-indexer.log" 2>&1 &
+        --metrics-port="$2" --pg="${CASESTREAM_WORKER_PG:-$CASESTREAM_PG}" "${INDEXER_ARGS[@]}" \
+        >"$WORK/$1-indexer.log" 2>&1 &
     PIDS[indexer]=$!
 }
 

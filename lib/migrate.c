@@ -191,6 +191,14 @@ int cs_migrate(PGconn *conn, const char *dir, cs_migrate_cb on_applied, void *ct
                 on_applied(names[i], ctx);
         }
     }
+    /* The programs' roles get their privileges on every table, old and new. */
+    if (rc == CS_OK)
+        rc = cs_db_exec(conn,
+                        "SELECT ccd.grant_roles("
+                        " (SELECT rolname FROM pg_roles WHERE rolname = 'casestream_worker'),"
+                        " (SELECT rolname FROM pg_roles WHERE rolname = 'casestream_reader'))"
+                        " WHERE to_regprocedure('ccd.grant_roles(name, name)') IS NOT NULL",
+                        errstr, errstr_size);
     cs_db_exec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", ignored, sizeof(ignored));
 cleanup:
     for (size_t i = 0; i < count; i++)

@@ -51,6 +51,8 @@ TOPICS=(--topic-events="$run_id-events" --topic-results="$run_id-results"
 # the campaign short (the default, 45 s, only slows it down).
 GROUP=(--group="$run_id-workers" -X session.timeout.ms=6000)
 IGROUP=(--indexer-group="$run_id-indexer" -X session.timeout.ms=6000)
+# The programs connect as the worker role (scripts/stack.sh env).
+PG=(--pg="${CASESTREAM_WORKER_PG:-$CASESTREAM_PG}")
 declare -A PIDS=()
 kills=0 restarts=0 zombies=0
 
@@ -59,10 +61,10 @@ log() { printf '%s chaos: %s\n' "$(date +%T)" "$*"; }
 start() { # name -> starts build/<program> for that role
     local name=$1
     if [[ $name == indexer* ]]; then
-        build/casestream-indexer "${TOPICS[@]}" "${IGROUP[@]}" --metrics-port=0 \
+        build/casestream-indexer "${TOPICS[@]}" "${IGROUP[@]}" --metrics-port=0 "${PG[@]}" \
             >>"$DIR/$name.log" 2>&1 &
     else
-        build/casestream-worker "${TOPICS[@]}" "${GROUP[@]}" --metrics-port=0 \
+        build/casestream-worker "${TOPICS[@]}" "${GROUP[@]}" --metrics-port=0 "${PG[@]}" \
             >>"$DIR/$name.log" 2>&1 &
     fi
     PIDS[$name]=$!

@@ -35,7 +35,10 @@ start_program() {
         echo "$name already running (pid $(cat "$pidfile"))"
         return
     fi
-    nohup "build/$name" "$@" >>"$LOG/$name.log" 2>&1 &
+    # As the stack's services: the unprivileged user, the worker's database role.
+    local as=()
+    [[ $(id -u) -ne 0 ]] || as=(setpriv --reuid=casestream --regid=casestream --init-groups --)
+    nohup "${as[@]}" "build/$name" --pg="$CASESTREAM_WORKER_PG" "$@" >>"$LOG/$name.log" 2>&1 &
     echo $! >"$pidfile"
     echo "started $name (pid $!, log $LOG/$name.log)"
 }
@@ -152,7 +155,7 @@ run_demo() {
     echo "sum of revisions, PostgreSQL:   $pg_rev; Elasticsearch: $es_rev"
     echo
     say "history of case $base (casestream case history $base)"
-    build/casestream case history "$base"
+    build/casestream --pg="$CASESTREAM_READER_PG" case history "$base"
     echo
     say "search: cases in state Issued whose applicant lives in Leeds"
     local hits found

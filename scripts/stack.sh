@@ -6,8 +6,10 @@
 #   Elasticsearch 8.19.7        Maven Central integ-test-zip, security off
 #
 # Everything (data, logs, pid files) lives under $CASESTREAM_STACK_DIR,
-# default <repo>/.stack. Must run as root on Debian 12; PostgreSQL and
-# Elasticsearch run as the unprivileged system user "casestream".
+# default <repo>/.stack. Must run as root on Debian 12; every service runs as
+# the unprivileged system user "casestream". PostgreSQL takes passwords
+# (SCRAM) over TCP, for the roles casestream (schema owner),
+# casestream_worker and casestream_reader; `env` prints their conninfos.
 #
 # Usage: scripts/stack.sh up|status|down|env
 #        scripts/stack.sh logs [service] [-f]
@@ -81,6 +83,9 @@ die() {
 
 # Run a command as the service user, from a directory it can enter.
 as_user() { (cd / && runuser -u "$SVC_USER" -- "$@"); }
+# As as_user, but exec'ing the command in this process (no runuser parent),
+# so a pid taken before it is the service's own.
+as_user_exec() { exec setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups -- "$@"; }
 
 # True if something accepts TCP connections on 127.0.0.1:$1.
 # shellcheck disable=SC2016 # $1 is expanded by the inner bash
@@ -202,6 +207,8 @@ prepare() {
   ensure_user
   mkdir -p "$LOG_DIR" "$RUN_DIR" "$REDIS_DIR" "$KAFKA_DIR" "$PG_DIR" "$ES_DIR"
   chown "$SVC_USER:" "$PG_DIR" "$ES_DIR"
+  # Every service runs as $SVC_USER: it writes its logs, pid files and data.
+  chown -R "$SVC_USER:" "$LOG_DIR" "$RUN_DIR" "$REDIS_DIR"
   ensure_reachable
 }
 
@@ -218,22 +225,62 @@ pg_sockdir() {
 
 pg_pid() { live_pid "$PG_DATA/postmaster.pid" "$PG_DATA"; }
 
-pg_psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$(pg_sockdir)" -p "$PG_PORT" -U casestream "$@"; }
+# The stack's own administration goes through the Unix socket (a directory
+# only root and $SVC_USER can enter) as the superuser "postgres"; programs
+# connect over TCP with a password (SCRAM) as one of casestream's roles.
+PG_SUPERUSER=postgres
+pg_psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$(pg_sockdir)" -p "$PG_PORT" -U "$PG_SUPERUSER" "$@"; }
+
+pg_hba() {
+  cat >"$PG_DATA/pg_hba.conf" <<EOF
+# Written by scripts/stack.sh; edits are overwritten on start.
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+EOF
+  chown "$SVC_USER:" "$PG_DATA/pg_hba.conf"
+}
+
+# The roles (DESIGN §7): casestream owns the schema and migrates it,
+# casestream_worker applies and indexes, casestream_reader reads. None is a
+# superuser. A cluster made by an older stack.sh has casestream as its
+# superuser: "postgres" is created and casestream loses the privilege.
+pg_roles() {
+  if ! pg_psql -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
+    PG_SUPERUSER=casestream pg_psql -d postgres -c "CREATE ROLE postgres WITH LOGIN SUPERUSER" ||
+      die "postgres: cannot create the superuser postgres"
+  fi
+  pg_psql -d postgres >/dev/null <<'SQL' || die "postgres: cannot set up casestream's roles"
+DO $$
+DECLARE r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['casestream', 'casestream_worker', 'casestream_reader'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I', r);
+        END IF;
+        EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEROLE PASSWORD %L', r, r);
+    END LOOP;
+END $$;
+SQL
+}
 
 pg_start() {
   local pid sock t0=$SECONDS
   sock=$(pg_sockdir)
   if pid=$(pg_pid); then
     say "reusing postgres pid $pid"
+    pg_hba
+    as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >/dev/null
   else
     require_free_port postgres "$PG_PORT" CASESTREAM_PG_PORT
     if [[ ! -s $PG_DATA/PG_VERSION ]]; then
       say "postgres: initdb $PG_DATA"
       rm -rf "$PG_DATA"
-      as_user "$PG_BIN/initdb" -D "$PG_DATA" -U casestream --auth=trust \
-        -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/postgres-initdb.log" 2>&1 ||
+      as_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=trust \
+        --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/postgres-initdb.log" 2>&1 ||
         fail_with_logs "postgres: initdb failed" "$LOG_DIR/postgres-initdb.log"
     fi
+    pg_hba
     mkdir -p "$sock"
     chmod 700 "$sock"
     chown "$SVC_USER:" "$sock"
@@ -247,8 +294,7 @@ pg_start() {
     pid=$(pg_pid) || fail_with_logs "postgres started but postmaster.pid is unusable" "$LOG_DIR/postgres.log"
   fi
   printf '%s\n' "$pid" >"$RUN_DIR/postgres.pid"
-  pg_psql -d postgres -c "ALTER ROLE casestream WITH LOGIN SUPERUSER PASSWORD 'casestream'" ||
-    die "postgres: cannot set up role casestream"
+  pg_roles
   if [[ -z $(pg_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'casestream'") ]]; then
     pg_psql -d postgres -c "CREATE DATABASE casestream OWNER casestream"
   fi
@@ -284,7 +330,7 @@ redis_start() {
     require_free_port redis "$REDIS_PORT" CASESTREAM_REDIS_PORT
     rm -f "$RUN_DIR/redis.pid"
     say "redis: starting on 127.0.0.1:$REDIS_PORT"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
+    as_user redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
       --daemonize yes --pidfile "$RUN_DIR/redis.pid" \
       --logfile "$LOG_DIR/redis.log" --save "" --appendonly no ||
       fail_with_logs "redis-server failed to start" "$LOG_DIR/redis.log"
@@ -393,10 +439,11 @@ kafka_launch() {
   kafka_fetch
   kafka_configure
   kafka_format
+  chown -R "$SVC_USER:" "$KAFKA_DIR/data"
   KAFKA_T0=$SECONDS
   say "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CTRL_PORT)"
-  # exec chain keeps one pid: subshell -> setsid -> nohup -> java.
-  (cd "$KAFKA_DIR" && exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
+  # exec chain keeps one pid: subshell -> setpriv -> setsid -> nohup -> java.
+  (cd "$KAFKA_DIR" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
     -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
     -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties") \
@@ -680,13 +727,16 @@ cmd_logs() {
 
 cmd_env() {
   printf 'export CASESTREAM_BROKERS=127.0.0.1:%s\n' "$KAFKA_PORT"
+  # The schema owner (migrations, tests), and the roles the programs use.
   printf 'export CASESTREAM_PG="host=127.0.0.1 port=%s dbname=casestream user=casestream password=casestream"\n' "$PG_PORT"
+  printf 'export CASESTREAM_WORKER_PG="host=127.0.0.1 port=%s dbname=casestream user=casestream_worker password=casestream_worker"\n' "$PG_PORT"
+  printf 'export CASESTREAM_READER_PG="host=127.0.0.1 port=%s dbname=casestream user=casestream_reader password=casestream_reader"\n' "$PG_PORT"
   printf 'export CASESTREAM_REDIS=redis://127.0.0.1:%s\n' "$REDIS_PORT"
   printf 'export CASESTREAM_ES=http://127.0.0.1:%s\n' "$ES_PORT"
 }
 
 usage() {
-  sed -n '12,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '14,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {

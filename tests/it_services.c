@@ -6,6 +6,8 @@
 #include "kafka.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Runs a statement expected to fail with SQLSTATE state (inside a savepoint). */
@@ -183,6 +185,95 @@ START_TEST(test_redis_answers_ping)
 }
 END_TEST
 
+/* Connects with conninfo; the test fails if it cannot. */
+static PGconn *connect_as(const char *var)
+{
+    const char *conninfo = getenv(var);
+    PGconn *c;
+
+    ck_assert_msg(conninfo != NULL, "%s is not set: eval \"$(scripts/stack.sh env)\" first", var);
+    c = PQconnectdb(conninfo);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s: %s", var, PQerrorMessage(c));
+    return c;
+}
+
+/* The SQLSTATE a statement fails with on c ("" if it succeeds). */
+static const char *state_of(PGconn *c, const char *sql, char *buf, size_t size)
+{
+    PGresult *res = PQexec(c, sql);
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    snprintf(buf, size, "%s", PQresultStatus(res) == PGRES_FATAL_ERROR && st ? st : "");
+    PQclear(res);
+    return buf;
+}
+
+/* The user a pid file's process runs as (-1 if there is none). */
+static long uid_of(const char *pidfile)
+{
+    char path[512], line[256];
+    long pid = 0, uid = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/run/%s",
+             getenv("CASESTREAM_STACK_DIR") ? getenv("CASESTREAM_STACK_DIR") : ".stack", pidfile);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    if (pid <= 0 || !(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Uid: %ld", &uid) == 1)
+            break;
+    fclose(f);
+    return uid;
+}
+
+START_TEST(test_stack_runs_with_least_privilege)
+{
+    PGconn *worker = connect_as("CASESTREAM_WORKER_PG");
+    PGconn *reader = connect_as("CASESTREAM_READER_PG");
+    char st[8], wrong[512];
+    PGconn *c;
+    const char *pidfiles[] = {"postgres.pid", "redis.pid", "kafka.pid", "es.pid"};
+
+    /* No role of casestream's is a superuser. */
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'casestream%%' "
+                                "AND rolsuper"),
+                     0);
+    /* The worker's role reads and writes, and changes no schema. */
+    ck_assert_str_eq(state_of(worker, "SELECT count(*) FROM ccd.case_data", st, sizeof(st)), "");
+    ck_assert_str_eq(state_of(worker, "CREATE TABLE ccd.it_nope (a int)", st, sizeof(st)), "42501");
+    ck_assert_str_eq(state_of(worker, "DROP TABLE ccd.case_notes", st, sizeof(st)), "42501");
+    ck_assert_str_eq(state_of(worker, "TRUNCATE ccd.case_event", st, sizeof(st)), "42501");
+    /* The reader's role reads and writes no case. */
+    ck_assert_str_eq(state_of(reader, "SELECT count(*) FROM ccd.case_event", st, sizeof(st)), "");
+    ck_assert_str_eq(state_of(reader, "DELETE FROM ccd.case_notes WHERE false", st, sizeof(st)),
+                     "42501");
+    ck_assert_str_eq(
+        state_of(reader, "UPDATE ccd.case_data SET version = version WHERE false", st, sizeof(st)),
+        "42501");
+    PQfinish(worker);
+    PQfinish(reader);
+    /* A password is required, and checked. */
+    snprintf(wrong, sizeof(wrong), "%s password=not-the-password", it_config()->pg);
+    c = PQconnectdb(wrong);
+    ck_assert_msg(PQstatus(c) != CONNECTION_OK, "connected with a wrong password");
+    ck_assert_ptr_nonnull(strstr(PQerrorMessage(c), "password authentication failed"));
+    PQfinish(c);
+    /* Every service runs as the unprivileged user. */
+    for (size_t i = 0; i < sizeof(pidfiles) / sizeof(pidfiles[0]); i++) {
+        long uid = uid_of(pidfiles[i]);
+
+        ck_assert_msg(uid > 0, "%s: the service is not running, or runs as root (uid %ld)",
+                      pidfiles[i], uid);
+    }
+}
+END_TEST
+
 Suite *it_services_suite(void)
 {
     Suite *s = suite_create("it_services");
@@ -195,6 +286,7 @@ Suite *it_services_suite(void)
     tcase_add_test(tc, test_kafka_has_the_pipeline_topics);
     tcase_add_test(tc, test_elasticsearch_answers_with_its_version);
     tcase_add_test(tc, test_redis_answers_ping);
+    tcase_add_test(tc, test_stack_runs_with_least_privilege);
     suite_add_tcase(s, tc);
     return s;
 }

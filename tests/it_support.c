@@ -126,7 +126,7 @@ char *it_unique(const char *prefix)
 static void child_exec(const char *program, const char *const *args, const char *const *env)
 {
     char path[512];
-    const char *argv[64];
+    const char *argv[64], *role = NULL;
     int n = 0;
 
     snprintf(path, sizeof(path), "build/%s", program);
@@ -134,6 +134,16 @@ static void child_exec(const char *program, const char *const *args, const char 
     for (int i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
+    /* Programs connect as the role they have in production (DESIGN §7) when
+     * the stack names one: the worker and the indexer as the worker role,
+     * casestream case and reindex as the reader. A --pg flag still wins. */
+    if (strcmp(program, "casestream-worker") == 0 || strcmp(program, "casestream-indexer") == 0)
+        role = getenv("CASESTREAM_WORKER_PG");
+    for (int i = 1; strcmp(program, "casestream") == 0 && i < n; i++)
+        if (strcmp(argv[i], "reindex") == 0 || strcmp(argv[i], "case") == 0)
+            role = getenv("CASESTREAM_READER_PG");
+    if (role)
+        setenv("CASESTREAM_PG", role, 1);
     for (int i = 0; env && env[i]; i++)
         putenv((char *)env[i]);
     execv(path, (char *const *)argv);
