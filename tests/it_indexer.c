@@ -426,7 +426,13 @@ START_TEST(test_indexer_survives_elasticsearch_outage_without_skipping)
     ck_assert_int_lt(cs_now_ms() - t_stop, 45000);
     ck_assert_int_le(committed_total(&f), 2 * OUTAGE_CASES);
     pid = start_indexer(&f, NULL, NULL);
-    usleep(2000 * 1000); /* it waits for elasticsearch (template) before joining the group */
+    /* It is up, waiting for elasticsearch (template) before joining the group. */
+    deadline = cs_now_ms() + 30000;
+    while (cs_now_ms() < deadline &&
+           (status = indexer_get(&f, "/healthz", text, sizeof(text))) != 503)
+        usleep(100 * 1000);
+    ck_assert_msg(status == 503, "healthz of an indexer started without elasticsearch: %ld %s",
+                  status, text);
 
     ck_assert_msg(start_es() == 0, "scripts/stack.sh start es failed");
     snprintf(query, sizeof(query), "{\"term\":{\"case_revision\":5}}");

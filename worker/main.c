@@ -8,10 +8,6 @@
 
 #include <stdio.h>
 
-static const char *const fault_points[] = {
-    "before_commit",        "mid_batch", "after_commit", "after_outcome", "before_outbox_publish",
-    "after_outbox_publish", NULL};
-
 static const char synopsis[] = "casestream-worker [options]";
 static const char description[] =
     "Consumes submissions from the events topic and applies each exactly once in\n"
@@ -41,7 +37,7 @@ int main(int argc, char **argv)
         cs_config_free(&cfg);
         return cfg.help ? 0 : CS_EXIT_CONFIG;
     }
-    if (cs_fault_arm(cfg.fault, fault_points, errstr, sizeof(errstr))) {
+    if (cs_fault_arm(cfg.fault, cs_worker_faults, errstr, sizeof(errstr))) {
         fprintf(stderr, "casestream-worker: %s\n", errstr);
         cs_config_free(&cfg);
         return CS_EXIT_CONFIG;

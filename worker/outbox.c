@@ -31,7 +31,6 @@ struct cs_relay {
     pthread_cond_t cv;
     bool kicked;
     atomic_bool stop;
-    atomic_llong pending;
     cs_metric *published;
     cs_metric *failures;
     cs_metric *by_reference;
@@ -173,7 +172,6 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     }
     if ((n = PQntuples(res)) == 0) {
         PQclear(res);
-        atomic_store(&r->pending, 0);
         return 0;
     }
     cs_fault_point("before_outbox_publish");
@@ -300,7 +298,6 @@ cs_relay *cs_relay_start(const cs_config *cfg, char *errstr, size_t errstr_size)
     if (!r)
         return NULL;
     r->cfg = cfg;
-    atomic_store(&r->pending, -1);
     r->published = cs_metric_counter("casestream_worker_outbox_published_total",
                                      "changes published from the outbox to case-changes");
     r->by_reference = cs_metric_counter("casestream_worker_outbox_by_reference_total",
@@ -349,9 +346,4 @@ void cs_relay_stop(cs_relay *r)
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
-}
-
-long long cs_relay_pending(const cs_relay *r)
-{
-    return atomic_load(&((cs_relay *)r)->pending);
 }

@@ -19,7 +19,4 @@ void cs_relay_kick(cs_relay *r);
 /* Publishes what is committed, stops the thread and frees. Accepts NULL. */
 void cs_relay_stop(cs_relay *r);
 
-/* Rows waiting to be published at the last look (-1 unknown). */
-long long cs_relay_pending(const cs_relay *r);
-
 #endif

@@ -30,6 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const cs_worker_faults[] = {
+    "before_commit",        "mid_batch", "after_commit", "after_outcome", "before_outbox_publish",
+    "after_outbox_publish", NULL};
+
 typedef struct applier_slot {
     cs_worker *w;
     cs_applier *applier;
@@ -196,8 +200,20 @@ static void poll_once(cs_worker *w, int timeout_ms)
     }
     atomic_store(&w->kafka_ok, true);
     if (w->npending == w->cap_pending) {
-        w->cap_pending = w->cap_pending ? w->cap_pending * 2 : 1024;
-        w->pending = realloc(w->pending, w->cap_pending * sizeof(*w->pending));
+        size_t cap = w->cap_pending ? w->cap_pending * 2 : 1024;
+        rd_kafka_message_t **grown = realloc(w->pending, cap * sizeof(*grown));
+
+        if (!grown) {
+            /* Nothing after this message may be processed, or its offset
+             * would be stored past it: stop, and it comes again next run. */
+            cs_log_error("out of memory keeping a polled message partition=%d offset=%" PRId64,
+                         m->partition, m->offset);
+            rd_kafka_message_destroy(m);
+            cs_running = 0;
+            return;
+        }
+        w->pending = grown;
+        w->cap_pending = cap;
     }
     w->pending[w->npending++] = m;
 }
@@ -599,6 +615,10 @@ int cs_worker_run(cs_worker *w)
     char errstr[512];
     cs_job *jobs = calloc((size_t)w->cfg->batch_size, sizeof(*jobs));
 
+    if (!jobs) {
+        cs_log_error("out of memory for a batch of %d", w->cfg->batch_size);
+        return CS_ERR;
+    }
     if (cs_consumer_subscribe(w->consumer, errstr, sizeof(errstr))) {
         cs_log_error("%s", errstr);
         free(jobs);
@@ -734,12 +754,18 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
         goto fail;
     /* Appliers. */
     w->nslots = cfg->appliers;
-    w->slots = calloc((size_t)w->nslots, sizeof(*w->slots));
+    if (!(w->slots = calloc((size_t)w->nslots, sizeof(*w->slots)))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
     for (int i = 0; i < w->nslots; i++) {
         applier_slot *s = &w->slots[i];
 
         s->w = w;
-        s->jobs = calloc((size_t)cfg->batch_size, sizeof(*s->jobs));
+        if (!(s->jobs = calloc((size_t)cfg->batch_size, sizeof(*s->jobs)))) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
         if (!(s->applier = cs_applier_new(cfg->pg, cfg->topic_events, cfg->topic_changes, errstr,
                                           errstr_size)) ||
             pthread_create(&s->thread, NULL, slot_main, s) != 0)

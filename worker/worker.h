@@ -11,6 +11,10 @@ typedef struct cs_worker cs_worker;
 /* Builds the worker: Kafka consumer and producer, appliers, Redis client,
  * outbox relay and metrics endpoint. cfg is borrowed for the worker's life.
  * Returns NULL with the reason in errstr. */
+/* The worker's fault points (DESIGN §9), NULL-terminated, in the order a
+ * submission meets them. */
+extern const char *const cs_worker_faults[];
+
 cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size);
 
 /* Consumes until cs_running is cleared, then drains: finishes the batch in
