@@ -1,6 +1,7 @@
 /* casestream reindex [--case-type T]: rebuilds the case indices from PostgreSQL, the source of
  * truth. */
 #include "admin.h"
+#include "backoff.h"
 #include "db.h"
 #include "err.h"
 #include "es.h"
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Rows fetched from the cursor at a time. */
 #define FETCH_PAGE "FETCH 1000 FROM reindex_cases"
@@ -43,13 +43,6 @@ typedef struct doc {
 typedef struct counts {
     long long cases, written, newer, dead, retries;
 } counts;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 /* Records the dead documents of docs[0..n-1] on dl_conn (a connection of its
  * own: the cursor's holds a read-only transaction). */
@@ -88,14 +81,15 @@ static int write_dead(PGconn *dl_conn, doc *docs, size_t n, counts *c, char *err
 /* Writes docs[0..n-1] with one bulk request, then again for the items that
  * Elasticsearch asked to retry, until each is written, already newer, or
  * refused (a dead letter). */
-static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, unsigned *seed, char *errstr,
-                     size_t errstr_size)
+static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, char *errstr, size_t errstr_size)
 {
+    cs_backoff backoff;
     cs_es_bulk body = CS_ES_BULK_INIT;
     cs_es_item *items = calloc(n, sizeof(*items));
     size_t *sent = calloc(n, sizeof(*sent));
     int rc = CS_ERR;
 
+    cs_backoff_init(&backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     if (!items || !sent) {
         snprintf(errstr, errstr_size, "out of memory");
         goto cleanup;
@@ -126,7 +120,7 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, unsigned *seed, 
         }
         if (attempt > 0) {
             c->retries++;
-            sleep_ms(cs_es_backoff_ms(attempt - 1, BACKOFF_BASE_MS, BACKOFF_CAP_MS, seed));
+            cs_sleep_ms(cs_backoff_next(&backoff));
         }
         req =
             cs_es_request(es, "POST", CS_ES_BULK_PATH, body.buf, body.len, &r, errstr, errstr_size);
@@ -180,7 +174,7 @@ cleanup:
 
 /* Sends one page of rows in bulks of at most bulk_bytes, and records its dead letters. */
 static int send_page(const cs_config *cfg, cs_es *es, PGconn *dl_conn, PGresult *page, counts *c,
-                     unsigned *seed, char *errstr, size_t errstr_size)
+                     char *errstr, size_t errstr_size)
 {
     int rows = PQntuples(page), rc = CS_OK;
     doc *docs = calloc((size_t)rows, sizeof(*docs));
@@ -206,7 +200,7 @@ static int send_page(const cs_config *cfg, cs_es *es, PGconn *dl_conn, PGresult 
     for (int i = 0; i < rows && rc == CS_OK; i++) {
         bytes += docs[i].len;
         if (bytes >= (size_t)cfg->bulk_bytes || i == rows - 1) {
-            rc = send_docs(es, docs + start, (size_t)i + 1 - start, c, seed, errstr, errstr_size);
+            rc = send_docs(es, docs + start, (size_t)i + 1 - start, c, errstr, errstr_size);
             start = (size_t)i + 1;
             bytes = 0;
         }
@@ -226,7 +220,7 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
     PGresult *res = NULL;
     cs_es *es = NULL;
     counts c = {0, 0, 0, 0, 0};
-    unsigned seed = (unsigned)time(NULL);
+    cs_backoff backoff;
     const char *param = cfg->case_type;
     long long t0 = cs_now_ms();
     int rc = 1, trc;
@@ -246,11 +240,11 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
         goto cleanup;
     }
     /* The template first: a deleted index is created again with its mappings. */
-    for (int attempt = 0;
-         (trc = cs_es_put_template(es, cfg->max_fields, errstr, sizeof(errstr))) == CS_ERR_RETRY &&
-         attempt < MAX_ATTEMPTS;
-         attempt++)
-        sleep_ms(cs_es_backoff_ms(attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, &seed));
+    cs_backoff_init(&backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    while ((trc = cs_es_put_template(es, cfg->max_fields, errstr, sizeof(errstr))) ==
+               CS_ERR_RETRY &&
+           backoff.attempt < MAX_ATTEMPTS)
+        cs_sleep_ms(cs_backoff_next(&backoff));
     if (trc != CS_OK) {
         fprintf(stderr, "casestream reindex: %s\n", errstr);
         goto cleanup;
@@ -271,7 +265,7 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
         }
         if (PQntuples(res) == 0)
             break;
-        if (send_page(cfg, es, dl_conn, res, &c, &seed, errstr, sizeof(errstr))) {
+        if (send_page(cfg, es, dl_conn, res, &c, errstr, sizeof(errstr))) {
             fprintf(stderr, "casestream reindex: %s\n", errstr);
             goto report;
         }

@@ -4,6 +4,7 @@
 
 #include "fault.h"
 
+#include "backoff.h"
 #include "batch.h"
 #include "consumer.h"
 #include "db.h"
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Backoff of a failed attempt: 100 ms doubling up to 30 s, jittered. */
 #define BACKOFF_BASE_MS 100
@@ -49,11 +49,10 @@ struct cs_indexer {
     size_t offs_cap;
     long long first_ms; /* arrival of the batch's first message */
     long long retry_at; /* next attempt of a failed batch; 0: not backing off */
-    int attempt;        /* failed attempts of the current batch */
+    cs_backoff backoff; /* failed attempts of the current batch */
     size_t chunk;       /* most actions per request; halved on 413 */
     bool draining;      /* stopping: no new messages join the batch */
     bool fatal;
-    unsigned seed;
     long long probe_at; /* next check whether Elasticsearch is back */
     pthread_mutex_t health_lock;
     bool healthy;
@@ -149,7 +148,7 @@ bool cs_indexer_health(char *detail, size_t size, void *ctx)
 static void reset_batch(cs_indexer *ix)
 {
     cs_batch_clear(ix->batch);
-    ix->attempt = 0;
+    cs_backoff_reset(&ix->backoff);
     ix->retry_at = 0;
     ix->first_ms = 0;
     ix->chunk = (size_t)ix->cfg->bulk_docs;
@@ -270,7 +269,7 @@ static bool attempt(cs_indexer *ix)
     char errstr[1024], why[1200] = "";
     bool failed = false;
 
-    if (ix->attempt == 0)
+    if (ix->backoff.attempt == 0)
         cs_fault_point("before_bulk");
     if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
         snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
@@ -353,19 +352,18 @@ static bool attempt(cs_indexer *ix)
         failed = true;
     }
     if (!failed && cs_batch_resolved(ix->batch)) {
-        if (ix->attempt > 0)
-            cs_log_info("elasticsearch accepts writes again after %d failed attempts", ix->attempt);
+        if (ix->backoff.attempt > 0)
+            cs_log_info("elasticsearch accepts writes again after %d failed attempts",
+                        ix->backoff.attempt);
         set_health(ix, true, "ok");
         return true;
     }
     if (!failed)
         snprintf(why, sizeof(why), "%zu documents to retry (429/5xx)", st.retries);
-    ix->retry_at =
-        cs_now_ms() + cs_es_backoff_ms(ix->attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, &ix->seed);
-    ix->attempt++;
-    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", ix->attempt, why,
+    ix->retry_at = cs_now_ms() + cs_backoff_next(&ix->backoff);
+    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", ix->backoff.attempt, why,
                 ix->retry_at - cs_now_ms());
-    set_health(ix, false, "bulk failing: %s (attempt %d)", why, ix->attempt);
+    set_health(ix, false, "bulk failing: %s (attempt %d)", why, ix->backoff.attempt);
     if (!cs_consumer_paused(ix->consumer))
         cs_consumer_set_paused(ix->consumer, true);
     return false;
@@ -520,9 +518,11 @@ static void probe(cs_indexer *ix, long long now)
 int cs_indexer_run(cs_indexer *ix)
 {
     char errstr[1024];
-    int rc = CS_OK, tries = 0;
+    int rc = CS_OK;
+    cs_backoff wait;
 
     /* The template must exist before the first document creates an index. */
+    cs_backoff_init(&wait, 500, 10000);
     while (cs_running) {
         int trc = cs_es_put_template(ix->es, ix->cfg->max_fields, errstr, sizeof(errstr));
 
@@ -533,7 +533,7 @@ int cs_indexer_run(cs_indexer *ix)
             return CS_ERR;
         }
         set_health(ix, false, "waiting for elasticsearch: %s", errstr);
-        long delay = cs_es_backoff_ms(tries++, 500, 10000, &ix->seed);
+        long delay = cs_backoff_next(&wait);
         cs_log_warn("waiting for elasticsearch: %s; retrying in %ld ms", errstr, delay);
         cs_sleep_ms(delay);
     }
@@ -597,7 +597,7 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     pthread_mutex_init(&ix->health_lock, NULL);
     ix->cfg = cfg;
     ix->chunk = (size_t)cfg->bulk_docs;
-    ix->seed = (unsigned)getpid() ^ (unsigned)cs_now_us();
+    cs_backoff_init(&ix->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     snprintf(ix->health, sizeof(ix->health), "starting");
     if (!(ix->batch = cs_batch_new())) {
         snprintf(errstr, errstr_size, "out of memory");

@@ -515,16 +515,3 @@ fail:
     cs_db_exec(conn, "ROLLBACK", ignored, sizeof(ignored));
     return rc;
 }
-
-long cs_es_backoff_ms(int attempt, long base_ms, long cap_ms, unsigned *seed)
-{
-    long delay = base_ms;
-
-    for (int i = 0; i < attempt && delay < cap_ms; i++)
-        delay *= 2;
-    if (delay > cap_ms)
-        delay = cap_ms;
-    /* Upper half, uniformly: spreads retries of many indexers apart while
-     * still growing with every attempt. */
-    return delay / 2 + (long)(rand_r(seed) % (unsigned)(delay / 2 + 1));
-}

@@ -149,8 +149,4 @@ typedef struct cs_dead_letter {
 int cs_es_dead_letters_write(PGconn *conn, const cs_dead_letter *dl, size_t n, char *errstr,
                              size_t errstr_size);
 
-/* Jittered exponential backoff: about base_ms * 2^attempt, capped at cap_ms,
- * drawn uniformly from the upper half of that delay using *seed. */
-long cs_es_backoff_ms(int attempt, long base_ms, long cap_ms, unsigned *seed);
-
 #endif

@@ -281,24 +281,6 @@ START_TEST(test_classify_item_statuses)
 }
 END_TEST
 
-START_TEST(test_backoff_grows_with_jitter_and_caps)
-{
-    unsigned seed = 42;
-
-    for (int round = 0; round < 100; round++) {
-        long d0 = cs_es_backoff_ms(0, 100, 30000, &seed);
-        long d3 = cs_es_backoff_ms(3, 100, 30000, &seed);
-        long d20 = cs_es_backoff_ms(20, 100, 30000, &seed);
-        long d99 = cs_es_backoff_ms(99, 100, 30000, &seed);
-
-        ck_assert(d0 >= 50 && d0 <= 100);
-        ck_assert(d3 >= 400 && d3 <= 800);
-        ck_assert(d20 >= 15000 && d20 <= 30000);
-        ck_assert(d99 >= 15000 && d99 <= 30000);
-    }
-}
-END_TEST
-
 Suite *bulk_suite(void)
 {
     Suite *s = suite_create("bulk");
@@ -319,7 +301,6 @@ Suite *bulk_suite(void)
     tcase_add_test(resp, test_parse_object_vs_string_conflict_is_rejected);
     tcase_add_test(resp, test_parse_refuses_wrong_item_count_and_garbage);
     tcase_add_test(resp, test_classify_item_statuses);
-    tcase_add_test(resp, test_backoff_grows_with_jitter_and_caps);
     suite_add_tcase(s, body);
     suite_add_tcase(s, resp);
     return s;
