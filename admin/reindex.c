@@ -3,6 +3,7 @@
 #include "admin.h"
 #include "backoff.h"
 #include "db.h"
+#include "dead_letter.h"
 #include "err.h"
 #include "es.h"
 #include "run.h"
@@ -71,7 +72,7 @@ static int write_dead(PGconn *dl_conn, doc *docs, size_t n, counts *c, char *err
                 docs[i].reference, docs[i].revision, dl[k].reason);
         k++;
     }
-    rc = cs_es_dead_letters_write(dl_conn, dl, k, errstr, errstr_size);
+    rc = cs_dead_letters_write(dl_conn, dl, k, errstr, errstr_size);
     if (rc == CS_OK)
         c->dead += (long long)k;
     free(dl);

@@ -2,6 +2,7 @@
 #ifndef CS_INDEXER_BATCH_H
 #define CS_INDEXER_BATCH_H
 
+#include "dead_letter.h"
 #include "es.h"
 
 #include <stdbool.h>

@@ -8,6 +8,7 @@
 #include "batch.h"
 #include "consumer.h"
 #include "db.h"
+#include "dead_letter.h"
 #include "err.h"
 #include "es.h"
 #include "kafka.h"
@@ -195,7 +196,7 @@ static bool write_dead_letters(cs_indexer *ix)
         free(dl);
         return false;
     }
-    rc = cs_es_dead_letters_write(ix->pg, dl, n, errstr, sizeof(errstr));
+    rc = cs_dead_letters_write(ix->pg, dl, n, errstr, sizeof(errstr));
     if (rc) {
         cs_log_warn("could not record %zu dead letters: %s", n, errstr);
         if (PQstatus(ix->pg) != CONNECTION_OK) {

@@ -1,9 +1,8 @@
 /* Elasticsearch helpers shared by the indexer and `casestream reindex`: a libcurl client,
- * the case index template, bulk bodies and responses, and the dead-letter record. */
+ * the case index template, bulk bodies and responses. */
 #ifndef CS_ES_H
 #define CS_ES_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,27 +125,5 @@ int cs_es_bulk_parse(const char *body, size_t len, cs_es_item *items, size_t n, 
 
 /* Frees the reasons of items[0..n-1]. */
 void cs_es_items_clear(cs_es_item *items, size_t n);
-
-/* ---- dead letters ----------------------------------------------------------------------- */
-
-/* One change document that could not be indexed. Strings are borrowed. */
-typedef struct cs_dead_letter {
-    int64_t reference; /* 0: unknown */
-    int64_t revision;  /* 0: unknown */
-    const char *index; /* NULL: unknown */
-    const char *reason;
-    const char *doc; /* the message value, NUL-terminated; may be NULL */
-    bool doc_is_json;
-    const char *topic; /* NULL when not read from Kafka */
-    int partition;
-    int64_t offset;
-} cs_dead_letter;
-
-/* Records n dead letters in ccd.index_dead_letter in one transaction. A
- * document PostgreSQL cannot store as jsonb is recorded as NULL with a note in
- * the reason. Returns 0, CS_ERR_RETRY (database unreachable: try again) or
- * CS_ERR, with the reason in errstr. */
-int cs_es_dead_letters_write(PGconn *conn, const cs_dead_letter *dl, size_t n, char *errstr,
-                             size_t errstr_size);
 
 #endif
