@@ -2,6 +2,7 @@
  * truth. */
 #include "admin.h"
 #include "backoff.h"
+#include "bulk.h"
 #include "db.h"
 #include "dead_letter.h"
 #include "err.h"
@@ -85,8 +86,8 @@ static int write_dead(PGconn *dl_conn, doc *docs, size_t n, counts *c, char *err
 static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, char *errstr, size_t errstr_size)
 {
     cs_backoff backoff;
-    cs_es_bulk body = CS_ES_BULK_INIT;
-    cs_es_item *items = calloc(n, sizeof(*items));
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item *items = calloc(n, sizeof(*items));
     size_t *sent = calloc(n, sizeof(*sent));
     int rc = CS_ERR;
 
@@ -100,12 +101,12 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, char *errstr, si
         size_t k = 0;
         int req;
 
-        cs_es_bulk_reset(&body);
+        cs_bulk_reset(&body);
         for (size_t i = 0; i < n; i++) {
             if (docs[i].state != D_PENDING)
                 continue;
-            if (cs_es_bulk_add(&body, docs[i].index, docs[i].reference, docs[i].revision,
-                               docs[i].json, docs[i].len)) {
+            if (cs_bulk_add(&body, docs[i].index, docs[i].reference, docs[i].revision, docs[i].json,
+                            docs[i].len)) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto cleanup;
             }
@@ -123,8 +124,7 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, char *errstr, si
             c->retries++;
             cs_sleep_ms(cs_backoff_next(&backoff));
         }
-        req =
-            cs_es_request(es, "POST", CS_ES_BULK_PATH, body.buf, body.len, &r, errstr, errstr_size);
+        req = cs_es_request(es, "POST", CS_BULK_PATH, body.buf, body.len, &r, errstr, errstr_size);
         if (req == CS_ERR)
             goto cleanup;
         if (req != CS_OK)
@@ -135,7 +135,7 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, char *errstr, si
             cs_es_response_clear(&r);
             continue;
         }
-        if (cs_es_bulk_parse(r.body, r.len, items, k, errstr, errstr_size)) {
+        if (cs_bulk_parse(r.body, r.len, items, k, errstr, errstr_size)) {
             cs_es_response_clear(&r);
             continue;
         }
@@ -144,30 +144,30 @@ static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, char *errstr, si
             doc *d = &docs[sent[j]];
 
             switch (items[j].outcome) {
-            case CS_ES_OK:
+            case CS_BULK_OK:
                 d->state = D_DONE;
                 c->written++;
                 break;
-            case CS_ES_CONFLICT:
+            case CS_BULK_CONFLICT:
                 d->state = D_DONE;
                 c->newer++;
                 break;
-            case CS_ES_RETRY:
+            case CS_BULK_RETRY:
                 cs_utf8_snprintf(errstr, errstr_size, "%s",
                                  items[j].reason ? items[j].reason : "retry");
                 break;
-            case CS_ES_REJECTED:
+            case CS_BULK_REJECTED:
                 d->state = D_DEAD;
                 d->reason = items[j].reason;
                 items[j].reason = NULL;
                 break;
             }
         }
-        cs_es_items_clear(items, k);
+        cs_bulk_items_clear(items, k);
     }
     rc = CS_OK;
 cleanup:
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     free(items);
     free(sent);
     return rc;

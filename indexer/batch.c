@@ -287,9 +287,9 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats)
     free(idx);
 }
 
-int cs_batch_build(cs_batch *b, cs_es_bulk *body, size_t max_docs)
+int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
 {
-    cs_es_bulk_reset(body);
+    cs_bulk_reset(body);
     b->req_n = 0;
     for (size_t i = 0; i < b->n && b->req_n < max_docs; i++) {
         entry *e = &b->e[i];
@@ -305,7 +305,7 @@ int cs_batch_build(cs_batch *b, cs_es_bulk *body, size_t max_docs)
             b->req = grown;
             b->req_cap = cap;
         }
-        if (cs_es_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
+        if (cs_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
             return CS_ERR;
         b->req[b->req_n++] = i;
     }
@@ -319,7 +319,7 @@ static void make_dead(entry *e, const char *reason)
     e->reason = strdup(reason ? reason : "rejected");
 }
 
-void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_stats *stats)
+void cs_batch_apply(cs_batch *b, const cs_bulk_item *items, size_t n, cs_batch_stats *stats)
 {
     cs_batch_stats ignored = {0};
 
@@ -330,18 +330,18 @@ void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_sta
 
         e->sent = true;
         switch (items[i].outcome) {
-        case CS_ES_OK:
+        case CS_BULK_OK:
             e->state = E_DONE;
             stats->indexed++;
             break;
-        case CS_ES_CONFLICT:
+        case CS_BULK_CONFLICT:
             e->state = E_DONE;
             stats->conflicts++;
             break;
-        case CS_ES_RETRY:
+        case CS_BULK_RETRY:
             stats->retries++;
             break;
-        case CS_ES_REJECTED:
+        case CS_BULK_REJECTED:
             make_dead(e, items[i].reason);
             stats->rejected++;
             break;

@@ -2,6 +2,7 @@
 #ifndef CS_INDEXER_BATCH_H
 #define CS_INDEXER_BATCH_H
 
+#include "bulk.h"
 #include "dead_letter.h"
 #include "es.h"
 
@@ -54,12 +55,12 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats);
 /* Builds into body (reset first) the next request of this attempt: at most
  * max_docs changes not yet sent in it. Returns the number of actions (0 when
  * the attempt has nothing left to send) or CS_ERR (out of memory). */
-int cs_batch_build(cs_batch *b, cs_es_bulk *body, size_t max_docs);
+int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs);
 
 /* Applies the items of the response to the last built request (n must be
  * its number of actions): 2xx and 409 are done, retryable ones stay pending
  * for the next attempt, the rest become dead letters with their reason. */
-void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_stats *stats);
+void cs_batch_apply(cs_batch *b, const cs_bulk_item *items, size_t n, cs_batch_stats *stats);
 
 /* The last built request was refused as a whole for its content: its changes
  * become dead letters with this reason. */

@@ -6,6 +6,7 @@
 
 #include "backoff.h"
 #include "batch.h"
+#include "bulk.h"
 #include "consumer.h"
 #include "db.h"
 #include "dead_letter.h"
@@ -42,8 +43,8 @@ struct cs_indexer {
     cs_es *es;
     PGconn *pg; /* for dead letters; connected when first needed */
     cs_batch *batch;
-    cs_es_bulk body;
-    cs_es_item *items;
+    cs_bulk_body body;
+    cs_bulk_item *items;
     size_t items_cap;
     int *parts; /* scratch for the offsets to store */
     int64_t *offs;
@@ -286,7 +287,7 @@ static bool attempt(cs_indexer *ix)
         if (n == 0)
             break;
         if (n > 0 && (size_t)n > ix->items_cap) {
-            cs_es_item *grown = realloc(ix->items, (size_t)n * sizeof(*grown));
+            cs_bulk_item *grown = realloc(ix->items, (size_t)n * sizeof(*grown));
 
             if (grown) {
                 ix->items = grown;
@@ -299,7 +300,7 @@ static bool attempt(cs_indexer *ix)
             break;
         }
         t0 = cs_now_us();
-        rc = cs_es_request(ix->es, "POST", CS_ES_BULK_PATH, ix->body.buf, ix->body.len, &r, errstr,
+        rc = cs_es_request(ix->es, "POST", CS_BULK_PATH, ix->body.buf, ix->body.len, &r, errstr,
                            sizeof(errstr));
         cs_metric_observe(M.bulk_seconds, (double)(cs_now_us() - t0) / 1e6);
         cs_metric_inc(M.bulks, 1);
@@ -309,12 +310,12 @@ static bool attempt(cs_indexer *ix)
             break;
         }
         if (r.status == 200) {
-            if (cs_es_bulk_parse(r.body, r.len, ix->items, (size_t)n, errstr, sizeof(errstr))) {
+            if (cs_bulk_parse(r.body, r.len, ix->items, (size_t)n, errstr, sizeof(errstr))) {
                 snprintf(why, sizeof(why), "%s", errstr);
                 failed = true;
             } else {
                 cs_batch_apply(ix->batch, ix->items, (size_t)n, &st);
-                cs_es_items_clear(ix->items, (size_t)n);
+                cs_bulk_items_clear(ix->items, (size_t)n);
             }
         } else if (r.status == 413 || r.status == 400) {
             /* Refused as a whole for its content (too large, unparsable):
@@ -636,7 +637,7 @@ void cs_indexer_free(cs_indexer *ix)
     if (ix->pg)
         PQfinish(ix->pg);
     cs_batch_free(ix->batch);
-    cs_es_bulk_free(&ix->body);
+    cs_bulk_free(&ix->body);
     free(ix->items);
     free(ix->parts);
     free(ix->offs);

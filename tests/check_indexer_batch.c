@@ -2,6 +2,7 @@
  */
 #include "../indexer/batch.h"
 #include "../indexer/indexer.h"
+#include "bulk.h"
 #include "err.h"
 #include "es.h"
 #include "runner.h"
@@ -32,12 +33,12 @@ static void add(cs_batch *b, int partition, long long offset, long long ref, lon
 }
 
 /* Items all of one outcome, for a request of n actions. */
-static void items_of(cs_es_item *items, size_t n, int status)
+static void items_of(cs_bulk_item *items, size_t n, int status)
 {
     memset(items, 0, n * sizeof(*items));
     for (size_t i = 0; i < n; i++) {
         items[i].status = status;
-        items[i].outcome = cs_es_classify(status, NULL);
+        items[i].outcome = cs_bulk_classify(status, NULL);
     }
 }
 
@@ -88,9 +89,9 @@ END_TEST
 START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[2];
+    cs_bulk_item items[2];
 
     add(b, 0, 10, 1000, 7); /* 7 arrives first, then 5: 7 must win */
     add(b, 0, 11, 1000, 5);
@@ -108,7 +109,7 @@ START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
     ck_assert(!cs_batch_pending(b));
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -116,13 +117,13 @@ END_TEST
 START_TEST(test_batch_same_case_in_two_partitions_is_sent_twice)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
 
     add(b, 0, 1, 1000, 7);
     add(b, 1, 1, 1000, 8);
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -130,9 +131,9 @@ END_TEST
 START_TEST(test_batch_conflict_counts_as_acknowledged)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[1];
+    cs_bulk_item items[1];
 
     add(b, 0, 1, 1000, 5);
     cs_batch_begin_attempt(b, &st);
@@ -141,7 +142,7 @@ START_TEST(test_batch_conflict_counts_as_acknowledged)
     cs_batch_apply(b, items, 1, &st);
     ck_assert_uint_eq(st.conflicts, 1);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -149,9 +150,9 @@ END_TEST
 START_TEST(test_batch_retries_only_the_failed_items)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[3];
+    cs_bulk_item items[3];
 
     add(b, 0, 1, 1, 1);
     add(b, 0, 2, 2, 1);
@@ -160,7 +161,7 @@ START_TEST(test_batch_retries_only_the_failed_items)
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 3);
     items_of(items, 3, 201);
     items[1].status = 429;
-    items[1].outcome = CS_ES_RETRY;
+    items[1].outcome = CS_BULK_RETRY;
     cs_batch_apply(b, items, 3, &st);
     ck_assert_uint_eq(st.retries, 1);
     /* Nothing more in this attempt, but the batch is not done. */
@@ -174,7 +175,7 @@ START_TEST(test_batch_retries_only_the_failed_items)
     items_of(items, 1, 201);
     cs_batch_apply(b, items, 1, &st);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -182,7 +183,7 @@ END_TEST
 START_TEST(test_batch_whole_request_failure_resends_everything)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
 
     add(b, 0, 1, 1, 1);
     add(b, 0, 2, 2, 1);
@@ -192,7 +193,7 @@ START_TEST(test_batch_whole_request_failure_resends_everything)
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
     ck_assert(!cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -200,8 +201,8 @@ END_TEST
 START_TEST(test_batch_requests_are_split_by_max_docs)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
-    cs_es_item items[2];
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item items[2];
 
     for (int i = 1; i <= 5; i++)
         add(b, 0, i, i, 1);
@@ -215,7 +216,7 @@ START_TEST(test_batch_requests_are_split_by_max_docs)
     cs_batch_apply(b, items, 1, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 2), 0);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -223,9 +224,9 @@ END_TEST
 START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[3];
+    cs_bulk_item items[3];
     cs_dead_letter *dl;
 
     add(b, 2, 40, 1, 3);
@@ -235,10 +236,10 @@ START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 3);
     items_of(items, 3, 201);
     items[1].status = 400;
-    items[1].outcome = CS_ES_REJECTED;
+    items[1].outcome = CS_BULK_REJECTED;
     items[1].reason = strdup("document_parsing_exception: failed to parse field [created_date]");
     cs_batch_apply(b, items, 3, &st);
-    cs_es_items_clear(items, 3);
+    cs_bulk_items_clear(items, 3);
     ck_assert_uint_eq(st.indexed, 2);
     ck_assert_uint_eq(st.rejected, 1);
     ck_assert(!cs_batch_pending(b));
@@ -258,7 +259,7 @@ START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
     ck_assert(cs_batch_resolved(b));
     ck_assert_uint_eq(cs_batch_dead_letters(b, "case-changes", &dl), 0);
     ck_assert_ptr_null(dl);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -266,7 +267,7 @@ END_TEST
 START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_dead_letter *dl;
 
     ck_assert_int_eq(cs_batch_add(b, 0, 7, NULL, 0, "not json", 8), 0);
@@ -284,7 +285,7 @@ START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
     free(dl);
     cs_batch_dead_letters_written(b);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -335,7 +336,7 @@ END_TEST
 START_TEST(test_batch_request_refused_as_a_whole_dead_letters_its_documents)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
     cs_dead_letter *dl;
 
@@ -347,7 +348,7 @@ START_TEST(test_batch_request_refused_as_a_whole_dead_letters_its_documents)
     ck_assert_uint_eq(cs_batch_dead_letters(b, "t", &dl), 1);
     ck_assert_str_eq(dl[0].reason, "bulk request refused: HTTP 413");
     free(dl);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -381,8 +382,8 @@ END_TEST
 START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
-    cs_es_item items[1];
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item items[1];
     int parts[4];
     int64_t offs[4];
 
@@ -403,7 +404,7 @@ START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
     cs_batch_clear(b);
     ck_assert_uint_eq(cs_batch_count(b), 0);
     ck_assert_uint_eq(cs_batch_bytes(b), 0);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -429,7 +430,7 @@ END_TEST
 START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
 {
     cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     const char *small = "{\"reference\":77,\"case_type\":\"NFD\",\"case_revision\":3,"
                         "\"omitted\":\"document of 2000000 bytes is too large\"}";
     char *full = change(77, 4, "NFD");
@@ -447,7 +448,7 @@ START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
     ck_assert_ptr_nonnull(strstr(body.buf, "\"version\":4"));
     ck_assert_ptr_nonnull(strstr(body.buf, "\"data\": {}"));
     ck_assert_ptr_null(strstr(body.buf, "omitted"));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     free(full);
     cs_batch_free(b);
 }
