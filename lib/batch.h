@@ -1,6 +1,6 @@
 /* The changes of one bulk: parsing, superseding, request bodies, outcomes and offsets. */
-#ifndef CS_INDEXER_BATCH_H
-#define CS_INDEXER_BATCH_H
+#ifndef CS_BATCH_H
+#define CS_BATCH_H
 
 #include "bulk.h"
 #include "dead_letter.h"

@@ -1,12 +1,8 @@
-/* Unit tests of indexer/batch.c: superseding, outcomes, dead letters and offsets, without services.
- */
-#include "../indexer/batch.h"
-#include "../indexer/indexer.h"
+/* Unit tests of lib/batch.c: superseding, outcomes, dead letters and offsets, without services. */
+#include "batch.h"
 #include "bulk.h"
 #include "err.h"
-#include "es.h"
 #include "runner.h"
-#include "fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,24 +405,6 @@ START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
 }
 END_TEST
 
-START_TEST(test_indexer_fault_points_are_known_by_name)
-{
-    char err[256] = "";
-
-    ck_assert_int_eq(cs_fault_arm("", cs_indexer_faults, err, sizeof(err)), 0);
-    ck_assert_int_eq(cs_fault_arm("before_bulk", cs_indexer_faults, err, sizeof(err)), 0);
-    ck_assert_int_eq(cs_fault_arm("after_bulk_before_commit", cs_indexer_faults, err, sizeof(err)),
-                     0);
-    ck_assert_int_eq(cs_fault_arm("after_commit", cs_indexer_faults, err, sizeof(err)), 0);
-    ck_assert_int_eq(cs_fault_arm("after", cs_indexer_faults, err, sizeof(err)), CS_ERR_INVALID);
-    ck_assert_int_eq(cs_fault_arm("after_commit_x", cs_indexer_faults, err, sizeof(err)),
-                     CS_ERR_INVALID);
-    ck_assert_ptr_nonnull(
-        strstr(err, "unknown fault point \"after_commit_x\" (known: before_bulk"));
-    cs_fault_arm("", cs_indexer_faults, err, sizeof(err));
-}
-END_TEST
-
 START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
 {
     cs_batch *b = cs_batch_new();
@@ -473,15 +451,14 @@ START_TEST(test_batch_reference_form_of_a_missing_case_is_a_dead_letter)
 }
 END_TEST
 
-Suite *indexer_batch_suite(void)
+Suite *batch_suite(void)
 {
-    Suite *s = suite_create("indexer_batch");
+    Suite *s = suite_create("batch");
     TCase *parse = tcase_create("parse");
     TCase *batch = tcase_create("batch");
 
     tcase_add_test(parse, test_change_parse_reads_reference_type_and_revision);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
-    tcase_add_test(parse, test_indexer_fault_points_are_known_by_name);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
     tcase_add_test(batch, test_batch_conflict_counts_as_acknowledged);
