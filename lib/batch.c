@@ -1,4 +1,5 @@
-/* The changes of one bulk: which to send, what Elasticsearch said, which offsets may be stored. */
+/* The bulk engine: which changes to send, the attempt that sends them, what Elasticsearch said,
+ * which offsets may be stored. */
 #include "batch.h"
 
 #include "err.h"
@@ -42,6 +43,12 @@ struct cs_batch {
     size_t bytes; /* of the live entries' values */
     size_t *req;  /* entry index of each action of the last built request */
     size_t req_n, req_cap;
+    cs_batch_opts opts;
+    size_t chunk;       /* most actions per request: opts.max_docs, halved on 413/400 */
+    cs_backoff backoff; /* failed attempts of this batch */
+    cs_bulk_body body;  /* the request being sent */
+    cs_bulk_item *items;
+    size_t items_cap;
 };
 
 int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *revision,
@@ -115,9 +122,19 @@ cleanup:
     return rc;
 }
 
-cs_batch *cs_batch_new(void)
+cs_batch *cs_batch_new(const cs_batch_opts *opts)
 {
-    return calloc(1, sizeof(cs_batch));
+    static const cs_batch_opts defaults = CS_BATCH_OPTS_INIT;
+    cs_batch *b = calloc(1, sizeof(*b));
+
+    if (!b)
+        return NULL;
+    b->opts = opts ? *opts : defaults;
+    if (b->opts.max_docs == 0)
+        b->opts.max_docs = 1;
+    b->chunk = b->opts.max_docs;
+    cs_backoff_init(&b->backoff, b->opts.backoff_base_ms, b->opts.backoff_cap_ms);
+    return b;
 }
 
 static void entry_free(entry *e)
@@ -133,6 +150,8 @@ void cs_batch_clear(cs_batch *b)
     for (size_t i = 0; i < b->n; i++)
         entry_free(&b->e[i]);
     b->n = b->live = b->bytes = b->req_n = 0;
+    b->chunk = b->opts.max_docs;
+    cs_backoff_reset(&b->backoff);
 }
 
 void cs_batch_free(cs_batch *b)
@@ -142,6 +161,8 @@ void cs_batch_free(cs_batch *b)
     cs_batch_clear(b);
     free(b->e);
     free(b->req);
+    cs_bulk_free(&b->body);
+    free(b->items);
     free(b);
 }
 
@@ -365,6 +386,110 @@ void cs_batch_reject_request(cs_batch *b, const char *reason, cs_batch_stats *st
             stats->rejected++;
     }
     b->req_n = 0;
+}
+
+/* Room for the items of a request of n actions. */
+static int reserve_items(cs_batch *b, size_t n)
+{
+    cs_bulk_item *grown;
+
+    if (n <= b->items_cap)
+        return CS_OK;
+    if (!(grown = realloc(b->items, n * sizeof(*grown))))
+        return CS_ERR;
+    b->items = grown;
+    b->items_cap = n;
+    return CS_OK;
+}
+
+/* The reason of the first item to retry, into buf if it is still empty. */
+static void note_retry(const cs_bulk_item *items, size_t n, char *buf, size_t size)
+{
+    for (size_t i = 0; i < n && buf[0] == '\0'; i++)
+        if (items[i].outcome == CS_BULK_RETRY)
+            cs_utf8_snprintf(buf, size, "%s", items[i].reason ? items[i].reason : "retry");
+}
+
+int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_stats *stats,
+                     char *errstr, size_t errstr_size)
+{
+    cs_batch_stats ignored = {0};
+    char retry[512] = "";
+    size_t retries;
+    int rc = CS_OK;
+
+    if (!stats)
+        stats = &ignored;
+    retries = stats->retries;
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    cs_batch_begin_attempt(b, stats);
+    for (;;) {
+        cs_es_response r = CS_ES_RESPONSE_INIT;
+        int n = cs_batch_build(b, &b->body, b->chunk);
+
+        if (n == 0)
+            break;
+        if (n < 0 || reserve_items(b, (size_t)n)) {
+            snprintf(errstr, errstr_size, "out of memory building a bulk request");
+            rc = CS_ERR;
+            break;
+        }
+        if ((rc = send(ctx, &b->body, &r, errstr, errstr_size)) != CS_OK) {
+            cs_es_response_clear(&r);
+            break;
+        }
+        if (r.status == 200) {
+            if (cs_bulk_parse(r.body, r.len, b->items, (size_t)n, errstr, errstr_size)) {
+                rc = CS_ERR_RETRY;
+            } else {
+                cs_batch_apply(b, b->items, (size_t)n, stats);
+                note_retry(b->items, (size_t)n, retry, sizeof(retry));
+                cs_bulk_items_clear(b->items, (size_t)n);
+            }
+        } else if (r.status == 413 || r.status == 400) {
+            /* Refused as a whole for its content (too large, unparsable): split the request
+             * until the document at fault stands alone, then dead-letter that one only. Any
+             * other status of the whole request (401/403 credentials, 404, 429, 5xx) says
+             * nothing about the documents: retry it. */
+            if (n > 1) {
+                b->chunk = (size_t)n / 2;
+                stats->splits++;
+            } else {
+                char why[512];
+
+                cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
+                                 (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
+                cs_batch_reject_request(b, why, stats);
+            }
+        } else {
+            cs_utf8_snprintf(errstr, errstr_size, "bulk request: HTTP %ld: %.*s", r.status,
+                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
+            rc = CS_ERR_RETRY;
+        }
+        cs_es_response_clear(&r);
+        if (rc != CS_OK)
+            break;
+    }
+    if (rc == CS_OK && stats->retries > retries)
+        cs_utf8_snprintf(errstr, errstr_size, "%zu documents to retry: %s",
+                         stats->retries - retries, retry);
+    return rc;
+}
+
+long cs_batch_backoff(cs_batch *b)
+{
+    return cs_backoff_next(&b->backoff);
+}
+
+int cs_batch_failures(const cs_batch *b)
+{
+    return b->backoff.attempt;
+}
+
+size_t cs_batch_request_size(const cs_batch *b)
+{
+    return b->chunk;
 }
 
 bool cs_batch_pending(const cs_batch *b)
