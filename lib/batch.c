@@ -122,6 +122,24 @@ cleanup:
     return rc;
 }
 
+/* An array of at least need elements of size elem: arr itself when its capacity *cap is
+ * enough, else arr grown (doubling from 256) with *cap updated; NULL when out of memory, arr
+ * then unchanged. The caller stores the result. */
+static void *reserve(void *arr, size_t *cap, size_t need, size_t elem)
+{
+    size_t n = *cap ? *cap : 256;
+    void *grown;
+
+    if (arr && need <= *cap)
+        return arr;
+    while (n < need)
+        n *= 2;
+    if (!(grown = realloc(arr, n * elem)))
+        return NULL;
+    *cap = n;
+    return grown;
+}
+
 cs_batch *cs_batch_new(const cs_batch_opts *opts)
 {
     static const cs_batch_opts defaults = CS_BATCH_OPTS_INIT;
@@ -203,15 +221,9 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
     char index[256], why[512];
     entry *e;
 
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        entry *grown = realloc(b->e, cap * sizeof(*grown));
-
-        if (!grown)
-            return CS_ERR;
-        b->e = grown;
-        b->cap = cap;
-    }
+    if (!(e = reserve(b->e, &b->cap, b->n + 1, sizeof(*e))))
+        return CS_ERR;
+    b->e = e;
     e = &b->e[b->n];
     memset(e, 0, sizeof(*e));
     e->partition = partition;
@@ -310,6 +322,8 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats)
 
 int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
 {
+    size_t *req;
+
     cs_bulk_reset(body);
     b->req_n = 0;
     for (size_t i = 0; i < b->n && b->req_n < max_docs; i++) {
@@ -317,15 +331,9 @@ int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
 
         if (e->state != E_PENDING || e->sent)
             continue;
-        if (b->req_n == b->req_cap) {
-            size_t cap = b->req_cap ? b->req_cap * 2 : 256;
-            size_t *grown = realloc(b->req, cap * sizeof(*grown));
-
-            if (!grown)
-                return CS_ERR;
-            b->req = grown;
-            b->req_cap = cap;
-        }
+        if (!(req = reserve(b->req, &b->req_cap, b->req_n + 1, sizeof(*req))))
+            return CS_ERR;
+        b->req = req;
         if (cs_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
             return CS_ERR;
         b->req[b->req_n++] = i;
@@ -388,20 +396,6 @@ void cs_batch_reject_request(cs_batch *b, const char *reason, cs_batch_stats *st
     b->req_n = 0;
 }
 
-/* Room for the items of a request of n actions. */
-static int reserve_items(cs_batch *b, size_t n)
-{
-    cs_bulk_item *grown;
-
-    if (n <= b->items_cap)
-        return CS_OK;
-    if (!(grown = realloc(b->items, n * sizeof(*grown))))
-        return CS_ERR;
-    b->items = grown;
-    b->items_cap = n;
-    return CS_OK;
-}
-
 /* The reason of the first item to retry, into buf if it is still empty. */
 static void note_retry(const cs_bulk_item *items, size_t n, char *buf, size_t size)
 {
@@ -427,14 +421,16 @@ int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_sta
     for (;;) {
         cs_es_response r = CS_ES_RESPONSE_INIT;
         int n = cs_batch_build(b, &b->body, b->chunk);
+        cs_bulk_item *items;
 
         if (n == 0)
             break;
-        if (n < 0 || reserve_items(b, (size_t)n)) {
+        if (n < 0 || !(items = reserve(b->items, &b->items_cap, (size_t)n, sizeof(*items)))) {
             snprintf(errstr, errstr_size, "out of memory building a bulk request");
             rc = CS_ERR;
             break;
         }
+        b->items = items;
         if ((rc = send(ctx, &b->body, &r, errstr, errstr_size)) != CS_OK) {
             cs_es_response_clear(&r);
             break;
