@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Reads the fields the indexer needs from a change document (DESIGN §6):
+/* Reads the fields the bulk engine needs from a change document (DESIGN §6):
  * reference (integer or digit string, > 0), case_type (which must name an
  * index: the index name goes to index[index_size]) and case_revision
  * (integer >= 0). Returns 0, or CS_ERR_INVALID with the reason in errstr; a
@@ -65,7 +65,7 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
 size_t cs_batch_count(const cs_batch *b);
 size_t cs_batch_bytes(const cs_batch *b);
 
-/* ---- an attempt --------------------------------------------------------------------------- */
+/* ---- an attempt ------------------------------------------------------------------------------ */
 
 /* Sends one bulk request (body->count actions, NDJSON, to CS_BULK_PATH) and fills *out as
  * cs_es_request does: returns 0 when the server answered, whatever the status (the engine clears
@@ -121,12 +121,13 @@ void cs_batch_apply(cs_batch *b, const cs_bulk_item *items, size_t n, cs_batch_s
  * become dead letters with this reason. */
 void cs_batch_reject_request(cs_batch *b, const char *reason, cs_batch_stats *stats);
 
-/* ---- the state of the batch ----------------------------------------------------------------- */
+/* ---- the state of the batch ------------------------------------------------------------------ */
 
 /* True while some change is pending (to send, or to retry). */
 bool cs_batch_pending(const cs_batch *b);
 
-/* Dead letters not yet written, for topic (borrowed). *out is an array the
+/* Dead letters not yet written, for topic (borrowed; NULL when the changes
+ * were not read from Kafka, as in reindex). *out is an array the
  * caller frees (the strings in it are borrowed from the batch and live
  * until the next call that changes it). Returns the count (0: *out = NULL),
  * or (size_t)-1 when out of memory. */
