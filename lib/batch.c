@@ -435,6 +435,8 @@ int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_sta
             cs_es_response_clear(&r);
             break;
         }
+        if (!r.body)
+            r.len = 0; /* quoted below as "" */
         if (r.status == 200) {
             if (cs_bulk_parse(r.body, r.len, b->items, (size_t)n, errstr, errstr_size)) {
                 rc = CS_ERR_RETRY;
@@ -455,12 +457,12 @@ int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_sta
                 char why[512];
 
                 cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
-                                 (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
+                                 (int)cs_utf8_prefix(r.body, r.len, 300), r.body ? r.body : "");
                 cs_batch_reject_request(b, why, stats);
             }
         } else {
             cs_utf8_snprintf(errstr, errstr_size, "bulk request: HTTP %ld: %.*s", r.status,
-                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
+                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body ? r.body : "");
             rc = CS_ERR_RETRY;
         }
         cs_es_response_clear(&r);
