@@ -1,19 +1,22 @@
 /* casestream reindex [--case-type T]: rebuilds the case indices from PostgreSQL, the source of
  * truth. */
 #include "admin.h"
+#include "backoff.h"
+#include "batch.h"
+#include "bulk.h"
 #include "db.h"
+#include "dead_letter.h"
 #include "err.h"
 #include "es.h"
 #include "run.h"
-#include "utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* Rows fetched from the cursor at a time. */
+/* Rows fetched from the cursor at a time, and the most documents in one bulk request. */
+#define PAGE_ROWS  1000
 #define FETCH_PAGE "FETCH 1000 FROM reindex_cases"
 /* A bulk that keeps failing is given up after this many attempts (about a
  * minute with the backoff below): reindex is run by a person, who is told. */
@@ -25,197 +28,98 @@
  * in a REPEATABLE READ snapshot, with the revision each case has now. */
 static const char declare_sql[] =
     "DECLARE reindex_cases NO SCROLL CURSOR FOR"
-    " SELECT c.reference, c.case_type_id, c.case_revision, ccd.change_document(c)::text"
+    " SELECT ccd.change_document(c)::text"
     " FROM ccd.case_data c WHERE ($1::text = '' OR c.case_type_id = $1::text)"
     " ORDER BY c.reference";
-
-typedef enum doc_state { D_PENDING, D_DONE, D_DEAD } doc_state;
-
-typedef struct doc {
-    int64_t reference, revision;
-    char index[256];
-    const char *json; /* borrowed from the page's result */
-    size_t len;
-    doc_state state;
-    char *reason; /* D_DEAD: owned */
-} doc;
 
 typedef struct counts {
     long long cases, written, newer, dead, retries;
 } counts;
 
-static void sleep_ms(long ms)
+/* Sends one bulk request (a cs_batch_send_fn; ctx is the Elasticsearch client). */
+static int send_bulk(void *ctx, const cs_bulk_body *body, cs_es_response *out, char *errstr,
+                     size_t errstr_size)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
+    return cs_es_request(ctx, "POST", CS_BULK_PATH, body->buf, body->len, out, errstr, errstr_size);
 }
 
-/* Records the dead documents of docs[0..n-1] on dl_conn (a connection of its
- * own: the cursor's holds a read-only transaction). */
-static int write_dead(PGconn *dl_conn, doc *docs, size_t n, counts *c, char *errstr,
-                      size_t errstr_size)
+/* Records the batch's dead letters on dl_conn (a connection of its own: the
+ * cursor's holds a read-only transaction). */
+static int write_dead(PGconn *dl_conn, cs_batch *b, counts *c, char *errstr, size_t errstr_size)
 {
-    cs_dead_letter *dl = calloc(n ? n : 1, sizeof(*dl));
-    size_t k = 0;
+    cs_dead_letter *dl = NULL;
+    size_t n = cs_batch_dead_letters(b, NULL, &dl);
     int rc;
 
-    if (!dl) {
+    if (n == 0)
+        return CS_OK;
+    if (n == (size_t)-1) {
         snprintf(errstr, errstr_size, "out of memory");
         return CS_ERR;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (docs[i].state != D_DEAD)
-            continue;
-        dl[k].reference = docs[i].reference;
-        dl[k].revision = docs[i].revision;
-        dl[k].index = docs[i].index[0] ? docs[i].index : NULL;
-        dl[k].reason = docs[i].reason ? docs[i].reason : "rejected";
-        dl[k].doc = docs[i].json;
-        dl[k].doc_is_json = true;
+    for (size_t i = 0; i < n; i++)
         fprintf(stderr,
                 "casestream reindex: dead letter case=%" PRId64 " revision=%" PRId64 ": %s\n",
-                docs[i].reference, docs[i].revision, dl[k].reason);
-        k++;
+                dl[i].reference, dl[i].revision, dl[i].reason);
+    rc = cs_dead_letters_write(dl_conn, dl, n, errstr, errstr_size);
+    if (rc == CS_OK) {
+        c->dead += (long long)n;
+        cs_batch_dead_letters_written(b);
     }
-    rc = cs_es_dead_letters_write(dl_conn, dl, k, errstr, errstr_size);
-    if (rc == CS_OK)
-        c->dead += (long long)k;
     free(dl);
     return rc;
 }
 
-/* Writes docs[0..n-1] with one bulk request, then again for the items that
- * Elasticsearch asked to retry, until each is written, already newer, or
- * refused (a dead letter). */
-static int send_docs(cs_es *es, doc *docs, size_t n, counts *c, unsigned *seed, char *errstr,
-                     size_t errstr_size)
+/* Writes the batch as the indexer does (cs_batch_attempt), again after a backoff for what
+ * Elasticsearch asked to retry, until each document is written, already newer, or refused
+ * (a dead letter, then recorded); gives up after MAX_ATTEMPTS. */
+static int write_batch(cs_es *es, PGconn *dl_conn, cs_batch *b, counts *c, char *errstr,
+                       size_t errstr_size)
 {
-    cs_es_bulk body = CS_ES_BULK_INIT;
-    cs_es_item *items = calloc(n, sizeof(*items));
-    size_t *sent = calloc(n, sizeof(*sent));
-    int rc = CS_ERR;
+    cs_batch_stats st = {0};
+    int rc;
 
-    if (!items || !sent) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto cleanup;
-    }
-    for (int attempt = 0;; attempt++) {
-        cs_es_response r = CS_ES_RESPONSE_INIT;
-        size_t k = 0;
-        int req;
-
-        cs_es_bulk_reset(&body);
-        for (size_t i = 0; i < n; i++) {
-            if (docs[i].state != D_PENDING)
-                continue;
-            if (cs_es_bulk_add(&body, docs[i].index, docs[i].reference, docs[i].revision,
-                               docs[i].json, docs[i].len)) {
-                snprintf(errstr, errstr_size, "out of memory");
-                goto cleanup;
-            }
-            sent[k++] = i;
-        }
-        if (k == 0)
+    for (;;) {
+        rc = cs_batch_attempt(b, send_bulk, es, &st, errstr, errstr_size);
+        if (rc == CS_ERR || !cs_batch_pending(b))
             break;
-        if (attempt >= MAX_ATTEMPTS) {
-            snprintf(errstr + strlen(errstr), errstr_size - strlen(errstr),
-                     " (gave up after %d attempts)", attempt);
-            rc = CS_ERR_RETRY;
-            goto cleanup;
-        }
-        if (attempt > 0) {
-            c->retries++;
-            sleep_ms(cs_es_backoff_ms(attempt - 1, BACKOFF_BASE_MS, BACKOFF_CAP_MS, seed));
-        }
-        req =
-            cs_es_request(es, "POST", CS_ES_BULK_PATH, body.buf, body.len, &r, errstr, errstr_size);
-        if (req == CS_ERR)
-            goto cleanup;
-        if (req != CS_OK)
-            continue; /* unreachable: errstr says why, retry the whole request */
-        if (r.status != 200) {
-            cs_utf8_snprintf(errstr, errstr_size, "bulk request: HTTP %ld: %.*s", r.status,
-                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
-            cs_es_response_clear(&r);
-            continue;
-        }
-        if (cs_es_bulk_parse(r.body, r.len, items, k, errstr, errstr_size)) {
-            cs_es_response_clear(&r);
-            continue;
-        }
-        cs_es_response_clear(&r);
-        for (size_t j = 0; j < k; j++) {
-            doc *d = &docs[sent[j]];
+        if (cs_batch_failures(b) + 1 >= MAX_ATTEMPTS) {
+            size_t len = strlen(errstr);
 
-            switch (items[j].outcome) {
-            case CS_ES_OK:
-                d->state = D_DONE;
-                c->written++;
-                break;
-            case CS_ES_CONFLICT:
-                d->state = D_DONE;
-                c->newer++;
-                break;
-            case CS_ES_RETRY:
-                cs_utf8_snprintf(errstr, errstr_size, "%s",
-                                 items[j].reason ? items[j].reason : "retry");
-                break;
-            case CS_ES_REJECTED:
-                d->state = D_DEAD;
-                d->reason = items[j].reason;
-                items[j].reason = NULL;
-                break;
-            }
+            snprintf(errstr + len, errstr_size - len, " (gave up after %d attempts)", MAX_ATTEMPTS);
+            rc = CS_ERR_RETRY;
+            break;
         }
-        cs_es_items_clear(items, k);
+        c->retries++;
+        cs_sleep_ms(cs_batch_backoff(b));
     }
-    rc = CS_OK;
-cleanup:
-    cs_es_bulk_free(&body);
-    free(items);
-    free(sent);
+    c->written += (long long)st.indexed;
+    c->newer += (long long)st.conflicts;
+    if (rc == CS_OK)
+        rc = write_dead(dl_conn, b, c, errstr, errstr_size);
     return rc;
 }
 
-/* Sends one page of rows in bulks of at most bulk_bytes, and records its dead letters. */
-static int send_page(const cs_config *cfg, cs_es *es, PGconn *dl_conn, PGresult *page, counts *c,
-                     unsigned *seed, char *errstr, size_t errstr_size)
+/* Sends one page of documents in bulks of at most bulk_bytes, each with its dead letters. */
+static int send_page(const cs_config *cfg, cs_es *es, PGconn *dl_conn, cs_batch *b, PGresult *page,
+                     counts *c, char *errstr, size_t errstr_size)
 {
     int rows = PQntuples(page), rc = CS_OK;
-    doc *docs = calloc((size_t)rows, sizeof(*docs));
-    size_t start = 0, bytes = 0;
 
-    if (!docs) {
-        snprintf(errstr, errstr_size, "out of memory");
-        return CS_ERR;
-    }
-    for (int i = 0; i < rows; i++) {
-        doc *d = &docs[i];
-
-        d->reference = strtoll(PQgetvalue(page, i, 0), NULL, 10);
-        d->revision = strtoll(PQgetvalue(page, i, 2), NULL, 10);
-        d->json = PQgetvalue(page, i, 3);
-        d->len = (size_t)PQgetlength(page, i, 3);
-        if (!cs_es_index_name(PQgetvalue(page, i, 1), d->index, sizeof(d->index))) {
-            d->state = D_DEAD;
-            d->reason = strdup("case_type cannot name an index");
-        }
-    }
     c->cases += rows;
     for (int i = 0; i < rows && rc == CS_OK; i++) {
-        bytes += docs[i].len;
-        if (bytes >= (size_t)cfg->bulk_bytes || i == rows - 1) {
-            rc = send_docs(es, docs + start, (size_t)i + 1 - start, c, seed, errstr, errstr_size);
-            start = (size_t)i + 1;
-            bytes = 0;
+        if (cs_batch_add(b, 0, i, NULL, 0, PQgetvalue(page, i, 0),
+                         (size_t)PQgetlength(page, i, 0))) {
+            snprintf(errstr, errstr_size, "out of memory");
+            rc = CS_ERR;
+            break;
+        }
+        if (cs_batch_bytes(b) >= (size_t)cfg->bulk_bytes || i == rows - 1) {
+            rc = write_batch(es, dl_conn, b, c, errstr, errstr_size);
+            cs_batch_clear(b);
         }
     }
-    if (rc == CS_OK)
-        rc = write_dead(dl_conn, docs, (size_t)rows, c, errstr, errstr_size);
-    for (int i = 0; i < rows; i++)
-        free(docs[i].reason);
-    free(docs);
+    cs_batch_clear(b);
     return rc;
 }
 
@@ -225,8 +129,10 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
     PGconn *conn = NULL, *dl_conn = NULL;
     PGresult *res = NULL;
     cs_es *es = NULL;
+    cs_batch *batch = NULL;
+    cs_batch_opts bopts = CS_BATCH_OPTS_INIT;
     counts c = {0, 0, 0, 0, 0};
-    unsigned seed = (unsigned)time(NULL);
+    cs_backoff backoff;
     const char *param = cfg->case_type;
     long long t0 = cs_now_ms();
     int rc = 1, trc;
@@ -245,12 +151,19 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
         fprintf(stderr, "casestream reindex: %s\n", errstr);
         goto cleanup;
     }
+    bopts.max_docs = PAGE_ROWS;
+    bopts.backoff_base_ms = BACKOFF_BASE_MS;
+    bopts.backoff_cap_ms = BACKOFF_CAP_MS;
+    if (!(batch = cs_batch_new(&bopts))) {
+        fprintf(stderr, "casestream reindex: out of memory\n");
+        goto cleanup;
+    }
     /* The template first: a deleted index is created again with its mappings. */
-    for (int attempt = 0;
-         (trc = cs_es_put_template(es, cfg->max_fields, errstr, sizeof(errstr))) == CS_ERR_RETRY &&
-         attempt < MAX_ATTEMPTS;
-         attempt++)
-        sleep_ms(cs_es_backoff_ms(attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, &seed));
+    cs_backoff_init(&backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    while ((trc = cs_es_put_template(es, cfg->max_fields, errstr, sizeof(errstr))) ==
+               CS_ERR_RETRY &&
+           backoff.attempt < MAX_ATTEMPTS)
+        cs_sleep_ms(cs_backoff_next(&backoff));
     if (trc != CS_OK) {
         fprintf(stderr, "casestream reindex: %s\n", errstr);
         goto cleanup;
@@ -271,7 +184,7 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
         }
         if (PQntuples(res) == 0)
             break;
-        if (send_page(cfg, es, dl_conn, res, &c, &seed, errstr, sizeof(errstr))) {
+        if (send_page(cfg, es, dl_conn, batch, res, &c, errstr, sizeof(errstr))) {
             fprintf(stderr, "casestream reindex: %s\n", errstr);
             goto report;
         }
@@ -292,5 +205,6 @@ cleanup:
     if (dl_conn)
         PQfinish(dl_conn);
     cs_es_free(es);
+    cs_batch_free(batch);
     return rc;
 }

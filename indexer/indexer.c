@@ -4,16 +4,18 @@
 
 #include "fault.h"
 
+#include "backoff.h"
 #include "batch.h"
+#include "bulk.h"
 #include "consumer.h"
 #include "db.h"
+#include "dead_letter.h"
 #include "err.h"
 #include "es.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "run.h"
-#include "utf8.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -22,11 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-/* Backoff of a failed attempt: 100 ms doubling up to 30 s, jittered. */
-#define BACKOFF_BASE_MS 100
-#define BACKOFF_CAP_MS  30000
 /* How long a stop may spend finishing the current bulk. */
 #define DRAIN_MS 10000
 /* How often Elasticsearch is asked whether it is back when no batch is retrying. */
@@ -41,19 +39,13 @@ struct cs_indexer {
     cs_es *es;
     PGconn *pg; /* for dead letters; connected when first needed */
     cs_batch *batch;
-    cs_es_bulk body;
-    cs_es_item *items;
-    size_t items_cap;
     int *parts; /* scratch for the offsets to store */
     int64_t *offs;
     size_t offs_cap;
     long long first_ms; /* arrival of the batch's first message */
     long long retry_at; /* next attempt of a failed batch; 0: not backing off */
-    int attempt;        /* failed attempts of the current batch */
-    size_t chunk;       /* most actions per request; halved on 413 */
     bool draining;      /* stopping: no new messages join the batch */
     bool fatal;
-    unsigned seed;
     long long probe_at; /* next check whether Elasticsearch is back */
     pthread_mutex_t health_lock;
     bool healthy;
@@ -149,10 +141,8 @@ bool cs_indexer_health(char *detail, size_t size, void *ctx)
 static void reset_batch(cs_indexer *ix)
 {
     cs_batch_clear(ix->batch);
-    ix->attempt = 0;
     ix->retry_at = 0;
     ix->first_ms = 0;
-    ix->chunk = (size_t)ix->cfg->bulk_docs;
 }
 
 /* Revoke hook. The pending work of revoked partitions is dropped, not finished: their offsets
@@ -196,7 +186,7 @@ static bool write_dead_letters(cs_indexer *ix)
         free(dl);
         return false;
     }
-    rc = cs_es_dead_letters_write(ix->pg, dl, n, errstr, sizeof(errstr));
+    rc = cs_dead_letters_write(ix->pg, dl, n, errstr, sizeof(errstr));
     if (rc) {
         cs_log_warn("could not record %zu dead letters: %s", n, errstr);
         if (PQstatus(ix->pg) != CONNECTION_OK) {
@@ -262,86 +252,44 @@ static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
     return true;
 }
 
+/* Sends one bulk request to Elasticsearch (a cs_batch_send_fn; ctx is the indexer), timed. */
+static int send_bulk(void *ctx, const cs_bulk_body *body, cs_es_response *out, char *errstr,
+                     size_t errstr_size)
+{
+    cs_indexer *ix = ctx;
+    long long t0 = cs_now_us();
+    int rc =
+        cs_es_request(ix->es, "POST", CS_BULK_PATH, body->buf, body->len, out, errstr, errstr_size);
+
+    cs_metric_observe(M.bulk_seconds, (double)(cs_now_us() - t0) / 1e6);
+    cs_metric_inc(M.bulks, 1);
+    return rc;
+}
+
 /* Sends every pending change of the batch once. Returns true when the batch
  * is resolved; otherwise schedules the next attempt and pauses consumption. */
 static bool attempt(cs_indexer *ix)
 {
-    cs_batch_stats st = {0, 0, 0, 0, 0};
+    cs_batch_stats st = {0};
     char errstr[1024], why[1200] = "";
     bool failed = false;
 
-    if (ix->attempt == 0)
+    if (cs_batch_failures(ix->batch) == 0)
         cs_fault_point("before_bulk");
     if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
         snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
         failed = true;
+    } else if (cs_batch_attempt(ix->batch, send_bulk, ix, &st, errstr, sizeof(errstr)) != CS_OK) {
+        snprintf(why, sizeof(why), "%s", errstr);
+        failed = true;
+    } else {
+        /* Items to retry, if any: the attempt says how many and why. */
+        snprintf(why, sizeof(why), "%s", errstr);
     }
-    cs_batch_begin_attempt(ix->batch, &st);
-    for (; !failed;) {
-        cs_es_response r = CS_ES_RESPONSE_INIT;
-        long long t0;
-        int n = cs_batch_build(ix->batch, &ix->body, ix->chunk);
-        int rc;
-
-        if (n == 0)
-            break;
-        if (n > 0 && (size_t)n > ix->items_cap) {
-            cs_es_item *grown = realloc(ix->items, (size_t)n * sizeof(*grown));
-
-            if (grown) {
-                ix->items = grown;
-                ix->items_cap = (size_t)n;
-            }
-        }
-        if (n < 0 || (size_t)n > ix->items_cap) {
-            snprintf(why, sizeof(why), "out of memory building a bulk request");
-            failed = true;
-            break;
-        }
-        t0 = cs_now_us();
-        rc = cs_es_request(ix->es, "POST", CS_ES_BULK_PATH, ix->body.buf, ix->body.len, &r, errstr,
-                           sizeof(errstr));
-        cs_metric_observe(M.bulk_seconds, (double)(cs_now_us() - t0) / 1e6);
-        cs_metric_inc(M.bulks, 1);
-        if (rc) {
-            snprintf(why, sizeof(why), "%s", errstr);
-            failed = true;
-            break;
-        }
-        if (r.status == 200) {
-            if (cs_es_bulk_parse(r.body, r.len, ix->items, (size_t)n, errstr, sizeof(errstr))) {
-                snprintf(why, sizeof(why), "%s", errstr);
-                failed = true;
-            } else {
-                cs_batch_apply(ix->batch, ix->items, (size_t)n, &st);
-                cs_es_items_clear(ix->items, (size_t)n);
-            }
-        } else if (r.status == 413 || r.status == 400) {
-            /* Refused as a whole for its content (too large, unparsable):
-             * split the request until the document at fault stands alone,
-             * then dead-letter that one only. Any other status of the
-             * whole request (401/403 credentials, 404, 429, 5xx) says
-             * nothing about the documents: retry it. */
-            if (n > 1) {
-                ix->chunk = (size_t)n / 2;
-                cs_log_warn("bulk of %d documents refused with HTTP %ld: retrying in "
-                            "requests of %zu",
-                            n, r.status, ix->chunk);
-            } else {
-                cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
-                                 (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
-                cs_batch_reject_request(ix->batch, why, &st);
-                why[0] = '\0';
-            }
-        } else {
-            cs_utf8_snprintf(why, sizeof(why), "bulk request: HTTP %ld: %.*s", r.status,
-                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body);
-            failed = true;
-        }
-        cs_es_response_clear(&r);
-        if (failed)
-            break;
-    }
+    if (st.splits > 0)
+        cs_log_warn("bulk requests refused as a whole (HTTP 413 or 400): retrying in requests "
+                    "of %zu",
+                    cs_batch_request_size(ix->batch));
     cs_metric_inc(M.indexed, (long long)st.indexed);
     cs_metric_inc(M.conflicts, (long long)st.conflicts);
     cs_metric_inc(M.superseded, (long long)st.superseded);
@@ -353,19 +301,18 @@ static bool attempt(cs_indexer *ix)
         failed = true;
     }
     if (!failed && cs_batch_resolved(ix->batch)) {
-        if (ix->attempt > 0)
-            cs_log_info("elasticsearch accepts writes again after %d failed attempts", ix->attempt);
+        if (cs_batch_failures(ix->batch) > 0)
+            cs_log_info("elasticsearch accepts writes again after %d failed attempts",
+                        cs_batch_failures(ix->batch));
         set_health(ix, true, "ok");
         return true;
     }
-    if (!failed)
-        snprintf(why, sizeof(why), "%zu documents to retry (429/5xx)", st.retries);
-    ix->retry_at =
-        cs_now_ms() + cs_es_backoff_ms(ix->attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, &ix->seed);
-    ix->attempt++;
-    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", ix->attempt, why,
-                ix->retry_at - cs_now_ms());
-    set_health(ix, false, "bulk failing: %s (attempt %d)", why, ix->attempt);
+    if (why[0] == '\0')
+        snprintf(why, sizeof(why), "documents to retry");
+    ix->retry_at = cs_now_ms() + cs_batch_backoff(ix->batch);
+    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", cs_batch_failures(ix->batch),
+                why, ix->retry_at - cs_now_ms());
+    set_health(ix, false, "bulk failing: %s (attempt %d)", why, cs_batch_failures(ix->batch));
     if (!cs_consumer_paused(ix->consumer))
         cs_consumer_set_paused(ix->consumer, true);
     return false;
@@ -520,9 +467,11 @@ static void probe(cs_indexer *ix, long long now)
 int cs_indexer_run(cs_indexer *ix)
 {
     char errstr[1024];
-    int rc = CS_OK, tries = 0;
+    int rc = CS_OK;
+    cs_backoff wait;
 
     /* The template must exist before the first document creates an index. */
+    cs_backoff_init(&wait, 500, 10000);
     while (cs_running) {
         int trc = cs_es_put_template(ix->es, ix->cfg->max_fields, errstr, sizeof(errstr));
 
@@ -533,7 +482,7 @@ int cs_indexer_run(cs_indexer *ix)
             return CS_ERR;
         }
         set_health(ix, false, "waiting for elasticsearch: %s", errstr);
-        long delay = cs_es_backoff_ms(tries++, 500, 10000, &ix->seed);
+        long delay = cs_backoff_next(&wait);
         cs_log_warn("waiting for elasticsearch: %s; retrying in %ld ms", errstr, delay);
         cs_sleep_ms(delay);
     }
@@ -584,6 +533,7 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
                                                     "casestream-indexer",
                                                     NULL};
     cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
+    cs_batch_opts bopts = CS_BATCH_OPTS_INIT;
     cs_indexer *ix;
     char pgerr[512];
 
@@ -596,10 +546,9 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     }
     pthread_mutex_init(&ix->health_lock, NULL);
     ix->cfg = cfg;
-    ix->chunk = (size_t)cfg->bulk_docs;
-    ix->seed = (unsigned)getpid() ^ (unsigned)cs_now_us();
     snprintf(ix->health, sizeof(ix->health), "starting");
-    if (!(ix->batch = cs_batch_new())) {
+    bopts.max_docs = (size_t)cfg->bulk_docs;
+    if (!(ix->batch = cs_batch_new(&bopts))) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
@@ -635,8 +584,6 @@ void cs_indexer_free(cs_indexer *ix)
     if (ix->pg)
         PQfinish(ix->pg);
     cs_batch_free(ix->batch);
-    cs_es_bulk_free(&ix->body);
-    free(ix->items);
     free(ix->parts);
     free(ix->offs);
     pthread_mutex_destroy(&ix->health_lock);

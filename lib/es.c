@@ -1,17 +1,13 @@
-/* Elasticsearch over libcurl: requests, the case template, bulk bodies and responses. */
+/* Elasticsearch over libcurl: requests, the case index template and index names. */
 #include "es.h"
 
-#include "db.h"
 #include "envelope.h"
 #include "err.h"
 #include "utf8.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
-#include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,25 +178,6 @@ int cs_es_request(cs_es *es, const char *method, const char *path, const char *b
     return CS_OK;
 }
 
-/* printf into new memory; NULL when out of memory. Caller frees. */
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !(s = malloc((size_t)n + 1)))
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 /* ---- the case indices ------------------------------------------------------------------- */
 
 char *cs_es_template_body(int max_fields)
@@ -228,7 +205,12 @@ char *cs_es_template_body(int max_fields)
         "\"author\":{\"type\":\"keyword\"},"
         "\"body\":{\"type\":\"text\"},"
         "\"created_date\":{\"type\":\"date\"}}}}}}}";
-    return dup_printf(fmt, max_fields);
+    size_t size = sizeof(fmt) + 16; /* room for any int */
+    char *body = malloc(size);
+
+    if (body)
+        snprintf(body, size, fmt, max_fields);
+    return body;
 }
 
 int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_size)
@@ -269,262 +251,4 @@ bool cs_es_index_name(const char *case_type, char *buf, size_t size)
         buf[i] = (char)tolower((unsigned char)case_type[i]);
     memcpy(buf + n, suffix, sizeof(suffix));
     return true;
-}
-
-/* ---- bulk requests ---------------------------------------------------------------------- */
-
-static int bulk_reserve(cs_es_bulk *b, size_t more)
-{
-    if (b->len + more + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64 * 1024;
-        char *grown;
-
-        while (cap < b->len + more + 1)
-            cap *= 2;
-        if (!(grown = realloc(b->buf, cap)))
-            return CS_ERR;
-        b->buf = grown;
-        b->cap = cap;
-    }
-    return CS_OK;
-}
-
-int cs_es_bulk_add(cs_es_bulk *b, const char *index, int64_t reference, int64_t revision,
-                   const char *doc, size_t doc_len)
-{
-    char action[512];
-    int n;
-
-    /* index comes from cs_es_index_name: no character needs escaping. */
-    n = snprintf(action, sizeof(action),
-                 "{\"index\":{\"_index\":\"%s\",\"_id\":\"%" PRId64 "\",\"version\":%" PRId64
-                 ",\"version_type\":\"external_gte\"}}\n",
-                 index, reference, revision);
-    if (n < 0 || (size_t)n >= sizeof(action))
-        return CS_ERR;
-    if (bulk_reserve(b, (size_t)n + doc_len + 1))
-        return CS_ERR;
-    memcpy(b->buf + b->len, action, (size_t)n);
-    b->len += (size_t)n;
-    for (size_t i = 0; i < doc_len; i++) {
-        char ch = doc[i];
-
-        b->buf[b->len++] = ch == '\n' || ch == '\r' ? ' ' : ch;
-    }
-    b->buf[b->len++] = '\n';
-    b->buf[b->len] = '\0';
-    b->count++;
-    return CS_OK;
-}
-
-void cs_es_bulk_reset(cs_es_bulk *b)
-{
-    b->len = 0;
-    b->count = 0;
-    if (b->buf)
-        b->buf[0] = '\0';
-}
-
-void cs_es_bulk_free(cs_es_bulk *b)
-{
-    free(b->buf);
-    b->buf = NULL;
-    b->len = b->cap = b->count = 0;
-}
-
-cs_es_outcome cs_es_classify(int status, const char *error_type)
-{
-    if (status >= 200 && status < 300)
-        return CS_ES_OK;
-    if (status == 409)
-        return CS_ES_CONFLICT;
-    /* Overload and server errors pass. So do states of the cluster or index
-     * that an operator fixes and that say nothing about the document: a
-     * read-only block (403), a missing index when auto-creation is off (404),
-     * a timeout (408). Dead-lettering those would lose good documents. */
-    if (status == 429 || status >= 500 || status == 403 || status == 404 || status == 408)
-        return CS_ES_RETRY;
-    if (error_type && (strcmp(error_type, "cluster_block_exception") == 0 ||
-                       strcmp(error_type, "es_rejected_execution_exception") == 0 ||
-                       strcmp(error_type, "circuit_breaking_exception") == 0))
-        return CS_ES_RETRY;
-    return CS_ES_REJECTED;
-}
-
-/* "type: reason (caused by type: reason)" from an error object or string. Caller frees. */
-static char *error_text(json_t *err, const char **type_out)
-{
-    const char *type = NULL, *reason = NULL, *ctype = NULL, *creason = NULL;
-    json_t *cause;
-    *type_out = NULL;
-    if (json_is_string(err))
-        return strdup(json_string_value(err));
-    if (!json_is_object(err))
-        return strdup("unknown error");
-    type = json_string_value(json_object_get(err, "type"));
-    reason = json_string_value(json_object_get(err, "reason"));
-    cause = json_object_get(err, "caused_by");
-    if (json_is_object(cause)) {
-        ctype = json_string_value(json_object_get(cause, "type"));
-        creason = json_string_value(json_object_get(cause, "reason"));
-    }
-    *type_out = type;
-    if (ctype)
-        return dup_printf("%s: %s (caused by %s: %s)", type ? type : "error", reason ? reason : "",
-                          ctype, creason ? creason : "");
-    return dup_printf("%s: %s", type ? type : "error", reason ? reason : "");
-}
-
-int cs_es_bulk_parse(const char *body, size_t len, cs_es_item *items, size_t n, char *errstr,
-                     size_t errstr_size)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    json_t *arr;
-    int rc = CS_ERR;
-
-    memset(items, 0, n * sizeof(*items));
-    if (!root) {
-        snprintf(errstr, errstr_size, "bulk response is not JSON: %s", jerr.text);
-        return CS_ERR;
-    }
-    arr = json_object_get(root, "items");
-    if (!json_is_array(arr) || json_array_size(arr) != n) {
-        snprintf(errstr, errstr_size, "bulk response has %zu items for %zu actions",
-                 json_is_array(arr) ? json_array_size(arr) : (size_t)0, n);
-        goto cleanup;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *wrapper = json_array_get(arr, i);
-        json_t *item = json_is_object(wrapper) && json_object_size(wrapper) == 1
-                           ? json_object_iter_value(json_object_iter(wrapper))
-                           : NULL;
-        json_t *status = item ? json_object_get(item, "status") : NULL;
-        json_t *err = item ? json_object_get(item, "error") : NULL;
-        const char *type = NULL;
-
-        if (!json_is_integer(status)) {
-            snprintf(errstr, errstr_size, "bulk response item %zu has no status", i);
-            cs_es_items_clear(items, i);
-            goto cleanup;
-        }
-        items[i].status = (int)json_integer_value(status);
-        if (err) {
-            items[i].reason = error_text(err, &type);
-        } else if (items[i].status >= 300) {
-            char tmp[64];
-
-            snprintf(tmp, sizeof(tmp), "HTTP %d", items[i].status);
-            items[i].reason = strdup(tmp);
-        }
-        items[i].outcome = cs_es_classify(items[i].status, type);
-    }
-    rc = CS_OK;
-cleanup:
-    json_decref(root);
-    return rc;
-}
-
-void cs_es_items_clear(cs_es_item *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(items[i].reason);
-        items[i].reason = NULL;
-    }
-}
-
-/* ---- dead letters ----------------------------------------------------------------------- */
-
-static int insert_dead_letter(PGconn *conn, const cs_dead_letter *d, bool with_doc,
-                              const char *reason, char *errstr, size_t errstr_size)
-{
-    static const char sql_json[] =
-        "INSERT INTO ccd.index_dead_letter (reference, case_revision, index_name, reason,"
-        " kafka_topic, kafka_partition, kafka_offset, document)"
-        " VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6::integer, $7::bigint, $8::jsonb)";
-    static const char sql_text[] =
-        "INSERT INTO ccd.index_dead_letter (reference, case_revision, index_name, reason,"
-        " kafka_topic, kafka_partition, kafka_offset, document)"
-        " VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6::integer, $7::bigint, to_jsonb($8::text))";
-    char ref[32], rev[32], part[16], off[32];
-    const char *params[8];
-    PGresult *res;
-    int rc = CS_OK;
-
-    snprintf(ref, sizeof(ref), "%" PRId64, d->reference);
-    snprintf(rev, sizeof(rev), "%" PRId64, d->revision);
-    snprintf(part, sizeof(part), "%d", d->partition);
-    snprintf(off, sizeof(off), "%" PRId64, d->offset);
-    params[0] = d->reference > 0 ? ref : NULL;
-    params[1] = d->revision > 0 ? rev : NULL;
-    params[2] = d->index;
-    params[3] = reason;
-    params[4] = d->topic;
-    params[5] = d->topic ? part : NULL;
-    params[6] = d->topic ? off : NULL;
-    params[7] = with_doc ? d->doc : NULL;
-    res = PQexecParams(conn, d->doc_is_json ? sql_json : sql_text, 8, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        cs_db_error(conn, res, errstr, errstr_size);
-        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
-    }
-    PQclear(res);
-    return rc;
-}
-
-int cs_es_dead_letters_write(PGconn *conn, const cs_dead_letter *dl, size_t n, char *errstr,
-                             size_t errstr_size)
-{
-    char ignored[256];
-    int rc;
-
-    if (n == 0)
-        return CS_OK;
-    if (!conn || PQstatus(conn) != CONNECTION_OK) {
-        snprintf(errstr, errstr_size, "no connection to postgresql");
-        return CS_ERR_RETRY;
-    }
-    if ((rc = cs_db_exec(conn, "BEGIN", errstr, errstr_size)))
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        char why[512];
-        char *reason = NULL;
-
-        if ((rc = cs_db_exec(conn, "SAVEPOINT dead_letter", errstr, errstr_size)))
-            goto fail;
-        rc = insert_dead_letter(conn, &dl[i], true, dl[i].reason, why, sizeof(why));
-        if (rc == CS_ERR) {
-            /* The document itself is unstorable (bad UTF-8, \u0000 in jsonb):
-             * keep the record without it rather than block the pipeline. */
-            if ((rc = cs_db_exec(conn, "ROLLBACK TO SAVEPOINT dead_letter", errstr, errstr_size)))
-                goto fail;
-            reason = dup_printf("%s (document not stored: %s)", dl[i].reason, why);
-            rc = insert_dead_letter(conn, &dl[i], false, reason ? reason : dl[i].reason, why,
-                                    sizeof(why));
-            free(reason);
-        }
-        if (rc) {
-            snprintf(errstr, errstr_size, "%s", why);
-            goto fail;
-        }
-    }
-    if ((rc = cs_db_exec(conn, "COMMIT", errstr, errstr_size)))
-        goto fail;
-    return CS_OK;
-fail:
-    cs_db_exec(conn, "ROLLBACK", ignored, sizeof(ignored));
-    return rc;
-}
-
-long cs_es_backoff_ms(int attempt, long base_ms, long cap_ms, unsigned *seed)
-{
-    long delay = base_ms;
-
-    for (int i = 0; i < attempt && delay < cap_ms; i++)
-        delay *= 2;
-    if (delay > cap_ms)
-        delay = cap_ms;
-    /* Upper half, uniformly: spreads retries of many indexers apart while
-     * still growing with every attempt. */
-    return delay / 2 + (long)(rand_r(seed) % (unsigned)(delay / 2 + 1));
 }

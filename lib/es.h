@@ -1,12 +1,10 @@
-/* Elasticsearch helpers shared by the indexer and `casestream reindex`: a libcurl client,
- * the case index template, bulk bodies and responses, and the dead-letter record. */
+/* Elasticsearch over HTTP for the indexer and `casestream reindex`: a libcurl client, the case
+ * index template and index names. Bulk bodies and responses are in bulk.h. */
 #ifndef CS_ES_H
 #define CS_ES_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
@@ -68,89 +66,5 @@ int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_si
  * of DESIGN §3: ASCII letters, digits, '_', '-' and '.', the first a letter or
  * a digit, at most CS_CASE_TYPE_MAX bytes) or buf is too small. */
 bool cs_es_index_name(const char *case_type, char *buf, size_t size);
-
-/* ---- bulk requests ---------------------------------------------------------------------- */
-
-/* A growing bulk request body. */
-typedef struct cs_es_bulk {
-    char *buf;
-    size_t len;
-    size_t cap;
-    size_t count; /* items added */
-} cs_es_bulk;
-
-#define CS_ES_BULK_INIT                                                                            \
-    {                                                                                              \
-        NULL, 0, 0, 0                                                                              \
-    }
-
-/* The request path of a bulk: only the fields the parser reads are returned. */
-#define CS_ES_BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error"
-
-/* Appends one index action for document id reference in index with
- * version = revision, version_type = external_gte, and the document source
- * (doc, doc_len: one JSON object; raw newlines, which JSON allows only as
- * whitespace, are written as spaces). Returns 0 or CS_ERR (out of memory). */
-int cs_es_bulk_add(cs_es_bulk *b, const char *index, int64_t reference, int64_t revision,
-                   const char *doc, size_t doc_len);
-
-/* Empties the body for reuse, keeping its memory. */
-void cs_es_bulk_reset(cs_es_bulk *b);
-
-/* Frees the body's memory. Accepts an empty body. */
-void cs_es_bulk_free(cs_es_bulk *b);
-
-/* What to do with one item of a bulk response. */
-typedef enum cs_es_outcome {
-    CS_ES_OK = 0,   /* indexed (2xx) */
-    CS_ES_CONFLICT, /* 409: a document with this or a newer revision is there: success */
-    CS_ES_RETRY,    /* 429, 5xx, or a cluster/index state that an operator fixes: retry */
-    CS_ES_REJECTED  /* refused for its content (400 mapping errors etc.): dead letter */
-} cs_es_outcome;
-
-/* The outcome of an item of the given status and error type (may be NULL). */
-cs_es_outcome cs_es_classify(int status, const char *error_type);
-
-typedef struct cs_es_item {
-    int status;
-    cs_es_outcome outcome;
-    char *reason; /* "type: reason (caused by ...)" when the item failed, else NULL; owned */
-} cs_es_item;
-
-/* Parses a bulk response body (status 200) into items[0..n-1], which must be
- * the number of actions sent, in order. Returns 0, or CS_ERR with the reason
- * in errstr when the body is not a bulk response of n items (items then hold
- * nothing to free). Free the reasons with cs_es_items_clear. */
-int cs_es_bulk_parse(const char *body, size_t len, cs_es_item *items, size_t n, char *errstr,
-                     size_t errstr_size);
-
-/* Frees the reasons of items[0..n-1]. */
-void cs_es_items_clear(cs_es_item *items, size_t n);
-
-/* ---- dead letters ----------------------------------------------------------------------- */
-
-/* One change document that could not be indexed. Strings are borrowed. */
-typedef struct cs_dead_letter {
-    int64_t reference; /* 0: unknown */
-    int64_t revision;  /* 0: unknown */
-    const char *index; /* NULL: unknown */
-    const char *reason;
-    const char *doc; /* the message value, NUL-terminated; may be NULL */
-    bool doc_is_json;
-    const char *topic; /* NULL when not read from Kafka */
-    int partition;
-    int64_t offset;
-} cs_dead_letter;
-
-/* Records n dead letters in ccd.index_dead_letter in one transaction. A
- * document PostgreSQL cannot store as jsonb is recorded as NULL with a note in
- * the reason. Returns 0, CS_ERR_RETRY (database unreachable: try again) or
- * CS_ERR, with the reason in errstr. */
-int cs_es_dead_letters_write(PGconn *conn, const cs_dead_letter *dl, size_t n, char *errstr,
-                             size_t errstr_size);
-
-/* Jittered exponential backoff: about base_ms * 2^attempt, capped at cap_ms,
- * drawn uniformly from the upper half of that delay using *seed. */
-long cs_es_backoff_ms(int attempt, long base_ms, long cap_ms, unsigned *seed);
 
 #endif

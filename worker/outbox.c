@@ -3,6 +3,7 @@
  * case-changes is at least once, and consumers keep the highest case_revision. */
 #include "outbox.h"
 
+#include "backoff.h"
 #include "db.h"
 #include "err.h"
 #include "fault.h"
@@ -255,10 +256,11 @@ static void wait_kick(cs_relay *r, long ms)
 static void *relay_main(void *arg)
 {
     cs_relay *r = arg;
-    long backoff = 100;
+    cs_backoff backoff;
     char errstr[512];
     bool last_round = false;
 
+    cs_backoff_init(&backoff, 100, 10000);
     for (;;) {
         int rc;
 
@@ -276,14 +278,15 @@ static void *relay_main(void *arg)
             continue;
         }
         if (rc < 0) {
-            cs_log_warn("outbox relay: %s; retrying in %ld ms", errstr, backoff);
+            long delay = cs_backoff_next(&backoff);
+
+            cs_log_warn("outbox relay: %s; retrying in %ld ms", errstr, delay);
             if (last_round)
                 break;
-            wait_kick(r, backoff);
-            backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+            wait_kick(r, delay);
             continue;
         }
-        backoff = 100;
+        cs_backoff_reset(&backoff);
         if (rc == 0 && !last_round)
             wait_kick(r, 200);
     }

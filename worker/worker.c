@@ -12,6 +12,7 @@
 #include "worker.h"
 
 #include "apply.h"
+#include "backoff.h"
 #include "consumer.h"
 #include "err.h"
 #include "fault.h"
@@ -443,8 +444,9 @@ static void abandon_deliveries(cs_worker *w, cs_job *jobs, size_t n)
  * then nothing of the batch is left in the producer. */
 static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
 {
-    long backoff = 100;
+    cs_backoff backoff;
 
+    cs_backoff_init(&backoff, 100, 5000);
     for (size_t i = 0; i < n; i++)
         jobs[i].delivery_failed = true; /* not yet produced */
     for (;;) {
@@ -476,9 +478,10 @@ static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
             abandon_deliveries(w, jobs, n);
             return false;
         }
-        cs_log_warn("outcomes not delivered, retrying in %ld ms", backoff);
-        cs_sleep_ms(backoff);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        long delay = cs_backoff_next(&backoff);
+
+        cs_log_warn("outcomes not delivered, retrying in %ld ms", delay);
+        cs_sleep_ms(delay);
     }
 }
 
@@ -522,10 +525,11 @@ static bool backoff_wait(cs_worker *w, long ms)
 static void process(cs_worker *w, cs_job *jobs, size_t n)
 {
     long long t0 = cs_now_us();
-    long backoff = 200;
+    cs_backoff backoff;
     char errstr[512];
     size_t valid = 0;
 
+    cs_backoff_init(&backoff, 200, 10000);
     w->revoked = false;
     for (size_t i = 0; i < n; i++) {
         validate(w, &jobs[i]);
@@ -534,20 +538,21 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     if (valid)
         redis_fast_path(w, jobs, n);
     while (run_appliers(w, jobs, n, errstr, sizeof(errstr)) != CS_OK) {
+        long delay = cs_backoff_next(&backoff);
+
         atomic_store(&w->pg_ok, false);
         cs_metric_inc(w->retries, 1);
-        cs_log_warn("batch not committed, retrying in %ld ms: %s", backoff, errstr);
+        cs_log_warn("batch not committed, retrying in %ld ms: %s", delay, errstr);
         /* Nothing new is fetched while the batch waits for PostgreSQL. */
         if (!cs_consumer_paused(w->consumer))
             cs_consumer_set_paused(w->consumer, true);
-        if (!backoff_wait(w, backoff)) {
+        if (!backoff_wait(w, delay)) {
             /* Nothing is held any more, so nothing stays paused: the partitions
              * still (or again) assigned are resumed, and the batch comes again. */
             cs_log_info("batch dropped before commit size=%zu (redelivered later)", n);
             cs_consumer_set_paused(w->consumer, false);
             return;
         }
-        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
     }
     if (cs_consumer_paused(w->consumer))
         cs_consumer_set_paused(w->consumer, false);

@@ -1,14 +1,20 @@
-/* The changes of one bulk: parsing, superseding, request bodies, outcomes and offsets. */
-#ifndef CS_INDEXER_BATCH_H
-#define CS_INDEXER_BATCH_H
+/* The bulk engine of the indexer and `casestream reindex`: a batch of change documents, which to
+ * send, the attempt that sends them (413/400 split, per-item outcomes), its backoff, the dead
+ * letters and the offsets that may be stored. The one I/O, sending a request, is the caller's
+ * function; reading PostgreSQL and recording dead letters are the caller's too. */
+#ifndef CS_BATCH_H
+#define CS_BATCH_H
 
+#include "backoff.h"
+#include "bulk.h"
+#include "dead_letter.h"
 #include "es.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Reads the fields the indexer needs from a change document (DESIGN §6):
+/* Reads the fields the bulk engine needs from a change document (DESIGN §6):
  * reference (integer or digit string, > 0), case_type (which must name an
  * index: the index name goes to index[index_size]) and case_revision
  * (integer >= 0). Returns 0, or CS_ERR_INVALID with the reason in errstr; a
@@ -26,10 +32,25 @@ typedef struct cs_batch_stats {
     size_t retries;    /* 429/5xx: left pending for the next attempt */
     size_t rejected;   /* dead letters */
     size_t superseded; /* dropped for a higher revision of the same case in the batch */
+    size_t splits;     /* requests refused as a whole (413, 400) and sent again in halves */
 } cs_batch_stats;
 
-/* An empty batch (free with cs_batch_free) or NULL when out of memory. */
-cs_batch *cs_batch_new(void);
+typedef struct cs_batch_opts {
+    size_t max_docs;      /* most actions per request */
+    long backoff_base_ms; /* backoff after a failed attempt: base, doubling, */
+    long backoff_cap_ms;  /* up to the cap, jittered (cs_backoff_ms) */
+} cs_batch_opts;
+
+#define CS_BATCH_OPTS_INIT                                                                         \
+    {                                                                                              \
+        1000, 100, 30000                                                                           \
+    }
+
+/* An empty batch (free with cs_batch_free) or NULL when out of memory. opts is copied; NULL
+ * takes CS_BATCH_OPTS_INIT. */
+cs_batch *cs_batch_new(const cs_batch_opts *opts);
+
+/* Frees the batch. Accepts NULL. */
 void cs_batch_free(cs_batch *b);
 
 /* Adds a consumed message (the value is copied; key, the message key, may be
@@ -44,7 +65,43 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
 size_t cs_batch_count(const cs_batch *b);
 size_t cs_batch_bytes(const cs_batch *b);
 
-/* Starts an attempt: every pending change becomes eligible to be sent once
+/* ---- an attempt ------------------------------------------------------------------------------ */
+
+/* Sends one bulk request (body->count actions, NDJSON, to CS_BULK_PATH) and fills *out as
+ * cs_es_request does: returns 0 when the server answered, whatever the status (the engine clears
+ * *out), CS_ERR_RETRY when it did not, CS_ERR when out of memory; errstr says why. ctx is the
+ * caller's. */
+typedef int (*cs_batch_send_fn)(void *ctx, const cs_bulk_body *body, cs_es_response *out,
+                                char *errstr, size_t errstr_size);
+
+/* One attempt at the batch: every pending change is sent once, through send, in requests of
+ * at most cs_batch_request_size() actions, and the items of each response are applied
+ * (cs_batch_apply). A request refused as a whole with 413 or 400 is sent again in halves (the
+ * smaller size stays for the rest of the batch) until the document at fault stands alone;
+ * that one becomes a dead letter. Any other failure of a whole request (no answer, another
+ * status, a response that cannot be read) ends the attempt with its changes pending.
+ * Returns 0 when every request of the attempt was answered; changes answered 429/5xx stay
+ * pending (cs_batch_pending) and errstr then says how many and why. Returns CS_ERR_RETRY when
+ * a request failed as a whole, CS_ERR when out of memory, with the reason in errstr. Counts
+ * are added to *stats (may be NULL). Documents in the reference form must be filled first
+ * (cs_batch_omitted); dead letters are left to the caller (cs_batch_dead_letters). */
+int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_stats *stats,
+                     char *errstr, size_t errstr_size);
+
+/* Counts a failed attempt of the batch (its requests, or the caller's own work for it such as
+ * reading documents or recording dead letters) and returns how long to wait before the next:
+ * the jittered exponential backoff of the options. */
+long cs_batch_backoff(cs_batch *b);
+
+/* Failed attempts counted since the batch was last cleared. */
+int cs_batch_failures(const cs_batch *b);
+
+/* The most actions the next request may hold: max_docs, or less after a 413/400 split. */
+size_t cs_batch_request_size(const cs_batch *b);
+
+/* The steps of an attempt, which cs_batch_attempt takes in turn.
+ *
+ * Starts an attempt: every pending change becomes eligible to be sent once
  * more. Within a batch, only the highest revision of each case (per
  * partition) is sent: external_gte makes the index end up the same, and the
  * others count as superseded (in *stats). */
@@ -53,21 +110,24 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats);
 /* Builds into body (reset first) the next request of this attempt: at most
  * max_docs changes not yet sent in it. Returns the number of actions (0 when
  * the attempt has nothing left to send) or CS_ERR (out of memory). */
-int cs_batch_build(cs_batch *b, cs_es_bulk *body, size_t max_docs);
+int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs);
 
 /* Applies the items of the response to the last built request (n must be
  * its number of actions): 2xx and 409 are done, retryable ones stay pending
  * for the next attempt, the rest become dead letters with their reason. */
-void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_stats *stats);
+void cs_batch_apply(cs_batch *b, const cs_bulk_item *items, size_t n, cs_batch_stats *stats);
 
 /* The last built request was refused as a whole for its content: its changes
  * become dead letters with this reason. */
 void cs_batch_reject_request(cs_batch *b, const char *reason, cs_batch_stats *stats);
 
+/* ---- the state of the batch ------------------------------------------------------------------ */
+
 /* True while some change is pending (to send, or to retry). */
 bool cs_batch_pending(const cs_batch *b);
 
-/* Dead letters not yet written, for topic (borrowed). *out is an array the
+/* Dead letters not yet written, for topic (borrowed; NULL when the changes
+ * were not read from Kafka, as in reindex). *out is an array the
  * caller frees (the strings in it are borrowed from the batch and live
  * until the next call that changes it). Returns the count (0: *out = NULL),
  * or (size_t)-1 when out of memory. */
@@ -102,7 +162,7 @@ size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max);
  * reference). Returns 0 or CS_ERR (out of memory). */
 int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len);
 
-/* Empties the batch for the next one. */
+/* Empties the batch for the next one: no failures counted, requests of max_docs again. */
 void cs_batch_clear(cs_batch *b);
 
 #endif

@@ -1,4 +1,5 @@
-/* The changes of one bulk: which to send, what Elasticsearch said, which offsets may be stored. */
+/* The bulk engine: which changes to send, the attempt that sends them, what Elasticsearch said,
+ * which offsets may be stored. */
 #include "batch.h"
 
 #include "err.h"
@@ -42,6 +43,12 @@ struct cs_batch {
     size_t bytes; /* of the live entries' values */
     size_t *req;  /* entry index of each action of the last built request */
     size_t req_n, req_cap;
+    cs_batch_opts opts;
+    size_t chunk;       /* most actions per request: opts.max_docs, halved on 413/400 */
+    cs_backoff backoff; /* failed attempts of this batch */
+    cs_bulk_body body;  /* the request being sent */
+    cs_bulk_item *items;
+    size_t items_cap;
 };
 
 int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *revision,
@@ -115,9 +122,37 @@ cleanup:
     return rc;
 }
 
-cs_batch *cs_batch_new(void)
+/* An array of at least need elements of size elem: arr itself when its capacity *cap is
+ * enough, else arr grown (doubling from 256) with *cap updated; NULL when out of memory, arr
+ * then unchanged. The caller stores the result. */
+static void *reserve(void *arr, size_t *cap, size_t need, size_t elem)
 {
-    return calloc(1, sizeof(cs_batch));
+    size_t n = *cap ? *cap : 256;
+    void *grown;
+
+    if (arr && need <= *cap)
+        return arr;
+    while (n < need)
+        n *= 2;
+    if (!(grown = realloc(arr, n * elem)))
+        return NULL;
+    *cap = n;
+    return grown;
+}
+
+cs_batch *cs_batch_new(const cs_batch_opts *opts)
+{
+    static const cs_batch_opts defaults = CS_BATCH_OPTS_INIT;
+    cs_batch *b = calloc(1, sizeof(*b));
+
+    if (!b)
+        return NULL;
+    b->opts = opts ? *opts : defaults;
+    if (b->opts.max_docs == 0)
+        b->opts.max_docs = 1;
+    b->chunk = b->opts.max_docs;
+    cs_backoff_init(&b->backoff, b->opts.backoff_base_ms, b->opts.backoff_cap_ms);
+    return b;
 }
 
 static void entry_free(entry *e)
@@ -133,6 +168,8 @@ void cs_batch_clear(cs_batch *b)
     for (size_t i = 0; i < b->n; i++)
         entry_free(&b->e[i]);
     b->n = b->live = b->bytes = b->req_n = 0;
+    b->chunk = b->opts.max_docs;
+    cs_backoff_reset(&b->backoff);
 }
 
 void cs_batch_free(cs_batch *b)
@@ -142,6 +179,8 @@ void cs_batch_free(cs_batch *b)
     cs_batch_clear(b);
     free(b->e);
     free(b->req);
+    cs_bulk_free(&b->body);
+    free(b->items);
     free(b);
 }
 
@@ -182,15 +221,9 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
     char index[256], why[512];
     entry *e;
 
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        entry *grown = realloc(b->e, cap * sizeof(*grown));
-
-        if (!grown)
-            return CS_ERR;
-        b->e = grown;
-        b->cap = cap;
-    }
+    if (!(e = reserve(b->e, &b->cap, b->n + 1, sizeof(*e))))
+        return CS_ERR;
+    b->e = e;
     e = &b->e[b->n];
     memset(e, 0, sizeof(*e));
     e->partition = partition;
@@ -287,25 +320,21 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats)
     free(idx);
 }
 
-int cs_batch_build(cs_batch *b, cs_es_bulk *body, size_t max_docs)
+int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
 {
-    cs_es_bulk_reset(body);
+    size_t *req;
+
+    cs_bulk_reset(body);
     b->req_n = 0;
     for (size_t i = 0; i < b->n && b->req_n < max_docs; i++) {
         entry *e = &b->e[i];
 
         if (e->state != E_PENDING || e->sent)
             continue;
-        if (b->req_n == b->req_cap) {
-            size_t cap = b->req_cap ? b->req_cap * 2 : 256;
-            size_t *grown = realloc(b->req, cap * sizeof(*grown));
-
-            if (!grown)
-                return CS_ERR;
-            b->req = grown;
-            b->req_cap = cap;
-        }
-        if (cs_es_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
+        if (!(req = reserve(b->req, &b->req_cap, b->req_n + 1, sizeof(*req))))
+            return CS_ERR;
+        b->req = req;
+        if (cs_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
             return CS_ERR;
         b->req[b->req_n++] = i;
     }
@@ -319,7 +348,7 @@ static void make_dead(entry *e, const char *reason)
     e->reason = strdup(reason ? reason : "rejected");
 }
 
-void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_stats *stats)
+void cs_batch_apply(cs_batch *b, const cs_bulk_item *items, size_t n, cs_batch_stats *stats)
 {
     cs_batch_stats ignored = {0};
 
@@ -330,18 +359,18 @@ void cs_batch_apply(cs_batch *b, const cs_es_item *items, size_t n, cs_batch_sta
 
         e->sent = true;
         switch (items[i].outcome) {
-        case CS_ES_OK:
+        case CS_BULK_OK:
             e->state = E_DONE;
             stats->indexed++;
             break;
-        case CS_ES_CONFLICT:
+        case CS_BULK_CONFLICT:
             e->state = E_DONE;
             stats->conflicts++;
             break;
-        case CS_ES_RETRY:
+        case CS_BULK_RETRY:
             stats->retries++;
             break;
-        case CS_ES_REJECTED:
+        case CS_BULK_REJECTED:
             make_dead(e, items[i].reason);
             stats->rejected++;
             break;
@@ -365,6 +394,100 @@ void cs_batch_reject_request(cs_batch *b, const char *reason, cs_batch_stats *st
             stats->rejected++;
     }
     b->req_n = 0;
+}
+
+/* The reason of the first item to retry, into buf if it is still empty. */
+static void note_retry(const cs_bulk_item *items, size_t n, char *buf, size_t size)
+{
+    for (size_t i = 0; i < n && buf[0] == '\0'; i++)
+        if (items[i].outcome == CS_BULK_RETRY)
+            cs_utf8_snprintf(buf, size, "%s", items[i].reason ? items[i].reason : "retry");
+}
+
+int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_stats *stats,
+                     char *errstr, size_t errstr_size)
+{
+    cs_batch_stats ignored = {0};
+    char retry[512] = "";
+    size_t retries;
+    int rc = CS_OK;
+
+    if (!stats)
+        stats = &ignored;
+    retries = stats->retries;
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    cs_batch_begin_attempt(b, stats);
+    for (;;) {
+        cs_es_response r = CS_ES_RESPONSE_INIT;
+        int n = cs_batch_build(b, &b->body, b->chunk);
+        cs_bulk_item *items;
+
+        if (n == 0)
+            break;
+        if (n < 0 || !(items = reserve(b->items, &b->items_cap, (size_t)n, sizeof(*items)))) {
+            snprintf(errstr, errstr_size, "out of memory building a bulk request");
+            rc = CS_ERR;
+            break;
+        }
+        b->items = items;
+        if ((rc = send(ctx, &b->body, &r, errstr, errstr_size)) != CS_OK) {
+            cs_es_response_clear(&r);
+            break;
+        }
+        if (!r.body)
+            r.len = 0; /* quoted below as "" */
+        if (r.status == 200) {
+            if (cs_bulk_parse(r.body, r.len, b->items, (size_t)n, errstr, errstr_size)) {
+                rc = CS_ERR_RETRY;
+            } else {
+                cs_batch_apply(b, b->items, (size_t)n, stats);
+                note_retry(b->items, (size_t)n, retry, sizeof(retry));
+                cs_bulk_items_clear(b->items, (size_t)n);
+            }
+        } else if (r.status == 413 || r.status == 400) {
+            /* Refused as a whole for its content (too large, unparsable): split the request
+             * until the document at fault stands alone, then dead-letter that one only. Any
+             * other status of the whole request (401/403 credentials, 404, 429, 5xx) says
+             * nothing about the documents: retry it. */
+            if (n > 1) {
+                b->chunk = (size_t)n / 2;
+                stats->splits++;
+            } else {
+                char why[512];
+
+                cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
+                                 (int)cs_utf8_prefix(r.body, r.len, 300), r.body ? r.body : "");
+                cs_batch_reject_request(b, why, stats);
+            }
+        } else {
+            cs_utf8_snprintf(errstr, errstr_size, "bulk request: HTTP %ld: %.*s", r.status,
+                             (int)cs_utf8_prefix(r.body, r.len, 300), r.body ? r.body : "");
+            rc = CS_ERR_RETRY;
+        }
+        cs_es_response_clear(&r);
+        if (rc != CS_OK)
+            break;
+    }
+    if (rc == CS_OK && stats->retries > retries)
+        cs_utf8_snprintf(errstr, errstr_size, "%zu documents to retry: %s",
+                         stats->retries - retries, retry);
+    return rc;
+}
+
+long cs_batch_backoff(cs_batch *b)
+{
+    return cs_backoff_next(&b->backoff);
+}
+
+int cs_batch_failures(const cs_batch *b)
+{
+    return b->backoff.attempt;
+}
+
+size_t cs_batch_request_size(const cs_batch *b)
+{
+    return b->chunk;
 }
 
 bool cs_batch_pending(const cs_batch *b)

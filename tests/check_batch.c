@@ -1,12 +1,11 @@
-/* Unit tests of indexer/batch.c: superseding, outcomes, dead letters and offsets, without services.
- */
-#include "../indexer/batch.h"
-#include "../indexer/indexer.h"
+/* Unit tests of lib/batch.c without services: superseding, outcomes, dead letters, offsets, and
+ * attempts (413/400 split, retries, backoff) through a fake Elasticsearch. */
+#include "batch.h"
+#include "bulk.h"
 #include "err.h"
-#include "es.h"
 #include "runner.h"
-#include "fault.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +31,12 @@ static void add(cs_batch *b, int partition, long long offset, long long ref, lon
 }
 
 /* Items all of one outcome, for a request of n actions. */
-static void items_of(cs_es_item *items, size_t n, int status)
+static void items_of(cs_bulk_item *items, size_t n, int status)
 {
     memset(items, 0, n * sizeof(*items));
     for (size_t i = 0; i < n; i++) {
         items[i].status = status;
-        items[i].outcome = cs_es_classify(status, NULL);
+        items[i].outcome = cs_bulk_classify(status, NULL);
     }
 }
 
@@ -87,10 +86,10 @@ END_TEST
 
 START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[2];
+    cs_bulk_item items[2];
 
     add(b, 0, 10, 1000, 7); /* 7 arrives first, then 5: 7 must win */
     add(b, 0, 11, 1000, 5);
@@ -108,31 +107,31 @@ START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
     ck_assert(!cs_batch_pending(b));
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_same_case_in_two_partitions_is_sent_twice)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
 
     add(b, 0, 1, 1000, 7);
     add(b, 1, 1, 1000, 8);
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_conflict_counts_as_acknowledged)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[1];
+    cs_bulk_item items[1];
 
     add(b, 0, 1, 1000, 5);
     cs_batch_begin_attempt(b, &st);
@@ -141,17 +140,17 @@ START_TEST(test_batch_conflict_counts_as_acknowledged)
     cs_batch_apply(b, items, 1, &st);
     ck_assert_uint_eq(st.conflicts, 1);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_retries_only_the_failed_items)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[3];
+    cs_bulk_item items[3];
 
     add(b, 0, 1, 1, 1);
     add(b, 0, 2, 2, 1);
@@ -160,7 +159,7 @@ START_TEST(test_batch_retries_only_the_failed_items)
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 3);
     items_of(items, 3, 201);
     items[1].status = 429;
-    items[1].outcome = CS_ES_RETRY;
+    items[1].outcome = CS_BULK_RETRY;
     cs_batch_apply(b, items, 3, &st);
     ck_assert_uint_eq(st.retries, 1);
     /* Nothing more in this attempt, but the batch is not done. */
@@ -174,15 +173,15 @@ START_TEST(test_batch_retries_only_the_failed_items)
     items_of(items, 1, 201);
     cs_batch_apply(b, items, 1, &st);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_whole_request_failure_resends_everything)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
 
     add(b, 0, 1, 1, 1);
     add(b, 0, 2, 2, 1);
@@ -192,16 +191,16 @@ START_TEST(test_batch_whole_request_failure_resends_everything)
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
     ck_assert(!cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_requests_are_split_by_max_docs)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
-    cs_es_item items[2];
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item items[2];
 
     for (int i = 1; i <= 5; i++)
         add(b, 0, i, i, 1);
@@ -215,17 +214,17 @@ START_TEST(test_batch_requests_are_split_by_max_docs)
     cs_batch_apply(b, items, 1, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 2), 0);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
-    cs_es_item items[3];
+    cs_bulk_item items[3];
     cs_dead_letter *dl;
 
     add(b, 2, 40, 1, 3);
@@ -235,10 +234,10 @@ START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 3);
     items_of(items, 3, 201);
     items[1].status = 400;
-    items[1].outcome = CS_ES_REJECTED;
+    items[1].outcome = CS_BULK_REJECTED;
     items[1].reason = strdup("document_parsing_exception: failed to parse field [created_date]");
     cs_batch_apply(b, items, 3, &st);
-    cs_es_items_clear(items, 3);
+    cs_bulk_items_clear(items, 3);
     ck_assert_uint_eq(st.indexed, 2);
     ck_assert_uint_eq(st.rejected, 1);
     ck_assert(!cs_batch_pending(b));
@@ -258,15 +257,15 @@ START_TEST(test_batch_rejected_item_is_a_dead_letter_the_others_carry_on)
     ck_assert(cs_batch_resolved(b));
     ck_assert_uint_eq(cs_batch_dead_letters(b, "case-changes", &dl), 0);
     ck_assert_ptr_null(dl);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_dead_letter *dl;
 
     ck_assert_int_eq(cs_batch_add(b, 0, 7, NULL, 0, "not json", 8), 0);
@@ -284,7 +283,7 @@ START_TEST(test_batch_unreadable_message_is_a_dead_letter_at_once)
     free(dl);
     cs_batch_dead_letters_written(b);
     ck_assert(cs_batch_resolved(b));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -314,7 +313,7 @@ START_TEST(test_batch_dead_letter_takes_its_reference_from_the_key)
         {"99999999999999999999", "not json", 0},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
-    cs_batch *b = cs_batch_new();
+    cs_batch *b = cs_batch_new(NULL);
     cs_dead_letter *dl;
 
     for (size_t i = 0; i < n; i++)
@@ -334,8 +333,8 @@ END_TEST
 
 START_TEST(test_batch_request_refused_as_a_whole_dead_letters_its_documents)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_batch_stats st = {0};
     cs_dead_letter *dl;
 
@@ -347,14 +346,14 @@ START_TEST(test_batch_request_refused_as_a_whole_dead_letters_its_documents)
     ck_assert_uint_eq(cs_batch_dead_letters(b, "t", &dl), 1);
     ck_assert_str_eq(dl[0].reason, "bulk request refused: HTTP 413");
     free(dl);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
 
 START_TEST(test_batch_offsets_are_after_the_last_message_of_each_partition)
 {
-    cs_batch *b = cs_batch_new();
+    cs_batch *b = cs_batch_new(NULL);
     int parts[8];
     int64_t offs[8];
     size_t n;
@@ -380,9 +379,9 @@ END_TEST
 
 START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
-    cs_es_item items[1];
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item items[1];
     int parts[4];
     int64_t offs[4];
 
@@ -403,33 +402,15 @@ START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
     cs_batch_clear(b);
     ck_assert_uint_eq(cs_batch_count(b), 0);
     ck_assert_uint_eq(cs_batch_bytes(b), 0);
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     cs_batch_free(b);
-}
-END_TEST
-
-START_TEST(test_indexer_fault_points_are_known_by_name)
-{
-    char err[256] = "";
-
-    ck_assert_int_eq(cs_fault_arm("", cs_indexer_faults, err, sizeof(err)), 0);
-    ck_assert_int_eq(cs_fault_arm("before_bulk", cs_indexer_faults, err, sizeof(err)), 0);
-    ck_assert_int_eq(cs_fault_arm("after_bulk_before_commit", cs_indexer_faults, err, sizeof(err)),
-                     0);
-    ck_assert_int_eq(cs_fault_arm("after_commit", cs_indexer_faults, err, sizeof(err)), 0);
-    ck_assert_int_eq(cs_fault_arm("after", cs_indexer_faults, err, sizeof(err)), CS_ERR_INVALID);
-    ck_assert_int_eq(cs_fault_arm("after_commit_x", cs_indexer_faults, err, sizeof(err)),
-                     CS_ERR_INVALID);
-    ck_assert_ptr_nonnull(
-        strstr(err, "unknown fault point \"after_commit_x\" (known: before_bulk"));
-    cs_fault_arm("", cs_indexer_faults, err, sizeof(err));
 }
 END_TEST
 
 START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
 {
-    cs_batch *b = cs_batch_new();
-    cs_es_bulk body = CS_ES_BULK_INIT;
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
     const char *small = "{\"reference\":77,\"case_type\":\"NFD\",\"case_revision\":3,"
                         "\"omitted\":\"document of 2000000 bytes is too large\"}";
     char *full = change(77, 4, "NFD");
@@ -447,7 +428,7 @@ START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
     ck_assert_ptr_nonnull(strstr(body.buf, "\"version\":4"));
     ck_assert_ptr_nonnull(strstr(body.buf, "\"data\": {}"));
     ck_assert_ptr_null(strstr(body.buf, "omitted"));
-    cs_es_bulk_free(&body);
+    cs_bulk_free(&body);
     free(full);
     cs_batch_free(b);
 }
@@ -455,7 +436,7 @@ END_TEST
 
 START_TEST(test_batch_reference_form_of_a_missing_case_is_a_dead_letter)
 {
-    cs_batch *b = cs_batch_new();
+    cs_batch *b = cs_batch_new(NULL);
     const char *small = "{\"reference\":79,\"case_type\":\"NFD\",\"case_revision\":3,"
                         "\"omitted\":\"too large\"}";
     cs_dead_letter *dl = NULL;
@@ -472,15 +453,245 @@ START_TEST(test_batch_reference_form_of_a_missing_case_is_a_dead_letter)
 }
 END_TEST
 
-Suite *indexer_batch_suite(void)
+/* ---- the attempt, through a fake Elasticsearch ------------------------------------------- */
+
+/* Answers bulk requests by rule, without a network, and records what it was sent. */
+typedef struct fake_es {
+    int requests;
+    size_t sizes[32];      /* actions of each request */
+    int unanswered;        /* the next requests get no answer (CS_ERR_RETRY) */
+    long status;           /* status of every whole request; 0: 200 with items */
+    const char *raw;       /* with status 200: this body instead of items */
+    const char *refuse;    /* a request with a source containing this... */
+    long refuse_status;    /* ...is refused as a whole with this status */
+    const char *busy_once; /* an item whose source contains this is answered 429 once */
+    bool busy_done;
+} fake_es;
+
+static int fake_send(void *ctx, const cs_bulk_body *body, cs_es_response *out, char *errstr,
+                     size_t errstr_size)
 {
-    Suite *s = suite_create("indexer_batch");
+    fake_es *f = ctx;
+    json_t *items, *resp;
+    const char *p = body->buf;
+
+    ck_assert_int_lt(f->requests, 32);
+    f->sizes[f->requests++] = body->count;
+    if (f->unanswered > 0) {
+        f->unanswered--;
+        snprintf(errstr, errstr_size, "POST /_bulk: connection refused");
+        return CS_ERR_RETRY;
+    }
+    out->status = f->status ? f->status : 200;
+    if (f->status || f->raw || (f->refuse && strstr(body->buf, f->refuse))) {
+        if (!f->status && !f->raw)
+            out->status = f->refuse_status;
+        out->body = strdup(f->raw ? f->raw : "{\"error\":\"refused by the fake\"}");
+        out->len = strlen(out->body);
+        return CS_OK;
+    }
+    items = json_array();
+    for (size_t i = 0; i < body->count; i++) {
+        const char *source = strchr(p, '\n') + 1;
+        const char *end = strchr(source, '\n');
+        char *copy = strndup(source, (size_t)(end - source));
+        bool busy = f->busy_once && !f->busy_done && strstr(copy, f->busy_once);
+
+        if (busy) {
+            f->busy_done = true;
+            json_array_append_new(
+                items, json_pack("{s:{s:i,s:{s:s,s:s}}}", "index", "status", 429, "error", "type",
+                                 "es_rejected_execution_exception", "reason", "queue full"));
+        } else {
+            json_array_append_new(items, json_pack("{s:{s:i}}", "index", "status", 201));
+        }
+        free(copy);
+        p = end + 1;
+    }
+    resp = json_pack("{s:b,s:o}", "errors", false, "items", items);
+    out->body = json_dumps(resp, JSON_COMPACT);
+    out->len = strlen(out->body);
+    json_decref(resp);
+    return CS_OK;
+}
+
+/* A batch of cases 1..n, one change each, with requests of at most max_docs. */
+static cs_batch *batch_of(int n, size_t max_docs)
+{
+    cs_batch_opts opts = CS_BATCH_OPTS_INIT;
+    cs_batch *b;
+
+    opts.max_docs = max_docs;
+    opts.backoff_base_ms = 100;
+    opts.backoff_cap_ms = 1000;
+    b = cs_batch_new(&opts);
+    for (int i = 1; i <= n; i++)
+        add(b, 0, i, i, 1);
+    return b;
+}
+
+START_TEST(test_attempt_splits_a_refused_request_until_the_document_at_fault_is_a_dead_letter)
+{
+    static const long statuses[] = {413, 400};
+
+    for (size_t k = 0; k < 2; k++) {
+        cs_batch *b = batch_of(6, 100);
+        fake_es f = {0};
+        cs_batch_stats st = {0};
+        cs_dead_letter *dl;
+        char err[512], want[64];
+        static const size_t sizes[] = {6, 3, 3, 1, 1, 1};
+
+        f.refuse = "\"reference\": 4,";
+        f.refuse_status = statuses[k];
+        ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_OK);
+        /* 6 refused; 1-3 written; 4-6 refused; 4 alone refused; 5 and 6 written one by one. */
+        ck_assert_int_eq(f.requests, 6);
+        for (int i = 0; i < 6; i++)
+            ck_assert_uint_eq(f.sizes[i], sizes[i]);
+        ck_assert_uint_eq(st.indexed, 5);
+        ck_assert_uint_eq(st.rejected, 1);
+        ck_assert_uint_eq(st.splits, 2);
+        ck_assert_uint_eq(cs_batch_request_size(b), 1);
+        ck_assert(!cs_batch_pending(b));
+        ck_assert_uint_eq(cs_batch_dead_letters(b, NULL, &dl), 1);
+        ck_assert_int_eq(dl[0].reference, 4);
+        snprintf(want, sizeof(want), "bulk request refused: HTTP %ld: ", statuses[k]);
+        ck_assert_msg(strncmp(dl[0].reason, want, strlen(want)) == 0, "reason: %s", dl[0].reason);
+        ck_assert_ptr_nonnull(strstr(dl[0].reason, "refused by the fake"));
+        ck_assert_ptr_null(dl[0].topic);
+        free(dl);
+        cs_batch_dead_letters_written(b);
+        ck_assert(cs_batch_resolved(b));
+        ck_assert_int_eq(cs_batch_failures(b), 0);
+        /* The next batch starts with whole requests again. */
+        cs_batch_clear(b);
+        ck_assert_uint_eq(cs_batch_request_size(b), 100);
+        cs_batch_free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_attempt_split_size_stays_for_the_retries_of_the_batch)
+{
+    cs_batch *b = batch_of(4, 100);
+    fake_es f = {0};
+    cs_batch_stats st = {0};
+    char err[512];
+
+    /* Case 2 is refused as too large; case 3 is answered 429 once. */
+    f.refuse = "\"reference\": 2,";
+    f.refuse_status = 413;
+    f.busy_once = "\"reference\": 3,";
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_OK);
+    ck_assert(cs_batch_pending(b));
+    ck_assert_uint_eq(st.retries, 1);
+    ck_assert_str_eq(err, "1 documents to retry: es_rejected_execution_exception: queue full");
+    f.requests = 0;
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_OK);
+    ck_assert_int_eq(f.requests, 1);
+    ck_assert_uint_eq(f.sizes[0], 1);
+    ck_assert_str_eq(err, "");
+    ck_assert(!cs_batch_pending(b));
+    ck_assert_uint_eq(st.indexed, 3);
+    ck_assert_uint_eq(st.rejected, 1);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_attempt_without_an_answer_keeps_every_change_and_backs_off)
+{
+    cs_batch *b = batch_of(3, 100);
+    fake_es f = {0};
+    cs_batch_stats st = {0};
+    char err[512];
+    long d;
+
+    f.unanswered = 2;
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_ERR_RETRY);
+    ck_assert_str_eq(err, "POST /_bulk: connection refused");
+    ck_assert(cs_batch_pending(b));
+    d = cs_batch_backoff(b);
+    ck_assert(d >= 50 && d <= 100);
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_ERR_RETRY);
+    d = cs_batch_backoff(b);
+    ck_assert(d >= 100 && d <= 200);
+    ck_assert_int_eq(cs_batch_failures(b), 2);
+    for (int i = 0; i < 10; i++)
+        d = cs_batch_backoff(b);
+    ck_assert(d >= 500 && d <= 1000); /* capped */
+    /* Answered at last: everything is written in one request. */
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_OK);
+    ck_assert_int_eq(f.requests, 3);
+    ck_assert_uint_eq(f.sizes[2], 3);
+    ck_assert_uint_eq(st.indexed, 3);
+    ck_assert(cs_batch_resolved(b));
+    cs_batch_clear(b);
+    ck_assert_int_eq(cs_batch_failures(b), 0);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_attempt_other_statuses_and_unreadable_answers_are_retried_whole)
+{
+    static const long statuses[] = {429, 503, 401, 404};
+
+    for (size_t k = 0; k < sizeof(statuses) / sizeof(statuses[0]); k++) {
+        cs_batch *b = batch_of(2, 100);
+        fake_es f = {0};
+        cs_batch_stats st = {0};
+        cs_dead_letter *dl;
+        char err[512], want[32];
+
+        f.status = statuses[k];
+        ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), CS_ERR_RETRY);
+        snprintf(want, sizeof(want), "bulk request: HTTP %ld: ", statuses[k]);
+        ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
+        ck_assert_int_eq(f.requests, 1);
+        ck_assert_uint_eq(st.splits, 0);
+        ck_assert(cs_batch_pending(b));
+        ck_assert_uint_eq(cs_batch_dead_letters(b, NULL, &dl), 0);
+        cs_batch_free(b);
+    }
+    {
+        cs_batch *b = batch_of(2, 100);
+        fake_es f = {0};
+        char err[512];
+
+        f.raw = "<html>bad gateway</html>";
+        ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, NULL, err, sizeof(err)), CS_ERR_RETRY);
+        ck_assert_ptr_nonnull(strstr(err, "not JSON"));
+        ck_assert(cs_batch_pending(b));
+        cs_batch_free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_attempt_sends_requests_of_max_docs)
+{
+    cs_batch *b = batch_of(5, 2);
+    fake_es f = {0};
+    char err[512];
+
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, NULL, err, sizeof(err)), CS_OK);
+    ck_assert_int_eq(f.requests, 3);
+    ck_assert_uint_eq(f.sizes[0], 2);
+    ck_assert_uint_eq(f.sizes[1], 2);
+    ck_assert_uint_eq(f.sizes[2], 1);
+    ck_assert(cs_batch_resolved(b));
+    cs_batch_free(b);
+}
+END_TEST
+
+Suite *batch_suite(void)
+{
+    Suite *s = suite_create("batch");
     TCase *parse = tcase_create("parse");
     TCase *batch = tcase_create("batch");
+    TCase *attempt = tcase_create("attempt");
 
     tcase_add_test(parse, test_change_parse_reads_reference_type_and_revision);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
-    tcase_add_test(parse, test_indexer_fault_points_are_known_by_name);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
     tcase_add_test(batch, test_batch_conflict_counts_as_acknowledged);
@@ -495,7 +706,15 @@ Suite *indexer_batch_suite(void)
     tcase_add_test(batch, test_batch_revoked_partition_is_dropped_not_stored);
     tcase_add_test(batch, test_batch_reference_form_is_sent_with_the_document_from_postgresql);
     tcase_add_test(batch, test_batch_reference_form_of_a_missing_case_is_a_dead_letter);
+    tcase_add_test(
+        attempt,
+        test_attempt_splits_a_refused_request_until_the_document_at_fault_is_a_dead_letter);
+    tcase_add_test(attempt, test_attempt_split_size_stays_for_the_retries_of_the_batch);
+    tcase_add_test(attempt, test_attempt_without_an_answer_keeps_every_change_and_backs_off);
+    tcase_add_test(attempt, test_attempt_other_statuses_and_unreadable_answers_are_retried_whole);
+    tcase_add_test(attempt, test_attempt_sends_requests_of_max_docs);
     suite_add_tcase(s, parse);
     suite_add_tcase(s, batch);
+    suite_add_tcase(s, attempt);
     return s;
 }
