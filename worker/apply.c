@@ -538,15 +538,10 @@ cleanup:
 
 /* True if a recorded outcome is for this submission: a position reused by a
  * recreated topic holds another message's outcome, which is overwritten. */
-static bool same_submission(const char *outcome, const cs_submission *s)
+static bool same_submission(const cs_outcome *o, const cs_submission *s)
 {
-    json_t *o = json_loads(outcome, 0, NULL);
-    const char *key = json_string_value(json_object_get(o, "idempotency_key"));
-    bool same = key && strcmp(key, s->idempotency_key) == 0 &&
-                json_integer_value(json_object_get(o, "case_reference")) == s->case_reference;
-
-    json_decref(o);
-    return same;
+    return strcmp(o->idempotency_key, s->idempotency_key) == 0 &&
+           o->case_reference == s->case_reference;
 }
 
 /* A case type known to this batch (stored, or created by an earlier job) that differs from
@@ -580,19 +575,23 @@ static bool decide(batch *b, cs_job *j, plan *p)
     const cs_submission *s = j->sub;
     case_state *c = find_case(b, s->case_reference);
     const char *seen = find_seen(b, j->partition, j->offset);
+    cs_outcome *recorded = NULL;
     const char *twin;
     key_entry *k;
     char why[512];
 
     memset(p, 0, sizeof(*p));
-    if (seen && same_submission(seen, s) && cs_job_replay(j, seen) == CS_OK)
+    if (seen && cs_outcome_parse(seen, strlen(seen), &recorded) == CS_OK &&
+        same_submission(recorded, s) && cs_job_replay(j, recorded) == CS_OK) {
+        cs_outcome_free(recorded);
         return false;
+    }
+    cs_outcome_free(recorded);
     if ((k = find_key(b, s->case_reference, s->idempotency_key)) != NULL) {
         if (k->partition == j->partition && k->offset == j->offset) {
             /* The applied message itself, delivered again: its history row
              * holds everything of its outcome, which is rendered again. */
-            cs_job_decide(j, "applied", k->revision == 1 ? 201 : 200, k->version, k->revision,
-                          k->seq, NULL);
+            cs_job_decide(j, CS_STATUS_APPLIED, k->version, k->revision, k->seq, NULL);
             j->replayed = true;
             return false;
         }
@@ -601,17 +600,17 @@ static bool decide(batch *b, cs_job *j, plan *p)
                      "idempotency key %s was already applied to case %" PRId64
                      " with another payload",
                      s->idempotency_key, s->case_reference);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             return false;
         }
-        cs_job_decide(j, "duplicate", 200, k->version, k->revision, k->seq, NULL);
+        cs_job_decide(j, CS_STATUS_DUPLICATE, k->version, k->revision, k->seq, NULL);
         return false;
     }
     if (!c->exists) {
         if (s->data_merge) {
             snprintf(why, sizeof(why), "case %" PRId64 " does not exist: nothing to merge into",
                      s->case_reference);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             return false;
         }
         if (!cs_submission_can_create(s)) {
@@ -621,7 +620,7 @@ static bool decide(batch *b, cs_job *j, plan *p)
                      !s->jurisdiction ? "jurisdiction"
                      : !s->state      ? "state"
                                       : "data");
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             return false;
         }
         if ((twin = case_fold_twin(b, s->case_type)) != NULL) {
@@ -632,14 +631,14 @@ static bool decide(batch *b, cs_job *j, plan *p)
                              "case type %s differs only in letter case from the existing case "
                              "type %s: both would be indexed in %s",
                              s->case_type, twin, index);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             return false;
         }
         /* expected_version 0 means "this case must not exist yet". */
         if (s->has_expected_version && s->expected_version != 0) {
             snprintf(why, sizeof(why), "expected version %" PRId64 ", case does not exist",
                      s->expected_version);
-            cs_job_decide(j, "conflict", 409, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_CONFLICT, 0, 0, 0, why);
             return false;
         }
         p->create = true;
@@ -653,7 +652,7 @@ static bool decide(batch *b, cs_job *j, plan *p)
         if (c->unreadable) {
             snprintf(why, sizeof(why), "case %" PRId64 " cannot be changed: %s", s->case_reference,
                      c->unreadable);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             j->case_unreadable = true;
             return false;
         }
@@ -661,20 +660,20 @@ static bool decide(batch *b, cs_job *j, plan *p)
             /* Text from the submission and the database: cut between characters. */
             cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is of type %s, not %s",
                              s->case_reference, c->case_type, s->case_type);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             return false;
         }
         /* A case stays in its jurisdiction: naming another is an error, not a move. */
         if (s->jurisdiction && strcmp(c->jurisdiction, s->jurisdiction) != 0) {
             cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is in jurisdiction %s, not %s",
                              s->case_reference, c->jurisdiction, s->jurisdiction);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
+            cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
             return false;
         }
         if (s->has_expected_version && s->expected_version != c->version) {
             snprintf(why, sizeof(why), "expected version %" PRId64 ", case is at version %d",
                      s->expected_version, c->version);
-            cs_job_decide(j, "conflict", 409, c->version, c->revision, 0, why);
+            cs_job_decide(j, CS_STATUS_CONFLICT, c->version, c->revision, 0, why);
             return false;
         }
         if (s->data)
@@ -730,7 +729,7 @@ static void adopt(batch *b, cs_job *j, plan *p)
     k->partition = j->partition;
     k->offset = j->offset;
     memcpy(k->fingerprint, j->fingerprint, sizeof(k->fingerprint));
-    cs_job_decide(j, "applied", p->create ? 201 : 200, p->version, p->revision, p->event_id, NULL);
+    cs_job_decide(j, CS_STATUS_APPLIED, p->version, p->revision, p->event_id, NULL);
     j->applied = true;
 }
 
@@ -863,7 +862,7 @@ static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *
                 cs_log_warn("submission refused by postgresql case=%" PRId64
                             " partition=%d offset=%" PRId64 " error=\"%s\"",
                             jobs[i]->sub->case_reference, jobs[i]->partition, jobs[i]->offset, why);
-                cs_job_decide(jobs[i], "rejected", 422, 0, 0, 0, why);
+                cs_job_decide(jobs[i], CS_STATUS_REJECTED, 0, 0, 0, why);
                 continue;
             }
             if (rc) {
