@@ -13,6 +13,7 @@
 
 #include "apply.h"
 #include "consumer.h"
+#include "decide.h"
 #include "err.h"
 #include "fault.h"
 #include "idem.h"
@@ -255,6 +256,10 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
     size_t m = 0;
     char errstr[256];
 
+    if (!refs || !keys || !found || !index) {
+        cs_log_warn("out of memory: repeats left to postgresql");
+        goto cleanup;
+    }
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].decided)
             continue;
@@ -268,29 +273,22 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
     }
     for (size_t k = 0; k < m; k++) {
         cs_job *j = &jobs[index[k]];
+        cs_applied_key applied;
         cs_outcome *o = NULL;
 
         if (!found[k])
             continue;
-        if (cs_outcome_parse(found[k], strlen(found[k]), &o) == CS_OK) {
-            bool other_payload = o->payload_sha256[0] && j->fingerprint[0] &&
-                                 strcmp(o->payload_sha256, j->fingerprint) != 0;
-
-            /* The same source position is a redelivery: the same outcome again. A
-             * message before the applied one (or on another partition) was decided
-             * without it: only PostgreSQL's record of that decision answers it, as
-             * it does a key reused with another payload (rejected there). */
-            if (o->source_partition == j->partition && o->source_offset == j->offset)
-                cs_job_replay(j, o);
-            else if (o->source_partition == j->partition && o->source_offset < j->offset &&
-                     !other_payload)
-                cs_job_decide(j, CS_STATUS_DUPLICATE, o->version, o->revision, o->event_seq, NULL);
-        }
+        /* Only a redelivery and a later resubmission of the same payload are answered here
+         * (cs_decide_repeat): the rest only PostgreSQL's records answer. */
+        if (cs_outcome_parse(found[k], strlen(found[k]), &o) == CS_OK &&
+            cs_applied_key_from_outcome(o, &applied))
+            cs_decide_repeat(j, &applied, false);
         if (j->decided)
             cs_metric_inc(w->redis_hits, 1);
         cs_outcome_free(o);
         free(found[k]);
     }
+cleanup:
     free(refs);
     free(keys);
     free(found);
