@@ -16,6 +16,20 @@
     "\"code\":201,\"version\":1,\"case_revision\":1,\"event_seq\":77,\"error\":null,"              \
     "\"source\":{\"partition\":3,\"offset\":901}}"
 
+/* The outcome of EXAMPLE. */
+static cs_outcome example(void)
+{
+    return (cs_outcome){.idempotency_key = UUID1,
+                        .case_reference = 1234,
+                        .status = CS_STATUS_APPLIED,
+                        .code = 201,
+                        .version = 1,
+                        .revision = 1,
+                        .event_seq = 77,
+                        .source_partition = 3,
+                        .source_offset = 901};
+}
+
 static cs_outcome *parse(const char *text)
 {
     cs_outcome *o = NULL;
@@ -65,15 +79,7 @@ END_TEST
 
 START_TEST(test_outcome_render_is_design_format)
 {
-    cs_outcome o = {.idempotency_key = UUID1,
-                    .case_reference = 1234,
-                    .status = CS_STATUS_APPLIED,
-                    .code = 201,
-                    .version = 1,
-                    .revision = 1,
-                    .event_seq = 77,
-                    .source_partition = 3,
-                    .source_offset = 901};
+    cs_outcome o = example();
 
     assert_renders(&o, EXAMPLE);
 }
@@ -205,15 +211,7 @@ END_TEST
 /* The worker's Redis entry: the outcome with its payload fingerprint after the source. */
 START_TEST(test_outcome_redis_entry_carries_fingerprint_last)
 {
-    cs_outcome o = {.idempotency_key = UUID1,
-                    .case_reference = 1234,
-                    .status = CS_STATUS_APPLIED,
-                    .code = 201,
-                    .version = 1,
-                    .revision = 1,
-                    .event_seq = 77,
-                    .source_partition = 3,
-                    .source_offset = 901};
+    cs_outcome o = example();
     const char *print = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     char want[512], *text;
     cs_outcome *p;
