@@ -460,66 +460,6 @@ int cs_producer_flush(cs_producer *p, int timeout_ms)
 
 /* --- outcomes ---------------------------------------------------------------- */
 
-static int64_t json_int64(json_t *v, int64_t absent)
-{
-    const char *s;
-    int64_t n = 0;
-
-    if (json_is_integer(v))
-        return json_integer_value(v);
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 18)
-        return absent;
-    for (s = json_string_value(v); *s; s++) {
-        if (*s < '0' || *s > '9')
-            return absent;
-        n = n * 10 + (*s - '0');
-    }
-    return n;
-}
-
-int cs_outcome_parse(const char *value, size_t len, cs_outcome **out)
-{
-    json_t *root = json_loadb(value, len, 0, NULL), *src;
-    cs_outcome *o = NULL;
-    int rc = CS_ERR_INVALID;
-
-    *out = NULL;
-    if (!json_is_object(root))
-        goto cleanup;
-    rc = CS_ERR;
-    if (!(o = calloc(1, sizeof(*o))) || !(o->json = malloc(len + 1)))
-        goto cleanup;
-    memcpy(o->json, value, len);
-    o->json[len] = '\0';
-    o->len = len;
-    o->case_reference = json_int64(json_object_get(root, "case_reference"), 0);
-    if (!cs_uuid_parse(json_string_value(json_object_get(root, "idempotency_key")),
-                       o->idempotency_key))
-        o->idempotency_key[0] = '\0';
-    snprintf(o->status, sizeof(o->status), "%s",
-             json_is_string(json_object_get(root, "status"))
-                 ? json_string_value(json_object_get(root, "status"))
-                 : "");
-    src = json_object_get(root, "source");
-    o->source_partition = (int32_t)json_int64(json_object_get(src, "partition"), -1);
-    o->source_offset = json_int64(json_object_get(src, "offset"), -1);
-    *out = o;
-    o = NULL;
-    rc = CS_OK;
-cleanup:
-    cs_outcome_free(o);
-    json_decref(root);
-    return rc;
-}
-
-void cs_outcome_free(cs_outcome *o)
-{
-    if (!o)
-        return;
-    free(o->json);
-    free(o);
-}
-
 static bool retriable(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||

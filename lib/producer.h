@@ -3,6 +3,7 @@
 #define CS_PRODUCER_H
 
 #include "config.h"
+#include "outcome.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -139,24 +140,6 @@ typedef struct cs_producer_counts {
 /* Copies the counters. */
 void cs_producer_get_counts(const cs_producer *p, cs_producer_counts *out);
 
-/* An outcome read from the results topic. */
-typedef struct cs_outcome {
-    char *json; /* the value as received, NUL-terminated; owned */
-    size_t len;
-    int64_t case_reference;   /* 0 if absent or unreadable */
-    char idempotency_key[37]; /* canonical lower-case; "" if absent or not a uuid */
-    char status[16];          /* "" if absent */
-    int32_t source_partition; /* -1 if absent */
-    int64_t source_offset;    /* -1 if absent */
-} cs_outcome;
-
-/* Parses an outcome (DESIGN §4). Returns 0 with *out (free with
- * cs_outcome_free), or CS_ERR_INVALID if value is not a JSON object. */
-int cs_outcome_parse(const char *value, size_t len, cs_outcome **out);
-
-/* Frees an outcome. Accepts NULL. */
-void cs_outcome_free(cs_outcome *o);
-
 /* Starts the results consumer, assigned to every partition of
  * cfg->topic_results at its current end (high watermark), with a group id of
  * its own and nothing committed. Call it before sending what you want the
@@ -167,7 +150,7 @@ int cs_producer_watch_results(cs_producer *p, int timeout_ms, char *errstr, size
 
 /* Reads the next outcome, waiting up to timeout_ms. Returns 0 with *out
  * (caller frees with cs_outcome_free) or with *out NULL on timeout; values
- * that are not JSON objects are skipped. CS_ERR if the results consumer was
+ * that are not outcomes (cs_outcome_parse) are skipped. CS_ERR if the results consumer was
  * not started or failed fatally. */
 int cs_producer_next_outcome(cs_producer *p, int timeout_ms, cs_outcome **out, char *errstr,
                              size_t errstr_size);

@@ -2,6 +2,7 @@
 #include "produce.h"
 
 #include "err.h"
+#include "outcome.h"
 #include "producer.h"
 #include "run.h"
 
@@ -427,7 +428,7 @@ static void wait_outcomes(run *r, cs_produce_stats *st)
 
             print_outcome(r, rec);
             cs_outcome_parse(rec->outcome, strlen(rec->outcome), &o);
-            status = o && o->status[0] ? o->status : "unknown";
+            status = o ? cs_status_name(o->status) : "unknown";
             count_status(counts, &ncounts, 16, status);
             cs_outcome_free(o);
             continue;

@@ -32,7 +32,7 @@ START_TEST(test_job_reason_cut_in_a_character_is_rendered_not_null)
         strcat(value, "\xc3\x84"); /* A with diaeresis */
     memset(&j, 0, sizeof(j));
     cs_utf8_snprintf(reason, sizeof(reason), "case 1 is in jurisdiction %s, not X", value);
-    cs_job_decide(&j, "rejected", 422, 0, 0, 0, reason);
+    cs_job_decide(&j, CS_STATUS_REJECTED, 0, 0, 0, reason);
     err = outcome_error(&j);
     ck_assert_msg(err != NULL, "error is null: %s", j.outcome);
     ck_assert_str_eq(err, reason);
@@ -50,12 +50,12 @@ START_TEST(test_job_reason_not_utf8_is_rendered_with_placeholders)
     char *err;
 
     memset(&j, 0, sizeof(j));
-    cs_job_decide(&j, "rejected", 422, 0, 0, 0, "type \xc3");
+    cs_job_decide(&j, CS_STATUS_REJECTED, 0, 0, 0, "type \xc3");
     err = outcome_error(&j);
     ck_assert_ptr_nonnull(err);
     ck_assert_str_eq(err, "type ?");
     free(err);
-    cs_job_decide(&j, "applied", 201, 1, 1, 7, NULL);
+    cs_job_decide(&j, CS_STATUS_APPLIED, 1, 1, 7, NULL);
     ck_assert_ptr_nonnull(strstr(j.outcome, "\"error\":null"));
     cs_job_clear(&j);
 }

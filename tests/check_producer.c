@@ -1,5 +1,4 @@
-/* Unit tests of the producer without a broker: preparing submissions, outcomes, the CLI's dry run.
- */
+/* Unit tests of the producer without a broker: preparing submissions, the CLI's dry run. */
 #include "producer.h"
 
 #include "../producer/produce.h"
@@ -189,45 +188,6 @@ START_TEST(test_prepare_gen_key_each_line_gets_its_own_key)
 }
 END_TEST
 
-START_TEST(test_outcome_parse_reads_match_fields)
-{
-    const char *json =
-        "{\"idempotency_key\":\"6F1C2B4E-7D1A-4C3E-9B2A-1F0E5D6C7B8A\",\"case_reference\":1234,"
-        "\"status\":\"applied\",\"code\":201,\"version\":1,\"case_revision\":1,"
-        "\"event_seq\":77,\"error\":null,\"source\":{\"partition\":3,\"offset\":901}}";
-    cs_outcome *o = NULL;
-
-    ck_assert_int_eq(cs_outcome_parse(json, strlen(json), &o), 0);
-    ck_assert_ptr_nonnull(o);
-    ck_assert_str_eq(o->json, json);
-    ck_assert_uint_eq(o->len, strlen(json));
-    ck_assert(o->case_reference == 1234);
-    ck_assert_str_eq(o->idempotency_key, UUID1);
-    ck_assert_str_eq(o->status, "applied");
-    ck_assert_int_eq(o->source_partition, 3);
-    ck_assert(o->source_offset == 901);
-    cs_outcome_free(o);
-}
-END_TEST
-
-START_TEST(test_outcome_parse_tolerates_missing_fields)
-{
-    const char *partial = "{\"case_reference\":\"99\",\"status\":\"invalid\"}";
-    cs_outcome *o = NULL;
-
-    ck_assert_int_eq(cs_outcome_parse(partial, strlen(partial), &o), 0);
-    ck_assert(o->case_reference == 99);
-    ck_assert_str_eq(o->idempotency_key, "");
-    ck_assert_int_eq(o->source_partition, -1);
-    ck_assert(o->source_offset == -1);
-    cs_outcome_free(o);
-    ck_assert_int_eq(cs_outcome_parse("[]", 2, &o), CS_ERR_INVALID);
-    ck_assert_ptr_null(o);
-    ck_assert_int_eq(cs_outcome_parse("nope", 4, &o), CS_ERR_INVALID);
-    cs_outcome_free(NULL);
-}
-END_TEST
-
 START_TEST(test_producer_new_reports_bad_kafka_property)
 {
     char *argv[] = {"casestream-produce", "-X", "no.such.property=1", NULL};
@@ -376,10 +336,6 @@ Suite *producer_suite(void)
     tcase_add_test(tc, test_prepare_gen_key_inserts_field_keeping_bytes);
     tcase_add_test(tc, test_prepare_gen_key_replaces_null_and_keeps_given_key);
     tcase_add_test(tc, test_prepare_gen_key_each_line_gets_its_own_key);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("outcome");
-    tcase_add_test(tc, test_outcome_parse_reads_match_fields);
-    tcase_add_test(tc, test_outcome_parse_tolerates_missing_fields);
     suite_add_tcase(s, tc);
     tc = tcase_create("cli");
     tcase_add_test(tc, test_producer_new_reports_bad_kafka_property);

@@ -366,7 +366,7 @@ START_TEST(test_api_submit_wait_returns_this_messages_outcome)
     free(json);
     ck_assert_int_eq(cs_outcome_parse(outcome, strlen(outcome), &o), 0);
     ck_assert(o->case_reference == ref);
-    ck_assert_str_eq(o->status, "applied");
+    ck_assert_str_eq(cs_status_name(o->status), "applied");
     ck_assert_int_ge(o->source_partition, 0);
     cs_outcome_free(o);
     free(outcome);
@@ -593,14 +593,8 @@ START_TEST(test_cli_wait_prints_one_outcome_per_sent_message)
         cs_outcome *o;
 
         ck_assert_int_lt(n, 4);
-        ck_assert_msg(cs_outcome_parse(l, strlen(l), &o) == 0, "line %d: %s", n + 1, l);
-        ck_assert_msg(strcmp(o->status, status[n]) == 0, "line %d: %s", n + 1, l);
-        ck_assert(o->case_reference == ref + (n == 3 ? 2 : n == 2 ? 1 : 0));
-        if (n < 2) {
-            ck_assert_str_eq(o->idempotency_key, UUID_A);
-            offsets[n] = o->source_offset;
-        }
         if (n == 3) {
+            /* The CLI's own line for the message nobody answered (not an outcome). */
             char want[160];
 
             snprintf(want, sizeof(want),
@@ -608,6 +602,14 @@ START_TEST(test_cli_wait_prints_one_outcome_per_sent_message)
                      ",\"idempotency_key\":\"%s\",\"status\":\"timeout\"}",
                      ref + 2, UUID_A);
             ck_assert_str_eq(l, want);
+            continue;
+        }
+        ck_assert_msg(cs_outcome_parse(l, strlen(l), &o) == 0, "line %d: %s", n + 1, l);
+        ck_assert_msg(strcmp(cs_status_name(o->status), status[n]) == 0, "line %d: %s", n + 1, l);
+        ck_assert(o->case_reference == ref + (n == 2 ? 1 : 0));
+        if (n < 2) {
+            ck_assert_str_eq(o->idempotency_key, UUID_A);
+            offsets[n] = o->source_offset;
         }
         cs_outcome_free(o);
     }

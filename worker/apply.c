@@ -4,9 +4,9 @@
  * Round 1 (one pipeline): BEGIN, lock every case of the batch FOR UPDATE,
  * read the idempotency keys already applied, the outcomes already decided
  * for these source positions (redeliveries), and reserve event ids.
- * Then every job is decided in C, in offset order, against the in-memory
- * state of its case. Round 2 (one pipeline): the writes of every applied
- * job, the outcomes, COMMIT.
+ * Then every job is decided in offset order by worker/decide.c against the
+ * state read (and as the batch's earlier jobs leave it). Round 2 (one
+ * pipeline): the writes of every applied job, the outcomes, COMMIT.
  *
  * If round 2 fails for a reason that is not transient, the batch is rolled
  * back and run again in careful mode: each job's writes inside its own
@@ -15,19 +15,17 @@
 #include "apply.h"
 
 #include "db.h"
+#include "decide.h"
 #include "err.h"
-#include "es.h"
 #include "fault.h"
 #include "jsondump.h"
 #include "log.h"
-#include "merge_patch.h"
 #include "utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct cs_applier {
     PGconn *conn;
@@ -37,58 +35,6 @@ struct cs_applier {
 };
 
 /* A case as this batch sees it. */
-typedef struct case_state {
-    int64_t ref;
-    bool exists;
-    char *case_type;
-    char *jurisdiction;
-    char *state;
-    char *classification;
-    json_t *data;     /* NULL when the stored blob could not be read: see unreadable */
-    char *unreadable; /* why the stored blob cannot be read; the case's jobs are rejected */
-    int version;
-    int64_t revision;
-} case_state;
-
-/* An applied idempotency key of a case. */
-typedef struct key_entry {
-    int64_t ref;
-    char key[37];
-    int version;
-    int64_t revision;
-    int64_t seq;
-    int32_t partition; /* where the applied submission was read */
-    int64_t offset;
-    char fingerprint[65]; /* of the applied payload; "" for rows from before fingerprints */
-} key_entry;
-
-typedef struct batch {
-    case_state *cases;
-    size_t ncases;
-    key_entry *keys;
-    size_t nkeys;
-    PGresult *seen; /* outcomes already decided: partition, offset, outcome */
-    int64_t *ids;   /* reserved event ids */
-    size_t nids, next_id;
-    /* Case types a create of this batch must be checked against (statement "types"), and
-     * those its creates add; owned. */
-    char **types;
-    size_t ntypes;
-} batch;
-
-/* What one applied job writes. */
-typedef struct plan {
-    bool create;
-    json_t *data; /* the blob after the job (owned) */
-    bool data_changed;
-    const char *state;
-    const char *classification;
-    int version;
-    int64_t revision;
-    int64_t prev_revision;
-    int64_t event_id;
-} plan;
-
 static const struct statement {
     const char *name;
     const char *sql;
@@ -292,136 +238,147 @@ static void reset_conn(cs_applier *a)
     }
 }
 
-/* --- batch state ------------------------------------------------------------- */
+/* --- round 1 ------------------------------------------------------------------ */
 
-static void batch_free(batch *b)
+/* A PostgreSQL array literal being built. */
+typedef struct array_text {
+    char *buf; /* NULL while empty */
+    size_t len, cap;
+    bool failed; /* out of memory */
+} array_text;
+
+/* Appends v, in double quotes if quote (so that a case type such as NULL stays text; v then
+ * holds no '"' or '\\', cs_case_type_check). */
+static void array_add(array_text *t, const char *v, bool quote)
 {
-    for (size_t i = 0; i < b->ncases; i++) {
-        free(b->cases[i].case_type);
-        free(b->cases[i].jurisdiction);
-        free(b->cases[i].state);
-        free(b->cases[i].classification);
-        json_decref(b->cases[i].data);
-        free(b->cases[i].unreadable);
+    size_t n = strlen(v), need = t->len + n + 5;
+
+    if (t->failed)
+        return;
+    if (need > t->cap) {
+        char *bigger = realloc(t->buf, need * 2);
+
+        if (!bigger) {
+            t->failed = true;
+            return;
+        }
+        t->buf = bigger;
+        t->cap = need * 2;
     }
-    free(b->cases);
-    free(b->keys);
-    free(b->ids);
-    for (size_t i = 0; i < b->ntypes; i++)
-        free(b->types[i]);
-    free(b->types);
-    PQclear(b->seen);
-    memset(b, 0, sizeof(*b));
+    t->buf[t->len] = t->len == 0 ? '{' : ',';
+    t->len++;
+    if (quote)
+        t->buf[t->len++] = '"';
+    memcpy(t->buf + t->len, v, n);
+    t->len += n;
+    if (quote)
+        t->buf[t->len++] = '"';
+    t->buf[t->len] = '}';
+    t->buf[t->len + 1] = '\0';
 }
 
-static int cmp_ref(const void *x, const void *y)
+static const char *array_value(const array_text *t)
 {
-    int64_t a = ((const case_state *)x)->ref, b = ((const case_state *)y)->ref;
+    return t->buf ? t->buf : "{}";
+}
+
+static int cmp_int64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
 
     return (a > b) - (a < b);
 }
 
-static case_state *find_case(batch *b, int64_t ref)
+/* Reads round 1's rows into the decider. Returns 0 or CS_ERR when out of memory. */
+static int read_state(cs_decider *d, PGresult *const res[6])
 {
-    case_state key = {.ref = ref};
+    for (int i = 0; i < PQntuples(res[0]); i++) {
+        cs_case_row row = {.reference = strtoll(PQgetvalue(res[0], i, 0), NULL, 10),
+                           .case_type = PQgetvalue(res[0], i, 1),
+                           .state = PQgetvalue(res[0], i, 2),
+                           .classification = PQgetvalue(res[0], i, 3),
+                           .data = PQgetvalue(res[0], i, 4),
+                           .data_len = (size_t)PQgetlength(res[0], i, 4),
+                           .version = atoi(PQgetvalue(res[0], i, 5)),
+                           .revision = strtoll(PQgetvalue(res[0], i, 6), NULL, 10),
+                           .jurisdiction = PQgetvalue(res[0], i, 7)};
 
-    return bsearch(&key, b->cases, b->ncases, sizeof(*b->cases), cmp_ref);
-}
-
-static key_entry *find_key(batch *b, int64_t ref, const char *key)
-{
-    for (size_t i = 0; i < b->nkeys; i++)
-        if (b->keys[i].ref == ref && strcmp(b->keys[i].key, key) == 0)
-            return &b->keys[i];
-    return NULL;
-}
-
-static const char *find_seen(batch *b, int32_t partition, int64_t offset)
-{
-    for (int i = 0; b->seen && i < PQntuples(b->seen); i++)
-        if (atoi(PQgetvalue(b->seen, i, 0)) == partition &&
-            strtoll(PQgetvalue(b->seen, i, 1), NULL, 10) == offset)
-            return PQgetvalue(b->seen, i, 2);
-    return NULL;
-}
-
-/* Appends "v" to a PostgreSQL array literal being built in *buf. */
-static void array_add(char **buf, size_t *len, size_t *cap, const char *v)
-{
-    size_t n = strlen(v);
-
-    if (*len + n + 3 > *cap) {
-        *cap = (*len + n + 3) * 2;
-        *buf = realloc(*buf, *cap);
+        if (cs_decider_add_case(d, &row))
+            return CS_ERR;
     }
-    (*buf)[*len] = *len == 0 ? '{' : ',';
-    (*len)++;
-    memcpy(*buf + *len, v, n);
-    *len += n;
-    (*buf)[*len] = '}';
-    (*buf)[*len + 1] = '\0';
-}
+    for (int i = 0; i < PQntuples(res[1]); i++) {
+        cs_applied_key k = {
+            .reference = strtoll(PQgetvalue(res[1], i, 0), NULL, 10),
+            .version = atoi(PQgetvalue(res[1], i, 2)),
+            .revision = strtoll(PQgetvalue(res[1], i, 3), NULL, 10),
+            .event_seq = strtoll(PQgetvalue(res[1], i, 4), NULL, 10),
+            .partition = PQgetisnull(res[1], i, 5) ? -1 : atoi(PQgetvalue(res[1], i, 5)),
+            .offset = PQgetisnull(res[1], i, 6) ? -1 : strtoll(PQgetvalue(res[1], i, 6), NULL, 10)};
 
-/* Appends v as a quoted element, so that a case type such as NULL stays text. v holds no '"'
- * or '\\' (cs_case_type_check). */
-static void array_add_quoted(char **buf, size_t *len, size_t *cap, const char *v)
-{
-    size_t n = strlen(v);
-    char *q = malloc(n + 3);
-
-    if (!q)
-        return;
-    q[0] = '"';
-    memcpy(q + 1, v, n);
-    q[n + 1] = '"';
-    q[n + 2] = '\0';
-    array_add(buf, len, cap, q);
-    free(q);
+        snprintf(k.key, sizeof(k.key), "%s", PQgetvalue(res[1], i, 1));
+        snprintf(k.fingerprint, sizeof(k.fingerprint), "%s", PQgetvalue(res[1], i, 7));
+        if (cs_decider_add_key(d, &k))
+            return CS_ERR;
+    }
+    for (int i = 0; i < PQntuples(res[2]); i++)
+        if (cs_decider_add_recorded(d, atoi(PQgetvalue(res[2], i, 0)),
+                                    strtoll(PQgetvalue(res[2], i, 1), NULL, 10),
+                                    PQgetvalue(res[2], i, 2), (size_t)PQgetlength(res[2], i, 2)))
+            return CS_ERR;
+    for (int i = 0; i < PQntuples(res[3]); i++)
+        if (cs_decider_add_event_seq(d, strtoll(PQgetvalue(res[3], i, 0), NULL, 10)))
+            return CS_ERR;
+    /* res[4] is the type lock. */
+    for (int i = 0; i < PQntuples(res[5]); i++)
+        if (cs_decider_add_case_type(d, PQgetvalue(res[5], i, 0)))
+            return CS_ERR;
+    return CS_OK;
 }
 
 /* Round 1: BEGIN, lock the cases, read keys, decided outcomes, ids and the case types that
- * creates are checked against. */
-static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *errstr,
+ * creates are checked against, into d. */
+static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, char *errstr,
                       size_t errstr_size)
 {
-    char *refs = NULL, *jrefs = NULL, *keys = NULL, *parts = NULL, *offs = NULL, *types = NULL;
-    size_t lr = 0, cr = 0, ljr = 0, cjr = 0, lk = 0, ck = 0, lp = 0, cp = 0, lo = 0, co = 0;
-    size_t lt = 0, ct = 0;
+    array_text refs = {0}, jrefs = {0}, keys = {0}, parts = {0}, offs = {0}, types = {0};
+    int64_t *sorted = malloc(n * sizeof(*sorted));
     char num[32], count[24];
     PGresult *res[6] = {NULL};
     int rc = CS_OK;
 
-    memset(b, 0, sizeof(*b));
-    b->cases = calloc(n, sizeof(*b->cases));
-    b->keys = calloc(n * 2, sizeof(*b->keys));
-    for (size_t i = 0; i < n; i++) {
-        int64_t ref = jobs[i]->sub->case_reference;
-        bool dup = false;
-
-        for (size_t c = 0; c < b->ncases && !dup; c++)
-            dup = b->cases[c].ref == ref;
-        snprintf(num, sizeof(num), "%" PRId64, ref);
-        if (!dup) {
-            b->cases[b->ncases++].ref = ref;
-            array_add(&refs, &lr, &cr, num);
-        }
-        array_add(&jrefs, &ljr, &cjr, num);
-        array_add(&keys, &lk, &ck, jobs[i]->sub->idempotency_key);
+    for (size_t i = 0; sorted && i < n; i++) {
+        sorted[i] = jobs[i]->sub->case_reference;
+        snprintf(num, sizeof(num), "%" PRId64, jobs[i]->sub->case_reference);
+        array_add(&jrefs, num, false);
+        array_add(&keys, jobs[i]->sub->idempotency_key, false);
         snprintf(num, sizeof(num), "%" PRId32, jobs[i]->partition);
-        array_add(&parts, &lp, &cp, num);
+        array_add(&parts, num, false);
         snprintf(num, sizeof(num), "%" PRId64, jobs[i]->offset);
-        array_add(&offs, &lo, &co, num);
+        array_add(&offs, num, false);
         if (cs_submission_can_create(jobs[i]->sub))
-            array_add_quoted(&types, &lt, &ct, jobs[i]->sub->case_type);
+            array_add(&types, jobs[i]->sub->case_type, true);
     }
-    qsort(b->cases, b->ncases, sizeof(*b->cases), cmp_ref);
+    if (sorted)
+        qsort(sorted, n, sizeof(*sorted), cmp_int64);
+    for (size_t i = 0; sorted && i < n; i++) {
+        if (i > 0 && sorted[i] == sorted[i - 1])
+            continue;
+        snprintf(num, sizeof(num), "%" PRId64, sorted[i]);
+        array_add(&refs, num, false);
+    }
+    if (!sorted || refs.failed || jrefs.failed || keys.failed || parts.failed || offs.failed ||
+        types.failed) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rc = CS_ERR_RETRY;
+        goto cleanup;
+    }
     snprintf(count, sizeof(count), "%zu", n);
     {
-        const char *p_lock[] = {refs};
-        const char *p_keys[] = {jrefs, keys};
-        const char *p_seen[] = {a->topic, parts, offs};
+        const char *p_lock[] = {array_value(&refs)};
+        const char *p_keys[] = {array_value(&jrefs), array_value(&keys)};
+        const char *p_seen[] = {a->topic, array_value(&parts), array_value(&offs)};
         const char *p_ids[] = {count};
-        const char *p_types[] = {types ? types : "{}"};
+        const char *p_types[] = {array_value(&types)};
 
         if (!PQenterPipelineMode(a->conn) || !send_stmt(a, "begin", 0, NULL) ||
             !send_stmt(a, "lock", 1, p_lock) || !send_stmt(a, "keys", 2, p_keys) ||
@@ -463,290 +420,40 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, batch *b, char *er
     }
     if (rc)
         goto cleanup;
-    for (int i = 0; i < PQntuples(res[0]); i++) {
-        case_state *c = find_case(b, strtoll(PQgetvalue(res[0], i, 0), NULL, 10));
-
-        c->exists = true;
-        c->case_type = strdup(PQgetvalue(res[0], i, 1));
-        c->state = strdup(PQgetvalue(res[0], i, 2));
-        c->classification = strdup(PQgetvalue(res[0], i, 3));
-        c->version = atoi(PQgetvalue(res[0], i, 5));
-        c->revision = strtoll(PQgetvalue(res[0], i, 6), NULL, 10);
-        c->jurisdiction = strdup(PQgetvalue(res[0], i, 7));
-        if (!c->case_type || !c->state || !c->classification || !c->jurisdiction) {
-            snprintf(errstr, errstr_size, "out of memory");
-            rc = CS_ERR_RETRY;
-            goto cleanup;
-        }
-        {
-            json_error_t jerr;
-            char why[256];
-            const char *text = PQgetvalue(res[0], i, 4);
-
-            /* One case's unreadable blob is that case's problem: its jobs are
-             * rejected with the reason, every other case goes on. */
-            c->data = cs_json_loads_stored(text, strlen(text), &jerr);
-            if (!c->data) {
-                /* jansson's text may quote the blob, cut at its own byte limit. */
-                cs_utf8_trim(jerr.text);
-                snprintf(why, sizeof(why), "stored data is not readable JSON: %s", jerr.text);
-                c->unreadable = strdup(why);
-            }
-            if (!c->data && !c->unreadable) {
-                snprintf(errstr, errstr_size, "out of memory");
-                rc = CS_ERR_RETRY;
-                goto cleanup;
-            }
-        }
+    if (read_state(d, res)) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rc = CS_ERR_RETRY;
     }
-    for (int i = 0; i < PQntuples(res[1]); i++) {
-        key_entry *k = &b->keys[b->nkeys++];
-
-        k->ref = strtoll(PQgetvalue(res[1], i, 0), NULL, 10);
-        snprintf(k->key, sizeof(k->key), "%s", PQgetvalue(res[1], i, 1));
-        k->version = atoi(PQgetvalue(res[1], i, 2));
-        k->revision = strtoll(PQgetvalue(res[1], i, 3), NULL, 10);
-        k->seq = strtoll(PQgetvalue(res[1], i, 4), NULL, 10);
-        k->partition = PQgetisnull(res[1], i, 5) ? -1 : atoi(PQgetvalue(res[1], i, 5));
-        k->offset = PQgetisnull(res[1], i, 6) ? -1 : strtoll(PQgetvalue(res[1], i, 6), NULL, 10);
-        snprintf(k->fingerprint, sizeof(k->fingerprint), "%s", PQgetvalue(res[1], i, 7));
-    }
-    b->seen = res[2];
-    res[2] = NULL;
-    b->nids = (size_t)PQntuples(res[3]);
-    b->ids = calloc(b->nids ? b->nids : 1, sizeof(*b->ids));
-    for (size_t i = 0; i < b->nids; i++)
-        b->ids[i] = strtoll(PQgetvalue(res[3], (int)i, 0), NULL, 10);
-    /* res[4] is the type lock; room for the types this batch's creates add. */
-    b->types = calloc((size_t)PQntuples(res[5]) + n, sizeof(*b->types));
-    for (int i = 0; b->types && i < PQntuples(res[5]); i++)
-        if ((b->types[b->ntypes] = strdup(PQgetvalue(res[5], i, 0))))
-            b->ntypes++;
 cleanup:
     for (int i = 0; i < 6; i++)
         PQclear(res[i]);
-    free(refs);
-    free(jrefs);
-    free(keys);
-    free(parts);
-    free(offs);
-    free(types);
+    free(sorted);
+    free(refs.buf);
+    free(jrefs.buf);
+    free(keys.buf);
+    free(parts.buf);
+    free(offs.buf);
+    free(types.buf);
     return rc;
 }
 
-/* --- deciding one job ---------------------------------------------------------- */
-
-/* True if a recorded outcome is for this submission: a position reused by a
- * recreated topic holds another message's outcome, which is overwritten. */
-static bool same_submission(const char *outcome, const cs_submission *s)
-{
-    json_t *o = json_loads(outcome, 0, NULL);
-    const char *key = json_string_value(json_object_get(o, "idempotency_key"));
-    bool same = key && strcmp(key, s->idempotency_key) == 0 &&
-                json_integer_value(json_object_get(o, "case_reference")) == s->case_reference;
-
-    json_decref(o);
-    return same;
-}
-
-/* A case type known to this batch (stored, or created by an earlier job) that differs from
- * type only in letter case, so that both would be written to one index. NULL when type itself
- * is known (cases of both may exist from before this rule: they carry on) or none differs. */
-static const char *case_fold_twin(const batch *b, const char *type)
-{
-    const char *twin = NULL;
-
-    for (size_t i = 0; i < b->ntypes; i++) {
-        if (strcmp(b->types[i], type) == 0)
-            return NULL;
-        if (!twin && strcasecmp(b->types[i], type) == 0)
-            twin = b->types[i];
-    }
-    return twin;
-}
-
-static bool known_type(const batch *b, const char *type)
-{
-    for (size_t i = 0; i < b->ntypes; i++)
-        if (strcmp(b->types[i], type) == 0)
-            return true;
-    return false;
-}
-
-/* Decides j against its case. Returns true when the job applies, with the
- * writes in *p (p->data owned by the plan); otherwise the job is decided. */
-static bool decide(batch *b, cs_job *j, plan *p)
-{
-    const cs_submission *s = j->sub;
-    case_state *c = find_case(b, s->case_reference);
-    const char *seen = find_seen(b, j->partition, j->offset);
-    const char *twin;
-    key_entry *k;
-    char why[512];
-
-    memset(p, 0, sizeof(*p));
-    if (seen && same_submission(seen, s) && cs_job_replay(j, seen) == CS_OK)
-        return false;
-    if ((k = find_key(b, s->case_reference, s->idempotency_key)) != NULL) {
-        if (k->partition == j->partition && k->offset == j->offset) {
-            /* The applied message itself, delivered again: its history row
-             * holds everything of its outcome, which is rendered again. */
-            cs_job_decide(j, "applied", k->revision == 1 ? 201 : 200, k->version, k->revision,
-                          k->seq, NULL);
-            j->replayed = true;
-            return false;
-        }
-        if (k->fingerprint[0] && j->fingerprint[0] && strcmp(k->fingerprint, j->fingerprint) != 0) {
-            snprintf(why, sizeof(why),
-                     "idempotency key %s was already applied to case %" PRId64
-                     " with another payload",
-                     s->idempotency_key, s->case_reference);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            return false;
-        }
-        cs_job_decide(j, "duplicate", 200, k->version, k->revision, k->seq, NULL);
-        return false;
-    }
-    if (!c->exists) {
-        if (s->data_merge) {
-            snprintf(why, sizeof(why), "case %" PRId64 " does not exist: nothing to merge into",
-                     s->case_reference);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            return false;
-        }
-        if (!cs_submission_can_create(s)) {
-            snprintf(why, sizeof(why),
-                     "case %" PRId64 " does not exist and the submission lacks %s to create it",
-                     s->case_reference,
-                     !s->jurisdiction ? "jurisdiction"
-                     : !s->state      ? "state"
-                                      : "data");
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            return false;
-        }
-        if ((twin = case_fold_twin(b, s->case_type)) != NULL) {
-            char index[256];
-
-            cs_es_index_name(twin, index, sizeof(index));
-            cs_utf8_snprintf(why, sizeof(why),
-                             "case type %s differs only in letter case from the existing case "
-                             "type %s: both would be indexed in %s",
-                             s->case_type, twin, index);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            return false;
-        }
-        /* expected_version 0 means "this case must not exist yet". */
-        if (s->has_expected_version && s->expected_version != 0) {
-            snprintf(why, sizeof(why), "expected version %" PRId64 ", case does not exist",
-                     s->expected_version);
-            cs_job_decide(j, "conflict", 409, 0, 0, 0, why);
-            return false;
-        }
-        p->create = true;
-        p->data = json_incref(s->data);
-        p->data_changed = true;
-        p->state = s->state;
-        p->classification = s->security_classification ? s->security_classification : "PUBLIC";
-        p->version = 1;
-        p->revision = 1;
-    } else {
-        if (c->unreadable) {
-            snprintf(why, sizeof(why), "case %" PRId64 " cannot be changed: %s", s->case_reference,
-                     c->unreadable);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            j->case_unreadable = true;
-            return false;
-        }
-        if (strcmp(c->case_type, s->case_type) != 0) {
-            /* Text from the submission and the database: cut between characters. */
-            cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is of type %s, not %s",
-                             s->case_reference, c->case_type, s->case_type);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            return false;
-        }
-        /* A case stays in its jurisdiction: naming another is an error, not a move. */
-        if (s->jurisdiction && strcmp(c->jurisdiction, s->jurisdiction) != 0) {
-            cs_utf8_snprintf(why, sizeof(why), "case %" PRId64 " is in jurisdiction %s, not %s",
-                             s->case_reference, c->jurisdiction, s->jurisdiction);
-            cs_job_decide(j, "rejected", 422, 0, 0, 0, why);
-            return false;
-        }
-        if (s->has_expected_version && s->expected_version != c->version) {
-            snprintf(why, sizeof(why), "expected version %" PRId64 ", case is at version %d",
-                     s->expected_version, c->version);
-            cs_job_decide(j, "conflict", 409, c->version, c->revision, 0, why);
-            return false;
-        }
-        if (s->data)
-            p->data = json_incref(s->data);
-        else if (s->data_merge)
-            p->data = cs_merge_patch(c->data, s->data_merge);
-        else
-            p->data = json_incref(c->data);
-        p->state = s->state ? s->state : c->state;
-        p->classification =
-            s->security_classification ? s->security_classification : c->classification;
-        p->data_changed = !cs_json_equal(p->data, c->data);
-        /* The version counts changes of the blob, the state or the classification. */
-        p->version = c->version + (p->data_changed || strcmp(p->state, c->state) != 0 ||
-                                   strcmp(p->classification, c->classification) != 0);
-        p->revision = c->revision + 1;
-        p->prev_revision = c->revision;
-    }
-    p->event_id = b->ids[b->next_id++];
-    return true;
-}
-
-/* Makes the plan the case's state and records the key; decides the job. */
-static void adopt(batch *b, cs_job *j, plan *p)
-{
-    case_state *c = find_case(b, j->sub->case_reference);
-    key_entry *k = &b->keys[b->nkeys++];
-    char *state = strdup(p->state), *cls = strdup(p->classification);
-
-    if (!c->exists) {
-        c->case_type = strdup(j->sub->case_type);
-        c->jurisdiction = strdup(j->sub->jurisdiction);
-        /* A new case type is known to the jobs after this one (room: see load_batch). */
-        if (b->types && !known_type(b, c->case_type) &&
-            (b->types[b->ntypes] = strdup(c->case_type)))
-            b->ntypes++;
-    }
-    c->exists = true;
-    free(c->state);
-    free(c->classification);
-    c->state = state;
-    c->classification = cls;
-    json_decref(c->data);
-    c->data = p->data;
-    p->data = NULL;
-    c->version = p->version;
-    c->revision = p->revision;
-    k->ref = c->ref;
-    snprintf(k->key, sizeof(k->key), "%s", j->sub->idempotency_key);
-    k->version = p->version;
-    k->revision = p->revision;
-    k->seq = p->event_id;
-    k->partition = j->partition;
-    k->offset = j->offset;
-    memcpy(k->fingerprint, j->fingerprint, sizeof(k->fingerprint));
-    cs_job_decide(j, "applied", p->create ? 201 : 200, p->version, p->revision, p->event_id, NULL);
-    j->applied = true;
-}
+/* --- round 2 ------------------------------------------------------------------ */
 
 /* Queues the writes of one applied job on the pipeline. */
-static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
+static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
 {
     const cs_submission *s = j->sub;
     char ref[24], ver[16], rev[24], prev[24], id[24], part[16], off[24];
     char *data = p->data_changed ? cs_json_dumps(p->data) : NULL;
     bool ok;
 
+    if (p->data_changed && !data)
+        return false;
     snprintf(ref, sizeof(ref), "%" PRId64, s->case_reference);
     snprintf(ver, sizeof(ver), "%d", p->version);
     snprintf(rev, sizeof(rev), "%" PRId64, p->revision);
     snprintf(prev, sizeof(prev), "%" PRId64, p->prev_revision);
-    snprintf(id, sizeof(id), "%" PRId64, p->event_id);
+    snprintf(id, sizeof(id), "%" PRId64, p->event_seq);
     snprintf(part, sizeof(part), "%" PRId32, j->partition);
     snprintf(off, sizeof(off), "%" PRId64, j->offset);
     if (p->create) {
@@ -773,11 +480,11 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
                                 j->fingerprint[0] ? j->fingerprint : NULL};
         ok = ok && send_stmt(a, "event", 12, params);
     }
-    if (ok && s->notes && json_array_size(s->notes) > 0) {
-        char *notes = cs_json_dumps(s->notes);
+    if (ok && p->notes) {
+        char *notes = cs_json_dumps(p->notes);
         const char *params[] = {ref, rev, notes};
 
-        ok = send_stmt(a, "notes", 3, params);
+        ok = notes && send_stmt(a, "notes", 3, params);
         free(notes);
     }
     if (ok) {
@@ -789,7 +496,7 @@ static bool send_writes(cs_applier *a, const cs_job *j, const plan *p)
 
 /* Queues the outcomes decided now that wrote nothing (duplicate, conflict,
  * rejected), so that a redelivery gets them again. An applied outcome needs no
- * record: its history row holds it (see decide). */
+ * record: its history row holds it (cs_decide_repeat). */
 static bool send_outcomes(cs_applier *a, cs_job **jobs, size_t n)
 {
     size_t len = 2, count = 0;
@@ -832,52 +539,65 @@ static void undecide(cs_job **jobs, size_t n)
 static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *errstr,
                     size_t errstr_size)
 {
-    batch b = {0};
+    cs_decider *d = NULL;
+    cs_plan p = {0};
     int rc;
 
     if ((rc = connect_db(a, errstr, errstr_size)))
         return rc;
-    if ((rc = load_batch(a, jobs, n, &b, errstr, errstr_size)))
+    if (!(d = cs_decider_new())) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rc = CS_ERR_RETRY;
+        goto cleanup;
+    }
+    if ((rc = load_batch(a, jobs, n, d, errstr, errstr_size)))
         goto cleanup;
     for (size_t i = 0; i < n; i++) {
-        plan p;
-
-        if (!decide(&b, jobs[i], &p))
+        if (cs_decide(d, jobs[i], &p)) {
+            snprintf(errstr, errstr_size, "out of memory");
+            rc = CS_ERR_RETRY;
+            goto cleanup;
+        }
+        if (!p.apply)
             continue;
         if (careful) {
             char why[512];
 
             if (!send_stmt(a, "savepoint", 0, NULL) || !send_writes(a, jobs[i], &p) ||
                 !send_stmt(a, "release", 0, NULL) || !PQpipelineSync(a->conn)) {
-                json_decref(p.data);
                 rc = CS_ERR_RETRY;
                 goto cleanup;
             }
             rc = finish_pipeline(a, why, sizeof(why));
             if (rc == CS_ERR) {
                 /* Refused by the database: this job alone is rolled back. */
-                json_decref(p.data);
                 if (!send_stmt(a, "rollback_job", 0, NULL) || !PQpipelineSync(a->conn) ||
                     (rc = finish_pipeline(a, errstr, errstr_size)))
                     goto cleanup;
                 cs_log_warn("submission refused by postgresql case=%" PRId64
                             " partition=%d offset=%" PRId64 " error=\"%s\"",
                             jobs[i]->sub->case_reference, jobs[i]->partition, jobs[i]->offset, why);
-                cs_job_decide(jobs[i], "rejected", 422, 0, 0, 0, why);
+                if ((rc = cs_decide_refused(jobs[i], &p, why))) {
+                    snprintf(errstr, errstr_size, "out of memory");
+                    rc = CS_ERR_RETRY;
+                    goto cleanup;
+                }
                 continue;
             }
             if (rc) {
-                json_decref(p.data);
                 cs_utf8_snprintf(errstr, errstr_size, "%s", why);
                 goto cleanup;
             }
         } else if (!send_writes(a, jobs[i], &p)) {
-            json_decref(p.data);
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;
         }
-        adopt(&b, jobs[i], &p);
+        if (cs_decider_adopt(d, jobs[i], &p)) {
+            snprintf(errstr, errstr_size, "out of memory");
+            rc = CS_ERR_RETRY;
+            goto cleanup;
+        }
         if (i == n / 2)
             cs_fault_point("mid_batch");
     }
@@ -893,8 +613,9 @@ static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *
     }
     rc = finish_pipeline(a, errstr, errstr_size);
 cleanup:
+    cs_plan_clear(&p);
     reset_conn(a);
-    batch_free(&b);
+    cs_decider_free(d);
     if (rc)
         undecide(jobs, n);
     return rc;

@@ -16,11 +16,11 @@ cs_applier *cs_applier_new(const char *conninfo, const char *topic, const char *
                            char *errstr, size_t errstr_size);
 void cs_applier_free(cs_applier *a);
 
-/* Decides and applies n valid jobs (in offset order; a case's jobs all in
- * the same call) in one transaction, each job atomic on its own: a job the
- * database refuses is rolled back to its savepoint and rejected while the
- * others commit. On success every job is decided (cs_job_decide or
- * cs_job_replay) and committed. Returns 0, or CS_ERR_RETRY when PostgreSQL
+/* Decides (worker/decide.h) and applies n valid jobs (in offset order; a
+ * case's jobs all in the same call) in one transaction, each job atomic on
+ * its own: a job the database refuses is rolled back to its savepoint and
+ * rejected while the others commit. On success every job is decided and
+ * committed. Returns 0, or CS_ERR_RETRY when PostgreSQL
  * is unreachable or the batch raced a concurrent writer: nothing was
  * committed and the jobs are left undecided for a retry. */
 int cs_applier_run(cs_applier *a, cs_job **jobs, size_t n, char *errstr, size_t errstr_size);

@@ -3,6 +3,7 @@
 #define CS_JOB_H
 
 #include "envelope.h"
+#include "outcome.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -19,7 +20,7 @@ typedef struct cs_job {
     char fingerprint[65]; /* of a valid submission's payload; "" if not known */
     /* The decision. */
     bool decided;
-    const char *status; /* "applied", "duplicate", "conflict", "rejected", "invalid" */
+    cs_status status;
     int code;
     int version;          /* 0 = null */
     int64_t revision;     /* 0 = null */
@@ -34,22 +35,23 @@ typedef struct cs_job {
     size_t dlq_cap; /* most value bytes of the DLQ copy; 0 = the submission limit */
 } cs_job;
 
-/* Records the decision and renders the outcome JSON. error may be NULL (rendered null); it is
- * UTF-8 (cut with lib/utf8.h), else its bytes beyond ASCII are rendered as '?'. */
-void cs_job_decide(cs_job *j, const char *status, int code, int version, int64_t revision,
-                   int64_t event_seq, const char *error);
+/* Records the decision and renders its outcome (cs_outcome_render). The code
+ * follows from the status: an applied revision 1 is a create (201). error may
+ * be NULL (rendered null). Returns 0, or CS_ERR when out of memory: the job is
+ * left undecided. */
+int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, int64_t event_seq,
+                  const char *error);
 
-/* Takes a previously decided outcome (a redelivered message) and renders it
- * again exactly as cs_job_decide did, whatever the member order and spacing
- * of the text given (jsonb from PostgreSQL differs), so every copy on the
- * wire is byte-identical. outcome stays the caller's. Returns 0, or
- * CS_ERR_INVALID if it is not an outcome. */
-int cs_job_replay(cs_job *j, const char *outcome);
+/* Takes an outcome decided before for this job's message (a redelivery) and
+ * renders it again, so that every copy on the wire is byte-identical whatever
+ * the member order and spacing of the text it was parsed from. o stays the
+ * caller's. Returns 0, or CS_ERR when out of memory (the job is left
+ * undecided). */
+int cs_job_replay(cs_job *j, const cs_outcome *o);
 
-/* Answers a resubmission of an applied key: "duplicate" with the original
- * event's version, revision and sequence, taken from its outcome JSON.
- * Returns 0, or CS_ERR_INVALID if original is not an outcome. */
-int cs_job_duplicate_of(cs_job *j, const char *original);
+/* Fills *o with the job's decided outcome but its error (left NULL): the
+ * outcome cs_job_decide rendered for a decision without one. */
+void cs_job_outcome(const cs_job *j, cs_outcome *o);
 
 /* The outcome's message key: the case reference, or the original key. */
 const char *cs_job_result_key(const cs_job *j, size_t *len, char *buf, size_t size);

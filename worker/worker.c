@@ -14,6 +14,7 @@
 #include "apply.h"
 #include "backoff.h"
 #include "consumer.h"
+#include "decide.h"
 #include "err.h"
 #include "fault.h"
 #include "idem.h"
@@ -69,13 +70,10 @@ struct cs_worker {
     atomic_bool kafka_ok;
     long long next_prune_ms, next_probe_ms;
     /* metrics */
-    cs_metric *outcomes[5];
+    cs_metric *outcomes[CS_STATUS_COUNT];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
         *stalled, *retries, *dlq, *delivery_retries, *unreadable;
 };
-
-static const char *const status_names[5] = {"applied", "duplicate", "conflict", "rejected",
-                                            "invalid"};
 
 /* --- applier pool --------------------------------------------------------------- */
 
@@ -254,15 +252,15 @@ static void validate(cs_worker *w, cs_job *j)
                                      (size_t)w->cfg->max_message_bytes, &j->sub, j->reason,
                                      sizeof(j->reason));
     if (j->verdict == CS_INVALID)
-        cs_job_decide(j, "invalid", 400, 0, 0, 0, j->reason);
+        cs_job_decide(j, CS_STATUS_INVALID, 0, 0, 0, j->reason);
     else if (j->verdict == CS_REJECTED)
-        cs_job_decide(j, "rejected", 422, 0, 0, 0, j->reason);
+        cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, j->reason);
     if (j->verdict == CS_VALID && cs_submission_fingerprint(j->sub, j->fingerprint))
         j->fingerprint[0] = '\0'; /* out of memory: a repeat of its key is not compared */
     if (j->verdict != CS_VALID)
         cs_log_info("submission %s case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
-                    j->status, j->sub ? j->sub->case_reference : 0, j->partition, j->offset,
-                    j->reason);
+                    cs_status_name(j->status), j->sub ? j->sub->case_reference : 0, j->partition,
+                    j->offset, j->reason);
 }
 
 /* Answers repeats of applied keys from Redis. */
@@ -275,6 +273,10 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
     size_t m = 0;
     char errstr[256];
 
+    if (!refs || !keys || !found || !index) {
+        cs_log_warn("out of memory: repeats left to postgresql");
+        goto cleanup;
+    }
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].decided)
             continue;
@@ -288,31 +290,22 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
     }
     for (size_t k = 0; k < m; k++) {
         cs_job *j = &jobs[index[k]];
-        json_t *o;
+        cs_applied_key applied;
+        cs_outcome *o = NULL;
 
         if (!found[k])
             continue;
-        o = json_loads(found[k], 0, NULL);
-        json_t *src = json_object_get(o, "source");
-        json_int_t partition = json_integer_value(json_object_get(src, "partition"));
-        json_int_t offset = json_integer_value(json_object_get(src, "offset"));
-        const char *print = json_string_value(json_object_get(o, "payload_sha256"));
-        bool other_payload =
-            print && print[0] && j->fingerprint[0] && strcmp(print, j->fingerprint) != 0;
-
-        /* The same source position is a redelivery: the same outcome again. A
-         * message before the applied one (or on another partition) was decided
-         * without it: only PostgreSQL's record of that decision answers it, as
-         * it does a key reused with another payload (rejected there). */
-        if (partition == j->partition && offset == j->offset)
-            cs_job_replay(j, found[k]);
-        else if (partition == j->partition && offset < j->offset && !other_payload)
-            cs_job_duplicate_of(j, found[k]);
+        /* Only a redelivery and a later resubmission of the same payload are answered here
+         * (cs_decide_repeat): the rest only PostgreSQL's records answer. */
+        if (cs_outcome_parse(found[k], strlen(found[k]), &o) == CS_OK &&
+            cs_applied_key_from_outcome(o, &applied))
+            cs_decide_repeat(j, &applied, false);
         if (j->decided)
             cs_metric_inc(w->redis_hits, 1);
-        json_decref(o);
+        cs_outcome_free(o);
         free(found[k]);
     }
+cleanup:
     free(refs);
     free(keys);
     free(found);
@@ -324,16 +317,11 @@ static void redis_fast_path(cs_worker *w, cs_job *jobs, size_t n)
  * Returns text the caller frees, or NULL. */
 static char *redis_entry(const cs_job *j)
 {
-    size_t len = strlen(j->outcome);
-    char *v = malloc(len + 96);
+    cs_outcome o;
 
-    if (!v || len < 2 || j->outcome[len - 1] != '}') {
-        free(v);
-        return NULL;
-    }
-    memcpy(v, j->outcome, len - 1);
-    snprintf(v + len - 1, 96, ",\"payload_sha256\":\"%s\"}", j->fingerprint);
-    return v;
+    cs_job_outcome(j, &o);
+    memcpy(o.payload_sha256, j->fingerprint, sizeof(o.payload_sha256));
+    return cs_outcome_render(&o);
 }
 
 static void remember_applied(cs_worker *w, cs_job *jobs, size_t n)
@@ -417,7 +405,7 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
     if (err)
         return err;
     j->pending_deliveries++;
-    if (strcmp(j->status, "invalid") == 0) {
+    if (j->status == CS_STATUS_INVALID) {
         if ((err = produce_dlq_copy(w, j)) == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             j->dlq_cap = (j->dlq_cap ? j->dlq_cap : cs_kafka_copy_max(w->cfg)) / 2;
             err = produce_dlq_copy(w, j);
@@ -569,10 +557,8 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
         return;
     store_offsets(w, jobs, n);
     for (size_t i = 0; i < n; i++) {
-        for (int s = 0; s < 5; s++)
-            if (strcmp(jobs[i].status, status_names[s]) == 0)
-                cs_metric_inc(w->outcomes[s], 1);
-        if (strcmp(jobs[i].status, "invalid") == 0)
+        cs_metric_inc(w->outcomes[jobs[i].status], 1);
+        if (jobs[i].status == CS_STATUS_INVALID)
             cs_metric_inc(w->dlq, 1);
         if (jobs[i].case_unreadable) {
             cs_metric_inc(w->unreadable, 1);
@@ -682,14 +668,13 @@ static bool health(char *detail, size_t size, void *ctx)
 
 static void register_metrics(cs_worker *w)
 {
-    static const char *const names[5] = {"casestream_worker_outcomes_total{status=\"applied\"}",
-                                         "casestream_worker_outcomes_total{status=\"duplicate\"}",
-                                         "casestream_worker_outcomes_total{status=\"conflict\"}",
-                                         "casestream_worker_outcomes_total{status=\"rejected\"}",
-                                         "casestream_worker_outcomes_total{status=\"invalid\"}"};
+    char name[96];
 
-    for (int i = 0; i < 5; i++)
-        w->outcomes[i] = cs_metric_counter(names[i], "outcomes published, by status");
+    for (int i = 0; i < CS_STATUS_COUNT; i++) {
+        snprintf(name, sizeof(name), "casestream_worker_outcomes_total{status=\"%s\"}",
+                 cs_status_name((cs_status)i));
+        w->outcomes[i] = cs_metric_counter(name, "outcomes published, by status");
+    }
     w->apply_seconds = cs_metric_histogram("casestream_worker_apply_seconds",
                                            "time to decide and commit one batch");
     w->batch_size = cs_metric_gauge("casestream_worker_batch_size", "size of the last batch");

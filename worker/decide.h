@@ -1,0 +1,121 @@
+/* The worker's decisions (DESIGN §4, §5): what each submission of a batch gets, decided against
+ * its case as PostgreSQL holds it and as the batch's earlier submissions leave it. No I/O:
+ * worker/apply.c reads the state in and sends the writes out, worker/worker.c answers repeats
+ * from Redis with the same rule. */
+#ifndef CS_DECIDE_H
+#define CS_DECIDE_H
+
+#include "job.h"
+#include "outcome.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A stored case as round 1 read it (ccd.case_data, locked). Strings are borrowed. */
+typedef struct cs_case_row {
+    int64_t reference;
+    const char *case_type;
+    const char *jurisdiction;
+    const char *state;
+    const char *classification;
+    const char *data; /* the blob as jsonb gives it back; it may not be readable */
+    size_t data_len;
+    int version;
+    int64_t revision;
+} cs_case_row;
+
+/* An idempotency key a case applied: from its history row, or from its Redis entry. */
+typedef struct cs_applied_key {
+    int64_t reference;
+    char key[37];
+    int version;
+    int64_t revision;
+    int64_t event_seq;
+    int32_t partition; /* where the applied submission was read; -1 if not recorded */
+    int64_t offset;
+    char fingerprint[65]; /* of the applied payload; "" for keys applied before fingerprints */
+} cs_applied_key;
+
+/* What an applied submission writes (DESIGN §5). The case row after it: created (with the
+ * submission's case type and jurisdiction) or updated where its revision is prev_revision. The
+ * history row: event_seq, version, revision, the row's state, classification and blob, with
+ * the submission's event, user, summary, description, key, position and fingerprint. The
+ * notes: one row each. Then the outbox row of the case. */
+typedef struct cs_plan {
+    bool apply; /* false: the job is decided and nothing is written */
+    bool create;
+    char *state;          /* owned */
+    char *classification; /* owned */
+    json_t *data;         /* the blob after the submission; owned */
+    bool data_changed;    /* differs from the stored blob by JSON value: written */
+    int version;
+    int64_t revision;
+    int64_t prev_revision; /* 0 on create */
+    int64_t event_seq;     /* the history row's id, reserved in round 1 */
+    json_t *notes;         /* borrowed from the submission; NULL when it adds none */
+} cs_plan;
+
+/* The state of one batch's cases, and the decisions against it. */
+typedef struct cs_decider cs_decider;
+
+/* Returns an empty decider (no case exists), or NULL when out of memory. Free with
+ * cs_decider_free. */
+cs_decider *cs_decider_new(void);
+void cs_decider_free(cs_decider *d);
+
+/* Round 1, read into the decider. Each copies what it is given and returns 0, or CS_ERR when
+ * out of memory. */
+
+/* A stored case. A blob that cannot be read makes that case's submissions rejected. */
+int cs_decider_add_case(cs_decider *d, const cs_case_row *row);
+/* A key applied to one of the batch's cases. */
+int cs_decider_add_key(cs_decider *d, const cs_applied_key *k);
+/* An outcome decided before for a source position (ccd.event_outcome). Text that is not an
+ * outcome is ignored: the submission there is decided again. */
+int cs_decider_add_recorded(cs_decider *d, int32_t partition, int64_t offset, const char *text,
+                            size_t len);
+/* A stored case type that a create is checked against: one of the batch's own, or one equal
+ * to one of them but for letter case. */
+int cs_decider_add_case_type(cs_decider *d, const char *case_type);
+/* A reserved history row id; an applied submission takes the next one. */
+int cs_decider_add_event_seq(cs_decider *d, int64_t seq);
+
+/* Decides valid job j (jobs in offset order) against its case as the decider holds it. Either
+ * j is decided (status, code, outcome; p->apply false), or p->apply is true and *p holds its
+ * writes: once they are sent, cs_decider_adopt makes them the case's state and decides j;
+ * a plan not adopted (the database refused it) leaves the case as it was, and is freed with
+ * cs_plan_clear. Returns 0, or CS_ERR when out of memory or out of reserved ids (j undecided,
+ * *p empty). */
+int cs_decide(cs_decider *d, cs_job *j, cs_plan *p);
+
+/* Makes p's writes the state of j's case, so that the batch's later submissions see them,
+ * records j's key, and decides j applied. Takes what p owns and clears it. Returns 0, or
+ * CS_ERR when out of memory (j undecided; p cleared). */
+int cs_decider_adopt(cs_decider *d, cs_job *j, cs_plan *p);
+
+/* The database refused the writes of p, j's plan: j is rejected (422) with its reason and its
+ * case stays as it was. Clears p. Returns 0, or CS_ERR when out of memory (j undecided). */
+int cs_decide_refused(cs_job *j, cs_plan *p, const char *why);
+
+/* Frees what a plan owns and zeroes it. */
+void cs_plan_clear(cs_plan *p);
+
+/* The rule for a submission whose key its case applied before (DESIGN §5.2), the one rule of
+ * the PostgreSQL and the Redis paths:
+ * - read at the applied message's own source position: a redelivery, answered with the
+ *   applied outcome again (replayed);
+ * - with another payload (both fingerprints known and different): rejected (422);
+ * - else a duplicate with the original's version, revision and sequence.
+ * Only PostgreSQL (authoritative) rejects, and answers a message read before the applied one
+ * or on another partition (decided without the key; its recorded outcome, when kept, came
+ * first): the Redis path, which knows only the applied outcome, leaves both to it.
+ * Returns true when j is decided; false when it is left to PostgreSQL, or when out of memory. */
+bool cs_decide_repeat(cs_job *j, const cs_applied_key *k, bool authoritative);
+
+/* The applied key an outcome tells of: its Redis entry. Returns false when the outcome is not
+ * an applied one. */
+bool cs_applied_key_from_outcome(const cs_outcome *o, cs_applied_key *k);
+
+#endif
