@@ -24,12 +24,14 @@ typedef struct entry {
     int partition;
     int64_t offset;
     int64_t reference; /* 0 when the message had none */
+    int64_t id;        /* the document's _id; 0 until read from PostgreSQL when omitted */
     int64_t revision;
     char *index; /* NULL when the message had no usable case type */
     char *doc;   /* the message value, NUL-terminated; freed once not needed */
     size_t len;
     bool is_json;
-    bool omitted; /* the reference form (DESIGN §6): the document is read from PostgreSQL */
+    bool omitted; /* the reference form, or no id (DESIGN §6): the document is read from
+                   * PostgreSQL */
     entry_state state;
     bool sent;       /* answered in the current attempt */
     char *reason;    /* E_DEAD: why */
@@ -51,18 +53,33 @@ struct cs_batch {
     size_t items_cap;
 };
 
-int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *revision,
-                    char *index, size_t index_size, bool *is_json, char *errstr, size_t errstr_size)
+/* A positive integer, or a string of decimal digits that is one, from v; 0 when v is neither. */
+static int64_t positive_int(const json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(s, &end, 10);
+        if (errno == 0 && end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9' && n > 0)
+            return n;
+    }
+    return 0;
+}
+
+int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json, char *errstr,
+                    size_t errstr_size)
 {
     json_error_t jerr;
-    json_t *root, *ref, *type, *rev;
+    json_t *root, *id, *type, *rev;
     int rc = CS_ERR_INVALID;
 
-    *reference = 0;
-    *revision = 0;
+    memset(out, 0, sizeof(*out));
     *is_json = false;
-    if (index_size > 0)
-        index[0] = '\0';
     if (!value || len == 0) {
         snprintf(errstr, errstr_size, "empty message");
         return CS_ERR_INVALID;
@@ -80,22 +97,13 @@ int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *
         snprintf(errstr, errstr_size, "change document is not a JSON object");
         goto cleanup;
     }
-    ref = json_object_get(root, "reference");
-    if (json_is_integer(ref)) {
-        *reference = json_integer_value(ref);
-    } else if (json_is_string(ref)) {
-        const char *s = json_string_value(ref);
-        char *end;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno == 0 && end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9')
-            *reference = v;
-    }
-    if (*reference <= 0) {
-        *reference = 0;
+    if ((out->reference = positive_int(json_object_get(root, "reference"))) == 0) {
         snprintf(errstr, errstr_size, "change document has no valid reference");
+        goto cleanup;
+    }
+    id = json_object_get(root, "id");
+    if (id && !json_is_null(id) && (out->id = positive_int(id)) == 0) {
+        snprintf(errstr, errstr_size, "change document has an id that is not a positive integer");
         goto cleanup;
     }
     rev = json_object_get(root, "case_revision");
@@ -103,15 +111,16 @@ int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *
         snprintf(errstr, errstr_size, "change document has no valid case_revision");
         goto cleanup;
     }
-    *revision = json_integer_value(rev);
-    type = json_object_get(root, "case_type");
+    out->revision = json_integer_value(rev);
+    if (!(type = json_object_get(root, "case_type_id")))
+        type = json_object_get(root, "case_type");
     if (!json_is_string(type)) {
-        snprintf(errstr, errstr_size, "change document has no case_type");
+        snprintf(errstr, errstr_size, "change document has no case_type_id");
         goto cleanup;
     }
-    if (!cs_es_index_name(json_string_value(type), index, index_size)) {
+    if (!cs_es_index_name(json_string_value(type), out->index, sizeof(out->index))) {
         cs_utf8_snprintf(
-            errstr, errstr_size, "case_type \"%.*s\" cannot name an index",
+            errstr, errstr_size, "case_type_id \"%.*s\" cannot name an index",
             (int)cs_utf8_prefix(json_string_value(type), json_string_length(type), 100),
             json_string_value(type));
         goto cleanup;
@@ -218,7 +227,8 @@ static bool is_reference_form(const char *doc, size_t len)
 int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, size_t key_len,
                  const char *value, size_t len)
 {
-    char index[256], why[512];
+    char why[512];
+    cs_change c;
     entry *e;
 
     if (!(e = reserve(b->e, &b->cap, b->n + 1, sizeof(*e))))
@@ -234,10 +244,11 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
     if (e->len)
         memcpy(e->doc, value, e->len);
     e->doc[e->len] = '\0';
-    if (cs_change_parse(value, e->len, &e->reference, &e->revision, index, sizeof(index),
-                        &e->is_json, why, sizeof(why)) != CS_OK) {
+    if (cs_change_parse(value, e->len, &c, &e->is_json, why, sizeof(why)) != CS_OK) {
         /* Recorded with the case it is about whenever the document or the key says which,
          * as reindex records it. */
+        e->reference = c.reference;
+        e->revision = c.revision;
         if (e->reference == 0)
             e->reference = key_reference(key, key_len);
         e->state = E_DEAD;
@@ -247,8 +258,11 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
         }
     } else {
         e->state = E_PENDING;
-        e->omitted = is_reference_form(e->doc, e->len);
-        if (!(e->index = strdup(index))) {
+        e->reference = c.reference;
+        e->id = c.id;
+        e->revision = c.revision;
+        e->omitted = c.id == 0 || is_reference_form(e->doc, e->len);
+        if (!(e->index = strdup(c.index))) {
             entry_free(e);
             return CS_ERR;
         }
@@ -334,7 +348,7 @@ int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
         if (!(req = reserve(b->req, &b->req_cap, b->req_n + 1, sizeof(*req))))
             return CS_ERR;
         b->req = req;
-        if (cs_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
+        if (cs_bulk_add(body, e->index, e->id, e->revision, e->doc, e->len))
             return CS_ERR;
         b->req[b->req_n++] = i;
     }
@@ -619,8 +633,8 @@ int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
 {
     for (size_t i = 0; i < b->n; i++) {
         entry *e = &b->e[i];
-        char index[256], why[512];
-        int64_t ref, rev;
+        char why[512];
+        cs_change c;
         bool is_json;
         char *copy;
 
@@ -631,15 +645,16 @@ int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
             make_dead(e, "sent by reference, but the case is not in postgresql");
             continue;
         }
-        if (cs_change_parse(doc, len, &ref, &rev, index, sizeof(index), &is_json, why,
-                            sizeof(why)) != CS_OK) {
+        if (cs_change_parse(doc, len, &c, &is_json, why, sizeof(why)) != CS_OK) {
             make_dead(e, why);
             continue;
         }
-        if (ref != reference || rev < e->revision) {
-            make_dead(e, ref != reference
+        if (c.reference != reference || c.revision < e->revision || c.id == 0) {
+            make_dead(e, c.reference != reference
                              ? "sent by reference, but postgresql gave another case's document"
-                             : "sent by reference, but postgresql holds an older revision");
+                         : c.id == 0 ? "postgresql gave a document without an id (is the schema "
+                                       "migrated? casestream migrate)"
+                                     : "sent by reference, but postgresql holds an older revision");
             continue;
         }
         if (!(copy = malloc(len + 1)))
@@ -650,7 +665,8 @@ int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
         b->bytes += len - e->len;
         e->doc = copy;
         e->len = len;
-        e->revision = rev;
+        e->id = c.id;
+        e->revision = c.revision;
     }
     return CS_OK;
 }

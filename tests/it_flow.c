@@ -463,12 +463,14 @@ static void produce_changes(const char *topic, const char *type, const int64_t *
 
         snprintf(key, sizeof(key), "%" PRId64, refs[i]);
         snprintf(doc, sizeof(doc),
-                 "{\"reference\":%" PRId64 ",\"case_type\":\"%s\",\"jurisdiction\":\"IT\","
-                 "\"state\":\"S%lld\",\"version\":%lld,\"case_revision\":%lld,"
-                 "\"security_classification\":\"PUBLIC\",\"created_date\":"
-                 "\"2024-05-01T10:00:00Z\",\"last_modified\":\"2024-05-01T10:00:00Z\","
-                 "\"data\":{\"n\":%lld},\"notes\":[]}",
-                 refs[i], type, rev, rev, rev, rev);
+                 "{\"id\":%" PRId64 ",\"reference\":%" PRId64 ",\"case_type_id\":\"%s\","
+                 "\"jurisdiction\":\"IT\",\"state\":\"S%lld\",\"version\":%lld,"
+                 "\"case_revision\":%lld,\"security_classification\":\"PUBLIC\","
+                 "\"created_date\":\"2024-05-01T10:00:00.000\",\"last_modified\":"
+                 "\"2024-05-01T10:00:00.000\",\"last_state_modified_date\":"
+                 "\"2024-05-01T10:00:00.000\",\"data\":{\"n\":%lld},\"data_classification\":{},"
+                 "\"supplementary_data\":{},\"notes\":[]}",
+                 refs[i], refs[i], type, rev, rev, rev, rev);
         it_produce_async(topic, key, doc, strlen(doc));
     }
     it_flush();
