@@ -252,6 +252,40 @@ static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
     return true;
 }
 
+/* Makes sure every index the batch writes to is behind its alias, or says once that it is a
+ * plain index (DESIGN §6). False, with the reason, when Elasticsearch failed: the attempt is
+ * retried like a failed bulk. */
+static bool ensure_indices(cs_indexer *ix, char *why, size_t why_size)
+{
+    size_t max = cs_batch_count(ix->batch), n;
+    const char **names = malloc((max ? max : 1) * sizeof(*names));
+    bool ok = true;
+
+    if (!names) {
+        snprintf(why, why_size, "out of memory");
+        return false;
+    }
+    n = cs_batch_indices(ix->batch, names, max);
+    for (size_t i = 0; i < n && ok; i++) {
+        char errstr[512];
+        int rc = cs_es_ensure_index(ix->es, names[i], ix->cfg->max_fields, errstr, sizeof(errstr));
+
+        if (rc == 1)
+            cs_log_warn("index=%s is a plain index from before case indices were put behind "
+                        "aliases: its documents keyed by the case reference stay beside the new "
+                        "ones until `casestream reindex --new-index` moves it behind its alias",
+                        names[i]);
+        else if (rc == CS_ERR)
+            cs_log_error("index=%s: %s; writing to it as it is", names[i], errstr);
+        else if (rc < 0) {
+            snprintf(why, why_size, "%s", errstr);
+            ok = false;
+        }
+    }
+    free(names);
+    return ok;
+}
+
 /* Sends one bulk request to Elasticsearch (a cs_batch_send_fn; ctx is the indexer), timed. */
 static int send_bulk(void *ctx, const cs_bulk_body *body, cs_es_response *out, char *errstr,
                      size_t errstr_size)
@@ -278,6 +312,9 @@ static bool attempt(cs_indexer *ix)
         cs_fault_point("before_bulk");
     if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
         snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
+        failed = true;
+    } else if (!ensure_indices(ix, errstr, sizeof(errstr))) {
+        snprintf(why, sizeof(why), "making sure of the indices: %s", errstr);
         failed = true;
     } else if (cs_batch_attempt(ix->batch, send_bulk, ix, &st, errstr, sizeof(errstr)) != CS_OK) {
         snprintf(why, sizeof(why), "%s", errstr);

@@ -262,7 +262,7 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
         e->id = c.id;
         e->revision = c.revision;
         e->omitted = c.id == 0 || is_reference_form(e->doc, e->len);
-        if (!(e->index = strdup(c.index))) {
+        if (!(e->index = strdup(b->opts.index ? b->opts.index : c.index))) {
             entry_free(e);
             return CS_ERR;
         }
@@ -625,6 +625,24 @@ size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max)
             listed = refs[k] == e->reference;
         if (!listed)
             refs[n++] = e->reference;
+    }
+    return n;
+}
+
+size_t cs_batch_indices(const cs_batch *b, const char **names, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n && n < max; i++) {
+        const entry *e = &b->e[i];
+        bool listed = false;
+
+        if (e->state != E_PENDING || !e->index)
+            continue;
+        for (size_t k = 0; k < n && !listed; k++)
+            listed = strcmp(names[k], e->index) == 0;
+        if (!listed)
+            names[n++] = e->index;
     }
     return n;
 }

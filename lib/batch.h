@@ -47,11 +47,13 @@ typedef struct cs_batch_opts {
     size_t max_docs;      /* most actions per request */
     long backoff_base_ms; /* backoff after a failed attempt: base, doubling, */
     long backoff_cap_ms;  /* up to the cap, jittered (cs_backoff_ms) */
+    const char *index;    /* every change goes to this index (borrowed; a new index being
+                           * built), NULL: to lower(case_type_id) + "_cases" */
 } cs_batch_opts;
 
 #define CS_BATCH_OPTS_INIT                                                                         \
     {                                                                                              \
-        1000, 100, 30000                                                                           \
+        1000, 100, 30000, NULL                                                                     \
     }
 
 /* An empty batch (free with cs_batch_free) or NULL when out of memory. opts is copied; NULL
@@ -169,6 +171,11 @@ size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max);
  * that is not of this case, has no id, or is older than the change). Returns 0 or CS_ERR (out
  * of memory). */
 int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len);
+
+/* The index names (each once, at most max into names; borrowed from the batch, valid until it
+ * changes) that pending changes go to, for the caller to make sure of before an attempt
+ * (cs_es_ensure_index). Returns the count. */
+size_t cs_batch_indices(const cs_batch *b, const char **names, size_t max);
 
 /* Empties the batch for the next one: no failures counted, requests of max_docs again. */
 void cs_batch_clear(cs_batch *b);

@@ -54,6 +54,7 @@ typedef struct cs_config {
     /* admin */
     const char *sql_dir;
     const char *case_type;
+    bool new_index;
     int limit;
     int cases;
     int events;

@@ -523,6 +523,49 @@ START_TEST(test_batch_document_without_an_id_from_postgresql_is_a_dead_letter)
 }
 END_TEST
 
+/* The indices a batch writes to, each once, for the caller to make sure of. */
+START_TEST(test_batch_lists_the_indices_of_its_pending_changes)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    const char *names[8];
+    char *pr = change(3, 1, "PR");
+
+    add(b, 0, 1, 1, 1);
+    add(b, 0, 2, 2, 1);
+    ck_assert_int_eq(cs_batch_add(b, 0, 3, NULL, 0, pr, strlen(pr)), 0);
+    ck_assert_int_eq(cs_batch_add(b, 0, 4, NULL, 0, "not json", 8), 0);
+    ck_assert_uint_eq(cs_batch_indices(b, names, 8), 2);
+    ck_assert_str_eq(names[0], "nfd_cases");
+    ck_assert_str_eq(names[1], "pr_cases");
+    ck_assert_uint_eq(cs_batch_indices(b, names, 1), 1);
+    free(pr);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* reindex --new-index sends every change to the index it builds. */
+START_TEST(test_batch_with_a_target_index_sends_everything_there)
+{
+    cs_batch_opts opts = CS_BATCH_OPTS_INIT;
+    cs_batch *b;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    char *pr = change(3, 1, "PR");
+
+    opts.index = "nfd_cases-000002";
+    b = cs_batch_new(&opts);
+    add(b, 0, 1, 1, 1);
+    ck_assert_int_eq(cs_batch_add(b, 0, 2, NULL, 0, pr, strlen(pr)), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    ck_assert_ptr_null(strstr(body.buf, "\"_index\":\"nfd_cases\""));
+    ck_assert_ptr_null(strstr(body.buf, "\"_index\":\"pr_cases\""));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_index\":\"nfd_cases-000002\",\"_id\":\"500003\""));
+    cs_bulk_free(&body);
+    free(pr);
+    cs_batch_free(b);
+}
+END_TEST
+
 /* ---- the attempt, through a fake Elasticsearch ------------------------------------------- */
 
 /* Answers bulk requests by rule, without a network, and records what it was sent. */
@@ -780,6 +823,8 @@ Suite *batch_suite(void)
     tcase_add_test(batch,
                    test_batch_change_without_an_id_is_sent_with_the_document_from_postgresql);
     tcase_add_test(batch, test_batch_document_without_an_id_from_postgresql_is_a_dead_letter);
+    tcase_add_test(batch, test_batch_lists_the_indices_of_its_pending_changes);
+    tcase_add_test(batch, test_batch_with_a_target_index_sends_everything_there);
     tcase_add_test(
         attempt,
         test_attempt_splits_a_refused_request_until_the_document_at_fault_is_a_dead_letter);

@@ -481,10 +481,9 @@ START_TEST(test_flow_indexer_rebalance_during_elasticsearch_outage_leaves_no_par
     enum { PARTS = 4, PER = 6, N = PARTS * PER };
     int64_t refs[N];
     char *topic = it_unique("it-flow-changes"), *group = it_unique("it-flow-indexer");
-    char *type = it_unique("itflow"), index[300], host[128], proxied[256], path[400];
-    char errstr[512], text[65536];
+    char *type = it_unique("itflow"), index[300], host[128], proxied[256];
+    char text[65536];
     int es_port, port_a = free_port(), port_b = free_port();
-    cs_es_response r = CS_ES_RESPONSE_INIT;
     it_proxy *proxy;
     long long deadline;
     pid_t a, b;
@@ -526,9 +525,7 @@ START_TEST(test_flow_indexer_rebalance_during_elasticsearch_outage_leaves_no_par
     ck_assert_int_eq(it_stop(a, SIGTERM, 60000), 0);
     ck_assert_int_eq(it_group_committed(group, topic), it_topic_end(topic));
     it_proxy_free(proxy);
-    snprintf(path, sizeof(path), "/%s", index);
-    if (cs_es_request(es_client(), "DELETE", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK)
-        cs_es_response_clear(&r);
+    it_es_drop(index);
     it_drop_topic(topic);
     free(topic);
     free(group);

@@ -89,11 +89,7 @@ static void fixture_new(fixture *f, int partitions)
 
 static void fixture_free(fixture *f)
 {
-    long status;
-    char path[400];
-
-    snprintf(path, sizeof(path), "/%s", f->index);
-    json_decref(es_json("DELETE", path, NULL, &status));
+    it_es_drop(f->index);
     free(f->topic);
     free(f->group);
     free(f->type);
@@ -569,10 +565,17 @@ START_TEST(test_reindex_rebuilds_deleted_index_from_postgresql)
     run_reindex(&f, out);
     assert_index_matches_database(&f, first);
 
-    /* Deleted, then rebuilt. */
-    snprintf(path, sizeof(path), "/%s", f.index);
-    json_decref(es_json("DELETE", path, NULL, &status));
+    /* The live name is an alias of the versioned index reindex made. */
+    snprintf(path, sizeof(path), "/_alias/%s", f.index);
+    doc = es_json("GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
+    ck_assert_uint_eq(json_object_size(doc), 1);
+    ck_assert_str_eq(json_object_iter_key(json_object_iter(doc)),
+                     (snprintf(line, sizeof(line), "%s-000001", f.index), line));
+    json_decref(doc);
+
+    /* Deleted, then rebuilt. */
+    it_es_drop(f.index);
     ck_assert_int_eq(es_revision_of(&f, pg_id(first)), -1);
     run_reindex(&f, out);
     assert_index_matches_database(&f, first);
@@ -651,9 +654,13 @@ START_TEST(test_indexed_cases_are_searchable_by_state_type_data_and_notes)
     stop_indexer(pid);
 
     ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Submitted\"}}"), 2);
+    /* CCD's state filter sends lower-case state ids; .keyword is the exact value. */
+    ck_assert_int_eq(es_count(f.index, "{\"terms\":{\"state\":[\"submitted\"]}}"), 2);
+    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state.keyword\":\"submitted\"}}"), 0);
+    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state.keyword\":\"Submitted\"}}"), 2);
     ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Closed\"}}"), 1);
     /* By case type across every case index. */
-    snprintf(q, sizeof(q), "{\"term\":{\"case_type\":\"%s\"}}", f.type);
+    snprintf(q, sizeof(q), "{\"term\":{\"case_type_id\":\"%s\"}}", f.type);
     ck_assert_int_eq(es_count("*_cases", q), 3);
     ck_assert_int_eq(es_count(f.index, "{\"match\":{\"data.applicant.name\":\"zebedee\"}}"), 1);
     ck_assert_int_eq(es_count(f.index, "{\"match\":{\"notes.body\":\"adjourned\"}}"), 1);
