@@ -1,4 +1,5 @@
-/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ. */
+/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ and the
+ * index dead letters. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -13,8 +14,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"migrate", cs_admin_migrate}, {"topics", cs_admin_topics}, {"case", cs_admin_case},
-    {"reindex", cs_admin_reindex}, {"dlq", cs_admin_dlq},       {"workload", cs_admin_workload},
+    {"migrate", cs_admin_migrate},   {"topics", cs_admin_topics},
+    {"case", cs_admin_case},         {"reindex", cs_admin_reindex},
+    {"dlq", cs_admin_dlq},           {"index-dead-letters", cs_admin_index_dead_letters},
+    {"workload", cs_admin_workload},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -27,9 +30,17 @@ static const char description[] =
     "  case show REF              print a case as JSON\n"
     "  case history REF           print a case's event history, one JSON line per event\n"
     "  reindex [--case-type T]    rebuild the Elasticsearch documents from PostgreSQL\n"
+    "  reindex --new-index --case-type T\n"
+    "                             build a new index for T's cases, then move its live name\n"
+    "                             (an alias) to it; searches never find fewer documents\n"
     "  dlq list [--limit N]       print the dead-letter messages, one JSON line each\n"
     "  dlq replay [--limit N]     send dead-letter messages not yet replayed back to the\n"
     "                             events topic (after fixing their cause)\n"
+    "  index-dead-letters list [--case-type T] [--limit N]\n"
+    "                             print the documents Elasticsearch refused, newest first\n"
+    "  index-dead-letters retry [--case-type T] [--limit N]\n"
+    "                             write those cases again from PostgreSQL (after fixing the\n"
+    "                             cause); their dead letters are replaced by the outcome\n"
     "  workload [--cases N] [--events N] [--base-ref R] [--seed S]\n"
     "                             print NDJSON submissions for a demo or a load test";
 

@@ -58,7 +58,7 @@ static const char docs_sql[] =
     " FROM ccd.case_data c WHERE c.reference = ANY($1::bigint[]) ORDER BY c.reference";
 
 typedef struct counts {
-    long long cases, written, newer, dead, retries, again, gone;
+    long long cases, written, newer, dead, retries, again, gone, cleared;
 } counts;
 
 /* What reindex works with: its connections, client, batch and counts. */
@@ -139,6 +139,29 @@ static int write_dead(reindex *r, char *errstr, size_t errstr_size)
     return rc;
 }
 
+/* Deletes the dead letters the batch's acknowledged changes resolve (DESIGN §6). A failure is
+ * reported and does not stop reindex: the dead letters stay until a later revision is indexed
+ * or `casestream index-dead-letters retry`. */
+static void clear_resolved(reindex *r)
+{
+    size_t max = cs_batch_count(r->batch), n;
+    int64_t *refs = malloc((max ? max : 1) * sizeof(*refs));
+    int64_t *revs = malloc((max ? max : 1) * sizeof(*revs));
+    long long cleared = 0;
+    char errstr[512];
+
+    if (!refs || !revs) {
+        fprintf(stderr, "casestream reindex: out of memory clearing dead letters\n");
+    } else if ((n = cs_batch_acknowledged(r->batch, refs, revs, max)) > 0 &&
+               cs_dead_letters_clear(r->dl_conn, refs, revs, n, &cleared, errstr, sizeof(errstr))) {
+        fprintf(stderr, "casestream reindex: could not clear the dead letters of %zu cases: %s\n",
+                n, errstr);
+    }
+    r->c.cleared += cleared;
+    free(refs);
+    free(revs);
+}
+
 /* Makes sure the live names the batch writes to are behind their aliases (not when building a
  * new index: that one exists). */
 static int ensure_indices(reindex *r, char *errstr, size_t errstr_size)
@@ -195,6 +218,9 @@ static int write_batch(reindex *r, bool live_names, char *errstr, size_t errstr_
     r->c.newer += (long long)st.conflicts;
     if (rc == CS_OK)
         rc = write_dead(r, errstr, errstr_size);
+    /* Into the live names only: an index being built may yet be dropped. */
+    if (rc == CS_OK && live_names)
+        clear_resolved(r);
     cs_batch_clear(r->batch);
     return rc;
 }
@@ -649,15 +675,119 @@ cleanup:
     return rc;
 }
 
-/* ---- the command ------------------------------------------------------------------------- */
+/* ---- the commands ------------------------------------------------------------------------ */
 
-int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
+/* Connects, makes the client and the batch (writing to r->target when it is to be built), and
+ * installs the index template. Returns 0, or 1 with the reason printed. */
+static int reindex_open(reindex *r, const cs_config *cfg, bool to_target, const char *who)
 {
-    reindex r = {cfg, NULL, NULL, NULL, NULL, "", cs_now_ms(), {0, 0, 0, 0, 0, 0, 0}};
     cs_batch_opts bopts = CS_BATCH_OPTS_INIT;
     char errstr[1024] = "";
     cs_backoff backoff;
-    int rc = 1, trc;
+    int trc;
+
+    memset(r, 0, sizeof(*r));
+    r->cfg = cfg;
+    r->t0 = cs_now_ms();
+    if (!(r->conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr))) ||
+        !(r->dl_conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "%s: could not connect to postgresql: %s\n", who, errstr);
+        return 1;
+    }
+    if (!(r->es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "%s: %s\n", who, errstr);
+        return 1;
+    }
+    bopts.max_docs = PAGE_ROWS;
+    bopts.backoff_base_ms = BACKOFF_BASE_MS;
+    bopts.backoff_cap_ms = BACKOFF_CAP_MS;
+    /* With --new-index every document goes to the index being built (named once it is made). */
+    if (to_target)
+        bopts.index = r->target;
+    if (!(r->batch = cs_batch_new(&bopts))) {
+        fprintf(stderr, "%s: out of memory\n", who);
+        return 1;
+    }
+    /* The template first: a deleted index is created again with its mappings. */
+    cs_backoff_init(&backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    while ((trc = cs_es_put_template(r->es, cfg->max_fields, errstr, sizeof(errstr))) ==
+               CS_ERR_RETRY &&
+           backoff.attempt < MAX_ATTEMPTS)
+        cs_sleep_ms(cs_backoff_next(&backoff));
+    if (trc != CS_OK) {
+        fprintf(stderr, "%s: %s\n", who, errstr);
+        return 1;
+    }
+    return 0;
+}
+
+static void reindex_close(reindex *r)
+{
+    if (r->conn)
+        PQfinish(r->conn);
+    if (r->dl_conn)
+        PQfinish(r->dl_conn);
+    cs_es_free(r->es);
+    cs_batch_free(r->batch);
+}
+
+int cs_admin_reindex_cases(const cs_config *cfg, const int64_t *refs, size_t n,
+                           cs_reindex_counts *out)
+{
+    reindex r;
+    char errstr[1024] = "";
+    int rc = 1;
+
+    memset(out, 0, sizeof(*out));
+    if (reindex_open(&r, cfg, false, "casestream index-dead-letters"))
+        goto cleanup;
+    rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k += PAGE_ROWS) {
+        size_t m = n - k < PAGE_ROWS ? n - k : PAGE_ROWS, len = 0;
+        char *arr = malloc(m * 21 + 3);
+        const char *param;
+        PGresult *res;
+
+        if (!arr) {
+            fprintf(stderr, "casestream index-dead-letters: out of memory\n");
+            rc = 1;
+            break;
+        }
+        arr[len++] = '{';
+        for (size_t j = 0; j < m; j++)
+            len += (size_t)sprintf(arr + len, "%s%" PRId64, j ? "," : "", refs[k + j]);
+        arr[len++] = '}';
+        arr[len] = '\0';
+        param = arr;
+        res = PQexecParams(r.conn, docs_sql, 1, NULL, &param, NULL, NULL, 0);
+        free(arr);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            cs_db_error(r.conn, res, errstr, sizeof(errstr));
+            rc = 1;
+        } else {
+            r.c.cases += PQntuples(res);
+            rc = send_page(&r, res, true, NULL, errstr, sizeof(errstr)) ? 1 : 0;
+        }
+        PQclear(res);
+        if (rc)
+            fprintf(stderr, "casestream index-dead-letters: %s\n", errstr);
+    }
+    out->cases = r.c.cases;
+    out->written = r.c.written;
+    out->newer = r.c.newer;
+    out->dead = r.c.dead;
+    out->retries = r.c.retries;
+    out->cleared = r.c.cleared;
+cleanup:
+    reindex_close(&r);
+    return rc;
+}
+
+int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
+{
+    reindex r;
+    char errstr[1024] = "";
+    int rc = 1;
 
     (void)argv;
     if (argc != 0 || (cfg->new_index && !cfg->case_type[0])) {
@@ -665,35 +795,8 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
                         "       casestream reindex --new-index --case-type TYPE\n");
         return 2;
     }
-    if (!(r.conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr))) ||
-        !(r.dl_conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream reindex: could not connect to postgresql: %s\n", errstr);
+    if (reindex_open(&r, cfg, cfg->new_index, "casestream reindex"))
         goto cleanup;
-    }
-    if (!(r.es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream reindex: %s\n", errstr);
-        goto cleanup;
-    }
-    bopts.max_docs = PAGE_ROWS;
-    bopts.backoff_base_ms = BACKOFF_BASE_MS;
-    bopts.backoff_cap_ms = BACKOFF_CAP_MS;
-    /* With --new-index every document goes to the index being built (named once it is made). */
-    if (cfg->new_index)
-        bopts.index = r.target;
-    if (!(r.batch = cs_batch_new(&bopts))) {
-        fprintf(stderr, "casestream reindex: out of memory\n");
-        goto cleanup;
-    }
-    /* The template first: a deleted index is created again with its mappings. */
-    cs_backoff_init(&backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-    while ((trc = cs_es_put_template(r.es, cfg->max_fields, errstr, sizeof(errstr))) ==
-               CS_ERR_RETRY &&
-           backoff.attempt < MAX_ATTEMPTS)
-        cs_sleep_ms(cs_backoff_next(&backoff));
-    if (trc != CS_OK) {
-        fprintf(stderr, "casestream reindex: %s\n", errstr);
-        goto cleanup;
-    }
     if (cfg->new_index) {
         rc = new_index(&r, errstr, sizeof(errstr)) ? 1 : 0;
         if (rc)
@@ -705,16 +808,11 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
     else
         rc = 0;
     printf("reindex%s%s: %lld cases read, %lld written, %lld already newer in the index, "
-           "%lld dead letters, %lld retried bulks, %.1f s%s\n",
+           "%lld dead letters, %lld retried bulks, %lld older dead letters cleared, %.1f s%s\n",
            cfg->case_type[0] ? " of case type " : "", cfg->case_type, r.c.cases, r.c.written,
-           r.c.newer, r.c.dead, r.c.retries, (double)(cs_now_ms() - r.t0) / 1000.0,
+           r.c.newer, r.c.dead, r.c.retries, r.c.cleared, (double)(cs_now_ms() - r.t0) / 1000.0,
            rc ? " (incomplete)" : "");
 cleanup:
-    if (r.conn)
-        PQfinish(r.conn);
-    if (r.dl_conn)
-        PQfinish(r.dl_conn);
-    cs_es_free(r.es);
-    cs_batch_free(r.batch);
+    reindex_close(&r);
     return rc;
 }

@@ -29,6 +29,8 @@
 #define DRAIN_MS 10000
 /* How often Elasticsearch is asked whether it is back when no batch is retrying. */
 #define PROBE_EVERY_MS 2000
+/* Most acknowledged changes kept for clearing their dead letters while PostgreSQL fails. */
+#define CLEAR_MAX 100000
 
 const char *const cs_indexer_faults[] = {"before_bulk", "after_bulk_before_commit", "after_commit",
                                          NULL};
@@ -47,6 +49,11 @@ struct cs_indexer {
     bool draining;      /* stopping: no new messages join the batch */
     bool fatal;
     long long probe_at; /* next check whether Elasticsearch is back */
+    /* Acknowledged changes whose older dead letters are still to be cleared (DESIGN §6). */
+    int64_t *clear_refs, *clear_revs;
+    size_t clear_n;
+    long long clear_at; /* next try after a failure; 0: now */
+    cs_backoff clear_backoff;
     pthread_mutex_t health_lock;
     bool healthy;
     char health[512];
@@ -56,7 +63,7 @@ struct cs_indexer {
 
 static struct {
     cs_metric *messages, *indexed, *conflicts, *superseded, *item_retries, *request_retries,
-        *dead_letters, *by_reference, *bulks, *bulk_seconds, *lag, *paused, *stalled;
+        *dead_letters, *cleared, *by_reference, *bulks, *bulk_seconds, *lag, *paused, *stalled;
 } M;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -80,6 +87,9 @@ static void register_metrics(void)
                                        "reference");
     M.dead_letters = cs_metric_counter("casestream_indexer_dead_letters_total",
                                        "changes recorded in ccd.index_dead_letter");
+    M.cleared = cs_metric_counter("casestream_indexer_dead_letters_cleared_total",
+                                  "dead letters deleted because a later revision of their case "
+                                  "was indexed");
     M.bulks = cs_metric_counter("casestream_indexer_bulk_requests_total",
                                 "bulk requests sent to Elasticsearch");
     M.bulk_seconds =
@@ -205,6 +215,49 @@ static bool write_dead_letters(cs_indexer *ix)
     cs_batch_dead_letters_written(ix->batch);
     free(dl);
     return true;
+}
+
+/* Clears the dead letters that the batch's acknowledged changes resolve (those of the same
+ * case at or below the revision now in the index), with those a failure left over. Clearing
+ * never holds up indexing: when PostgreSQL fails, the changes are kept (up to CLEAR_MAX) and
+ * tried again after a backoff. */
+static void clear_dead_letters(cs_indexer *ix)
+{
+    size_t room = CLEAR_MAX - ix->clear_n;
+    long long cleared = 0;
+    char errstr[512];
+    int rc;
+
+    ix->clear_n += cs_batch_acknowledged(ix->batch, ix->clear_refs + ix->clear_n,
+                                         ix->clear_revs + ix->clear_n, room);
+    if (ix->clear_n == 0 || cs_now_ms() < ix->clear_at)
+        return;
+    if (!ix->pg && !(ix->pg = cs_db_connect(ix->cfg->pg, errstr, sizeof(errstr)))) {
+        rc = CS_ERR_RETRY;
+    } else {
+        rc = cs_dead_letters_clear(ix->pg, ix->clear_refs, ix->clear_revs, ix->clear_n, &cleared,
+                                   errstr, sizeof(errstr));
+        if (rc && PQstatus(ix->pg) != CONNECTION_OK) {
+            PQfinish(ix->pg);
+            ix->pg = NULL;
+        }
+    }
+    if (rc) {
+        long delay = cs_backoff_next(&ix->clear_backoff);
+
+        ix->clear_at = cs_now_ms() + delay;
+        cs_log_warn("could not clear the dead letters of %zu indexed changes: %s; retrying in "
+                    "%ld ms",
+                    ix->clear_n, errstr, delay);
+        return;
+    }
+    if (cleared > 0)
+        cs_log_info("cleared %lld dead letters: later revisions of their cases are indexed",
+                    cleared);
+    cs_metric_inc(M.cleared, cleared);
+    ix->clear_n = 0;
+    ix->clear_at = 0;
+    cs_backoff_reset(&ix->clear_backoff);
 }
 
 /* Reads from PostgreSQL the documents of the changes sent by reference
@@ -364,6 +417,7 @@ static void finish_batch(cs_indexer *ix)
     char errstr[512];
 
     cs_fault_point("after_bulk_before_commit");
+    clear_dead_letters(ix);
     if (need > ix->offs_cap) {
         int *p = realloc(ix->parts, need * sizeof(*p));
         int64_t *o = p ? realloc(ix->offs, need * sizeof(*o)) : NULL;
@@ -584,6 +638,12 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     pthread_mutex_init(&ix->health_lock, NULL);
     ix->cfg = cfg;
     snprintf(ix->health, sizeof(ix->health), "starting");
+    cs_backoff_init(&ix->clear_backoff, 1000, 60000);
+    if (!(ix->clear_refs = malloc(CLEAR_MAX * sizeof(*ix->clear_refs))) ||
+        !(ix->clear_revs = malloc(CLEAR_MAX * sizeof(*ix->clear_revs)))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
     bopts.max_docs = (size_t)cfg->bulk_docs;
     if (!(ix->batch = cs_batch_new(&bopts))) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -621,6 +681,8 @@ void cs_indexer_free(cs_indexer *ix)
     if (ix->pg)
         PQfinish(ix->pg);
     cs_batch_free(ix->batch);
+    free(ix->clear_refs);
+    free(ix->clear_revs);
     free(ix->parts);
     free(ix->offs);
     pthread_mutex_destroy(&ix->health_lock);

@@ -629,6 +629,19 @@ size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max)
     return n;
 }
 
+size_t cs_batch_acknowledged(const cs_batch *b, int64_t *refs, int64_t *revs, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n && n < max; i++) {
+        if (b->e[i].state != E_DONE)
+            continue;
+        refs[n] = b->e[i].reference;
+        revs[n++] = b->e[i].revision;
+    }
+    return n;
+}
+
 size_t cs_batch_indices(const cs_batch *b, const char **names, size_t max)
 {
     size_t n = 0;

@@ -161,6 +161,12 @@ void cs_batch_drop_partition(cs_batch *b, int partition);
  * number of pairs filled. */
 size_t cs_batch_offsets(const cs_batch *b, int *partitions, int64_t *offsets, size_t max);
 
+/* The changes of the batch that are acknowledged as in the index: written, or found already
+ * there at a newer revision (at most max, into refs and revs: the case and the revision sent).
+ * A case's dead letters at or below that revision are resolved (cs_dead_letters_clear). A case
+ * may be listed twice (from two partitions). Returns the count. */
+size_t cs_batch_acknowledged(const cs_batch *b, int64_t *refs, int64_t *revs, size_t max);
+
 /* The references (each once, at most max into refs) of pending changes whose document must
  * be read from PostgreSQL and given to cs_batch_fill: those in the reference form (DESIGN §6)
  * and those without an id (published before casestream kept CCD's id). Returns the count. */

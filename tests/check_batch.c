@@ -566,6 +566,42 @@ START_TEST(test_batch_with_a_target_index_sends_everything_there)
 }
 END_TEST
 
+/* What is in the index (written, or there at a newer revision) resolves the case's dead letters
+ * up to that revision; what waits or was refused resolves nothing. */
+START_TEST(test_batch_lists_the_acknowledged_changes)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item items[4];
+    int64_t refs[8], revs[8];
+
+    add(b, 0, 1, 10, 3);
+    add(b, 0, 2, 10, 2); /* superseded by 3 */
+    add(b, 0, 3, 11, 5);
+    add(b, 0, 4, 12, 1);
+    add(b, 0, 5, 13, 9);
+    ck_assert_int_eq(cs_batch_add(b, 0, 6, "14", 2, "not json", 8), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 4);
+    items_of(items, 4, 201);
+    items[1].status = 409;
+    items[1].outcome = CS_BULK_CONFLICT;
+    items[2].status = 429;
+    items[2].outcome = CS_BULK_RETRY;
+    items[3].status = 400;
+    items[3].outcome = CS_BULK_REJECTED;
+    cs_batch_apply(b, items, 4, NULL);
+    ck_assert_uint_eq(cs_batch_acknowledged(b, refs, revs, 8), 2);
+    ck_assert_int_eq(refs[0], 10);
+    ck_assert_int_eq(revs[0], 3);
+    ck_assert_int_eq(refs[1], 11);
+    ck_assert_int_eq(revs[1], 5);
+    ck_assert_uint_eq(cs_batch_acknowledged(b, refs, revs, 1), 1);
+    cs_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
 /* ---- the attempt, through a fake Elasticsearch ------------------------------------------- */
 
 /* Answers bulk requests by rule, without a network, and records what it was sent. */
@@ -824,6 +860,7 @@ Suite *batch_suite(void)
                    test_batch_change_without_an_id_is_sent_with_the_document_from_postgresql);
     tcase_add_test(batch, test_batch_document_without_an_id_from_postgresql_is_a_dead_letter);
     tcase_add_test(batch, test_batch_lists_the_indices_of_its_pending_changes);
+    tcase_add_test(batch, test_batch_lists_the_acknowledged_changes);
     tcase_add_test(batch, test_batch_with_a_target_index_sends_everything_there);
     tcase_add_test(
         attempt,

@@ -86,6 +86,19 @@ static long long es_count(const char *index, const char *query)
     return n;
 }
 
+static bool wait_count(const char *index, const char *query, long long want, int timeout_ms)
+{
+    long long deadline = cs_now_ms() + timeout_ms, n = -1;
+
+    while (cs_now_ms() < deadline) {
+        if ((n = es_count(index, query)) == want)
+            return true;
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "count of %s: %lld, want %lld\n", index, n, want);
+    return false;
+}
+
 /* The indices behind the alias name, as "a,b" in buf ("" when name is no alias). */
 static const char *alias_of(const char *name, char *buf, size_t size)
 {
@@ -323,13 +336,186 @@ START_TEST(test_reindex_new_index_moves_the_alias_and_search_never_loses_a_docum
 }
 END_TEST
 
+/* ---- index dead letters ------------------------------------------------------------------- */
+
+/* A change document of case ref (id = ref) of type at revision rev with data. */
+static void produce_change(const char *topic, const char *type, int64_t ref, long long rev,
+                           const char *data)
+{
+    char key[24], doc[2048];
+
+    snprintf(key, sizeof(key), "%" PRId64, ref);
+    snprintf(doc, sizeof(doc),
+             "{\"id\":%" PRId64 ",\"reference\":%" PRId64 ",\"jurisdiction\":\"IT\","
+             "\"case_type_id\":\"%s\",\"state\":\"Open\",\"security_classification\":\"PUBLIC\","
+             "\"created_date\":\"2025-03-01T10:15:30.123\",\"last_modified\":"
+             "\"2025-03-01T10:15:30.123\",\"last_state_modified_date\":\"2025-03-01T10:15:30.123\","
+             "\"data\":%s,\"data_classification\":null,\"supplementary_data\":{},"
+             "\"case_revision\":%lld,\"version\":1,\"notes\":[]}",
+             ref, ref, type, data, rev);
+    it_produce(topic, key, doc, strlen(doc));
+}
+
+static long long dead_letters(int64_t ref, const char *revision_condition)
+{
+    return it_sql_int("SELECT count(*) FROM ccd.index_dead_letter WHERE reference = %" PRId64
+                      " AND %s",
+                      ref, revision_condition);
+}
+
+START_TEST(test_index_dead_letters_clear_when_a_later_revision_is_indexed)
+{
+    char *type = it_unique("ItDead"), *topic = it_unique("it-ccd-changes"),
+         *group = it_unique("it-ccd-indexer");
+    char alias[300], key[24];
+    int64_t shape = it_new_ref(), a = it_new_ref(), c = it_new_ref();
+    pid_t ix;
+
+    ck_assert(cs_es_index_name(type, alias, sizeof(alias)));
+    it_create_topic(topic, 1); /* one partition: in this order */
+    ix = start_indexer(topic, group);
+    /* data.x is an object in this index; a string there is refused. */
+    produce_change(topic, type, shape, 1, "{\"x\":{\"a\":1}}");
+    ck_assert_msg(wait_count(alias, NULL, 1, 60000), "the first document was not indexed");
+    /* One at a time: within one bulk only the newest revision of a case is sent. */
+    produce_change(topic, type, a, 1, "{\"x\":\"text\"}");
+    ck_assert(it_wait_sql(
+        1, 60000, "SELECT count(*) FROM ccd.index_dead_letter WHERE reference = %" PRId64, a));
+    produce_change(topic, type, a, 2, "{\"x\":\"text\"}");
+    ck_assert(it_wait_sql(
+        2, 60000, "SELECT count(*) FROM ccd.index_dead_letter WHERE reference = %" PRId64, a));
+    snprintf(key, sizeof(key), "%" PRId64, a);
+    it_produce(topic, key, "not json", 8); /* a dead letter of a without a revision */
+    produce_change(topic, type, c, 5, "{\"x\":\"text\"}");
+    ck_assert_msg(
+        it_wait_sql(4, 60000,
+                    "SELECT count(*) FROM ccd.index_dead_letter WHERE reference IN (%" PRId64
+                    ", %" PRId64 ")",
+                    a, c),
+        "the refused changes were not all recorded");
+    ck_assert_int_eq(dead_letters(a, "case_revision IN (1, 2)"), 2);
+
+    /* Revision 3 of a is indexed: its dead letters at 1 and 2 are resolved. So is nothing of c's
+     * when an older revision of c is indexed after its refused 5. */
+    produce_change(topic, type, a, 3, "{\"x\":{\"a\":3}}");
+    produce_change(topic, type, c, 3, "{\"x\":{\"a\":3}}");
+    ck_assert_msg(
+        it_wait_sql(0, 60000,
+                    "SELECT count(*) FROM ccd.index_dead_letter WHERE reference = %" PRId64
+                    " AND case_revision IS NOT NULL",
+                    a),
+        "the dead letters of case %" PRId64 " at revisions 1 and 2 are still there", a);
+    ck_assert(wait_count(alias, "{\"term\":{\"case_revision\":3}}", 2, 30000));
+    ck_assert_int_eq(dead_letters(a, "case_revision IS NULL"), 1);
+    ck_assert_int_eq(dead_letters(c, "case_revision = 5"), 1);
+
+    ck_assert_int_eq(it_stop(ix, SIGTERM, 60000), 0);
+    PQclear(query("DELETE FROM ccd.index_dead_letter WHERE reference IN (%" PRId64 ", %" PRId64 ")",
+                  a, c));
+    it_es_drop(alias);
+    it_drop_topic(topic);
+    free(type);
+    free(topic);
+    free(group);
+}
+END_TEST
+
+/* Runs casestream with args; returns its exit status and its output in out (first size bytes). */
+static int run_casestream(const char *const *args, char *out, size_t size)
+{
+    char path[256];
+    FILE *f;
+    size_t n = 0;
+    int rc;
+
+    snprintf(path, sizeof(path), "build/it-logs/casestream-out-%d.txt", (int)getpid());
+    rc = it_run("casestream", args, NULL, path, NULL);
+    out[0] = '\0';
+    if ((f = fopen(path, "r"))) {
+        n = fread(out, 1, size - 1, f);
+        fclose(f);
+    }
+    out[n] = '\0';
+    return rc;
+}
+
+START_TEST(test_index_dead_letters_are_listed_and_retried_from_postgresql)
+{
+    char *type = it_unique("ItRetry");
+    char alias[300], arg[300], out[65536];
+    const char *reindex_args[] = {"reindex", arg, NULL};
+    const char *list_args[] = {"index-dead-letters", "list", arg, NULL};
+    const char *retry_args[] = {"index-dead-letters", "retry", arg, NULL};
+    int64_t first = it_new_ref(), fixed = it_new_ref(), broken = it_new_ref(), gone = it_new_ref();
+    long long before;
+    json_t *line;
+
+    ck_assert(cs_es_index_name(type, alias, sizeof(alias)));
+    snprintf(arg, sizeof(arg), "--case-type=%s", type);
+    insert_cases(type, first, 3);
+    PQclear(query(
+        "UPDATE ccd.case_data SET data = '{\"x\": {\"a\": 1}}' WHERE reference = %" PRId64, first));
+    PQclear(query("UPDATE ccd.case_data SET data = '{\"x\": \"text\"}' WHERE reference IN (%" PRId64
+                  ", %" PRId64 ")",
+                  fixed, broken));
+    ck_assert_int_eq(run_casestream(reindex_args, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "3 cases read, 1 written, 0 already newer in the index, 2 dead "
+                              "letters"),
+                  "reindex said: %s", out);
+    /* A dead letter of a case PostgreSQL no longer holds. */
+    PQclear(query("INSERT INTO ccd.index_dead_letter (reference, case_revision, index_name, reason)"
+                  " VALUES (%" PRId64 ", 4, '%s', 'gone since')",
+                  gone, alias));
+
+    ck_assert_int_eq(run_casestream(list_args, out, sizeof(out)), 0);
+    line = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL); /* the newest first */
+    ck_assert_ptr_nonnull(line);
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "reference")), gone);
+    json_decref(line);
+    ck_assert_msg(strstr(out, "data.x") && strstr(out, alias), "list said: %s", out);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         line = json_loads(strchr(out, '\n') + 1, JSON_DISABLE_EOF_CHECK, NULL),
+                         "case_revision")),
+                     1);
+    json_decref(line);
+
+    /* The cause of one is fixed (its data), the other's is not. */
+    PQclear(query("UPDATE ccd.case_data SET data = '{\"x\": {\"a\": 2}}', case_revision = 2"
+                  " WHERE reference = %" PRId64,
+                  fixed));
+    before = it_sql_int("SELECT max(id) FROM ccd.index_dead_letter");
+    ck_assert_int_eq(run_casestream(retry_args, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "retried 3 cases: 1 written, 0 already newer in the index, 1 "
+                              "refused again (recorded anew), 1 no longer in postgresql"),
+                  "retry said: %s", out);
+    ck_assert_int_eq(dead_letters(fixed, "true"), 0);
+    ck_assert_int_eq(dead_letters(broken, "true"), 1);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.index_dead_letter WHERE reference = "
+                                "%" PRId64 " AND id > %lld AND kafka_topic IS NULL",
+                                broken, before),
+                     1);
+    ck_assert_int_eq(dead_letters(gone, "true"), 1);
+    ck_assert_int_eq(es_count(alias, "{\"term\":{\"case_revision\":2}}"), 1);
+
+    PQclear(query("DELETE FROM ccd.index_dead_letter WHERE reference IN (%" PRId64 ", %" PRId64 ")",
+                  broken, gone));
+    it_es_drop(alias);
+    free(type);
+}
+END_TEST
+
 Suite *it_ccd_suite(void)
 {
     Suite *s = suite_create("it_ccd");
     TCase *swap = tcase_create("swap");
+    TCase *dead = tcase_create("dead_letters");
 
     tcase_set_timeout(swap, 300);
     tcase_add_test(swap, test_reindex_new_index_moves_the_alias_and_search_never_loses_a_document);
+    tcase_set_timeout(dead, 300);
+    tcase_add_test(dead, test_index_dead_letters_clear_when_a_later_revision_is_indexed);
+    tcase_add_test(dead, test_index_dead_letters_are_listed_and_retried_from_postgresql);
     suite_add_tcase(s, swap);
+    suite_add_tcase(s, dead);
     return s;
 }

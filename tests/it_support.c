@@ -137,11 +137,13 @@ static void child_exec(const char *program, const char *const *args, const char 
     argv[n] = NULL;
     /* Programs connect as the role they have in production (DESIGN §7) when
      * the stack names one: the worker and the indexer as the worker role,
-     * casestream case and reindex as the reader. A --pg flag still wins. */
+     * casestream case, reindex and index-dead-letters as the reader. A --pg flag still
+     * wins. */
     if (strcmp(program, "casestream-worker") == 0 || strcmp(program, "casestream-indexer") == 0)
         role = getenv("CASESTREAM_WORKER_PG");
     for (int i = 1; strcmp(program, "casestream") == 0 && i < n; i++)
-        if (strcmp(argv[i], "reindex") == 0 || strcmp(argv[i], "case") == 0)
+        if (strcmp(argv[i], "reindex") == 0 || strcmp(argv[i], "case") == 0 ||
+            strcmp(argv[i], "index-dead-letters") == 0)
             role = getenv("CASESTREAM_READER_PG");
     if (role)
         setenv("CASESTREAM_PG", role, 1);
