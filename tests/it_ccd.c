@@ -229,6 +229,423 @@ static long long swap_while_searching(const char *type, const char *alias, const
     return fewest;
 }
 
+/* Runs casestream with args; returns its exit status and its output in out (first size bytes). */
+static int run_casestream(const char *const *args, char *out, size_t size)
+{
+    char path[256];
+    FILE *f;
+    size_t n = 0;
+    int rc;
+
+    snprintf(path, sizeof(path), "build/it-logs/casestream-out-%d.txt", (int)getpid());
+    rc = it_run("casestream", args, NULL, path, NULL);
+    out[0] = '\0';
+    if ((f = fopen(path, "r"))) {
+        n = fread(out, 1, size - 1, f);
+        fclose(f);
+    }
+    out[n] = '\0';
+    return rc;
+}
+
+/* ---- the CCD fields, from a submission to the index ----------------------------------------- */
+
+/* Plans a submission of case ref of case type type: the key fields, then fields (JSON members). */
+static planned *plan_ccd(int64_t ref, const char *type, const char *event_id, const char *fields)
+{
+    char key[37], mkey[24], text[4096];
+
+    new_key(key);
+    snprintf(text, sizeof(text),
+             "{\"idempotency_key\":\"%s\",\"case_reference\":%" PRId64 ",\"case_type\":\"%s\","
+             "\"event_id\":\"%s\",\"user_id\":\"it-user\",%s}",
+             key, ref, type, event_id, fields);
+    snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
+    return plan_raw(ref, key, "applied", mkey, text, strlen(text));
+}
+
+/* True when the JSON text doc equals, as jsonb, what sql_expr (a jsonb expression) gives now. */
+static bool equals_in_postgresql(const char *doc, const char *sql_expr)
+{
+    char sql[1024];
+    const char *params[] = {doc};
+    PGresult *res;
+    bool same;
+
+    snprintf(sql, sizeof(sql), "SELECT $1::jsonb = (%s)", sql_expr);
+    res = PQexecParams(it_pg(), sql, 1, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    same = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return same;
+}
+
+static const char *str_of(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    ck_assert_msg(v != NULL, "no string %s", key);
+    return v;
+}
+
+/* The mapping of field (a dotted path under properties) in the mappings answer of index. */
+static json_t *field_mapping(json_t *mappings, const char *field)
+{
+    const char *index;
+    json_t *v, *props = NULL;
+    char path[256], *save, *part;
+
+    /* {"<index>": {"mappings": {"properties": ...}}}, one index behind the alias. */
+    json_object_foreach(mappings, index, v) props =
+        json_object_get(json_object_get(v, "mappings"), "properties");
+    snprintf(path, sizeof(path), "%s", field);
+    for (part = strtok_r(path, ".", &save); part && props; part = strtok_r(NULL, ".", &save)) {
+        json_t *f = json_object_get(props, part);
+        char *next = save && *save ? save : NULL;
+
+        if (!next)
+            return f;
+        props = json_object_get(f, "properties");
+    }
+    return NULL;
+}
+
+START_TEST(test_ccd_fields_round_trip_from_postgresql_to_the_change_document_and_the_index)
+{
+    char *type = it_unique("ItCcd"), *group = it_unique("it-ccd-indexer");
+    char alias[300], want[400], got[1024], path[400], query_text[512];
+    int64_t ref, id;
+    it_msg *msgs = NULL;
+    size_t n;
+    json_t *doc = NULL, *src, *mappings, *f;
+    const char *doc_text = NULL;
+    long status;
+    pid_t pid, ix;
+
+    ck_assert(cs_es_index_name(type, alias, sizeof(alias)));
+    world_new("ccd", 3);
+    ref = new_ref();
+    plan_ccd(
+        ref, type, "create",
+        "\"jurisdiction\":\"IT\",\"state\":\"Open\",\"data\":{\"applicant\":{\"name\":\"Ann\"}}")
+        ->revision = 1;
+    send_range(0, W.nplan);
+    pid = worker_start(NULL);
+    wait_relay(pid);
+    ck_assert(it_wait_sql(1, 60000, "SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64,
+                          ref));
+    id = it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, ref);
+    ck_assert_int_gt(id, 0);
+    ck_assert_int_ne(id, ref);
+    /* What submissions cannot set yet, set as they will. */
+    PQclear(
+        query("UPDATE ccd.case_data SET data_classification = '{\"applicant\": {\"classification\":"
+              " \"PUBLIC\", \"value\": {\"name\": \"PRIVATE\"}}}', supplementary_data ="
+              " '{\"HMCTSServiceId\": \"ABA1\", \"orgs\": {\"o1\": 2}}',"
+              " resolved_ttl = '2032-03-01', created_date = '2025-03-01 10:15:30.123456+00',"
+              " last_state_modified_date = '2025-03-02 08:00:01.5+00' WHERE reference = %" PRId64,
+              ref));
+    /* A submission that adds a note only: the worker writes the change document again. */
+    plan_ccd(ref, type, "addNote",
+             "\"notes\":[{\"author\":\"clerk\",\"body\":\"Bundle received\"}]")
+        ->revision = 2;
+    send_range(1, W.nplan);
+
+    /* The change document on case-changes. */
+    for (long long deadline = cs_now_ms() + 60000; !doc && cs_now_ms() < deadline;) {
+        n = read_topic(W.changes, 1, 30000, &msgs);
+        for (size_t i = 0; i < n; i++) {
+            json_t *d = json_loads(msgs[i].value, 0, NULL);
+
+            if (json_integer_value(json_object_get(d, "case_revision")) == 2) {
+                doc = d;
+                doc_text = strdup(msgs[i].value);
+            } else {
+                json_decref(d);
+            }
+        }
+        it_msgs_free(msgs, n);
+        if (!doc)
+            usleep(250 * 1000);
+    }
+    ck_assert_msg(doc != NULL, "no change document of revision 2 on %s", W.changes);
+    snprintf(query_text, sizeof(query_text), "SELECT ccd.change_document(%" PRId64 "::bigint)",
+             ref);
+    ck_assert_msg(equals_in_postgresql(doc_text, query_text),
+                  "the change document differs from ccd.change_document: %s", doc_text);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "id")), id);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "reference")), ref);
+    ck_assert_str_eq(str_of(doc, "jurisdiction"), "IT");
+    ck_assert_str_eq(str_of(doc, "case_type_id"), type);
+    ck_assert_str_eq(str_of(doc, "case_type"), type);
+    ck_assert_str_eq(str_of(doc, "state"), "Open");
+    ck_assert_str_eq(str_of(doc, "security_classification"), "PUBLIC");
+    ck_assert_str_eq(str_of(doc, "created_date"), "2025-03-01T10:15:30.123");
+    ck_assert_str_eq(str_of(doc, "last_state_modified_date"), "2025-03-02T08:00:01.500");
+    ck_assert_uint_eq(strlen(str_of(doc, "last_modified")), strlen("2025-03-02T08:00:01.500"));
+    ck_assert_ptr_null(strchr(str_of(doc, "last_modified"), '+'));
+    ck_assert_str_eq(str_of(json_object_get(doc, "supplementary_data"), "HMCTSServiceId"), "ABA1");
+    ck_assert_str_eq(
+        str_of(
+            json_object_get(
+                json_object_get(json_object_get(doc, "data_classification"), "applicant"), "value"),
+            "name"),
+        "PRIVATE");
+    ck_assert_str_eq(str_of(json_object_get(json_object_get(doc, "data"), "applicant"), "name"),
+                     "Ann");
+    ck_assert_str_eq(str_of(doc, "resolved_ttl"), "2032-03-01");
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "case_revision")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "version")), 1);
+    ck_assert_uint_eq(json_array_size(json_object_get(doc, "notes")), 1);
+
+    /* The document in Elasticsearch: under the id, at the revision, as published. */
+    {
+        char t[300], g[300];
+        const char *args[] = {t, g, "--metrics-port=0", "--bulk-linger-ms=50", NULL};
+
+        snprintf(t, sizeof(t), "--topic-changes=%s", W.changes);
+        snprintf(g, sizeof(g), "--indexer-group=%s", group);
+        ix = it_spawn("casestream-indexer", args, NULL);
+    }
+    snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, alias, id);
+    for (long long deadline = cs_now_ms() + 60000; cs_now_ms() < deadline; usleep(200 * 1000)) {
+        json_t *hit = es_json("GET", path, NULL, &status);
+        long long v = json_integer_value(json_object_get(hit, "_version"));
+
+        json_decref(hit);
+        if (status == 200 && v == 2)
+            break;
+    }
+    {
+        json_t *hit = es_json("GET", path, NULL, &status);
+        char *text;
+
+        ck_assert_int_eq(status, 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(hit, "_version")), 2);
+        src = json_object_get(hit, "_source");
+        text = json_dumps(src, JSON_COMPACT);
+        ck_assert_msg(equals_in_postgresql(text, query_text),
+                      "the indexed document differs from ccd.change_document: %s", text);
+        free(text);
+        json_decref(hit);
+    }
+    snprintf(want, sizeof(want), "%s-000001", alias);
+    ck_assert_str_eq(alias_of(alias, got, sizeof(got)), want);
+
+    /* Mapped as CCD's search expects it, and found by the queries CCD sends. */
+    snprintf(path, sizeof(path), "/%s/_mapping", alias);
+    mappings = es_json("GET", path, NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(str_of(field_mapping(mappings, "id"), "type"), "long");
+    ck_assert_str_eq(str_of(field_mapping(mappings, "reference"), "type"), "long");
+    f = field_mapping(mappings, "state");
+    ck_assert_str_eq(str_of(f, "type"), "keyword");
+    ck_assert_str_eq(str_of(f, "normalizer"), "lowercase");
+    ck_assert_str_eq(str_of(field_mapping(mappings, "case_type_id"), "type"), "keyword");
+    ck_assert_str_eq(str_of(field_mapping(mappings, "jurisdiction"), "type"), "keyword");
+    ck_assert_str_eq(str_of(field_mapping(mappings, "security_classification"), "type"), "keyword");
+    ck_assert_str_eq(str_of(field_mapping(mappings, "last_state_modified_date"), "type"), "date");
+    ck_assert_ptr_nonnull(strstr(str_of(field_mapping(mappings, "created_date"), "format"),
+                                 "strict_date_hour_minute_second_fraction"));
+    ck_assert_str_eq(str_of(field_mapping(mappings, "resolved_ttl"), "type"), "date");
+    ck_assert_ptr_nonnull(field_mapping(mappings, "supplementary_data.HMCTSServiceId"));
+    ck_assert_ptr_nonnull(field_mapping(mappings, "data_classification.applicant.value.name"));
+    json_decref(mappings);
+    ck_assert_int_eq(es_count(alias, "{\"terms\":{\"state\":[\"open\"]}}"), 1);
+    snprintf(query_text, sizeof(query_text), "{\"terms\":{\"reference\":[\"%" PRId64 "\"]}}", ref);
+    ck_assert_int_eq(es_count(alias, query_text), 1);
+    snprintf(query_text, sizeof(query_text), "{\"term\":{\"id\":%" PRId64 "}}", id);
+    ck_assert_int_eq(es_count(alias, query_text), 1);
+    snprintf(query_text, sizeof(query_text), "{\"term\":{\"case_type_id\":\"%s\"}}", type);
+    ck_assert_int_eq(es_count(alias, query_text), 1);
+    ck_assert_int_eq(es_count(alias,
+                              "{\"range\":{\"last_state_modified_date\":{\"gte\":"
+                              "\"2025-03-02T08:00:01.500\",\"lte\":\"2025-03-02T08:00:01.500\"}}}"),
+                     1);
+    ck_assert_int_eq(
+        es_count(alias, "{\"range\":{\"created_date\":{\"lt\":\"2025-03-01T10:15:30.123\"}}}"), 0);
+    ck_assert_int_eq(es_count(alias, "{\"term\":{\"supplementary_data.HMCTSServiceId.keyword\":"
+                                     "\"ABA1\"}}"),
+                     1);
+    ck_assert_int_eq(es_count(alias, "{\"term\":{\"resolved_ttl\":\"2032-03-01\"}}"), 1);
+    ck_assert_int_eq(it_stop(ix, SIGTERM, 60000), 0);
+
+    /* reindex writes the same document. */
+    {
+        char arg[300], out[256];
+        const char *args[] = {"reindex", arg, NULL};
+        json_t *hit;
+        char *text;
+
+        snprintf(arg, sizeof(arg), "--case-type=%s", type);
+        snprintf(out, sizeof(out), "build/it-logs/reindex-ccd-%d.out", (int)getpid());
+        ck_assert_int_eq(it_run("casestream", args, NULL, out, NULL), 0);
+        snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, alias, id);
+        hit = es_json("GET", path, NULL, &status);
+        ck_assert_int_eq(status, 200);
+        text = json_dumps(json_object_get(hit, "_source"), JSON_COMPACT);
+        snprintf(query_text, sizeof(query_text), "SELECT ccd.change_document(%" PRId64 "::bigint)",
+                 ref);
+        ck_assert(equals_in_postgresql(text, query_text));
+        free(text);
+        json_decref(hit);
+    }
+    worker_stop_last(pid);
+    json_decref(doc);
+    free((char *)doc_text);
+    it_es_drop(alias);
+    free(type);
+    free(group);
+}
+END_TEST
+
+/* ---- casestream case show|history in CCD's shapes ------------------------------------------- */
+
+/* Runs `casestream case what ref` and returns its output lines parsed (caller decrefs). */
+static json_t *case_command(const char *what, int64_t ref)
+{
+    char refs[24], out[262144];
+    const char *args[] = {"case", what, refs, NULL};
+    json_t *lines = json_array();
+    char *line, *save;
+
+    snprintf(refs, sizeof(refs), "%" PRId64, ref);
+    ck_assert_int_eq(run_casestream(args, out, sizeof(out)), 0);
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+
+        ck_assert_msg(o != NULL, "not JSON: %s (%s)", line, err.text);
+        json_array_append_new(lines, o);
+    }
+    return lines;
+}
+
+/* The members of o, in order, joined with ",". */
+static const char *members_of(const json_t *o, char *buf, size_t size)
+{
+    const char *key;
+    json_t *v;
+    size_t len = 0;
+
+    buf[0] = '\0';
+    json_object_foreach((json_t *)o, key, v) len +=
+        (size_t)snprintf(buf + len, size - len, "%s%s", len ? "," : "", key);
+    return buf;
+}
+
+START_TEST(test_case_show_and_history_print_ccd_shapes)
+{
+    char *type = it_unique("ItShape");
+    char buf[1024];
+    int64_t ref = it_new_ref(), id;
+    json_t *out, *cd, *w, *e;
+
+    PQclear(
+        query("INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction, state,"
+              " security_classification, data, data_classification, supplementary_data,"
+              " resolved_ttl, version, case_revision, created_date, last_modified,"
+              " last_state_modified_date) VALUES (%" PRId64 ", '%s', 'DIVORCE', 'Submitted',"
+              " 'PRIVATE', '{\"applicant\": {\"name\": \"Ann\"}}', '{\"applicant\": \"PUBLIC\"}',"
+              " '{\"HMCTSServiceId\": \"ABA1\"}', '2032-03-01', 3, 2,"
+              " '2025-03-01 10:15:30.123+00', '2025-03-02 08:00:01.5+00',"
+              " '2025-03-02 08:00:01.5+00')",
+              ref, type));
+    PQclear(
+        query("INSERT INTO ccd.case_event (case_reference, case_revision, version, event_id,"
+              " user_id, state_id, security_classification, data, idempotency_key, created_date)"
+              " VALUES (%" PRId64 ", 1, 1, 'create', 'u1', 'Draft', 'PUBLIC', '{}',"
+              " gen_random_uuid(), '2025-03-01 10:15:30.123+00')",
+              ref));
+    PQclear(query("INSERT INTO ccd.case_event (case_reference, case_revision, version, event_id,"
+                  " event_name, user_id, user_first_name, user_last_name, summary, description,"
+                  " state_id, state_name, case_type_version, security_classification, data,"
+                  " data_classification, significant_item, proxied_by, proxied_by_first_name,"
+                  " proxied_by_last_name, idempotency_key, created_date) VALUES (%" PRId64 ", 2, 3,"
+                  " 'submit', 'Submit application', 'u2', 'Ann', 'Smith', 'sum', 'desc',"
+                  " 'Submitted', 'Application submitted', 7, 'PRIVATE',"
+                  " '{\"applicant\": {\"name\": \"Ann\"}}', '{\"applicant\": \"PUBLIC\"}',"
+                  " '{\"type\": \"DOCUMENT\", \"description\": \"d\", \"url\": \"http://x\"}',"
+                  " 'p1', 'Pat', 'Proxy', gen_random_uuid(), '2025-03-02 08:00:01.5+00')",
+                  ref));
+    id = it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, ref);
+
+    /* case show: {case_details, revision}, CCD's CaseDetails with the blob as case_data. */
+    out = case_command("show", ref);
+    ck_assert_uint_eq(json_array_size(out), 1);
+    ck_assert_str_eq(members_of(json_array_get(out, 0), buf, sizeof(buf)), "case_details,revision");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(out, 0), "revision")), 2);
+    cd = json_object_get(json_array_get(out, 0), "case_details");
+    ck_assert_str_eq(members_of(cd, buf, sizeof(buf)),
+                     "id,reference,version,jurisdiction,case_type_id,created_date,last_modified,"
+                     "last_state_modified_date,state,security_classification,case_data,"
+                     "data_classification,supplementary_data");
+    ck_assert_int_eq(json_integer_value(json_object_get(cd, "id")), id);
+    ck_assert_int_eq(json_integer_value(json_object_get(cd, "reference")), ref);
+    ck_assert_int_eq(json_integer_value(json_object_get(cd, "version")), 3);
+    ck_assert_str_eq(str_of(cd, "jurisdiction"), "DIVORCE");
+    ck_assert_str_eq(str_of(cd, "case_type_id"), type);
+    ck_assert_str_eq(str_of(cd, "created_date"), "2025-03-01T10:15:30.123");
+    ck_assert_str_eq(str_of(cd, "last_modified"), "2025-03-02T08:00:01.500");
+    ck_assert_str_eq(str_of(cd, "last_state_modified_date"), "2025-03-02T08:00:01.500");
+    ck_assert_str_eq(str_of(cd, "state"), "Submitted");
+    ck_assert_str_eq(str_of(cd, "security_classification"), "PRIVATE");
+    ck_assert_str_eq(str_of(json_object_get(json_object_get(cd, "case_data"), "applicant"), "name"),
+                     "Ann");
+    ck_assert_str_eq(str_of(json_object_get(cd, "data_classification"), "applicant"), "PUBLIC");
+    ck_assert_str_eq(str_of(json_object_get(cd, "supplementary_data"), "HMCTSServiceId"), "ABA1");
+    json_decref(out);
+
+    /* case history: AuditEvent wrappers {id, case_reference, event}, newest first. */
+    out = case_command("history", ref);
+    ck_assert_uint_eq(json_array_size(out), 2);
+    w = json_array_get(out, 0);
+    ck_assert_str_eq(members_of(w, buf, sizeof(buf)), "id,case_reference,event");
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "id")),
+                     it_sql_int("SELECT id FROM ccd.case_event WHERE case_reference = %" PRId64
+                                " AND case_revision = 2",
+                                ref));
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "case_reference")), ref);
+    e = json_object_get(w, "event");
+    ck_assert_str_eq(members_of(e, buf, sizeof(buf)),
+                     "id,summary,description,user_id,user_first_name,user_last_name,event_name,"
+                     "created_date,case_type_id,case_type_version,state_id,state_name,data,"
+                     "data_classification,security_classification,significant_item,proxied_by,"
+                     "proxied_by_first_name,proxied_by_last_name");
+    ck_assert_str_eq(str_of(e, "id"), "submit");
+    ck_assert_str_eq(str_of(e, "event_name"), "Submit application");
+    ck_assert_str_eq(str_of(e, "summary"), "sum");
+    ck_assert_str_eq(str_of(e, "description"), "desc");
+    ck_assert_str_eq(str_of(e, "user_id"), "u2");
+    ck_assert_str_eq(str_of(e, "user_first_name"), "Ann");
+    ck_assert_str_eq(str_of(e, "user_last_name"), "Smith");
+    ck_assert_str_eq(str_of(e, "created_date"), "2025-03-02T08:00:01.500");
+    ck_assert_str_eq(str_of(e, "case_type_id"), type);
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "case_type_version")), 7);
+    ck_assert_str_eq(str_of(e, "state_id"), "Submitted");
+    ck_assert_str_eq(str_of(e, "state_name"), "Application submitted");
+    ck_assert_str_eq(str_of(json_object_get(json_object_get(e, "data"), "applicant"), "name"),
+                     "Ann");
+    ck_assert_str_eq(str_of(json_object_get(e, "data_classification"), "applicant"), "PUBLIC");
+    ck_assert_str_eq(str_of(e, "security_classification"), "PRIVATE");
+    ck_assert_str_eq(str_of(json_object_get(e, "significant_item"), "type"), "DOCUMENT");
+    ck_assert_str_eq(str_of(json_object_get(e, "significant_item"), "url"), "http://x");
+    ck_assert_str_eq(str_of(e, "proxied_by"), "p1");
+    ck_assert_str_eq(str_of(e, "proxied_by_first_name"), "Pat");
+    ck_assert_str_eq(str_of(e, "proxied_by_last_name"), "Proxy");
+    /* What casestream has no value for is null. */
+    e = json_object_get(json_array_get(out, 1), "event");
+    ck_assert_str_eq(str_of(e, "id"), "create");
+    ck_assert(json_is_null(json_object_get(e, "event_name")));
+    ck_assert(json_is_null(json_object_get(e, "user_first_name")));
+    ck_assert(json_is_null(json_object_get(e, "case_type_version")));
+    ck_assert(json_is_null(json_object_get(e, "significant_item")));
+    ck_assert(json_is_null(json_object_get(e, "proxied_by")));
+    json_decref(out);
+    free(type);
+}
+END_TEST
+
 /* ---- the move of a live index behind its alias ----------------------------------------------
  */
 
@@ -420,25 +837,6 @@ START_TEST(test_index_dead_letters_clear_when_a_later_revision_is_indexed)
 }
 END_TEST
 
-/* Runs casestream with args; returns its exit status and its output in out (first size bytes). */
-static int run_casestream(const char *const *args, char *out, size_t size)
-{
-    char path[256];
-    FILE *f;
-    size_t n = 0;
-    int rc;
-
-    snprintf(path, sizeof(path), "build/it-logs/casestream-out-%d.txt", (int)getpid());
-    rc = it_run("casestream", args, NULL, path, NULL);
-    out[0] = '\0';
-    if ((f = fopen(path, "r"))) {
-        n = fread(out, 1, size - 1, f);
-        fclose(f);
-    }
-    out[n] = '\0';
-    return rc;
-}
-
 START_TEST(test_index_dead_letters_are_listed_and_retried_from_postgresql)
 {
     char *type = it_unique("ItRetry");
@@ -507,14 +905,24 @@ END_TEST
 Suite *it_ccd_suite(void)
 {
     Suite *s = suite_create("it_ccd");
+    TCase *documents = tcase_create("documents");
+    TCase *shapes = tcase_create("shapes");
     TCase *swap = tcase_create("swap");
     TCase *dead = tcase_create("dead_letters");
+
+    tcase_set_timeout(documents, 300);
+    tcase_add_checked_fixture(documents, services_up, NULL);
+    tcase_add_test(documents,
+                   test_ccd_fields_round_trip_from_postgresql_to_the_change_document_and_the_index);
+    tcase_add_test(shapes, test_case_show_and_history_print_ccd_shapes);
 
     tcase_set_timeout(swap, 300);
     tcase_add_test(swap, test_reindex_new_index_moves_the_alias_and_search_never_loses_a_document);
     tcase_set_timeout(dead, 300);
     tcase_add_test(dead, test_index_dead_letters_clear_when_a_later_revision_is_indexed);
     tcase_add_test(dead, test_index_dead_letters_are_listed_and_retried_from_postgresql);
+    suite_add_tcase(s, documents);
+    suite_add_tcase(s, shapes);
     suite_add_tcase(s, swap);
     suite_add_tcase(s, dead);
     return s;
