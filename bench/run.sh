@@ -417,9 +417,14 @@ ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
 # Searchable: for each applied submission of a watched case, the first poll of that kind that
 # showed a version >= its case_revision: "arrival - produce" and "previous send - produce".
 searchable() { # phase kind
-    awk -v kind="$2" 'FILENAME == ARGV[1] { if ($1 == kind) { n[$2]++; v[$2, n[$2]] = $3; t[$2, n[$2]] = $4; b[$2, n[$2]] = $5 } next }
+    # GET needs the document's _id (the case's id), which es_watch learns from the first search
+    # that finds the case ("getfrom REF VERSION"): the GET latency of revisions up to VERSION is
+    # not measured.
+    awk -v kind="$2" 'FILENAME == ARGV[1] { if ($1 == kind) { n[$2]++; v[$2, n[$2]] = $3; t[$2, n[$2]] = $4; b[$2, n[$2]] = $5 }
+                                            if ($1 == "getfrom") from[$2] = $3; next }
         FILENAME == ARGV[2] { w[$1] = 1; next }
         ($4 in w) && $5 == "applied" {
+            if (kind == "get" && ($4 in from) && $6 <= from[$4]) next
             hit = 0
             for (i = 1; i <= n[$4]; i++) if (v[$4, i] >= $6) { hit = i; break }
             if (hit) print t[$4, hit] - $7, b[$4, hit] - $7; else print "missing"

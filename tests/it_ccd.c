@@ -248,6 +248,120 @@ static int run_casestream(const char *const *args, char *out, size_t size)
     return rc;
 }
 
+/* ---- the migration, on a database of the schema before it ------------------------------------ */
+
+#define MIGRATION_CASES 50
+
+START_TEST(test_migration_keeps_existing_cases_readable_and_indexable)
+{
+    char *db = it_unique("cs_it_mig"), *type = it_unique("ItMig"), *dir = it_unique("/tmp/cs-mig");
+    char owner[1024], reader[1024], pg_owner[1100], pg_reader[1100], sql_dir[300], cmd[1024],
+        arg[300], alias[300], out[4096];
+    const char *migrate[] = {pg_owner, sql_dir, "migrate", NULL};
+    const char *reindex[] = {pg_reader, "reindex", arg, NULL};
+    const char *show[] = {pg_reader, "case", "show", "1003", NULL};
+    PGconn *conn;
+    PGresult *res;
+
+    for (char *p = db; *p; p++)
+        *p = *p == '-' ? '_' : *p;
+    ck_assert(cs_es_index_name(type, alias, sizeof(alias)));
+    PQclear(query("CREATE DATABASE %s", db));
+    snprintf(owner, sizeof(owner), "%s dbname=%s", it_config()->pg, db);
+    snprintf(reader, sizeof(reader), "%s dbname=%s",
+             getenv("CASESTREAM_READER_PG") ? getenv("CASESTREAM_READER_PG") : it_config()->pg, db);
+    snprintf(pg_owner, sizeof(pg_owner), "--pg=%s", owner);
+    snprintf(pg_reader, sizeof(pg_reader), "--pg=%s", reader);
+    snprintf(sql_dir, sizeof(sql_dir), "--sql-dir=%s", dir);
+    snprintf(arg, sizeof(arg), "--case-type=%s", type);
+
+    /* The schema before 007, with cases, history and notes in it. */
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp sql/00[1-6]_*.sql %s/", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(it_run("casestream", migrate, NULL, NULL, NULL), 0);
+    conn = PQconnectdb(owner);
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
+    snprintf(
+        cmd, sizeof(cmd),
+        "INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction, state, data,"
+        " version, case_revision, created_date) SELECT 1000 + g, '%s', 'IT', 'Open',"
+        " jsonb_build_object('n', g), 1, 2, now() - (g || ' minutes')::interval"
+        " FROM generate_series(1, %d) g;"
+        "INSERT INTO ccd.case_event (case_reference, case_revision, version, event_id, user_id,"
+        " state_id, security_classification, data, idempotency_key) SELECT reference, r, 1,"
+        " 'e', 'u', 'Open', 'PUBLIC', data, gen_random_uuid() FROM ccd.case_data,"
+        " generate_series(1, 2) r;"
+        "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
+        " SELECT reference, 'a', 'b', 2 FROM ccd.case_data",
+        type, MIGRATION_CASES);
+    res = PQexec(conn, cmd);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+
+    /* 007 applies, and keeps every case. */
+    snprintf(cmd, sizeof(cmd), "cp sql/007_*.sql %s/", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(it_run("casestream", migrate, NULL, NULL, NULL), 0);
+    res = PQexec(conn,
+                 "SELECT count(*), count(DISTINCT id), min(id), max(id),"
+                 " count(*) FILTER (WHERE supplementary_data = '{}'),"
+                 " count(*) FILTER (WHERE data_classification IS NULL AND resolved_ttl IS NULL),"
+                 " (SELECT count(*) FROM ccd.case_event), (SELECT count(*) FROM ccd.case_notes),"
+                 " bool_and(ccd.change_document(c) ->> 'id' = c.id::text),"
+                 " (SELECT reference FROM ccd.case_data ORDER BY created_date LIMIT 1) ="
+                 " (SELECT reference FROM ccd.case_data WHERE id = 1)"
+                 " FROM ccd.case_data c");
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 0)), MIGRATION_CASES);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 1)), MIGRATION_CASES);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 2)), 1);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 3)), MIGRATION_CASES);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 4)), MIGRATION_CASES);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 5)), MIGRATION_CASES);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 6)), 2 * MIGRATION_CASES);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 7)), MIGRATION_CASES);
+    ck_assert_str_eq(PQgetvalue(res, 0, 8), "t");
+    ck_assert_str_eq(PQgetvalue(res, 0, 9), "t"); /* numbered in the order they were created */
+    PQclear(res);
+    /* A new case takes the next id. */
+    res = PQexec(conn, "INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction, state,"
+                       " data) VALUES (2000, 'Other', 'IT', 'Open', '{}') RETURNING id");
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 0)), MIGRATION_CASES + 1);
+    PQclear(res);
+    PQfinish(conn);
+
+    /* Readable in CCD's shape, and indexable, by the programs' roles. */
+    ck_assert_int_eq(run_casestream(show, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "\"reference\":1003") && strstr(out, "\"revision\":2"),
+                  "case show said: %s", out);
+    ck_assert_int_eq(run_casestream(reindex, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "50 cases read, 50 written"), "reindex said: %s", out);
+    ck_assert_int_eq(es_count(alias, NULL), MIGRATION_CASES);
+    {
+        char path[400];
+        long status;
+        json_t *hit;
+
+        snprintf(path, sizeof(path), "/%s/_doc/%d", alias, MIGRATION_CASES);
+        hit = es_json("GET", path, NULL, &status);
+        ck_assert_int_eq(status, 200);
+        ck_assert_int_eq(
+            json_integer_value(json_object_get(json_object_get(hit, "_source"), "reference")),
+            1001); /* the newest case, the last numbered */
+        json_decref(hit);
+    }
+
+    it_es_drop(alias);
+    PQclear(query("DROP DATABASE %s", db));
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(db);
+    free(type);
+    free(dir);
+}
+END_TEST
+
 /* ---- the CCD fields, from a submission to the index ----------------------------------------- */
 
 /* Plans a submission of case ref of case type type: the key fields, then fields (JSON members). */
@@ -905,6 +1019,7 @@ END_TEST
 Suite *it_ccd_suite(void)
 {
     Suite *s = suite_create("it_ccd");
+    TCase *migration = tcase_create("migration");
     TCase *documents = tcase_create("documents");
     TCase *shapes = tcase_create("shapes");
     TCase *swap = tcase_create("swap");
@@ -915,12 +1030,15 @@ Suite *it_ccd_suite(void)
     tcase_add_test(documents,
                    test_ccd_fields_round_trip_from_postgresql_to_the_change_document_and_the_index);
     tcase_add_test(shapes, test_case_show_and_history_print_ccd_shapes);
+    tcase_set_timeout(migration, 120);
+    tcase_add_test(migration, test_migration_keeps_existing_cases_readable_and_indexable);
 
     tcase_set_timeout(swap, 300);
     tcase_add_test(swap, test_reindex_new_index_moves_the_alias_and_search_never_loses_a_document);
     tcase_set_timeout(dead, 300);
     tcase_add_test(dead, test_index_dead_letters_clear_when_a_later_revision_is_indexed);
     tcase_add_test(dead, test_index_dead_letters_are_listed_and_retried_from_postgresql);
+    suite_add_tcase(s, migration);
     suite_add_tcase(s, documents);
     suite_add_tcase(s, shapes);
     suite_add_tcase(s, swap);
