@@ -242,7 +242,9 @@ static void fill(cs_worker *w)
 
 /* --- one batch ------------------------------------------------------------------------ */
 
-static void validate(cs_worker *w, cs_job *j)
+/* Parses and checks one message; an unusable one is decided here. Returns
+ * false when out of memory (the job is left undecided). */
+static bool validate(cs_worker *w, cs_job *j)
 {
     rd_kafka_message_t *m = j->msg;
 
@@ -251,16 +253,17 @@ static void validate(cs_worker *w, cs_job *j)
     j->verdict = cs_submission_parse(m->payload, m->len, m->key, m->key_len,
                                      (size_t)w->cfg->max_message_bytes, &j->sub, j->reason,
                                      sizeof(j->reason));
-    if (j->verdict == CS_INVALID)
-        cs_job_decide(j, CS_STATUS_INVALID, 0, 0, 0, j->reason);
-    else if (j->verdict == CS_REJECTED)
-        cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, j->reason);
+    if (j->verdict == CS_INVALID && cs_job_decide(j, CS_STATUS_INVALID, 0, 0, 0, j->reason))
+        return false;
+    if (j->verdict == CS_REJECTED && cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, j->reason))
+        return false;
     if (j->verdict == CS_VALID && cs_submission_fingerprint(j->sub, j->fingerprint))
         j->fingerprint[0] = '\0'; /* out of memory: a repeat of its key is not compared */
     if (j->verdict != CS_VALID)
         cs_log_info("submission %s case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
                     cs_status_name(j->status), j->sub ? j->sub->case_reference : 0, j->partition,
                     j->offset, j->reason);
+    return true;
 }
 
 /* Answers repeats of applied keys from Redis. */
@@ -520,7 +523,13 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     cs_backoff_init(&backoff, 200, 10000);
     w->revoked = false;
     for (size_t i = 0; i < n; i++) {
-        validate(w, &jobs[i]);
+        if (!validate(w, &jobs[i])) {
+            /* Nothing of the batch is stored: it comes again after the restart. */
+            cs_log_error("out of memory deciding partition=%d offset=%" PRId64 "; stopping",
+                         jobs[i].partition, jobs[i].offset);
+            cs_running = 0;
+            return;
+        }
         valid += jobs[i].verdict == CS_VALID;
     }
     if (valid)
