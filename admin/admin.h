@@ -3,9 +3,12 @@
 #define CS_ADMIN_H
 
 #include "config.h"
+#include "err.h"
+#include "log.h"
 
 /* Each takes the subcommand's own arguments (after its name) and returns the
- * process exit status: 0 on success, 1 on failure, 2 on bad usage. */
+ * process exit status: 0 on success, 1 on failure, CS_EXIT_CONFIG on bad usage
+ * (logged with its reason, as every message of the tool is). */
 int cs_admin_migrate(const cs_config *cfg, int argc, char **argv);
 int cs_admin_topics(const cs_config *cfg, int argc, char **argv);
 int cs_admin_case(const cs_config *cfg, int argc, char **argv);

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "dead_letter.h"
 #include "err.h"
+#include "log.h"
 #include "es.h"
 #include "run.h"
 
@@ -58,9 +59,8 @@ static int write_dead(PGconn *dl_conn, cs_batch *b, counts *c, char *errstr, siz
         return CS_ERR;
     }
     for (size_t i = 0; i < n; i++)
-        fprintf(stderr,
-                "casestream reindex: dead letter case=%" PRId64 " revision=%" PRId64 ": %s\n",
-                dl[i].reference, dl[i].revision, dl[i].reason);
+        cs_log_error("reindex: dead letter case=%" PRId64 " revision=%" PRId64 ": %s",
+                     dl[i].reference, dl[i].revision, dl[i].reason);
     rc = cs_dead_letters_write(dl_conn, dl, n, errstr, errstr_size);
     if (rc == CS_OK) {
         c->dead += (long long)n;
@@ -139,23 +139,23 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
 
     (void)argv;
     if (argc != 0) {
-        fprintf(stderr, "usage: casestream reindex [--case-type TYPE]\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream reindex [--case-type TYPE]");
+        return CS_EXIT_CONFIG;
     }
     if (!(conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr))) ||
         !(dl_conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream reindex: could not connect to postgresql: %s\n", errstr);
+        cs_log_error("reindex: could not connect to postgresql: %s", errstr);
         goto cleanup;
     }
-    if (!(es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream reindex: %s\n", errstr);
+    if (!(es = cs_es_new_config(cfg, errstr, sizeof(errstr)))) {
+        cs_log_error("reindex: %s", errstr);
         goto cleanup;
     }
     bopts.max_docs = PAGE_ROWS;
     bopts.backoff_base_ms = BACKOFF_BASE_MS;
     bopts.backoff_cap_ms = BACKOFF_CAP_MS;
     if (!(batch = cs_batch_new(&bopts))) {
-        fprintf(stderr, "casestream reindex: out of memory\n");
+        cs_log_error("reindex: out of memory");
         goto cleanup;
     }
     /* The template first: a deleted index is created again with its mappings. */
@@ -165,7 +165,7 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
            backoff.attempt < MAX_ATTEMPTS)
         cs_sleep_ms(cs_backoff_next(&backoff));
     if (trc != CS_OK) {
-        fprintf(stderr, "casestream reindex: %s\n", errstr);
+        cs_log_error("reindex: %s", errstr);
         goto cleanup;
     }
     if (cs_db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr, sizeof(errstr)))
@@ -185,14 +185,14 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
         if (PQntuples(res) == 0)
             break;
         if (send_page(cfg, es, dl_conn, batch, res, &c, errstr, sizeof(errstr))) {
-            fprintf(stderr, "casestream reindex: %s\n", errstr);
+            cs_log_error("reindex: %s", errstr);
             goto report;
         }
     }
     rc = 0;
     goto report;
 sql_error:
-    fprintf(stderr, "casestream reindex: %s\n", errstr);
+    cs_log_error("reindex: %s", errstr);
 report:
     printf("reindex%s%s: %lld cases read, %lld written, %lld already newer in the index, "
            "%lld dead letters, %lld retried bulks, %.1f s%s\n",
