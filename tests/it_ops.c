@@ -382,6 +382,46 @@ START_TEST(test_indexer_readyz_follows_elasticsearch_and_postgresql)
 }
 END_TEST
 
+START_TEST(test_worker_authenticates_to_redis_with_user_and_password)
+{
+    names n;
+    int port = free_port(), rport = free_port();
+    char conf[256], cmd[600], portflag[32], redis[128];
+    const char *extra[] = {portflag, redis, NULL};
+    const char *urls[] = {"redis://:pw1@127.0.0.1", "redis://alice:pw2@[::1]",
+                          "redis://:wrong@127.0.0.1"};
+    const char *dbs[] = {"", "/1", ""};
+    FILE *f;
+
+    /* A Redis of the test's own that wants a password (and an ACL user). */
+    snprintf(conf, sizeof(conf), "build/it-logs/ops-redis-%d.conf", (int)getpid());
+    ck_assert_ptr_nonnull(f = fopen(conf, "w"));
+    fprintf(f,
+            "port %d\nbind 127.0.0.1 ::1\nsave \"\"\nappendonly no\ndaemonize yes\n"
+            "pidfile %s.pid\nlogfile %s.log\nuser default on >pw1 ~* &* +@all\n"
+            "user alice on >pw2 ~* &* +@all\n",
+            rport, conf, conf);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "redis-server %s", conf);
+    ck_assert_int_eq(system(cmd), 0);
+    names_new(&n);
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
+    for (int i = 0; i < 3; i++) {
+        pid_t pid;
+
+        snprintf(redis, sizeof(redis), "--redis=%s:%d%s", urls[i], rport, dbs[i]);
+        pid = start_worker(&n, extra);
+        if (i < 2)
+            wait_for(port, "/readyz", 200, "redis=up", 20000);
+        else
+            wait_for(port, "/readyz", 503, "AUTH failed", 20000);
+        ck_assert_int_eq(it_stop(pid, SIGTERM, 30000), 0);
+    }
+    snprintf(cmd, sizeof(cmd), "kill $(cat %s.pid)", conf);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- 3. no credential anywhere ------------------------------------------------------------ */
 
 static void assert_no_secret(const char *what, const char *text)
@@ -583,6 +623,7 @@ Suite *it_ops_suite(void)
     tcase_add_test(ready, test_readyz_says_kafka_down_for_an_unreachable_broker);
     tcase_add_test(ready, test_worker_readyz_follows_postgresql_and_redis);
     tcase_add_test(ready, test_indexer_readyz_follows_elasticsearch_and_postgresql);
+    tcase_add_test(ready, test_worker_authenticates_to_redis_with_user_and_password);
     suite_add_tcase(s, ready);
     tcase_set_timeout(logs, 180);
     tcase_add_test(logs, test_planted_passwords_reach_no_log_readyz_or_metrics);
