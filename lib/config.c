@@ -236,7 +236,8 @@ static int validate_kafka_props(const cs_config *cfg, char *errstr, size_t errst
             }
         }
         if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "-X %s: %s", prop, why);
+            /* The key only: a mistyped key may carry a secret as its value. */
+            snprintf(errstr, errstr_size, "-X %s: %s", key, why);
             break;
         }
         rc = CS_OK;
