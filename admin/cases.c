@@ -68,17 +68,17 @@ int cs_admin_case(const cs_config *cfg, int argc, char **argv)
     int rc = 0;
 
     if (argc != 2 || (strcmp(argv[0], "show") != 0 && strcmp(argv[0], "history") != 0)) {
-        fprintf(stderr, "usage: casestream case show|history REFERENCE\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream case show|history REFERENCE");
+        return CS_EXIT_CONFIG;
     }
     errno = 0;
     ref = strtoll(argv[1], &end, 10);
     if (errno || *end || ref <= 0) {
-        fprintf(stderr, "casestream case: \"%s\" is not a case reference\n", argv[1]);
-        return 2;
+        cs_log_error("invalid configuration: \"%s\" is not a case reference", argv[1]);
+        return CS_EXIT_CONFIG;
     }
     if (!(conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream case: could not connect to postgresql: %s\n", errstr);
+        cs_log_error("case: could not connect to postgresql: %s", errstr);
         return 1;
     }
     param = argv[1];
@@ -86,10 +86,10 @@ int cs_admin_case(const cs_config *cfg, int argc, char **argv)
                        NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(conn, res, errstr, sizeof(errstr));
-        fprintf(stderr, "casestream case: %s\n", errstr);
+        cs_log_error("case: %s", errstr);
         rc = 1;
     } else if (PQntuples(res) == 0) {
-        fprintf(stderr, "casestream case: no case %lld\n", ref);
+        cs_log_error("case: no case %lld", ref);
         rc = 1;
     } else {
         for (int i = 0; i < PQntuples(res); i++)

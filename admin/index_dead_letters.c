@@ -4,6 +4,7 @@
 #include "db.h"
 #include "err.h"
 #include "es.h"
+#include "log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,8 +47,7 @@ static bool index_of(const cs_config *cfg, char *buf, size_t size)
     }
     if (cs_es_index_name(cfg->case_type, buf, size))
         return true;
-    fprintf(stderr, "casestream index-dead-letters: case type \"%s\" cannot name an index\n",
-            cfg->case_type);
+    cs_log_error("invalid configuration: case type \"%s\" cannot name an index", cfg->case_type);
     return false;
 }
 
@@ -63,7 +63,7 @@ static int list(const cs_config *cfg, PGconn *conn, const char *index)
     res = PQexecParams(conn, list_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(conn, res, errstr, sizeof(errstr));
-        fprintf(stderr, "casestream index-dead-letters: %s\n", errstr);
+        cs_log_error("index-dead-letters: %s", errstr);
         rc = 1;
     } else {
         for (int i = 0; i < PQntuples(res); i++)
@@ -92,14 +92,14 @@ static int retry(const cs_config *cfg, PGconn *conn, const char *index)
     res = PQexecParams(conn, cases_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(conn, res, errstr, sizeof(errstr));
-        fprintf(stderr, "casestream index-dead-letters: %s\n", errstr);
+        cs_log_error("index-dead-letters: %s", errstr);
         PQclear(res);
         return 1;
     }
     n = (size_t)PQntuples(res);
     if (!(refs = malloc((n ? n : 1) * sizeof(*refs)))) {
         PQclear(res);
-        fprintf(stderr, "casestream index-dead-letters: out of memory\n");
+        cs_log_error("index-dead-letters: out of memory");
         return 1;
     }
     for (size_t i = 0; i < n; i++)
@@ -119,7 +119,7 @@ static int retry(const cs_config *cfg, PGconn *conn, const char *index)
         const char *p[2];
 
         if (!arr) {
-            fprintf(stderr, "casestream index-dead-letters: out of memory\n");
+            cs_log_error("index-dead-letters: out of memory");
             goto cleanup;
         }
         arr[len++] = '{';
@@ -133,7 +133,7 @@ static int retry(const cs_config *cfg, PGconn *conn, const char *index)
         free(arr);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             cs_db_error(conn, res, errstr, sizeof(errstr));
-            fprintf(stderr, "casestream index-dead-letters: %s\n", errstr);
+            cs_log_error("index-dead-letters: %s", errstr);
             goto cleanup;
         }
         replaced = atoll(PQcmdTuples(res));
@@ -157,15 +157,14 @@ int cs_admin_index_dead_letters(const cs_config *cfg, int argc, char **argv)
     int rc;
 
     if (argc != 1 || (strcmp(argv[0], "list") != 0 && strcmp(argv[0], "retry") != 0)) {
-        fprintf(stderr, "usage: casestream index-dead-letters list|retry [--case-type T] "
-                        "[--limit N]\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream index-dead-letters list|retry "
+                     "[--case-type T] [--limit N]");
+        return CS_EXIT_CONFIG;
     }
     if (!index_of(cfg, index, sizeof(index)))
-        return 2;
+        return CS_EXIT_CONFIG;
     if (!(conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream index-dead-letters: could not connect to postgresql: %s\n",
-                errstr);
+        cs_log_error("index-dead-letters: could not connect to postgresql: %s", errstr);
         return 1;
     }
     rc = strcmp(argv[0], "list") == 0 ? list(cfg, conn, index) : retry(cfg, conn, index);

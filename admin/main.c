@@ -47,19 +47,17 @@ static const char description[] =
 int main(int argc, char **argv)
 {
     cs_config cfg;
-    char errstr[512];
     int rc;
 
     cs_log_init("casestream");
-    if (cs_config_load(&cfg, CS_PROG_ADMIN, argc, argv, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream: %s\n", errstr);
+    if ((rc = cs_config_main(&cfg, CS_PROG_ADMIN, argc, argv, synopsis, description)) >= 0) {
+        cs_config_free(&cfg);
+        return rc;
+    }
+    if (cfg.args_count == 0) {
+        cs_log_error("invalid configuration: no command given (see --help)");
         cs_config_free(&cfg);
         return CS_EXIT_CONFIG;
-    }
-    if (cfg.help || cfg.args_count == 0) {
-        cs_config_usage(cfg.help ? stdout : stderr, CS_PROG_ADMIN, synopsis, description);
-        cs_config_free(&cfg);
-        return cfg.help ? 0 : 2;
     }
     rc = -1;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -67,8 +65,8 @@ int main(int argc, char **argv)
             rc = commands[i].run(&cfg, (int)cfg.args_count - 1, cfg.args + 1);
     }
     if (rc == -1) {
-        fprintf(stderr, "casestream: unknown command \"%s\" (see --help)\n", cfg.args[0]);
-        rc = 2;
+        cs_log_error("invalid configuration: unknown command \"%s\" (see --help)", cfg.args[0]);
+        rc = CS_EXIT_CONFIG;
     }
     cs_config_free(&cfg);
     return rc;

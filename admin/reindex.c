@@ -9,6 +9,7 @@
 #include "dead_letter.h"
 #include "err.h"
 #include "es.h"
+#include "log.h"
 #include "run.h"
 #include "utf8.h"
 
@@ -127,9 +128,8 @@ static int write_dead(reindex *r, char *errstr, size_t errstr_size)
         return CS_ERR;
     }
     for (size_t i = 0; i < n; i++)
-        fprintf(stderr,
-                "casestream reindex: dead letter case=%" PRId64 " revision=%" PRId64 ": %s\n",
-                dl[i].reference, dl[i].revision, dl[i].reason);
+        cs_log_error("reindex: dead letter case=%" PRId64 " revision=%" PRId64 ": %s",
+                     dl[i].reference, dl[i].revision, dl[i].reason);
     rc = cs_dead_letters_write(r->dl_conn, dl, n, errstr, errstr_size);
     if (rc == CS_OK) {
         r->c.dead += (long long)n;
@@ -151,11 +151,10 @@ static void clear_resolved(reindex *r)
     char errstr[512];
 
     if (!refs || !revs) {
-        fprintf(stderr, "casestream reindex: out of memory clearing dead letters\n");
+        cs_log_error("reindex: out of memory clearing dead letters");
     } else if ((n = cs_batch_acknowledged(r->batch, refs, revs, max)) > 0 &&
                cs_dead_letters_clear(r->dl_conn, refs, revs, n, &cleared, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream reindex: could not clear the dead letters of %zu cases: %s\n",
-                n, errstr);
+        cs_log_warn("reindex: could not clear the dead letters of %zu cases: %s", n, errstr);
     }
     r->c.cleared += cleared;
     free(refs);
@@ -178,10 +177,9 @@ static int ensure_indices(reindex *r, char *errstr, size_t errstr_size)
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
         rc = cs_es_ensure_index(r->es, names[i], r->cfg->max_fields, errstr, errstr_size);
         if (rc == 1) {
-            fprintf(stderr,
-                    "casestream reindex: %s is a plain index from before case indices were put "
-                    "behind aliases; `casestream reindex --new-index --case-type T` moves it\n",
-                    names[i]);
+            cs_log_warn("reindex: index=%s is a plain index from before case indices were put "
+                        "behind aliases; `casestream reindex --new-index --case-type T` moves it",
+                        names[i]);
             rc = CS_OK;
         }
     }
@@ -588,11 +586,11 @@ static int new_index(reindex *r, char *errstr, size_t errstr_size)
     if ((rc = es_call(r->es, "PUT", path, body, NULL, errstr, errstr_size)))
         goto cleanup;
     created = true;
-    fprintf(stderr, "casestream reindex: building %s for %s (now %s%s)\n", index, alias,
-            n_old == 0 ? "nothing"
-            : is_alias ? "an alias of "
-                       : "a plain index",
-            n_old == 0 || !is_alias ? "" : old[0]);
+    cs_log_info("reindex: building index=%s for alias=%s (now %s%s)", index, alias,
+                n_old == 0 ? "nothing"
+                : is_alias ? "an alias of "
+                           : "a plain index",
+                n_old == 0 || !is_alias ? "" : old[0]);
     /* Every case of the index, in one snapshot, while the live name serves searches. */
     if ((rc = write_all(r, declare_index_sql, type, false, &written, errstr, errstr_size)))
         goto cleanup;
@@ -644,8 +642,7 @@ static int new_index(reindex *r, char *errstr, size_t errstr_size)
 
             snprintf(path, sizeof(path), "/%s", old[i]);
             if (es_call(r->es, "DELETE", path, NULL, NULL, ignored, sizeof(ignored)))
-                fprintf(stderr, "casestream reindex: could not delete the old index %s: %s\n",
-                        old[i], ignored);
+                cs_log_warn("reindex: could not delete the old index=%s: %s", old[i], ignored);
         }
     }
     printf("reindex of case type %s into %s: %lld cases read, %lld written, %lld already newer "
@@ -678,7 +675,7 @@ cleanup:
 /* ---- the commands ------------------------------------------------------------------------ */
 
 /* Connects, makes the client and the batch (writing to r->target when it is to be built), and
- * installs the index template. Returns 0, or 1 with the reason printed. */
+ * installs the index template. Returns 0, or 1 with the reason logged (who: the command). */
 static int reindex_open(reindex *r, const cs_config *cfg, bool to_target, const char *who)
 {
     cs_batch_opts bopts = CS_BATCH_OPTS_INIT;
@@ -691,11 +688,11 @@ static int reindex_open(reindex *r, const cs_config *cfg, bool to_target, const 
     r->t0 = cs_now_ms();
     if (!(r->conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr))) ||
         !(r->dl_conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "%s: could not connect to postgresql: %s\n", who, errstr);
+        cs_log_error("%s: could not connect to postgresql: %s", who, errstr);
         return 1;
     }
-    if (!(r->es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "%s: %s\n", who, errstr);
+    if (!(r->es = cs_es_new_config(cfg, errstr, sizeof(errstr)))) {
+        cs_log_error("%s: %s", who, errstr);
         return 1;
     }
     bopts.max_docs = PAGE_ROWS;
@@ -705,7 +702,7 @@ static int reindex_open(reindex *r, const cs_config *cfg, bool to_target, const 
     if (to_target)
         bopts.index = r->target;
     if (!(r->batch = cs_batch_new(&bopts))) {
-        fprintf(stderr, "%s: out of memory\n", who);
+        cs_log_error("%s: out of memory", who);
         return 1;
     }
     /* The template first: a deleted index is created again with its mappings. */
@@ -715,7 +712,7 @@ static int reindex_open(reindex *r, const cs_config *cfg, bool to_target, const 
            backoff.attempt < MAX_ATTEMPTS)
         cs_sleep_ms(cs_backoff_next(&backoff));
     if (trc != CS_OK) {
-        fprintf(stderr, "%s: %s\n", who, errstr);
+        cs_log_error("%s: %s", who, errstr);
         return 1;
     }
     return 0;
@@ -739,7 +736,7 @@ int cs_admin_reindex_cases(const cs_config *cfg, const int64_t *refs, size_t n,
     int rc = 1;
 
     memset(out, 0, sizeof(*out));
-    if (reindex_open(&r, cfg, false, "casestream index-dead-letters"))
+    if (reindex_open(&r, cfg, false, "index-dead-letters"))
         goto cleanup;
     rc = 0;
     for (size_t k = 0; k < n && rc == 0; k += PAGE_ROWS) {
@@ -749,7 +746,7 @@ int cs_admin_reindex_cases(const cs_config *cfg, const int64_t *refs, size_t n,
         PGresult *res;
 
         if (!arr) {
-            fprintf(stderr, "casestream index-dead-letters: out of memory\n");
+            cs_log_error("index-dead-letters: out of memory");
             rc = 1;
             break;
         }
@@ -770,7 +767,7 @@ int cs_admin_reindex_cases(const cs_config *cfg, const int64_t *refs, size_t n,
         }
         PQclear(res);
         if (rc)
-            fprintf(stderr, "casestream index-dead-letters: %s\n", errstr);
+            cs_log_error("index-dead-letters: %s", errstr);
     }
     out->cases = r.c.cases;
     out->written = r.c.written;
@@ -791,20 +788,20 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
 
     (void)argv;
     if (argc != 0 || (cfg->new_index && !cfg->case_type[0])) {
-        fprintf(stderr, "usage: casestream reindex [--case-type TYPE]\n"
-                        "       casestream reindex --new-index --case-type TYPE\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream reindex [--case-type TYPE] | "
+                     "reindex --new-index --case-type TYPE");
+        return CS_EXIT_CONFIG;
     }
-    if (reindex_open(&r, cfg, cfg->new_index, "casestream reindex"))
+    if (reindex_open(&r, cfg, cfg->new_index, "reindex"))
         goto cleanup;
     if (cfg->new_index) {
         rc = new_index(&r, errstr, sizeof(errstr)) ? 1 : 0;
         if (rc)
-            fprintf(stderr, "casestream reindex: %s; the live index is as it was\n", errstr);
+            cs_log_error("reindex: %s; the live index is as it was", errstr);
         goto cleanup;
     }
     if (write_all(&r, declare_sql, cfg->case_type, true, NULL, errstr, sizeof(errstr)))
-        fprintf(stderr, "casestream reindex: %s\n", errstr);
+        cs_log_error("reindex: %s", errstr);
     else
         rc = 0;
     printf("reindex%s%s: %lld cases read, %lld written, %lld already newer in the index, "

@@ -12,9 +12,11 @@
 #include "dead_letter.h"
 #include "err.h"
 #include "es.h"
+#include "health.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "probe.h"
 #include "run.h"
 
 #include <inttypes.h>
@@ -57,6 +59,9 @@ struct cs_indexer {
     pthread_mutex_t health_lock;
     bool healthy;
     char health[512];
+    cs_health *readiness;
+    cs_probe *probes[3];
+    cs_metrics_server *metrics;
 };
 
 /* ---- metrics ---------------------------------------------------------------------------- */
@@ -128,7 +133,9 @@ static bool es_up(cs_indexer *ix)
     return ok;
 }
 
-bool cs_indexer_health(char *detail, size_t size, void *ctx)
+/* The indexer's part of readiness (a cs_health_fn): bulks are acknowledged and no partition
+ * is stalled. The services themselves are probed. */
+static bool program_health(char *detail, size_t size, void *ctx)
 {
     cs_indexer *ix = ctx;
     int stalled = cs_consumer_stalled(ix->consumer);
@@ -136,14 +143,45 @@ bool cs_indexer_health(char *detail, size_t size, void *ctx)
 
     pthread_mutex_lock(&ix->health_lock);
     ok = ix->healthy;
-    if (ok && stalled > 0)
-        snprintf(detail, size,
-                 "stalled: %d partitions of %s have lag and stored no offset for %d s", stalled,
-                 ix->cfg->topic_changes, ix->cfg->stall_seconds);
+    if (ok)
+        snprintf(detail, size, "indexing=ok assigned=%d stalled=%d",
+                 cs_consumer_assigned(ix->consumer), stalled);
     else
-        snprintf(detail, size, "%s", ix->health);
+        snprintf(detail, size, "indexing=failing assigned=%d stalled=%d indexing_error=\"%s\"",
+                 cs_consumer_assigned(ix->consumer), stalled, ix->health);
     pthread_mutex_unlock(&ix->health_lock);
     return ok && stalled == 0;
+}
+
+/* librdkafka's errors outside a request: with every broker down, or a fatal error, Kafka is
+ * not ready until the next successful probe. */
+static void on_kafka_error(rd_kafka_resp_err_t err, const char *reason, void *ctx)
+{
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__FATAL)
+        cs_health_down(ctx, "kafka", reason);
+}
+
+/* Probes Kafka, PostgreSQL (dead letters and documents sent by reference need it) and
+ * Elasticsearch for /readyz, and serves the HTTP endpoint. */
+static int start_health(cs_indexer *ix, char *errstr, size_t errstr_size)
+{
+    static const char *const names[] = {"kafka", "postgresql", "elasticsearch"};
+
+    ix->probes[0] = cs_probe_kafka_new(cs_consumer_handle(ix->consumer));
+    ix->probes[1] = cs_probe_pg_new(ix->cfg->pg, NULL, NULL, NULL);
+    ix->probes[2] = cs_probe_es_new(ix->cfg);
+    for (int i = 0; i < 3; i++) {
+        if (!ix->probes[i] || cs_health_add(ix->readiness, names[i], cs_probe_run, ix->probes[i])) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return CS_ERR;
+        }
+    }
+    cs_health_set_program(ix->readiness, program_health, ix);
+    if (cs_health_start(ix->readiness, errstr, errstr_size))
+        return CS_ERR;
+    ix->metrics = cs_metrics_server_start(ix->cfg->metrics_host, ix->cfg->metrics_port,
+                                          ix->readiness, errstr, errstr_size);
+    return ix->metrics ? CS_OK : CS_ERR;
 }
 
 /* ---- Kafka ------------------------------------------------------------------------------ */
@@ -575,6 +613,7 @@ int cs_indexer_run(cs_indexer *ix)
         set_health(ix, false, "waiting for elasticsearch: %s", errstr);
         long delay = cs_backoff_next(&wait);
         cs_log_warn("waiting for elasticsearch: %s; retrying in %ld ms", errstr, delay);
+        cs_beat();
         cs_sleep_ms(delay);
     }
     if (!cs_running)
@@ -584,7 +623,7 @@ int cs_indexer_run(cs_indexer *ix)
         cs_log_error("%s", errstr);
         return CS_ERR;
     }
-    cs_log_info("indexing topic=%s group=%s into %s (bulk %d docs, %d bytes, %d ms)",
+    cs_log_info("indexing topic=%s group=%s es=%s bulk_docs=%d bulk_bytes=%d bulk_linger_ms=%d",
                 ix->cfg->topic_changes, ix->cfg->indexer_group, ix->cfg->es, ix->cfg->bulk_docs,
                 ix->cfg->bulk_bytes, ix->cfg->bulk_linger_ms);
     while (cs_running) {
@@ -644,12 +683,17 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
+    if (!(ix->readiness = cs_health_new(cfg->live_seconds))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    cs_kafka_set_error_hook(on_kafka_error, ix->readiness);
     bopts.max_docs = (size_t)cfg->bulk_docs;
     if (!(ix->batch = cs_batch_new(&bopts))) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    if (!(ix->es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, errstr_size)))
+    if (!(ix->es = cs_es_new_config(cfg, errstr, errstr_size)))
         goto fail;
     /* -X properties win over these defaults. */
     copts.topic = cfg->topic_changes;
@@ -666,6 +710,9 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     /* A database that is down now is retried when a dead letter needs it. */
     if (!(ix->pg = cs_db_connect(cfg->pg, pgerr, sizeof(pgerr))))
         cs_log_warn("could not connect to postgresql (needed for dead letters): %s", pgerr);
+    /* Without the endpoint nobody asks: no probes either. */
+    if (cfg->metrics_port > 0 && start_health(ix, errstr, errstr_size))
+        goto fail;
     return ix;
 fail:
     cs_indexer_free(ix);
@@ -676,6 +723,10 @@ void cs_indexer_free(cs_indexer *ix)
 {
     if (!ix)
         return;
+    cs_metrics_server_free(ix->metrics);
+    cs_health_stop(ix->readiness); /* the Kafka probe uses the consumer */
+    for (int i = 0; i < 3; i++)
+        cs_probe_free(ix->probes[i]);
     cs_consumer_free(ix->consumer);
     cs_es_free(ix->es);
     if (ix->pg)
@@ -685,6 +736,9 @@ void cs_indexer_free(cs_indexer *ix)
     free(ix->clear_revs);
     free(ix->parts);
     free(ix->offs);
+    /* No Kafka handle is left to call the hook. */
+    cs_kafka_set_error_hook(NULL, NULL);
+    cs_health_free(ix->readiness);
     pthread_mutex_destroy(&ix->health_lock);
     free(ix);
 }

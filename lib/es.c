@@ -3,6 +3,7 @@
 
 #include "envelope.h"
 #include "err.h"
+#include "url.h"
 #include "utf8.h"
 
 #include <curl/curl.h>
@@ -15,7 +16,9 @@
 
 struct cs_es {
     CURL *curl;
-    char *base; /* without a trailing '/' */
+    char *base;            /* without credentials or a trailing '/' */
+    char *user, *password; /* basic auth from the URL, or NULL */
+    char *ca_file;         /* or NULL: the system's CAs */
     int timeout_ms;
     char curl_err[CURL_ERROR_SIZE];
     struct curl_slist *json_headers;
@@ -35,6 +38,8 @@ static void curl_init(void)
 cs_es *cs_es_new(const char *base_url, int timeout_ms, char *errstr, size_t errstr_size)
 {
     cs_es *es;
+    cs_url url;
+    char origin[600];
     size_t n;
 
     pthread_once(&curl_once, curl_init);
@@ -43,8 +48,14 @@ cs_es *cs_es_new(const char *base_url, int timeout_ms, char *errstr, size_t errs
                  curl_easy_strerror(curl_init_rc));
         return NULL;
     }
-    if (!(es = calloc(1, sizeof(*es))) || !(es->base = strdup(base_url)) ||
-        !(es->curl = curl_easy_init())) {
+    if (cs_url_parse_http(base_url, &url, errstr, errstr_size))
+        return NULL;
+    /* The credentials go to libcurl apart, so that no URL printed carries them. */
+    n = cs_url_origin(&url, origin, sizeof(origin));
+    snprintf(origin + n, sizeof(origin) - n, "%s", url.path);
+    if (!(es = calloc(1, sizeof(*es))) || !(es->base = strdup(origin)) ||
+        !(es->curl = curl_easy_init()) || (url.user[0] && !(es->user = strdup(url.user))) ||
+        (url.user[0] && !(es->password = strdup(url.password)))) {
         snprintf(errstr, errstr_size, "out of memory");
         cs_es_free(es);
         return NULL;
@@ -66,6 +77,33 @@ cs_es *cs_es_new(const char *base_url, int timeout_ms, char *errstr, size_t errs
     return es;
 }
 
+cs_es *cs_es_new_config(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    cs_es *es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, errstr_size);
+    char header[1024];
+
+    if (!es)
+        return NULL;
+    if (cfg->es_ca_file[0] && !(es->ca_file = strdup(cfg->es_ca_file)))
+        goto oom;
+    if (cfg->es_api_key[0]) {
+        struct curl_slist *j, *nd;
+
+        snprintf(header, sizeof(header), "Authorization: ApiKey %s", cfg->es_api_key);
+        if (!(j = curl_slist_append(es->json_headers, header)))
+            goto oom;
+        es->json_headers = j;
+        if (!(nd = curl_slist_append(es->ndjson_headers, header)))
+            goto oom;
+        es->ndjson_headers = nd;
+    }
+    return es;
+oom:
+    snprintf(errstr, errstr_size, "out of memory");
+    cs_es_free(es);
+    return NULL;
+}
+
 void cs_es_set_timeout(cs_es *es, int timeout_ms)
 {
     es->timeout_ms = timeout_ms;
@@ -81,6 +119,9 @@ void cs_es_free(cs_es *es)
     curl_slist_free_all(es->ndjson_headers);
     cs_es_names_free(es->known, es->n_known);
     free(es->base);
+    free(es->user);
+    free(es->password);
+    free(es->ca_file);
     free(es);
 }
 
@@ -153,6 +194,13 @@ int cs_es_request(cs_es *es, const char *method, const char *path, const char *b
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &g);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER,
                      strstr(path, "_bulk") ? es->ndjson_headers : es->json_headers);
+    if (es->user) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, es->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, es->password);
+    }
+    if (es->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, es->ca_file);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     else if (strcmp(method, "GET") != 0 || body)

@@ -3,6 +3,8 @@
 #ifndef CS_ES_H
 #define CS_ES_H
 
+#include "config.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -10,11 +12,16 @@
 
 typedef struct cs_es cs_es;
 
-/* A client for base_url (e.g. "http://127.0.0.1:59200") with one libcurl easy
- * handle kept for the client's life, so the connection is reused. timeout_ms
- * bounds each whole request. Returns the client (free with cs_es_free) or NULL
- * with the reason in errstr. Not thread-safe: one client per thread. */
+/* A client for base_url (e.g. "http://127.0.0.1:59200"; user:password@ in it
+ * is sent as basic auth and never printed) with one libcurl easy handle kept
+ * for the client's life, so the connection is reused. timeout_ms bounds each
+ * whole request. Returns the client (free with cs_es_free) or NULL with the
+ * reason in errstr. Not thread-safe: one client per thread. */
 cs_es *cs_es_new(const char *base_url, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* The client of cfg: --es (basic auth from its URL), --es-timeout-ms, --es-ca-file and
+ * --es-api-key (sent as Authorization: ApiKey). As cs_es_new otherwise. */
+cs_es *cs_es_new_config(const cs_config *cfg, char *errstr, size_t errstr_size);
 
 /* Changes the bound on each whole request (e.g. shorter while shutting down). */
 void cs_es_set_timeout(cs_es *es, int timeout_ms);

@@ -141,7 +141,7 @@ START_TEST(test_poison_large_reals_are_kept_and_unreadable_case_rejects_only_its
                      1);
     ck_assert_int_eq(
         it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64, door), 0);
-    ck_assert_msg(log_has(pid, "stored case unreadable case="),
+    ck_assert_msg(log_has(pid, "stored case unreadable\" case="),
                   "no log line for the unreadable case in build/it-logs/casestream-worker-%d.log",
                   (int)pid);
     worker_stop_last(pid);
