@@ -528,11 +528,8 @@ static bool send_outcomes(cs_applier *a, cs_job **jobs, size_t n)
 
 static void undecide(cs_job **jobs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(jobs[i]->outcome);
-        jobs[i]->outcome = NULL;
-        jobs[i]->decided = jobs[i]->applied = jobs[i]->replayed = false;
-    }
+    for (size_t i = 0; i < n; i++)
+        cs_job_undecide(jobs[i]);
 }
 
 /* One attempt at the batch; careful = one savepoint and round trip per job. */
