@@ -23,9 +23,9 @@
 #define MAX_USER_ID     64    /* characters: user_id, proxied_by */
 #define MAX_SUMMARY     1024  /* characters */
 #define MAX_DESCRIPTION 65536 /* bytes: description, notes[].body */
-/* CCD's own columns (sql/007_ccd_case_model.sql); user and proxy names, state_name: MAX_NAME */
-#define MAX_EVENT_NAME 30 /* characters */
-#define MAX_ITEM_DESC  64 /* characters: significant_item.description, as CCD checks it */
+/* CCD's fields (sql/007_ccd_case_model.sql): event_name, state_name, the user's and the proxy's
+ * names are varchar(255) (MAX_NAME), proxied_by varchar(64) (MAX_USER_ID). */
+#define MAX_ITEM_DESC 64 /* characters: significant_item.description, as CCD checks it */
 
 #define SUPPLEMENTARY "supplementary_data_updates"
 
@@ -422,8 +422,8 @@ static void read_ccd_fields(check *c, cs_submission *s)
     }
     s->data_classification = object_value(c, root, "data_classification");
     resolved_ttl_value(c, s, root);
-    s->event_name = string_value(c, "event_name", member(root, "event_name"), CS_REJECTED, CHARS,
-                                 MAX_EVENT_NAME);
+    s->event_name =
+        string_value(c, "event_name", member(root, "event_name"), CS_REJECTED, CHARS, MAX_NAME);
     s->user_first_name = string_value(c, "user_first_name", member(root, "user_first_name"),
                                       CS_REJECTED, CHARS, MAX_NAME);
     s->user_last_name = string_value(c, "user_last_name", member(root, "user_last_name"),
