@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Limits of DESIGN §3. A field stored in a varchar(n) column is limited to n characters, as
  * PostgreSQL counts them (sql/001_ccd_schema.sql); text columns have no limit of their own and
@@ -19,9 +20,14 @@
 #define MAX_NAME 255 /* characters: jurisdiction, state, notes[].author */
 /* case_type: CS_CASE_TYPE_MAX bytes of ASCII (envelope.h) */
 #define MAX_EVENT_ID    70    /* characters */
-#define MAX_USER_ID     64    /* characters */
+#define MAX_USER_ID     64    /* characters: user_id, proxied_by */
 #define MAX_SUMMARY     1024  /* characters */
 #define MAX_DESCRIPTION 65536 /* bytes: description, notes[].body */
+/* CCD's fields (sql/007_ccd_case_model.sql): event_name, state_name, the user's and the proxy's
+ * names are varchar(255) (MAX_NAME), proxied_by varchar(64) (MAX_USER_ID). */
+#define MAX_ITEM_DESC 64 /* characters: significant_item.description, as CCD checks it */
+
+#define SUPPLEMENTARY "supplementary_data_updates"
 
 /* CHARS: the limit counts characters (a varchar column), else bytes. */
 enum { OPTIONAL = 0, REQUIRED = 1 << 0, NONEMPTY = 1 << 1, CHARS = 1 << 2 };
@@ -86,25 +92,21 @@ static const char *string_value(check *c, const char *name, json_t *v, cs_verdic
     return json_string_value(v);
 }
 
-/* Reads case_reference: a JSON integer, or a string of decimal digits in
- * canonical form (no sign, spaces or leading zeros), in 1..2^63-1. Returns 0
- * if it is unusable. */
-static int64_t reference_value(check *c, json_t *v)
+/* Reads an identifier (case_reference, id): a JSON integer, or a string of decimal digits in
+ * canonical form (no sign, spaces or leading zeros), in 1..2^63-1; wrong is the verdict when
+ * it is not. v is given. Returns 0 if it is unusable. */
+static int64_t identifier_value(check *c, const char *name, json_t *v, cs_verdict wrong)
 {
     const char *s;
     int64_t n = 0;
 
-    if (!v) {
-        fail(c, CS_INVALID, "field \"case_reference\" is missing");
-        return 0;
-    }
     if (json_is_integer(v)) {
         n = json_integer_value(v);
     } else if (json_is_string(v) && json_string_length(v) > 0 &&
                strspn(json_string_value(v), "0123456789") == json_string_length(v)) {
         s = json_string_value(v);
         if (s[0] == '0' && s[1] != '\0') {
-            fail(c, CS_INVALID, "field \"case_reference\" has a leading zero");
+            fail(c, wrong, "field \"%s\" has a leading zero", name);
             return 0;
         }
         for (; *s; s++) {
@@ -115,15 +117,24 @@ static int64_t reference_value(check *c, json_t *v)
             n = n * 10 + (*s - '0');
         }
     } else {
-        fail(c, CS_INVALID,
-             "field \"case_reference\" must be an integer or a string of decimal digits");
+        fail(c, wrong, "field \"%s\" must be an integer or a string of decimal digits", name);
         return 0;
     }
     if (n < 1) {
-        fail(c, CS_INVALID, "field \"case_reference\" is out of range 1 to %" PRId64, INT64_MAX);
+        fail(c, wrong, "field \"%s\" is out of range 1 to %" PRId64, name, INT64_MAX);
         return 0;
     }
     return n;
+}
+
+/* Reads case_reference (identifier_value); a message without one is unusable. */
+static int64_t reference_value(check *c, json_t *v)
+{
+    if (!v) {
+        fail(c, CS_INVALID, "field \"case_reference\" is missing");
+        return 0;
+    }
+    return identifier_value(c, "case_reference", v, CS_INVALID);
 }
 
 /* Decodes the character at s[0..len) (valid UTF-8, as jansson checked); *n gets its bytes. */
@@ -236,6 +247,215 @@ static json_t *notes_value(check *c, json_t *root)
     return notes;
 }
 
+/* True if s, digits and hyphens in the shape YYYY-MM-DD, is a day of the (proleptic Gregorian)
+ * calendar written YYYY-MM-DD, years 0001 to 9999, as PostgreSQL's date takes and gives it back. */
+static bool calendar_date(const char *s)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+
+    if (y < 1 || m < 1 || m > 12 || d < 1)
+        return false;
+    return d <= days[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+}
+
+/* resolved_ttl: absent leaves the case's as it is, null clears it, else an ISO date. */
+static void resolved_ttl_value(check *c, cs_submission *s, json_t *root)
+{
+    json_t *v = json_object_get(root, "resolved_ttl");
+    const char *d;
+
+    if (!v)
+        return;
+    s->has_resolved_ttl = true;
+    if (json_is_null(v))
+        return;
+    d = json_string_value(v);
+    if (!d || json_string_length(v) != 10 || strspn(d, "0123456789") != 4 || d[4] != '-' ||
+        strspn(d + 5, "0123456789") != 2 || d[7] != '-' || strspn(d + 8, "0123456789") != 2) {
+        fail(c, CS_REJECTED, "field \"resolved_ttl\" must be a date \"YYYY-MM-DD\" or null");
+        s->has_resolved_ttl = false;
+        return;
+    }
+    if (!calendar_date(d)) {
+        fail(c, CS_REJECTED, "field \"resolved_ttl\" is not a calendar date: \"%s\"", d);
+        s->has_resolved_ttl = false;
+        return;
+    }
+    s->resolved_ttl = d;
+}
+
+/* True if url is an absolute http, https or ftp URL with a host, without spaces or control
+ * characters: the URLs CCD's validator of significant items takes. */
+static bool url_ok(const char *url, size_t len)
+{
+    static const char *const schemes[] = {"http://", "https://", "ftp://"};
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && !n; i++)
+        if (len > strlen(schemes[i]) && strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+            n = strlen(schemes[i]);
+    if (!n || strchr("/?#", url[n]))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* significant_item: {type: "DOCUMENT", description: 1..64 characters, url}, as CCD checks the
+ * one a callback returns. Members beyond these three are ignored (and not stored). */
+static json_t *significant_item_value(check *c, json_t *root)
+{
+    json_t *item = object_value(c, root, "significant_item");
+    const char *type, *url;
+
+    if (!item)
+        return NULL;
+    type = string_value(c, "significant_item.type", member(item, "type"), CS_REJECTED, REQUIRED,
+                        SIZE_MAX);
+    if (type && strcmp(type, "DOCUMENT") != 0)
+        fail(c, CS_REJECTED, "field \"significant_item.type\" must be DOCUMENT");
+    string_value(c, "significant_item.description", member(item, "description"), CS_REJECTED,
+                 REQUIRED | NONEMPTY | CHARS, MAX_ITEM_DESC);
+    url = string_value(c, "significant_item.url", member(item, "url"), CS_REJECTED, REQUIRED,
+                       SIZE_MAX);
+    if (url && !url_ok(url, strlen(url)))
+        fail(c, CS_REJECTED, "field \"significant_item.url\" must be an http, https or ftp URL");
+    return item;
+}
+
+/* Checks one path of a supplementary operation: "a" or "a.b", no level empty. */
+static void supplementary_path(check *c, const char *op, const char *path)
+{
+    const char *dot = strchr(path, '.');
+
+    if (dot && strchr(dot + 1, '.'))
+        fail(c, CS_REJECTED,
+             "field \"" SUPPLEMENTARY ".%s\" has the path \"%s\" of more than two levels (at "
+             "most \"a.b\")",
+             op, path);
+    else if (path[0] == '\0' || path[0] == '.' || (dot && dot[1] == '\0'))
+        fail(c, CS_REJECTED,
+             "field \"" SUPPLEMENTARY ".%s\" has the path \"%s\" with an empty level", op, path);
+}
+
+/* supplementary_data_updates, as CCD's SupplementaryDataUpdateRequestValidator and the SDK
+ * take it: a non-empty object of the operations "$set" and "$inc", each a non-empty object of
+ * paths of at most two levels; "$inc" adds integers, "$set" sets any value but null. */
+static json_t *supplementary_value(check *c, json_t *root)
+{
+    json_t *updates = member(root, SUPPLEMENTARY), *ops, *value;
+    const char *op, *path;
+
+    if (!updates)
+        return NULL;
+    if (!json_is_object(updates)) {
+        fail(c, CS_REJECTED, "field \"" SUPPLEMENTARY "\" must be an object");
+        return NULL;
+    }
+    if (json_object_size(updates) == 0) {
+        fail(c, CS_REJECTED, "field \"" SUPPLEMENTARY "\" is empty");
+        return NULL;
+    }
+    json_object_foreach(updates, op, ops)
+    {
+        bool inc = strcmp(op, "$inc") == 0;
+
+        if (!inc && strcmp(op, "$set") != 0) {
+            fail(c, CS_REJECTED,
+                 "field \"" SUPPLEMENTARY "\" has the operation \"%s\": only \"$set\" and "
+                 "\"$inc\" are known",
+                 op);
+            continue;
+        }
+        if (!json_is_object(ops)) {
+            fail(c, CS_REJECTED, "field \"" SUPPLEMENTARY ".%s\" must be an object", op);
+            continue;
+        }
+        if (json_object_size(ops) == 0) {
+            fail(c, CS_REJECTED, "field \"" SUPPLEMENTARY ".%s\" is empty", op);
+            continue;
+        }
+        json_object_foreach(ops, path, value)
+        {
+            supplementary_path(c, op, path);
+            if (inc && !json_is_integer(value))
+                fail(c, CS_REJECTED,
+                     "field \"" SUPPLEMENTARY ".$inc\" gives \"%s\" a value that is not an "
+                     "integer",
+                     path);
+            else if (!inc && json_is_null(value))
+                fail(c, CS_REJECTED,
+                     "field \"" SUPPLEMENTARY ".$set\" gives \"%s\" null, which cannot be set",
+                     path);
+        }
+    }
+    return updates;
+}
+
+/* The first field a supplementary data update may not carry, or NULL: it changes nothing of
+ * the case but its supplementary data, and it is not under the optimistic lock. */
+static const char *beside_supplementary(const cs_submission *s)
+{
+    return s->data                      ? "data"
+           : s->data_merge              ? "data_merge"
+           : s->state                   ? "state"
+           : s->security_classification ? "security_classification"
+           : s->notes                   ? "notes"
+           : s->has_resolved_ttl        ? "resolved_ttl"
+           : s->data_classification     ? "data_classification"
+           : s->has_case_id             ? "id"
+           : s->has_expected_version    ? "expected_version"
+                                        : NULL;
+}
+
+/* The fields CCD records of a case and its events (DESIGN §3). */
+static void read_ccd_fields(check *c, cs_submission *s)
+{
+    json_t *root = s->root, *v;
+    const char *other;
+
+    if ((v = member(root, "id"))) {
+        s->case_id = identifier_value(c, "id", v, CS_REJECTED);
+        s->has_case_id = s->case_id > 0;
+    }
+    s->data_classification = object_value(c, root, "data_classification");
+    resolved_ttl_value(c, s, root);
+    s->event_name =
+        string_value(c, "event_name", member(root, "event_name"), CS_REJECTED, CHARS, MAX_NAME);
+    s->user_first_name = string_value(c, "user_first_name", member(root, "user_first_name"),
+                                      CS_REJECTED, CHARS, MAX_NAME);
+    s->user_last_name = string_value(c, "user_last_name", member(root, "user_last_name"),
+                                     CS_REJECTED, CHARS, MAX_NAME);
+    s->state_name =
+        string_value(c, "state_name", member(root, "state_name"), CS_REJECTED, CHARS, MAX_NAME);
+    v = member(root, "case_type_version");
+    if (v &&
+        (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > INT32_MAX)) {
+        fail(c, CS_REJECTED, "field \"case_type_version\" must be an integer from 1 to %d",
+             INT32_MAX);
+    } else if (v) {
+        s->has_case_type_version = true;
+        s->case_type_version = (int32_t)json_integer_value(v);
+    }
+    s->significant_item = significant_item_value(c, root);
+    s->proxied_by =
+        string_value(c, "proxied_by", member(root, "proxied_by"), CS_REJECTED, CHARS, MAX_USER_ID);
+    s->proxied_by_first_name =
+        string_value(c, "proxied_by_first_name", member(root, "proxied_by_first_name"), CS_REJECTED,
+                     CHARS, MAX_NAME);
+    s->proxied_by_last_name =
+        string_value(c, "proxied_by_last_name", member(root, "proxied_by_last_name"), CS_REJECTED,
+                     CHARS, MAX_NAME);
+    s->supplementary_updates = supplementary_value(c, root);
+    if (s->supplementary_updates && (other = beside_supplementary(s)) != NULL)
+        fail(c, CS_REJECTED,
+             "field \"%s\" cannot be used with \"" SUPPLEMENTARY "\": a supplementary data "
+             "update changes nothing else",
+             other);
+}
+
 /* Fills s from its root, recording the first failure in c. */
 static void read_fields(check *c, cs_submission *s, const char *key, size_t key_len)
 {
@@ -295,6 +515,7 @@ static void read_fields(check *c, cs_submission *s, const char *key, size_t key_
              "field \"security_classification\" must be one of PUBLIC, PRIVATE, RESTRICTED");
     else
         s->security_classification = str;
+    read_ccd_fields(c, s);
 }
 
 /* Keeps reasons ASCII: jansson's text can quote (and truncate) the bytes it choked on. */
@@ -368,6 +589,11 @@ void cs_submission_free(cs_submission *s)
 bool cs_submission_can_create(const cs_submission *s)
 {
     return s && s->jurisdiction && s->state && s->data;
+}
+
+bool cs_submission_is_supplementary(const cs_submission *s)
+{
+    return s && s->supplementary_updates;
 }
 
 int cs_submission_fingerprint(const cs_submission *s, char hex[65])

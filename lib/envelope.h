@@ -33,6 +33,25 @@ typedef struct cs_submission {
     const char *security_classification; /* PUBLIC, PRIVATE or RESTRICTED */
     const char *summary;
     const char *description;
+    /* What CCD records of a case and its events (DESIGN §3). */
+    bool has_case_id;
+    int64_t case_id;             /* "id": CCD's internal id of the case */
+    json_t *data_classification; /* object */
+    bool has_resolved_ttl;       /* given: set to resolved_ttl, or cleared when that is NULL */
+    const char *resolved_ttl;    /* a calendar date, "YYYY-MM-DD" */
+    const char *event_name;
+    const char *user_first_name;
+    const char *user_last_name;
+    const char *state_name;
+    bool has_case_type_version;
+    int32_t case_type_version; /* 1 or more */
+    json_t *significant_item;  /* object: type "DOCUMENT", description, url (checked) */
+    const char *proxied_by;
+    const char *proxied_by_first_name;
+    const char *proxied_by_last_name;
+    /* A supplementary data update, {"$set": {path: value}, "$inc": {path: integer}}, checked
+     * as CCD checks one (paths "a" or "a.b"); such a submission changes nothing else. */
+    json_t *supplementary_updates;
 } cs_submission;
 
 /* Parses and validates one message value. key/key_len is the Kafka message
@@ -72,5 +91,8 @@ int cs_submission_fingerprint(const cs_submission *s, char hex[65]);
 
 /* True if the submission carries what a create needs (jurisdiction, state, data). */
 bool cs_submission_can_create(const cs_submission *s);
+
+/* True if the submission is a supplementary data update (supplementary_data_updates). */
+bool cs_submission_is_supplementary(const cs_submission *s);
 
 #endif

@@ -2,6 +2,7 @@
 #include "outcome.h"
 
 #include "err.h"
+#include "jsondump.h"
 #include "uuid.h"
 
 #include <jansson.h>
@@ -83,6 +84,70 @@ static bool add(json_t *o, const char *name, json_t *v)
     return v && json_object_set_new(o, name, v) == 0;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A copy of v whose objects hold their members in byte order, at every depth (jansson keeps
+ * the order members are added in): one rendering whatever order v was read in. NULL when out
+ * of memory. */
+static json_t *sorted_copy(json_t *v)
+{
+    json_t *out, *item;
+    const char **keys;
+    const char *key;
+    size_t i = 0, n;
+
+    if (json_is_array(v)) {
+        out = json_array();
+        json_array_foreach(v, i, item)
+        {
+            if (!out || json_array_append_new(out, sorted_copy(item))) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    if (!json_is_object(v))
+        return json_incref(v);
+    n = json_object_size(v);
+    out = json_object();
+    keys = malloc((n ? n : 1) * sizeof(*keys));
+    if (!out || !keys) {
+        json_decref(out);
+        free(keys);
+        return NULL;
+    }
+    json_object_foreach(v, key, item)
+    {
+        keys[i++] = key;
+    }
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    for (i = 0; i < n; i++) {
+        if (json_object_set_new(out, keys[i], sorted_copy(json_object_get(v, keys[i])))) {
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+    }
+    free(keys);
+    return out;
+}
+
+/* The supplementary data member: text as JSON (a stored form too: cs_json_loads_stored), its
+ * members sorted. NULL when it is not an object or memory ran out. */
+static json_t *supplementary_json(const char *text)
+{
+    json_t *v = cs_json_loads_stored(text, strlen(text), NULL), *sorted = NULL;
+
+    if (json_is_object(v))
+        sorted = sorted_copy(v);
+    json_decref(v);
+    return sorted;
+}
+
 char *cs_outcome_render(const cs_outcome *o)
 {
     json_t *out = json_object(), *src = json_object();
@@ -99,6 +164,8 @@ char *cs_outcome_render(const cs_outcome *o)
          add(out, "case_revision", int_or_null(o->revision, 0)) &&
          add(out, "event_seq", int_or_null(o->event_seq, 0)) &&
          add(out, "error", error_json(o->error)) &&
+         (!o->supplementary_data ||
+          add(out, "supplementary_data", supplementary_json(o->supplementary_data))) &&
          add(src, "partition", int_or_null(o->source_partition, -1)) &&
          add(src, "offset", int_or_null(o->source_offset, -1));
     if (ok) {
@@ -107,8 +174,9 @@ char *cs_outcome_render(const cs_outcome *o)
     }
     if (ok && o->payload_sha256[0])
         ok = add(out, "payload_sha256", json_string(o->payload_sha256));
+    /* Only supplementary data holds reals; written as they are stored, as jsonb gives them. */
     if (ok)
-        text = json_dumps(out, JSON_COMPACT);
+        text = o->supplementary_data ? cs_json_dumps(out) : json_dumps(out, JSON_COMPACT);
     json_decref(src);
     json_decref(out);
     return text;
@@ -136,8 +204,9 @@ static int64_t int_member(json_t *v, int64_t absent)
 
 int cs_outcome_parse(const char *value, size_t len, cs_outcome **out)
 {
-    json_t *root = json_loadb(value, len, 0, NULL), *src, *error, *print;
-    size_t error_len = 0;
+    json_t *root = json_loadb(value, len, 0, NULL), *src, *error, *print, *sup;
+    size_t error_len = 0, sup_len = 0;
+    char *sup_text = NULL;
     cs_outcome *o = NULL;
     cs_status status;
     int rc = CS_ERR_INVALID;
@@ -150,7 +219,13 @@ int cs_outcome_parse(const char *value, size_t len, cs_outcome **out)
     if (json_is_string(error))
         error_len = json_string_length(error) + 1;
     rc = CS_ERR;
-    if (!(o = calloc(1, sizeof(*o))) || !(o->json = malloc(len + 1 + error_len)))
+    sup = json_object_get(root, "supplementary_data");
+    if (json_is_object(sup)) {
+        if (!(sup_text = cs_json_dumps(sup)))
+            goto cleanup;
+        sup_len = strlen(sup_text) + 1;
+    }
+    if (!(o = calloc(1, sizeof(*o))) || !(o->json = malloc(len + 1 + error_len + sup_len)))
         goto cleanup;
     memcpy(o->json, value, len);
     o->json[len] = '\0';
@@ -158,6 +233,10 @@ int cs_outcome_parse(const char *value, size_t len, cs_outcome **out)
     if (error_len) {
         memcpy(o->json + len + 1, json_string_value(error), error_len);
         o->error = o->json + len + 1;
+    }
+    if (sup_len) {
+        memcpy(o->json + len + 1 + error_len, sup_text, sup_len);
+        o->supplementary_data = o->json + len + 1 + error_len;
     }
     if (!cs_uuid_parse(json_string_value(json_object_get(root, "idempotency_key")),
                        o->idempotency_key))
@@ -179,6 +258,7 @@ int cs_outcome_parse(const char *value, size_t len, cs_outcome **out)
     rc = CS_OK;
 cleanup:
     cs_outcome_free(o);
+    free(sup_text);
     json_decref(root);
     return rc;
 }

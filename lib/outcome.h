@@ -38,24 +38,32 @@ typedef struct cs_outcome {
     int version;
     int64_t revision; /* "case_revision" */
     int64_t event_seq;
-    const char *error;        /* NULL = null; UTF-8, see cs_outcome_render */
+    const char *error; /* NULL = null; UTF-8, see cs_outcome_render */
+    /* The case's whole supplementary data after a supplementary data update (DESIGN §4), as the
+     * text of a JSON object; NULL = absent, as on every other outcome. */
+    const char *supplementary_data;
     int32_t source_partition; /* -1 = null */
     int64_t source_offset;    /* -1 = null */
     /* The payload fingerprint, a member only of the worker's Redis entry of an
      * applied outcome (never of the message on the wire); "" = absent. */
     char payload_sha256[65];
     /* A parsed outcome's text as received, NUL-terminated, and its length;
-     * error points into the same allocation. NULL in one built to render. */
+     * error and supplementary_data point into the same allocation. NULL in one
+     * built to render. */
     char *json;
     size_t len;
 } cs_outcome;
 
 /* The outcome as JSON: compact, members in the order of DESIGN §4 with
- * "source" last ("payload_sha256" after it when set). The same outcome always
- * gives the same bytes, so a replayed outcome is identical to the first copy
- * on the wire. An error that is not UTF-8 (reasons are cut between characters
- * where they are made, lib/utf8.h) has its bytes beyond ASCII rendered as '?'.
- * Returns text the caller frees, or NULL when out of memory. */
+ * "source" last ("payload_sha256" after it when set); "supplementary_data",
+ * when set, comes between "error" and "source", its members in byte order at
+ * every depth and its reals in their stored form (lib/jsondump.h). The same
+ * outcome always gives the same bytes, so a replayed outcome is identical to
+ * the first copy on the wire, whatever the member order of the text its
+ * supplementary data was read from. An error that is not UTF-8 (reasons are
+ * cut between characters where they are made, lib/utf8.h) has its bytes
+ * beyond ASCII rendered as '?'. Returns text the caller frees, or NULL when
+ * out of memory or when supplementary_data is not the text of a JSON object. */
 char *cs_outcome_render(const cs_outcome *o);
 
 /* Parses an outcome (or its Redis entry) whatever its member order and

@@ -125,25 +125,38 @@ static void fingerprint_of(const batch *b, json_t *o, const char *of, const char
     }
 }
 
+/* JSON text a fixture gives as member text (exact) or json (dumped); NULL when neither. */
+static char *text_of(json_t *o, const char *text, const char *json)
+{
+    if (str_of(o, text))
+        return strdup(str_of(o, text));
+    return json_object_get(o, json) ? cs_json_dumps(json_object_get(o, json)) : NULL;
+}
+
 /* The decider with the fixture's cases, keys, recorded outcomes, case types and ids. */
 static cs_decider *read_state(const batch *b)
 {
     cs_decider *d = cs_decider_new();
     json_t *v, *seqs = json_object_get(b->root, "event_seqs");
+    json_t *case_ids = json_object_get(b->root, "case_ids");
     size_t i;
 
     ck_assert_ptr_nonnull(d);
     json_array_foreach(json_object_get(b->root, "cases"), i, v)
     {
-        char *data = str_of(v, "data_text") ? strdup(str_of(v, "data_text"))
-                                            : cs_json_dumps(json_object_get(v, "data"));
+        char *data = text_of(v, "data_text", "data");
+        char *sup = text_of(v, "supplementary_text", "supplementary_data");
         cs_case_row row = {.reference = int_of(v, "reference", 0),
+                           .id = int_of(v, "id", 0),
                            .case_type = str_of(v, "case_type"),
                            .jurisdiction = str_of(v, "jurisdiction"),
                            .state = str_of(v, "state"),
                            .classification = str_of(v, "classification"),
                            .data = data,
                            .data_len = data ? strlen(data) : 0,
+                           .resolved_ttl = str_of(v, "resolved_ttl"),
+                           .supplementary_data = sup,
+                           .supplementary_len = sup ? strlen(sup) : 0,
                            .version = (int)int_of(v, "version", 1),
                            .revision = int_of(v, "revision", 1)};
 
@@ -151,6 +164,7 @@ static cs_decider *read_state(const batch *b)
                       "%s: case %zu lacks a member", b->name, i);
         ck_assert_int_eq(cs_decider_add_case(d, &row), 0);
         free(data);
+        free(sup);
     }
     json_array_foreach(json_object_get(b->root, "keys"), i, v)
     {
@@ -161,10 +175,14 @@ static cs_decider *read_state(const batch *b)
                             .partition = (int32_t)int_of(v, "partition", -1),
                             .offset = int_of(v, "offset", -1)};
 
+        char *sup = text_of(v, "supplementary_text", "supplementary_data");
+
         ck_assert_ptr_nonnull(str_of(v, "key"));
         snprintf(k.key, sizeof(k.key), "%s", str_of(v, "key"));
         fingerprint_of(b, v, "fingerprint_of", "fingerprint", k.fingerprint);
+        k.supplementary_data = sup;
         ck_assert_int_eq(cs_decider_add_key(d, &k), 0);
+        free(sup);
     }
     json_array_foreach(json_object_get(b->root, "recorded"), i, v)
     {
@@ -189,6 +207,14 @@ static cs_decider *read_state(const batch *b)
     {
         ck_assert_int_eq(cs_decider_add_event_seq(d, json_integer_value(v)), 0);
     }
+    /* Case ids for creates without one: by default one per submission from 5000001 on. */
+    if (!case_ids)
+        for (i = 0; i < b->n; i++)
+            ck_assert_int_eq(cs_decider_add_case_id(d, 5000001 + (int64_t)i), 0);
+    json_array_foreach(case_ids, i, v)
+    {
+        ck_assert_int_eq(cs_decider_add_case_id(d, json_integer_value(v)), 0);
+    }
     return d;
 }
 
@@ -208,6 +234,11 @@ static void check_int(const batch *b, size_t i, json_t *want, const char *member
                   i, member, got, json_is_null(v) ? 0 : json_integer_value(v));
 }
 
+static bool same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void check_bool(const batch *b, size_t i, json_t *want, const char *member, bool dflt,
                        bool got)
 {
@@ -218,9 +249,39 @@ static void check_bool(const batch *b, size_t i, json_t *want, const char *membe
                   got ? "true" : "false");
 }
 
+/* JSON member of want, when given, against got (NULL for JSON null): equal by value. */
+static void check_json(const batch *b, size_t i, json_t *want, const char *member, json_t *got)
+{
+    json_t *v = json_object_get(want, member);
+    char *g, *e;
+
+    if (!v)
+        return;
+    if (json_is_null(v)) {
+        ck_assert_msg(got == NULL, "%s: submission %zu: %s is there, expected none", b->name, i,
+                      member);
+        return;
+    }
+    g = got ? cs_json_dumps(got) : NULL;
+    e = cs_json_dumps(v);
+    ck_assert_msg(got && cs_json_equal(got, v), "%s: submission %zu: %s %s, expected %s", b->name,
+                  i, member, g ? g : "(none)", e);
+    free(g);
+    free(e);
+}
+
+/* The JSON text (NULL for none) as a value to compare; the caller decrefs. */
+static json_t *json_of_text(const char *text)
+{
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+
+    ck_assert(!text || v);
+    return v;
+}
+
 static void check_plan(const batch *b, size_t i, json_t *want, const cs_plan *p)
 {
-    json_t *data = json_object_get(want, "data");
+    json_t *data = json_object_get(want, "data"), *ttl = json_object_get(want, "resolved_ttl");
 
     ck_assert_msg(p->apply, "%s: submission %zu: no plan (it did not apply)", b->name, i);
     check_bool(b, i, want, "create", false, p->create);
@@ -242,6 +303,15 @@ static void check_plan(const batch *b, size_t i, json_t *want, const cs_plan *p)
     check_int(b, i, want, "prev_revision", p->prev_revision);
     check_int(b, i, want, "event_seq", p->event_seq);
     check_int(b, i, want, "notes", (int64_t)json_array_size(p->notes));
+    check_int(b, i, want, "case_id", p->case_id);
+    if (json_object_get(want, "state_changed"))
+        check_bool(b, i, want, "state_changed", false, p->state_changed);
+    if (ttl)
+        ck_assert_msg(same(p->resolved_ttl, json_string_value(ttl)),
+                      "%s: submission %zu: resolved_ttl %s", b->name, i,
+                      p->resolved_ttl ? p->resolved_ttl : "null");
+    check_json(b, i, want, "supplementary", p->supplementary);
+    check_json(b, i, want, "data_classification", p->data_classification);
 }
 
 /* The rendered outcome says what the job holds, for the job's key, reference and position. */
@@ -261,6 +331,11 @@ static void check_outcome_text(const batch *b, size_t i, const cs_job *j)
     ck_assert_int_eq(o->source_partition, j->partition);
     ck_assert(o->source_offset == j->offset);
     ck_assert_str_eq(o->payload_sha256, "");
+    /* Only an applied or duplicate supplementary update carries its map. */
+    ck_assert_msg((o->supplementary_data != NULL) == (j->supplementary_data != NULL),
+                  "%s: submission %zu: outcome %s", b->name, i, j->outcome);
+    ck_assert(!j->supplementary_data || j->status == CS_STATUS_APPLIED ||
+              j->status == CS_STATUS_DUPLICATE);
     cs_outcome_free(o);
 }
 
@@ -293,6 +368,12 @@ static void check_job(const batch *b, size_t i, json_t *want, const cs_job *j)
         ck_assert_msg(parsed->error && strcmp(parsed->error, json_string_value(error)) == 0,
                       "%s: submission %zu: error \"%s\", expected \"%s\"", b->name, i,
                       parsed->error ? parsed->error : "(null)", json_string_value(error));
+    {
+        json_t *sup = json_of_text(parsed->supplementary_data);
+
+        check_json(b, i, want, "supplementary_data", sup);
+        json_decref(sup);
+    }
     cs_outcome_free(parsed);
     if (str_of(want, "outcome"))
         ck_assert_msg(strcmp(j->outcome, str_of(want, "outcome")) == 0,
@@ -324,7 +405,7 @@ static void run_postgresql(batch *b, json_t *expect)
             ck_assert_int_eq(cs_decide_refused(&b->jobs[i], &p, str_of(sub, "refused")), 0);
         else if (p.apply)
             ck_assert_int_eq(cs_decider_adopt(d, &b->jobs[i], &p), 0);
-        ck_assert(!p.apply && !p.data && !p.state);
+        ck_assert(!p.apply && !p.data && !p.state && !p.supplementary && !p.resolved_ttl);
         check_job(b, i, want, &b->jobs[i]);
     }
     cs_decider_free(d);

@@ -83,6 +83,16 @@ static const void *field_ptr(const cs_submission *s, const char *name)
         {"summary", s->summary},
         {"description", s->description},
         {"security_classification", s->security_classification},
+        {"data_classification", s->data_classification},
+        {"event_name", s->event_name},
+        {"user_first_name", s->user_first_name},
+        {"user_last_name", s->user_last_name},
+        {"state_name", s->state_name},
+        {"significant_item", s->significant_item},
+        {"proxied_by", s->proxied_by},
+        {"proxied_by_first_name", s->proxied_by_first_name},
+        {"proxied_by_last_name", s->proxied_by_last_name},
+        {"supplementary_data_updates", s->supplementary_updates},
     };
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -118,6 +128,31 @@ static void check_expect(const char *name, json_t *expect, const cs_submission *
         ck_assert_msg(json_is_null(v) || s->expected_version == json_integer_value(v),
                       "%s: expected_version", name);
     }
+    if ((v = json_object_get(expect, "case_id"))) {
+        ck_assert_msg(s->has_case_id == !json_is_null(v), "%s: has_case_id", name);
+        ck_assert_msg(json_is_null(v) || s->case_id == json_integer_value(v), "%s: id %lld", name,
+                      (long long)s->case_id);
+    }
+    /* "resolved_ttl": the date, or null for cleared; "resolved_ttl_given": false for absent. */
+    if ((v = json_object_get(expect, "resolved_ttl"))) {
+        ck_assert_msg(s->has_resolved_ttl, "%s: resolved_ttl not given", name);
+        if (json_is_null(v))
+            ck_assert_msg(s->resolved_ttl == NULL, "%s: resolved_ttl %s", name, s->resolved_ttl);
+        else
+            ck_assert_msg(s->resolved_ttl && strcmp(s->resolved_ttl, json_string_value(v)) == 0,
+                          "%s: resolved_ttl %s", name, s->resolved_ttl);
+    }
+    if ((v = json_object_get(expect, "resolved_ttl_given")))
+        ck_assert_msg(s->has_resolved_ttl == json_is_true(v), "%s: has_resolved_ttl", name);
+    if ((v = json_object_get(expect, "case_type_version"))) {
+        ck_assert_msg(s->has_case_type_version == !json_is_null(v), "%s: has_case_type_version",
+                      name);
+        ck_assert_msg(json_is_null(v) || s->case_type_version == json_integer_value(v),
+                      "%s: case_type_version %d", name, (int)s->case_type_version);
+    }
+    if ((v = json_object_get(expect, "supplementary")))
+        ck_assert_msg(cs_submission_is_supplementary(s) == json_is_true(v), "%s: supplementary",
+                      name);
     json_array_foreach(json_object_get(expect, "absent"), i, item)
     {
         ck_assert_msg(field_ptr(s, json_string_value(item)) == NULL, "%s: %s is not absent", name,

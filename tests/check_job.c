@@ -61,6 +61,27 @@ START_TEST(test_job_reason_not_utf8_is_rendered_with_placeholders)
 }
 END_TEST
 
+/* A supplementary update's map is on the outcome it was decided with, and only there: a
+ * decision made again without it (a retried batch) renders none. */
+START_TEST(test_job_supplementary_map_only_on_the_decision_that_carries_it)
+{
+    cs_job j;
+
+    memset(&j, 0, sizeof(j));
+    ck_assert_int_eq(cs_job_decide_supplementary(&j, CS_STATUS_APPLIED, 2, 5, 9, "{\"n\": 1}"), 0);
+    ck_assert_ptr_nonnull(strstr(j.outcome, "\"error\":null,\"supplementary_data\":{\"n\":1},"));
+    ck_assert_str_eq(j.supplementary_data, "{\"n\": 1}");
+    cs_job_undecide(&j);
+    ck_assert(!j.decided);
+    ck_assert_ptr_null(j.supplementary_data);
+    ck_assert_int_eq(cs_job_decide_supplementary(&j, CS_STATUS_APPLIED, 2, 5, 9, "{}"), 0);
+    ck_assert_int_eq(cs_job_decide(&j, CS_STATUS_REJECTED, 0, 0, 0, "no"), 0);
+    ck_assert_ptr_null(strstr(j.outcome, "supplementary_data"));
+    ck_assert_ptr_null(j.supplementary_data);
+    cs_job_clear(&j);
+}
+END_TEST
+
 Suite *job_suite(void)
 {
     Suite *s = suite_create("job");
@@ -68,6 +89,7 @@ Suite *job_suite(void)
 
     tcase_add_test(tc, test_job_reason_cut_in_a_character_is_rendered_not_null);
     tcase_add_test(tc, test_job_reason_not_utf8_is_rendered_with_placeholders);
+    tcase_add_test(tc, test_job_supplementary_map_only_on_the_decision_that_carries_it);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -247,6 +247,7 @@ START_TEST(test_outcome_parse_reads_match_fields)
     ck_assert_str_eq(cs_status_name(o->status), "applied");
     ck_assert_int_eq(o->source_partition, 3);
     ck_assert(o->source_offset == 901);
+    ck_assert_ptr_null(o->supplementary_data);
     cs_outcome_free(o);
 }
 END_TEST
@@ -269,6 +270,100 @@ START_TEST(test_outcome_parse_tolerates_missing_fields)
 }
 END_TEST
 
+/* The outcome of a supplementary data update: the whole map after it, between "error" and
+ * "source", members sorted at every depth, reals in their stored form. */
+#define SUPPLEMENTARY_OUTCOME                                                                      \
+    "{\"idempotency_key\":\"" UUID1 "\",\"case_reference\":1234,\"status\":\"applied\","           \
+    "\"code\":200,\"version\":3,\"case_revision\":7,\"event_seq\":78,\"error\":null,"              \
+    "\"supplementary_data\":{\"HMCTSServiceId\":\"ABA1\",\"orgs\":{\"a\":\"Y\",\"b\":2},"          \
+    "\"r\":[0.1,{\"x\":1,\"y\":2}]},\"source\":{\"partition\":3,\"offset\":902}}"
+
+static cs_outcome supplementary_example(const char *map)
+{
+    cs_outcome o = example();
+
+    o.code = 200;
+    o.version = 3;
+    o.revision = 7;
+    o.event_seq = 78;
+    o.source_offset = 902;
+    o.supplementary_data = map;
+    return o;
+}
+
+START_TEST(test_outcome_supplementary_data_sorted_between_error_and_source)
+{
+    /* As jsonb gives the map back (members by length, spaces), and as the update built it. */
+    const char *maps[] = {
+        "{\"r\": [0.1, {\"y\": 2, \"x\": 1}], \"orgs\": {\"a\": \"Y\", \"b\": 2}, "
+        "\"HMCTSServiceId\": \"ABA1\"}",
+        "{\"orgs\":{\"b\":2,\"a\":\"Y\"},\"r\":[0.1,{\"x\":1,\"y\":2}],\"HMCTSServiceId\":"
+        "\"ABA1\"}",
+    };
+
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        cs_outcome o = supplementary_example(maps[i]);
+
+        assert_renders(&o, SUPPLEMENTARY_OUTCOME);
+    }
+}
+END_TEST
+
+/* Parsed and rendered again, byte for byte; the Redis entry keeps it, the fingerprint last. */
+START_TEST(test_outcome_supplementary_data_round_trip)
+{
+    const char *print = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    cs_outcome *p = parse(SUPPLEMENTARY_OUTCOME), *q;
+    char *entry;
+
+    ck_assert_ptr_nonnull(p->supplementary_data);
+    ck_assert_ptr_null(p->error);
+    assert_renders(p, SUPPLEMENTARY_OUTCOME);
+    memcpy(p->payload_sha256, print, 65);
+    entry = cs_outcome_render(p);
+    ck_assert_ptr_nonnull(strstr(entry, "\"source\":{\"partition\":3,\"offset\":902},"
+                                        "\"payload_sha256\""));
+    q = parse(entry);
+    ck_assert_str_eq(q->payload_sha256, print);
+    q->payload_sha256[0] = '\0';
+    assert_renders(q, SUPPLEMENTARY_OUTCOME);
+    cs_outcome_free(q);
+    free(entry);
+    cs_outcome_free(p);
+}
+END_TEST
+
+/* Only an object is supplementary data: anything else in the member is read as absent, and
+ * rendering text that is not an object fails rather than writing something else. */
+START_TEST(test_outcome_supplementary_data_only_an_object)
+{
+    const char *texts[] = {
+        "{\"status\":\"applied\",\"supplementary_data\":null}",
+        "{\"status\":\"applied\",\"supplementary_data\":[1]}",
+        "{\"status\":\"applied\",\"supplementary_data\":\"{}\"}",
+        "{\"status\":\"applied\"}",
+    };
+    cs_outcome o = supplementary_example("[1]"), *p;
+    char *text;
+
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        p = parse(texts[i]);
+        ck_assert_ptr_null(p->supplementary_data);
+        text = cs_outcome_render(p);
+        ck_assert_ptr_null(strstr(text, "supplementary_data"));
+        free(text);
+        cs_outcome_free(p);
+    }
+    ck_assert_ptr_null(cs_outcome_render(&o));
+    o.supplementary_data = "not json";
+    ck_assert_ptr_null(cs_outcome_render(&o));
+    o.supplementary_data = "{}";
+    text = cs_outcome_render(&o);
+    ck_assert_ptr_nonnull(strstr(text, "\"error\":null,\"supplementary_data\":{},\"source\""));
+    free(text);
+}
+END_TEST
+
 Suite *outcome_suite(void)
 {
     Suite *s = suite_create("outcome");
@@ -284,6 +379,9 @@ Suite *outcome_suite(void)
     tcase_add_test(tc, test_outcome_redis_entry_carries_fingerprint_last);
     tcase_add_test(tc, test_outcome_parse_reads_match_fields);
     tcase_add_test(tc, test_outcome_parse_tolerates_missing_fields);
+    tcase_add_test(tc, test_outcome_supplementary_data_sorted_between_error_and_source);
+    tcase_add_test(tc, test_outcome_supplementary_data_round_trip);
+    tcase_add_test(tc, test_outcome_supplementary_data_only_an_object);
     suite_add_tcase(s, tc);
     return s;
 }

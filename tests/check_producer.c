@@ -97,6 +97,13 @@ START_TEST(test_prepare_rejects_with_validator_reason)
         {"{\"idempotency_key\":\"" UUID1 "\",\"case_reference\":5,\"case_type\":\"T\","
          "\"event_id\":\"e\",\"user_id\":\"u\",\"security_classification\":\"SECRET\"}",
          "security_classification"},
+        {"{\"idempotency_key\":\"" UUID1 "\",\"case_reference\":5,\"case_type\":\"T\","
+         "\"event_id\":\"e\",\"user_id\":\"u\",\"resolved_ttl\":\"2025-02-29\"}",
+         "\"resolved_ttl\" is not a calendar date"},
+        {"{\"idempotency_key\":\"" UUID1 "\",\"case_reference\":5,\"case_type\":\"T\","
+         "\"event_id\":\"e\",\"user_id\":\"u\","
+         "\"supplementary_data_updates\":{\"$set\":{\"a.b.c\":1}}}",
+         "more than two levels"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

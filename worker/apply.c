@@ -3,7 +3,8 @@
  *
  * Round 1 (one pipeline): BEGIN, lock every case of the batch FOR UPDATE,
  * read the idempotency keys already applied, the outcomes already decided
- * for these source positions (redeliveries), and reserve event ids.
+ * for these source positions (redeliveries), and reserve event ids and the
+ * internal ids of the cases the batch may create.
  * Then every job is decided in offset order by worker/decide.c against the
  * state read (and as the batch's earlier jobs leave it). Round 2 (one
  * pipeline): the writes of every applied job, the outcomes, COMMIT.
@@ -40,16 +41,19 @@ static const struct statement {
     const char *sql;
 } statements[] = {
     {"lock", "SELECT reference, case_type_id, state, security_classification, data::text,"
-             " version, case_revision, jurisdiction FROM ccd.case_data"
+             " version, case_revision, jurisdiction, id, to_char(resolved_ttl, 'YYYY-MM-DD'),"
+             " supplementary_data::text FROM ccd.case_data"
              " WHERE reference = ANY($1::bigint[]) ORDER BY reference FOR UPDATE"},
     {"keys", "SELECT case_reference, idempotency_key::text, version, case_revision, id,"
-             " kafka_partition, kafka_offset, payload_sha256"
+             " kafka_partition, kafka_offset, payload_sha256, supplementary_data::text"
              " FROM ccd.case_event WHERE (case_reference, idempotency_key) IN"
              " (SELECT * FROM unnest($1::bigint[], $2::uuid[]))"},
     {"seen", "SELECT kafka_partition, kafka_offset, outcome::text FROM ccd.event_outcome"
              " WHERE topic = $1 AND (kafka_partition, kafka_offset) IN"
              " (SELECT * FROM unnest($2::int[], $3::bigint[]))"},
     {"ids", "SELECT nextval('ccd.case_event_id_seq') FROM generate_series(1, $1::int)"},
+    /* Internal ids for the creates that name none, so the batch knows each case's id. */
+    {"case_ids", "SELECT nextval('ccd.case_data_id_seq') FROM generate_series(1, $1::int)"},
     /* $1: the case types of the batch's submissions that can create a case. A type not
      * stored yet is locked (by its lower case, until COMMIT) so that two workers cannot
      * both create the first cases of ADVCase and ADVCASE; the lock is taken before "types"
@@ -74,21 +78,31 @@ static const struct statement {
               " SELECT t FROM known UNION SELECT ct FROM stored WHERE lower(ct) IN"
               " (SELECT l FROM fresh)"},
     {"create", "WITH w AS (INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction,"
-               " state, security_classification, data, version, case_revision)"
-               " VALUES ($1, $2, $3, $4, $5, $6, 1, 1) ON CONFLICT (reference) DO NOTHING"
+               " state, security_classification, data, version, case_revision, id,"
+               " resolved_ttl, data_classification)"
+               " VALUES ($1, $2, $3, $4, $5, $6, 1, 1,"
+               " COALESCE($7::bigint, nextval('ccd.case_data_id_seq')), $8::date, $9::jsonb)"
+               " ON CONFLICT (reference) DO NOTHING"
                " RETURNING 1) SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
+    /* $8: the state changed (decide.c), the one thing that moves last_state_modified_date. */
     {"update", "WITH w AS (UPDATE ccd.case_data SET state = $2::varchar,"
                " security_classification = $3::ccd.securityclassification,"
                " data = COALESCE($4::jsonb, data), version = $5, case_revision = $6,"
-               " last_modified = now(), last_state_modified_date = CASE WHEN state <> $2::varchar"
-               " THEN now() ELSE last_state_modified_date END"
+               " last_modified = now(), last_state_modified_date = CASE WHEN $8::boolean"
+               " THEN now() ELSE last_state_modified_date END, resolved_ttl = $9::date,"
+               " data_classification = COALESCE($10::jsonb, data_classification),"
+               " supplementary_data = COALESCE($11::jsonb, supplementary_data)"
                " WHERE reference = $1 AND case_revision = $7 RETURNING 1)"
                " SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
     {"event", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
               " user_id, summary, description, state_id, security_classification, data,"
-              " idempotency_key, kafka_partition, kafka_offset, payload_sha256)"
+              " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"
+              " user_first_name, user_last_name, state_name, case_type_version,"
+              " data_classification, significant_item, proxied_by, proxied_by_first_name,"
+              " proxied_by_last_name, supplementary_data)"
               " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
-              " c.data, $9, $10, $11, $12 FROM ccd.case_data c WHERE c.reference = $2"},
+              " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
+              " $18::jsonb, $19, $20, $21, $22::jsonb FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on
@@ -289,48 +303,68 @@ static int cmp_int64(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* Reads round 1's rows into the decider. Returns 0 or CS_ERR when out of memory. */
-static int read_state(cs_decider *d, PGresult *const res[6])
+/* A text column, or NULL for SQL NULL. */
+static const char *text_or_null(const PGresult *res, int row, int col)
 {
-    for (int i = 0; i < PQntuples(res[0]); i++) {
-        cs_case_row row = {.reference = strtoll(PQgetvalue(res[0], i, 0), NULL, 10),
-                           .case_type = PQgetvalue(res[0], i, 1),
-                           .state = PQgetvalue(res[0], i, 2),
-                           .classification = PQgetvalue(res[0], i, 3),
-                           .data = PQgetvalue(res[0], i, 4),
-                           .data_len = (size_t)PQgetlength(res[0], i, 4),
-                           .version = atoi(PQgetvalue(res[0], i, 5)),
-                           .revision = strtoll(PQgetvalue(res[0], i, 6), NULL, 10),
-                           .jurisdiction = PQgetvalue(res[0], i, 7)};
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* Round 1's results, in the order they are sent. */
+enum { R_LOCK, R_KEYS, R_SEEN, R_IDS, R_CASE_IDS, R_TYPELOCK, R_TYPES, N_ROUND1 };
+
+/* Reads round 1's rows into the decider. Returns 0 or CS_ERR when out of memory. */
+static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
+{
+    for (int i = 0; i < PQntuples(res[R_LOCK]); i++) {
+        const PGresult *r = res[R_LOCK];
+        cs_case_row row = {.reference = strtoll(PQgetvalue(r, i, 0), NULL, 10),
+                           .case_type = PQgetvalue(r, i, 1),
+                           .state = PQgetvalue(r, i, 2),
+                           .classification = PQgetvalue(r, i, 3),
+                           .data = PQgetvalue(r, i, 4),
+                           .data_len = (size_t)PQgetlength(r, i, 4),
+                           .version = atoi(PQgetvalue(r, i, 5)),
+                           .revision = strtoll(PQgetvalue(r, i, 6), NULL, 10),
+                           .jurisdiction = PQgetvalue(r, i, 7),
+                           .id = strtoll(PQgetvalue(r, i, 8), NULL, 10),
+                           .resolved_ttl = text_or_null(r, i, 9),
+                           .supplementary_data = PQgetvalue(r, i, 10),
+                           .supplementary_len = (size_t)PQgetlength(r, i, 10)};
 
         if (cs_decider_add_case(d, &row))
             return CS_ERR;
     }
-    for (int i = 0; i < PQntuples(res[1]); i++) {
+    for (int i = 0; i < PQntuples(res[R_KEYS]); i++) {
         cs_applied_key k = {
-            .reference = strtoll(PQgetvalue(res[1], i, 0), NULL, 10),
-            .version = atoi(PQgetvalue(res[1], i, 2)),
-            .revision = strtoll(PQgetvalue(res[1], i, 3), NULL, 10),
-            .event_seq = strtoll(PQgetvalue(res[1], i, 4), NULL, 10),
-            .partition = PQgetisnull(res[1], i, 5) ? -1 : atoi(PQgetvalue(res[1], i, 5)),
-            .offset = PQgetisnull(res[1], i, 6) ? -1 : strtoll(PQgetvalue(res[1], i, 6), NULL, 10)};
+            .reference = strtoll(PQgetvalue(res[R_KEYS], i, 0), NULL, 10),
+            .version = atoi(PQgetvalue(res[R_KEYS], i, 2)),
+            .revision = strtoll(PQgetvalue(res[R_KEYS], i, 3), NULL, 10),
+            .event_seq = strtoll(PQgetvalue(res[R_KEYS], i, 4), NULL, 10),
+            .partition = PQgetisnull(res[R_KEYS], i, 5) ? -1 : atoi(PQgetvalue(res[R_KEYS], i, 5)),
+            .offset = PQgetisnull(res[R_KEYS], i, 6)
+                          ? -1
+                          : strtoll(PQgetvalue(res[R_KEYS], i, 6), NULL, 10)};
 
-        snprintf(k.key, sizeof(k.key), "%s", PQgetvalue(res[1], i, 1));
-        snprintf(k.fingerprint, sizeof(k.fingerprint), "%s", PQgetvalue(res[1], i, 7));
+        snprintf(k.key, sizeof(k.key), "%s", PQgetvalue(res[R_KEYS], i, 1));
+        snprintf(k.fingerprint, sizeof(k.fingerprint), "%s", PQgetvalue(res[R_KEYS], i, 7));
+        k.supplementary_data = text_or_null(res[R_KEYS], i, 8);
         if (cs_decider_add_key(d, &k))
             return CS_ERR;
     }
-    for (int i = 0; i < PQntuples(res[2]); i++)
-        if (cs_decider_add_recorded(d, atoi(PQgetvalue(res[2], i, 0)),
-                                    strtoll(PQgetvalue(res[2], i, 1), NULL, 10),
-                                    PQgetvalue(res[2], i, 2), (size_t)PQgetlength(res[2], i, 2)))
+    for (int i = 0; i < PQntuples(res[R_SEEN]); i++)
+        if (cs_decider_add_recorded(d, atoi(PQgetvalue(res[R_SEEN], i, 0)),
+                                    strtoll(PQgetvalue(res[R_SEEN], i, 1), NULL, 10),
+                                    PQgetvalue(res[R_SEEN], i, 2),
+                                    (size_t)PQgetlength(res[R_SEEN], i, 2)))
             return CS_ERR;
-    for (int i = 0; i < PQntuples(res[3]); i++)
-        if (cs_decider_add_event_seq(d, strtoll(PQgetvalue(res[3], i, 0), NULL, 10)))
+    for (int i = 0; i < PQntuples(res[R_IDS]); i++)
+        if (cs_decider_add_event_seq(d, strtoll(PQgetvalue(res[R_IDS], i, 0), NULL, 10)))
             return CS_ERR;
-    /* res[4] is the type lock. */
-    for (int i = 0; i < PQntuples(res[5]); i++)
-        if (cs_decider_add_case_type(d, PQgetvalue(res[5], i, 0)))
+    for (int i = 0; i < PQntuples(res[R_CASE_IDS]); i++)
+        if (cs_decider_add_case_id(d, strtoll(PQgetvalue(res[R_CASE_IDS], i, 0), NULL, 10)))
+            return CS_ERR;
+    for (int i = 0; i < PQntuples(res[R_TYPES]); i++)
+        if (cs_decider_add_case_type(d, PQgetvalue(res[R_TYPES], i, 0)))
             return CS_ERR;
     return CS_OK;
 }
@@ -342,8 +376,9 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
 {
     array_text refs = {0}, jrefs = {0}, keys = {0}, parts = {0}, offs = {0}, types = {0};
     int64_t *sorted = malloc(n * sizeof(*sorted));
-    char num[32], count[24];
-    PGresult *res[6] = {NULL};
+    char num[32], count[24], creates[24];
+    PGresult *res[N_ROUND1] = {NULL};
+    size_t ncreates = 0;
     int rc = CS_OK;
 
     for (size_t i = 0; sorted && i < n; i++) {
@@ -355,8 +390,10 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         array_add(&parts, num, false);
         snprintf(num, sizeof(num), "%" PRId64, jobs[i]->offset);
         array_add(&offs, num, false);
-        if (cs_submission_can_create(jobs[i]->sub))
+        if (cs_submission_can_create(jobs[i]->sub)) {
             array_add(&types, jobs[i]->sub->case_type, true);
+            ncreates += !jobs[i]->sub->has_case_id;
+        }
     }
     if (sorted)
         qsort(sorted, n, sizeof(*sorted), cmp_int64);
@@ -373,25 +410,27 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         goto cleanup;
     }
     snprintf(count, sizeof(count), "%zu", n);
+    snprintf(creates, sizeof(creates), "%zu", ncreates);
     {
         const char *p_lock[] = {array_value(&refs)};
         const char *p_keys[] = {array_value(&jrefs), array_value(&keys)};
         const char *p_seen[] = {a->topic, array_value(&parts), array_value(&offs)};
         const char *p_ids[] = {count};
+        const char *p_case_ids[] = {creates};
         const char *p_types[] = {array_value(&types)};
 
         if (!PQenterPipelineMode(a->conn) || !send_stmt(a, "begin", 0, NULL) ||
             !send_stmt(a, "lock", 1, p_lock) || !send_stmt(a, "keys", 2, p_keys) ||
             !send_stmt(a, "seen", 3, p_seen) || !send_stmt(a, "ids", 1, p_ids) ||
-            !send_stmt(a, "typelock", 1, p_types) || !send_stmt(a, "types", 1, p_types) ||
-            !PQpipelineSync(a->conn)) {
+            !send_stmt(a, "case_ids", 1, p_case_ids) || !send_stmt(a, "typelock", 1, p_types) ||
+            !send_stmt(a, "types", 1, p_types) || !PQpipelineSync(a->conn)) {
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;
         }
     }
-    /* BEGIN, then the six queries, then the sync. */
-    for (int i = -1; i < 6; i++) {
+    /* BEGIN, then the queries of round 1, then the sync. */
+    for (int i = -1; i < N_ROUND1; i++) {
         PGresult *r = next_result(a);
 
         if (i < 0 ? PQresultStatus(r) != PGRES_COMMAND_OK : PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -425,7 +464,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         rc = CS_ERR_RETRY;
     }
 cleanup:
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < N_ROUND1; i++)
         PQclear(res[i]);
     free(sorted);
     free(refs.buf);
@@ -439,16 +478,32 @@ cleanup:
 
 /* --- round 2 ------------------------------------------------------------------ */
 
+/* The significant item as stored: its three members, whatever else the submission gave (the
+ * validator checked them). Returns JSON text the caller frees, or NULL. */
+static char *significant_item_text(const json_t *item)
+{
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "type", json_string_value(json_object_get(item, "type")),
+                  "description", json_string_value(json_object_get(item, "description")), "url",
+                  json_string_value(json_object_get(item, "url")));
+    char *text = o ? cs_json_dumps(o) : NULL;
+
+    json_decref(o);
+    return text;
+}
+
 /* Queues the writes of one applied job on the pipeline. */
 static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
 {
     const cs_submission *s = j->sub;
-    char ref[24], ver[16], rev[24], prev[24], id[24], part[16], off[24];
+    char ref[24], ver[16], rev[24], prev[24], id[24], part[16], off[24], case_id[24], ctv[16];
     char *data = p->data_changed ? cs_json_dumps(p->data) : NULL;
-    bool ok;
+    char *dcls = p->data_classification ? cs_json_dumps(p->data_classification) : NULL;
+    char *sup = p->supplementary ? cs_json_dumps(p->supplementary) : NULL;
+    char *item = s->significant_item ? significant_item_text(s->significant_item) : NULL;
+    bool ok = (!p->data_changed || data) && (!p->data_classification || dcls) &&
+              (!p->supplementary || sup) && (!s->significant_item || item);
 
-    if (p->data_changed && !data)
-        return false;
     snprintf(ref, sizeof(ref), "%" PRId64, s->case_reference);
     snprintf(ver, sizeof(ver), "%d", p->version);
     snprintf(rev, sizeof(rev), "%" PRId64, p->revision);
@@ -456,16 +511,34 @@ static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
     snprintf(id, sizeof(id), "%" PRId64, p->event_seq);
     snprintf(part, sizeof(part), "%" PRId32, j->partition);
     snprintf(off, sizeof(off), "%" PRId64, j->offset);
-    if (p->create) {
-        const char *params[] = {ref,      s->case_type,      s->jurisdiction,
-                                p->state, p->classification, data};
-        ok = send_stmt(a, "create", 6, params);
-    } else {
-        const char *params[] = {ref, p->state, p->classification, data, ver, rev, prev};
-        ok = send_stmt(a, "update", 7, params);
+    snprintf(case_id, sizeof(case_id), "%" PRId64, p->case_id);
+    snprintf(ctv, sizeof(ctv), "%" PRId32, s->case_type_version);
+    if (ok && p->create) {
+        const char *params[] = {ref,
+                                s->case_type,
+                                s->jurisdiction,
+                                p->state,
+                                p->classification,
+                                data,
+                                p->case_id ? case_id : NULL,
+                                p->resolved_ttl,
+                                dcls};
+        ok = send_stmt(a, "create", 9, params);
+    } else if (ok) {
+        const char *params[] = {ref,
+                                p->state,
+                                p->classification,
+                                data,
+                                ver,
+                                rev,
+                                prev,
+                                p->state_changed ? "true" : "false",
+                                p->resolved_ttl,
+                                dcls,
+                                sup};
+        ok = send_stmt(a, "update", 11, params);
     }
-    free(data);
-    {
+    if (ok) {
         const char *params[] = {id,
                                 ref,
                                 rev,
@@ -477,9 +550,23 @@ static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
                                 s->idempotency_key,
                                 part,
                                 off,
-                                j->fingerprint[0] ? j->fingerprint : NULL};
-        ok = ok && send_stmt(a, "event", 12, params);
+                                j->fingerprint[0] ? j->fingerprint : NULL,
+                                s->event_name,
+                                s->user_first_name,
+                                s->user_last_name,
+                                s->state_name,
+                                s->has_case_type_version ? ctv : NULL,
+                                item,
+                                s->proxied_by,
+                                s->proxied_by_first_name,
+                                s->proxied_by_last_name,
+                                sup};
+        ok = send_stmt(a, "event", 22, params);
     }
+    free(data);
+    free(dcls);
+    free(sup);
+    free(item);
     if (ok && p->notes) {
         char *notes = cs_json_dumps(p->notes);
         const char *params[] = {ref, rev, notes};
@@ -528,11 +615,8 @@ static bool send_outcomes(cs_applier *a, cs_job **jobs, size_t n)
 
 static void undecide(cs_job **jobs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(jobs[i]->outcome);
-        jobs[i]->outcome = NULL;
-        jobs[i]->decided = jobs[i]->applied = jobs[i]->replayed = false;
-    }
+    for (size_t i = 0; i < n; i++)
+        cs_job_undecide(jobs[i]);
 }
 
 /* One attempt at the batch; careful = one savepoint and round trip per job. */

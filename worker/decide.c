@@ -1,6 +1,6 @@
 /* The worker's decisions (DESIGN §4, §5), apart from PostgreSQL, Kafka and Redis: replays,
- * repeats of applied keys, the 422 and 409 classes, and the version and revision of what
- * applies. */
+ * repeats of applied keys, the 422 and 409 classes, the version and revision of what applies,
+ * and supplementary data updates. */
 #include "decide.h"
 
 #include "err.h"
@@ -10,6 +10,7 @@
 #include "utf8.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,16 @@
 /* A case as the batch sees it. */
 typedef struct case_state {
     int64_t ref;
+    int64_t id; /* 0 when not known */
     char *case_type;
     char *jurisdiction;
     char *state;
     char *classification;
-    json_t *data;     /* NULL when the stored blob could not be read: see unreadable */
-    char *unreadable; /* why the stored blob cannot be read; the case's jobs are rejected */
+    json_t *data;          /* NULL when the stored blob could not be read: see unreadable */
+    char *unreadable;      /* why the stored blob cannot be read; the case's jobs are rejected */
+    char *resolved_ttl;    /* NULL = none */
+    json_t *supplementary; /* an object; NULL when it could not be read: see below */
+    char *unreadable_supplementary; /* why; the case's supplementary updates are rejected */
     int version;
     int64_t revision;
 } case_state;
@@ -45,6 +50,8 @@ struct cs_decider {
     size_t ntypes, cap_types;
     int64_t *seqs;
     size_t nseqs, cap_seqs, next_seq;
+    int64_t *case_ids;
+    size_t ncase_ids, cap_case_ids, next_case_id;
 };
 
 /* items (of *cap, n used) with room for one more of size: the same or a bigger allocation, or
@@ -70,6 +77,9 @@ static void case_free(case_state *c)
     free(c->classification);
     json_decref(c->data);
     free(c->unreadable);
+    free(c->resolved_ttl);
+    json_decref(c->supplementary);
+    free(c->unreadable_supplementary);
 }
 
 cs_decider *cs_decider_new(void)
@@ -84,6 +94,8 @@ void cs_decider_free(cs_decider *d)
     for (size_t i = 0; i < d->ncases; i++)
         case_free(&d->cases[i]);
     free(d->cases);
+    for (size_t i = 0; i < d->nkeys; i++)
+        free((char *)d->keys[i].supplementary_data); /* the decider's own copy */
     free(d->keys);
     for (size_t i = 0; i < d->nrecorded; i++)
         cs_outcome_free(d->recorded[i].outcome);
@@ -92,6 +104,7 @@ void cs_decider_free(cs_decider *d)
         free(d->types[i]);
     free(d->types);
     free(d->seqs);
+    free(d->case_ids);
     free(d);
 }
 
@@ -137,27 +150,53 @@ static bool insert_case(cs_decider *d, const case_state *c)
     return true;
 }
 
+/* Reads stored JSON text: the value, or NULL with why it cannot be read in *why (owned; NULL
+ * too when out of memory). what names it in the reason. */
+static json_t *read_stored(const char *what, const char *text, size_t len, bool object, char **why)
+{
+    json_error_t jerr;
+    json_t *v = cs_json_loads_stored(text, len, &jerr);
+    char reason[256];
+
+    *why = NULL;
+    if (v && (!object || json_is_object(v)))
+        return v;
+    if (v)
+        snprintf(reason, sizeof(reason), "stored %s is not a JSON object", what);
+    else {
+        /* jansson's text may quote the value, cut at its own byte limit. */
+        cs_utf8_trim(jerr.text);
+        snprintf(reason, sizeof(reason), "stored %s is not readable JSON: %s", what, jerr.text);
+    }
+    json_decref(v);
+    *why = strdup(reason);
+    return NULL;
+}
+
 int cs_decider_add_case(cs_decider *d, const cs_case_row *row)
 {
-    case_state c = {.ref = row->reference, .version = row->version, .revision = row->revision};
-    json_error_t jerr;
+    case_state c = {
+        .ref = row->reference, .id = row->id, .version = row->version, .revision = row->revision};
+    bool ttl_ok;
 
     c.case_type = strdup(row->case_type);
     c.jurisdiction = strdup(row->jurisdiction);
     c.state = strdup(row->state);
     c.classification = strdup(row->classification);
+    c.resolved_ttl = row->resolved_ttl ? strdup(row->resolved_ttl) : NULL;
+    ttl_ok = !row->resolved_ttl || c.resolved_ttl;
     /* One case's unreadable blob is that case's problem: its jobs are rejected with the
-     * reason, every other case goes on. */
-    if (!(c.data = cs_json_loads_stored(row->data, row->data_len, &jerr))) {
-        char why[256];
-
-        /* jansson's text may quote the blob, cut at its own byte limit. */
-        cs_utf8_trim(jerr.text);
-        snprintf(why, sizeof(why), "stored data is not readable JSON: %s", jerr.text);
-        c.unreadable = strdup(why);
-    }
-    if (!c.case_type || !c.jurisdiction || !c.state || !c.classification ||
-        (!c.data && !c.unreadable) || !insert_case(d, &c)) {
+     * reason, every other case goes on. Unreadable supplementary data stops only the case's
+     * supplementary updates. */
+    c.data = read_stored("data", row->data, row->data_len, false, &c.unreadable);
+    if (row->supplementary_data)
+        c.supplementary = read_stored("supplementary data", row->supplementary_data,
+                                      row->supplementary_len, true, &c.unreadable_supplementary);
+    else
+        c.supplementary = json_object();
+    if (!c.case_type || !c.jurisdiction || !c.state || !c.classification || !ttl_ok ||
+        (!c.data && !c.unreadable) || (!c.supplementary && !c.unreadable_supplementary) ||
+        !insert_case(d, &c)) {
         case_free(&c);
         return CS_ERR;
     }
@@ -167,11 +206,15 @@ int cs_decider_add_case(cs_decider *d, const cs_case_row *row)
 int cs_decider_add_key(cs_decider *d, const cs_applied_key *k)
 {
     cs_applied_key *keys = room(d->keys, &d->cap_keys, d->nkeys, sizeof(*d->keys));
+    char *copy = k->supplementary_data ? strdup(k->supplementary_data) : NULL;
 
-    if (!keys)
+    if (!keys || (k->supplementary_data && !copy)) {
+        free(copy);
         return CS_ERR;
+    }
     d->keys = keys;
-    d->keys[d->nkeys++] = *k;
+    d->keys[d->nkeys] = *k;
+    d->keys[d->nkeys++].supplementary_data = copy;
     return CS_OK;
 }
 
@@ -227,6 +270,17 @@ int cs_decider_add_event_seq(cs_decider *d, int64_t seq)
     return CS_OK;
 }
 
+int cs_decider_add_case_id(cs_decider *d, int64_t id)
+{
+    int64_t *ids = room(d->case_ids, &d->cap_case_ids, d->ncase_ids, sizeof(*ids));
+
+    if (!ids)
+        return CS_ERR;
+    d->case_ids = ids;
+    d->case_ids[d->ncase_ids++] = id;
+    return CS_OK;
+}
+
 static const cs_applied_key *find_key(const cs_decider *d, int64_t ref, const char *key)
 {
     for (size_t i = 0; i < d->nkeys; i++)
@@ -269,7 +323,8 @@ bool cs_decide_repeat(cs_job *j, const cs_applied_key *k, bool authoritative)
     if (k->partition == j->partition && k->offset == j->offset) {
         /* The applied message itself, delivered again: its history row (or Redis entry) holds
          * everything of its outcome, which is rendered again. */
-        if (cs_job_decide(j, CS_STATUS_APPLIED, k->version, k->revision, k->event_seq, NULL))
+        if (cs_job_decide_supplementary(j, CS_STATUS_APPLIED, k->version, k->revision, k->event_seq,
+                                        k->supplementary_data))
             return false;
         j->replayed = true;
         return true;
@@ -286,8 +341,8 @@ bool cs_decide_repeat(cs_job *j, const cs_applied_key *k, bool authoritative)
      * it: only PostgreSQL's record of that decision answers it. */
     if (!authoritative && (k->partition != j->partition || k->offset > j->offset))
         return false;
-    return cs_job_decide(j, CS_STATUS_DUPLICATE, k->version, k->revision, k->event_seq, NULL) ==
-           CS_OK;
+    return cs_job_decide_supplementary(j, CS_STATUS_DUPLICATE, k->version, k->revision,
+                                       k->event_seq, k->supplementary_data) == CS_OK;
 }
 
 bool cs_applied_key_from_outcome(const cs_outcome *o, cs_applied_key *k)
@@ -303,6 +358,7 @@ bool cs_applied_key_from_outcome(const cs_outcome *o, cs_applied_key *k)
     k->partition = o->source_partition;
     k->offset = o->source_offset;
     memcpy(k->fingerprint, o->payload_sha256, sizeof(k->fingerprint));
+    k->supplementary_data = o->supplementary_data;
     return true;
 }
 
@@ -322,6 +378,11 @@ static cs_status refuse_create(const cs_decider *d, const cs_submission *s, char
 {
     const char *twin;
 
+    if (cs_submission_is_supplementary(s)) {
+        snprintf(why, size, "case %" PRId64 " does not exist: no supplementary data to update",
+                 s->case_reference);
+        return CS_STATUS_REJECTED;
+    }
     if (s->data_merge) {
         snprintf(why, size, "case %" PRId64 " does not exist: nothing to merge into",
                  s->case_reference);
@@ -379,6 +440,17 @@ static cs_status refuse_update(const case_state *c, cs_job *j, char *why, size_t
                          s->case_reference, c->jurisdiction, s->jurisdiction);
         return CS_STATUS_REJECTED;
     }
+    /* CCD's internal id stays the case's. (0: not known, which round 1 never leaves.) */
+    if (s->has_case_id && c->id && s->case_id != c->id) {
+        snprintf(why, size, "case %" PRId64 " has id %" PRId64 ", not %" PRId64, s->case_reference,
+                 c->id, s->case_id);
+        return CS_STATUS_REJECTED;
+    }
+    if (cs_submission_is_supplementary(s) && c->unreadable_supplementary) {
+        snprintf(why, size, "case %" PRId64 " cannot be changed: %s", s->case_reference,
+                 c->unreadable_supplementary);
+        return CS_STATUS_REJECTED;
+    }
     if (s->has_expected_version && s->expected_version != c->version) {
         snprintf(why, size, "expected version %" PRId64 ", case is at version %d",
                  s->expected_version, c->version);
@@ -387,10 +459,114 @@ static cs_status refuse_update(const case_state *c, cs_job *j, char *why, size_t
     return CS_STATUS_APPLIED;
 }
 
-/* The case row after s applies to c (NULL: a create). Returns false when out of memory. */
-static bool plan_writes(const case_state *c, const cs_submission *s, cs_plan *p)
+/* --- supplementary data -------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
 {
-    const char *state, *cls;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Applies one operation to map at path ("a" or "a.b", as the submission was checked): $set
+ * puts a copy of value there, $inc adds the integer value to the integer there (0 when there
+ * is none), creating the first level as an object when it is missing, as the SDK does.
+ * Returns 0, CS_ERR_INVALID with the reason in why, or CS_ERR when out of memory. */
+static int supplementary_op(json_t *map, bool inc, const char *path, json_t *value, char *why,
+                            size_t size)
+{
+    const char *dot = strchr(path, '.'), *leaf = dot ? dot + 1 : path,
+               *what = inc ? "add to" : "set";
+    json_t *parent = map, *old;
+    int64_t base = 0, add;
+
+    if (dot) {
+        char *first = strndup(path, (size_t)(dot - path));
+
+        if (!first)
+            return CS_ERR;
+        parent = json_object_get(map, first);
+        if (parent && !json_is_object(parent)) {
+            cs_utf8_snprintf(why, size,
+                             "supplementary data \"%s\" is not an object: cannot %s \"%s\"", first,
+                             what, path);
+            free(first);
+            return CS_ERR_INVALID;
+        }
+        if (!parent && json_object_set_new(map, first, parent = json_object())) {
+            free(first);
+            return CS_ERR;
+        }
+        free(first);
+    }
+    if (!inc)
+        return json_object_set_new(parent, leaf, json_deep_copy(value)) ? CS_ERR : CS_OK;
+    old = json_object_get(parent, leaf);
+    if (old && !json_is_integer(old)) {
+        cs_utf8_snprintf(why, size, "supplementary data \"%s\" is not an integer: cannot add to it",
+                         path);
+        return CS_ERR_INVALID;
+    }
+    base = old ? json_integer_value(old) : 0;
+    add = json_integer_value(value);
+    if ((add > 0 && base > INT64_MAX - add) || (add < 0 && base < INT64_MIN - add)) {
+        cs_utf8_snprintf(why, size,
+                         "supplementary data \"%s\" is %" PRId64 ": adding %" PRId64
+                         " goes past a 64-bit integer",
+                         path, base, add);
+        return CS_ERR_INVALID;
+    }
+    return json_object_set_new(parent, leaf, json_integer(base + add)) ? CS_ERR : CS_OK;
+}
+
+/* The supplementary data after updates: $set, then $inc, each in byte order of path, so that
+ * the result does not depend on the order of the members (the payload's fingerprint does not
+ * either). Returns 0 with *out (owned), CS_ERR_INVALID with the reason in why, or CS_ERR. */
+static int supplementary_update(json_t *map, json_t *updates, json_t **out, char *why, size_t size)
+{
+    static const char *const ops[] = {"$set", "$inc"};
+    json_t *copy = json_deep_copy(map);
+    int rc = copy ? CS_OK : CS_ERR;
+
+    for (size_t o = 0; o < 2 && rc == CS_OK; o++) {
+        json_t *paths = json_object_get(updates, ops[o]), *value;
+        size_t n = json_object_size(paths), i = 0;
+        const char **names = malloc((n ? n : 1) * sizeof(*names)), *name;
+
+        if (!names) {
+            rc = CS_ERR;
+            break;
+        }
+        json_object_foreach(paths, name, value)
+        {
+            names[i++] = name;
+        }
+        qsort(names, n, sizeof(*names), cmp_str);
+        for (i = 0; i < n && rc == CS_OK; i++)
+            rc = supplementary_op(copy, o == 1, names[i], json_object_get(paths, names[i]), why,
+                                  size);
+        free(names);
+    }
+    if (rc) {
+        json_decref(copy);
+        copy = NULL;
+    }
+    *out = copy;
+    return rc;
+}
+
+/* Two optional strings are the same: both absent, or both there and equal. */
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The case row after s applies to c (NULL: a create). Returns 0, CS_ERR_INVALID with the
+ * reason in why (a supplementary update that cannot apply to the case's data), or CS_ERR when
+ * out of memory. */
+static int plan_writes(const case_state *c, const cs_submission *s, cs_plan *p, char *why,
+                       size_t size)
+{
+    const char *state, *cls, *ttl;
+    int rc;
 
     p->apply = true;
     if (!c) {
@@ -398,7 +574,9 @@ static bool plan_writes(const case_state *c, const cs_submission *s, cs_plan *p)
         p->data = json_incref(s->data);
         p->data_changed = true;
         state = s->state;
+        p->state_changed = true;
         cls = s->security_classification ? s->security_classification : "PUBLIC";
+        ttl = s->resolved_ttl;
         p->version = 1;
         p->revision = 1;
     } else {
@@ -410,17 +588,27 @@ static bool plan_writes(const case_state *c, const cs_submission *s, cs_plan *p)
             p->data = json_incref(c->data);
         state = s->state ? s->state : c->state;
         cls = s->security_classification ? s->security_classification : c->classification;
+        ttl = s->has_resolved_ttl ? s->resolved_ttl : c->resolved_ttl;
         p->data_changed = !cs_json_equal(p->data, c->data);
-        /* The version counts changes of the blob, the state or the classification. */
-        p->version = c->version + (p->data_changed || strcmp(state, c->state) != 0 ||
-                                   strcmp(cls, c->classification) != 0);
+        p->state_changed = strcmp(state, c->state) != 0;
+        /* The version counts changes of the blob, the state, the classification or the
+         * retention date (the SDK's rule); notes and supplementary data leave it. */
+        p->version =
+            c->version + (p->data_changed || p->state_changed ||
+                          strcmp(cls, c->classification) != 0 || !same_text(ttl, c->resolved_ttl));
         p->revision = c->revision + 1;
         p->prev_revision = c->revision;
+        if (cs_submission_is_supplementary(s) &&
+            (rc = supplementary_update(c->supplementary, s->supplementary_updates,
+                                       &p->supplementary, why, size)))
+            return rc;
     }
+    p->data_classification = s->data_classification;
     p->notes = s->notes && json_array_size(s->notes) > 0 ? s->notes : NULL;
     p->state = strdup(state);
     p->classification = strdup(cls);
-    return p->data && p->state && p->classification;
+    p->resolved_ttl = ttl ? strdup(ttl) : NULL;
+    return p->data && p->state && p->classification && (!ttl || p->resolved_ttl) ? CS_OK : CS_ERR;
 }
 
 int cs_decide(cs_decider *d, cs_job *j, cs_plan *p)
@@ -431,6 +619,7 @@ int cs_decide(cs_decider *d, cs_job *j, cs_plan *p)
     const case_state *c;
     cs_status status;
     char why[512];
+    int rc;
 
     memset(p, 0, sizeof(*p));
     if (seen && same_submission(seen, s))
@@ -443,9 +632,23 @@ int cs_decide(cs_decider *d, cs_job *j, cs_plan *p)
         return cs_job_decide(j, status, c->version, c->revision, 0, why);
     if (status != CS_STATUS_APPLIED)
         return cs_job_decide(j, status, 0, 0, 0, why);
-    if (d->next_seq >= d->nseqs || !plan_writes(c, s, p)) {
+    if (d->next_seq >= d->nseqs)
+        return CS_ERR;
+    if ((rc = plan_writes(c, s, p, why, sizeof(why))) == CS_ERR_INVALID) {
+        cs_plan_clear(p);
+        return cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
+    }
+    if (rc) {
         cs_plan_clear(p);
         return CS_ERR;
+    }
+    if (p->create) {
+        /* A case keeps CCD's id when the create names it; else it takes a reserved one, or
+         * none (0: the column's default gives it one at the insert). */
+        if (s->has_case_id)
+            p->case_id = s->case_id;
+        else if (d->next_case_id < d->ncase_ids)
+            p->case_id = d->case_ids[d->next_case_id++];
     }
     p->event_seq = d->seqs[d->next_seq++];
     return CS_OK;
@@ -461,39 +664,54 @@ int cs_decider_adopt(cs_decider *d, cs_job *j, cs_plan *p)
                         .event_seq = p->event_seq,
                         .partition = j->partition,
                         .offset = j->offset};
+    char *supplementary = NULL;
     int rc = CS_ERR;
 
     memcpy(k.key, s->idempotency_key, sizeof(k.key));
     memcpy(k.fingerprint, j->fingerprint, sizeof(k.fingerprint));
     if (!c) {
-        case_state fresh = {.ref = s->case_reference};
+        case_state fresh = {.ref = s->case_reference, .id = p->case_id};
 
         fresh.case_type = strdup(s->case_type);
         fresh.jurisdiction = strdup(s->jurisdiction);
+        fresh.supplementary = json_object();
         /* A new case type is known to the jobs after this one. */
-        if (!fresh.case_type || !fresh.jurisdiction || cs_decider_add_case_type(d, s->case_type) ||
-            !insert_case(d, &fresh)) {
+        if (!fresh.case_type || !fresh.jurisdiction || !fresh.supplementary ||
+            cs_decider_add_case_type(d, s->case_type) || !insert_case(d, &fresh)) {
             case_free(&fresh);
             goto cleanup;
         }
         c = find_case(d, s->case_reference);
     }
+    /* A supplementary update's outcome, and its repeats', carry the map after it. */
+    if (p->supplementary && !(supplementary = cs_json_dumps(p->supplementary)))
+        goto cleanup;
+    k.supplementary_data = supplementary;
     if (cs_decider_add_key(d, &k) ||
-        cs_job_decide(j, CS_STATUS_APPLIED, p->version, p->revision, p->event_seq, NULL))
+        cs_job_decide_supplementary(j, CS_STATUS_APPLIED, p->version, p->revision, p->event_seq,
+                                    supplementary))
         goto cleanup;
     j->applied = true;
     free(c->state);
     free(c->classification);
+    free(c->resolved_ttl);
     json_decref(c->data);
     c->state = p->state;
     c->classification = p->classification;
+    c->resolved_ttl = p->resolved_ttl;
     c->data = p->data;
-    p->state = p->classification = NULL;
+    p->state = p->classification = p->resolved_ttl = NULL;
     p->data = NULL;
+    if (p->supplementary) {
+        json_decref(c->supplementary);
+        c->supplementary = p->supplementary;
+        p->supplementary = NULL;
+    }
     c->version = p->version;
     c->revision = p->revision;
     rc = CS_OK;
 cleanup:
+    free(supplementary);
     cs_plan_clear(p);
     return rc;
 }
@@ -508,6 +726,8 @@ void cs_plan_clear(cs_plan *p)
 {
     free(p->state);
     free(p->classification);
+    free(p->resolved_ttl);
     json_decref(p->data);
+    json_decref(p->supplementary);
     memset(p, 0, sizeof(*p));
 }

@@ -16,12 +16,17 @@
 /* A stored case as round 1 read it (ccd.case_data, locked). Strings are borrowed. */
 typedef struct cs_case_row {
     int64_t reference;
+    int64_t id; /* CCD's internal id of the case; 0 when not known */
     const char *case_type;
     const char *jurisdiction;
     const char *state;
     const char *classification;
     const char *data; /* the blob as jsonb gives it back; it may not be readable */
     size_t data_len;
+    const char *resolved_ttl; /* "YYYY-MM-DD"; NULL = none */
+    /* The supplementary data as jsonb gives it back (it may not be readable); NULL = {} */
+    const char *supplementary_data;
+    size_t supplementary_len;
     int version;
     int64_t revision;
 } cs_case_row;
@@ -36,20 +41,31 @@ typedef struct cs_applied_key {
     int32_t partition; /* where the applied submission was read; -1 if not recorded */
     int64_t offset;
     char fingerprint[65]; /* of the applied payload; "" for keys applied before fingerprints */
+    /* A supplementary update's: the map after it (JSON text), which its repeats carry.
+     * NULL for every other submission. Borrowed. */
+    const char *supplementary_data;
 } cs_applied_key;
 
 /* What an applied submission writes (DESIGN §5). The case row after it: created (with the
- * submission's case type and jurisdiction) or updated where its revision is prev_revision. The
- * history row: event_seq, version, revision, the row's state, classification and blob, with
- * the submission's event, user, summary, description, key, position and fingerprint. The
- * notes: one row each. Then the outbox row of the case. */
+ * submission's case type and jurisdiction, and case_id) or updated where its revision is
+ * prev_revision. The history row: event_seq, version, revision, the row's state,
+ * classification, blob and data classification, with the submission's event, user, summary,
+ * description, CCD's event fields, key, position and fingerprint. The notes: one row each.
+ * Then the outbox row of the case. */
 typedef struct cs_plan {
     bool apply; /* false: the job is decided and nothing is written */
     bool create;
-    char *state;          /* owned */
-    char *classification; /* owned */
-    json_t *data;         /* the blob after the submission; owned */
-    bool data_changed;    /* differs from the stored blob by JSON value: written */
+    int64_t case_id;             /* on create: the given id, one reserved in round 1, or 0 */
+    char *state;                 /* owned */
+    bool state_changed;          /* the state moves (and last_state_modified_date with it) */
+    char *classification;        /* owned */
+    json_t *data;                /* the blob after the submission; owned */
+    bool data_changed;           /* differs from the stored blob by JSON value: written */
+    char *resolved_ttl;          /* after the submission, "YYYY-MM-DD"; NULL = none; owned */
+    json_t *data_classification; /* borrowed from the submission; NULL = left as it is */
+    /* A supplementary update's: the case's supplementary data after it, written; NULL for
+     * every other submission (left as it is). Owned. */
+    json_t *supplementary;
     int version;
     int64_t revision;
     int64_t prev_revision; /* 0 on create */
@@ -81,13 +97,21 @@ int cs_decider_add_recorded(cs_decider *d, int32_t partition, int64_t offset, co
 int cs_decider_add_case_type(cs_decider *d, const char *case_type);
 /* A reserved history row id; an applied submission takes the next one. */
 int cs_decider_add_event_seq(cs_decider *d, int64_t seq);
+/* A reserved case id; a create without an "id" takes the next one (without one left, its
+ * plan's case_id is 0: the database gives it one, unknown to the batch's later submissions). */
+int cs_decider_add_case_id(cs_decider *d, int64_t id);
 
 /* Decides valid job j (jobs in offset order) against its case as the decider holds it. Either
  * j is decided (status, code, outcome; p->apply false), or p->apply is true and *p holds its
  * writes: once they are sent, cs_decider_adopt makes them the case's state and decides j;
  * a plan not adopted (the database refused it) leaves the case as it was, and is freed with
  * cs_plan_clear. Returns 0, or CS_ERR when out of memory or out of reserved ids (j undecided,
- * *p empty). */
+ * *p empty).
+ *
+ * The version rule (DESIGN §5): version goes up by one when the blob (by JSON value), the
+ * state, the classification or resolved_ttl changes, and only then; the revision on every
+ * applied submission. A supplementary data update changes the supplementary data alone,
+ * applying "$set" then "$inc", each in byte order of path, to the map as the case holds it. */
 int cs_decide(cs_decider *d, cs_job *j, cs_plan *p);
 
 /* Makes p's writes the state of j's case, so that the batch's later submissions see them,

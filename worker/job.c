@@ -34,16 +34,33 @@ void cs_job_outcome(const cs_job *j, cs_outcome *o)
     o->version = j->version;
     o->revision = j->revision;
     o->event_seq = j->event_seq;
+    o->supplementary_data = j->supplementary_data;
     o->source_partition = j->partition;
     o->source_offset = j->offset;
 }
 
-int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, int64_t event_seq,
-                  const char *error)
+/* Keeps a copy of supplementary (NULL: none) as the job's; false when out of memory. */
+static bool keep_supplementary(cs_job *j, const char *supplementary)
+{
+    char *copy = supplementary ? strdup(supplementary) : NULL;
+
+    if (supplementary && !copy)
+        return false;
+    free(j->supplementary_data);
+    j->supplementary_data = copy;
+    return true;
+}
+
+/* One decision; supplementary is NULL but for a supplementary update's applied or duplicate
+ * outcome. */
+static int decide(cs_job *j, cs_status status, int version, int64_t revision, int64_t event_seq,
+                  const char *error, const char *supplementary)
 {
     cs_outcome o;
 
-    cs_job_outcome(j, &o); /* the key, the reference and the position */
+    if (!keep_supplementary(j, supplementary))
+        return CS_ERR;
+    cs_job_outcome(j, &o); /* the key, the reference, the position, the supplementary data */
     o.status = status;
     o.code = cs_status_code(status, status == CS_STATUS_APPLIED && revision == 1);
     o.version = version;
@@ -61,12 +78,24 @@ int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, in
     return CS_OK;
 }
 
+int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, int64_t event_seq,
+                  const char *error)
+{
+    return decide(j, status, version, revision, event_seq, error, NULL);
+}
+
+int cs_job_decide_supplementary(cs_job *j, cs_status status, int version, int64_t revision,
+                                int64_t event_seq, const char *supplementary)
+{
+    return decide(j, status, version, revision, event_seq, NULL, supplementary);
+}
+
 int cs_job_replay(cs_job *j, const cs_outcome *o)
 {
     cs_outcome wire = *o;
 
     wire.payload_sha256[0] = '\0'; /* a member of the Redis entry, not of the outcome */
-    if (!keep_rendered(j, &wire))
+    if (!keep_rendered(j, &wire) || !keep_supplementary(j, o->supplementary_data))
         return CS_ERR;
     j->status = o->status;
     j->code = o->code;
@@ -90,11 +119,20 @@ const char *cs_job_result_key(const cs_job *j, size_t *len, char *buf, size_t si
     return j->msg ? j->msg->key : NULL;
 }
 
+void cs_job_undecide(cs_job *j)
+{
+    free(j->outcome);
+    free(j->supplementary_data);
+    j->outcome = j->supplementary_data = NULL;
+    j->decided = j->applied = j->replayed = false;
+}
+
 void cs_job_clear(cs_job *j)
 {
     if (j->msg)
         rd_kafka_message_destroy(j->msg);
     cs_submission_free(j->sub);
     free(j->outcome);
+    free(j->supplementary_data);
     memset(j, 0, sizeof(*j));
 }

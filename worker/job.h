@@ -22,13 +22,15 @@ typedef struct cs_job {
     bool decided;
     cs_status status;
     int code;
-    int version;          /* 0 = null */
-    int64_t revision;     /* 0 = null */
-    int64_t event_seq;    /* 0 = null */
-    char *outcome;        /* outcome JSON, owned */
-    bool applied;         /* written by this worker now: goes to Redis */
-    bool replayed;        /* outcome taken from an earlier decision (redelivery) */
-    bool case_unreadable; /* rejected because its case's stored blob cannot be read */
+    int version;              /* 0 = null */
+    int64_t revision;         /* 0 = null */
+    int64_t event_seq;        /* 0 = null */
+    char *outcome;            /* outcome JSON, owned */
+    char *supplementary_data; /* owned: the map an applied or duplicate supplementary update's
+                                 outcome carries (JSON text); NULL on every other outcome */
+    bool applied;             /* written by this worker now: goes to Redis */
+    bool replayed;            /* outcome taken from an earlier decision (redelivery) */
+    bool case_unreadable;     /* rejected because its case's stored blob cannot be read */
     /* Delivery of the outcome (and the DLQ copy for invalid messages). */
     int pending_deliveries;
     bool delivery_failed;
@@ -42,6 +44,12 @@ typedef struct cs_job {
 int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, int64_t event_seq,
                   const char *error);
 
+/* Like cs_job_decide without an error, for an applied or duplicate supplementary data update:
+ * the outcome also carries supplementary (the text of a JSON object: the case's supplementary
+ * data after the update), which is copied. */
+int cs_job_decide_supplementary(cs_job *j, cs_status status, int version, int64_t revision,
+                                int64_t event_seq, const char *supplementary);
+
 /* Takes an outcome decided before for this job's message (a redelivery) and
  * renders it again, so that every copy on the wire is byte-identical whatever
  * the member order and spacing of the text it was parsed from. o stays the
@@ -50,11 +58,16 @@ int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, in
 int cs_job_replay(cs_job *j, const cs_outcome *o);
 
 /* Fills *o with the job's decided outcome but its error (left NULL): the
- * outcome cs_job_decide rendered for a decision without one. */
+ * outcome cs_job_decide rendered for a decision without one. Its
+ * supplementary_data is borrowed from the job. */
 void cs_job_outcome(const cs_job *j, cs_outcome *o);
 
 /* The outcome's message key: the case reference, or the original key. */
 const char *cs_job_result_key(const cs_job *j, size_t *len, char *buf, size_t size);
+
+/* Forgets the decision (outcome, supplementary data, flags) so that the job can be decided
+ * again. */
+void cs_job_undecide(cs_job *j);
 
 /* Frees what the job owns (message, submission, outcome) and zeroes it. */
 void cs_job_clear(cs_job *j);
