@@ -258,7 +258,9 @@ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I', r);
         END IF;
-        EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEROLE PASSWORD %L', r, r);
+        -- The owner may create databases (the tests make scratch ones); the programs' roles not.
+        EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEROLE %s PASSWORD %L', r,
+                       CASE WHEN r = 'casestream' THEN 'CREATEDB' ELSE 'NOCREATEDB' END, r);
     END LOOP;
 END $$;
 SQL
