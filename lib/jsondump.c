@@ -198,7 +198,8 @@ static bool real_keeps(const char *tok, size_t n, char *why, size_t why_size)
         snprintf(why, why_size, "number %.*s: negative zero cannot be stored", shown, tok);
         return false;
     }
-    snprintf(copy, sizeof(copy), "%s0.%se%ld", given.negative ? "-" : "", given.digits, given.exp);
+    snprintf(copy, sizeof(copy), "%s0.%.17se%ld", given.negative ? "-" : "", given.digits,
+             given.exp);
     v = strtod(copy, NULL);
     if (v == 0) {
         snprintf(why, why_size, "number %.*s is too small for a 64-bit real", shown, tok);

@@ -265,7 +265,7 @@ int cs_metrics_resolve(const char *host, int port, cs_metrics_addr *out, char *e
 {
     struct addrinfo hints, *res = NULL, *pick = NULL;
     char service[16];
-    int rc;
+    int rc = 0;
 
     memset(&hints, 0, sizeof(hints));
     memset(out, 0, sizeof(*out));
