@@ -84,6 +84,12 @@ int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json
         snprintf(errstr, errstr_size, "empty message");
         return CS_ERR_INVALID;
     }
+    /* JSON has no raw NUL, but jansson skips one that follows a number or a
+     * literal, and Elasticsearch would then refuse the document it accepted. */
+    if (memchr(value, '\0', len)) {
+        snprintf(errstr, errstr_size, "change document is not JSON: it has a NUL byte");
+        return CS_ERR_INVALID;
+    }
     if (!(root = json_loadb(value, len, 0, &jerr))) {
         /* jansson's text may quote the document, cut at its own byte limit. */
         cs_utf8_trim(jerr.text);

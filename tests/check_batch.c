@@ -109,6 +109,40 @@ START_TEST(test_change_parse_refuses_unusable_documents)
 }
 END_TEST
 
+/* jansson skips a raw NUL after a number or a literal; Elasticsearch refuses
+ * the document (tests/fuzz/corpus/change/regress-nul-after-number). */
+START_TEST(test_change_parse_refuses_a_nul_byte)
+{
+    static const char after_number[] =
+        "{\"reference\":1234\0,\"case_type_id\":\"NFD\",\"case_revision\":1}";
+    static const char after_literal[] =
+        "{\"reference\":1234,\"case_type_id\":\"NFD\",\"case_revision\":1,\"x\":true\0}";
+    const char *docs[] = {after_number, after_literal};
+    const size_t lens[] = {sizeof(after_number) - 1, sizeof(after_literal) - 1};
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_dead_letter *dl = NULL;
+
+    for (size_t i = 0; i < 2; i++) {
+        cs_change c;
+        char err[256] = "";
+        bool is_json = true;
+
+        ck_assert_int_eq(cs_change_parse(docs[i], lens[i], &c, &is_json, err, sizeof(err)),
+                         CS_ERR_INVALID);
+        ck_assert_ptr_nonnull(strstr(err, "NUL byte"));
+        ck_assert(!is_json);
+        ck_assert_int_eq(cs_batch_add(b, 0, (int64_t)i, "1234", 4, docs[i], lens[i]), 0);
+    }
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "case-changes", &dl), 2);
+    free(dl);
+    cs_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
 {
     cs_batch *b = cs_batch_new(NULL);
@@ -842,6 +876,7 @@ Suite *batch_suite(void)
     tcase_add_test(parse, test_change_parse_reads_id_reference_type_and_revision);
     tcase_add_test(parse, test_change_parse_reads_a_change_from_before_the_case_id);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
+    tcase_add_test(parse, test_change_parse_refuses_a_nul_byte);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
     tcase_add_test(batch, test_batch_conflict_counts_as_acknowledged);
