@@ -91,8 +91,10 @@ int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json
         return CS_ERR_INVALID;
     }
     if (!(root = json_loadb(value, len, 0, &jerr))) {
-        /* jansson's text may quote the document, cut at its own byte limit. */
-        cs_utf8_trim(jerr.text);
+        /* jansson's text quotes the token it stopped in, which may end inside a
+         * character in the middle of the text, not only at its end: the reason
+         * is a dead letter's, stored as text, and PostgreSQL refuses it. */
+        cs_utf8_repair(jerr.text);
         cs_utf8_snprintf(errstr, errstr_size,
                          "change document is not JSON: %s at line %d column %d", jerr.text,
                          jerr.line, jerr.column);

@@ -4,6 +4,7 @@
 #include "bulk.h"
 #include "err.h"
 #include "runner.h"
+#include "utf8.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -140,6 +141,32 @@ START_TEST(test_change_parse_refuses_a_nul_byte)
     free(dl);
     cs_bulk_free(&body);
     cs_batch_free(b);
+}
+END_TEST
+
+/* A reason that quotes the input must not cut a character in two: PostgreSQL
+ * refuses it, and a dead letter that cannot be written stops the indexer
+ * (tests/fuzz/corpus/change/regress-reason-cut-utf8*: jansson quotes the
+ * token it stopped in, cut inside a character, before its closing quote). */
+START_TEST(test_change_parse_reason_is_utf8)
+{
+    char type[200] = "a", doc[400];
+    const char *docs[] = {"\"\xd5\x9c+\\\xd5\x9c\xea", "{\"refere\xdf\x99\\\xdf\x99_", doc};
+
+    for (int i = 0; i < 60; i++)
+        strcat(type, "\xc3\xa9"); /* e-acute: 121 bytes, cut at 100 */
+    snprintf(doc, sizeof(doc), "{\"reference\":1,\"case_revision\":1,\"case_type_id\":\"%s\"}",
+             type);
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        cs_change c;
+        char err[256] = "", repaired[256];
+        bool is_json;
+
+        ck_assert_int_eq(cs_change_parse(docs[i], strlen(docs[i]), &c, &is_json, err, sizeof(err)),
+                         CS_ERR_INVALID);
+        memcpy(repaired, err, sizeof(err));
+        ck_assert_msg(strcmp(cs_utf8_repair(repaired), err) == 0, "reason is not UTF-8: %s", err);
+    }
 }
 END_TEST
 
@@ -877,6 +904,7 @@ Suite *batch_suite(void)
     tcase_add_test(parse, test_change_parse_reads_a_change_from_before_the_case_id);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
     tcase_add_test(parse, test_change_parse_refuses_a_nul_byte);
+    tcase_add_test(parse, test_change_parse_reason_is_utf8);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
     tcase_add_test(batch, test_batch_conflict_counts_as_acknowledged);
