@@ -177,11 +177,12 @@ fuzz: fuzz-build
 	    log=$(FUZZ_BUILD)/fuzz_$$t.log; \
 	    echo "fuzz_$$t: $(FUZZ_SECONDS) s (log $$log)"; \
 	    if ! $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-	            -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	            -print_final_stats=1 -dict=tests/fuzz/json.dict \
+	            -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
 	            $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$$log 2>&1; then \
-	        tail -n 60 $$log; echo "fuzz_$$t FAILED"; exit 1; \
+	        tail -n 60 $$log | cat -v; echo "fuzz_$$t FAILED"; exit 1; \
 	    fi; \
-	    grep -E 'DONE|Done [0-9]+ runs|stat::number_of_executed_units' $$log | sed 's/^/  /'; \
+	    grep -aE 'DONE|Done [0-9]+ runs|stat::number_of_executed_units' $$log | sed 's/^/  /'; \
 	done
 
 FORMAT_FILES = $(wildcard lib/*.[ch] producer/*.[ch] worker/*.[ch] indexer/*.[ch] \
