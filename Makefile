@@ -1,7 +1,8 @@
 # casestream: one non-recursive Makefile for the library, the programs and the tests.
 #
 #   make            build everything into build/
-#   make test       bring the local stack up, build, migrate, unit + integration tests
+#   make test       bring the local stack up, build, migrate, unit tests, 10 s of each fuzz
+#                   target, integration tests, a short chaos run
 #   make run        bring the stack up and run the demo pipeline
 #   make asan       unit tests under address + undefined behaviour sanitizers
 #   make valgrind   unit tests under valgrind
