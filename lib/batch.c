@@ -480,6 +480,10 @@ int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_sta
 
                 cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
                                  (int)cs_utf8_prefix(r.body, r.len, 300), r.body ? r.body : "");
+                /* It becomes the dead letters' reason, stored as text: a body that is not
+                 * UTF-8 (from a proxy in front of Elasticsearch, say) would be refused by
+                 * PostgreSQL every time, and the batch would never resolve. */
+                cs_utf8_repair(why);
                 cs_batch_reject_request(b, why, stats);
             }
         } else {

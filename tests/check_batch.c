@@ -782,6 +782,29 @@ START_TEST(test_attempt_splits_a_refused_request_until_the_document_at_fault_is_
 }
 END_TEST
 
+/* The refusal is quoted in the dead letter's reason, a text column: bytes that are not UTF-8
+ * (tests/fuzz/corpus/bulk/regress-refusal-not-utf8) must not make PostgreSQL refuse it. */
+START_TEST(test_attempt_refusal_that_is_not_utf8_gives_a_utf8_reason)
+{
+    cs_batch *b = batch_of(1, 100);
+    fake_es f = {0};
+    cs_dead_letter *dl;
+    char err[512], repaired[512];
+
+    f.status = 400;
+    f.raw = "<html>proxy: requ\xea"
+            "te refus\xe9"
+            "e</html>"; /* Latin-1 */
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, NULL, err, sizeof(err)), CS_OK);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, NULL, &dl), 1);
+    snprintf(repaired, sizeof(repaired), "%s", dl[0].reason);
+    ck_assert_str_eq(cs_utf8_repair(repaired), dl[0].reason);
+    ck_assert_ptr_nonnull(strstr(dl[0].reason, "proxy: requ?te refus?e"));
+    free(dl);
+    cs_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_attempt_split_size_stays_for_the_retries_of_the_batch)
 {
     cs_batch *b = batch_of(4, 100);
@@ -928,6 +951,7 @@ Suite *batch_suite(void)
     tcase_add_test(
         attempt,
         test_attempt_splits_a_refused_request_until_the_document_at_fault_is_a_dead_letter);
+    tcase_add_test(attempt, test_attempt_refusal_that_is_not_utf8_gives_a_utf8_reason);
     tcase_add_test(attempt, test_attempt_split_size_stays_for_the_retries_of_the_batch);
     tcase_add_test(attempt, test_attempt_without_an_answer_keeps_every_change_and_backs_off);
     tcase_add_test(attempt, test_attempt_other_statuses_and_unreadable_answers_are_retried_whole);
