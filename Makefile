@@ -1,10 +1,12 @@
 # casestream: one non-recursive Makefile for the library, the programs and the tests.
 #
 #   make            build everything into build/
-#   make test       bring the local stack up, build, migrate, unit + integration tests
+#   make test       bring the local stack up, build, migrate, unit tests, 10 s of each fuzz
+#                   target, integration tests, a short chaos run
 #   make run        bring the stack up and run the demo pipeline
 #   make asan       unit tests under address + undefined behaviour sanitizers
 #   make valgrind   unit tests under valgrind
+#   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS each (default 20); fails on a crash
 #   make format-check
 
 CC      ?= cc
@@ -57,7 +59,7 @@ IT_BIN    := $(BUILD)/check_integration
 STACK := scripts/stack.sh
 
 .PHONY: all ready test unit integration stack run stop asan valgrind \
-        format format-check clean bench chaos FORCE
+        format format-check clean bench chaos fuzz fuzz-build FORCE
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
 
 # lib/version.o is rebuilt only when the version changes.
@@ -116,6 +118,7 @@ ready:
 # The README's test command: everything up, then every test.
 test: ready
 	$(UNIT_BIN)
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 	$(STACK_ENV) $(IT_BIN)
 	scripts/chaos.sh --short
 
@@ -143,8 +146,48 @@ valgrind: $(UNIT_BIN)
 	CK_FORK=no valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    --error-exitcode=99 --quiet $(UNIT_BIN)
 
+# --- fuzzing -----------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c) built with Debian's clang into
+# build/fuzz, with the library and program logic instrumented for coverage
+# and under address + undefined behaviour sanitizers. Each runs for
+# FUZZ_SECONDS from its seeds (tests/fuzz/corpus/<name>) plus what earlier runs
+# found (build/fuzz/corpus/<name>); a crash, leak, timeout or failed property
+# fails the target and leaves the input in build/fuzz/artifacts/.
+FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk
+FUZZ_SECONDS      ?= 20
+FUZZ_TEST_SECONDS ?= 10
+FUZZ_CC           ?= clang
+FUZZ_BUILD        := build/fuzz
+FUZZ_SAN          := -fsanitize=address,undefined -fno-sanitize-recover=all
+
+# Kept between builds, not deleted as intermediates of the pattern rule.
+.SECONDARY: $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/fuzz.o
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz.o $(APP_LOGIC) $(LIB_A)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build:
+	@command -v $(FUZZ_CC) >/dev/null || $(STACK) packages
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN) -fno-omit-frame-pointer" \
+	    EXTRA_LDFLAGS="$(FUZZ_SAN)" $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    log=$(FUZZ_BUILD)/fuzz_$$t.log; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS) s (log $$log)"; \
+	    if ! $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	            -print_final_stats=1 -dict=tests/fuzz/json.dict \
+	            -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	            $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$$log 2>&1; then \
+	        tail -n 60 $$log | cat -v; echo "fuzz_$$t FAILED"; exit 1; \
+	    fi; \
+	    grep -aE 'DONE|Done [0-9]+ runs|stat::number_of_executed_units' $$log | sed 's/^/  /'; \
+	done
+
 FORMAT_FILES = $(wildcard lib/*.[ch] producer/*.[ch] worker/*.[ch] indexer/*.[ch] \
-                 admin/*.[ch] tests/*.[ch] bench/*.[ch])
+                 admin/*.[ch] tests/*.[ch] tests/fuzz/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

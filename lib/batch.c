@@ -84,9 +84,17 @@ int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json
         snprintf(errstr, errstr_size, "empty message");
         return CS_ERR_INVALID;
     }
+    /* JSON has no raw NUL, but jansson skips one that follows a number or a
+     * literal, and Elasticsearch would then refuse the document it accepted. */
+    if (memchr(value, '\0', len)) {
+        snprintf(errstr, errstr_size, "change document is not JSON: it has a NUL byte");
+        return CS_ERR_INVALID;
+    }
     if (!(root = json_loadb(value, len, 0, &jerr))) {
-        /* jansson's text may quote the document, cut at its own byte limit. */
-        cs_utf8_trim(jerr.text);
+        /* jansson's text quotes the token it stopped in, which may end inside a
+         * character in the middle of the text, not only at its end: the reason
+         * is a dead letter's, stored as text, and PostgreSQL refuses it. */
+        cs_utf8_repair(jerr.text);
         cs_utf8_snprintf(errstr, errstr_size,
                          "change document is not JSON: %s at line %d column %d", jerr.text,
                          jerr.line, jerr.column);
@@ -472,6 +480,10 @@ int cs_batch_attempt(cs_batch *b, cs_batch_send_fn send, void *ctx, cs_batch_sta
 
                 cs_utf8_snprintf(why, sizeof(why), "bulk request refused: HTTP %ld: %.*s", r.status,
                                  (int)cs_utf8_prefix(r.body, r.len, 300), r.body ? r.body : "");
+                /* It becomes the dead letters' reason, stored as text: a body that is not
+                 * UTF-8 (from a proxy in front of Elasticsearch, say) would be refused by
+                 * PostgreSQL every time, and the batch would never resolve. */
+                cs_utf8_repair(why);
                 cs_batch_reject_request(b, why, stats);
             }
         } else {

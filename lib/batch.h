@@ -26,8 +26,9 @@ typedef struct cs_change {
 /* Reads a change document: reference and id (integers or digit strings, > 0; id may be
  * missing), case_type_id (or case_type, the name changes published before 007 use), which
  * must name an index, and case_revision (an integer >= 0). Returns 0, or CS_ERR_INVALID with
- * the reason in errstr (out->reference is then the document's reference if it had a valid
- * one, else 0); a value that is JSON sets *is_json to true. */
+ * the reason in errstr (UTF-8 that PostgreSQL accepts: it becomes a dead letter's reason;
+ * out->reference is then the document's reference if it had a valid one, else 0); a value
+ * that is JSON sets *is_json to true. */
 int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json, char *errstr,
                     size_t errstr_size);
 

@@ -58,6 +58,49 @@ size_t cs_utf8_trim(char *s)
     return len;
 }
 
+/* The length of the well-formed character at s, or 0 if none starts there. */
+static size_t well_formed(const unsigned char *s)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] < 0xc2 || s[0] > 0xf4)
+        return 0;
+    n = char_bytes(s[0]);
+    if (s[0] == 0xe0)
+        lo = 0xa0; /* overlong */
+    else if (s[0] == 0xed)
+        hi = 0x9f; /* surrogates */
+    else if (s[0] == 0xf0)
+        lo = 0x90; /* overlong */
+    else if (s[0] == 0xf4)
+        hi = 0x8f; /* over U+10FFFF */
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    /* A NUL is no continuation byte: the test stops at the end of the string. */
+    for (size_t i = 2; i < n; i++)
+        if (!continuation(s[i]))
+            return 0;
+    return n;
+}
+
+char *cs_utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p) {
+        size_t n = well_formed(p);
+
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+    return s;
+}
+
 size_t cs_utf8_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
     int n;

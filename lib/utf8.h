@@ -19,6 +19,13 @@ size_t cs_utf8_prefix(const char *s, size_t len, size_t max);
  * one. Returns the new length. */
 size_t cs_utf8_trim(char *s);
 
+/* Replaces, in the NUL-terminated s, each byte that is not part of a
+ * well-formed UTF-8 sequence (as PostgreSQL checks it: no overlong forms, no
+ * surrogates, nothing over U+10FFFF) with '?'. For text that quotes bytes
+ * cut anywhere, not only at its end: jansson's error text quotes the token it
+ * stopped in ("invalid escape near '\"\xd5\x9c+\\\xd5'"). Returns s. */
+char *cs_utf8_repair(char *s);
+
 /* snprintf into buf[size] that, when it has to cut, cuts before a character
  * rather than inside it, so UTF-8 arguments give UTF-8 text. Returns the
  * length of what buf holds. */

@@ -11,7 +11,7 @@
 # (SCRAM) over TCP, for the roles casestream (schema owner),
 # casestream_worker and casestream_reader; `env` prints their conninfos.
 #
-# Usage: scripts/stack.sh up|status|down|env
+# Usage: scripts/stack.sh up|status|down|env|packages
 #        scripts/stack.sh logs [service] [-f]
 #        scripts/stack.sh start|stop|restart|crash <service>
 #        (crash: SIGKILL the service and its children, then start it again)
@@ -63,7 +63,7 @@ STOP_TIMEOUT=30
 PACKAGES=(postgresql-15 postgresql-contrib redis-server maven
   librdkafka-dev libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check
   libcurl4-openssl-dev pkg-config kcat clang-format valgrind unzip curl
-  procps)
+  procps clang)
 
 SERVICES=(postgres redis kafka es)
 
@@ -749,6 +749,12 @@ main() {
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  packages)
+    # Only the Debian packages (and Java) that up installs: what `make fuzz` needs
+    # on a machine where the stack never ran.
+    [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages)"
+    install_packages
+    ;;
   logs) cmd_logs "$@" ;;
   crash)
     svc=$(service_name "${1:-}")

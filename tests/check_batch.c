@@ -4,6 +4,7 @@
 #include "bulk.h"
 #include "err.h"
 #include "runner.h"
+#include "utf8.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -105,6 +106,66 @@ START_TEST(test_change_parse_refuses_unusable_documents)
                          CS_ERR_INVALID);
         ck_assert_msg(err[0] != '\0', "no reason for %s", bad[i]);
         ck_assert_int_eq(is_json, i >= 2);
+    }
+}
+END_TEST
+
+/* jansson skips a raw NUL after a number or a literal; Elasticsearch refuses
+ * the document (tests/fuzz/corpus/change/regress-nul-after-number). */
+START_TEST(test_change_parse_refuses_a_nul_byte)
+{
+    static const char after_number[] =
+        "{\"reference\":1234\0,\"case_type_id\":\"NFD\",\"case_revision\":1}";
+    static const char after_literal[] =
+        "{\"reference\":1234,\"case_type_id\":\"NFD\",\"case_revision\":1,\"x\":true\0}";
+    const char *docs[] = {after_number, after_literal};
+    const size_t lens[] = {sizeof(after_number) - 1, sizeof(after_literal) - 1};
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_dead_letter *dl = NULL;
+
+    for (size_t i = 0; i < 2; i++) {
+        cs_change c;
+        char err[256] = "";
+        bool is_json = true;
+
+        ck_assert_int_eq(cs_change_parse(docs[i], lens[i], &c, &is_json, err, sizeof(err)),
+                         CS_ERR_INVALID);
+        ck_assert_ptr_nonnull(strstr(err, "NUL byte"));
+        ck_assert(!is_json);
+        ck_assert_int_eq(cs_batch_add(b, 0, (int64_t)i, "1234", 4, docs[i], lens[i]), 0);
+    }
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 0);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "case-changes", &dl), 2);
+    free(dl);
+    cs_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* A reason that quotes the input must not cut a character in two: PostgreSQL
+ * refuses it, and a dead letter that cannot be written stops the indexer
+ * (tests/fuzz/corpus/change/regress-reason-cut-utf8*: jansson quotes the
+ * token it stopped in, cut inside a character, before its closing quote). */
+START_TEST(test_change_parse_reason_is_utf8)
+{
+    char type[200] = "a", doc[400];
+    const char *docs[] = {"\"\xd5\x9c+\\\xd5\x9c\xea", "{\"refere\xdf\x99\\\xdf\x99_", doc};
+
+    for (int i = 0; i < 60; i++)
+        strcat(type, "\xc3\xa9"); /* e-acute: 121 bytes, cut at 100 */
+    snprintf(doc, sizeof(doc), "{\"reference\":1,\"case_revision\":1,\"case_type_id\":\"%s\"}",
+             type);
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        cs_change c;
+        char err[256] = "", repaired[256];
+        bool is_json;
+
+        ck_assert_int_eq(cs_change_parse(docs[i], strlen(docs[i]), &c, &is_json, err, sizeof(err)),
+                         CS_ERR_INVALID);
+        memcpy(repaired, err, sizeof(err));
+        ck_assert_msg(strcmp(cs_utf8_repair(repaired), err) == 0, "reason is not UTF-8: %s", err);
     }
 }
 END_TEST
@@ -721,6 +782,29 @@ START_TEST(test_attempt_splits_a_refused_request_until_the_document_at_fault_is_
 }
 END_TEST
 
+/* The refusal is quoted in the dead letter's reason, a text column: bytes that are not UTF-8
+ * (tests/fuzz/corpus/bulk/regress-refusal-not-utf8) must not make PostgreSQL refuse it. */
+START_TEST(test_attempt_refusal_that_is_not_utf8_gives_a_utf8_reason)
+{
+    cs_batch *b = batch_of(1, 100);
+    fake_es f = {0};
+    cs_dead_letter *dl;
+    char err[512], repaired[512];
+
+    f.status = 400;
+    f.raw = "<html>proxy: requ\xea"
+            "te refus\xe9"
+            "e</html>"; /* Latin-1 */
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, NULL, err, sizeof(err)), CS_OK);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, NULL, &dl), 1);
+    snprintf(repaired, sizeof(repaired), "%s", dl[0].reason);
+    ck_assert_str_eq(cs_utf8_repair(repaired), dl[0].reason);
+    ck_assert_ptr_nonnull(strstr(dl[0].reason, "proxy: requ?te refus?e"));
+    free(dl);
+    cs_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_attempt_split_size_stays_for_the_retries_of_the_batch)
 {
     cs_batch *b = batch_of(4, 100);
@@ -842,6 +926,8 @@ Suite *batch_suite(void)
     tcase_add_test(parse, test_change_parse_reads_id_reference_type_and_revision);
     tcase_add_test(parse, test_change_parse_reads_a_change_from_before_the_case_id);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
+    tcase_add_test(parse, test_change_parse_refuses_a_nul_byte);
+    tcase_add_test(parse, test_change_parse_reason_is_utf8);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
     tcase_add_test(batch, test_batch_conflict_counts_as_acknowledged);
@@ -865,6 +951,7 @@ Suite *batch_suite(void)
     tcase_add_test(
         attempt,
         test_attempt_splits_a_refused_request_until_the_document_at_fault_is_a_dead_letter);
+    tcase_add_test(attempt, test_attempt_refusal_that_is_not_utf8_gives_a_utf8_reason);
     tcase_add_test(attempt, test_attempt_split_size_stays_for_the_retries_of_the_batch);
     tcase_add_test(attempt, test_attempt_without_an_answer_keeps_every_change_and_backs_off);
     tcase_add_test(attempt, test_attempt_other_statuses_and_unreadable_answers_are_retried_whole);

@@ -83,6 +83,36 @@ START_TEST(test_utf8_snprintf_cut_at_any_size_is_valid_utf8)
 }
 END_TEST
 
+static const struct {
+    const char *in, *out;
+} repair_cases[] = {
+    {"", ""},
+    {"plain ascii", "plain ascii"},
+    {MIXED, MIXED},
+    {"cut \xc3", "cut ?"},                        /* a character cut in two */
+    {"cut \xe2\x82 inside", "cut ?? inside"},     /* three bytes, two left, not at the end */
+    {"lone \x80 byte", "lone ? byte"},            /* a continuation byte alone */
+    {"overlong \xc0\xaf", "overlong ??"},         /* '/' in two bytes */
+    {"overlong \xe0\x80\xaf", "overlong ???"},    /* '/' in three bytes */
+    {"surrogate \xed\xa0\x80", "surrogate ???"},  /* U+D800 */
+    {"too big \xf4\x90\x80\x80", "too big ????"}, /* U+110000 */
+    {"\xff\xfe", "??"},
+    /* jansson's error text for the change document "\xd5\x9c+\\\xd5\x9c\xea */
+    {"invalid escape near '\"\xd5\x9c+\\\xd5'", "invalid escape near '\"\xd5\x9c+\\?'"},
+};
+
+START_TEST(test_utf8_repair_marks_what_postgresql_refuses)
+{
+    for (size_t i = 0; i < sizeof(repair_cases) / sizeof(repair_cases[0]); i++) {
+        char buf[64];
+
+        strcpy(buf, repair_cases[i].in);
+        ck_assert_msg(strcmp(cs_utf8_repair(buf), repair_cases[i].out) == 0, "case %zu: %s", i,
+                      buf);
+    }
+}
+END_TEST
+
 Suite *utf8_suite(void)
 {
     Suite *s = suite_create("utf8");
@@ -92,6 +122,7 @@ Suite *utf8_suite(void)
     tcase_add_test(tc, test_utf8_prefix_backs_up_to_a_character_start);
     tcase_add_test(tc, test_utf8_trim_drops_only_an_incomplete_last_character);
     tcase_add_test(tc, test_utf8_snprintf_cut_at_any_size_is_valid_utf8);
+    tcase_add_test(tc, test_utf8_repair_marks_what_postgresql_refuses);
     suite_add_tcase(s, tc);
     return s;
 }
