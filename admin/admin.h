@@ -12,5 +12,6 @@ int cs_admin_case(const cs_config *cfg, int argc, char **argv);
 int cs_admin_reindex(const cs_config *cfg, int argc, char **argv);
 int cs_admin_dlq(const cs_config *cfg, int argc, char **argv);
 int cs_admin_workload(const cs_config *cfg, int argc, char **argv);
+int cs_admin_dispose(const cs_config *cfg, int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
-/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ. */
+/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ, dispose of
+ * cases past their retention. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -15,6 +16,7 @@ typedef struct command {
 static const command commands[] = {
     {"migrate", cs_admin_migrate}, {"topics", cs_admin_topics}, {"case", cs_admin_case},
     {"reindex", cs_admin_reindex}, {"dlq", cs_admin_dlq},       {"workload", cs_admin_workload},
+    {"dispose", cs_admin_dispose},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -27,11 +29,17 @@ static const char description[] =
     "  case show REF              print a case as JSON\n"
     "  case history REF           print a case's event history, one JSON line per event\n"
     "  reindex [--case-type T]    rebuild the Elasticsearch documents from PostgreSQL\n"
-    "  dlq list [--limit N]       print the dead-letter messages, one JSON line each\n"
+    "  dlq list [--limit N]       print the dead-letter messages, one JSON line each (100)\n"
     "  dlq replay [--limit N]     send dead-letter messages not yet replayed back to the\n"
     "                             events topic (after fixing their cause)\n"
     "  workload [--cases N] [--events N] [--base-ref R] [--seed S]\n"
-    "                             print NDJSON submissions for a demo or a load test";
+    "                             print NDJSON submissions for a demo or a load test\n"
+    "  dispose [--case-type T] [--before YYYY-MM-DD] [--dry-run] [--limit N]\n"
+    "                             delete the cases whose resolved_ttl is before the day\n"
+    "                             (default today, UTC), each under its case lock; their\n"
+    "                             documents are deleted from the index through the outbox\n"
+    "                             of --topic-changes; --dry-run lists them as JSON lines;\n"
+    "                             run it as the worker's role (CASESTREAM_WORKER_PG)";
 
 int main(int argc, char **argv)
 {

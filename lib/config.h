@@ -54,7 +54,8 @@ typedef struct cs_config {
     /* admin */
     const char *sql_dir;
     const char *case_type;
-    int limit;
+    const char *before; /* dispose: "YYYY-MM-DD", "" = today */
+    int limit;          /* 0: the command's own default */
     int cases;
     int events;
     const char *base_ref;
