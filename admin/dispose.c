@@ -44,9 +44,10 @@ static const char lock_sql[] =
 
 /* Everything of the case, in one statement (the foreign keys of its history and notes are
  * checked at its end): notes, outbox rows, recorded outcomes, index dead letters, the case
- * row, which leaves the disposal record and the disposal document in the outbox (after every
- * change of the case, for the relay of changes topic $2), and the history, whose idempotency
- * keys are returned for Redis. */
+ * row, which leaves the disposal record (stamped with the time it is written, just before the
+ * commit, which reindex relies on) and the disposal document in the outbox (after every change
+ * of the case, for the relay of changes topic $2), and the history, whose idempotency keys are
+ * returned for Redis. */
 static const char dispose_sql[] =
     "WITH notes AS (DELETE FROM ccd.case_notes WHERE case_reference = $1::bigint),"
     " outbox AS (DELETE FROM ccd.change_outbox WHERE reference = $1::bigint),"
@@ -56,8 +57,8 @@ static const char dispose_sql[] =
     " gone AS (DELETE FROM ccd.case_data WHERE reference = $1::bigint"
     " RETURNING reference, id, case_type_id, jurisdiction, case_revision),"
     " record AS (INSERT INTO ccd.disposed_case"
-    " (reference, id, case_type_id, jurisdiction, last_revision)"
-    " SELECT * FROM gone RETURNING *),"
+    " (reference, id, case_type_id, jurisdiction, last_revision, disposed_at)"
+    " SELECT *, clock_timestamp() FROM gone RETURNING *),"
     " disposal AS (INSERT INTO ccd.change_outbox (reference, case_revision, document, topic)"
     " SELECT r.reference, r.last_revision + 1, ccd.disposal_document(r::ccd.disposed_case),"
     " $2::text FROM record r)"

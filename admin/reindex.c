@@ -1,5 +1,5 @@
 /* casestream reindex [--case-type T]: rebuilds the case indices from PostgreSQL, the source of
- * truth. */
+ * truth, and deletes the documents of the cases disposed of while it ran. */
 #include "admin.h"
 #include "backoff.h"
 #include "batch.h"
@@ -32,8 +32,16 @@ static const char declare_sql[] =
     " FROM ccd.case_data c WHERE ($1::text = '' OR c.case_type_id = $1::text)"
     " ORDER BY c.reference";
 
+/* The disposal documents (DESIGN §10) of the cases disposed of since $1, the start of the
+ * pass less a minute (a disposal's record is stamped just before its commit): a pass that read
+ * such a case before its disposal may have written its document after the delete. */
+static const char disposed_sql[] =
+    "SELECT ccd.disposal_document(d)::text FROM ccd.disposed_case d"
+    " WHERE d.disposed_at >= $1::timestamptz - interval '1 minute'"
+    " AND ($2::text = '' OR d.case_type_id = $2::text) ORDER BY d.reference";
+
 typedef struct counts {
-    long long cases, written, newer, dead, retries;
+    long long cases, written, newer, dead, retries, deleted;
 } counts;
 
 /* Sends one bulk request (a cs_batch_send_fn; ctx is the Elasticsearch client). */
@@ -95,6 +103,7 @@ static int write_batch(cs_es *es, PGconn *dl_conn, cs_batch *b, counts *c, char 
     }
     c->written += (long long)st.indexed;
     c->newer += (long long)st.conflicts;
+    c->deleted += (long long)st.deleted;
     if (rc == CS_OK)
         rc = write_dead(dl_conn, b, c, errstr, errstr_size);
     return rc;
@@ -106,7 +115,6 @@ static int send_page(const cs_config *cfg, cs_es *es, PGconn *dl_conn, cs_batch 
 {
     int rows = PQntuples(page), rc = CS_OK;
 
-    c->cases += rows;
     for (int i = 0; i < rows && rc == CS_OK; i++) {
         if (cs_batch_add(b, 0, i, NULL, 0, PQgetvalue(page, i, 0),
                          (size_t)PQgetlength(page, i, 0))) {
@@ -131,7 +139,8 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
     cs_es *es = NULL;
     cs_batch *batch = NULL;
     cs_batch_opts bopts = CS_BATCH_OPTS_INIT;
-    counts c = {0, 0, 0, 0, 0};
+    counts c = {0, 0, 0, 0, 0, 0};
+    char started[64] = "", deleted[96] = "";
     cs_backoff backoff;
     const char *param = cfg->case_type;
     long long t0 = cs_now_ms();
@@ -170,6 +179,14 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
     }
     if (cs_db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr, sizeof(errstr)))
         goto sql_error;
+    /* The snapshot is taken here, no earlier than the transaction's start, now(). */
+    res = PQexec(conn, "SELECT now()::text");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(conn, res, errstr, sizeof(errstr));
+        goto sql_error;
+    }
+    snprintf(started, sizeof(started), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
     res = PQexecParams(conn, declare_sql, 1, NULL, &param, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         cs_db_error(conn, res, errstr, sizeof(errstr));
@@ -184,7 +201,24 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
         }
         if (PQntuples(res) == 0)
             break;
+        c.cases += PQntuples(res);
         if (send_page(cfg, es, dl_conn, batch, res, &c, errstr, sizeof(errstr))) {
+            fprintf(stderr, "casestream reindex: %s\n", errstr);
+            goto report;
+        }
+    }
+    /* Outside the snapshot: what was disposed of while the pass ran. */
+    {
+        const char *dparams[] = {started, cfg->case_type};
+
+        PQclear(res);
+        res = PQexecParams(dl_conn, disposed_sql, 2, NULL, dparams, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            cs_db_error(dl_conn, res, errstr, sizeof(errstr));
+            goto sql_error;
+        }
+        if (PQntuples(res) > 0 &&
+            send_page(cfg, es, dl_conn, batch, res, &c, errstr, sizeof(errstr))) {
             fprintf(stderr, "casestream reindex: %s\n", errstr);
             goto report;
         }
@@ -194,10 +228,14 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
 sql_error:
     fprintf(stderr, "casestream reindex: %s\n", errstr);
 report:
+    if (c.deleted > 0)
+        snprintf(deleted, sizeof(deleted), ", %lld deleted (cases disposed of during the pass)",
+                 c.deleted);
     printf("reindex%s%s: %lld cases read, %lld written, %lld already newer in the index, "
-           "%lld dead letters, %lld retried bulks, %.1f s%s\n",
+           "%lld dead letters, %lld retried bulks%s, %.1f s%s\n",
            cfg->case_type[0] ? " of case type " : "", cfg->case_type, c.cases, c.written, c.newer,
-           c.dead, c.retries, (double)(cs_now_ms() - t0) / 1000.0, rc ? " (incomplete)" : "");
+           c.dead, c.retries, deleted, (double)(cs_now_ms() - t0) / 1000.0,
+           rc ? " (incomplete)" : "");
 cleanup:
     PQclear(res);
     if (conn)
