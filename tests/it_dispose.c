@@ -531,6 +531,170 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
 }
 END_TEST
 
+static bool pick_from(size_t i, void *ctx)
+{
+    return i >= *(size_t *)ctx;
+}
+
+/* Outcomes of one case's submissions in the order its partition holds them. */
+static int cmp_offset(const void *a, const void *b)
+{
+    const outcome *x = *(const outcome *const *)a, *y = *(const outcome *const *)b;
+
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+#define N_RACE        200
+#define RACE_UPDATES  5
+#define RACE_EXTENDED 10
+
+/* The round of the stream in which case i of the race gets a later retention date, 0 for none:
+ * the last cases, which dispose comes to last, in the first round (most likely applied before
+ * dispose locks them: kept), the first ones in the third (most likely disposed of first: the
+ * extension rejected). Either order is checked. */
+static int extension_round(int i)
+{
+    return i >= N_RACE - RACE_EXTENDED ? 1 : i < RACE_EXTENDED ? 3 : 0;
+}
+
+/* Dispose runs while the worker applies a stream of submissions to the very cases it disposes
+ * of (and, for some, submissions that move their retention date): for every case, its
+ * submissions read before its disposal applied, those after rejected as disposed, never a mix
+ * out of order, never the case created again; its record's last revision is its last applied
+ * one; a case whose date moved before dispose took its lock is kept with everything it had;
+ * and no document of a disposed case is left in the index. */
+START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
+{
+    char *type = it_unique("ItDisposeRace"), index[300], group[200], *out, *err;
+    size_t first, n;
+    outcome *o;
+    feeder f;
+    pid_t worker, indexer;
+    int disposed = 0, kept = 0, rejected = 0;
+
+    ck_assert(cs_es_index_name(type, index, sizeof(index)));
+    world_new("race", 6);
+    for (int i = 0; i < N_RACE; i++)
+        plan_sub(new_ref(), NULL, "applied", "create",
+                 "{\"case_type\": \"%s\", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
+                 "\"data\": {\"n\": 0}, \"resolved_ttl\": \"" EXPIRED_TTL "\"}",
+                 type);
+    first = W.nplan;
+    /* Rounds over the cases; some cases get a later date in one of them. */
+    for (int k = 1; k <= RACE_UPDATES; k++)
+        for (int i = 0; i < N_RACE; i++) {
+            if (k == extension_round(i))
+                plan_sub(W.lo + i, NULL, "applied", "extend",
+                         "{\"case_type\": \"%s\", \"resolved_ttl\": \"2999-01-01\"}", type);
+            else
+                plan_sub(W.lo + i, NULL, "applied", "step",
+                         "{\"case_type\": \"%s\", \"data_merge\": {\"n\": %d}, \"notes\": "
+                         "[{\"author\": \"s\", \"body\": \"%d\"}]}",
+                         type, k, k);
+        }
+    worker = worker_start(NULL);
+    wait_relay(worker);
+    indexer = indexer_start(group, sizeof(group));
+    send_range(0, first);
+    ck_assert(it_wait_sql(N_RACE, CATCH_UP_MS,
+                          "SELECT count(*) FROM ccd.case_data WHERE case_type_id = '%s'", type));
+    /* The stream, one message at a time, while dispose runs. */
+    feeder_start(&f, pick_from, &first, 2);
+    while (atomic_load(&f.sent) < (W.nplan - first) / 4)
+        usleep(10 * 1000);
+    ck_assert_int_eq(run_dispose(type, NULL, &out, &err), 0);
+    free(out);
+    feeder_join(&f);
+    o = read_outcomes(&n);
+    for (int i = 0; i < N_RACE; i++) {
+        int64_t ref = W.lo + i;
+        const outcome *mine[RACE_UPDATES + 2];
+        size_t m = 0, applied = 0;
+        bool extended = false;
+
+        for (size_t j = 0; j < n && m < RACE_UPDATES + 2; j++)
+            if (o[j].ref == ref)
+                mine[m++] = &o[j];
+        ck_assert_uint_eq(m, RACE_UPDATES + 1);
+        qsort(mine, m, sizeof(mine[0]), cmp_offset);
+        ck_assert_str_eq(mine[0]->status, "applied");
+        ck_assert_int_eq(mine[0]->revision, 1);
+        /* Applied ones first, at consecutive revisions; then only rejections as disposed. */
+        while (applied < RACE_UPDATES && strcmp(mine[applied + 1]->status, "applied") == 0) {
+            ck_assert_int_eq(mine[applied + 1]->revision, (long long)applied + 2);
+            extended |= (int)applied + 1 == extension_round(i);
+            applied++;
+        }
+        rejected += (int)(m - 1 - applied);
+        for (size_t j = applied + 1; j < m; j++)
+            ck_assert_msg(strcmp(mine[j]->status, "rejected") == 0 && mine[j]->error &&
+                              strstr(mine[j]->error, "was disposed of on"),
+                          "case %" PRId64 ": after its disposal: %s", ref, mine[j]->text);
+        if (extended) {
+            /* Its date moved before dispose took its lock: kept, with all it had. */
+            ck_assert_uint_eq(applied, RACE_UPDATES);
+            ck_assert_int_eq(it_sql_int("SELECT case_revision FROM ccd.case_data WHERE "
+                                        "reference = %" PRId64 " AND resolved_ttl = '2999-01-01'",
+                                        ref),
+                             RACE_UPDATES + 1);
+            ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE "
+                                        "case_reference = %" PRId64,
+                                        ref),
+                             RACE_UPDATES + 1);
+            kept++;
+        } else {
+            ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = "
+                                        "%" PRId64,
+                                        ref),
+                             0);
+            ck_assert_int_eq(it_sql_int("SELECT last_revision FROM ccd.disposed_case WHERE "
+                                        "reference = %" PRId64,
+                                        ref),
+                             (long long)applied + 1);
+            disposed++;
+        }
+    }
+    outcomes_free(o, n);
+    /* A case whose date moved before dispose read it is not a candidate: kept= counts only
+     * those whose date moved while it waited for their lock. */
+    {
+        char want[64];
+
+        snprintf(want, sizeof(want), "disposed=%d kept=", disposed);
+        ck_assert_msg(strstr(err, want) && strstr(err, " failed=0 "), "dispose said:\n%s", err);
+    }
+    free(err);
+    fprintf(stderr,
+            "it_dispose: race: %d disposed, %d kept (date moved first), %d of %d submissions "
+            "rejected as disposed\n",
+            disposed, kept, rejected, N_RACE * RACE_UPDATES);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event e JOIN ccd.disposed_case d "
+                                "ON d.reference = e.case_reference WHERE d.case_type_id = '%s'",
+                                type),
+                     0);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_notes n JOIN ccd.disposed_case d "
+                                "ON d.reference = n.case_reference WHERE d.case_type_id = '%s'",
+                                type),
+                     0);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.change_outbox o JOIN ccd.disposed_case "
+                                "d ON d.reference = o.reference WHERE d.case_type_id = '%s' AND "
+                                "NOT (o.document ? 'disposed')",
+                                type),
+                     0);
+    /* Every change, then every disposal document, reached the index: only the kept cases. */
+    ck_assert(it_wait_sql(0, CATCH_UP_MS,
+                          "SELECT count(*) FROM ccd.change_outbox WHERE reference BETWEEN %" PRId64
+                          " AND %" PRId64 " AND published_at IS NULL",
+                          W.lo, W.hi));
+    wait_indexed(group);
+    ck_assert_int_eq(es_count(index, NULL), kept);
+    worker_stop_last(worker);
+    ck_assert_int_eq(it_stop(indexer, SIGTERM, 60000), 0);
+    es_drop(index);
+    free(type);
+}
+END_TEST
+
 /* A case past its retention whose resolved_ttl a submission moves (or clears) while dispose
  * waits for its lock is kept: the date is checked again under the lock. */
 START_TEST(test_dispose_keeps_a_case_whose_ttl_moved_while_it_waited_for_the_lock)
@@ -610,6 +774,7 @@ Suite *it_dispose_suite(void)
 
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_dispose_removes_exactly_the_expired_cases_everywhere);
+    tcase_add_test(tc, test_dispose_while_the_worker_applies_submissions_to_the_same_cases);
     tcase_set_timeout(lock, 60);
     tcase_add_test(lock, test_dispose_keeps_a_case_whose_ttl_moved_while_it_waited_for_the_lock);
     suite_add_tcase(s, tc);
