@@ -472,6 +472,21 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
                          0);
         ck_assert_int_eq(es_count(index, NULL), N_LIVE);
         ck_assert_int_eq(es_count(index, "{\"term\":{\"state\":\"Back\"}}"), 0);
+        /* The same change in its reference form (a case too large for the topic): the indexer
+         * reads it from PostgreSQL, which gives the disposal document: deleted again, and no
+         * dead letter. */
+        snprintf(doc, sizeof(doc),
+                 "{\"reference\":%" PRId64 ",\"case_type\":\"%s\",\"case_revision\":2,"
+                 "\"omitted\":\"document of 2000000 bytes is too large for the changes topic\"}",
+                 last_expired, type);
+        it_produce(W.changes, key, doc, strlen(doc));
+        wait_indexed(group);
+        ck_assert_int_eq(es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
+                         0);
+        ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.index_dead_letter WHERE reference "
+                                    "= %" PRId64,
+                                    last_expired),
+                         0);
     }
 
     /* Submissions for disposed cases, of any kind: rejected, naming the day; nothing created. */
