@@ -668,9 +668,9 @@ START_TEST(test_ccd_supplementary_refused_forms_change_nothing)
 }
 END_TEST
 
-Suite *it_ccd_suite(void)
+Suite *it_submission_suite(void)
 {
-    Suite *s = suite_create("it_ccd");
+    Suite *s = suite_create("it_submission");
     TCase *tc;
 
     tc = tcase_create("fields");
