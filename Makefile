@@ -9,7 +9,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := rdkafka libpq jansson hiredis libcurl
+PKGS    := rdkafka libpq jansson hiredis libcurl libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -24,6 +24,10 @@ ifneq ($(WERROR),)
 WARN += -Werror
 endif
 
+# The version the programs print (--version) and export (casestream_build_info):
+# `git describe`, or the fallback outside a git checkout.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-unknown)
+
 OPT     ?= -O2
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g $(OPT) $(WARN) \
            -MMD -MP -Ilib $(PKG_CFLAGS) $(EXTRA_CFLAGS)
@@ -35,9 +39,9 @@ PRODUCER_SRC := $(sort $(wildcard producer/*.c))
 WORKER_SRC  := $(sort $(wildcard worker/*.c))
 INDEXER_SRC := $(sort $(wildcard indexer/*.c))
 ADMIN_SRC   := $(sort $(wildcard admin/*.c))
-UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c \
+UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c tests/logfmt.c \
                tests/fixture.c
-IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c
+IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 # Program logic (everything but main.c) is linked into the tests too.
@@ -53,8 +57,15 @@ IT_BIN    := $(BUILD)/check_integration
 STACK := scripts/stack.sh
 
 .PHONY: all ready test unit integration stack run stop asan valgrind \
-        format format-check clean bench chaos
+        format format-check clean bench chaos FORCE
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
+
+# lib/version.o is rebuilt only when the version changes.
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(BUILD)/lib/version.o: $(BUILD)/version.stamp
+$(BUILD)/lib/version.o: CFLAGS += -DCS_VERSION='"$(VERSION)"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

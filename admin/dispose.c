@@ -79,20 +79,23 @@ typedef struct run {
     long long start_ms, last_progress_ms;
 } run;
 
-/* Writes a line on stderr, first clearing the progress line if one is shown. */
-__attribute__((format(printf, 2, 3))) static void say(run *r, const char *fmt, ...)
+/* Logs one line (cs_log, "dispose: " and the message) at level, first clearing the progress
+ * line if one is shown. */
+__attribute__((format(printf, 3, 4))) static void say(run *r, int level, const char *fmt, ...)
 {
+    char text[2048];
     va_list ap;
 
+    if (level > cs_log_threshold)
+        return;
     if (r->progress_shown) {
         fputs("\r\033[K", stderr);
         r->progress_shown = false;
     }
-    fputs("casestream dispose: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    cs_log_write(level, "dispose: %s", text);
 }
 
 static void progress(run *r)
@@ -120,10 +123,10 @@ static verdict failed(run *r, const char *ref, const PGresult *res)
     cs_db_error(r->conn, res, errstr, sizeof(errstr));
     if (PQstatus(r->conn) != CONNECTION_OK) {
         r->lost = true;
-        say(r, "case=%s failed: %s", ref, errstr);
+        say(r, CS_LOG_ERROR, "case=%s failed: %s", ref, errstr);
         return FAILED;
     }
-    say(r, "case=%s failed: %s", ref, errstr);
+    say(r, CS_LOG_ERROR, "case=%s failed: %s", ref, errstr);
     if (cs_db_exec(r->conn, "ROLLBACK", errstr, sizeof(errstr)) != CS_OK)
         r->lost = PQstatus(r->conn) != CONNECTION_OK;
     return FAILED;
@@ -139,7 +142,8 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
     char errstr[512];
 
     if (!refs || !k) {
-        say(r, "case=%s: out of memory deleting its %d idempotency keys from redis", ref, n);
+        say(r, CS_LOG_ERROR, "case=%s: out of memory deleting its %d idempotency keys from redis",
+            ref, n);
         r->redis_failed++;
     } else {
         for (int i = 0; i < n; i++) {
@@ -148,7 +152,7 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
         }
         if (cs_idem_forget(r->idem, (size_t)n, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
             if (r->redis_failed == 0)
-                say(r,
+                say(r, CS_LOG_ERROR,
                     "case=%s: could not delete its idempotency keys from redis (they expire "
                     "with their ttl): %s",
                     ref, errstr);
@@ -169,7 +173,7 @@ static verdict dispose_one(run *r, const char *ref)
 
     if (cs_db_exec(r->conn, "BEGIN", errstr, sizeof(errstr)) != CS_OK) {
         r->lost = PQstatus(r->conn) != CONNECTION_OK;
-        say(r, "case=%s failed: %s", ref, errstr);
+        say(r, CS_LOG_ERROR, "case=%s failed: %s", ref, errstr);
         return FAILED;
     }
     res = PQexecParams(r->conn, lock_sql, 3, NULL, lock_params, NULL, NULL, 0);
@@ -182,9 +186,10 @@ static verdict dispose_one(run *r, const char *ref)
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
         /* Disposed of by another run meanwhile, or given a later date (or none). */
         if (PQntuples(res) == 0)
-            say(r, "case=%s kept: it is no longer there", ref);
+            say(r, CS_LOG_INFO, "case=%s kept: it is no longer there", ref);
         else
-            say(r, "case=%s kept: its resolved_ttl is now %s", ref, PQgetvalue(res, 0, 1));
+            say(r, CS_LOG_INFO, "case=%s kept: its resolved_ttl is now %s", ref,
+                PQgetvalue(res, 0, 1));
         PQclear(res);
         if (cs_db_exec(r->conn, "ROLLBACK", errstr, sizeof(errstr)) != CS_OK)
             return failed(r, ref, NULL);
@@ -201,7 +206,7 @@ static verdict dispose_one(run *r, const char *ref)
     if (cs_db_exec(r->conn, "COMMIT", errstr, sizeof(errstr)) != CS_OK) {
         /* Not known to be committed: the next run finds the case again if it is not. */
         r->lost = PQstatus(r->conn) != CONNECTION_OK;
-        say(r, "case=%s failed at commit: %s", ref, errstr);
+        say(r, CS_LOG_ERROR, "case=%s failed at commit: %s", ref, errstr);
         PQclear(keys);
         return FAILED;
     }
@@ -244,7 +249,7 @@ static bool each_case(run *r)
             char errstr[512];
 
             cs_db_error(r->conn, page, errstr, sizeof(errstr));
-            say(r, "reading the cases past their retention: %s", errstr);
+            say(r, CS_LOG_ERROR, "reading the cases past their retention: %s", errstr);
             PQclear(page);
             return false;
         }
@@ -261,7 +266,7 @@ static bool each_case(run *r)
             }
             if (!cs_running) {
                 PQclear(page);
-                say(r, "interrupted");
+                say(r, CS_LOG_WARN, "interrupted");
                 return false;
             }
             if (r->cfg->dry_run) {
@@ -302,29 +307,30 @@ int cs_admin_dispose(const cs_config *cfg, int argc, char **argv)
 
     (void)argv;
     if (argc != 0) {
-        fprintf(stderr, "usage: casestream dispose [--case-type T] [--before YYYY-MM-DD] "
-                        "[--dry-run] [--limit N]\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream dispose [--case-type T] "
+                     "[--before YYYY-MM-DD] [--dry-run] [--limit N]");
+        return CS_EXIT_CONFIG;
     }
     if (cfg->before[0] && !cs_calendar_day(cfg->before)) {
-        fprintf(stderr, "casestream dispose: --before must be a day YYYY-MM-DD, not \"%s\"\n",
-                cfg->before);
-        return 2;
+        cs_log_error("invalid configuration: dispose: --before must be a day YYYY-MM-DD, not "
+                     "\"%s\"",
+                     cfg->before);
+        return CS_EXIT_CONFIG;
     }
     if (!cfg->dry_run && !(r.idem = cs_idem_new(cfg->redis, 1, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream dispose: %s\n", errstr);
-        return 2;
+        cs_log_error("invalid configuration: dispose: %s", errstr);
+        return CS_EXIT_CONFIG;
     }
     cs_signals_install();
     r.progress = isatty(STDERR_FILENO);
     if (!(r.conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream dispose: could not connect to postgresql: %s\n", errstr);
+        cs_log_error("dispose: could not connect to postgresql: %s", errstr);
         goto cleanup;
     }
     res = PQexecParams(r.conn, before_sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r.conn, res, errstr, sizeof(errstr));
-        fprintf(stderr, "casestream dispose: %s\n", errstr);
+        cs_log_error("dispose: %s", errstr);
         PQclear(res);
         goto cleanup;
     }
@@ -341,13 +347,15 @@ int cs_admin_dispose(const cs_config *cfg, int argc, char **argv)
         if (cfg->case_type[0])
             snprintf(type, sizeof(type), " case_type=%s", cfg->case_type);
         if (cfg->dry_run)
-            fprintf(stderr, "dry run: cases=%lld before=%s%s elapsed=%.3fs%s\n", r.listed, r.before,
-                    type, (double)(cs_now_ms() - r.start_ms) / 1000.0,
-                    complete ? "" : " (incomplete)");
+            cs_log_info("dispose: dry run cases=%lld before=%s%s elapsed=%.3fs%s", r.listed,
+                        r.before, type, (double)(cs_now_ms() - r.start_ms) / 1000.0,
+                        complete ? "" : " incomplete=true");
         else
-            fprintf(stderr, "disposed=%lld kept=%lld failed=%lld before=%s%s%s elapsed=%.3fs%s\n",
-                    r.disposed, r.kept, r.failed, r.before, type, redis,
-                    (double)(cs_now_ms() - r.start_ms) / 1000.0, complete ? "" : " (incomplete)");
+            cs_log_info("dispose: done disposed=%lld kept=%lld failed=%lld before=%s%s%s "
+                        "elapsed=%.3fs%s",
+                        r.disposed, r.kept, r.failed, r.before, type, redis,
+                        (double)(cs_now_ms() - r.start_ms) / 1000.0,
+                        complete ? "" : " incomplete=true");
     }
     rc = complete && r.failed == 0 && r.redis_failed == 0 ? 0 : 1;
 cleanup:

@@ -80,7 +80,7 @@ static long each_message(rd_kafka_t *rk, int partitions, long limit,
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             eof++;
         } else if (m->err) {
-            fprintf(stderr, "casestream dlq: %s\n", rd_kafka_message_errstr(m));
+            cs_log_error("dlq: %s", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             return -1;
         } else {
@@ -133,7 +133,7 @@ static int replay_message(rd_kafka_message_t *m, void *arg)
                           RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err) {
-        fprintf(stderr, "casestream dlq replay: %s\n", rd_kafka_err2str(err));
+        cs_log_error("dlq replay: %s", rd_kafka_err2str(err));
         return -1;
     }
     return 0;
@@ -149,12 +149,12 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
     int rc = 0;
 
     if (argc != 1 || (strcmp(argv[0], "list") != 0 && strcmp(argv[0], "replay") != 0)) {
-        fprintf(stderr, "usage: casestream dlq list|replay [--limit N]\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream dlq list|replay [--limit N]");
+        return CS_EXIT_CONFIG;
     }
     replay = strcmp(argv[0], "replay") == 0;
     if (!(rk = dlq_consumer(cfg, replay, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream dlq: %s\n", errstr);
+        cs_log_error("dlq: %s", errstr);
         return 1;
     }
     partitions = cs_kafka_partition_count(rk, cfg->topic_dlq, 10000, errstr, sizeof(errstr));
@@ -166,7 +166,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
         rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, NULL, errstr, sizeof(errstr));
 
         if (!conf || !(r.producer = cs_kafka_producer_new(cfg, conf, errstr, sizeof(errstr)))) {
-            fprintf(stderr, "casestream dlq replay: %s\n", errstr);
+            cs_log_error("dlq replay: %s", errstr);
             rd_kafka_destroy(rk);
             return 1;
         }
@@ -177,8 +177,8 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
                 rd_kafka_commit(rk, NULL, 0);
             printf("replayed %ld message%s onto %s\n", n, n == 1 ? "" : "s", cfg->topic_events);
         } else {
-            fprintf(stderr, "casestream dlq replay: not every message was delivered; "
-                            "nothing committed, run it again\n");
+            cs_log_error("dlq replay: not every message was delivered; "
+                         "nothing committed, run it again");
             rc = 1;
         }
         rd_kafka_destroy(r.producer);

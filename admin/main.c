@@ -1,5 +1,5 @@
-/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ, dispose of
- * cases past their retention. */
+/* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ and the
+ * index dead letters, dispose of cases past their retention. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -14,9 +14,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"migrate", cs_admin_migrate}, {"topics", cs_admin_topics}, {"case", cs_admin_case},
-    {"reindex", cs_admin_reindex}, {"dlq", cs_admin_dlq},       {"workload", cs_admin_workload},
-    {"dispose", cs_admin_dispose},
+    {"migrate", cs_admin_migrate},   {"topics", cs_admin_topics},
+    {"case", cs_admin_case},         {"reindex", cs_admin_reindex},
+    {"dlq", cs_admin_dlq},           {"index-dead-letters", cs_admin_index_dead_letters},
+    {"workload", cs_admin_workload}, {"dispose", cs_admin_dispose},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -29,9 +30,17 @@ static const char description[] =
     "  case show REF              print a case as JSON\n"
     "  case history REF           print a case's event history, one JSON line per event\n"
     "  reindex [--case-type T]    rebuild the Elasticsearch documents from PostgreSQL\n"
+    "  reindex --new-index --case-type T\n"
+    "                             build a new index for T's cases, then move its live name\n"
+    "                             (an alias) to it; searches never find fewer documents\n"
     "  dlq list [--limit N]       print the dead-letter messages, one JSON line each (100)\n"
     "  dlq replay [--limit N]     send dead-letter messages not yet replayed back to the\n"
     "                             events topic (after fixing their cause)\n"
+    "  index-dead-letters list [--case-type T] [--limit N]\n"
+    "                             print the documents Elasticsearch refused, newest first\n"
+    "  index-dead-letters retry [--case-type T] [--limit N]\n"
+    "                             write those cases again from PostgreSQL (after fixing the\n"
+    "                             cause); their dead letters are replaced by the outcome\n"
     "  workload [--cases N] [--events N] [--base-ref R] [--seed S]\n"
     "                             print NDJSON submissions for a demo or a load test\n"
     "  dispose [--case-type T] [--before YYYY-MM-DD] [--dry-run] [--limit N]\n"
@@ -44,19 +53,17 @@ static const char description[] =
 int main(int argc, char **argv)
 {
     cs_config cfg;
-    char errstr[512];
     int rc;
 
     cs_log_init("casestream");
-    if (cs_config_load(&cfg, CS_PROG_ADMIN, argc, argv, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream: %s\n", errstr);
+    if ((rc = cs_config_main(&cfg, CS_PROG_ADMIN, argc, argv, synopsis, description)) >= 0) {
+        cs_config_free(&cfg);
+        return rc;
+    }
+    if (cfg.args_count == 0) {
+        cs_log_error("invalid configuration: no command given (see --help)");
         cs_config_free(&cfg);
         return CS_EXIT_CONFIG;
-    }
-    if (cfg.help || cfg.args_count == 0) {
-        cs_config_usage(cfg.help ? stdout : stderr, CS_PROG_ADMIN, synopsis, description);
-        cs_config_free(&cfg);
-        return cfg.help ? 0 : 2;
     }
     rc = -1;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -64,8 +71,8 @@ int main(int argc, char **argv)
             rc = commands[i].run(&cfg, (int)cfg.args_count - 1, cfg.args + 1);
     }
     if (rc == -1) {
-        fprintf(stderr, "casestream: unknown command \"%s\" (see --help)\n", cfg.args[0]);
-        rc = 2;
+        cs_log_error("invalid configuration: unknown command \"%s\" (see --help)", cfg.args[0]);
+        rc = CS_EXIT_CONFIG;
     }
     cs_config_free(&cfg);
     return rc;

@@ -19,17 +19,17 @@ int cs_admin_migrate(const cs_config *cfg, int argc, char **argv)
 
     (void)argv;
     if (argc != 0) {
-        fprintf(stderr, "casestream migrate: takes no arguments\n");
-        return 2;
+        cs_log_error("invalid configuration: migrate takes no arguments");
+        return CS_EXIT_CONFIG;
     }
     if (!(conn = cs_db_connect(cfg->pg, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream migrate: could not connect to postgresql: %s\n", errstr);
+        cs_log_error("migrate: could not connect to postgresql: %s", errstr);
         return 1;
     }
     n = cs_migrate(conn, cfg->sql_dir, print_applied, NULL, errstr, sizeof(errstr));
     PQfinish(conn);
     if (n < 0) {
-        fprintf(stderr, "casestream migrate: %s\n", errstr);
+        cs_log_error("migrate: %s", errstr);
         return 1;
     }
     printf("schema up to date (%d migration%s applied now)\n", n, n == 1 ? "" : "s");

@@ -17,14 +17,14 @@ static int list_topics(const cs_config *cfg)
     if (!conf || !(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
         if (conf)
             rd_kafka_conf_destroy(conf);
-        fprintf(stderr, "casestream topics: %s\n", errstr);
+        cs_log_error("topics: %s", errstr);
         return 1;
     }
     for (int i = 0; i < 4; i++) {
         int n = cs_kafka_partition_count(rk, names[i], 10000, errstr, sizeof(errstr));
 
         if (n < 0) {
-            fprintf(stderr, "casestream topics: %s\n", errstr);
+            cs_log_error("topics: %s", errstr);
             rc = 1;
         } else {
             printf("%s\t%d partitions\n", names[i], n);
@@ -41,11 +41,11 @@ int cs_admin_topics(const cs_config *cfg, int argc, char **argv)
     if (argc == 1 && strcmp(argv[0], "list") == 0)
         return list_topics(cfg);
     if (argc != 1 || strcmp(argv[0], "create") != 0) {
-        fprintf(stderr, "usage: casestream topics create|list\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream topics create|list");
+        return CS_EXIT_CONFIG;
     }
     if (cs_kafka_create_topics(cfg, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream topics create: %s\n", errstr);
+        cs_log_error("topics create: %s", errstr);
         return 1;
     }
     return list_topics(cfg);

@@ -50,7 +50,7 @@ static void submission(wl_case *c, int k, unsigned *rnd, wl_counts *n)
     int kind = k == 0 ? -1 : (int)(next_rand(rnd) % 10);
 
     if (cs_uuid_generate(key)) {
-        fprintf(stderr, "casestream workload: no randomness for UUIDs\n");
+        cs_log_error("workload: no randomness for UUIDs");
         exit(1);
     }
     if (kind == -1) {
@@ -120,9 +120,9 @@ int cs_admin_workload(const cs_config *cfg, int argc, char **argv)
 
     (void)argv;
     if (argc != 0) {
-        fprintf(stderr, "usage: casestream workload [--cases N] [--events N] [--base-ref R] "
-                        "[--seed S]\n");
-        return 2;
+        cs_log_error("invalid configuration: usage: casestream workload [--cases N] [--events N] "
+                     "[--base-ref R] [--seed S]");
+        return CS_EXIT_CONFIG;
     }
     if (cfg->base_ref[0]) {
         char *end;
@@ -130,8 +130,8 @@ int cs_admin_workload(const cs_config *cfg, int argc, char **argv)
         errno = 0;
         base = strtoll(cfg->base_ref, &end, 10);
         if (errno || *end || base <= 0) {
-            fprintf(stderr, "casestream workload: --base-ref must be a positive integer\n");
-            return 2;
+            cs_log_error("invalid configuration: --base-ref must be a positive integer");
+            return CS_EXIT_CONFIG;
         }
     } else {
         base = (int64_t)time(NULL) * 1000000; /* a fresh range every run */

@@ -112,7 +112,10 @@ clean_up() {
             log "could not delete the cases $lo..$hi"
     done
     sql "DELETE FROM ccd.event_outcome WHERE topic LIKE '$RUN-%'" >/dev/null || true
-    for i in "${INDICES_MADE[@]}"; do curl -fsS -X DELETE "$ES/$i" >/dev/null 2>&1 || true; done
+    # An index the indexer created is <name>-000001 behind the alias <name>.
+    for i in "${INDICES_MADE[@]}"; do
+        for n in "$i" "$i-000001"; do curl -fsS -X DELETE "$ES/$n" >/dev/null 2>&1 || true; done
+    done
     if ((${#TOPICS_MADE[@]})); then
         build/bench/topic_delete "$BROKERS" "${TOPICS_MADE[@]}" >"$WORK/topic-delete.txt" 2>&1 ||
             log "could not delete every bench topic (see $WORK/topic-delete.txt)"
@@ -414,9 +417,14 @@ ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
 # Searchable: for each applied submission of a watched case, the first poll of that kind that
 # showed a version >= its case_revision: "arrival - produce" and "previous send - produce".
 searchable() { # phase kind
-    awk -v kind="$2" 'FILENAME == ARGV[1] { if ($1 == kind) { n[$2]++; v[$2, n[$2]] = $3; t[$2, n[$2]] = $4; b[$2, n[$2]] = $5 } next }
+    # GET needs the document's _id (the case's id), which es_watch learns from the first search
+    # that finds the case ("getfrom REF VERSION"): the GET latency of revisions up to VERSION is
+    # not measured.
+    awk -v kind="$2" 'FILENAME == ARGV[1] { if ($1 == kind) { n[$2]++; v[$2, n[$2]] = $3; t[$2, n[$2]] = $4; b[$2, n[$2]] = $5 }
+                                            if ($1 == "getfrom") from[$2] = $3; next }
         FILENAME == ARGV[2] { w[$1] = 1; next }
         ($4 in w) && $5 == "applied" {
+            if (kind == "get" && ($4 in from) && $6 <= from[$4]) next
             hit = 0
             for (i = 1; i <= n[$4]; i++) if (v[$4, i] >= $6) { hit = i; break }
             if (hit) print t[$4, hit] - $7, b[$4, hit] - $7; else print "missing"
@@ -600,14 +608,17 @@ count() { curl -fsS "$ES/$1/_count" 2>/dev/null | sed -n 's/.*"count":\([0-9]*\)
 index_run() {
     local ph=$1 mode=$2 label=$3 ix_index=${RUN}-$1-ix_cases raw_index=${RUN}-$1-raw_cases
     local docs cases bytes port t_start until c t m
-    # Re-typed, so that the documents go to a fresh index (lower(case_type)_cases).
+    # Re-typed, so that the documents go to a fresh index (lower(case_type_id)_cases). The
+    # document's first "id" is the case's (jsonb prints shorter keys first).
     awk -F'\t' -v OFS='\t' -v type="$RUN-$ph-ix" -v mode="$mode" '
-        { doc = $2; sub(/"case_type": "[^"]*"/, "\"case_type\": \"" type "\"", doc)
+        { doc = $2; sub(/"case_type_id": "[^"]*"/, "\"case_type_id\": \"" type "\"", doc)
+          sub(/"case_type": "[^"]*"/, "\"case_type\": \"" type "\"", doc)
           key = $1
           if (mode == "distinct") {
               match(doc, /"case_revision": [0-9]+/); rev = substr(doc, RSTART + 17, RLENGTH - 17)
               key = sprintf("%.0f", $1 + rev * 200000)
               sub(/"reference": [0-9]+/, "\"reference\": " key, doc)
+              sub(/"id": [0-9]+/, "\"id\": " key, doc)
           }
           print key, doc }' "$WORK/e-source.tsv" >"$WORK/$ph-docs.tsv"
     docs=$(wc -l <"$WORK/$ph-docs.tsv")

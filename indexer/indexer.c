@@ -12,9 +12,11 @@
 #include "dead_letter.h"
 #include "err.h"
 #include "es.h"
+#include "health.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "probe.h"
 #include "run.h"
 
 #include <inttypes.h>
@@ -29,6 +31,8 @@
 #define DRAIN_MS 10000
 /* How often Elasticsearch is asked whether it is back when no batch is retrying. */
 #define PROBE_EVERY_MS 2000
+/* Most acknowledged changes kept for clearing their dead letters while PostgreSQL fails. */
+#define CLEAR_MAX 100000
 
 const char *const cs_indexer_faults[] = {"before_bulk", "after_bulk_before_commit", "after_commit",
                                          NULL};
@@ -47,17 +51,25 @@ struct cs_indexer {
     bool draining;      /* stopping: no new messages join the batch */
     bool fatal;
     long long probe_at; /* next check whether Elasticsearch is back */
+    /* Acknowledged changes whose older dead letters are still to be cleared (DESIGN §6). */
+    int64_t *clear_refs, *clear_revs;
+    size_t clear_n;
+    long long clear_at; /* next try after a failure; 0: now */
+    cs_backoff clear_backoff;
     pthread_mutex_t health_lock;
     bool healthy;
     char health[512];
+    cs_health *readiness;
+    cs_probe *probes[3];
+    cs_metrics_server *metrics;
 };
 
 /* ---- metrics ---------------------------------------------------------------------------- */
 
 static struct {
     cs_metric *messages, *indexed, *deleted, *conflicts, *superseded, *item_retries,
-        *request_retries, *dead_letters, *by_reference, *bulks, *bulk_seconds, *lag, *paused,
-        *stalled;
+        *request_retries, *dead_letters, *cleared, *by_reference, *bulks, *bulk_seconds, *lag,
+        *paused, *stalled;
 } M;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -83,6 +95,9 @@ static void register_metrics(void)
                                        "reference");
     M.dead_letters = cs_metric_counter("casestream_indexer_dead_letters_total",
                                        "changes recorded in ccd.index_dead_letter");
+    M.cleared = cs_metric_counter("casestream_indexer_dead_letters_cleared_total",
+                                  "dead letters deleted because a later revision of their case "
+                                  "was indexed");
     M.bulks = cs_metric_counter("casestream_indexer_bulk_requests_total",
                                 "bulk requests sent to Elasticsearch");
     M.bulk_seconds =
@@ -121,7 +136,9 @@ static bool es_up(cs_indexer *ix)
     return ok;
 }
 
-bool cs_indexer_health(char *detail, size_t size, void *ctx)
+/* The indexer's part of readiness (a cs_health_fn): bulks are acknowledged and no partition
+ * is stalled. The services themselves are probed. */
+static bool program_health(char *detail, size_t size, void *ctx)
 {
     cs_indexer *ix = ctx;
     int stalled = cs_consumer_stalled(ix->consumer);
@@ -129,14 +146,45 @@ bool cs_indexer_health(char *detail, size_t size, void *ctx)
 
     pthread_mutex_lock(&ix->health_lock);
     ok = ix->healthy;
-    if (ok && stalled > 0)
-        snprintf(detail, size,
-                 "stalled: %d partitions of %s have lag and stored no offset for %d s", stalled,
-                 ix->cfg->topic_changes, ix->cfg->stall_seconds);
+    if (ok)
+        snprintf(detail, size, "indexing=ok assigned=%d stalled=%d",
+                 cs_consumer_assigned(ix->consumer), stalled);
     else
-        snprintf(detail, size, "%s", ix->health);
+        snprintf(detail, size, "indexing=failing assigned=%d stalled=%d indexing_error=\"%s\"",
+                 cs_consumer_assigned(ix->consumer), stalled, ix->health);
     pthread_mutex_unlock(&ix->health_lock);
     return ok && stalled == 0;
+}
+
+/* librdkafka's errors outside a request: with every broker down, or a fatal error, Kafka is
+ * not ready until the next successful probe. */
+static void on_kafka_error(rd_kafka_resp_err_t err, const char *reason, void *ctx)
+{
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__FATAL)
+        cs_health_down(ctx, "kafka", reason);
+}
+
+/* Probes Kafka, PostgreSQL (dead letters and documents sent by reference need it) and
+ * Elasticsearch for /readyz, and serves the HTTP endpoint. */
+static int start_health(cs_indexer *ix, char *errstr, size_t errstr_size)
+{
+    static const char *const names[] = {"kafka", "postgresql", "elasticsearch"};
+
+    ix->probes[0] = cs_probe_kafka_new(cs_consumer_handle(ix->consumer));
+    ix->probes[1] = cs_probe_pg_new(ix->cfg->pg, NULL, NULL, NULL);
+    ix->probes[2] = cs_probe_es_new(ix->cfg);
+    for (int i = 0; i < 3; i++) {
+        if (!ix->probes[i] || cs_health_add(ix->readiness, names[i], cs_probe_run, ix->probes[i])) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return CS_ERR;
+        }
+    }
+    cs_health_set_program(ix->readiness, program_health, ix);
+    if (cs_health_start(ix->readiness, errstr, errstr_size))
+        return CS_ERR;
+    ix->metrics = cs_metrics_server_start(ix->cfg->metrics_host, ix->cfg->metrics_port,
+                                          ix->readiness, errstr, errstr_size);
+    return ix->metrics ? CS_OK : CS_ERR;
 }
 
 /* ---- Kafka ------------------------------------------------------------------------------ */
@@ -210,6 +258,49 @@ static bool write_dead_letters(cs_indexer *ix)
     return true;
 }
 
+/* Clears the dead letters that the batch's acknowledged changes resolve (those of the same
+ * case at or below the revision now in the index), with those a failure left over. Clearing
+ * never holds up indexing: when PostgreSQL fails, the changes are kept (up to CLEAR_MAX) and
+ * tried again after a backoff. */
+static void clear_dead_letters(cs_indexer *ix)
+{
+    size_t room = CLEAR_MAX - ix->clear_n;
+    long long cleared = 0;
+    char errstr[512];
+    int rc;
+
+    ix->clear_n += cs_batch_acknowledged(ix->batch, ix->clear_refs + ix->clear_n,
+                                         ix->clear_revs + ix->clear_n, room);
+    if (ix->clear_n == 0 || cs_now_ms() < ix->clear_at)
+        return;
+    if (!ix->pg && !(ix->pg = cs_db_connect(ix->cfg->pg, errstr, sizeof(errstr)))) {
+        rc = CS_ERR_RETRY;
+    } else {
+        rc = cs_dead_letters_clear(ix->pg, ix->clear_refs, ix->clear_revs, ix->clear_n, &cleared,
+                                   errstr, sizeof(errstr));
+        if (rc && PQstatus(ix->pg) != CONNECTION_OK) {
+            PQfinish(ix->pg);
+            ix->pg = NULL;
+        }
+    }
+    if (rc) {
+        long delay = cs_backoff_next(&ix->clear_backoff);
+
+        ix->clear_at = cs_now_ms() + delay;
+        cs_log_warn("could not clear the dead letters of %zu indexed changes: %s; retrying in "
+                    "%ld ms",
+                    ix->clear_n, errstr, delay);
+        return;
+    }
+    if (cleared > 0)
+        cs_log_info("cleared %lld dead letters: later revisions of their cases are indexed",
+                    cleared);
+    cs_metric_inc(M.cleared, cleared);
+    ix->clear_n = 0;
+    ix->clear_at = 0;
+    cs_backoff_reset(&ix->clear_backoff);
+}
+
 /* Reads from PostgreSQL the documents of the changes sent by reference
  * (DESIGN §6): the case's change document, or its disposal document when it was
  * disposed of since. False, with the reason, when PostgreSQL failed: the attempt
@@ -258,6 +349,40 @@ static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
     return true;
 }
 
+/* Makes sure every index the batch writes to is behind its alias, or says once that it is a
+ * plain index (DESIGN §6). False, with the reason, when Elasticsearch failed: the attempt is
+ * retried like a failed bulk. */
+static bool ensure_indices(cs_indexer *ix, char *why, size_t why_size)
+{
+    size_t max = cs_batch_count(ix->batch), n;
+    const char **names = malloc((max ? max : 1) * sizeof(*names));
+    bool ok = true;
+
+    if (!names) {
+        snprintf(why, why_size, "out of memory");
+        return false;
+    }
+    n = cs_batch_indices(ix->batch, names, max);
+    for (size_t i = 0; i < n && ok; i++) {
+        char errstr[512];
+        int rc = cs_es_ensure_index(ix->es, names[i], ix->cfg->max_fields, errstr, sizeof(errstr));
+
+        if (rc == 1)
+            cs_log_warn("index=%s is a plain index from before case indices were put behind "
+                        "aliases: its documents keyed by the case reference stay beside the new "
+                        "ones until `casestream reindex --new-index` moves it behind its alias",
+                        names[i]);
+        else if (rc == CS_ERR)
+            cs_log_error("index=%s: %s; writing to it as it is", names[i], errstr);
+        else if (rc < 0) {
+            snprintf(why, why_size, "%s", errstr);
+            ok = false;
+        }
+    }
+    free(names);
+    return ok;
+}
+
 /* Sends one bulk request to Elasticsearch (a cs_batch_send_fn; ctx is the indexer), timed. */
 static int send_bulk(void *ctx, const cs_bulk_body *body, cs_es_response *out, char *errstr,
                      size_t errstr_size)
@@ -284,6 +409,9 @@ static bool attempt(cs_indexer *ix)
         cs_fault_point("before_bulk");
     if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
         snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
+        failed = true;
+    } else if (!ensure_indices(ix, errstr, sizeof(errstr))) {
+        snprintf(why, sizeof(why), "making sure of the indices: %s", errstr);
         failed = true;
     } else if (cs_batch_attempt(ix->batch, send_bulk, ix, &st, errstr, sizeof(errstr)) != CS_OK) {
         snprintf(why, sizeof(why), "%s", errstr);
@@ -334,6 +462,7 @@ static void finish_batch(cs_indexer *ix)
     char errstr[512];
 
     cs_fault_point("after_bulk_before_commit");
+    clear_dead_letters(ix);
     if (need > ix->offs_cap) {
         int *p = realloc(ix->parts, need * sizeof(*p));
         int64_t *o = p ? realloc(ix->offs, need * sizeof(*o)) : NULL;
@@ -491,6 +620,7 @@ int cs_indexer_run(cs_indexer *ix)
         set_health(ix, false, "waiting for elasticsearch: %s", errstr);
         long delay = cs_backoff_next(&wait);
         cs_log_warn("waiting for elasticsearch: %s; retrying in %ld ms", errstr, delay);
+        cs_beat();
         cs_sleep_ms(delay);
     }
     if (!cs_running)
@@ -500,7 +630,7 @@ int cs_indexer_run(cs_indexer *ix)
         cs_log_error("%s", errstr);
         return CS_ERR;
     }
-    cs_log_info("indexing topic=%s group=%s into %s (bulk %d docs, %d bytes, %d ms)",
+    cs_log_info("indexing topic=%s group=%s es=%s bulk_docs=%d bulk_bytes=%d bulk_linger_ms=%d",
                 ix->cfg->topic_changes, ix->cfg->indexer_group, ix->cfg->es, ix->cfg->bulk_docs,
                 ix->cfg->bulk_bytes, ix->cfg->bulk_linger_ms);
     while (cs_running) {
@@ -554,12 +684,23 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     pthread_mutex_init(&ix->health_lock, NULL);
     ix->cfg = cfg;
     snprintf(ix->health, sizeof(ix->health), "starting");
+    cs_backoff_init(&ix->clear_backoff, 1000, 60000);
+    if (!(ix->clear_refs = malloc(CLEAR_MAX * sizeof(*ix->clear_refs))) ||
+        !(ix->clear_revs = malloc(CLEAR_MAX * sizeof(*ix->clear_revs)))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    if (!(ix->readiness = cs_health_new(cfg->live_seconds))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    cs_kafka_set_error_hook(on_kafka_error, ix->readiness);
     bopts.max_docs = (size_t)cfg->bulk_docs;
     if (!(ix->batch = cs_batch_new(&bopts))) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    if (!(ix->es = cs_es_new(cfg->es, cfg->es_timeout_ms, errstr, errstr_size)))
+    if (!(ix->es = cs_es_new_config(cfg, errstr, errstr_size)))
         goto fail;
     /* -X properties win over these defaults. */
     copts.topic = cfg->topic_changes;
@@ -576,6 +717,9 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     /* A database that is down now is retried when a dead letter needs it. */
     if (!(ix->pg = cs_db_connect(cfg->pg, pgerr, sizeof(pgerr))))
         cs_log_warn("could not connect to postgresql (needed for dead letters): %s", pgerr);
+    /* Without the endpoint nobody asks: no probes either. */
+    if (cfg->metrics_port > 0 && start_health(ix, errstr, errstr_size))
+        goto fail;
     return ix;
 fail:
     cs_indexer_free(ix);
@@ -586,13 +730,22 @@ void cs_indexer_free(cs_indexer *ix)
 {
     if (!ix)
         return;
+    cs_metrics_server_free(ix->metrics);
+    cs_health_stop(ix->readiness); /* the Kafka probe uses the consumer */
+    for (int i = 0; i < 3; i++)
+        cs_probe_free(ix->probes[i]);
     cs_consumer_free(ix->consumer);
     cs_es_free(ix->es);
     if (ix->pg)
         PQfinish(ix->pg);
     cs_batch_free(ix->batch);
+    free(ix->clear_refs);
+    free(ix->clear_revs);
     free(ix->parts);
     free(ix->offs);
+    /* No Kafka handle is left to call the hook. */
+    cs_kafka_set_error_hook(NULL, NULL);
+    cs_health_free(ix->readiness);
     pthread_mutex_destroy(&ix->health_lock);
     free(ix);
 }

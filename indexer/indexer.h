@@ -14,7 +14,9 @@ typedef struct cs_indexer cs_indexer;
 extern const char *const cs_indexer_faults[];
 
 /* Creates the Elasticsearch client, the consumer (subscribed to
- * cfg->topic_changes in group cfg->indexer_group) and registers the metrics.
+ * cfg->topic_changes in group cfg->indexer_group), registers the metrics
+ * and, when cfg->metrics_port is set, probes Kafka, PostgreSQL and
+ * Elasticsearch and serves /livez, /readyz, /healthz and /metrics.
  * cfg is borrowed for the indexer's life. Returns the indexer (free with
  * cs_indexer_free) or NULL with the reason in errstr; CS_ERR_INVALID in *why
  * when the configuration is at fault (may be NULL). */
@@ -25,11 +27,6 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
  * within a bounded time, commits the stored offsets and closes the consumer.
  * Returns 0, or CS_ERR if the consumer could not be closed cleanly. */
 int cs_indexer_run(cs_indexer *ix);
-
-/* For /healthz (a cs_health_fn; ctx is the indexer): false while
- * Elasticsearch is unreachable or refusing writes, with the detail. Safe to
- * call from another thread. */
-bool cs_indexer_health(char *detail, size_t size, void *ctx);
 
 /* Frees the indexer. Accepts NULL. */
 void cs_indexer_free(cs_indexer *ix);

@@ -1,14 +1,12 @@
-/* casestream-indexer: configuration, signals, /metrics, then the indexer loop. */
+/* casestream-indexer: configuration, signals, then the indexer loop. */
 #include "config.h"
-#include "fault.h"
 #include "err.h"
+#include "fault.h"
 #include "indexer.h"
 #include "log.h"
-#include "metrics.h"
 #include "run.h"
 
 #include <stdio.h>
-#include <string.h>
 
 static const char synopsis[] = "casestream-indexer [options]";
 static const char description[] =
@@ -26,49 +24,29 @@ int main(int argc, char **argv)
 {
     cs_config cfg;
     cs_indexer *ix = NULL;
-    cs_metrics_server *metrics = NULL;
     char errstr[1024];
-    int why, rc = 1;
+    int why, rc;
 
     cs_log_init("casestream-indexer");
-    if (cs_config_load(&cfg, CS_PROG_INDEXER, argc, argv, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream-indexer: %s\n", errstr);
-        cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
-    }
-    if (cfg.help) {
-        cs_config_usage(stdout, CS_PROG_INDEXER, synopsis, description);
-        cs_config_free(&cfg);
-        return 0;
-    }
-    if (cfg.args_count > 0) {
-        fprintf(stderr, "casestream-indexer: unexpected argument \"%s\"\n", cfg.args[0]);
-        cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
-    }
+    if ((rc = cs_config_main(&cfg, CS_PROG_INDEXER, argc, argv, synopsis, description)) >= 0)
+        goto cleanup;
+    rc = 1;
     if (cs_fault_arm(cfg.fault, cs_indexer_faults, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream-indexer: %s\n", errstr);
-        cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
+        cs_log_error("invalid configuration: %s", errstr);
+        rc = CS_EXIT_CONFIG;
+        goto cleanup;
     }
     if (cs_signals_install()) {
-        fprintf(stderr, "casestream-indexer: could not install signal handlers\n");
+        cs_log_error("could not install signal handlers");
         goto cleanup;
     }
     if (!(ix = cs_indexer_new(&cfg, &why, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream-indexer: %s\n", errstr);
+        cs_log_error("could not start: %s", errstr);
         rc = why == CS_ERR_INVALID ? CS_EXIT_CONFIG : 1;
-        goto cleanup;
-    }
-    if (cfg.metrics_port > 0 &&
-        !(metrics = cs_metrics_server_start(cfg.metrics_host, cfg.metrics_port, cs_indexer_health,
-                                            ix, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "casestream-indexer: %s\n", errstr);
         goto cleanup;
     }
     rc = cs_indexer_run(ix) == CS_OK ? 0 : 1;
 cleanup:
-    cs_metrics_server_free(metrics);
     cs_indexer_free(ix);
     cs_config_free(&cfg);
     return rc;

@@ -24,12 +24,14 @@ typedef struct entry {
     int partition;
     int64_t offset;
     int64_t reference; /* 0 when the message had none */
+    int64_t id;        /* the document's _id; 0 until read from PostgreSQL when omitted */
     int64_t revision;
     char *index; /* NULL when the message had no usable case type */
     char *doc;   /* the message value, NUL-terminated; freed once not needed */
     size_t len;
     bool is_json;
-    bool omitted;  /* the reference form (DESIGN §6): the document is read from PostgreSQL */
+    bool omitted;  /* the reference form, or no id (DESIGN §6): the document is read from
+                    * PostgreSQL */
     bool disposal; /* a disposal document (DESIGN §6): the document is deleted */
     entry_state state;
     bool sent;       /* answered in the current attempt */
@@ -52,18 +54,33 @@ struct cs_batch {
     size_t items_cap;
 };
 
-int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *revision,
-                    char *index, size_t index_size, bool *is_json, char *errstr, size_t errstr_size)
+/* A positive integer, or a string of decimal digits that is one, from v; 0 when v is neither. */
+static int64_t positive_int(const json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(s, &end, 10);
+        if (errno == 0 && end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9' && n > 0)
+            return n;
+    }
+    return 0;
+}
+
+int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json, char *errstr,
+                    size_t errstr_size)
 {
     json_error_t jerr;
-    json_t *root, *ref, *type, *rev;
+    json_t *root, *id, *type, *rev;
     int rc = CS_ERR_INVALID;
 
-    *reference = 0;
-    *revision = 0;
+    memset(out, 0, sizeof(*out));
     *is_json = false;
-    if (index_size > 0)
-        index[0] = '\0';
     if (!value || len == 0) {
         snprintf(errstr, errstr_size, "empty message");
         return CS_ERR_INVALID;
@@ -81,22 +98,13 @@ int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *
         snprintf(errstr, errstr_size, "change document is not a JSON object");
         goto cleanup;
     }
-    ref = json_object_get(root, "reference");
-    if (json_is_integer(ref)) {
-        *reference = json_integer_value(ref);
-    } else if (json_is_string(ref)) {
-        const char *s = json_string_value(ref);
-        char *end;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno == 0 && end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9')
-            *reference = v;
-    }
-    if (*reference <= 0) {
-        *reference = 0;
+    if ((out->reference = positive_int(json_object_get(root, "reference"))) == 0) {
         snprintf(errstr, errstr_size, "change document has no valid reference");
+        goto cleanup;
+    }
+    id = json_object_get(root, "id");
+    if (id && !json_is_null(id) && (out->id = positive_int(id)) == 0) {
+        snprintf(errstr, errstr_size, "change document has an id that is not a positive integer");
         goto cleanup;
     }
     rev = json_object_get(root, "case_revision");
@@ -104,15 +112,16 @@ int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *
         snprintf(errstr, errstr_size, "change document has no valid case_revision");
         goto cleanup;
     }
-    *revision = json_integer_value(rev);
-    type = json_object_get(root, "case_type");
+    out->revision = json_integer_value(rev);
+    if (!(type = json_object_get(root, "case_type_id")))
+        type = json_object_get(root, "case_type");
     if (!json_is_string(type)) {
-        snprintf(errstr, errstr_size, "change document has no case_type");
+        snprintf(errstr, errstr_size, "change document has no case_type_id");
         goto cleanup;
     }
-    if (!cs_es_index_name(json_string_value(type), index, index_size)) {
+    if (!cs_es_index_name(json_string_value(type), out->index, sizeof(out->index))) {
         cs_utf8_snprintf(
-            errstr, errstr_size, "case_type \"%.*s\" cannot name an index",
+            errstr, errstr_size, "case_type_id \"%.*s\" cannot name an index",
             (int)cs_utf8_prefix(json_string_value(type), json_string_length(type), 100),
             json_string_value(type));
         goto cleanup;
@@ -233,7 +242,8 @@ static bool is_disposal(const char *doc, size_t len)
 int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, size_t key_len,
                  const char *value, size_t len)
 {
-    char index[256], why[512];
+    char why[512];
+    cs_change c;
     entry *e;
 
     if (!(e = reserve(b->e, &b->cap, b->n + 1, sizeof(*e))))
@@ -249,10 +259,11 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
     if (e->len)
         memcpy(e->doc, value, e->len);
     e->doc[e->len] = '\0';
-    if (cs_change_parse(value, e->len, &e->reference, &e->revision, index, sizeof(index),
-                        &e->is_json, why, sizeof(why)) != CS_OK) {
+    if (cs_change_parse(value, e->len, &c, &e->is_json, why, sizeof(why)) != CS_OK) {
         /* Recorded with the case it is about whenever the document or the key says which,
          * as reindex records it. */
+        e->reference = c.reference;
+        e->revision = c.revision;
         if (e->reference == 0)
             e->reference = key_reference(key, key_len);
         e->state = E_DEAD;
@@ -262,9 +273,12 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
         }
     } else {
         e->state = E_PENDING;
-        e->omitted = is_reference_form(e->doc, e->len);
+        e->reference = c.reference;
+        e->id = c.id;
+        e->revision = c.revision;
+        e->omitted = c.id == 0 || is_reference_form(e->doc, e->len);
         e->disposal = !e->omitted && is_disposal(e->doc, e->len);
-        if (!(e->index = strdup(index))) {
+        if (!(e->index = strdup(b->opts.index ? b->opts.index : c.index))) {
             entry_free(e);
             return CS_ERR;
         }
@@ -350,9 +364,10 @@ int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
         if (!(req = reserve(b->req, &b->req_cap, b->req_n + 1, sizeof(*req))))
             return CS_ERR;
         b->req = req;
-        /* A disposal deletes the document its case's changes write, under the same _id. */
-        if (e->disposal ? cs_bulk_delete(body, e->index, e->reference, e->revision)
-                        : cs_bulk_add(body, e->index, e->reference, e->revision, e->doc, e->len))
+        /* A disposal deletes the document its case's changes write, under the same _id: the
+         * case's id. */
+        if (e->disposal ? cs_bulk_delete(body, e->index, e->id, e->revision)
+                        : cs_bulk_add(body, e->index, e->id, e->revision, e->doc, e->len))
             return CS_ERR;
         b->req[b->req_n++] = i;
     }
@@ -636,12 +651,43 @@ size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max)
     return n;
 }
 
+size_t cs_batch_acknowledged(const cs_batch *b, int64_t *refs, int64_t *revs, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n && n < max; i++) {
+        if (b->e[i].state != E_DONE)
+            continue;
+        refs[n] = b->e[i].reference;
+        revs[n++] = b->e[i].revision;
+    }
+    return n;
+}
+
+size_t cs_batch_indices(const cs_batch *b, const char **names, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n && n < max; i++) {
+        const entry *e = &b->e[i];
+        bool listed = false;
+
+        if (e->state != E_PENDING || !e->index)
+            continue;
+        for (size_t k = 0; k < n && !listed; k++)
+            listed = strcmp(names[k], e->index) == 0;
+        if (!listed)
+            names[n++] = e->index;
+    }
+    return n;
+}
+
 int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
 {
     for (size_t i = 0; i < b->n; i++) {
         entry *e = &b->e[i];
-        char index[256], why[512];
-        int64_t ref, rev;
+        char why[512];
+        cs_change c;
         bool is_json;
         char *copy;
 
@@ -652,15 +698,16 @@ int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
             make_dead(e, "sent by reference, but the case is not in postgresql");
             continue;
         }
-        if (cs_change_parse(doc, len, &ref, &rev, index, sizeof(index), &is_json, why,
-                            sizeof(why)) != CS_OK) {
+        if (cs_change_parse(doc, len, &c, &is_json, why, sizeof(why)) != CS_OK) {
             make_dead(e, why);
             continue;
         }
-        if (ref != reference || rev < e->revision) {
-            make_dead(e, ref != reference
+        if (c.reference != reference || c.revision < e->revision || c.id == 0) {
+            make_dead(e, c.reference != reference
                              ? "sent by reference, but postgresql gave another case's document"
-                             : "sent by reference, but postgresql holds an older revision");
+                         : c.id == 0 ? "postgresql gave a document without an id (is the schema "
+                                       "migrated? casestream migrate)"
+                                     : "sent by reference, but postgresql holds an older revision");
             continue;
         }
         if (!(copy = malloc(len + 1)))
@@ -671,7 +718,8 @@ int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
         b->bytes += len - e->len;
         e->doc = copy;
         e->len = len;
-        e->revision = rev;
+        e->id = c.id;
+        e->revision = c.revision;
         /* The case was disposed of since the change was published: PostgreSQL gives its
          * disposal document, and the document is deleted. */
         e->disposal = is_disposal(copy, len);

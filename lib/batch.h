@@ -15,13 +15,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Reads the fields the bulk engine needs from a change document (DESIGN §6):
- * reference (integer or digit string, > 0), case_type (which must name an
- * index: the index name goes to index[index_size]) and case_revision
- * (integer >= 0). Returns 0, or CS_ERR_INVALID with the reason in errstr; a
- * value that is JSON but lacks a field sets *is_json to true. */
-int cs_change_parse(const char *value, size_t len, int64_t *reference, int64_t *revision,
-                    char *index, size_t index_size, bool *is_json, char *errstr,
+/* What the bulk engine reads from a change document (DESIGN §6). */
+typedef struct cs_change {
+    int64_t reference; /* the case reference, > 0 */
+    int64_t id;        /* the case's internal id, the document's _id; 0 when the document has
+                        * none: a change published before casestream kept CCD's id (DESIGN §6) */
+    int64_t revision;  /* case_revision, >= 0: the document's external version */
+    char index[256];   /* lower(case_type_id) + "_cases" */
+} cs_change;
+
+/* Reads a change document: reference and id (integers or digit strings, > 0; id may be
+ * missing), case_type_id (or case_type, the name changes published before 007 use), which
+ * must name an index, and case_revision (an integer >= 0). Returns 0, or CS_ERR_INVALID with
+ * the reason in errstr (out->reference is then the document's reference if it had a valid
+ * one, else 0); a value that is JSON sets *is_json to true. */
+int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json, char *errstr,
                     size_t errstr_size);
 
 typedef struct cs_batch cs_batch;
@@ -41,11 +49,13 @@ typedef struct cs_batch_opts {
     size_t max_docs;      /* most actions per request */
     long backoff_base_ms; /* backoff after a failed attempt: base, doubling, */
     long backoff_cap_ms;  /* up to the cap, jittered (cs_backoff_ms) */
+    const char *index;    /* every change goes to this index (borrowed; a new index being
+                           * built), NULL: to lower(case_type_id) + "_cases" */
 } cs_batch_opts;
 
 #define CS_BATCH_OPTS_INIT                                                                         \
     {                                                                                              \
-        1000, 100, 30000                                                                           \
+        1000, 100, 30000, NULL                                                                     \
     }
 
 /* An empty batch (free with cs_batch_free) or NULL when out of memory. opts is copied; NULL
@@ -156,17 +166,28 @@ void cs_batch_drop_partition(cs_batch *b, int partition);
  * number of pairs filled. */
 size_t cs_batch_offsets(const cs_batch *b, int *partitions, int64_t *offsets, size_t max);
 
-/* The references (each once, at most max into refs) of pending changes in
- * the reference form (DESIGN §6), whose document must be read from
- * PostgreSQL and given to cs_batch_fill. Returns the count. */
+/* The changes of the batch that are acknowledged as in the index: written, or found already
+ * there at a newer revision (at most max, into refs and revs: the case and the revision sent).
+ * A case's dead letters at or below that revision are resolved (cs_dead_letters_clear). A case
+ * may be listed twice (from two partitions). Returns the count. */
+size_t cs_batch_acknowledged(const cs_batch *b, int64_t *refs, int64_t *revs, size_t max);
+
+/* The references (each once, at most max into refs) of pending changes whose document must
+ * be read from PostgreSQL and given to cs_batch_fill: those in the reference form (DESIGN §6)
+ * and those without an id (published before casestream kept CCD's id). Returns the count. */
 size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max);
 
-/* Gives the reference-form changes of case reference their document as
- * PostgreSQL holds it now (doc NULL: the case is not there; they become dead
- * letters, as does a document that is not of this case or is older than the
- * reference). doc may be the case's disposal document (it was disposed of since):
- * the change then deletes the document. Returns 0 or CS_ERR (out of memory). */
+/* Gives the changes of case reference listed by cs_batch_omitted their document as PostgreSQL
+ * holds it now (doc NULL: the case is not there; they become dead letters, as does a document
+ * that is not of this case, has no id, or is older than the change). doc may be the case's
+ * disposal document (it was disposed of since): the change then deletes the document. Returns 0
+ * or CS_ERR (out of memory). */
 int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len);
+
+/* The index names (each once, at most max into names; borrowed from the batch, valid until it
+ * changes) that pending changes go to, for the caller to make sure of before an attempt
+ * (cs_es_ensure_index). Returns the count. */
+size_t cs_batch_indices(const cs_batch *b, const char **names, size_t max);
 
 /* Empties the batch for the next one: no failures counted, requests of max_docs again. */
 void cs_batch_clear(cs_batch *b);

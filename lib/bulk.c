@@ -47,8 +47,8 @@ static int bulk_reserve(cs_bulk_body *b, size_t more)
     return CS_OK;
 }
 
-int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t reference, int64_t revision,
-                const char *doc, size_t doc_len)
+int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t id, int64_t revision, const char *doc,
+                size_t doc_len)
 {
     char action[512];
     int n;
@@ -57,7 +57,7 @@ int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t reference, int64_t r
     n = snprintf(action, sizeof(action),
                  "{\"index\":{\"_index\":\"%s\",\"_id\":\"%" PRId64 "\",\"version\":%" PRId64
                  ",\"version_type\":\"external_gte\"}}\n",
-                 index, reference, revision);
+                 index, id, revision);
     if (n < 0 || (size_t)n >= sizeof(action))
         return CS_ERR;
     if (bulk_reserve(b, (size_t)n + doc_len + 1))

@@ -22,12 +22,12 @@ typedef struct cs_bulk_body {
 /* The request path of a bulk: only the fields the parser reads are returned. */
 #define CS_BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error"
 
-/* Appends one index action for document id reference in index with
- * version = revision, version_type = external_gte, and the document source
+/* Appends one index action for the document with _id id (the case's internal id, DESIGN §6)
+ * in index with version = revision, version_type = external_gte, and the document source
  * (doc, doc_len: one JSON object; raw newlines, which JSON allows only as
  * whitespace, are written as spaces). Returns 0 or CS_ERR (out of memory). */
-int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t reference, int64_t revision,
-                const char *doc, size_t doc_len);
+int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t id, int64_t revision, const char *doc,
+                size_t doc_len);
 
 /* Appends one delete action for the document with _id id in index, with version = revision,
  * version_type = external_gte (DESIGN §6, disposal): the index keeps the delete at that version,

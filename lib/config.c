@@ -3,12 +3,17 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
+#include "redact.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_OPTINT } opt_type;
 
@@ -35,9 +40,13 @@ static const cs_option options[] = {
      "host=127.0.0.1 port=55432 dbname=casestream user=casestream password=casestream", NULL, 0, 0,
      F(pg), "PostgreSQL connection string"},
     {"redis", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_STR, "redis://127.0.0.1:56379", NULL, 0, 0,
-     F(redis), "Redis URL for idempotency keys (redis://host:port[/db])"},
+     F(redis), "Redis URL for idempotency keys (redis://[[user]:password@]host[:port][/db])"},
     {"es", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "http://127.0.0.1:59200", NULL, 0, 0, F(es),
-     "Elasticsearch base URL"},
+     "Elasticsearch base URL (http[s]://[user:password@]host:port; basic auth from the URL)"},
+    {"es-ca-file", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(es_ca_file),
+     "PEM file of the CAs that sign Elasticsearch's certificate (default: the system's)"},
+    {"es-api-key", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(es_api_key),
+     "Elasticsearch API key (the encoded id:key), sent as Authorization: ApiKey"},
     {"topic-events", KAFKA_USERS, OPT_STR, "case-events", NULL, 0, 0, F(topic_events),
      "topic of submissions"},
     {"topic-results", KAFKA_USERS, OPT_STR, "case-event-results", NULL, 0, 0, F(topic_results),
@@ -90,7 +99,9 @@ static const cs_option options[] = {
     {"sql-dir", CS_PROG_ADMIN, OPT_STR, "sql", NULL, 0, 0, F(sql_dir),
      "directory of the numbered migrations"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
-     "reindex or dispose of only this case type"},
+     "reindex, index-dead-letters, dispose: only this case type"},
+    {"new-index", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(new_index),
+     "reindex: build a new index for --case-type, then move its alias to it"},
     {"before", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(before),
      "dispose: cases whose resolved_ttl is before this day, YYYY-MM-DD (default: today, UTC)"},
     {"cases", CS_PROG_ADMIN, OPT_INT, "200", NULL, 1, 10000000, F(cases),
@@ -101,18 +112,23 @@ static const cs_option options[] = {
      "workload: first case reference (default: from the clock, unique per run)"},
     {"seed", CS_PROG_ADMIN, OPT_INT, "1", NULL, 0, INT_MAX, F(seed), "workload: random seed"},
     {"limit", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 1000000000, F(limit),
-     "most records: dlq lists or replays 100 when 0; dispose disposes of every case when 0"},
+     "most records: dlq and index-dead-letters list or retry 100 when 0; dispose disposes of "
+     "every case when 0"},
     {"metrics-port", CS_PROG_WORKER, OPT_INT, "9464", NULL, 0, 65535, F(metrics_port),
-     "port of /metrics and /healthz (0 = off)"},
+     "port of /livez, /readyz, /healthz and /metrics (0 = off)"},
     {"metrics-port", CS_PROG_INDEXER, OPT_INT, "9465", NULL, 0, 65535, F(metrics_port),
-     "port of /metrics and /healthz (0 = off)"},
+     "port of /livez, /readyz, /healthz and /metrics (0 = off)"},
     {"metrics-host", LONG_RUNNING, OPT_STR, "127.0.0.1", NULL, 0, 0, F(metrics_host),
-     "address /metrics listens on"},
+     "address or host name the HTTP endpoint listens on (IPv6 too: ::1)"},
+    {"live-seconds", LONG_RUNNING, OPT_INT, "60", NULL, 1, 86400, F(live_seconds),
+     "seconds the main loop may go without a turn before /livez answers 503"},
     {"stall-seconds", LONG_RUNNING, OPT_INT, "120", NULL, 0, 86400, F(stall_seconds),
      "seconds a partition with lag may store no offset, its dependency up, before /healthz "
      "reports it stalled (0 = never)"},
     {"log-level", CS_PROG_ALL, OPT_STR, "info", NULL, 0, 0, F(log_level),
      "error, warn, info or debug"},
+    {"log-format", CS_PROG_ALL, OPT_STR, "logfmt", NULL, 0, 0, F(log_format),
+     "logfmt or json (one object per line)"},
     {"fault", LONG_RUNNING, OPT_STR, "", NULL, 0, 0, F(fault),
      "fault point at which to _exit (tests only)"},
 };
@@ -182,9 +198,77 @@ bad:
     return CS_ERR_INVALID;
 }
 
+/* librdkafka properties casestream sets itself because its guarantees rest on them. */
+static const struct guarded {
+    const char *key;
+    const char *why;
+} guarded[] = {
+    {"enable.idempotence", "producers are idempotent so that a retried send is written once"},
+    {"acks", "every message is acknowledged by all in-sync replicas (acks=all)"},
+    {"request.required.acks", "every message is acknowledged by all in-sync replicas (acks=all)"},
+    {"isolation.level", "consumers read committed messages only (read_committed)"},
+    {"enable.auto.commit",
+     "offsets are committed in the background only after they are stored (true)"},
+    {"enable.auto.offset.store",
+     "an offset is stored only after its message's work is done (false)"},
+    {"partitioner",
+     "a case's submissions go to the partition Java producers choose (murmur2_random)"},
+};
+
+/* Checks the -X properties: each one librdkafka knows, with a value it takes, and none that
+ * casestream sets for its guarantees. */
+static int validate_kafka_props(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = CS_OK;
+
+    for (size_t i = 0; i < cfg->kafka_props_count && rc == CS_OK; i++) {
+        const char *prop = cfg->kafka_props[i], *eq = strchr(prop, '=');
+        char key[256], why[256];
+        size_t klen = (size_t)(eq - prop);
+
+        rc = CS_ERR_INVALID;
+        if (klen == 0 || klen >= sizeof(key)) {
+            snprintf(errstr, errstr_size, "-X %s: no property name, or one too long", prop);
+            break;
+        }
+        memcpy(key, prop, klen);
+        key[klen] = '\0';
+        for (size_t g = 0; g < sizeof(guarded) / sizeof(guarded[0]) && rc; g++) {
+            if (strcmp(key, guarded[g].key) == 0) {
+                snprintf(errstr, errstr_size,
+                         "-X %s is set by casestream and cannot be changed: %s", key,
+                         guarded[g].why);
+                rd_kafka_conf_destroy(conf);
+                return CS_ERR_INVALID;
+            }
+        }
+        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+            /* The key only: a mistyped key may carry a secret as its value. */
+            snprintf(errstr, errstr_size, "-X %s: %s", key, why);
+            break;
+        }
+        rc = CS_OK;
+    }
+    rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
+/* Puts "name: " before the reason in errstr; returns CS_ERR_INVALID. */
+static int prefix_reason(const char *name, char *errstr, size_t errstr_size)
+{
+    char *reason = strdup(errstr);
+
+    if (reason)
+        snprintf(errstr, errstr_size, "%s: %s", name, reason);
+    free(reason);
+    return CS_ERR_INVALID;
+}
+
 static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t errstr_size)
 {
-    int level;
+    int level, format, db;
+    cs_url url;
 
     if (!cs_log_level_parse(cfg->log_level, &level)) {
         snprintf(errstr, errstr_size, "invalid log-level \"%s\" (error, warn, info, debug)",
@@ -192,19 +276,44 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
         return CS_ERR_INVALID;
     }
     cs_log_threshold = level;
+    if (!cs_log_format_parse(cfg->log_format, &format)) {
+        snprintf(errstr, errstr_size, "invalid log-format \"%s\" (logfmt, json)", cfg->log_format);
+        return CS_ERR_INVALID;
+    }
+    cs_log_set_format(format);
+    if (!(program & (CS_PROG_PRODUCE | CS_PROG_ADMIN)) && cfg->args_count > 0) {
+        snprintf(errstr, errstr_size, "unexpected argument \"%s\": this program takes options only",
+                 cfg->args[0]);
+        return CS_ERR_INVALID;
+    }
     if ((program & KAFKA_USERS) && cfg->brokers[0] == '\0') {
         snprintf(errstr, errstr_size, "brokers must not be empty");
         return CS_ERR_INVALID;
     }
-    if ((program & CS_PROG_WORKER) && strncmp(cfg->redis, "redis://", 8) != 0) {
-        snprintf(errstr, errstr_size, "redis must be a redis://host:port URL, not \"%s\"",
-                 cfg->redis);
+    if ((program & KAFKA_USERS) && validate_kafka_props(cfg, errstr, errstr_size))
         return CS_ERR_INVALID;
+    if ((program & CS_PROG_WORKER) &&
+        cs_url_parse_redis(cfg->redis, &url, &db, errstr, errstr_size))
+        return prefix_reason("redis", errstr, errstr_size);
+    if (program & (CS_PROG_INDEXER | CS_PROG_ADMIN)) {
+        if (cs_url_parse_http(cfg->es, &url, errstr, errstr_size))
+            return prefix_reason("es", errstr, errstr_size);
+        if (url.user[0] && cfg->es_api_key[0]) {
+            snprintf(errstr, errstr_size,
+                     "es has a user in its URL and es-api-key is set: give one of the two");
+            return CS_ERR_INVALID;
+        }
+        if (cfg->es_ca_file[0] && access(cfg->es_ca_file, R_OK) != 0) {
+            snprintf(errstr, errstr_size, "es-ca-file %s cannot be read: %s", cfg->es_ca_file,
+                     strerror(errno));
+            return CS_ERR_INVALID;
+        }
     }
-    if ((program & (CS_PROG_INDEXER | CS_PROG_ADMIN)) && strncmp(cfg->es, "http://", 7) != 0 &&
-        strncmp(cfg->es, "https://", 8) != 0) {
-        snprintf(errstr, errstr_size, "es must be an http:// URL, not \"%s\"", cfg->es);
-        return CS_ERR_INVALID;
+    if ((program & LONG_RUNNING) && cfg->metrics_port > 0) {
+        cs_metrics_addr addr;
+
+        if (cs_metrics_resolve(cfg->metrics_host, cfg->metrics_port, &addr, errstr, errstr_size))
+            return CS_ERR_INVALID;
     }
     const char *topics[] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
                             cfg->topic_dlq};
@@ -217,8 +326,72 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
     return CS_OK;
 }
 
+/* Sets the log format given anywhere (a flag or the variable) before anything is read, so
+ * that a configuration error is logged in it too. */
+static void early_log_format(int argc, char **argv)
+{
+    const char *v = getenv("CASESTREAM_LOG_FORMAT");
+    int format;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strncmp(argv[i], "--log-format=", 13) == 0)
+            v = argv[i] + 13;
+        else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+            v = argv[i + 1];
+    }
+    if (v && cs_log_format_parse(v, &format))
+        cs_log_set_format(format);
+}
+
+static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
+                size_t errstr_size);
+
 int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
                    size_t errstr_size)
+{
+    int rc;
+
+    early_log_format(argc, argv);
+    rc = load(cfg, program, argc, argv, errstr, errstr_size);
+    if (rc && errstr_size > 0) {
+        /* The reason quotes what was given: never a credential. */
+        char *raw = strdup(errstr);
+
+        if (raw)
+            cs_redact(errstr, errstr_size, raw);
+        else
+            snprintf(errstr, errstr_size, "invalid configuration (out of memory for the reason)");
+        free(raw);
+    }
+    return rc;
+}
+
+int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, const char *synopsis,
+                   const char *description)
+{
+    char errstr[1024];
+    const char *name = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+
+    name = name ? name + 1 : argc > 0 && argv[0] ? argv[0] : "casestream";
+    if (cs_config_load(cfg, program, argc, argv, errstr, sizeof(errstr))) {
+        cs_log_error("invalid configuration: %s", errstr);
+        return CS_EXIT_CONFIG;
+    }
+    if (cfg->help) {
+        cs_config_usage(stdout, program, synopsis, description);
+        return 0;
+    }
+    if (cfg->version) {
+        printf("%s %s\n", name, cs_version);
+        return 0;
+    }
+    return -1;
+}
+
+static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
+                size_t errstr_size)
 {
     char envname[128];
     int rc;
@@ -261,6 +434,10 @@ int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char
         }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             cfg->help = true;
+            continue;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            cfg->version = true;
             continue;
         }
         if (strncmp(arg, "-X", 2) == 0) {
@@ -333,7 +510,10 @@ void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const ch
                 o->def);
     }
     if (program & (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN))
-        fprintf(out, "  %-26s %s\n", "-X key=value", "librdkafka property (repeatable)");
-    fprintf(out, "  %-26s %s\n\nInvalid configuration exits with status 78.\n", "-h, --help",
-            "show this help");
+        fprintf(out, "  %-26s %s\n", "-X key=value",
+                "librdkafka property (repeatable; not enable.idempotence, acks, isolation.level,\n"
+                "                               enable.auto.commit, enable.auto.offset.store, "
+                "partitioner)");
+    fprintf(out, "  %-26s %s\n  %-26s %s\n\nInvalid configuration exits with status 78.\n",
+            "-h, --help", "show this help", "--version", "print the version");
 }

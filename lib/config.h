@@ -23,6 +23,8 @@ typedef struct cs_config {
     const char *pg;
     const char *redis;
     const char *es;
+    const char *es_ca_file; /* "" = the system's CAs */
+    const char *es_api_key; /* "" = none (basic auth from the URL, or none) */
     /* topics */
     const char *topic_events;
     const char *topic_results;
@@ -54,6 +56,7 @@ typedef struct cs_config {
     /* admin */
     const char *sql_dir;
     const char *case_type;
+    bool new_index;
     const char *before; /* dispose: "YYYY-MM-DD", "" = today */
     int limit;          /* 0: the command's own default */
     int cases;
@@ -64,7 +67,9 @@ typedef struct cs_config {
     int metrics_port;
     const char *metrics_host;
     int stall_seconds; /* 0: stalls are not reported */
+    int live_seconds;  /* /livez fails when the main loop has not run for this long */
     const char *log_level;
+    const char *log_format;
     const char *fault;
     /* -X key=value properties for librdkafka, in command-line order */
     const char **kafka_props;
@@ -73,14 +78,29 @@ typedef struct cs_config {
     char **args;
     size_t args_count;
     bool help;
+    bool version;
 } cs_config;
 
 /* Fills cfg from defaults, then CASESTREAM_* variables, then argv, and
- * validates it. Returns 0, or CS_ERR_INVALID with a one-line reason in
- * errstr (the program prints it and exits CS_EXIT_CONFIG). Free with
+ * validates it: every value, the Redis and Elasticsearch URLs, that
+ * --metrics-host resolves, that each -X property is one librdkafka takes and
+ * not one casestream's guarantees rest on, and that only the producer and
+ * casestream take positional arguments. Sets the log level and format.
+ * Returns 0, or CS_ERR_INVALID with a one-line reason in errstr, free of
+ * credentials (the program logs it and exits CS_EXIT_CONFIG). Free with
  * cs_config_free() in both cases. */
 int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
                    size_t errstr_size);
+
+/* What a program's main() does first: loads the configuration; on an error logs the
+ * one-line reason and returns CS_EXIT_CONFIG; for --help prints the usage on stdout, for
+ * --version the version, and returns 0. Returns -1 when the program should run. Free cfg
+ * with cs_config_free() in every case. */
+int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, const char *synopsis,
+                   const char *description);
+
+/* The version casestream was built as (the Makefile's VERSION, `git describe`). */
+extern const char cs_version[];
 
 /* Frees what cs_config_load() allocated (not the strings). Accepts NULL. */
 void cs_config_free(cs_config *cfg);

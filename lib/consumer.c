@@ -399,7 +399,14 @@ int cs_consumer_subscribe(cs_consumer *c, char *errstr, size_t errstr_size)
 
 rd_kafka_message_t *cs_consumer_poll(cs_consumer *c, int timeout_ms)
 {
+    /* Polling is what the programs' loops do at every turn: it is their heartbeat. */
+    cs_beat();
     return rd_kafka_consumer_poll(c->rk, timeout_ms);
+}
+
+rd_kafka_t *cs_consumer_handle(cs_consumer *c)
+{
+    return c->rk;
 }
 
 void cs_consumer_set_paused(cs_consumer *c, bool paused)

@@ -48,9 +48,12 @@ cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts,
 /* Subscribes to the topic. Returns 0 or CS_ERR with the reason in errstr. */
 int cs_consumer_subscribe(cs_consumer *c, char *errstr, size_t errstr_size);
 
-/* Polls once (rebalances are handled inside). Returns a message the caller destroys with
- * rd_kafka_message_destroy, or NULL. */
+/* Polls once (rebalances are handled inside) and beats the loop's heartbeat (cs_beat). Returns
+ * a message the caller destroys with rd_kafka_message_destroy, or NULL. */
 rd_kafka_message_t *cs_consumer_poll(cs_consumer *c, int timeout_ms);
+
+/* The librdkafka handle (borrowed), for requests from other threads (readiness probes). */
+rd_kafka_t *cs_consumer_handle(cs_consumer *c);
 
 /* Sets the desired state and applies it to every assigned partition; every partition assigned
  * later is explicitly paused or resumed to match (librdkafka 2.0.2 keeps an application pause

@@ -2,26 +2,67 @@
 #include "db.h"
 
 #include "err.h"
+#include "log.h"
 #include "utf8.h"
 
+#include <poll.h>
+#include <time.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The server's notices and warnings (e.g. "relation already exists, skipping"), through
+ * casestream's logger instead of libpq's default print to stderr. */
+static void on_notice(void *arg, const PGresult *res)
+{
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    int level = CS_LOG_INFO;
+
+    (void)arg;
+    if (!severity)
+        severity = "NOTICE";
+    if (strcmp(severity, "WARNING") == 0)
+        level = CS_LOG_WARN;
+    else if (strcmp(severity, "DEBUG") == 0)
+        level = CS_LOG_DEBUG;
+    cs_log(level, "postgresql %s: %s", severity, text ? text : PQresultErrorMessage(res));
+}
 
 PGconn *cs_db_connect(const char *conninfo, char *errstr, size_t errstr_size)
 {
+    return cs_db_connect_within(conninfo, 0, errstr, errstr_size);
+}
+
+PGconn *cs_db_connect_within(const char *conninfo, int seconds, char *errstr, size_t errstr_size)
+{
     /* Defaults that keep a lost server from blocking a caller for good; they
      * come before the caller's conninfo, which overrides any of them. */
-    static const char *const keys[] = {
-        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
-    const char *values[] = {"10", "1", "30", "10", "3", "60000", conninfo, NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "tcp_user_timeout",
+                                       "dbname",
+                                       "connect_timeout",
+                                       NULL};
+    char timeout[16];
+    const char *values[] = {"10", "1", "30", "10", "3", "60000", conninfo, timeout, NULL};
+    PGconn *conn;
+
+    /* A bound of the caller's comes after the conninfo, so it wins. */
+    snprintf(timeout, sizeof(timeout), "%d", seconds);
+    if (seconds <= 0)
+        values[7] = NULL;
+    conn = PQconnectdbParams(keys, values, 1);
 
     if (PQstatus(conn) != CONNECTION_OK) {
         cs_db_error(conn, NULL, errstr, errstr_size);
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeReceiver(conn, on_notice, NULL);
     return conn;
 }
 
@@ -67,5 +108,56 @@ int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
         rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
     }
     PQclear(res);
+    return rc;
+}
+
+int cs_db_query_int(PGconn *conn, const char *sql, const char *param, int timeout_ms,
+                    long long *value, char *errstr, size_t errstr_size)
+{
+    long long deadline = 0;
+    PGresult *res, *last = NULL;
+    struct timespec now;
+    int rc = CS_OK;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+    if (!PQsendQueryParams(conn, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0)) {
+        cs_db_error(conn, NULL, errstr, errstr_size);
+        return CS_ERR_RETRY;
+    }
+    for (;;) {
+        struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
+        long long left;
+
+        if (!PQconsumeInput(conn)) {
+            cs_db_error(conn, NULL, errstr, errstr_size);
+            rc = CS_ERR_RETRY;
+            break;
+        }
+        if (!PQisBusy(conn)) {
+            while ((res = PQgetResult(conn)) != NULL) {
+                PQclear(last);
+                last = res;
+            }
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = deadline - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0 || pfd.fd < 0) {
+            snprintf(errstr, errstr_size, "no answer within %d ms", timeout_ms);
+            rc = CS_ERR_RETRY;
+            break;
+        }
+        poll(&pfd, 1, (int)left);
+    }
+    if (rc == CS_OK) {
+        if (PQresultStatus(last) != PGRES_TUPLES_OK || PQntuples(last) < 1) {
+            cs_db_error(conn, last, errstr, errstr_size);
+            rc = cs_db_retryable(conn, last) ? CS_ERR_RETRY : CS_ERR;
+        } else if (value) {
+            *value = PQgetisnull(last, 0, 0) ? 0 : atoll(PQgetvalue(last, 0, 0));
+        }
+    }
+    PQclear(last);
     return rc;
 }

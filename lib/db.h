@@ -7,9 +7,21 @@
 #include <stddef.h>
 
 /* Connects with conninfo (a connection string or URI), adding a connect
- * timeout and TCP keepalives unless conninfo sets them. Returns a connection
+ * timeout and TCP keepalives unless conninfo sets them; the server's notices
+ * go to the log. Returns a connection
  * the caller frees with PQfinish, or NULL with the reason in errstr. */
 PGconn *cs_db_connect(const char *conninfo, char *errstr, size_t errstr_size);
+
+/* As cs_db_connect, giving up after seconds (libpq's connect_timeout; at least 2), whatever
+ * conninfo says; seconds <= 0 is cs_db_connect. */
+PGconn *cs_db_connect_within(const char *conninfo, int seconds, char *errstr, size_t errstr_size);
+
+/* Runs sql (one text parameter $1 = param, or none when param is NULL) and reads the first
+ * column of its first row as an integer into *value (NULL: ignored), waiting at most
+ * timeout_ms. Returns 0, CS_ERR_RETRY (the server did not answer in time, or the connection
+ * failed: the caller drops the connection) or CS_ERR, with the reason in errstr. */
+int cs_db_query_int(PGconn *conn, const char *sql, const char *param, int timeout_ms,
+                    long long *value, char *errstr, size_t errstr_size);
 
 /* True if a failed result (or a NULL result) on conn is worth retrying after a
  * backoff: a lost connection, a server shutting down, a serialization failure

@@ -101,3 +101,60 @@ fail:
     cs_db_exec(conn, "ROLLBACK", ignored, sizeof(ignored));
     return rc;
 }
+
+/* refs (or revs) as a PostgreSQL array literal "{1,2,3}" in new memory, or NULL. Caller frees. */
+static char *array_literal(const int64_t *v, size_t n)
+{
+    char *s = malloc(n * 21 + 3);
+    size_t len = 0;
+
+    if (!s)
+        return NULL;
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(s + len, "%s%" PRId64, i ? "," : "", v[i]);
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+int cs_dead_letters_clear(PGconn *conn, const int64_t *refs, const int64_t *revs, size_t n,
+                          long long *cleared, char *errstr, size_t errstr_size)
+{
+    char *a = NULL, *b = NULL;
+    const char *params[2];
+    PGresult *res = NULL;
+    int rc = CS_OK;
+
+    if (cleared)
+        *cleared = 0;
+    if (n == 0)
+        return CS_OK;
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        snprintf(errstr, errstr_size, "no connection to postgresql");
+        return CS_ERR_RETRY;
+    }
+    if (!(a = array_literal(refs, n)) || !(b = array_literal(revs, n))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rc = CS_ERR;
+        goto cleanup;
+    }
+    params[0] = a;
+    params[1] = b;
+    res = PQexecParams(conn,
+                       "DELETE FROM ccd.index_dead_letter d"
+                       " USING unnest($1::bigint[], $2::bigint[]) AS a(reference, case_revision)"
+                       " WHERE d.reference = a.reference AND d.case_revision <= a.case_revision",
+                       2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        cs_db_error(conn, res, errstr, errstr_size);
+        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
+    } else if (cleared) {
+        *cleared = atoll(PQcmdTuples(res));
+    }
+cleanup:
+    PQclear(res);
+    free(a);
+    free(b);
+    return rc;
+}

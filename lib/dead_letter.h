@@ -28,4 +28,12 @@ typedef struct cs_dead_letter {
 int cs_dead_letters_write(PGconn *conn, const cs_dead_letter *dl, size_t n, char *errstr,
                           size_t errstr_size);
 
+/* Deletes the dead letters of each case refs[i] whose revision is at most revs[i]: that
+ * revision, or a newer one, of the case is now in the index, so they are resolved. Dead letters
+ * without a revision (messages that were not a usable change) stay. One statement on conn; *
+ * cleared (may be NULL) gets the number deleted. Returns 0, CS_ERR_RETRY (database unreachable:
+ * try again) or CS_ERR, with the reason in errstr. */
+int cs_dead_letters_clear(PGconn *conn, const int64_t *refs, const int64_t *revs, size_t n,
+                          long long *cleared, char *errstr, size_t errstr_size);
+
 #endif

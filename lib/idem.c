@@ -3,7 +3,9 @@
 #include "idem.h"
 
 #include "err.h"
+#include "redis.h"
 #include "run.h"
+#include "url.h"
 
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
@@ -17,8 +19,7 @@
 #define RECONNECT_PAUSE_MS 2000
 
 struct cs_idem {
-    char host[256];
-    int port;
+    cs_url url;
     int db;
     int ttl;
     redisContext *ctx;
@@ -29,25 +30,16 @@ struct cs_idem {
 cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size)
 {
     cs_idem *c;
-    const char *hp = url + strlen("redis://");
-    const char *colon, *slash;
 
-    if (strncmp(url, "redis://", 8) != 0 || !(colon = strchr(hp, ':'))) {
-        snprintf(errstr, errstr_size, "redis URL must be redis://host:port[/db], not \"%s\"", url);
+    if (!(c = calloc(1, sizeof(*c)))) {
+        snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    if (!(c = calloc(1, sizeof(*c))))
-        return NULL;
-    snprintf(c->host, sizeof(c->host), "%.*s", (int)(colon - hp), hp);
-    c->port = atoi(colon + 1);
-    slash = strchr(colon, '/');
-    c->db = slash ? atoi(slash + 1) : 0;
-    c->ttl = ttl;
-    if (c->port <= 0 || c->port > 65535) {
-        snprintf(errstr, errstr_size, "redis URL has no valid port: \"%s\"", url);
+    if (cs_url_parse_redis(url, &c->url, &c->db, errstr, errstr_size)) {
         free(c);
         return NULL;
     }
+    c->ttl = ttl;
     return c;
 }
 
@@ -67,7 +59,8 @@ bool cs_idem_up(const cs_idem *c)
 
 static void drop(cs_idem *c, const char *why, char *errstr, size_t errstr_size)
 {
-    snprintf(errstr, errstr_size, "redis at %s:%d: %s", c->host, c->port, why);
+    snprintf(errstr, errstr_size, "redis at %s%s%s:%d: %s", c->url.ipv6 ? "[" : "", c->url.host,
+             c->url.ipv6 ? "]" : "", c->url.port, why);
     if (c->ctx)
         redisFree(c->ctx);
     c->ctx = NULL;
@@ -77,31 +70,17 @@ static void drop(cs_idem *c, const char *why, char *errstr, size_t errstr_size)
 
 static int ensure(cs_idem *c, char *errstr, size_t errstr_size)
 {
-    struct timeval tv = {1, 0};
-
     if (c->ctx)
         return CS_OK;
     if (cs_now_ms() < c->retry_at) {
-        snprintf(errstr, errstr_size, "redis at %s:%d: unreachable, retrying later", c->host,
-                 c->port);
+        snprintf(errstr, errstr_size, "redis at %s%s%s:%d: unreachable, retrying later",
+                 c->url.ipv6 ? "[" : "", c->url.host, c->url.ipv6 ? "]" : "", c->url.port);
         return CS_ERR_RETRY;
     }
-    c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
-    if (!c->ctx || c->ctx->err) {
-        drop(c, c->ctx ? c->ctx->errstr : "out of memory", errstr, errstr_size);
+    if (!(c->ctx = cs_redis_connect(&c->url, c->db, 1000, errstr, errstr_size))) {
+        atomic_store(&c->up, false);
+        c->retry_at = cs_now_ms() + RECONNECT_PAUSE_MS;
         return CS_ERR_RETRY;
-    }
-    redisSetTimeout(c->ctx, tv);
-    if (c->db) {
-        redisReply *r = redisCommand(c->ctx, "SELECT %d", c->db);
-
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            drop(c, r ? r->str : c->ctx->errstr, errstr, errstr_size);
-            if (r)
-                freeReplyObject(r);
-            return CS_ERR_RETRY;
-        }
-        freeReplyObject(r);
     }
     return CS_OK;
 }

@@ -8,8 +8,9 @@
 
 typedef struct cs_idem cs_idem;
 
-/* Creates a client for url (redis://host:port[/db]) with entries kept ttl
- * seconds. It connects lazily and reconnects on its own. Returns NULL with
+/* Creates a client for url (redis://[[user]:password@]host[:port][/db], see
+ * cs_url_parse_redis) with entries kept ttl seconds. It connects lazily (AUTH
+ * and SELECT as the URL says) and reconnects on its own. Returns NULL with
  * the reason in errstr only for a malformed URL. Free with cs_idem_free. */
 cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size);
 void cs_idem_free(cs_idem *c);

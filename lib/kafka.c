@@ -2,6 +2,7 @@
 #include "kafka.h"
 
 #include "err.h"
+#include "log.h"
 #include "run.h"
 
 #include <stdio.h>
@@ -41,10 +42,48 @@ static int apply_props(rd_kafka_conf_t *conf, const cs_config *cfg, char *errstr
     return CS_OK;
 }
 
+/* librdkafka's log lines, through casestream's logger (syslog levels: 0-3 error, 4 warning,
+ * 5-6 notice and info, 7 debug). Called from librdkafka's threads. */
+static void on_log(const rd_kafka_t *rk, int level, const char *facility, const char *buf)
+{
+    int ours = level <= 3   ? CS_LOG_ERROR
+               : level == 4 ? CS_LOG_WARN
+               : level <= 6 ? CS_LOG_INFO
+                            : CS_LOG_DEBUG;
+
+    cs_log(ours, "kafka: %s facility=%s client=%s", buf, facility, rk ? rd_kafka_name(rk) : "-");
+}
+
+static cs_kafka_error_fn error_hook;
+static void *error_hook_ctx;
+
+void cs_kafka_set_error_hook(cs_kafka_error_fn fn, void *ctx)
+{
+    error_hook_ctx = ctx;
+    error_hook = fn;
+}
+
+/* Errors librdkafka reports outside any request (brokers down, fatal errors): logged, and
+ * handed to the program's hook. Called from librdkafka's threads. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    cs_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__FATAL
+               ? CS_LOG_ERROR
+               : CS_LOG_WARN,
+           "kafka error: %s client=%s code=%s", reason, rd_kafka_name(rk),
+           rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    if (error_hook)
+        error_hook((rd_kafka_resp_err_t)err, reason, error_hook_ctx);
+}
+
 rd_kafka_conf_t *cs_kafka_conf_new(const cs_config *cfg, const char *const *defaults, char *errstr,
                                    size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
 
     if (conf_set(conf, "bootstrap.servers", cfg->brokers, errstr, errstr_size))
         goto fail;

@@ -39,10 +39,19 @@ bool cs_kafka_err_too_large(rd_kafka_resp_err_t err);
 
 /* Builds a librdkafka configuration: bootstrap.servers from cfg, then the
  * given defaults (NULL-terminated key, value pairs), then cfg's -X
- * properties, which win. Returns a conf the caller owns (rd_kafka_new takes
+ * properties, which win. librdkafka's log lines go through cs_log, and its
+ * errors (all brokers down, fatal) are logged and passed to the hook of
+ * cs_kafka_set_error_hook. Returns a conf the caller owns (rd_kafka_new takes
  * it on success), or NULL with the reason in errstr. */
 rd_kafka_conf_t *cs_kafka_conf_new(const cs_config *cfg, const char *const *defaults, char *errstr,
                                    size_t errstr_size);
+
+/* Called from librdkafka's threads with every error it reports outside a request. */
+typedef void (*cs_kafka_error_fn)(rd_kafka_resp_err_t err, const char *reason, void *ctx);
+
+/* Sets the one hook (per process) that every handle built from cs_kafka_conf_new calls;
+ * set it before creating them. */
+void cs_kafka_set_error_hook(cs_kafka_error_fn fn, void *ctx);
 
 /* Creates a producer with the settings every casestream producer uses:
  * idempotence, acks=all and Java-compatible murmur2_random partitioning.

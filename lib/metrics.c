@@ -1,14 +1,22 @@
-/* A fixed-size, lock-free metrics registry and a one-thread HTTP endpoint for it. */
+/* A fixed-size, lock-free metrics registry and its HTTP endpoint on libmicrohttpd. */
 #include "metrics.h"
 
-#include <arpa/inet.h>
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "redact.h"
+
+#include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -155,126 +163,289 @@ size_t cs_metrics_render(char *buf, size_t size)
     return off;
 }
 
+/* ---- process metrics -------------------------------------------------------------------- */
+
+size_t cs_metrics_render_process(char *buf, size_t size)
+{
+    char stat[1024] = "";
+    unsigned long long utime = 0, stime = 0, start = 0, btime = 0;
+    unsigned long vsize_pages = 0, rss_pages = 0;
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    struct rlimit rl;
+    size_t off = 0;
+    long fds = 0;
+    FILE *f;
+    DIR *d;
+
+    if ((f = fopen("/proc/self/stat", "r"))) {
+        size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+        const char *p;
+
+        stat[n] = '\0';
+        fclose(f);
+        /* After the command's ")": field 3 on; utime and stime are 14 and 15, starttime 22. */
+        if ((p = strrchr(stat, ')')))
+            sscanf(p + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+                   "%*d %llu",
+                   &utime, &stime, &start);
+    }
+    if ((f = fopen("/proc/self/statm", "r"))) {
+        if (fscanf(f, "%lu %lu", &vsize_pages, &rss_pages) != 2)
+            vsize_pages = rss_pages = 0;
+        fclose(f);
+    }
+    if ((f = fopen("/proc/stat", "r"))) {
+        char line[256];
+
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "btime %llu", &btime) == 1)
+                break;
+        fclose(f);
+    }
+    if ((d = opendir("/proc/self/fd"))) {
+        struct dirent *e;
+
+        while ((e = readdir(d)))
+            fds += e->d_name[0] != '.';
+        fds--; /* the directory's own */
+        closedir(d);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = 0;
+    if (ticks <= 0)
+        ticks = 100;
+
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(buf + off, size - off, __VA_ARGS__);                                     \
+        if (w_ > 0)                                                                                \
+            off = off + (size_t)w_ < size ? off + (size_t)w_ : size - 1;                           \
+    } while (0)
+    if (size == 0)
+        return 0;
+    buf[0] = '\0';
+    OUT("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+        (double)(utime + stime) / (double)ticks);
+    OUT("# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+        (unsigned long long)rss_pages * (unsigned long long)page);
+    OUT("# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+        "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
+        (unsigned long long)vsize_pages * (unsigned long long)page);
+    OUT("# HELP process_open_fds Number of open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+        fds);
+    OUT("# HELP process_max_fds Maximum number of open file descriptors.\n"
+        "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+        (unsigned long long)rl.rlim_cur);
+    OUT("# HELP process_start_time_seconds Start time of the process since unix epoch in "
+        "seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+        (double)btime + (double)start / (double)ticks);
+#undef OUT
+    return off;
+}
+
+void cs_metrics_build_info(void)
+{
+    static atomic_flag done = ATOMIC_FLAG_INIT;
+    char name[160];
+
+    if (atomic_flag_test_and_set(&done))
+        return;
+    snprintf(name, sizeof(name), "casestream_build_info{version=\"%s\"}", cs_version);
+    cs_metric_set(cs_metric_gauge(name, "the version casestream was built as (always 1)"), 1);
+}
+
+/* ---- the HTTP endpoint ------------------------------------------------------------------ */
+
+int cs_metrics_resolve(const char *host, int port, cs_metrics_addr *out, char *errstr,
+                       size_t errstr_size)
+{
+    struct addrinfo hints, *res = NULL, *pick = NULL;
+    char service[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    memset(out, 0, sizeof(*out));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(service, sizeof(service), "%d", port);
+    if (!host[0] || (rc = getaddrinfo(host, service, &hints, &res)) != 0) {
+        snprintf(errstr, errstr_size, "metrics-host \"%s\" is not an address or a known host: %s",
+                 host, host[0] ? gai_strerror(rc) : "empty");
+        return CS_ERR_INVALID;
+    }
+    for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
+        if (a->ai_family == AF_INET)
+            pick = a;
+    for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
+        if (a->ai_family == AF_INET6)
+            pick = a;
+    if (!pick || pick->ai_addrlen > sizeof(out->ss)) {
+        snprintf(errstr, errstr_size, "metrics-host \"%s\" has no IPv4 or IPv6 address", host);
+        freeaddrinfo(res);
+        return CS_ERR_INVALID;
+    }
+    memcpy(&out->ss, pick->ai_addr, pick->ai_addrlen);
+    out->len = pick->ai_addrlen;
+    freeaddrinfo(res);
+    return CS_OK;
+}
+
+cs_http_route cs_http_route_of(const char *method, const char *path)
+{
+    static const struct {
+        const char *path;
+        cs_http_route route;
+    } paths[] = {{"/livez", CS_ROUTE_LIVEZ},
+                 {"/readyz", CS_ROUTE_READYZ},
+                 {"/healthz", CS_ROUTE_READYZ},
+                 {"/metrics", CS_ROUTE_METRICS}};
+    size_t len = strcspn(path, "?");
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (strlen(paths[i].path) != len || strncmp(paths[i].path, path, len) != 0)
+            continue;
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+            return CS_ROUTE_BAD_METHOD;
+        return paths[i].route;
+    }
+    return CS_ROUTE_NOT_FOUND;
+}
+
 struct cs_metrics_server {
-    int fd;
-    pthread_t thread;
-    atomic_bool stop;
-    cs_health_fn health;
-    void *ctx;
+    struct MHD_Daemon *daemon;
+    cs_health *health;
 };
 
-static void respond(int fd, int status, const char *ctype, const char *body, size_t len)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
+                             char *body, size_t len, bool allow)
 {
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     status,
-                     status == 200   ? "OK"
-                     : status == 404 ? "Not Found"
-                                     : "Unavailable",
-                     ctype, len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result rc;
 
-    if (send(fd, head, (size_t)n, MSG_NOSIGNAL) < 0)
-        return;
-    while (len > 0) {
-        ssize_t w = send(fd, body, len, MSG_NOSIGNAL);
-
-        if (w <= 0)
-            return;
-        body += w;
-        len -= (size_t)w;
+    if (!r) {
+        free(body);
+        return MHD_NO;
     }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
-static void serve(cs_metrics_server *s, int fd)
+/* A one-line text answer, redacted (it may quote a dependency's error). */
+static enum MHD_Result text_reply(struct MHD_Connection *c, unsigned status, const char *text,
+                                  bool allow)
 {
-    static char page[256 * 1024];
-    char req[2048];
-    ssize_t n = recv(fd, req, sizeof(req) - 1, 0);
+    size_t size = strlen(text) * 2 + 16;
+    char *body = malloc(size);
+    size_t n;
 
-    if (n <= 0)
-        return;
-    req[n] = '\0';
-    if (strncmp(req, "GET /metrics", 12) == 0) {
-        size_t len = cs_metrics_render(page, sizeof(page));
-
-        respond(fd, 200, "text/plain; version=0.0.4", page, len);
-    } else if (strncmp(req, "GET /healthz", 12) == 0) {
-        char detail[512] = "ok";
-        bool ok = s->health ? s->health(detail, sizeof(detail), s->ctx) : true;
-        size_t len = strlen(detail);
-
-        if (len + 1 < sizeof(detail)) {
-            detail[len++] = '\n';
-            detail[len] = '\0';
-        }
-        respond(fd, ok ? 200 : 503, "text/plain", detail, len);
-    } else {
-        respond(fd, 404, "text/plain", "not found\n", 10);
-    }
+    if (!body)
+        return MHD_NO;
+    n = cs_redact(body, size - 1, text);
+    body[n++] = '\n';
+    body[n] = '\0';
+    return reply(c, status, "text/plain; charset=utf-8", body, n, allow);
 }
 
-static void *server_main(void *arg)
+#define METRICS_PAGE (512 * 1024)
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
-    cs_metrics_server *s = arg;
+    cs_metrics_server *s = cls;
+    char text[1024];
+    bool ok;
 
-    while (!atomic_load(&s->stop)) {
-        struct pollfd pfd = {s->fd, POLLIN, 0};
-        struct timeval tv = {2, 0};
-        int c;
-
-        if (poll(&pfd, 1, 200) <= 0)
-            continue;
-        if ((c = accept(s->fd, NULL, NULL)) < 0)
-            continue;
-        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        serve(s, c);
-        close(c);
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    if (*upload_data_size > 0) {
+        *upload_data_size = 0; /* a body is read and ignored */
+        return MHD_YES;
     }
-    return NULL;
+    switch (cs_http_route_of(method, url)) {
+    case CS_ROUTE_LIVEZ:
+        ok = s->health ? cs_health_live(s->health, text, sizeof(text))
+                       : (snprintf(text, sizeof(text), "ok"), true);
+        return text_reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, false);
+    case CS_ROUTE_READYZ:
+        ok = s->health ? cs_health_ready(s->health, text, sizeof(text))
+                       : (snprintf(text, sizeof(text), "ok"), true);
+        return text_reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, false);
+    case CS_ROUTE_METRICS: {
+        char *page = malloc(METRICS_PAGE);
+        size_t n;
+
+        if (!page)
+            return MHD_NO;
+        n = cs_metrics_render(page, METRICS_PAGE);
+        n += cs_metrics_render_process(page + n, METRICS_PAGE - n);
+        return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", page, n, false);
+    }
+    case CS_ROUTE_BAD_METHOD:
+        return text_reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", true);
+    case CS_ROUTE_NOT_FOUND:
+        break;
+    }
+    return text_reply(c, MHD_HTTP_NOT_FOUND, "not found", false);
 }
 
-cs_metrics_server *cs_metrics_server_start(const char *host, int port, cs_health_fn health,
-                                           void *ctx, char *errstr, size_t errstr_size)
+/* libmicrohttpd's own messages, through the logger. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    static cs_metrics_server server; /* one per process */
-    struct sockaddr_in addr;
-    int one = 1;
+    char msg[512];
 
-    memset(&server, 0, sizeof(server));
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        snprintf(errstr, errstr_size, "metrics-host %s is not an IPv4 address", host);
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cs_log_warn("http endpoint: %s", msg);
+}
+
+cs_metrics_server *cs_metrics_server_start(const char *host, int port, cs_health *health,
+                                           char *errstr, size_t errstr_size)
+{
+    cs_metrics_server *s;
+    cs_metrics_addr addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+
+    if (cs_metrics_resolve(host, port, &addr, errstr, errstr_size))
+        return NULL;
+    if (!(s = calloc(1, sizeof(*s)))) {
+        snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    if ((server.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(server.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(server.fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        listen(server.fd, 16) != 0) {
-        snprintf(errstr, errstr_size, "could not listen on %s:%d: %s", host, port, strerror(errno));
-        if (server.fd >= 0)
-            close(server.fd);
+    if (addr.ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->health = health;
+    cs_metrics_build_info();
+    /* The logger comes first, so that every message of libmicrohttpd's goes through it. */
+    s->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr.ss, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(errstr, errstr_size, "could not listen on %s port %d: %s", host, port,
+                 errno ? strerror(errno) : "libmicrohttpd refused the settings");
+        free(s);
         return NULL;
     }
-    server.health = health;
-    server.ctx = ctx;
-    if (pthread_create(&server.thread, NULL, server_main, &server) != 0) {
-        snprintf(errstr, errstr_size, "could not start the metrics thread");
-        close(server.fd);
-        return NULL;
-    }
-    return &server;
+    return s;
 }
 
 void cs_metrics_server_free(cs_metrics_server *s)
 {
     if (!s)
         return;
-    atomic_store(&s->stop, true);
-    pthread_join(s->thread, NULL);
-    close(s->fd);
+    MHD_stop_daemon(s->daemon);
+    free(s);
 }

@@ -4,10 +4,12 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
 volatile sig_atomic_t cs_running = 1;
+static atomic_llong last_beat_ms;
 
 static void on_stop_signal(int sig)
 {
@@ -54,4 +56,16 @@ long long cs_now_us(void)
 long long cs_now_ms(void)
 {
     return cs_now_us() / 1000;
+}
+
+void cs_beat(void)
+{
+    atomic_store(&last_beat_ms, cs_now_ms());
+}
+
+long long cs_beat_age_ms(void)
+{
+    long long last = atomic_load(&last_beat_ms);
+
+    return last ? cs_now_ms() - last : 0;
 }

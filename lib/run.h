@@ -14,6 +14,11 @@ int cs_signals_install(void);
 /* Sleeps up to ms milliseconds, waking early once cs_running is cleared. */
 void cs_sleep_ms(long ms);
 
+/* The main loop's heartbeat: cs_beat() at every turn (any thread may call it; the consumer
+ * poll does); cs_beat_age_ms() is how long ago the last one was. */
+void cs_beat(void);
+long long cs_beat_age_ms(void);
+
 /* Monotonic clock in milliseconds and microseconds. */
 long long cs_now_ms(void);
 long long cs_now_us(void);

@@ -10,22 +10,16 @@
 int main(int argc, char **argv)
 {
     cs_config cfg;
-    char errstr[512];
     int status;
 
     cs_log_init("casestream-produce");
-    if (cs_config_load(&cfg, CS_PROG_PRODUCE, argc, argv, errstr, sizeof(errstr)) != 0) {
-        fprintf(stderr, "casestream-produce: %s\n", errstr);
+    if ((status = cs_config_main(&cfg, CS_PROG_PRODUCE, argc, argv, cs_produce_synopsis,
+                                 cs_produce_description)) >= 0) {
         cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
-    }
-    if (cfg.help) {
-        cs_config_usage(stdout, CS_PROG_PRODUCE, cs_produce_synopsis, cs_produce_description);
-        cs_config_free(&cfg);
-        return 0;
+        return status;
     }
     if (cs_signals_install() != 0) {
-        fprintf(stderr, "casestream-produce: could not install signal handlers\n");
+        cs_log_error("could not install signal handlers");
         cs_config_free(&cfg);
         return CS_PRODUCE_EXIT_FAILED;
     }

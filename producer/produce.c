@@ -2,6 +2,7 @@
 #include "produce.h"
 
 #include "err.h"
+#include "log.h"
 #include "outcome.h"
 #include "producer.h"
 #include "run.h"
@@ -92,9 +93,12 @@ typedef struct run {
     long long bucket_us;
 } run;
 
-/* Writes a line on err, first clearing the progress line if one is shown. */
+/* Writes a log line on err (a message starting with PROG is an error; the line names the
+ * program anyway), first clearing the progress line if one is shown. */
 __attribute__((format(printf, 2, 3))) static void say(run *r, const char *fmt, ...)
 {
+    char message[CS_LOG_LINE_MAX], line[CS_LOG_LINE_MAX + 64];
+    bool error;
     va_list ap;
 
     if (r->progress_shown) {
@@ -102,9 +106,12 @@ __attribute__((format(printf, 2, 3))) static void say(run *r, const char *fmt, .
         r->progress_shown = false;
     }
     va_start(ap, fmt);
-    vfprintf(r->err, fmt, ap);
+    vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    fputc('\n', r->err);
+    error = strncmp(message, PROG, strlen(PROG)) == 0;
+    cs_log_line(line, sizeof(line), error ? CS_LOG_ERROR : CS_LOG_INFO,
+                error ? message + strlen(PROG) : message);
+    fputs(line, r->err);
 }
 
 static void progress(run *r, bool waiting, uint64_t answered)

@@ -154,15 +154,19 @@ run_demo() {
     echo "documents in Elasticsearch:     $es_docs"
     echo "sum of revisions, PostgreSQL:   $pg_rev; Elasticsearch: $es_rev"
     echo
-    say "history of case $base (casestream case history $base)"
+    say "case $base as CCD reads it (casestream case show $base)"
+    build/casestream --pg="$CASESTREAM_READER_PG" case show "$base"
+    echo
+    say "history of case $base as CCD reads it, newest first (casestream case history $base)"
     build/casestream --pg="$CASESTREAM_READER_PG" case history "$base"
     echo
-    say "search: cases in state Issued whose applicant lives in Leeds"
+    say "search, as CCD queries $INDEX: cases in state Issued whose applicant lives in Leeds"
     local hits found
+    # CCD's state filter sends lower-case state ids; the index compares them without case.
     hits=$(es_query _search "{
-      \"size\": 5, \"_source\": [\"reference\", \"state\", \"case_revision\"],
+      \"size\": 5, \"_source\": [\"id\", \"reference\", \"state\", \"case_revision\", \"last_modified\"],
       \"query\": {\"bool\": {\"filter\": [$(sed 's/^{"query"://; s/}$//' <<<"$range"),
-        {\"term\": {\"state\": \"Issued\"}}, {\"match\": {\"data.applicant.city\": \"Leeds\"}}]}}}") || hits=
+        {\"terms\": {\"state\": [\"issued\"]}}, {\"match\": {\"data.applicant.city\": \"Leeds\"}}]}}}") || hits=
     found=$(sed -n 's/.*"total":{"value":\([0-9]*\).*/\1/p' <<<"$hits")
     echo "${found:-0} cases found; the first few:"
     grep -o '"_source":{[^}]*}' <<<"$hits" | sed 's/^"_source":/  /' || true

@@ -10,15 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The internal id of case ref in these tests: another number than the reference, as in
+ * PostgreSQL, so that a test sees which of the two becomes the _id. */
+#define ID_OF(ref) ((ref) + 500000)
+
 /* A change document of case ref at revision rev. Caller frees. */
 static char *change(long long ref, long long rev, const char *type)
 {
     char *s = malloc(256);
 
     snprintf(s, 256,
-             "{\"reference\": %lld, \"case_type\": \"%s\", \"case_revision\": %lld,"
-             " \"state\": \"Open\", \"data\": {}}",
-             ref, type, rev);
+             "{\"id\": %lld, \"reference\": %lld, \"case_type_id\": \"%s\", "
+             "\"case_revision\": %lld, \"state\": \"Open\", \"data\": {}}",
+             ID_OF(ref), ref, type, rev);
     return s;
 }
 
@@ -40,43 +44,64 @@ static void items_of(cs_bulk_item *items, size_t n, int status)
     }
 }
 
-START_TEST(test_change_parse_reads_reference_type_and_revision)
+START_TEST(test_change_parse_reads_id_reference_type_and_revision)
 {
-    int64_t ref, rev;
-    char index[256], err[256];
+    cs_change c;
+    char err[256];
     bool is_json;
-    const char *doc = "{\"reference\":\"1234\",\"case_type\":\"NFD\",\"case_revision\":7}";
+    const char *doc = "{\"id\":\"99\",\"reference\":\"1234\",\"case_type_id\":\"NFD\","
+                      "\"case_type\":\"Other\",\"case_revision\":7}";
 
-    ck_assert_int_eq(cs_change_parse(doc, strlen(doc), &ref, &rev, index, sizeof(index), &is_json,
-                                     err, sizeof(err)),
-                     0);
-    ck_assert_int_eq(ref, 1234);
-    ck_assert_int_eq(rev, 7);
-    ck_assert_str_eq(index, "nfd_cases");
+    ck_assert_int_eq(cs_change_parse(doc, strlen(doc), &c, &is_json, err, sizeof(err)), 0);
+    ck_assert_int_eq(c.reference, 1234);
+    ck_assert_int_eq(c.id, 99);
+    ck_assert_int_eq(c.revision, 7);
+    ck_assert_str_eq(c.index, "nfd_cases"); /* case_type_id wins over case_type */
     ck_assert(is_json);
+}
+END_TEST
+
+/* Changes published before 007 name the case type case_type and carry no id. */
+START_TEST(test_change_parse_reads_a_change_from_before_the_case_id)
+{
+    cs_change c;
+    char err[256];
+    bool is_json;
+    const char *doc = "{\"reference\":1234,\"case_type\":\"PR\",\"case_revision\":2}";
+
+    ck_assert_int_eq(cs_change_parse(doc, strlen(doc), &c, &is_json, err, sizeof(err)), 0);
+    ck_assert_int_eq(c.reference, 1234);
+    ck_assert_int_eq(c.id, 0);
+    ck_assert_int_eq(c.revision, 2);
+    ck_assert_str_eq(c.index, "pr_cases");
 }
 END_TEST
 
 START_TEST(test_change_parse_refuses_unusable_documents)
 {
-    const char *bad[] = {"",
-                         "not json",
-                         "[1]",
-                         "{\"case_type\":\"NFD\",\"case_revision\":1}",
-                         "{\"reference\":0,\"case_type\":\"NFD\",\"case_revision\":1}",
-                         "{\"reference\":\"12x\",\"case_type\":\"NFD\",\"case_revision\":1}",
-                         "{\"reference\":1,\"case_type\":\"NFD\"}",
-                         "{\"reference\":1,\"case_type\":\"NFD\",\"case_revision\":\"1\"}",
-                         "{\"reference\":1,\"case_revision\":1}",
-                         "{\"reference\":1,\"case_type\":\"a b\",\"case_revision\":1}"};
+    const char *bad[] = {
+        "",
+        "not json",
+        "[1]",
+        "{\"case_type_id\":\"NFD\",\"case_revision\":1}",
+        "{\"reference\":0,\"case_type_id\":\"NFD\",\"case_revision\":1}",
+        "{\"reference\":\"12x\",\"case_type_id\":\"NFD\",\"case_revision\":1}",
+        "{\"reference\":1,\"case_type_id\":\"NFD\"}",
+        "{\"reference\":1,\"case_type_id\":\"NFD\",\"case_revision\":\"1\"}",
+        "{\"reference\":1,\"case_revision\":1}",
+        "{\"reference\":1,\"case_type_id\":7,\"case_revision\":1}",
+        "{\"reference\":1,\"case_type_id\":\"a b\",\"case_revision\":1}",
+        "{\"id\":0,\"reference\":1,\"case_type_id\":\"NFD\",\"case_revision\":1}",
+        "{\"id\":-4,\"reference\":1,\"case_type_id\":\"NFD\",\"case_revision\":1}",
+        "{\"id\":\"4a\",\"reference\":1,\"case_type_id\":\"NFD\",\"case_revision\":1}",
+        "{\"id\":1.5,\"reference\":1,\"case_type_id\":\"NFD\",\"case_revision\":1}"};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int64_t ref, rev;
-        char index[256], err[256] = "";
+        cs_change c;
+        char err[256] = "";
         bool is_json;
 
-        ck_assert_int_eq(cs_change_parse(bad[i], strlen(bad[i]), &ref, &rev, index, sizeof(index),
-                                         &is_json, err, sizeof(err)),
+        ck_assert_int_eq(cs_change_parse(bad[i], strlen(bad[i]), &c, &is_json, err, sizeof(err)),
                          CS_ERR_INVALID);
         ck_assert_msg(err[0] != '\0', "no reason for %s", bad[i]);
         ck_assert_int_eq(is_json, i >= 2);
@@ -99,7 +124,8 @@ START_TEST(test_batch_sends_only_the_highest_revision_of_a_case)
     cs_batch_begin_attempt(b, &st);
     ck_assert_uint_eq(st.superseded, 2);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
-    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"1000\",\"version\":7,"));
+    /* The _id is the case's id, not its reference. */
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"501000\",\"version\":7,"));
     ck_assert_ptr_null(strstr(body.buf, "\"version\":5"));
     ck_assert_ptr_null(strstr(body.buf, "\"version\":6"));
     items_of(items, 2, 201);
@@ -169,7 +195,7 @@ START_TEST(test_batch_retries_only_the_failed_items)
     /* The next attempt sends case 2 alone. */
     cs_batch_begin_attempt(b, &st);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
-    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"2\""));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"500002\""));
     items_of(items, 1, 201);
     cs_batch_apply(b, items, 1, &st);
     ck_assert(cs_batch_resolved(b));
@@ -299,9 +325,9 @@ START_TEST(test_batch_dead_letter_takes_its_reference_from_the_key)
         {"1234", "not json", 1234},
         {"1234", "", 1234},
         {"1234", "[1, 2]", 1234},
-        {"1234", "{\"case_type\": \"NFD\", \"case_revision\": 2}", 1234},
-        {"1234", "{\"reference\": \"x\", \"case_type\": \"NFD\", \"case_revision\": 2}", 1234},
-        {"1234", "{\"reference\": 77, \"case_type\": \"A/B\", \"case_revision\": 2}", 77},
+        {"1234", "{\"case_type_id\": \"NFD\", \"case_revision\": 2}", 1234},
+        {"1234", "{\"reference\": \"x\", \"case_type_id\": \"NFD\", \"case_revision\": 2}", 1234},
+        {"1234", "{\"reference\": 77, \"case_type_id\": \"A/B\", \"case_revision\": 2}", 77},
         {"9223372036854775807", "not json", 9223372036854775807LL},
         {NULL, "not json", 0},
         {"", "not json", 0},
@@ -392,7 +418,7 @@ START_TEST(test_batch_revoked_partition_is_dropped_not_stored)
     ck_assert_uint_eq(cs_batch_count(b), 1);
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
-    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"1\""));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"500001\""));
     items_of(items, 1, 201);
     cs_batch_apply(b, items, 1, NULL);
     ck_assert(cs_batch_resolved(b));
@@ -411,8 +437,9 @@ START_TEST(test_batch_reference_form_is_sent_with_the_document_from_postgresql)
 {
     cs_batch *b = cs_batch_new(NULL);
     cs_bulk_body body = CS_BULK_BODY_INIT;
-    const char *small = "{\"reference\":77,\"case_type\":\"NFD\",\"case_revision\":3,"
-                        "\"omitted\":\"document of 2000000 bytes is too large\"}";
+    const char *small =
+        "{\"id\":500077,\"reference\":77,\"case_type_id\":\"NFD\","
+        "\"case_revision\":3,\"omitted\":\"document of 2000000 bytes is too large\"}";
     char *full = change(77, 4, "NFD");
     int64_t refs[4];
 
@@ -437,8 +464,8 @@ END_TEST
 START_TEST(test_batch_reference_form_of_a_missing_case_is_a_dead_letter)
 {
     cs_batch *b = cs_batch_new(NULL);
-    const char *small = "{\"reference\":79,\"case_type\":\"NFD\",\"case_revision\":3,"
-                        "\"omitted\":\"too large\"}";
+    const char *small = "{\"id\":500079,\"reference\":79,\"case_type_id\":\"NFD\","
+                        "\"case_revision\":3,\"omitted\":\"too large\"}";
     cs_dead_letter *dl = NULL;
     int64_t refs[4];
 
@@ -462,7 +489,7 @@ static char *disposal(long long ref, long long last)
     snprintf(s, 256,
              "{\"id\": %lld, \"reference\": %lld, \"case_type_id\": \"NFD\", \"case_type\": "
              "\"NFD\", \"case_revision\": %lld, \"disposed\": true}",
-             ref + 900000, ref, last + 1);
+             ID_OF(ref), ref, last + 1);
     return s;
 }
 
@@ -483,10 +510,10 @@ START_TEST(test_batch_disposal_deletes_above_the_last_revision_and_supersedes_ch
     ck_assert_uint_eq(st.superseded, 3);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
     ck_assert_ptr_nonnull(
-        strstr(body.buf, "{\"delete\":{\"_index\":\"nfd_cases\",\"_id\":\"1000\",\"version\":6,"
+        strstr(body.buf, "{\"delete\":{\"_index\":\"nfd_cases\",\"_id\":\"501000\",\"version\":6,"
                          "\"version_type\":\"external_gte\"}}\n{\"index\""));
     ck_assert_ptr_null(strstr(body.buf, "disposed"));
-    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"2000\",\"version\":1,"));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"502000\",\"version\":1,"));
     items_of(items, 2, 201);
     items[0].status = 200;
     cs_batch_apply(b, items, 2, &st);
@@ -503,14 +530,39 @@ START_TEST(test_batch_disposal_with_data_is_an_ordinary_change)
 {
     cs_batch *b = cs_batch_new(NULL);
     cs_bulk_body body = CS_BULK_BODY_INIT;
-    const char *doc = "{\"reference\":5,\"case_type\":\"NFD\",\"case_revision\":2,"
+    const char *doc = "{\"id\":7,\"reference\":5,\"case_type\":\"NFD\",\"case_revision\":2,"
                       "\"disposed\":true,\"data\":{\"disposed\":true}}";
 
     ck_assert_int_eq(cs_batch_add(b, 0, 1, NULL, 0, doc, strlen(doc)), 0);
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
-    ck_assert_ptr_nonnull(strstr(body.buf, "{\"index\""));
+    ck_assert_ptr_nonnull(strstr(body.buf, "{\"index\":{\"_index\":\"nfd_cases\",\"_id\":\"7\""));
     cs_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* A change published before 007 (no id, case_type) is indexed with the document PostgreSQL
+ * holds now, under the case's id. */
+START_TEST(test_batch_change_without_an_id_is_sent_with_the_document_from_postgresql)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    const char *old = "{\"reference\":81,\"case_type\":\"NFD\",\"case_revision\":3,"
+                      "\"state\":\"Open\",\"data\":{},\"notes\":[]}";
+    char *now = change(81, 3, "NFD");
+    int64_t refs[4];
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 10, NULL, 0, old, strlen(old)), 0);
+    ck_assert_uint_eq(cs_batch_omitted(b, refs, 4), 1);
+    ck_assert_int_eq(refs[0], 81);
+    ck_assert_int_eq(cs_batch_fill(b, 81, now, strlen(now)), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_index\":\"nfd_cases\",\"_id\":\"500081\""));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"case_type_id\": \"NFD\""));
+    cs_bulk_free(&body);
+    free(now);
     cs_batch_free(b);
 }
 END_TEST
@@ -532,10 +584,108 @@ START_TEST(test_batch_reference_form_of_a_disposed_case_deletes_its_document)
     ck_assert_uint_eq(cs_batch_dead_letters(b, "changes", &dl), 0);
     cs_batch_begin_attempt(b, NULL);
     ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
-    ck_assert_str_eq(body.buf, "{\"delete\":{\"_index\":\"nfd_cases\",\"_id\":\"81\",\"version\":5,"
-                               "\"version_type\":\"external_gte\"}}\n");
+    ck_assert_str_eq(body.buf,
+                     "{\"delete\":{\"_index\":\"nfd_cases\",\"_id\":\"500081\",\"version\":5,"
+                     "\"version_type\":\"external_gte\"}}\n");
     cs_bulk_free(&body);
     free(gone);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* PostgreSQL before 007 gives documents without an id: such a change cannot be indexed. */
+START_TEST(test_batch_document_without_an_id_from_postgresql_is_a_dead_letter)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    const char *old = "{\"reference\":82,\"case_type\":\"NFD\",\"case_revision\":3}";
+    cs_dead_letter *dl = NULL;
+    int64_t refs[4];
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 10, NULL, 0, old, strlen(old)), 0);
+    ck_assert_uint_eq(cs_batch_omitted(b, refs, 4), 1);
+    ck_assert_int_eq(cs_batch_fill(b, 82, old, strlen(old)), 0);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "changes", &dl), 1);
+    ck_assert_ptr_nonnull(strstr(dl[0].reason, "without an id"));
+    free(dl);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* The indices a batch writes to, each once, for the caller to make sure of. */
+START_TEST(test_batch_lists_the_indices_of_its_pending_changes)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    const char *names[8];
+    char *pr = change(3, 1, "PR");
+
+    add(b, 0, 1, 1, 1);
+    add(b, 0, 2, 2, 1);
+    ck_assert_int_eq(cs_batch_add(b, 0, 3, NULL, 0, pr, strlen(pr)), 0);
+    ck_assert_int_eq(cs_batch_add(b, 0, 4, NULL, 0, "not json", 8), 0);
+    ck_assert_uint_eq(cs_batch_indices(b, names, 8), 2);
+    ck_assert_str_eq(names[0], "nfd_cases");
+    ck_assert_str_eq(names[1], "pr_cases");
+    ck_assert_uint_eq(cs_batch_indices(b, names, 1), 1);
+    free(pr);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* reindex --new-index sends every change to the index it builds. */
+START_TEST(test_batch_with_a_target_index_sends_everything_there)
+{
+    cs_batch_opts opts = CS_BATCH_OPTS_INIT;
+    cs_batch *b;
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    char *pr = change(3, 1, "PR");
+
+    opts.index = "nfd_cases-000002";
+    b = cs_batch_new(&opts);
+    add(b, 0, 1, 1, 1);
+    ck_assert_int_eq(cs_batch_add(b, 0, 2, NULL, 0, pr, strlen(pr)), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    ck_assert_ptr_null(strstr(body.buf, "\"_index\":\"nfd_cases\""));
+    ck_assert_ptr_null(strstr(body.buf, "\"_index\":\"pr_cases\""));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_index\":\"nfd_cases-000002\",\"_id\":\"500003\""));
+    cs_bulk_free(&body);
+    free(pr);
+    cs_batch_free(b);
+}
+END_TEST
+
+/* What is in the index (written, or there at a newer revision) resolves the case's dead letters
+ * up to that revision; what waits or was refused resolves nothing. */
+START_TEST(test_batch_lists_the_acknowledged_changes)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_bulk_item items[4];
+    int64_t refs[8], revs[8];
+
+    add(b, 0, 1, 10, 3);
+    add(b, 0, 2, 10, 2); /* superseded by 3 */
+    add(b, 0, 3, 11, 5);
+    add(b, 0, 4, 12, 1);
+    add(b, 0, 5, 13, 9);
+    ck_assert_int_eq(cs_batch_add(b, 0, 6, "14", 2, "not json", 8), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 4);
+    items_of(items, 4, 201);
+    items[1].status = 409;
+    items[1].outcome = CS_BULK_CONFLICT;
+    items[2].status = 429;
+    items[2].outcome = CS_BULK_RETRY;
+    items[3].status = 400;
+    items[3].outcome = CS_BULK_REJECTED;
+    cs_batch_apply(b, items, 4, NULL);
+    ck_assert_uint_eq(cs_batch_acknowledged(b, refs, revs, 8), 2);
+    ck_assert_int_eq(refs[0], 10);
+    ck_assert_int_eq(revs[0], 3);
+    ck_assert_int_eq(refs[1], 11);
+    ck_assert_int_eq(revs[1], 5);
+    ck_assert_uint_eq(cs_batch_acknowledged(b, refs, revs, 1), 1);
+    cs_bulk_free(&body);
     cs_batch_free(b);
 }
 END_TEST
@@ -808,7 +958,8 @@ Suite *batch_suite(void)
     TCase *batch = tcase_create("batch");
     TCase *attempt = tcase_create("attempt");
 
-    tcase_add_test(parse, test_change_parse_reads_reference_type_and_revision);
+    tcase_add_test(parse, test_change_parse_reads_id_reference_type_and_revision);
+    tcase_add_test(parse, test_change_parse_reads_a_change_from_before_the_case_id);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);
@@ -828,6 +979,12 @@ Suite *batch_suite(void)
                    test_batch_disposal_deletes_above_the_last_revision_and_supersedes_changes);
     tcase_add_test(batch, test_batch_disposal_with_data_is_an_ordinary_change);
     tcase_add_test(batch, test_batch_reference_form_of_a_disposed_case_deletes_its_document);
+    tcase_add_test(batch,
+                   test_batch_change_without_an_id_is_sent_with_the_document_from_postgresql);
+    tcase_add_test(batch, test_batch_document_without_an_id_from_postgresql_is_a_dead_letter);
+    tcase_add_test(batch, test_batch_lists_the_indices_of_its_pending_changes);
+    tcase_add_test(batch, test_batch_lists_the_acknowledged_changes);
+    tcase_add_test(batch, test_batch_with_a_target_index_sends_everything_there);
     tcase_add_test(
         attempt,
         test_attempt_splits_a_refused_request_until_the_document_at_fault_is_a_dead_letter);

@@ -1,6 +1,7 @@
 /* Unit tests of the configuration table: defaults, environment, flags, errors. */
 #include "config.h"
 #include "err.h"
+#include "log.h"
 #include "runner.h"
 
 #include <stdlib.h>
@@ -112,15 +113,15 @@ START_TEST(test_config_kafka_props_optional_values_and_positionals)
 {
     cs_config cfg;
     char err[256] = "";
-    char *argv[] = {"prog",      "-X", "linger.ms=5", "-Xacks=all", "--wait",
-                    "in.ndjson", "-",  "--gen-key",   NULL};
+    char *argv[] = {"prog", "-X",        "linger.ms=5", "-Xclient.id=c", "--wait", "in.ndjson",
+                    "-",    "--gen-key", NULL};
     char *waitn[] = {"prog", "--wait=5", NULL};
     char *badx[] = {"prog", "-X", "novalue", NULL};
 
     ck_assert_int_eq(load(&cfg, CS_PROG_PRODUCE, 8, argv, err), 0);
     ck_assert_uint_eq(cfg.kafka_props_count, 2);
     ck_assert_str_eq(cfg.kafka_props[0], "linger.ms=5");
-    ck_assert_str_eq(cfg.kafka_props[1], "acks=all");
+    ck_assert_str_eq(cfg.kafka_props[1], "client.id=c");
     ck_assert_int_eq(cfg.wait_seconds, 60);
     ck_assert(cfg.gen_key);
     ck_assert_uint_eq(cfg.args_count, 2);
@@ -162,6 +163,107 @@ START_TEST(test_config_stall_seconds_for_long_running_programs_only)
 }
 END_TEST
 
+/* Loads argv for program and returns the reason, which must be one line without a credential. */
+static const char *refused(unsigned program, char **argv)
+{
+    static char err[256];
+    cs_config cfg;
+    int argc = 0;
+
+    while (argv[argc])
+        argc++;
+    err[0] = '\0';
+    ck_assert_msg(load(&cfg, program, argc, argv, err) == CS_ERR_INVALID, "accepted %s",
+                  argv[argc - 1]);
+    cs_config_free(&cfg);
+    ck_assert_msg(err[0] && !strchr(err, '\n'), "no one-line reason for %s", argv[argc - 1]);
+    ck_assert_msg(!strstr(err, "s3cret"), "a password in the reason: %s", err);
+    return err;
+}
+
+START_TEST(test_config_refuses_kafka_properties_guarantees_rest_on)
+{
+    char *unknown[] = {"prog", "-X", "no.such.property=1", NULL};
+    char *badvalue[] = {"prog", "-Xlinger.ms=soon", NULL};
+    char *secret[] = {"prog", "-Xsasl.password=s3cret", "-Xno.such=1", NULL};
+    const char *guarded[] = {"enable.idempotence=false",         "acks=1",
+                             "isolation.level=read_uncommitted", "enable.auto.commit=false",
+                             "enable.auto.offset.store=true",    "partitioner=random"};
+    unsigned programs[] = {CS_PROG_PRODUCE, CS_PROG_WORKER, CS_PROG_INDEXER, CS_PROG_ADMIN};
+
+    for (size_t p = 0; p < 4; p++) {
+        ck_assert_ptr_nonnull(strstr(refused(programs[p], unknown), "no.such.property"));
+        ck_assert_ptr_nonnull(strstr(refused(programs[p], badvalue), "linger.ms"));
+        for (size_t g = 0; g < sizeof(guarded) / sizeof(guarded[0]); g++) {
+            char *argv[] = {"prog", "-X", (char *)guarded[g], NULL};
+
+            ck_assert_ptr_nonnull(strstr(refused(programs[p], argv), "set by casestream"));
+        }
+    }
+    refused(CS_PROG_WORKER, secret);
+}
+END_TEST
+
+START_TEST(test_config_checks_urls_hosts_and_arguments)
+{
+    cs_config cfg;
+    char err[256];
+    char *redis_pw[] = {"prog", "--redis=redis://:s3cret@127.0.0.1:port", NULL};
+    char *redis_tls[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1", NULL};
+    char *host[] = {"prog", "--metrics-host=no-such-host.invalid", NULL};
+    char *stray[] = {"prog", "foo", NULL};
+    char *es_both[] = {"prog", "--es=http://elastic:s3cret@127.0.0.1:1", "--es-api-key=k", NULL};
+    char *es_ca[] = {"prog", "--es-ca-file=/nonexistent/ca.pem", NULL};
+    char *format[] = {"prog", "--log-format=text", NULL};
+    char *good[] = {"prog",
+                    "--redis=redis://app:s3cret@[::1]:6380/2",
+                    "--metrics-host=localhost",
+                    "--log-format=json",
+                    "--version",
+                    NULL};
+    char *ipv6[] = {"prog", "--metrics-host=::1", NULL};
+    char *es_good[] = {"prog", "--es=https://elastic:s3cret@[::1]:9200", NULL};
+
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, redis_pw), "port"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, redis_tls), "TLS"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, host), "metrics-host"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, host), "metrics-host"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, stray), "unexpected argument \"foo\""));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, stray), "unexpected argument"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, es_both), "es-api-key"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_ADMIN, es_ca), "es-ca-file"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_ADMIN, format), "log-format"));
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 5, good, err), 0);
+    ck_assert(cfg.version);
+    cs_config_free(&cfg);
+    cs_log_set_format(CS_LOG_LOGFMT);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, ipv6, err), 0);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 2, es_good, err), 0);
+    cs_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_errors_exit_78_and_version_exits_0)
+{
+    cs_config cfg;
+    char *bad_x[] = {"casestream-worker", "-Xacks=0", NULL};
+    char *stray[] = {"casestream-worker", "foo", NULL};
+    char *redis[] = {"casestream-worker", "--redis=redis://:s3cret@h:x", NULL};
+    char *version[] = {"build/casestream-indexer", "--version", NULL};
+
+    ck_assert_int_eq(cs_config_main(&cfg, CS_PROG_WORKER, 2, bad_x, "s", "d"), CS_EXIT_CONFIG);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(cs_config_main(&cfg, CS_PROG_WORKER, 2, stray, "s", "d"), CS_EXIT_CONFIG);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(cs_config_main(&cfg, CS_PROG_WORKER, 2, redis, "s", "d"), CS_EXIT_CONFIG);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(cs_config_main(&cfg, CS_PROG_INDEXER, 2, version, "s", "d"), 0);
+    cs_config_free(&cfg);
+    ck_assert_str_ne(cs_version, "");
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -173,6 +275,9 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_admin_takes_dispose_options_and_limit_defaults_to_the_command);
     tcase_add_test(tc, test_config_kafka_props_optional_values_and_positionals);
     tcase_add_test(tc, test_config_stall_seconds_for_long_running_programs_only);
+    tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);
+    tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
+    tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
     suite_add_tcase(s, tc);
     return s;
 }

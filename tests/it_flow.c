@@ -463,12 +463,14 @@ static void produce_changes(const char *topic, const char *type, const int64_t *
 
         snprintf(key, sizeof(key), "%" PRId64, refs[i]);
         snprintf(doc, sizeof(doc),
-                 "{\"reference\":%" PRId64 ",\"case_type\":\"%s\",\"jurisdiction\":\"IT\","
-                 "\"state\":\"S%lld\",\"version\":%lld,\"case_revision\":%lld,"
-                 "\"security_classification\":\"PUBLIC\",\"created_date\":"
-                 "\"2024-05-01T10:00:00Z\",\"last_modified\":\"2024-05-01T10:00:00Z\","
-                 "\"data\":{\"n\":%lld},\"notes\":[]}",
-                 refs[i], type, rev, rev, rev, rev);
+                 "{\"id\":%" PRId64 ",\"reference\":%" PRId64 ",\"case_type_id\":\"%s\","
+                 "\"jurisdiction\":\"IT\",\"state\":\"S%lld\",\"version\":%lld,"
+                 "\"case_revision\":%lld,\"security_classification\":\"PUBLIC\","
+                 "\"created_date\":\"2024-05-01T10:00:00.000\",\"last_modified\":"
+                 "\"2024-05-01T10:00:00.000\",\"last_state_modified_date\":"
+                 "\"2024-05-01T10:00:00.000\",\"data\":{\"n\":%lld},\"data_classification\":{},"
+                 "\"supplementary_data\":{},\"notes\":[]}",
+                 refs[i], refs[i], type, rev, rev, rev, rev);
         it_produce_async(topic, key, doc, strlen(doc));
     }
     it_flush();
@@ -479,10 +481,9 @@ START_TEST(test_flow_indexer_rebalance_during_elasticsearch_outage_leaves_no_par
     enum { PARTS = 4, PER = 6, N = PARTS * PER };
     int64_t refs[N];
     char *topic = it_unique("it-flow-changes"), *group = it_unique("it-flow-indexer");
-    char *type = it_unique("itflow"), index[300], host[128], proxied[256], path[400];
-    char errstr[512], text[65536];
+    char *type = it_unique("itflow"), index[300], host[128], proxied[256];
+    char text[65536];
     int es_port, port_a = free_port(), port_b = free_port();
-    cs_es_response r = CS_ES_RESPONSE_INIT;
     it_proxy *proxy;
     long long deadline;
     pid_t a, b;
@@ -524,9 +525,7 @@ START_TEST(test_flow_indexer_rebalance_during_elasticsearch_outage_leaves_no_par
     ck_assert_int_eq(it_stop(a, SIGTERM, 60000), 0);
     ck_assert_int_eq(it_group_committed(group, topic), it_topic_end(topic));
     it_proxy_free(proxy);
-    snprintf(path, sizeof(path), "/%s", index);
-    if (cs_es_request(es_client(), "DELETE", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK)
-        cs_es_response_clear(&r);
+    it_es_drop(index);
     it_drop_topic(topic);
     free(topic);
     free(group);

@@ -89,11 +89,7 @@ static void fixture_new(fixture *f, int partitions)
 
 static void fixture_free(fixture *f)
 {
-    long status;
-    char path[400];
-
-    snprintf(path, sizeof(path), "/%s", f->index);
-    json_decref(es_json("DELETE", path, NULL, &status));
+    it_es_drop(f->index);
     free(f->topic);
     free(f->group);
     free(f->type);
@@ -128,6 +124,10 @@ static void stop_indexer(pid_t pid)
     ck_assert_int_eq(it_stop(pid, SIGTERM, 60000), 0);
 }
 
+/* The internal id of case ref in the change documents these tests make: another number than
+ * the reference, as PostgreSQL's ids are, so that the tests see the _id is the id. */
+#define DOC_ID(ref) ((int64_t)((ref)-1000000000000000000LL))
+
 /* A change document (DESIGN §6). data is a JSON object text or NULL for {}. */
 static char *change_doc(int64_t ref, const char *type, int64_t rev, const char *state,
                         const char *data, const char *extra)
@@ -135,12 +135,15 @@ static char *change_doc(int64_t ref, const char *type, int64_t rev, const char *
     char *s = malloc(4096);
 
     snprintf(s, 4096,
-             "{\"reference\":%" PRId64 ",\"case_type\":\"%s\",\"jurisdiction\":\"IT\","
-             "\"state\":\"%s\",\"version\":%" PRId64 ",\"case_revision\":%" PRId64 ","
-             "\"security_classification\":\"PUBLIC\",\"created_date\":\"2024-05-01T10:00:00Z\","
-             "\"last_modified\":\"2024-05-02T11:00:00.123456+00:00\",\"data\":%s,"
-             "\"notes\":[]%s%s}",
-             ref, type, state, rev, rev, data ? data : "{}", extra ? "," : "", extra ? extra : "");
+             "{\"id\":%" PRId64 ",\"reference\":%" PRId64 ",\"jurisdiction\":\"IT\","
+             "\"case_type_id\":\"%s\",\"state\":\"%s\",\"security_classification\":\"PUBLIC\","
+             "\"created_date\":\"2024-05-01T10:00:00.000\","
+             "\"last_modified\":\"2024-05-02T11:00:00.123\","
+             "\"last_state_modified_date\":\"2024-05-02T11:00:00.123\",\"data\":%s,"
+             "\"data_classification\":{},\"supplementary_data\":{},\"case_revision\":%" PRId64
+             ",\"version\":%" PRId64 ",\"case_type\":\"%s\",\"notes\":[]%s%s}",
+             DOC_ID(ref), ref, type, state, data ? data : "{}", rev, rev, type, extra ? "," : "",
+             extra ? extra : "");
     return s;
 }
 
@@ -155,21 +158,33 @@ static void produce_change(const fixture *f, int64_t ref, int64_t rev, const cha
     free(doc);
 }
 
-/* case_revision of the document, or -1 when there is none. */
-static long long es_revision(const fixture *f, int64_t ref)
+/* case_revision of the document with _id id, or -1 when there is none. */
+static long long es_revision_of(const fixture *f, int64_t id)
 {
     char path[400];
     long status;
     json_t *root;
     long long rev = -1;
 
-    snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, f->index, ref);
+    snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, f->index, id);
     root = es_json("GET", path, NULL, &status);
     if (status == 200)
         rev =
             json_integer_value(json_object_get(json_object_get(root, "_source"), "case_revision"));
     json_decref(root);
     return rev;
+}
+
+/* case_revision of the document of case ref as the tests' change documents make it. */
+static long long es_revision(const fixture *f, int64_t ref)
+{
+    return es_revision_of(f, DOC_ID(ref));
+}
+
+/* The internal id PostgreSQL gave case ref. */
+static int64_t pg_id(int64_t ref)
+{
+    return it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, ref);
 }
 
 static bool wait_revision(const fixture *f, int64_t ref, long long rev, int timeout_ms)
@@ -520,7 +535,7 @@ static void assert_index_matches_database(const fixture *f, int64_t first)
                                     "%" PRId64,
                                     first + i);
 
-        ck_assert_int_eq(es_revision(f, first + i), want);
+        ck_assert_int_eq(es_revision_of(f, pg_id(first + i)), want);
     }
     ck_assert_int_eq(es_count(f->index, NULL), REINDEX_CASES);
 }
@@ -550,11 +565,18 @@ START_TEST(test_reindex_rebuilds_deleted_index_from_postgresql)
     run_reindex(&f, out);
     assert_index_matches_database(&f, first);
 
-    /* Deleted, then rebuilt. */
-    snprintf(path, sizeof(path), "/%s", f.index);
-    json_decref(es_json("DELETE", path, NULL, &status));
+    /* The live name is an alias of the versioned index reindex made. */
+    snprintf(path, sizeof(path), "/_alias/%s", f.index);
+    doc = es_json("GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
-    ck_assert_int_eq(es_revision(&f, first), -1);
+    ck_assert_uint_eq(json_object_size(doc), 1);
+    ck_assert_str_eq(json_object_iter_key(json_object_iter(doc)),
+                     (snprintf(line, sizeof(line), "%s-000001", f.index), line));
+    json_decref(doc);
+
+    /* Deleted, then rebuilt. */
+    it_es_drop(f.index);
+    ck_assert_int_eq(es_revision_of(&f, pg_id(first)), -1);
     run_reindex(&f, out);
     assert_index_matches_database(&f, first);
     fp = fopen(out, "r");
@@ -564,11 +586,12 @@ START_TEST(test_reindex_rebuilds_deleted_index_from_postgresql)
     ck_assert_msg(strstr(line, "30 cases read, 30 written"), "reindex said: %s", line);
 
     /* The documents are the change documents: notes in id order, data, types. */
-    snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, f.index, first);
+    snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, f.index, pg_id(first));
     doc = es_json("GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
     json_t *src = json_object_get(doc, "_source");
-    ck_assert_str_eq(json_string_value(json_object_get(src, "case_type")), f.type);
+    ck_assert_str_eq(json_string_value(json_object_get(src, "case_type_id")), f.type);
+    ck_assert_int_eq(json_integer_value(json_object_get(src, "reference")), first);
     ck_assert_str_eq(json_string_value(
                          json_object_get(json_array_get(json_object_get(src, "notes"), 1), "body")),
                      "second note");
@@ -631,9 +654,13 @@ START_TEST(test_indexed_cases_are_searchable_by_state_type_data_and_notes)
     stop_indexer(pid);
 
     ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Submitted\"}}"), 2);
+    /* CCD's state filter sends lower-case state ids; .keyword is the exact value. */
+    ck_assert_int_eq(es_count(f.index, "{\"terms\":{\"state\":[\"submitted\"]}}"), 2);
+    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state.keyword\":\"submitted\"}}"), 0);
+    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state.keyword\":\"Submitted\"}}"), 2);
     ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Closed\"}}"), 1);
     /* By case type across every case index. */
-    snprintf(q, sizeof(q), "{\"term\":{\"case_type\":\"%s\"}}", f.type);
+    snprintf(q, sizeof(q), "{\"term\":{\"case_type_id\":\"%s\"}}", f.type);
     ck_assert_int_eq(es_count("*_cases", q), 3);
     ck_assert_int_eq(es_count(f.index, "{\"match\":{\"data.applicant.name\":\"zebedee\"}}"), 1);
     ck_assert_int_eq(es_count(f.index, "{\"match\":{\"notes.body\":\"adjourned\"}}"), 1);

@@ -141,7 +141,7 @@ START_TEST(test_poison_large_reals_are_kept_and_unreadable_case_rejects_only_its
                      1);
     ck_assert_int_eq(
         it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64, door), 0);
-    ck_assert_msg(log_has(pid, "stored case unreadable case="),
+    ck_assert_msg(log_has(pid, "stored case unreadable\" case="),
                   "no log line for the unreadable case in build/it-logs/casestream-worker-%d.log",
                   (int)pid);
     worker_stop_last(pid);
@@ -213,7 +213,8 @@ END_TEST
 
 /* --- 3. a change document too large for the changes topic -------------------------------- */
 
-/* case_revision of the case's document in the test's index, -1 when there is none. */
+/* case_revision of the case's document in the test's index (under the case's id), -1 when
+ * there is none. */
 static long long es_revision(int64_t ref, long long *notes)
 {
     static cs_es *es;
@@ -225,7 +226,8 @@ static long long es_revision(int64_t ref, long long *notes)
     if (!es)
         es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
     ck_assert_msg(es != NULL, "%s", errstr);
-    snprintf(path, sizeof(path), "/itworker_cases/_doc/%" PRId64, ref);
+    snprintf(path, sizeof(path), "/itworker_cases/_doc/%lld",
+             it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, ref));
     ck_assert_msg(cs_es_request(es, "GET", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK,
                   "elasticsearch is unreachable: %s", errstr);
     root = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;

@@ -256,6 +256,18 @@ START_TEST(test_stack_runs_with_least_privilege)
     ck_assert_str_eq(
         state_of(reader, "UPDATE ccd.case_data SET version = version WHERE false", st, sizeof(st)),
         "42501");
+    /* Disposal deletes cases and records them; dead letters are cleared once resolved. */
+    ck_assert_str_eq(state_of(worker, "DELETE FROM ccd.case_data WHERE false", st, sizeof(st)), "");
+    ck_assert_str_eq(state_of(worker, "DELETE FROM ccd.disposed_case WHERE false", st, sizeof(st)),
+                     "");
+    ck_assert_str_eq(
+        state_of(worker, "DELETE FROM ccd.index_dead_letter WHERE false", st, sizeof(st)), "");
+    ck_assert_str_eq(
+        state_of(reader, "DELETE FROM ccd.index_dead_letter WHERE false", st, sizeof(st)), "");
+    ck_assert_str_eq(state_of(reader, "SELECT count(*) FROM ccd.disposed_case", st, sizeof(st)),
+                     "");
+    ck_assert_str_eq(state_of(reader, "DELETE FROM ccd.disposed_case WHERE false", st, sizeof(st)),
+                     "42501");
     PQfinish(worker);
     PQfinish(reader);
     /* A password is required, and checked. */

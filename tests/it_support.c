@@ -2,6 +2,7 @@
 #include "it_support.h"
 
 #include "db.h"
+#include "es.h"
 #include "kafka.h"
 #include "run.h"
 
@@ -136,11 +137,13 @@ static void child_exec(const char *program, const char *const *args, const char 
     argv[n] = NULL;
     /* Programs connect as the role they have in production (DESIGN §7) when
      * the stack names one: the worker and the indexer as the worker role,
-     * casestream case and reindex as the reader. A --pg flag still wins. */
+     * casestream case, reindex and index-dead-letters as the reader. A --pg flag still
+     * wins. */
     if (strcmp(program, "casestream-worker") == 0 || strcmp(program, "casestream-indexer") == 0)
         role = getenv("CASESTREAM_WORKER_PG");
     for (int i = 1; strcmp(program, "casestream") == 0 && i < n; i++)
-        if (strcmp(argv[i], "reindex") == 0 || strcmp(argv[i], "case") == 0)
+        if (strcmp(argv[i], "reindex") == 0 || strcmp(argv[i], "case") == 0 ||
+            strcmp(argv[i], "index-dead-letters") == 0)
             role = getenv("CASESTREAM_READER_PG");
     if (role)
         setenv("CASESTREAM_PG", role, 1);
@@ -517,4 +520,27 @@ long long it_group_committed(const char *group, const char *topic)
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_destroy(rk);
     return total;
+}
+
+void it_es_drop(const char *name)
+{
+    char errstr[512], path[400];
+    cs_es *es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
+    char **names = NULL;
+    size_t n = 0;
+    bool is_alias;
+
+    if (!es)
+        return;
+    if (cs_es_resolve(es, name, &names, &n, &is_alias, errstr, sizeof(errstr)) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            cs_es_response r = CS_ES_RESPONSE_INIT;
+
+            snprintf(path, sizeof(path), "/%s", names[i]);
+            if (cs_es_request(es, "DELETE", path, NULL, 0, &r, errstr, sizeof(errstr)) == 0)
+                cs_es_response_clear(&r);
+        }
+    }
+    cs_es_names_free(names, n);
+    cs_es_free(es);
 }

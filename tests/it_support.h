@@ -96,4 +96,8 @@ void it_pg_reset(void);
  * without a committed offset counts 0). Does not join the group. */
 long long it_group_committed(const char *group, const char *topic);
 
+/* Deletes the index name, or every index behind the alias name, best effort: tests leave no
+ * data behind where they can. */
+void it_es_drop(const char *name);
+
 #endif

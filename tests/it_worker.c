@@ -707,10 +707,11 @@ START_TEST(test_worker_group_member_killed_loses_nothing)
     plan_stream(48, 10);
     a = worker_start(NULL);
     wait_relay(a);
-    ck_assert_msg(wait_log(a, "partitions assigned count=12", 60000), "first worker not assigned");
+    ck_assert_msg(wait_log(a, "partitions assigned\" count=12", 60000),
+                  "first worker not assigned");
     b = worker_start(NULL);
-    ck_assert_msg(wait_log(b, "partitions assigned count=6", 60000) &&
-                      wait_log(a, "partitions assigned count=6", 30000),
+    ck_assert_msg(wait_log(b, "partitions assigned\" count=6", 60000) &&
+                      wait_log(a, "partitions assigned\" count=6", 30000),
                   "the group did not split the partitions between the two workers");
     feeder_start(&f, pick_all, NULL, 8);
     /* Kill one member while the stream flows and both are applying. */
@@ -729,7 +730,7 @@ START_TEST(test_worker_group_member_killed_loses_nothing)
     outcomes_free(o, n);
     check_applied_once();
     check_changes();
-    ck_assert(log_has(b, "partitions assigned count=12"));
+    ck_assert(log_has(b, "partitions assigned\" count=12"));
     worker_stop_last(b);
 }
 END_TEST

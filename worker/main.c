@@ -23,46 +23,38 @@ int main(int argc, char **argv)
 {
     cs_config cfg;
     char errstr[512];
-    cs_worker *w;
+    cs_worker *w = NULL;
     int rc;
 
     cs_log_init("casestream-worker");
-    if (cs_config_load(&cfg, CS_PROG_WORKER, argc, argv, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream-worker: %s\n", errstr);
-        cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
-    }
-    if (cfg.help || cfg.args_count > 0) {
-        cs_config_usage(cfg.help ? stdout : stderr, CS_PROG_WORKER, synopsis, description);
-        cs_config_free(&cfg);
-        return cfg.help ? 0 : CS_EXIT_CONFIG;
-    }
+    if ((rc = cs_config_main(&cfg, CS_PROG_WORKER, argc, argv, synopsis, description)) >= 0)
+        goto cleanup;
+    rc = 1;
     if (cs_fault_arm(cfg.fault, cs_worker_faults, errstr, sizeof(errstr))) {
-        fprintf(stderr, "casestream-worker: %s\n", errstr);
-        cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
+        cs_log_error("invalid configuration: %s", errstr);
+        rc = CS_EXIT_CONFIG;
+        goto cleanup;
     }
     if (cs_signals_install()) {
-        cs_config_free(&cfg);
-        return 1;
+        cs_log_error("could not install signal handlers");
+        goto cleanup;
     }
     if (!(w = cs_worker_new(&cfg, errstr, sizeof(errstr)))) {
         cs_log_error("could not start: %s", errstr);
-        cs_config_free(&cfg);
-        return 1;
+        goto cleanup;
     }
     rc = cs_worker_check_limits(w, errstr, sizeof(errstr));
     if (rc == CS_ERR_INVALID) {
         cs_log_error("could not start: %s", errstr);
-        cs_worker_free(w);
-        cs_config_free(&cfg);
-        return CS_EXIT_CONFIG;
+        rc = CS_EXIT_CONFIG;
+        goto cleanup;
     }
     if (rc)
         cs_log_warn("could not check the topics' message size limits: %s", errstr);
-    rc = cs_worker_run(w);
+    rc = cs_worker_run(w) == CS_OK ? 0 : 1;
+    cs_log_info("stopped");
+cleanup:
     cs_worker_free(w);
     cs_config_free(&cfg);
-    cs_log_info("stopped");
-    return rc == CS_OK ? 0 : 1;
+    return rc;
 }

@@ -83,16 +83,22 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
 }
 
 /* The reference form of a change document too large for the changes topic:
- * the fields that route it, and "omitted"; the indexer reads the document
- * from PostgreSQL instead (DESIGN §6). Returns text the caller frees. */
-static char *reference_form(const char *ref, const char *case_type, const char *revision,
-                            size_t size)
+ * the fields that route it (id, reference, case_type_id, and case_type as
+ * the document has it), case_revision and "omitted"; the indexer reads the
+ * document from PostgreSQL instead (DESIGN §6). id is NULL for a row written
+ * before the schema kept it (the form then has none). Returns text the caller
+ * frees. */
+static char *reference_form(const char *ref, const char *id, const char *case_type,
+                            const char *revision, size_t size)
 {
     json_t *o = json_object();
     char why[96], *text;
 
     snprintf(why, sizeof(why), "document of %zu bytes is too large for the changes topic", size);
+    if (id)
+        json_object_set_new(o, "id", json_integer(strtoll(id, NULL, 10)));
     json_object_set_new(o, "reference", json_integer(strtoll(ref, NULL, 10)));
+    json_object_set_new(o, "case_type_id", json_string(case_type));
     json_object_set_new(o, "case_type", json_string(case_type));
     json_object_set_new(o, "case_revision", json_integer(strtoll(revision, NULL, 10)));
     json_object_set_new(o, "omitted", json_string(why));
@@ -111,7 +117,8 @@ static rd_kafka_resp_err_t produce_row(cs_relay *r, PGresult *res, int i, bool b
     rd_kafka_resp_err_t err;
 
     if (by_reference) {
-        if (!(small = reference_form(ref, PQgetvalue(res, i, 4), PQgetvalue(res, i, 3),
+        if (!(small = reference_form(ref, PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5),
+                                     PQgetvalue(res, i, 4), PQgetvalue(res, i, 3),
                                      (size_t)PQgetlength(res, i, 2))))
             return RD_KAFKA_RESP_ERR__FAIL;
         doc = small;
@@ -163,7 +170,8 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     snprintf(limit, sizeof(limit), "%d", r->cfg->outbox_batch);
     res = PQexecParams(r->conn,
                        "SELECT id, reference, document::text, case_revision, "
-                       "document->>'case_type' FROM ccd.change_outbox "
+                       "COALESCE(document->>'case_type_id', document->>'case_type'), "
+                       "document->>'id' FROM ccd.change_outbox "
                        "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1",
                        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -17,12 +17,14 @@
 #include "decide.h"
 #include "err.h"
 #include "fault.h"
+#include "health.h"
 #include "idem.h"
 #include "job.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "probe.h"
 #include "run.h"
 
 #include <inttypes.h>
@@ -31,6 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The readiness query of PostgreSQL: the outbox backlog, counted up to a bound so that it
+ * stays cheap with the partial index on unpublished rows. */
+#define BACKLOG_SQL                                                                                \
+    "SELECT count(*) FROM (SELECT 1 FROM ccd.change_outbox WHERE topic = $1 AND "                  \
+    "published_at IS NULL LIMIT 100000) b"
 
 const char *const cs_worker_faults[] = {
     "before_commit",        "mid_batch", "after_commit", "after_outcome", "before_outbox_publish",
@@ -53,6 +61,8 @@ struct cs_worker {
     cs_idem *idem;
     cs_relay *relay;
     cs_metrics_server *metrics;
+    cs_health *health;
+    cs_probe *probes[3];
     /* polled, not yet processed */
     rd_kafka_message_t **pending;
     size_t npending, cap_pending;
@@ -72,7 +82,7 @@ struct cs_worker {
     /* metrics */
     cs_metric *outcomes[CS_STATUS_COUNT];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
-        *stalled, *retries, *dlq, *delivery_retries, *unreadable;
+        *stalled, *retries, *dlq, *delivery_retries, *unreadable, *backlog;
 };
 
 /* --- applier pool --------------------------------------------------------------- */
@@ -191,9 +201,9 @@ static void poll_once(cs_worker *w, int timeout_ms)
     if (!m)
         return;
     if (m->err) {
+        /* Reported, not acted on: whether Kafka answers is the readiness probe's to say. */
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             cs_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
-        atomic_store(&w->kafka_ok, m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF);
         rd_kafka_message_destroy(m);
         return;
     }
@@ -242,7 +252,9 @@ static void fill(cs_worker *w)
 
 /* --- one batch ------------------------------------------------------------------------ */
 
-static void validate(cs_worker *w, cs_job *j)
+/* Parses and checks one message; an unusable one is decided here. Returns
+ * false when out of memory (the job is left undecided). */
+static bool validate(cs_worker *w, cs_job *j)
 {
     rd_kafka_message_t *m = j->msg;
 
@@ -251,16 +263,17 @@ static void validate(cs_worker *w, cs_job *j)
     j->verdict = cs_submission_parse(m->payload, m->len, m->key, m->key_len,
                                      (size_t)w->cfg->max_message_bytes, &j->sub, j->reason,
                                      sizeof(j->reason));
-    if (j->verdict == CS_INVALID)
-        cs_job_decide(j, CS_STATUS_INVALID, 0, 0, 0, j->reason);
-    else if (j->verdict == CS_REJECTED)
-        cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, j->reason);
+    if (j->verdict == CS_INVALID && cs_job_decide(j, CS_STATUS_INVALID, 0, 0, 0, j->reason))
+        return false;
+    if (j->verdict == CS_REJECTED && cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, j->reason))
+        return false;
     if (j->verdict == CS_VALID && cs_submission_fingerprint(j->sub, j->fingerprint))
         j->fingerprint[0] = '\0'; /* out of memory: a repeat of its key is not compared */
     if (j->verdict != CS_VALID)
         cs_log_info("submission %s case=%" PRId64 " partition=%d offset=%" PRId64 " error=\"%s\"",
                     cs_status_name(j->status), j->sub ? j->sub->case_reference : 0, j->partition,
                     j->offset, j->reason);
+    return true;
 }
 
 /* Answers repeats of applied keys from Redis. */
@@ -440,6 +453,7 @@ static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
     for (;;) {
         bool all = true;
 
+        cs_beat();
         for (size_t i = 0; i < n && cs_running; i++) {
             /* A copy still in flight is waited for before producing again. */
             if (!jobs[i].delivery_failed || jobs[i].pending_deliveries > 0)
@@ -520,7 +534,13 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     cs_backoff_init(&backoff, 200, 10000);
     w->revoked = false;
     for (size_t i = 0; i < n; i++) {
-        validate(w, &jobs[i]);
+        if (!validate(w, &jobs[i])) {
+            /* Nothing of the batch is stored: it comes again after the restart. */
+            cs_log_error("out of memory deciding partition=%d offset=%" PRId64 "; stopping",
+                         jobs[i].partition, jobs[i].offset);
+            cs_running = 0;
+            return;
+        }
         valid += jobs[i].verdict == CS_VALID;
     }
     if (valid)
@@ -651,19 +671,44 @@ int cs_worker_check_limits(cs_worker *w, char *errstr, size_t errstr_size)
 
 /* --- construction --------------------------------------------------------------------- */
 
+/* The worker's part of readiness (a cs_health_fn): no batch waiting for PostgreSQL, no
+ * outcome waiting for Kafka, no partition stalled. The services themselves are probed. */
 static bool health(char *detail, size_t size, void *ctx)
 {
     cs_worker *w = ctx;
     bool pg = atomic_load(&w->pg_ok), kafka = atomic_load(&w->kafka_ok);
     int stalled = cs_consumer_stalled(w->consumer);
 
-    snprintf(detail, size, "%s postgresql=%s kafka=%s redis=%s assigned=%d stalled=%d",
-             !(pg && kafka) ? "degraded"
-             : stalled      ? "stalled"
-                            : "ok",
-             pg ? "up" : "down", kafka ? "up" : "down", cs_idem_up(w->idem) ? "up" : "down",
-             cs_consumer_assigned(w->consumer), stalled);
+    snprintf(detail, size, "batches=%s deliveries=%s assigned=%d stalled=%d", pg ? "ok" : "failing",
+             kafka ? "ok" : "failing", cs_consumer_assigned(w->consumer), stalled);
     return pg && kafka && stalled == 0;
+}
+
+/* librdkafka's errors outside a request: with every broker down, or a fatal error, Kafka is
+ * not ready until the next successful probe. */
+static void on_kafka_error(rd_kafka_resp_err_t err, const char *reason, void *ctx)
+{
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__FATAL)
+        cs_health_down(ctx, "kafka", reason);
+}
+
+/* Probes Kafka, PostgreSQL (the outbox backlog query) and Redis for /readyz. */
+static int start_health(cs_worker *w, char *errstr, size_t errstr_size)
+{
+    const cs_config *cfg = w->cfg;
+    static const char *const names[] = {"kafka", "postgresql", "redis"};
+
+    w->probes[0] = cs_probe_kafka_new(cs_consumer_handle(w->consumer));
+    w->probes[1] = cs_probe_pg_new(cfg->pg, BACKLOG_SQL, cfg->topic_changes, w->backlog);
+    w->probes[2] = cs_probe_redis_new(cfg->redis);
+    for (int i = 0; i < 3; i++) {
+        if (!w->probes[i] || cs_health_add(w->health, names[i], cs_probe_run, w->probes[i])) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return CS_ERR;
+        }
+    }
+    cs_health_set_program(w->health, health, w);
+    return cs_health_start(w->health, errstr, errstr_size);
 }
 
 static void register_metrics(cs_worker *w)
@@ -697,6 +742,9 @@ static void register_metrics(cs_worker *w)
                                       "cannot be read");
     w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
                                             "rounds of outcome deliveries retried");
+    w->backlog = cs_metric_gauge("casestream_worker_outbox_backlog",
+                                 "committed changes not yet published from the outbox (counted "
+                                 "up to 100000)");
 }
 
 cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
@@ -719,6 +767,11 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
     pthread_cond_init(&w->start_cv, NULL);
     pthread_cond_init(&w->done_cv, NULL);
     register_metrics(w);
+    if (!(w->health = cs_health_new(cfg->live_seconds))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    cs_kafka_set_error_hook(on_kafka_error, w->health);
     if (!(w->idem = cs_idem_new(cfg->redis, cfg->redis_ttl, errstr, errstr_size)))
         goto fail;
     /* Consumer. */
@@ -763,9 +816,11 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
     }
     if (!(w->relay = cs_relay_start(cfg, errstr, errstr_size)))
         goto fail;
+    /* Without the endpoint nobody asks: no probes either. */
     if (cfg->metrics_port > 0 &&
-        !(w->metrics = cs_metrics_server_start(cfg->metrics_host, cfg->metrics_port, health, w,
-                                               errstr, errstr_size)))
+        (start_health(w, errstr, errstr_size) ||
+         !(w->metrics = cs_metrics_server_start(cfg->metrics_host, cfg->metrics_port, w->health,
+                                                errstr, errstr_size))))
         goto fail;
     return w;
 fail:
@@ -780,6 +835,7 @@ void cs_worker_free(cs_worker *w)
     if (!w)
         return;
     cs_metrics_server_free(w->metrics);
+    cs_health_stop(w->health); /* the Kafka probe uses the consumer */
     cs_relay_stop(w->relay);
     pthread_mutex_lock(&w->mu);
     w->stopping = true;
@@ -800,6 +856,11 @@ void cs_worker_free(cs_worker *w)
     drop_pending(w);
     free(w->pending);
     cs_idem_free(w->idem);
+    for (int i = 0; i < 3; i++)
+        cs_probe_free(w->probes[i]);
+    /* No Kafka handle is left to call the hook. */
+    cs_kafka_set_error_hook(NULL, NULL);
+    cs_health_free(w->health);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->start_cv);
     pthread_cond_destroy(&w->done_cv);
