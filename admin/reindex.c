@@ -307,7 +307,8 @@ cleanup:
 
 /* Sends again, outside the pass's snapshot, the disposal documents of the cases of type (""
  * for all) disposed of since the pass began: each deletes its case's document above the
- * case's last revision, whatever the pass wrote of it (DESIGN §10). */
+ * case's last revision, whatever the pass wrote of it (DESIGN §10). Nothing to send on a
+ * schema from before 009. */
 static int delete_disposed(reindex *r, const char *type, bool live_names, char *errstr,
                            size_t errstr_size)
 {
@@ -315,6 +316,19 @@ static int delete_disposed(reindex *r, const char *type, bool live_names, char *
     PGresult *res;
     int rc = CS_OK;
 
+    /* A schema from before 009 has no disposals (and no disposal documents). */
+    res = PQexec(r->dl_conn, "SELECT to_regclass('ccd.disposed_case') IS NOT NULL"
+                             " AND to_regproc('ccd.disposal_document') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(r->dl_conn, res, errstr, errstr_size);
+        PQclear(res);
+        return CS_ERR;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        PQclear(res);
+        return CS_OK;
+    }
+    PQclear(res);
     res = PQexecParams(r->dl_conn, disposed_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r->dl_conn, res, errstr, errstr_size);
