@@ -59,6 +59,9 @@ static rd_kafka_t *dlq_consumer(const cs_config *cfg, bool replay, char *errstr,
     return rk;
 }
 
+/* The most messages listed or replayed when --limit is not given (0). */
+#define DEFAULT_LIMIT 100
+
 /* Reads until every partition reached its end (or limit messages), calling
  * fn for each message. Returns the count or -1. */
 static long each_message(rd_kafka_t *rk, int partitions, long limit,
@@ -142,7 +145,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
     bool replay;
     rd_kafka_t *rk;
     int partitions;
-    long n;
+    long n, limit = cfg->limit > 0 ? cfg->limit : DEFAULT_LIMIT;
     int rc = 0;
 
     if (argc != 1 || (strcmp(argv[0], "list") != 0 && strcmp(argv[0], "replay") != 0)) {
@@ -156,7 +159,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
     }
     partitions = cs_kafka_partition_count(rk, cfg->topic_dlq, 10000, errstr, sizeof(errstr));
     if (!replay) {
-        n = each_message(rk, partitions, cfg->limit, print_message, NULL);
+        n = each_message(rk, partitions, limit, print_message, NULL);
         rc = n < 0;
     } else {
         replay_ctx r = {cfg, NULL};
@@ -167,7 +170,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
             rd_kafka_destroy(rk);
             return 1;
         }
-        n = each_message(rk, partitions, cfg->limit, replay_message, &r);
+        n = each_message(rk, partitions, limit, replay_message, &r);
         /* Commit the DLQ position only once the replayed copies are delivered. */
         if (n >= 0 && rd_kafka_flush(r.producer, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (n > 0)

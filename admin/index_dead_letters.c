@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* --limit 0 (its default): this many. */
+#define DEFAULT_LIMIT 100
+
 /* Newest first; the document itself is left in the table (it may be large): its size says
  * whether there was one. $1: the index of --case-type, '' for all; $2: --limit. */
 static const char list_sql[] =
@@ -59,7 +62,7 @@ static int list(const cs_config *cfg, PGconn *conn, const char *index)
     char errstr[512];
     int rc = 0;
 
-    snprintf(limit, sizeof(limit), "%d", cfg->limit);
+    snprintf(limit, sizeof(limit), "%d", cfg->limit > 0 ? cfg->limit : DEFAULT_LIMIT);
     res = PQexecParams(conn, list_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(conn, res, errstr, sizeof(errstr));
@@ -84,7 +87,7 @@ static int retry(const cs_config *cfg, PGconn *conn, const char *index)
     size_t n;
     int rc = 1;
 
-    snprintf(limit, sizeof(limit), "%d", cfg->limit);
+    snprintf(limit, sizeof(limit), "%d", cfg->limit > 0 ? cfg->limit : DEFAULT_LIMIT);
     res = PQexec(conn, "SELECT coalesce(max(id), 0) FROM ccd.index_dead_letter");
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
         snprintf(max_id, sizeof(max_id), "%s", PQgetvalue(res, 0, 0));

@@ -1,5 +1,5 @@
 /* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ and the
- * index dead letters. */
+ * index dead letters, dispose of cases past their retention. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -17,7 +17,7 @@ static const command commands[] = {
     {"migrate", cs_admin_migrate},   {"topics", cs_admin_topics},
     {"case", cs_admin_case},         {"reindex", cs_admin_reindex},
     {"dlq", cs_admin_dlq},           {"index-dead-letters", cs_admin_index_dead_letters},
-    {"workload", cs_admin_workload},
+    {"workload", cs_admin_workload}, {"dispose", cs_admin_dispose},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -33,7 +33,7 @@ static const char description[] =
     "  reindex --new-index --case-type T\n"
     "                             build a new index for T's cases, then move its live name\n"
     "                             (an alias) to it; searches never find fewer documents\n"
-    "  dlq list [--limit N]       print the dead-letter messages, one JSON line each\n"
+    "  dlq list [--limit N]       print the dead-letter messages, one JSON line each (100)\n"
     "  dlq replay [--limit N]     send dead-letter messages not yet replayed back to the\n"
     "                             events topic (after fixing their cause)\n"
     "  index-dead-letters list [--case-type T] [--limit N]\n"
@@ -42,7 +42,13 @@ static const char description[] =
     "                             write those cases again from PostgreSQL (after fixing the\n"
     "                             cause); their dead letters are replaced by the outcome\n"
     "  workload [--cases N] [--events N] [--base-ref R] [--seed S]\n"
-    "                             print NDJSON submissions for a demo or a load test";
+    "                             print NDJSON submissions for a demo or a load test\n"
+    "  dispose [--case-type T] [--before YYYY-MM-DD] [--dry-run] [--limit N]\n"
+    "                             delete the cases whose resolved_ttl is before the day\n"
+    "                             (default today, UTC), each under its case lock; their\n"
+    "                             documents are deleted from the index through the outbox\n"
+    "                             of --topic-changes; --dry-run lists them as JSON lines;\n"
+    "                             run it as the worker's role (CASESTREAM_WORKER_PG)";
 
 int main(int argc, char **argv)
 {

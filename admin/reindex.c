@@ -1,6 +1,6 @@
 /* casestream reindex [--case-type T] [--new-index]: rebuilds the case indices from PostgreSQL,
  * the source of truth, into the live names or, with --new-index, into a new index that then
- * takes the live name's place. */
+ * takes the live name's place; and deletes the documents of the cases disposed of while it ran. */
 #include "admin.h"
 #include "backoff.h"
 #include "batch.h"
@@ -58,8 +58,16 @@ static const char docs_sql[] =
     "SELECT ccd.change_document(c)::text, c.reference, c.id, c.case_revision"
     " FROM ccd.case_data c WHERE c.reference = ANY($1::bigint[]) ORDER BY c.reference";
 
+/* The disposal documents (DESIGN §10) of the cases disposed of since $1, the start of the
+ * pass less a minute (a disposal's record is stamped just before its commit): a pass that read
+ * such a case before its disposal may have written its document after the delete. */
+static const char disposed_sql[] =
+    "SELECT ccd.disposal_document(d)::text FROM ccd.disposed_case d"
+    " WHERE d.disposed_at >= $1::timestamptz - interval '1 minute'"
+    " AND ($2::text = '' OR lower(d.case_type_id) = lower($2::text)) ORDER BY d.reference";
+
 typedef struct counts {
-    long long cases, written, newer, dead, retries, again, gone, cleared;
+    long long cases, written, newer, dead, retries, again, gone, cleared, deleted;
 } counts;
 
 /* What reindex works with: its connections, client, batch and counts. */
@@ -72,6 +80,7 @@ typedef struct reindex {
     cs_batch *batch;
     char target[300]; /* --new-index: the index being built, where the batch writes */
     long long t0;     /* start, ms */
+    char started[64]; /* now() of the first pass's snapshot: disposals since are sent again */
     counts c;
 } reindex;
 
@@ -214,6 +223,7 @@ static int write_batch(reindex *r, bool live_names, char *errstr, size_t errstr_
     }
     r->c.written += (long long)st.indexed;
     r->c.newer += (long long)st.conflicts;
+    r->c.deleted += (long long)st.deleted;
     if (rc == CS_OK)
         rc = write_dead(r, errstr, errstr_size);
     /* Into the live names only: an index being built may yet be dropped. */
@@ -259,6 +269,16 @@ static int write_all(reindex *r, const char *declare, const char *param, bool li
     if ((rc = cs_db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr,
                          errstr_size)))
         return rc;
+    /* The snapshot is taken here, no earlier than the transaction's start, now(). */
+    res = PQexec(r->conn, "SELECT now()::text");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(r->conn, res, errstr, errstr_size);
+        rc = CS_ERR;
+        goto cleanup;
+    }
+    if (!r->started[0])
+        snprintf(r->started, sizeof(r->started), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
     res = PQexecParams(r->conn, declare, 1, NULL, &param, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         cs_db_error(r->conn, res, errstr, errstr_size);
@@ -282,6 +302,41 @@ static int write_all(reindex *r, const char *declare, const char *param, bool li
 cleanup:
     PQclear(res);
     cs_db_exec(r->conn, rc ? "ROLLBACK" : "COMMIT", ignored, sizeof(ignored));
+    return rc;
+}
+
+/* Sends again, outside the pass's snapshot, the disposal documents of the cases of type (""
+ * for all) disposed of since the pass began: each deletes its case's document above the
+ * case's last revision, whatever the pass wrote of it (DESIGN §10). Nothing to send on a
+ * schema from before 009. */
+static int delete_disposed(reindex *r, const char *type, bool live_names, char *errstr,
+                           size_t errstr_size)
+{
+    const char *params[] = {r->started, type};
+    PGresult *res;
+    int rc = CS_OK;
+
+    /* A schema from before 009 has no disposals (and no disposal documents). */
+    res = PQexec(r->dl_conn, "SELECT to_regclass('ccd.disposed_case') IS NOT NULL"
+                             " AND to_regproc('ccd.disposal_document') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(r->dl_conn, res, errstr, errstr_size);
+        PQclear(res);
+        return CS_ERR;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        PQclear(res);
+        return CS_OK;
+    }
+    PQclear(res);
+    res = PQexecParams(r->dl_conn, disposed_sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(r->dl_conn, res, errstr, errstr_size);
+        rc = CS_ERR;
+    } else if (PQntuples(res) > 0) {
+        rc = send_page(r, res, live_names, NULL, errstr, errstr_size);
+    }
+    PQclear(res);
     return rc;
 }
 
@@ -607,7 +662,8 @@ static int new_index(reindex *r, char *errstr, size_t errstr_size)
     if ((rc = block_writes(r->es, old, n_old, true, errstr, errstr_size)))
         goto cleanup;
     blocked = true;
-    if ((rc = catch_up(r, type, index, &written, &n_changed, errstr, errstr_size)))
+    if ((rc = catch_up(r, type, index, &written, &n_changed, errstr, errstr_size)) ||
+        (rc = delete_disposed(r, type, false, errstr, errstr_size)))
         goto cleanup;
     snprintf(path, sizeof(path), "/%s/_refresh", index);
     if ((rc = es_call(r->es, "POST", path, NULL, NULL, errstr, errstr_size)))
@@ -647,9 +703,10 @@ static int new_index(reindex *r, char *errstr, size_t errstr_size)
     }
     printf("reindex of case type %s into %s: %lld cases read, %lld written, %lld already newer "
            "in the index, %lld dead letters, %lld retried bulks; %lld changed while it ran and "
-           "were written again, %lld gone; %s is now an alias of %s%s, %.1f s\n",
+           "were written again, %lld gone, %lld deleted (cases disposed of during the pass); %s "
+           "is now an alias of %s%s, %.1f s\n",
            type, index, r->c.cases, r->c.written, r->c.newer, r->c.dead, r->c.retries, r->c.again,
-           r->c.gone, alias, index,
+           r->c.gone, r->c.deleted, alias, index,
            n_old == 0 ? ""
            : is_alias ? " (the indices it replaced are deleted)"
                       : " (the plain index it replaced is deleted)",
@@ -783,7 +840,7 @@ cleanup:
 int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
 {
     reindex r;
-    char errstr[1024] = "";
+    char errstr[1024] = "", deleted[96] = "";
     int rc = 1;
 
     (void)argv;
@@ -800,15 +857,20 @@ int cs_admin_reindex(const cs_config *cfg, int argc, char **argv)
             cs_log_error("reindex: %s; the live index is as it was", errstr);
         goto cleanup;
     }
-    if (write_all(&r, declare_sql, cfg->case_type, true, NULL, errstr, sizeof(errstr)))
+    /* Then, outside the snapshot: what was disposed of while the pass ran. */
+    if (write_all(&r, declare_sql, cfg->case_type, true, NULL, errstr, sizeof(errstr)) ||
+        delete_disposed(&r, cfg->case_type, true, errstr, sizeof(errstr)))
         cs_log_error("reindex: %s", errstr);
     else
         rc = 0;
+    if (r.c.deleted > 0)
+        snprintf(deleted, sizeof(deleted), ", %lld deleted (cases disposed of during the pass)",
+                 r.c.deleted);
     printf("reindex%s%s: %lld cases read, %lld written, %lld already newer in the index, "
-           "%lld dead letters, %lld retried bulks, %lld older dead letters cleared, %.1f s%s\n",
+           "%lld dead letters, %lld retried bulks%s, %lld older dead letters cleared, %.1f s%s\n",
            cfg->case_type[0] ? " of case type " : "", cfg->case_type, r.c.cases, r.c.written,
-           r.c.newer, r.c.dead, r.c.retries, r.c.cleared, (double)(cs_now_ms() - r.t0) / 1000.0,
-           rc ? " (incomplete)" : "");
+           r.c.newer, r.c.dead, r.c.retries, deleted, r.c.cleared,
+           (double)(cs_now_ms() - r.t0) / 1000.0, rc ? " (incomplete)" : "");
 cleanup:
     reindex_close(&r);
     return rc;

@@ -67,8 +67,9 @@ struct cs_indexer {
 /* ---- metrics ---------------------------------------------------------------------------- */
 
 static struct {
-    cs_metric *messages, *indexed, *conflicts, *superseded, *item_retries, *request_retries,
-        *dead_letters, *cleared, *by_reference, *bulks, *bulk_seconds, *lag, *paused, *stalled;
+    cs_metric *messages, *indexed, *deleted, *conflicts, *superseded, *item_retries,
+        *request_retries, *dead_letters, *cleared, *by_reference, *bulks, *bulk_seconds, *lag,
+        *paused, *stalled;
 } M;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -78,6 +79,8 @@ static void register_metrics(void)
                                    "change messages consumed from Kafka");
     M.indexed = cs_metric_counter("casestream_indexer_documents_indexed_total",
                                   "documents written to Elasticsearch");
+    M.deleted = cs_metric_counter("casestream_indexer_documents_deleted_total",
+                                  "documents of disposed cases deleted from Elasticsearch");
     M.conflicts = cs_metric_counter("casestream_indexer_conflicts_total",
                                     "documents already in the index with this or a newer revision");
     M.superseded = cs_metric_counter("casestream_indexer_superseded_total",
@@ -299,7 +302,8 @@ static void clear_dead_letters(cs_indexer *ix)
 }
 
 /* Reads from PostgreSQL the documents of the changes sent by reference
- * (DESIGN §6). False, with the reason, when PostgreSQL failed: the attempt
+ * (DESIGN §6): the case's change document, or its disposal document when it was
+ * disposed of since. False, with the reason, when PostgreSQL failed: the attempt
  * is retried like a failed bulk. */
 static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
 {
@@ -318,7 +322,9 @@ static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
             snprintf(ref, sizeof(ref), "%" PRId64, refs[i]);
             res = PQexecParams(ix->pg,
                                "SELECT ccd.change_document(c)::text FROM ccd.case_data c "
-                               "WHERE c.reference = $1",
+                               "WHERE c.reference = $1 UNION ALL "
+                               "SELECT ccd.disposal_document(d)::text FROM ccd.disposed_case d "
+                               "WHERE d.reference = $1",
                                1, NULL, params, NULL, NULL, 0);
             if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 cs_db_error(ix->pg, res, why, why_size);
@@ -419,6 +425,7 @@ static bool attempt(cs_indexer *ix)
                     "of %zu",
                     cs_batch_request_size(ix->batch));
     cs_metric_inc(M.indexed, (long long)st.indexed);
+    cs_metric_inc(M.deleted, (long long)st.deleted);
     cs_metric_inc(M.conflicts, (long long)st.conflicts);
     cs_metric_inc(M.superseded, (long long)st.superseded);
     cs_metric_inc(M.item_retries, (long long)st.retries);

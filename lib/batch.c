@@ -30,8 +30,9 @@ typedef struct entry {
     char *doc;   /* the message value, NUL-terminated; freed once not needed */
     size_t len;
     bool is_json;
-    bool omitted; /* the reference form, or no id (DESIGN §6): the document is read from
-                   * PostgreSQL */
+    bool omitted;  /* the reference form, or no id (DESIGN §6): the document is read from
+                    * PostgreSQL */
+    bool disposal; /* a disposal document (DESIGN §6): the document is deleted */
     entry_state state;
     bool sent;       /* answered in the current attempt */
     char *reason;    /* E_DEAD: why */
@@ -232,6 +233,20 @@ static bool is_reference_form(const char *doc, size_t len)
     return yes;
 }
 
+/* True for a disposal document (DESIGN §6): a small object with "disposed": true. */
+static bool is_disposal(const char *doc, size_t len)
+{
+    json_t *root;
+    bool yes;
+
+    if (len > 4096 || !strstr(doc, "\"disposed\""))
+        return false;
+    root = json_loadb(doc, len, 0, NULL);
+    yes = json_is_true(json_object_get(root, "disposed")) && !json_object_get(root, "data");
+    json_decref(root);
+    return yes;
+}
+
 int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, size_t key_len,
                  const char *value, size_t len)
 {
@@ -270,6 +285,7 @@ int cs_batch_add(cs_batch *b, int partition, int64_t offset, const char *key, si
         e->id = c.id;
         e->revision = c.revision;
         e->omitted = c.id == 0 || is_reference_form(e->doc, e->len);
+        e->disposal = !e->omitted && is_disposal(e->doc, e->len);
         if (!(e->index = strdup(b->opts.index ? b->opts.index : c.index))) {
             entry_free(e);
             return CS_ERR;
@@ -356,7 +372,10 @@ int cs_batch_build(cs_batch *b, cs_bulk_body *body, size_t max_docs)
         if (!(req = reserve(b->req, &b->req_cap, b->req_n + 1, sizeof(*req))))
             return CS_ERR;
         b->req = req;
-        if (cs_bulk_add(body, e->index, e->id, e->revision, e->doc, e->len))
+        /* A disposal deletes the document its case's changes write, under the same _id: the
+         * case's id. */
+        if (e->disposal ? cs_bulk_delete(body, e->index, e->id, e->revision)
+                        : cs_bulk_add(body, e->index, e->id, e->revision, e->doc, e->len))
             return CS_ERR;
         b->req[b->req_n++] = i;
     }
@@ -383,7 +402,10 @@ void cs_batch_apply(cs_batch *b, const cs_bulk_item *items, size_t n, cs_batch_s
         switch (items[i].outcome) {
         case CS_BULK_OK:
             e->state = E_DONE;
-            stats->indexed++;
+            if (e->disposal)
+                stats->deleted++;
+            else
+                stats->indexed++;
             break;
         case CS_BULK_CONFLICT:
             e->state = E_DONE;
@@ -710,6 +732,9 @@ int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len)
         e->len = len;
         e->id = c.id;
         e->revision = c.revision;
+        /* The case was disposed of since the change was published: PostgreSQL gives its
+         * disposal document, and the document is deleted. */
+        e->disposal = is_disposal(copy, len);
     }
     return CS_OK;
 }

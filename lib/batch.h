@@ -1,7 +1,8 @@
-/* The bulk engine of the indexer and `casestream reindex`: a batch of change documents, which to
- * send, the attempt that sends them (413/400 split, per-item outcomes), its backoff, the dead
- * letters and the offsets that may be stored. The one I/O, sending a request, is the caller's
- * function; reading PostgreSQL and recording dead letters are the caller's too. */
+/* The bulk engine of the indexer and `casestream reindex`: a batch of change documents (and
+ * disposal documents, which delete theirs), which to send, the attempt that sends them (413/400
+ * split, per-item outcomes), its backoff, the dead letters and the offsets that may be stored. The
+ * one I/O, sending a request, is the caller's function; reading PostgreSQL and recording dead
+ * letters are the caller's too. */
 #ifndef CS_BATCH_H
 #define CS_BATCH_H
 
@@ -37,6 +38,7 @@ typedef struct cs_batch cs_batch;
 /* Counts of what happened to the items of a response. */
 typedef struct cs_batch_stats {
     size_t indexed;    /* 2xx */
+    size_t deleted;    /* disposal documents: 2xx, or 404 (nothing to delete) */
     size_t conflicts;  /* 409: already there with this or a newer revision */
     size_t retries;    /* 429/5xx: left pending for the next attempt */
     size_t rejected;   /* dead letters */
@@ -65,7 +67,10 @@ cs_batch *cs_batch_new(const cs_batch_opts *opts);
 void cs_batch_free(cs_batch *b);
 
 /* Adds a consumed message (the value is copied; key, the message key, may be
- * NULL). A message that is not a usable change document becomes a dead letter
+ * NULL). A disposal document (DESIGN §6: "disposed": true, no "data") is sent as a delete
+ * of the case's document at its case_revision (external_gte), which wins over the case's
+ * changes in the batch as any higher revision does. A message that is not a usable change
+ * document becomes a dead letter
  * at once, with the reference its document gives or else its key's (the case
  * reference in decimal, DESIGN §2), 0 when neither does. Returns 0 or CS_ERR
  * (out of memory). */
@@ -175,8 +180,9 @@ size_t cs_batch_omitted(const cs_batch *b, int64_t *refs, size_t max);
 
 /* Gives the changes of case reference listed by cs_batch_omitted their document as PostgreSQL
  * holds it now (doc NULL: the case is not there; they become dead letters, as does a document
- * that is not of this case, has no id, or is older than the change). Returns 0 or CS_ERR (out
- * of memory). */
+ * that is not of this case, has no id, or is older than the change). doc may be the case's
+ * disposal document (it was disposed of since): the change then deletes the document. Returns 0
+ * or CS_ERR (out of memory). */
 int cs_batch_fill(cs_batch *b, int64_t reference, const char *doc, size_t len);
 
 /* The index names (each once, at most max into names; borrowed from the batch, valid until it

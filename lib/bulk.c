@@ -1,4 +1,5 @@
-/* Bulk API bodies and responses: NDJSON index actions out, per-item outcomes in. No I/O. */
+/* Bulk API bodies and responses: NDJSON index and delete actions out, per-item outcomes in.
+ * No I/O. */
 #include "bulk.h"
 
 #include "err.h"
@@ -6,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,27 @@ int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t id, int64_t revision
     return CS_OK;
 }
 
+int cs_bulk_delete(cs_bulk_body *b, const char *index, int64_t id, int64_t revision)
+{
+    char action[512];
+    int n;
+
+    /* index comes from cs_es_index_name: no character needs escaping. A delete has no source
+     * line. */
+    n = snprintf(action, sizeof(action),
+                 "{\"delete\":{\"_index\":\"%s\",\"_id\":\"%" PRId64 "\",\"version\":%" PRId64
+                 ",\"version_type\":\"external_gte\"}}\n",
+                 index, id, revision);
+    if (n < 0 || (size_t)n >= sizeof(action))
+        return CS_ERR;
+    if (bulk_reserve(b, (size_t)n))
+        return CS_ERR;
+    memcpy(b->buf + b->len, action, (size_t)n + 1);
+    b->len += (size_t)n;
+    b->count++;
+    return CS_OK;
+}
+
 void cs_bulk_reset(cs_bulk_body *b)
 {
     b->len = 0;
@@ -105,6 +128,15 @@ cs_bulk_outcome cs_bulk_classify(int status, const char *error_type)
                        strcmp(error_type, "circuit_breaking_exception") == 0))
         return CS_BULK_RETRY;
     return CS_BULK_REJECTED;
+}
+
+cs_bulk_outcome cs_bulk_classify_delete(int status, const char *error_type)
+{
+    /* Deleting what is not there is done: the document never was, or went with its index. The
+     * delete is kept at its version all the same, so a lower revision arriving later gets 409. */
+    if (status == 404)
+        return CS_BULK_OK;
+    return cs_bulk_classify(status, error_type);
 }
 
 /* "type: reason (caused by type: reason)" from an error object or string. Caller frees. */
@@ -152,9 +184,11 @@ int cs_bulk_parse(const char *body, size_t len, cs_bulk_item *items, size_t n, c
     }
     for (size_t i = 0; i < n; i++) {
         json_t *wrapper = json_array_get(arr, i);
-        json_t *item = json_is_object(wrapper) && json_object_size(wrapper) == 1
-                           ? json_object_iter_value(json_object_iter(wrapper))
-                           : NULL;
+        void *iter = json_is_object(wrapper) && json_object_size(wrapper) == 1
+                         ? json_object_iter(wrapper)
+                         : NULL;
+        json_t *item = iter ? json_object_iter_value(iter) : NULL;
+        bool is_delete = iter && strcmp(json_object_iter_key(iter), "delete") == 0;
         json_t *status = item ? json_object_get(item, "status") : NULL;
         json_t *err = item ? json_object_get(item, "error") : NULL;
         const char *type = NULL;
@@ -167,13 +201,14 @@ int cs_bulk_parse(const char *body, size_t len, cs_bulk_item *items, size_t n, c
         items[i].status = (int)json_integer_value(status);
         if (err) {
             items[i].reason = error_text(err, &type);
-        } else if (items[i].status >= 300) {
+        } else if (items[i].status >= 300 && !(is_delete && items[i].status == 404)) {
             char tmp[64];
 
             snprintf(tmp, sizeof(tmp), "HTTP %d", items[i].status);
             items[i].reason = strdup(tmp);
         }
-        items[i].outcome = cs_bulk_classify(items[i].status, type);
+        items[i].outcome = is_delete ? cs_bulk_classify_delete(items[i].status, type)
+                                     : cs_bulk_classify(items[i].status, type);
     }
     rc = CS_OK;
 cleanup:

@@ -1,5 +1,5 @@
-/* Bulk API bodies and responses (docs/indexer.md): index actions with external_gte versions, and
- * what to do with each item Elasticsearch answers. Pure: no I/O. */
+/* Bulk API bodies and responses (docs/indexer.md): index and delete actions with external_gte
+ * versions, and what to do with each item Elasticsearch answers. Pure: no I/O. */
 #ifndef CS_BULK_H
 #define CS_BULK_H
 
@@ -29,6 +29,13 @@ typedef struct cs_bulk_body {
 int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t id, int64_t revision, const char *doc,
                 size_t doc_len);
 
+/* Appends one delete action for the document with _id id in index, with version = revision,
+ * version_type = external_gte (DESIGN §6, disposal): the index keeps the delete at that version,
+ * so a change of a lower revision that comes later is refused (409) instead of creating the
+ * document again. id must be the _id the case's index actions write. Returns 0 or CS_ERR (out
+ * of memory). */
+int cs_bulk_delete(cs_bulk_body *b, const char *index, int64_t id, int64_t revision);
+
 /* Empties the body for reuse, keeping its memory. */
 void cs_bulk_reset(cs_bulk_body *b);
 
@@ -43,8 +50,13 @@ typedef enum cs_bulk_outcome {
     CS_BULK_REJECTED  /* refused for its content (400 mapping errors etc.): dead letter */
 } cs_bulk_outcome;
 
-/* The outcome of an item of the given status and error type (may be NULL). */
+/* The outcome of an index item of the given status and error type (may be NULL). */
 cs_bulk_outcome cs_bulk_classify(int status, const char *error_type);
+
+/* The outcome of a delete item: 404 (no such document, or no such index) is CS_BULK_OK, the
+ * document is not there; 409 (a document of a higher version is there) is CS_BULK_CONFLICT;
+ * the rest as cs_bulk_classify. */
+cs_bulk_outcome cs_bulk_classify_delete(int status, const char *error_type);
 
 typedef struct cs_bulk_item {
     int status;
@@ -53,7 +65,8 @@ typedef struct cs_bulk_item {
 } cs_bulk_item;
 
 /* Parses a bulk response body (status 200) into items[0..n-1], which must be
- * the number of actions sent, in order. Returns 0, or CS_ERR with the reason
+ * the number of actions sent, in order; each item is classified by its action ("delete":
+ * cs_bulk_classify_delete, else cs_bulk_classify). Returns 0, or CS_ERR with the reason
  * in errstr when the body is not a bulk response of n items (items then hold
  * nothing to free). Free the reasons with cs_bulk_items_clear. */
 int cs_bulk_parse(const char *body, size_t len, cs_bulk_item *items, size_t n, char *errstr,

@@ -57,7 +57,8 @@ typedef struct cs_config {
     const char *sql_dir;
     const char *case_type;
     bool new_index;
-    int limit;
+    const char *before; /* dispose: "YYYY-MM-DD", "" = today */
+    int limit;          /* 0: the command's own default */
     int cases;
     int events;
     const char *base_ref;

@@ -259,6 +259,18 @@ static bool calendar_date(const char *s)
     return d <= days[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
 }
 
+/* True if s, NUL-terminated or longer, starts with the shape YYYY-MM-DD (digits and hyphens). */
+static bool date_shape(const char *s)
+{
+    return strspn(s, "0123456789") == 4 && s[4] == '-' && strspn(s + 5, "0123456789") == 2 &&
+           s[7] == '-' && strspn(s + 8, "0123456789") == 2;
+}
+
+bool cs_calendar_day(const char *s)
+{
+    return strlen(s) == 10 && date_shape(s) && calendar_date(s);
+}
+
 /* resolved_ttl: absent leaves the case's as it is, null clears it, else an ISO date. */
 static void resolved_ttl_value(check *c, cs_submission *s, json_t *root)
 {
@@ -271,8 +283,7 @@ static void resolved_ttl_value(check *c, cs_submission *s, json_t *root)
     if (json_is_null(v))
         return;
     d = json_string_value(v);
-    if (!d || json_string_length(v) != 10 || strspn(d, "0123456789") != 4 || d[4] != '-' ||
-        strspn(d + 5, "0123456789") != 2 || d[7] != '-' || strspn(d + 8, "0123456789") != 2) {
+    if (!d || json_string_length(v) != 10 || !date_shape(d)) {
         fail(c, CS_REJECTED, "field \"resolved_ttl\" must be a date \"YYYY-MM-DD\" or null");
         s->has_resolved_ttl = false;
         return;

@@ -80,6 +80,10 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
  * may be NULL. */
 bool cs_case_type_check(const char *case_type, size_t len, char *why, size_t why_size);
 
+/* True if s is a day of the calendar written YYYY-MM-DD, years 0001 to 9999, as resolved_ttl
+ * takes it (DESIGN §3) and PostgreSQL's date gives it back. */
+bool cs_calendar_day(const char *s);
+
 /* Frees a submission and its JSON. Accepts NULL. */
 void cs_submission_free(cs_submission *s);
 

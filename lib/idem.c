@@ -1,4 +1,5 @@
-/* Redis idempotency cache on hiredis 0.14: pipelined GET/SET EX, lazy reconnect with a pause. */
+/* Redis idempotency cache on hiredis 0.14: pipelined GET/SET EX/DEL, lazy reconnect with a
+ * pause. */
 #include "idem.h"
 
 #include "err.h"
@@ -147,5 +148,45 @@ int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *ke
         freeReplyObject(r);
     }
     atomic_store(&c->up, true);
+    return CS_OK;
+}
+
+int cs_idem_forget(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
+                   long long *deleted, char *errstr, size_t errstr_size)
+{
+    char k[128];
+    long long count = 0;
+
+    if (deleted)
+        *deleted = 0;
+    if (n == 0)
+        return CS_OK;
+    if (ensure(c, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    for (size_t i = 0; i < n; i++) {
+        key_of(k, sizeof(k), refs[i], keys[i]);
+        redisAppendCommand(c->ctx, "DEL %s", k);
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+
+        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+            drop(c, c->ctx->errstr, errstr, errstr_size);
+            return CS_ERR_RETRY;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            /* The connection is dropped with the replies still unread: the next call makes a
+             * new one. */
+            drop(c, r->str, errstr, errstr_size);
+            freeReplyObject(r);
+            return CS_ERR_RETRY;
+        }
+        if (r->type == REDIS_REPLY_INTEGER)
+            count += r->integer;
+        freeReplyObject(r);
+    }
+    atomic_store(&c->up, true);
+    if (deleted)
+        *deleted = count;
     return CS_OK;
 }

@@ -26,6 +26,12 @@ int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *ke
 int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
                 const char *const *outcomes, char *errstr, size_t errstr_size);
 
+/* Deletes the entries of n (reference, key) pairs in one round trip (pipelined DELs); an
+ * entry that is not there is no error. Sets *deleted (may be NULL) to how many were there.
+ * Returns 0 or CS_ERR_RETRY. */
+int cs_idem_forget(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
+                   long long *deleted, char *errstr, size_t errstr_size);
+
 /* True if the last operation reached Redis. */
 bool cs_idem_up(const cs_idem *c);
 

@@ -541,6 +541,68 @@ START_TEST(test_batch_reference_form_of_a_missing_case_is_a_dead_letter)
 }
 END_TEST
 
+/* The disposal document of case ref whose last revision was last (sql/009: ccd.disposal_document).
+ * Caller frees. */
+static char *disposal(long long ref, long long last)
+{
+    char *s = malloc(256);
+
+    snprintf(s, 256,
+             "{\"id\": %lld, \"reference\": %lld, \"case_type_id\": \"NFD\", \"case_type\": "
+             "\"NFD\", \"case_revision\": %lld, \"disposed\": true}",
+             ID_OF(ref), ref, last + 1);
+    return s;
+}
+
+START_TEST(test_batch_disposal_deletes_above_the_last_revision_and_supersedes_changes)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    cs_batch_stats st = {0};
+    cs_bulk_item items[2];
+    char *gone = disposal(1000, 5);
+
+    add(b, 0, 10, 1000, 4);
+    add(b, 0, 11, 1000, 5);
+    ck_assert_int_eq(cs_batch_add(b, 0, 12, "1000", 4, gone, strlen(gone)), 0);
+    add(b, 0, 13, 1000, 3); /* a late, lower revision after the disposal */
+    add(b, 0, 14, 2000, 1);
+    cs_batch_begin_attempt(b, &st);
+    ck_assert_uint_eq(st.superseded, 3);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 2);
+    ck_assert_ptr_nonnull(
+        strstr(body.buf, "{\"delete\":{\"_index\":\"nfd_cases\",\"_id\":\"501000\",\"version\":6,"
+                         "\"version_type\":\"external_gte\"}}\n{\"index\""));
+    ck_assert_ptr_null(strstr(body.buf, "disposed"));
+    ck_assert_ptr_nonnull(strstr(body.buf, "\"_id\":\"502000\",\"version\":1,"));
+    items_of(items, 2, 201);
+    items[0].status = 200;
+    cs_batch_apply(b, items, 2, &st);
+    ck_assert_uint_eq(st.deleted, 1);
+    ck_assert_uint_eq(st.indexed, 1);
+    ck_assert(cs_batch_resolved(b));
+    cs_bulk_free(&body);
+    free(gone);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_disposal_with_data_is_an_ordinary_change)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    const char *doc = "{\"id\":7,\"reference\":5,\"case_type\":\"NFD\",\"case_revision\":2,"
+                      "\"disposed\":true,\"data\":{\"disposed\":true}}";
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 1, NULL, 0, doc, strlen(doc)), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
+    ck_assert_ptr_nonnull(strstr(body.buf, "{\"index\":{\"_index\":\"nfd_cases\",\"_id\":\"7\""));
+    cs_bulk_free(&body);
+    cs_batch_free(b);
+}
+END_TEST
+
 /* A change published before 007 (no id, case_type) is indexed with the document PostgreSQL
  * holds now, under the case's id. */
 START_TEST(test_batch_change_without_an_id_is_sent_with_the_document_from_postgresql)
@@ -562,6 +624,32 @@ START_TEST(test_batch_change_without_an_id_is_sent_with_the_document_from_postgr
     ck_assert_ptr_nonnull(strstr(body.buf, "\"case_type_id\": \"NFD\""));
     cs_bulk_free(&body);
     free(now);
+    cs_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_batch_reference_form_of_a_disposed_case_deletes_its_document)
+{
+    cs_batch *b = cs_batch_new(NULL);
+    cs_bulk_body body = CS_BULK_BODY_INIT;
+    const char *small = "{\"reference\":81,\"case_type\":\"NFD\",\"case_revision\":3,"
+                        "\"omitted\":\"too large\"}";
+    char *gone = disposal(81, 4);
+    cs_dead_letter *dl = NULL;
+    int64_t refs[4];
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 10, NULL, 0, small, strlen(small)), 0);
+    ck_assert_uint_eq(cs_batch_omitted(b, refs, 4), 1);
+    /* Disposed of since: PostgreSQL gives the disposal document instead of the case's. */
+    ck_assert_int_eq(cs_batch_fill(b, 81, gone, strlen(gone)), 0);
+    ck_assert_uint_eq(cs_batch_dead_letters(b, "changes", &dl), 0);
+    cs_batch_begin_attempt(b, NULL);
+    ck_assert_int_eq(cs_batch_build(b, &body, 100), 1);
+    ck_assert_str_eq(body.buf,
+                     "{\"delete\":{\"_index\":\"nfd_cases\",\"_id\":\"500081\",\"version\":5,"
+                     "\"version_type\":\"external_gte\"}}\n");
+    cs_bulk_free(&body);
+    free(gone);
     cs_batch_free(b);
 }
 END_TEST
@@ -703,6 +791,15 @@ static int fake_send(void *ctx, const cs_bulk_body *body, cs_es_response *out, c
     items = json_array();
     for (size_t i = 0; i < body->count; i++) {
         const char *source = strchr(p, '\n') + 1;
+
+        /* A delete has no source line: nothing there to delete, as after a disposal that
+         * came before the case's document. */
+        if (strncmp(p, "{\"delete\"", 10) == 0) {
+            json_array_append_new(items, json_pack("{s:{s:i}}", "delete", "status", 404));
+            p = source;
+            continue;
+        }
+
         const char *end = strchr(source, '\n');
         char *copy = strndup(source, (size_t)(end - source));
         bool busy = f->busy_once && !f->busy_done && strstr(copy, f->busy_once);
@@ -900,6 +997,28 @@ START_TEST(test_attempt_other_statuses_and_unreadable_answers_are_retried_whole)
 }
 END_TEST
 
+START_TEST(test_attempt_disposal_answered_404_is_deleted_and_resolved)
+{
+    cs_batch *b = batch_of(3, 100);
+    fake_es f = {0};
+    cs_batch_stats st = {0};
+    char err[256];
+    char *gone = disposal(2, 1);
+
+    ck_assert_int_eq(cs_batch_add(b, 0, 4, "2", 1, gone, strlen(gone)), 0);
+    ck_assert_int_eq(cs_batch_attempt(b, fake_send, &f, &st, err, sizeof(err)), 0);
+    ck_assert_int_eq(f.requests, 1);
+    ck_assert_uint_eq(f.sizes[0], 3);
+    ck_assert_uint_eq(st.indexed, 2);
+    ck_assert_uint_eq(st.deleted, 1);
+    ck_assert_uint_eq(st.superseded, 1);
+    ck_assert(!cs_batch_pending(b));
+    ck_assert(cs_batch_resolved(b));
+    free(gone);
+    cs_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_attempt_sends_requests_of_max_docs)
 {
     cs_batch *b = batch_of(5, 2);
@@ -943,6 +1062,10 @@ Suite *batch_suite(void)
     tcase_add_test(batch, test_batch_reference_form_is_sent_with_the_document_from_postgresql);
     tcase_add_test(batch, test_batch_reference_form_of_a_missing_case_is_a_dead_letter);
     tcase_add_test(batch,
+                   test_batch_disposal_deletes_above_the_last_revision_and_supersedes_changes);
+    tcase_add_test(batch, test_batch_disposal_with_data_is_an_ordinary_change);
+    tcase_add_test(batch, test_batch_reference_form_of_a_disposed_case_deletes_its_document);
+    tcase_add_test(batch,
                    test_batch_change_without_an_id_is_sent_with_the_document_from_postgresql);
     tcase_add_test(batch, test_batch_document_without_an_id_from_postgresql_is_a_dead_letter);
     tcase_add_test(batch, test_batch_lists_the_indices_of_its_pending_changes);
@@ -956,6 +1079,7 @@ Suite *batch_suite(void)
     tcase_add_test(attempt, test_attempt_without_an_answer_keeps_every_change_and_backs_off);
     tcase_add_test(attempt, test_attempt_other_statuses_and_unreadable_answers_are_retried_whole);
     tcase_add_test(attempt, test_attempt_sends_requests_of_max_docs);
+    tcase_add_test(attempt, test_attempt_disposal_answered_404_is_deleted_and_resolved);
     suite_add_tcase(s, parse);
     suite_add_tcase(s, batch);
     suite_add_tcase(s, attempt);

@@ -49,6 +49,36 @@ START_TEST(test_config_flag_overrides_environment)
 }
 END_TEST
 
+START_TEST(test_config_admin_takes_dispose_options_and_limit_defaults_to_the_command)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *none[] = {"prog", "dispose", NULL};
+    char *all[] = {"prog",    "--dry-run", "--before=2025-01-31",
+                   "--limit", "10",        "--redis=redis://127.0.0.1:1",
+                   "dispose", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, none, err), 0);
+    ck_assert_int_eq(cfg.limit, 0);
+    ck_assert(!cfg.dry_run);
+    ck_assert_str_eq(cfg.before, "");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 7, all, err), 0);
+    ck_assert(cfg.dry_run);
+    ck_assert_str_eq(cfg.before, "2025-01-31");
+    ck_assert_int_eq(cfg.limit, 10);
+    ck_assert_str_eq(cfg.redis, "redis://127.0.0.1:1");
+    ck_assert_uint_eq(cfg.args_count, 1);
+    ck_assert_str_eq(cfg.args[0], "dispose");
+    cs_config_free(&cfg);
+    /* --before is dispose's: the worker does not take it. */
+    ck_assert_int_eq(
+        load(&cfg, CS_PROG_WORKER, 2, (char *[]){"prog", "--before=2025-01-31", NULL}, err),
+        CS_ERR_INVALID);
+    cs_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_config_rejects_bad_values_with_reason)
 {
     cs_config cfg;
@@ -242,6 +272,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_defaults_match_local_stack);
     tcase_add_test(tc, test_config_flag_overrides_environment);
     tcase_add_test(tc, test_config_rejects_bad_values_with_reason);
+    tcase_add_test(tc, test_config_admin_takes_dispose_options_and_limit_defaults_to_the_command);
     tcase_add_test(tc, test_config_kafka_props_optional_values_and_positionals);
     tcase_add_test(tc, test_config_stall_seconds_for_long_running_programs_only);
     tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);

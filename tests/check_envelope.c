@@ -284,6 +284,20 @@ START_TEST(test_envelope_numbers_not_kept_exactly_are_rejected)
 }
 END_TEST
 
+START_TEST(test_envelope_calendar_day_is_yyyy_mm_dd_on_the_calendar)
+{
+    const char *good[] = {"2025-01-31", "2024-02-29", "2000-02-29", "0001-01-01", "9999-12-31"};
+    const char *bad[] = {"",          "2025-02-29", "1900-02-29", "2025-13-01", "2025-1-01",
+                         "2025-01-1", "0000-01-01", "2025-00-10", "2025-01-32", "2025-01-311",
+                         "20250131",  "2025/01/31", "today",      " 2025-01-31"};
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(cs_calendar_day(good[i]), "%s refused", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!cs_calendar_day(bad[i]), "\"%s\" taken", bad[i]);
+}
+END_TEST
+
 START_TEST(test_envelope_size_limit_is_inclusive)
 {
     json_t *base = load_fixture("base.json");
@@ -346,6 +360,7 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, test_envelope_rejected_fixtures_are_rejected);
     tcase_add_test(tc, test_envelope_numbers_kept_exactly_are_valid);
     tcase_add_test(tc, test_envelope_numbers_not_kept_exactly_are_rejected);
+    tcase_add_test(tc, test_envelope_calendar_day_is_yyyy_mm_dd_on_the_calendar);
     tcase_add_test(tc, test_envelope_size_limit_is_inclusive);
     tcase_add_test(tc, test_envelope_oversize_is_invalid_without_parsing);
     tcase_add_test(tc, test_envelope_reason_is_truncated_and_terminated);

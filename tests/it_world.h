@@ -46,7 +46,7 @@ typedef struct outcome {
 } outcome;
 
 /* Most messages one test plans; the plan never moves, so pointers into it stay valid. */
-#define PLAN_MAX 2048
+#define PLAN_MAX 4096
 
 /* One test's world: its topics, group, references and messages. */
 typedef struct world {

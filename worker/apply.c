@@ -3,8 +3,10 @@
  *
  * Round 1 (one pipeline): BEGIN, lock every case of the batch FOR UPDATE,
  * read the idempotency keys already applied, the outcomes already decided
- * for these source positions (redeliveries), and reserve event ids and the
- * internal ids of the cases the batch may create.
+ * for these source positions (redeliveries), the references disposed of
+ * (after the lock, so that a case disposed of while the batch waited for it is
+ * seen as disposed, not as missing), and reserve event ids and the internal
+ * ids of the cases the batch may create.
  * Then every job is decided in offset order by worker/decide.c against the
  * state read (and as the batch's earlier jobs leave it). Round 2 (one
  * pipeline): the writes of every applied job, the outcomes, COMMIT.
@@ -77,6 +79,10 @@ static const struct statement {
               " WHERE c.case_type_id > stored.ct) FROM stored WHERE stored.ct IS NOT NULL)"
               " SELECT t FROM known UNION SELECT ct FROM stored WHERE lower(ct) IN"
               " (SELECT l FROM fresh)"},
+    /* After "lock" in the pipeline: each statement's snapshot sees what committed before it,
+     * so a case that `casestream dispose` deleted while "lock" waited for it is found here. */
+    {"disposed", "SELECT reference, to_char(disposed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+                 " FROM ccd.disposed_case WHERE reference = ANY($1::bigint[])"},
     {"create", "WITH w AS (INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction,"
                " state, security_classification, data, version, case_revision, id,"
                " resolved_ttl, data_classification)"
@@ -310,7 +316,7 @@ static const char *text_or_null(const PGresult *res, int row, int col)
 }
 
 /* Round 1's results, in the order they are sent. */
-enum { R_LOCK, R_KEYS, R_SEEN, R_IDS, R_CASE_IDS, R_TYPELOCK, R_TYPES, N_ROUND1 };
+enum { R_LOCK, R_KEYS, R_SEEN, R_IDS, R_CASE_IDS, R_TYPELOCK, R_TYPES, R_DISPOSED, N_ROUND1 };
 
 /* Reads round 1's rows into the decider. Returns 0 or CS_ERR when out of memory. */
 static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
@@ -365,6 +371,10 @@ static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
             return CS_ERR;
     for (int i = 0; i < PQntuples(res[R_TYPES]); i++)
         if (cs_decider_add_case_type(d, PQgetvalue(res[R_TYPES], i, 0)))
+            return CS_ERR;
+    for (int i = 0; i < PQntuples(res[R_DISPOSED]); i++)
+        if (cs_decider_add_disposed(d, strtoll(PQgetvalue(res[R_DISPOSED], i, 0), NULL, 10),
+                                    PQgetvalue(res[R_DISPOSED], i, 1)))
             return CS_ERR;
     return CS_OK;
 }
@@ -423,7 +433,8 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
             !send_stmt(a, "lock", 1, p_lock) || !send_stmt(a, "keys", 2, p_keys) ||
             !send_stmt(a, "seen", 3, p_seen) || !send_stmt(a, "ids", 1, p_ids) ||
             !send_stmt(a, "case_ids", 1, p_case_ids) || !send_stmt(a, "typelock", 1, p_types) ||
-            !send_stmt(a, "types", 1, p_types) || !PQpipelineSync(a->conn)) {
+            !send_stmt(a, "types", 1, p_types) || !send_stmt(a, "disposed", 1, p_lock) ||
+            !PQpipelineSync(a->conn)) {
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;

@@ -33,6 +33,12 @@ typedef struct case_state {
     int64_t revision;
 } case_state;
 
+/* A reference disposed of, and the day (UTC). */
+typedef struct disposed {
+    int64_t ref;
+    char on[11];
+} disposed;
+
 typedef struct recorded {
     int32_t partition;
     int64_t offset;
@@ -52,6 +58,8 @@ struct cs_decider {
     size_t nseqs, cap_seqs, next_seq;
     int64_t *case_ids;
     size_t ncase_ids, cap_case_ids, next_case_id;
+    disposed *disposed;
+    size_t ndisposed, cap_disposed;
 };
 
 /* items (of *cap, n used) with room for one more of size: the same or a bigger allocation, or
@@ -105,6 +113,7 @@ void cs_decider_free(cs_decider *d)
     free(d->types);
     free(d->seqs);
     free(d->case_ids);
+    free(d->disposed);
     free(d);
 }
 
@@ -279,6 +288,27 @@ int cs_decider_add_case_id(cs_decider *d, int64_t id)
     d->case_ids = ids;
     d->case_ids[d->ncase_ids++] = id;
     return CS_OK;
+}
+
+int cs_decider_add_disposed(cs_decider *d, int64_t reference, const char *disposed_on)
+{
+    disposed *all = room(d->disposed, &d->cap_disposed, d->ndisposed, sizeof(*all));
+
+    if (!all)
+        return CS_ERR;
+    d->disposed = all;
+    d->disposed[d->ndisposed].ref = reference;
+    snprintf(d->disposed[d->ndisposed].on, sizeof(d->disposed[0].on), "%s", disposed_on);
+    d->ndisposed++;
+    return CS_OK;
+}
+
+static const disposed *find_disposed(const cs_decider *d, int64_t ref)
+{
+    for (size_t i = 0; i < d->ndisposed; i++)
+        if (d->disposed[i].ref == ref)
+            return &d->disposed[i];
+    return NULL;
 }
 
 static const cs_applied_key *find_key(const cs_decider *d, int64_t ref, const char *key)
@@ -617,6 +647,7 @@ int cs_decide(cs_decider *d, cs_job *j, cs_plan *p)
     const cs_outcome *seen = find_recorded(d, j->partition, j->offset);
     const cs_applied_key *k;
     const case_state *c;
+    const disposed *gone;
     cs_status status;
     char why[512];
     int rc;
@@ -627,6 +658,15 @@ int cs_decide(cs_decider *d, cs_job *j, cs_plan *p)
     if ((k = find_key(d, s->case_reference, s->idempotency_key)) != NULL)
         return cs_decide_repeat(j, k, true) ? CS_OK : CS_ERR;
     c = find_case(d, s->case_reference);
+    /* A disposed case is gone for good: whatever the submission, it neither changes nor
+     * creates it again (its keys went with it, so a repeat of an applied one comes here too). */
+    if (!c && (gone = find_disposed(d, s->case_reference)) != NULL) {
+        snprintf(why, sizeof(why),
+                 "case %" PRId64 " was disposed of on %s at the end of its retention: a "
+                 "disposed case takes no more submissions",
+                 s->case_reference, gone->on);
+        return cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
+    }
     status = c ? refuse_update(c, j, why, sizeof(why)) : refuse_create(d, s, why, sizeof(why));
     if (status == CS_STATUS_CONFLICT && c)
         return cs_job_decide(j, status, c->version, c->revision, 0, why);

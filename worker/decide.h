@@ -95,6 +95,10 @@ int cs_decider_add_recorded(cs_decider *d, int32_t partition, int64_t offset, co
 /* A stored case type that a create is checked against: one of the batch's own, or one equal
  * to one of them but for letter case. */
 int cs_decider_add_case_type(cs_decider *d, const char *case_type);
+/* A reference disposed of at the end of its retention (ccd.disposed_case), on disposed_on
+ * ("YYYY-MM-DD", UTC): while no case of that reference exists, its submissions are rejected
+ * (422) with that date, and none creates it again. */
+int cs_decider_add_disposed(cs_decider *d, int64_t reference, const char *disposed_on);
 /* A reserved history row id; an applied submission takes the next one. */
 int cs_decider_add_event_seq(cs_decider *d, int64_t seq);
 /* A reserved case id; a create without an "id" takes the next one (without one left, its
