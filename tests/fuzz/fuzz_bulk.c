@@ -129,7 +129,7 @@ static cs_dead_letter *check_dead_letters(cs_batch *b, size_t want)
 static void check_attempt_200(const char *body, size_t len, size_t n, const cs_bulk_item *parsed)
 {
     cs_batch *b = batch_of(n, n);
-    cs_batch_stats st = {0, 0, 0, 0, 0, 0};
+    cs_batch_stats st = {0};
     size_t want[4] = {0, 0, 0, 0}, k = 0;
     answer a = {200, body, len, 0};
     cs_dead_letter *dl;
@@ -171,7 +171,7 @@ static void check_attempt_200(const char *body, size_t len, size_t n, const cs_b
 static void check_attempt_refused(const char *body, size_t len, long status)
 {
     cs_batch *b = batch_of(3, 3);
-    cs_batch_stats st = {0, 0, 0, 0, 0, 0};
+    cs_batch_stats st = {0};
     answer a = {status, body, len, 0};
     char err[512];
     int rc = cs_batch_attempt(b, send_answer, &a, &st, err, sizeof(err));

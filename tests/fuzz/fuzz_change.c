@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* JSON has no raw NUL byte (jansson skips one after a number). */
     json_t *doc = memchr(value, '\0', size) ? NULL : json_loadb(value, size, 0, NULL);
     cs_batch *b = cs_batch_new(NULL);
-    cs_batch_stats st = {0, 0, 0, 0, 0, 0};
+    cs_batch_stats st = {0};
     cs_bulk_body body = CS_BULK_BODY_INIT;
     cs_bulk_item items[2];
     cs_dead_letter *dl = NULL;
