@@ -26,13 +26,16 @@
 /* Items beyond this are parsed but not put through a batch (speed). */
 #define MAX_BATCH 64
 
-/* What item i of the response says, read directly: its status and error type. */
-static void item_fields(json_t *root, size_t i, int *status, const char **type, bool *has_error)
+/* What item i of the response says, read directly: its action, status and error type. */
+static void item_fields(json_t *root, size_t i, bool *is_delete, int *status, const char **type,
+                        bool *has_error)
 {
     json_t *wrapper = json_array_get(json_object_get(root, "items"), i);
-    json_t *item = json_object_iter_value(json_object_iter(wrapper));
+    void *it = json_object_iter(wrapper);
+    json_t *item = json_object_iter_value(it);
     json_t *err = json_object_get(item, "error");
 
+    *is_delete = it && strcmp(json_object_iter_key(it), "delete") == 0;
     *status = (int)json_integer_value(json_object_get(item, "status"));
     *has_error = err != NULL;
     *type = json_is_object(err) ? json_string_value(json_object_get(err, "type")) : NULL;
@@ -42,12 +45,19 @@ static void check_item(json_t *root, size_t i, const cs_bulk_item *it)
 {
     int status;
     const char *type;
-    bool has_error;
+    bool has_error, is_delete;
 
-    item_fields(root, i, &status, &type, &has_error);
+    item_fields(root, i, &is_delete, &status, &type, &has_error);
     cs_fuzz_require(it->status == status, "item %zu status %d, not %d", i, it->status, status);
-    cs_fuzz_require(it->outcome == cs_bulk_classify(status, type), "item %zu outcome %d", i,
-                    (int)it->outcome);
+    cs_fuzz_require(it->outcome == (is_delete ? cs_bulk_classify_delete(status, type)
+                                              : cs_bulk_classify(status, type)),
+                    "item %zu outcome %d", i, (int)it->outcome);
+    /* A delete of what is not there (404) is done: nothing to delete. */
+    if (is_delete && status == 404) {
+        cs_fuzz_require(it->outcome == CS_BULK_OK && (it->reason != NULL) == has_error,
+                        "item %zu: a 404 delete is not done", i);
+        return;
+    }
     if (status >= 200 && status < 300)
         cs_fuzz_require(it->outcome == CS_BULK_OK, "item %zu: %d is not indexed", i, status);
     else if (status == 409)

@@ -3,7 +3,8 @@
  *
  * Input: one message value from case-changes. A document that is accepted
  * must name a case, its id, a revision and a usable index, and its bulk
- * action (_id = the id) and source must say the same; one without an id or in
+ * action (_id = the id) and source must say the same, or be a delete only
+ * when it is a disposal document; one without an id or in
  * the reference form is read from PostgreSQL first (here: given itself). One
  * that is refused must become a dead letter whose reason PostgreSQL can
  * store (ccd.index_dead_letter.reason is text in a UTF8 database: a reason
@@ -85,21 +86,26 @@ static json_t *line_json(const char **p, const char *end)
     return v;
 }
 
-/* A body of actions for doc: action lines naming index, reference and revision, each
- * followed by the document on one line. */
-static void check_body(const cs_bulk_body *body, int actions, json_t *doc, const char *index,
-                       int64_t doc_id, int64_t revision)
+/* A body of actions for doc: action lines naming index, id and revision, as external_gte
+ * versions; an index action followed by the document on one line, or a delete (no source)
+ * when the document is a disposal (DESIGN §6: "disposed": true, no "data"), never otherwise.
+ * Returns the number of deletes. */
+static int check_body(const cs_bulk_body *body, int actions, json_t *doc, const char *index,
+                      int64_t doc_id, int64_t revision)
 {
     const char *p = body->buf, *end = body->buf + body->len;
+    bool disposal = json_is_true(json_object_get(doc, "disposed")) && !json_object_get(doc, "data");
     char id[24];
+    int deletes = 0;
 
     snprintf(id, sizeof(id), "%" PRId64, doc_id);
     cs_fuzz_require(strlen(body->buf) == body->len, "bulk body has a NUL byte");
     cs_fuzz_require(body->count == (size_t)actions, "bulk body of %zu items for %d actions",
                     body->count, actions);
     for (int i = 0; i < actions; i++) {
-        json_t *action = line_json(&p, end), *source = line_json(&p, end);
+        json_t *action = line_json(&p, end), *source = NULL;
         json_t *meta = json_object_get(action, "index");
+        bool del = !meta && (meta = json_object_get(action, "delete")) != NULL;
 
         cs_fuzz_require(
             json_object_size(action) == 1 && json_is_object(meta) &&
@@ -107,13 +113,24 @@ static void check_body(const cs_bulk_body *body, int actions, json_t *doc, const
                 strcmp(json_string_value(json_object_get(meta, "_index")), index) == 0 &&
                 json_is_string(json_object_get(meta, "_id")) &&
                 strcmp(json_string_value(json_object_get(meta, "_id")), id) == 0 &&
-                json_integer_value(json_object_get(meta, "version")) == revision,
-            "bulk action is not index %s, id %s, version %" PRId64, index, id, revision);
-        cs_fuzz_require(json_equal(source, doc), "bulk source is not the document");
+                json_integer_value(json_object_get(meta, "version")) == revision &&
+                json_is_string(json_object_get(meta, "version_type")) &&
+                strcmp(json_string_value(json_object_get(meta, "version_type")), "external_gte") ==
+                    0,
+            "bulk action is not index or delete %s, id %s, version %" PRId64 " external_gte", index,
+            id, revision);
+        if (del) {
+            cs_fuzz_require(disposal, "a document that is no disposal is deleted");
+            deletes++;
+        } else {
+            source = line_json(&p, end);
+            cs_fuzz_require(json_equal(source, doc), "bulk source is not the document");
+        }
         json_decref(action);
         json_decref(source);
     }
     cs_fuzz_require(p == end, "bulk body has more than %d actions", actions);
+    return deletes;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -134,6 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int partitions[3];
     int64_t offsets[3], refs[4];
     size_t nref;
+    int deletes;
 
     if (!b)
         abort();
@@ -178,11 +196,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ok && !filled_dead) {
         cs_fuzz_require(st.superseded == 1 && rc == 2, "superseded %zu, sent %d", st.superseded,
                         rc);
-        check_body(&body, rc, doc, c.index, c.id, c.revision);
+        deletes = check_body(&body, rc, doc, c.index, c.id, c.revision);
         items[0] = (cs_bulk_item){201, CS_BULK_OK, NULL};
         items[1] = (cs_bulk_item){409, CS_BULK_CONFLICT, NULL};
         cs_batch_apply(b, items, 2, &st);
-        cs_fuzz_require(st.indexed == 1 && st.conflicts == 1, "outcomes not counted");
+        cs_fuzz_require(st.indexed + st.deleted == 1 && st.conflicts == 1 &&
+                            (deletes == 0 ? st.deleted == 0 : st.indexed == 0),
+                        "outcomes not counted");
     } else {
         cs_fuzz_require(rc == 0, "a refused document was sent");
     }
