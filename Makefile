@@ -41,6 +41,7 @@ PRODUCER_SRC := $(sort $(wildcard producer/*.c))
 WORKER_SRC  := $(sort $(wildcard worker/*.c))
 INDEXER_SRC := $(sort $(wildcard indexer/*.c))
 ADMIN_SRC   := $(sort $(wildcard admin/*.c))
+API_SRC     := $(sort $(wildcard api/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c tests/logfmt.c \
                tests/fixture.c
 IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c
@@ -52,7 +53,7 @@ logic = $(call obj,$(filter-out %/main.c,$(1)))
 LIB_A     := $(BUILD)/libcasestream.a
 PROGRAMS  := $(BUILD)/casestream-produce $(BUILD)/casestream-worker \
              $(BUILD)/casestream-indexer $(BUILD)/casestream
-APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC))
+APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC) $(API_SRC))
 UNIT_BIN  := $(BUILD)/check_unit
 IT_BIN    := $(BUILD)/check_integration
 
@@ -87,6 +88,8 @@ $(BUILD)/casestream-worker: $(call obj,$(WORKER_SRC)) $(LIB_A)
 $(BUILD)/casestream-indexer: $(call obj,$(INDEXER_SRC)) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/casestream: $(call obj,$(ADMIN_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/casestream-api: $(call obj,$(API_SRC)) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(APP_LOGIC) $(LIB_A)
@@ -187,7 +190,7 @@ fuzz: fuzz-build
 	done
 
 FORMAT_FILES = $(wildcard lib/*.[ch] producer/*.[ch] worker/*.[ch] indexer/*.[ch] \
-                 admin/*.[ch] tests/*.[ch] tests/fuzz/*.[ch] bench/*.[ch])
+                 admin/*.[ch] api/*.[ch] tests/*.[ch] tests/fuzz/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
