@@ -491,6 +491,20 @@ char *cs_api_errors_body(const char *message)
     return text;
 }
 
+char *cs_api_refused_body(const char *message)
+{
+    json_t *o = json_pack("{s:n, s:n, s:[s?], s:n, s:n}", "case_details", "revision", "errors",
+                          message, "warnings", "ignore_warning");
+    char *text;
+
+    if (!o)
+        o = json_pack("{s:n, s:n, s:[s], s:n, s:n}", "case_details", "revision", "errors",
+                      "the reason is not valid UTF-8", "warnings", "ignore_warning");
+    text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return text;
+}
+
 char *cs_api_supplementary_body(const char *map)
 {
     json_error_t jerr;

@@ -116,6 +116,11 @@ cs_api_reply cs_api_submit_reply(cs_status status, bool created, int *http);
  * memory. */
 char *cs_api_errors_body(const char *message);
 
+/* A submit refused for its content, as CCD's DecentralisedSubmitEventResponse carries it:
+ * {"case_details": null, "revision": null, "errors": [message], "warnings": null,
+ * "ignore_warning": null}; malloc'd, NULL when out of memory. */
+char *cs_api_refused_body(const char *message);
+
 /* {"supplementary_data": <map>} from an outcome's supplementary data (the text of an object,
  * NULL = {}); malloc'd, NULL when out of memory or not an object. */
 char *cs_api_supplementary_body(const char *map);

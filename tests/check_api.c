@@ -278,6 +278,10 @@ START_TEST(test_bodies_users_services_content_types)
 
     ck_assert_str_eq(text, "{\"errors\":[\"case \\\"x\\\" refused\"]}");
     free(text);
+    text = cs_api_refused_body("no");
+    ck_assert_str_eq(text, "{\"case_details\":null,\"revision\":null,\"errors\":[\"no\"],"
+                           "\"warnings\":null,\"ignore_warning\":null}");
+    free(text);
     text = cs_api_supplementary_body("{\"views\": 2, \"orgs\": {\"b\": 1, \"a\": 0.5}}");
     ck_assert_str_eq(text, "{\"supplementary_data\":{\"views\":2,\"orgs\":{\"b\":1,\"a\":0.5}}}");
     free(text);
