@@ -49,6 +49,12 @@ typedef struct cs_submission {
     const char *proxied_by;
     const char *proxied_by_first_name;
     const char *proxied_by_last_name;
+    /* The revisions CCD reports of the event: the one the user started from, and the one it
+     * merged into just before submitting; recorded in history (012). */
+    bool has_start_revision;
+    int64_t start_revision;
+    bool has_merge_revision;
+    int64_t merge_revision;
     /* A supplementary data update, {"$set": {path: value}, "$inc": {path: integer}}, checked
      * as CCD checks one (paths "a" or "a.b"); such a submission changes nothing else. */
     json_t *supplementary_updates;
