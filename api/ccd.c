@@ -4,6 +4,7 @@
 #include "envelope.h"
 #include "err.h"
 #include "jsondump.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -146,8 +147,9 @@ int cs_api_add_refs(const char *value, int64_t refs[CS_API_MAX_REFS], size_t *n,
         memcpy(item, p, len);
         item[len] = '\0';
         if (!cs_api_parse_ref(item, &ref)) {
-            snprintf(errstr, errstr_size, "case-refs: \"%s\" is not a 16-digit case reference",
-                     item);
+            cs_utf8_snprintf(errstr, errstr_size,
+                             "case-refs: \"%s\" is not a 16-digit case reference",
+                             cs_utf8_repair(item));
             return CS_ERR_INVALID;
         }
         if (*n >= CS_API_MAX_REFS) {
@@ -285,17 +287,19 @@ static json_t *parse_object(const char *body, size_t len, char *errstr, size_t e
     char why[256];
 
     if (!(root = cs_json_loads_stored(body, len, &jerr))) {
-        snprintf(errstr, errstr_size, "the body is not JSON: %s at line %d column %d", jerr.text,
-                 jerr.line, jerr.column);
-        return NULL;
-    }
-    if (!cs_json_numbers_keep(body, len, why, sizeof(why))) {
-        snprintf(errstr, errstr_size, "%s", why);
-        json_decref(root);
+        /* jansson's text quotes the bytes it stopped at, cut anywhere. */
+        cs_utf8_snprintf(errstr, errstr_size, "the body is not JSON: %s at line %d column %d",
+                         cs_utf8_repair(jerr.text), jerr.line, jerr.column);
         return NULL;
     }
     if (!json_is_object(root)) {
         snprintf(errstr, errstr_size, "the body must be a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+    /* After the object check: its closing brace ends every number before the end of body. */
+    if (!cs_json_numbers_keep(body, len, why, sizeof(why))) {
+        snprintf(errstr, errstr_size, "%s", why);
         json_decref(root);
         return NULL;
     }
