@@ -153,7 +153,7 @@ valgrind: $(UNIT_BIN)
 # FUZZ_SECONDS from its seeds (tests/fuzz/corpus/<name>) plus what earlier runs
 # found (build/fuzz/corpus/<name>); a crash, leak, timeout or failed property
 # fails the target and leaves the input in build/fuzz/artifacts/.
-FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk
+FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk jwt
 FUZZ_SECONDS      ?= 20
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_CC           ?= clang
