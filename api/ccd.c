@@ -427,7 +427,7 @@ cleanup:
 }
 
 int cs_api_map_supplementary(const char *body, size_t len, int64_t ref, const char *case_type,
-                             const char *idempotency_key, const char *user_id, char **json,
+                             const char *idempotency_key, const cs_api_user *user, char **json,
                              char *errstr, size_t errstr_size)
 {
     json_t *root, *sub = NULL, *updates;
@@ -444,8 +444,12 @@ int cs_api_map_supplementary(const char *body, size_t len, int64_t ref, const ch
     rc = CS_ERR;
     if (!(sub = json_pack("{s:s, s:I, s:s, s:s, s:s, s:O}", "idempotency_key", idempotency_key,
                           "case_reference", (json_int_t)ref, "case_type", case_type, "event_id",
-                          "updateSupplementaryData", "user_id", user_id,
+                          "updateSupplementaryData", "user_id", user->id,
                           "supplementary_data_updates", updates)) ||
+        (user->first_name &&
+         json_object_set_new(sub, "user_first_name", json_string(user->first_name))) ||
+        (user->last_name &&
+         json_object_set_new(sub, "user_last_name", json_string(user->last_name))) ||
         !(*json = cs_json_dumps(sub))) {
         snprintf(errstr, errstr_size, "out of memory");
         goto cleanup;

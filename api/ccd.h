@@ -93,11 +93,11 @@ int cs_api_map_event(const char *body, size_t len, const char *idempotency_key,
 
 /* Maps a SupplementaryDataUpdateRequest body ({"supplementary_data_updates": {...}}) for case
  * ref of case_type to a supplementary data submission (DESIGN §3) with the given key and
- * user id, the updates checked as CCD's SupplementaryDataUpdateRequestValidator checks them
- * (the envelope's rule). Returns 0 with *json (caller frees), CS_ERR_INVALID with the reason
+ * user (id and names), the updates checked as CCD's SupplementaryDataUpdateRequestValidator checks
+ * them (the envelope's rule). Returns 0 with *json (caller frees), CS_ERR_INVALID with the reason
  * (a 400), or CS_ERR when out of memory. */
 int cs_api_map_supplementary(const char *body, size_t len, int64_t ref, const char *case_type,
-                             const char *idempotency_key, const char *user_id, char **json,
+                             const char *idempotency_key, const cs_api_user *user, char **json,
                              char *errstr, size_t errstr_size);
 
 /* What to answer a submit with, given its outcome. */

@@ -224,7 +224,7 @@ START_TEST(test_map_supplementary_as_ccd_validates)
     const char *good = "{\"supplementary_data_updates\":{\"$set\":{\"orgs.org1\":\"Y\"},"
                        "\"$inc\":{\"views\":1}}}";
 
-    ck_assert_int_eq(cs_api_map_supplementary(good, strlen(good), REF, "NFD", KEY, "u-1", &json,
+    ck_assert_int_eq(cs_api_map_supplementary(good, strlen(good), REF, "NFD", KEY, &user, &json,
                                               err, sizeof(err)),
                      CS_OK);
     s = json_loads(json, 0, &jerr);
@@ -240,7 +240,7 @@ START_TEST(test_map_supplementary_as_ccd_validates)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json = NULL;
         ck_assert_int_eq(cs_api_map_supplementary(bad[i].body, strlen(bad[i].body), REF, "NFD", KEY,
-                                                  "u-1", &json, err, sizeof(err)),
+                                                  &user, &json, err, sizeof(err)),
                          CS_ERR_INVALID);
         ck_assert_ptr_null(json);
         ck_assert_msg(strstr(err, bad[i].reason), "%s: \"%s\"", bad[i].body, err);

@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_reason(errstr);
     }
     errstr[0] = '\0';
-    rc = cs_api_map_supplementary(body ? body : "", size, 1796021823004242LL, "NFD", KEY, "u-1",
+    rc = cs_api_map_supplementary(body ? body : "", size, 1796021823004242LL, "NFD", KEY, &user,
                                   &json, errstr, sizeof(errstr));
     if (rc == CS_OK) {
         check_submission(json, 1796021823004242LL);
