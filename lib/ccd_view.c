@@ -21,20 +21,24 @@
     " ORDER BY n.case_revision DESC, n.id DESC), '[]'::jsonb)"                                     \
     " FROM ccd.case_notes n WHERE n.case_reference = " REF " AND n.case_revision <= " REV ")) END"
 
-/* CCD's CaseDetails of the case as it is now (case row c) and its revision. */
+/* The blob of the case as it is now (case row c), with all its notes; and the blob right after
+ * history row e's event, with the notes up to it. */
+#define DATA_NOW         CASE_DATA("c.data", "c.reference", "c.case_revision")
+#define DATA_AFTER_EVENT CASE_DATA("e.data", "e.case_reference", "e.case_revision")
+
+/* CCD's CaseDetails of the case as it is now (case row c) and its revision. On the wire
+ * CaseDetails' "id" is the case reference (its getReference() is @JsonGetter("id")); it has no
+ * member for the internal id, which CCD sets from its own. */
 #define CASE_NOW                                                                                   \
     "json_build_object('case_details', json_build_object("                                         \
-    " 'id', c.id, 'reference', c.reference, 'version', c.version,"                                 \
+    " 'id', c.reference, 'version', c.version,"                                                    \
     " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"                             \
     " 'created_date', ccd.ccd_date_time(c.created_date),"                                          \
     " 'last_modified', ccd.ccd_date_time(c.last_modified),"                                        \
     " 'last_state_modified_date', ccd.ccd_date_time(c.last_state_modified_date),"                  \
     " 'state', c.state, 'security_classification', c.security_classification,"                     \
-    " 'case_data', " CASE_DATA("c.data", "c.reference",                                            \
-                               "c.case_revision") ","                                              \
-                                                  " 'data_classification', c.data_classification," \
-                                                  " 'supplementary_data', c.supplementary_data),"  \
-                                                  " 'revision', c.case_revision)"
+    " 'case_data', " DATA_NOW ", 'data_classification', c.data_classification,"                    \
+    " 'supplementary_data', c.supplementary_data), 'revision', c.case_revision)"
 
 /* CCD's AuditEvent wrapper of history row e of case c: the blob after the event; null where
  * casestream has no value. */
@@ -46,15 +50,12 @@
     " 'user_last_name', e.user_last_name, 'event_name', e.event_name,"                             \
     " 'created_date', ccd.ccd_date_time(e.created_date), 'case_type_id', c.case_type_id,"          \
     " 'case_type_version', e.case_type_version, 'state_id', e.state_id,"                           \
-    " 'state_name', e.state_name,"                                                                 \
-    " 'data', " CASE_DATA(                                                                         \
-        "e.data", "e.case_reference",                                                              \
-        "e.case_revision") ","                                                                     \
-                           " 'data_classification', e.data_classification,"                        \
-                           " 'security_classification', e.security_classification,"                \
-                           " 'significant_item', e.significant_item, 'proxied_by', e.proxied_by,"  \
-                           " 'proxied_by_first_name', e.proxied_by_first_name,"                    \
-                           " 'proxied_by_last_name', e.proxied_by_last_name))"
+    " 'state_name', e.state_name, 'data', " DATA_AFTER_EVENT ","                                   \
+    " 'data_classification', e.data_classification,"                                               \
+    " 'security_classification', e.security_classification,"                                       \
+    " 'significant_item', e.significant_item, 'proxied_by', e.proxied_by,"                         \
+    " 'proxied_by_first_name', e.proxied_by_first_name,"                                           \
+    " 'proxied_by_last_name', e.proxied_by_last_name))"
 
 /* $1 the references (bigint[]), $2 the notes member. */
 static const char cases_sql[] = "SELECT COALESCE(json_agg(" CASE_NOW " ORDER BY c.reference),"
@@ -74,30 +75,28 @@ static const char event_sql[] = "SELECT " AUDIT_EVENT "::text"
                                 " WHERE e.case_reference = $1::bigint AND e.id = $3::bigint";
 
 /* $1 the reference, $2 the notes member, $3 the idempotency key. The case right after the
- * event, from the history row e and the columns of c that never change (id, reference,
+ * event, from the history row e and the columns of c that never change (reference,
  * jurisdiction, case type, created_date); last_modified after an event is its created_date
  * (010). The second column: whether e is the case's first row (its create). */
 static const char submitted_sql[] =
     "SELECT json_build_object('case_details', json_build_object("
-    " 'id', c.id, 'reference', c.reference, 'version', e.version,"
+    " 'id', c.reference, 'version', e.version,"
     " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"
     " 'created_date', ccd.ccd_date_time(c.created_date),"
     " 'last_modified', ccd.ccd_date_time(e.created_date),"
     " 'last_state_modified_date', ccd.ccd_date_time(e.last_state_modified_date),"
     " 'state', e.state_id, 'security_classification', e.security_classification,"
-    " 'case_data', " CASE_DATA(
-        "e.data", "e.case_reference",
-        "e.case_revision") ","
-                           " 'data_classification', e.data_classification,"
-                           " 'supplementary_data', e.case_supplementary_data),"
-                           " 'revision', e.case_revision, 'errors', NULL, 'warnings', NULL,"
-                           " 'ignore_warning', NULL)::text,"
-                           " NOT EXISTS (SELECT 1 FROM ccd.case_event p WHERE p.case_reference = "
-                           "e.case_reference"
-                           " AND p.case_revision < e.case_revision)"
-                           " FROM ccd.case_event e JOIN ccd.case_data c ON c.reference = "
-                           "e.case_reference"
-                           " WHERE e.case_reference = $1::bigint AND e.idempotency_key = $3::uuid";
+    " 'case_data', " DATA_AFTER_EVENT ","
+    " 'data_classification', e.data_classification,"
+    " 'supplementary_data', e.case_supplementary_data),"
+    " 'revision', e.case_revision, 'errors', NULL, 'warnings', NULL,"
+    " 'ignore_warning', NULL)::text,"
+    " NOT EXISTS (SELECT 1 FROM ccd.case_event p WHERE p.case_reference = "
+    "e.case_reference"
+    " AND p.case_revision < e.case_revision)"
+    " FROM ccd.case_event e JOIN ccd.case_data c ON c.reference = "
+    "e.case_reference"
+    " WHERE e.case_reference = $1::bigint AND e.idempotency_key = $3::uuid";
 
 /* The field name as the $2 parameter: NULL for no projection. */
 static const char *notes_param(const cs_ccd_view *v)
@@ -105,9 +104,9 @@ static const char *notes_param(const cs_ccd_view *v)
     return v && v->notes_field && v->notes_field[0] ? v->notes_field : NULL;
 }
 
-/* Runs sql with params and, when it returns a row, hands its first column to *body written
- * compact with the numbers as stored; *first_bool (may be NULL) gets the second column. Returns
- * CS_OK, CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
+/* Runs sql with params and, when it returns a row, hands its first column to *body (the caller
+ * frees) written compact with the numbers as stored; *second (may be NULL) gets the second
+ * column, a boolean. Returns CS_OK, CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
 static int render(PGconn *conn, const char *sql, int nparams, const char *const *params,
                   char **body, bool *second, char *errstr, size_t errstr_size)
 {

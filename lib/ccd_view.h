@@ -42,7 +42,7 @@ int cs_ccd_view_event(PGconn *conn, const cs_ccd_view *v, long long ref, long lo
  * ref: the case AS IT WAS RIGHT AFTER THAT EVENT, in the shape of CCD's
  * DecentralisedSubmitEventResponse ({case_details, revision, errors, warnings, ignore_warning},
  * the last three null), rendered ONLY from that event's history row (plus the case's immutable
- * columns: id, reference, jurisdiction, case type, created_date), so it is byte-identical every
+ * columns: reference, jurisdiction, case type, created_date), so it is byte-identical every
  * time it is rendered, whatever happened to the case since, after any restart. *created =
  * whether that event created the case (it is the case's first history row). CS_ERR_NOTFOUND
  * when no history row of the case has that key; CS_ERR_INVALID when the key is not a UUID. */

@@ -22,9 +22,10 @@ typedef struct member {
     kind kind;
 } member;
 
-/* CCD's members of each shape, in the order CCD writes them. */
-static const member case_details_members[] = {{"id", K_ANY},
-                                              {"reference", K_INT},
+/* CCD's members of each shape, in the order CCD writes them. CaseDetails' "id" is the case
+ * reference on the wire (its getReference() is @JsonGetter("id")); the internal id has no member
+ * (CCD sets its own). */
+static const member case_details_members[] = {{"id", K_INT},
                                               {"version", K_INT},
                                               {"jurisdiction", K_STRING},
                                               {"case_type_id", K_STRING},
@@ -209,7 +210,7 @@ static json_t *parse(const char *body, char *why, size_t why_size)
 /* CaseDetails of case c (validateCaseDetails' checks of it and CCD's reading of it). */
 static bool case_details(const json_t *d, const cs_ccd_case *c, char *why, size_t why_size)
 {
-    const json_t *id = json_object_get(d, "id"), *version = json_object_get(d, "version");
+    const json_t *version = json_object_get(d, "version");
 
     if (!members(d, "case_details", case_details_members, COUNT(case_details_members), why,
                  why_size))
@@ -220,10 +221,8 @@ static bool case_details(const json_t *d, const cs_ccd_case *c, char *why, size_
         return fail(why, why_size, "case_details.version does not fit CCD's Integer");
     if (!json_is_string(json_object_get(d, "security_classification")))
         return fail(why, why_size, "case_details.security_classification is missing");
-    if (json_integer_value(json_object_get(d, "reference")) != c->reference)
-        return fail(why, why_size, "case_details.reference is not %lld", c->reference);
-    if (!json_is_integer(id) && !json_is_string(id) && !json_is_null(id))
-        return fail(why, why_size, "case_details.id is neither a number, a string nor null");
+    if (json_integer_value(json_object_get(d, "id")) != c->reference)
+        return fail(why, why_size, "case_details.id (the reference) is not %lld", c->reference);
     return same_string(d, "case_details", "case_type_id", c->case_type_id, why, why_size) &&
            same_string(d, "case_details", "jurisdiction", c->jurisdiction, why, why_size);
 }
@@ -259,7 +258,7 @@ bool cs_ccd_contract_cases(const char *body, const cs_ccd_case *found, size_t n,
     json_array_foreach(ok ? root : NULL, i, one)
     {
         long long ref =
-            json_integer_value(json_object_get(json_object_get(one, "case_details"), "reference"));
+            json_integer_value(json_object_get(json_object_get(one, "case_details"), "id"));
         const cs_ccd_case *c = NULL;
 
         for (size_t k = 0; k < n && !c; k++)

@@ -3,7 +3,8 @@
  *
  * Each function applies what CCD's ServicePersistenceClient applies to one answer
  * (validateCaseDetails: revision, case_details.version and case_details.security_classification
- * present, reference, case_type_id and jurisdiction equal to the case's;
+ * present, reference, case_type_id and jurisdiction equal to the case's - the reference is
+ * CaseDetails' "id" on the wire, its getReference() being @JsonGetter("id");
  * extractValidatedAuditEvent: case_reference equal to the case's, event.case_type_id equal to its
  * case type), what its JSON reader needs (members of the right JSON types, dates as ISO local
  * date-times, a known security classification), and that every object has exactly CCD's member

@@ -9,7 +9,7 @@
 static const cs_ccd_case NFD = {1795458157000000LL, "NFD", "DIVORCE"};
 
 #define DETAILS(ref, extra)                                                                        \
-    "{\"id\":4711,\"reference\":" ref ",\"version\":2,\"jurisdiction\":\"DIVORCE\","               \
+    "{\"id\":" ref ",\"version\":2,\"jurisdiction\":\"DIVORCE\","                                  \
     "\"case_type_id\":\"NFD\",\"created_date\":\"2025-03-01T10:15:30.123\","                       \
     "\"last_modified\":\"2025-03-02T08:00:01.500\","                                               \
     "\"last_state_modified_date\":\"2025-03-02T08:00:01.5\",\"state\":\"Submitted\","              \
@@ -44,7 +44,9 @@ START_TEST(test_ccd_contract_cases_checks_ccds_rules_order_and_names)
     } cases[] = {
         {"[" CASE("1795458157000000") "]", NULL},
         {"[]", "holds 0 cases, not 1"},
-        {"[" CASE("1795458157000001") "]", "reference is not 1795458157000000"},
+        {"[" CASE("1795458157000001") "]", "id (the reference) is not 1795458157000000"},
+        {"[{\"case_details\":" DETAILS("1795458157000000", ",\"reference\":1") ",\"revision\":5}]",
+         "does not know: \"reference\""},
         {"[{\"case_details\":" DETAILS("1795458157000000", "") "}]", "no member \"revision\""},
         {"[{\"case_details\":" DETAILS("1795458157000000", "") ",\"revision\":null}]",
          "revision is missing"},
