@@ -41,7 +41,9 @@ ls "$root$prefix/share/casestream/sql/"*.sql >/dev/null || fail "no migrations i
 for unit in "$root$prefix"/lib/systemd/system/*.service; do
   exe=$(sed -n 's/^ExecStart=//p' "$unit")
   [[ $exe == "$prefix/bin/"* && -x $root$exe ]] || fail "$(basename "$unit"): ExecStart=$exe"
-  if command -v systemd-analyze >/dev/null; then
+  if ! command -v systemd-analyze >/dev/null; then
+    echo "install-check: no systemd-analyze on this machine: $(basename "$unit") checked for ExecStart only"
+  else
     # Verified against the installed tree: ExecStart must exist where the unit says.
     sed "s|^ExecStart=|ExecStart=$root|" "$unit" >"$tmp/$(basename "$unit")"
     out=$(systemd-analyze verify --man=no "$tmp/$(basename "$unit")" 2>&1 |
