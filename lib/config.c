@@ -100,8 +100,8 @@ static const cs_option options[] = {
      "fill in a missing idempotency_key with a random UUID"},
     {"rate", CS_PROG_PRODUCE, OPT_INT, "0", NULL, 0, 10000000, F(rate),
      "submissions per second, 0 = as fast as possible"},
-    {"sql-dir", CS_PROG_ADMIN, OPT_STR, "sql", NULL, 0, 0, F(sql_dir),
-     "directory of the numbered migrations"},
+    {"sql-dir", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(sql_dir),
+     "directory of the numbered migrations (\"\": ./sql, else the installed share/casestream/sql)"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
      "reindex, index-dead-letters, dispose: only this case type"},
     {"new-index", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(new_index),
@@ -454,6 +454,10 @@ int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, cons
         printf("%s %s\n", name, cs_version);
         return 0;
     }
+    if (cfg->man) {
+        cs_config_man(stdout, program, name, synopsis, description);
+        return 0;
+    }
     return -1;
 }
 
@@ -505,6 +509,10 @@ static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *e
         }
         if (strcmp(arg, "--version") == 0) {
             cfg->version = true;
+            continue;
+        }
+        if (strcmp(arg, "--man") == 0) {
+            cfg->man = true;
             continue;
         }
         if (strncmp(arg, "-X", 2) == 0) {
@@ -581,6 +589,87 @@ void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const ch
                 "librdkafka property (repeatable; not enable.idempotence, acks, isolation.level,\n"
                 "                               enable.auto.commit, enable.auto.offset.store, "
                 "partitioner)");
-    fprintf(out, "  %-26s %s\n  %-26s %s\n\nInvalid configuration exits with status 78.\n",
-            "-h, --help", "show this help", "--version", "print the version");
+    fprintf(out,
+            "  %-26s %s\n  %-26s %s\n  %-26s %s\n\nInvalid configuration exits with status "
+            "78.\n",
+            "-h, --help", "show this help", "--version", "print the version", "--man",
+            "print this help as a manual page (troff)");
+}
+
+/* Writes text for troff: backslashes doubled as \e, hyphens as \-, and a line that would start
+ * with a control character ('.' or '\'') guarded with \&. */
+static void roff(FILE *out, const char *text)
+{
+    bool line_start = true;
+
+    for (const char *p = text; *p; p++) {
+        if (line_start && (*p == '.' || *p == '\''))
+            fputs("\\&", out);
+        line_start = *p == '\n';
+        if (*p == '\\')
+            fputs("\\e", out);
+        else if (*p == '-')
+            fputs("\\-", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+void cs_config_man(FILE *out, unsigned program, const char *name, const char *synopsis,
+                   const char *description)
+{
+    const char *nl = strchr(description, '\n');
+    char envname[128], upper[64];
+    size_t i;
+
+    for (i = 0; name[i] && i + 1 < sizeof(upper); i++)
+        upper[i] = (char)toupper((unsigned char)name[i]);
+    upper[i] = '\0';
+    fprintf(out, ".TH %s 1 \"\" \"casestream %s\" \"casestream manual\"\n.SH NAME\n", upper,
+            cs_version);
+    roff(out, name);
+    fputs(" \\- ", out);
+    fprintf(out, "%.*s\n", nl ? (int)(nl - description) : (int)strlen(description), description);
+    fputs(".SH SYNOPSIS\n.nf\n", out);
+    roff(out, synopsis);
+    fputs("\n.fi\n.SH DESCRIPTION\n.nf\n", out);
+    roff(out, description);
+    fputs("\n.fi\n.SH OPTIONS\nEach option is also read from its environment variable; a flag "
+          "wins over the variable.\n",
+          out);
+    for (i = 0; i < N_OPTIONS; i++) {
+        const cs_option *o = &options[i];
+
+        if (!(o->programs & program))
+            continue;
+        env_name(o, envname, sizeof(envname));
+        fputs(".TP\n.B ", out);
+        roff(out, "--");
+        roff(out, o->name);
+        if (o->type == OPT_INT || o->type == OPT_STR)
+            fputs("=\\fIVALUE\\fR", out);
+        else if (o->type == OPT_OPTINT)
+            fputs("[=\\fIN\\fR]", out);
+        fputc('\n', out);
+        roff(out, o->help);
+        fputs("\n.br\n", out);
+        roff(out, envname);
+        fputs(", default \"", out);
+        roff(out, o->def);
+        fputs("\".\n", out);
+    }
+    if (program & (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN))
+        fputs(".TP\n.B \\-X \\fIkey=value\\fR\nA librdkafka property (repeatable). "
+              "enable.idempotence, acks, isolation.level, enable.auto.commit, "
+              "enable.auto.offset.store and partitioner are refused: casestream's guarantees "
+              "rest on them.\n",
+              out);
+    fputs(".TP\n.B \\-h, \\-\\-help\nPrint the usage.\n.TP\n.B \\-\\-version\nPrint the "
+          "version.\n.TP\n.B \\-\\-man\nPrint this manual page.\n"
+          ".SH EXIT STATUS\n0 on success, 78 (EX_CONFIG) for invalid configuration, 1 for any "
+          "other failure.\n.SH SEE ALSO\n",
+          out);
+    fputs("casestream(1), casestream\\-worker(1), casestream\\-indexer(1), "
+          "casestream\\-produce(1); the README and docs/DESIGN.md of casestream.\n",
+          out);
 }

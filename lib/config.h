@@ -97,6 +97,7 @@ typedef struct cs_config {
     size_t args_count;
     bool help;
     bool version;
+    bool man; /* --man: print the manual page */
 } cs_config;
 
 /* Fills cfg from defaults, then CASESTREAM_* variables, then argv, and
@@ -112,8 +113,8 @@ int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char
 
 /* What a program's main() does first: loads the configuration; on an error logs the
  * one-line reason and returns CS_EXIT_CONFIG; for --help prints the usage on stdout, for
- * --version the version, and returns 0. Returns -1 when the program should run. Free cfg
- * with cs_config_free() in every case. */
+ * --version the version, for --man the manual page (troff), and returns 0. Returns -1 when the
+ * program should run. Free cfg with cs_config_free() in every case. */
 int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, const char *synopsis,
                    const char *description);
 
@@ -126,5 +127,11 @@ void cs_config_free(cs_config *cfg);
 /* Prints usage: the synopsis, the description, then every option of the
  * program with its variable and default. */
 void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const char *description);
+
+/* Prints the same as a manual page in troff (man(7)) for the program called name: NAME from
+ * the description's first line, SYNOPSIS, DESCRIPTION, OPTIONS with variables and defaults,
+ * ENVIRONMENT, EXIT STATUS. `make man` writes build/man/<program>.1 with it. */
+void cs_config_man(FILE *out, unsigned program, const char *name, const char *synopsis,
+                   const char *description);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "es.h"
+#include "err.h"
 #include "kafka.h"
 #include "run.h"
 
@@ -543,4 +544,88 @@ void it_es_drop(const char *name)
     }
     cs_es_names_free(names, n);
     cs_es_free(es);
+}
+
+cs_es *it_es(void)
+{
+    static cs_es *es;
+    char errstr[512];
+
+    if (!es) {
+        es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
+        ck_assert_msg(es != NULL, "%s", errstr);
+    }
+    return es;
+}
+
+json_t *it_es_json(const char *method, const char *path, const char *body, long *status)
+{
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    char errstr[512];
+    json_t *root;
+
+    ck_assert_msg(cs_es_request(it_es(), method, path, body, body ? strlen(body) : 0, &r, errstr,
+                                sizeof(errstr)) == CS_OK,
+                  "elasticsearch is unreachable: %s", errstr);
+    *status = r.status;
+    root = json_loadb(r.body, r.len, 0, NULL);
+    cs_es_response_clear(&r);
+    return root;
+}
+
+long long it_es_count(const char *index, const char *query_fmt, ...)
+{
+    char path[400], body[2048], query[1024] = "{\"match_all\":{}}";
+    long status;
+    json_t *root;
+    long long n;
+
+    if (query_fmt) {
+        va_list ap;
+
+        va_start(ap, query_fmt);
+        vsnprintf(query, sizeof(query), query_fmt, ap);
+        va_end(ap);
+    }
+    snprintf(path, sizeof(path), "/%s/_refresh", index);
+    json_decref(it_es_json("POST", path, NULL, &status));
+    snprintf(path, sizeof(path), "/%s/_count", index);
+    snprintf(body, sizeof(body), "{\"query\":%s}", query);
+    root = it_es_json("POST", path, body, &status);
+    n = status == 200 ? json_integer_value(json_object_get(root, "count")) : -1;
+    json_decref(root);
+    return n;
+}
+
+bool it_es_wait_count(const char *index, const char *query, long long want, int timeout_ms)
+{
+    long long deadline = cs_now_ms() + timeout_ms, n = -1;
+
+    while (cs_now_ms() < deadline) {
+        if ((n = it_es_count(index, "%s", query ? query : "{\"match_all\":{}}")) == want)
+            return true;
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "count of %s: %lld, want %lld\n", index, n, want);
+    return false;
+}
+
+long it_http_get(int port, const char *path, char *buf, size_t size)
+{
+    char base[64], errstr[256];
+    cs_es *http;
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    long status = 0;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+    http = cs_es_new(base, 5000, errstr, sizeof(errstr));
+    ck_assert_msg(http != NULL, "%s", errstr);
+    buf[0] = '\0';
+    if (cs_es_request(http, "GET", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK) {
+        status = r.status;
+        snprintf(buf, size, "%s", r.body ? r.body : "");
+        cs_es_response_clear(&r);
+    }
+    cs_es_free(http);
+    return status;
 }

@@ -3,10 +3,12 @@
 #define CS_IT_SUPPORT_H
 
 #include "config.h"
+#include "es.h"
 
 #include <check.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -99,5 +101,25 @@ long long it_group_committed(const char *group, const char *topic);
 /* Deletes the index name, or every index behind the alias name, best effort: tests leave no
  * data behind where they can. */
 void it_es_drop(const char *name);
+
+/* A shared Elasticsearch client for the configured address; fails the test if it cannot be made. */
+cs_es *it_es(void);
+
+/* Sends a request to Elasticsearch; returns the parsed body (caller decrefs; NULL if not JSON)
+ * with the status in *status. Fails the test if Elasticsearch is unreachable. */
+json_t *it_es_json(const char *method, const char *path, const char *body, long *status);
+
+/* Documents of index matching a query object (printf format; NULL: all), after a refresh;
+ * -1 when the count fails. */
+__attribute__((format(printf, 2, 3))) long long it_es_count(const char *index,
+                                                            const char *query_fmt, ...);
+
+/* Waits up to timeout_ms until it_es_count(index, query) is want; false (the last count on
+ * stderr) otherwise. */
+bool it_es_wait_count(const char *index, const char *query, long long want, int timeout_ms);
+
+/* GET of a program's own HTTP endpoint on loopback: the status (0 when unreachable), the body
+ * in buf. */
+long it_http_get(int port, const char *path, char *buf, size_t size);
 
 #endif
