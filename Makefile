@@ -55,7 +55,7 @@ logic = $(call obj,$(filter-out %/main.c,$(1)))
 
 LIB_A     := $(BUILD)/libcasestream.a
 PROGRAMS  := $(BUILD)/casestream-produce $(BUILD)/casestream-worker \
-             $(BUILD)/casestream-indexer $(BUILD)/casestream
+             $(BUILD)/casestream-indexer $(BUILD)/casestream $(BUILD)/casestream-api
 APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC) $(API_SRC))
 UNIT_BIN  := $(BUILD)/check_unit
 IT_BIN    := $(BUILD)/check_integration
