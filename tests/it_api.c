@@ -770,6 +770,57 @@ START_TEST(test_bad_http_answers_json_errors)
 }
 END_TEST
 
+/* Connects to the API; the socket waits at most 10 s for an answer. */
+static int api_connect(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)A.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 10};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+START_TEST(test_connections_over_the_limit_are_closed)
+{
+    pid_t worker = setup("connlimit");
+    const char *extra[] = {"--max-connections=2", "--api-threads=1", NULL};
+    const char request[] = "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[256];
+    int held[2], extra_fd;
+    ssize_t n;
+    reply r;
+
+    api_start_with(30, extra);
+    /* Two connections kept open (keep-alive, each after one answer) fill the limit. */
+    for (int i = 0; i < 2; i++) {
+        held[i] = api_connect();
+        ck_assert_int_eq(write(held[i], request, sizeof(request) - 1),
+                         (ssize_t)sizeof(request) - 1);
+        ck_assert_int_gt(read(held[i], buf, sizeof(buf)), 0);
+    }
+    /* A third is closed without an answer. */
+    extra_fd = api_connect();
+    n = write(extra_fd, request, sizeof(request) - 1);
+    n = read(extra_fd, buf, sizeof(buf));
+    ck_assert_msg(n <= 0, "a connection over --max-connections was served");
+    close(extra_fd);
+    /* Once they go, it serves again. */
+    close(held[0]);
+    close(held[1]);
+    usleep(300 * 1000);
+    r = http("GET", "/livez", (const char *const[]){NULL}, NULL, 0);
+    ck_assert_int_eq(r.status, 200);
+    reply_clear(&r);
+    api_stop();
+    teardown(worker);
+}
+END_TEST
+
 typedef struct parked {
     const char *key, *body;
     reply r;
@@ -845,6 +896,7 @@ Suite *it_api_suite(void)
     tcase_add_test(tc, test_worker_stopped_is_504_and_the_retry_applies_once);
     tcase_add_test(tc, test_service_authorization_refusals);
     tcase_add_test(tc, test_bad_http_answers_json_errors);
+    tcase_add_test(tc, test_connections_over_the_limit_are_closed);
     tcase_add_test(tc, test_sigterm_finishes_requests_in_flight);
     suite_add_tcase(s, tc);
     return s;
