@@ -596,6 +596,21 @@ static cs_http_route health_route(cs_api_route route)
                                     : CS_ROUTE_METRICS;
 }
 
+/* /livez, /readyz and /metrics, answered as the worker's endpoint answers them. */
+static enum MHD_Result answer_health(request *r)
+{
+    cs_api *a = r->api;
+    char text[1024];
+    bool ok = r->target.route == CS_API_LIVEZ    ? cs_health_live(a->health, text, sizeof(text))
+              : r->target.route == CS_API_READYZ ? cs_health_ready(a->health, text, sizeof(text))
+                                                 : true;
+
+    /* The status the answer gives, for the metrics (the state may move in between). */
+    r->answered = true;
+    r->status = ok ? 200 : 503;
+    return cs_metrics_respond(r->conn, a->health, health_route(r->target.route)) ? MHD_YES : MHD_NO;
+}
+
 /* The checks made on a request's headers, before its body is read: routing, who calls, the
  * content type and declared length. Answers and returns true when the request ends here. */
 static bool refuse_early(request *r, enum MHD_Result *ret)
@@ -703,10 +718,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case CS_API_LIVEZ:
     case CS_API_READYZ:
     case CS_API_METRICS:
-        r->answered = true;
-        r->status = 200; /* as far as the metrics go: the probes' own answers */
-        return cs_metrics_respond(conn, a->health, health_route(r->target.route)) ? MHD_YES
-                                                                                  : MHD_NO;
+        return answer_health(r);
     case CS_API_SUBMIT:
     case CS_API_SUPPLEMENTARY:
         if (r->too_large) {
