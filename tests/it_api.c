@@ -513,6 +513,47 @@ START_TEST(test_replay_is_byte_identical_after_the_case_moved_on_and_restarts)
 }
 END_TEST
 
+START_TEST(test_two_instances_side_by_side_answer_each_others_submissions)
+{
+    pid_t worker = setup("twins");
+    int64_t ref = api_ref();
+    int port_a, port_b;
+    pid_t pid_a;
+    char key1[37], key2[37];
+    char *create, *update;
+    reply first, r;
+
+    api_start();
+    port_a = A.port;
+    pid_a = A.pid;
+    A.port = free_port();
+    api_start();
+    port_b = A.port;
+    new_key(key1);
+    new_key(key2);
+    create = event_body(ref, -1, "create", "Submitted", "{\"n\":1}");
+    update = event_body(ref, 1, "update", "Open", "{\"n\":2}");
+    A.port = port_a;
+    first = submit(key1, create);
+    assert_submitted(&first, 201, ref);
+    /* The other instance: the same answer for the same key, and the next event. */
+    A.port = port_b;
+    r = submit(key1, create);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, first.body);
+    reply_clear(&r);
+    r = submit(key2, update);
+    assert_submitted(&r, 200, ref);
+    reply_clear(&r);
+    reply_clear(&first);
+    free(create);
+    free(update);
+    api_stop();
+    ck_assert_int_eq(it_stop(pid_a, SIGTERM, 60000), 0);
+    teardown(worker);
+}
+END_TEST
+
 typedef struct racer {
     int64_t ref;
     const char *body;
@@ -893,6 +934,7 @@ Suite *it_api_suite(void)
     tcase_add_test(tc, test_a_ccd_session_through_every_endpoint);
     tcase_add_test(tc, test_replay_is_byte_identical_after_the_case_moved_on_and_restarts);
     tcase_add_test(tc, test_ten_concurrent_submits_from_one_version_one_wins);
+    tcase_add_test(tc, test_two_instances_side_by_side_answer_each_others_submissions);
     tcase_add_test(tc, test_worker_stopped_is_504_and_the_retry_applies_once);
     tcase_add_test(tc, test_service_authorization_refusals);
     tcase_add_test(tc, test_bad_http_answers_json_errors);
