@@ -131,7 +131,7 @@ static void child_exec(const char *program, const char *const *args, const char 
     const char *argv[64], *role = NULL;
     int n = 0;
 
-    snprintf(path, sizeof(path), "build/%s", program);
+    snprintf(path, sizeof(path), program[0] == '/' ? "%s" : "build/%s", program);
     argv[n++] = path;
     for (int i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
@@ -179,7 +179,8 @@ pid_t it_spawn(const char *program, const char *const *args, const char *const *
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127); /* the test died before the prctl took effect */
-        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
+        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log",
+                 strrchr(program, '/') ? strrchr(program, '/') + 1 : program, (int)getpid());
         redirect(STDIN_FILENO, NULL, O_RDONLY);
         redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
         redirect(STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);

@@ -28,10 +28,10 @@ int64_t it_new_ref(void);
 /* A name unique to this run: "<prefix>-<time>-<pid>-<n>". Caller frees. */
 char *it_unique(const char *prefix);
 
-/* Starts build/<program> with args (NULL-terminated, without argv[0]) and
- * extra environment "K=V" entries (NULL-terminated, may be NULL); its stderr
- * goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the
- * test process dies. Returns the pid. */
+/* Starts build/<program> (or program itself when it is an absolute path) with args
+ * (NULL-terminated, without argv[0]) and extra environment "K=V" entries (NULL-terminated, may be
+ * NULL); its stderr goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the test
+ * process dies. Returns the pid. */
 pid_t it_spawn(const char *program, const char *const *args, const char *const *env);
 
 /* Sends sig and waits up to timeout_ms; then SIGKILL. Returns the exit status
