@@ -13,7 +13,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := rdkafka libpq jansson hiredis libcurl libmicrohttpd
+PKGS    := rdkafka libpq jansson hiredis libcurl libmicrohttpd libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -156,7 +156,7 @@ valgrind: $(UNIT_BIN)
 # FUZZ_SECONDS from its seeds (tests/fuzz/corpus/<name>) plus what earlier runs
 # found (build/fuzz/corpus/<name>); a crash, leak, timeout or failed property
 # fails the target and leaves the input in build/fuzz/artifacts/.
-FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk
+FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk jwt
 FUZZ_SECONDS      ?= 20
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_CC           ?= clang

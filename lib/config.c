@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "err.h"
+#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "redact.h"
@@ -31,6 +32,8 @@ typedef struct cs_option {
 #define F(member)    offsetof(cs_config, member)
 #define LONG_RUNNING (CS_PROG_WORKER | CS_PROG_INDEXER)
 #define KAFKA_USERS  (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN)
+/* The programs that mint or verify service-to-service tokens. */
+#define S2S_USERS CS_PROG_ADMIN
 
 /* Defaults match the ports scripts/stack.sh uses, so a local run needs no setup. */
 static const cs_option options[] = {
@@ -115,6 +118,16 @@ static const cs_option options[] = {
     {"base-ref", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(base_ref),
      "workload: first case reference (default: from the clock, unique per run)"},
     {"seed", CS_PROG_ADMIN, OPT_INT, "1", NULL, 0, INT_MAX, F(seed), "workload: random seed"},
+    {"service", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(service),
+     "token: the service the token is for (its sub claim)"},
+    {"ttl", CS_PROG_ADMIN, OPT_INT, "3600", NULL, 1, 31536000, F(ttl),
+     "token: seconds until the token expires"},
+    {"s2s-alg", S2S_USERS, OPT_STR, "HS256", NULL, 0, 0, F(s2s_alg),
+     "algorithm of service-to-service tokens: HS256 or HS512 (a shared secret), RS256 (a key "
+     "pair)"},
+    {"s2s-key-file", S2S_USERS, OPT_STR, "", NULL, 0, 0, F(s2s_key_file),
+     "service-to-service key: the HS256/HS512 secret (at least 32/64 bytes, one trailing "
+     "newline stripped) or an RS256 PEM key (public to verify, private to mint too)"},
     {"limit", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 1000000000, F(limit),
      "most records: dlq and index-dead-letters list or retry 100 when 0; dispose disposes of "
      "every case when 0"},
@@ -288,6 +301,10 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
     if (!(program & (CS_PROG_PRODUCE | CS_PROG_ADMIN)) && cfg->args_count > 0) {
         snprintf(errstr, errstr_size, "unexpected argument \"%s\": this program takes options only",
                  cfg->args[0]);
+        return CS_ERR_INVALID;
+    }
+    if ((program & S2S_USERS) && !cs_jwt_alg_valid(cfg->s2s_alg)) {
+        snprintf(errstr, errstr_size, "invalid s2s-alg \"%s\" (HS256, HS512, RS256)", cfg->s2s_alg);
         return CS_ERR_INVALID;
     }
     if ((program & KAFKA_USERS) && cfg->brokers[0] == '\0') {

@@ -65,6 +65,11 @@ typedef struct cs_config {
     int events;
     const char *base_ref;
     int seed;
+    const char *service; /* token: the service (sub) a token is minted for */
+    int ttl;             /* token: its lifetime in seconds */
+    /* service-to-service tokens (lib/jwt.h) */
+    const char *s2s_alg;      /* HS256, HS512 or RS256 */
+    const char *s2s_key_file; /* "" = none */
     /* operations */
     int metrics_port;
     const char *metrics_host;

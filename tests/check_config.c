@@ -366,6 +366,36 @@ START_TEST(test_config_errors_exit_78_and_version_exits_0)
 }
 END_TEST
 
+START_TEST(test_config_s2s_key_options_for_the_token_command)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"casestream", "token", "--service", "ccd_data", NULL};
+    char *bad[] = {"casestream", "--s2s-alg=none", NULL};
+    char *worker[] = {"casestream-worker", "--s2s-alg=HS256", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 4, argv, err), 0);
+    ck_assert_str_eq(cfg.s2s_alg, "HS256");
+    ck_assert_str_eq(cfg.s2s_key_file, "");
+    ck_assert_str_eq(cfg.service, "ccd_data");
+    ck_assert_int_eq(cfg.ttl, 3600);
+    cs_config_free(&cfg);
+    setenv("CASESTREAM_S2S_ALG", "RS256", 1);
+    setenv("CASESTREAM_S2S_KEY_FILE", "/etc/casestream/s2s.pem", 1);
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 4, argv, err), 0);
+    ck_assert_str_eq(cfg.s2s_alg, "RS256");
+    ck_assert_str_eq(cfg.s2s_key_file, "/etc/casestream/s2s.pem");
+    cs_config_free(&cfg);
+    unsetenv("CASESTREAM_S2S_ALG");
+    unsetenv("CASESTREAM_S2S_KEY_FILE");
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, bad, err), CS_ERR_INVALID);
+    ck_assert_str_eq(err, "invalid s2s-alg \"none\" (HS256, HS512, RS256)");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, worker, err), CS_ERR_INVALID);
+    cs_config_free(&cfg);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -382,6 +412,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);
     tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
+    tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
     suite_add_tcase(s, tc);
     return s;
 }
