@@ -50,6 +50,10 @@ void it_create_topic(const char *name, int partitions);
 /* Deletes a topic, best effort: tests leave no data behind where they can. */
 void it_drop_topic(const char *name);
 
+/* Deletes every topic it_create_topic made in this run (the runner calls it at the end; the
+ * tests run in child processes, so the names are kept in a file under build/it-logs). */
+void it_drop_created_topics(void);
+
 /* Produces one message synchronously (acks=all, murmur2_random). */
 void it_produce(const char *topic, const char *key, const char *value, size_t len);
 
