@@ -44,8 +44,9 @@ WORKER_SRC  := $(sort $(wildcard worker/*.c))
 INDEXER_SRC := $(sort $(wildcard indexer/*.c))
 ADMIN_SRC   := $(sort $(wildcard admin/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c tests/logfmt.c \
-               tests/fixture.c
-IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c
+               tests/fixture.c tests/ccd_contract.c
+IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c \
+               tests/ccd_contract.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 # Program logic (everything but main.c) is linked into the tests too.
