@@ -43,6 +43,10 @@ int it_stop(pid_t pid, int sig, int timeout_ms);
 int it_run(const char *program, const char *const *args, const char *in_path, const char *out_path,
            const char *err_path);
 
+/* The whole text of a file, NUL-terminated (caller frees); a file that cannot be read fails the
+ * test. */
+char *it_read_file(const char *path);
+
 /* Creates a topic with the given partitions and waits until every partition
  * has a leader; fails the test on error. */
 void it_create_topic(const char *name, int partitions);
