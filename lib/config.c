@@ -226,7 +226,7 @@ static int set_value(cs_config *cfg, const cs_option *o, const char *value, cons
             goto bad;
         /* The "not set" default of an optional value may lie outside the range. */
         if ((v < o->min || v > o->max) && !(o->type == OPT_OPTINT && value == o->def)) {
-            snprintf(errstr, errstr_size, "%s: %s=%s is out of range %ld..%ld", origin, o->name,
+            snprintf(errstr, errstr_size, "%s: %s %s is out of range %ld..%ld", origin, o->name,
                      value, o->min, o->max);
             return CS_ERR_INVALID;
         }
@@ -474,7 +474,8 @@ static int load_file(cs_config *cfg, unsigned program, const char *path, char *e
             line += 7;
         snprintf(origin, sizeof(origin), "%s:%zu", path, lineno);
         if (!(eq = strchr(line, '='))) {
-            snprintf(errstr, errstr_size, "%s: expected CASESTREAM_NAME=value", origin);
+            snprintf(errstr, errstr_size, "%s: expected a setting CASESTREAM_<NAME>=<value>",
+                     origin);
             return CS_ERR_INVALID;
         }
         *eq = '\0';
@@ -618,7 +619,7 @@ static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *e
         if (strncmp(arg, "-X", 2) == 0) {
             value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!value || !strchr(value, '=')) {
-                snprintf(errstr, errstr_size, "-X needs key=value");
+                snprintf(errstr, errstr_size, "-X needs <key>=<value>");
                 return CS_ERR_INVALID;
             }
             cfg->kafka_props[cfg->kafka_props_count++] = value;

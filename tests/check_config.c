@@ -126,13 +126,13 @@ START_TEST(test_config_file_errors_name_the_file_and_line)
 
     path = config_file("CASESTREAM_BATCH_SIZE=0\n");
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
-    snprintf(want, sizeof(want), "%s:1: batch-size=0 is out of range", path);
+    snprintf(want, sizeof(want), "%s:1: batch-size 0 is out of range", path);
     ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
     cs_config_free(&cfg);
 
     path = config_file("just words\n");
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
-    ck_assert_ptr_nonnull(strstr(err, ":1: expected CASESTREAM_NAME=value"));
+    ck_assert_ptr_nonnull(strstr(err, ":1: expected a setting CASESTREAM_<NAME>=<value>"));
     cs_config_free(&cfg);
     unlink(path);
 
