@@ -24,14 +24,26 @@ typedef struct cs_config {
     const char *pg;
     const char *redis;
     const char *es;
-    const char *es_ca_file; /* "" = the system's CAs */
-    const char *es_api_key; /* "" = none (basic auth from the URL, or none) */
+    const char *es_ca_file;   /* "" = the system's CAs */
+    const char *es_api_key;   /* "" = none (basic auth from the URL, or none) */
+    const char *es_cert_file; /* "" = no client certificate */
+    const char *es_key_file;  /* "" = the key is in es_cert_file */
     /* topics */
     const char *topic_events;
     const char *topic_results;
     const char *topic_changes;
     const char *topic_dlq;
     int events_partitions;
+    int results_partitions; /* 0: as many as the events topic */
+    int changes_partitions; /* 0: as many as the events topic */
+    int dlq_partitions;     /* 0: as many as the events topic */
+    int replication_factor;
+    int min_insync_replicas;
+    int events_retention_hours; /* -1: kept forever */
+    int results_retention_hours;
+    int dlq_retention_hours;
+    bool changes_compact; /* cleanup.policy=compact for the changes topic */
+    bool yes;             /* topics delete: the confirmation */
     /* consumer groups */
     const char *group;
     const char *indexer_group;
@@ -98,9 +110,13 @@ typedef struct cs_config {
     bool help;
     bool version;
     bool man; /* --man: print the manual page */
+    /* --config FILE (or CASESTREAM_CONFIG): its path and text; values point into the text */
+    const char *config_file;
+    char *config_text;
 } cs_config;
 
-/* Fills cfg from defaults, then CASESTREAM_* variables, then argv, and
+/* Fills cfg from defaults, then the --config file (or CASESTREAM_CONFIG's: CASESTREAM_*=value
+ * lines, the same keys as the environment), then CASESTREAM_* variables, then argv, and
  * validates it: every value, the Redis and Elasticsearch URLs, that
  * --metrics-host resolves, that each -X property is one librdkafka takes and
  * not one casestream's guarantees rest on, and that only the producer and

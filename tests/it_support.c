@@ -131,7 +131,7 @@ static void child_exec(const char *program, const char *const *args, const char 
     const char *argv[64], *role = NULL;
     int n = 0;
 
-    snprintf(path, sizeof(path), "build/%s", program);
+    snprintf(path, sizeof(path), program[0] == '/' ? "%s" : "build/%s", program);
     argv[n++] = path;
     for (int i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
@@ -179,7 +179,8 @@ pid_t it_spawn(const char *program, const char *const *args, const char *const *
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127); /* the test died before the prctl took effect */
-        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
+        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log",
+                 strrchr(program, '/') ? strrchr(program, '/') + 1 : program, (int)getpid());
         redirect(STDIN_FILENO, NULL, O_RDONLY);
         redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
         redirect(STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
@@ -231,6 +232,23 @@ int it_run(const char *program, const char *const *args, const char *in_path, co
     return exit_status(status);
 }
 
+char *it_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = calloc(1, (size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return buf;
+}
+
 int it_stack(const char *args)
 {
     char cmd[512];
@@ -243,6 +261,37 @@ int it_stack(const char *args)
     mkdir("build/it-logs", 0755);
     status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The file listing the topics this run created: build/it-logs/topics-<runner pid>.txt, the
+ * runner's pid coming from CS_IT_RUNNER (integration_main sets it; the tests run in children). */
+static bool created_topics_path(char *buf, size_t size)
+{
+    const char *runner = getenv("CS_IT_RUNNER");
+
+    if (!runner || !runner[0])
+        return false;
+    snprintf(buf, size, "build/it-logs/topics-%s.txt", runner);
+    return true;
+}
+
+/* Notes a topic this run created, for it_drop_created_topics. One write of one line with
+ * O_APPEND: lines from tests running at once do not mix. */
+static void note_created_topic(const char *name)
+{
+    char path[256], line[512];
+    int fd, n;
+
+    if (!created_topics_path(path, sizeof(path)))
+        return;
+    mkdir("build/it-logs", 0755);
+    n = snprintf(line, sizeof(line), "%s\n", name);
+    if (n <= 0 || (size_t)n >= sizeof(line) ||
+        (fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+        return;
+    if (write(fd, line, (size_t)n) != n)
+        fprintf(stderr, "could not note topic %s in %s\n", name, path);
+    close(fd);
 }
 
 void it_create_topic(const char *name, int partitions)
@@ -280,6 +329,7 @@ void it_create_topic(const char *name, int partitions)
     rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
+    note_created_topic(name);
     /* Wait until every partition has a leader that answers for its offsets,
      * so that a program started next finds the topic. */
     long long deadline = cs_now_ms() + 30000;
@@ -298,6 +348,26 @@ void it_create_topic(const char *name, int partitions)
     }
     rd_kafka_destroy(rk);
     ck_assert_msg(ready, "topic %s not ready within 30 s", name);
+}
+
+void it_drop_created_topics(void)
+{
+    char path[256], name[512];
+    size_t n = 0;
+    FILE *f;
+
+    if (!created_topics_path(path, sizeof(path)) || !(f = fopen(path, "r")))
+        return;
+    while (fgets(name, sizeof(name), f)) {
+        name[strcspn(name, "\n")] = '\0';
+        if (name[0]) {
+            it_drop_topic(name);
+            n++;
+        }
+    }
+    fclose(f);
+    unlink(path);
+    fprintf(stderr, "integration tests: deleted the %zu topics they created\n", n);
 }
 
 void it_drop_topic(const char *name)

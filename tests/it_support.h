@@ -28,10 +28,10 @@ int64_t it_new_ref(void);
 /* A name unique to this run: "<prefix>-<time>-<pid>-<n>". Caller frees. */
 char *it_unique(const char *prefix);
 
-/* Starts build/<program> with args (NULL-terminated, without argv[0]) and
- * extra environment "K=V" entries (NULL-terminated, may be NULL); its stderr
- * goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the
- * test process dies. Returns the pid. */
+/* Starts build/<program> (or program itself when it is an absolute path) with args
+ * (NULL-terminated, without argv[0]) and extra environment "K=V" entries (NULL-terminated, may be
+ * NULL); its stderr goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the test
+ * process dies. Returns the pid. */
 pid_t it_spawn(const char *program, const char *const *args, const char *const *env);
 
 /* Sends sig and waits up to timeout_ms; then SIGKILL. Returns the exit status
@@ -43,12 +43,20 @@ int it_stop(pid_t pid, int sig, int timeout_ms);
 int it_run(const char *program, const char *const *args, const char *in_path, const char *out_path,
            const char *err_path);
 
+/* The whole text of a file, NUL-terminated (caller frees); a file that cannot be read fails the
+ * test. */
+char *it_read_file(const char *path);
+
 /* Creates a topic with the given partitions and waits until every partition
  * has a leader; fails the test on error. */
 void it_create_topic(const char *name, int partitions);
 
 /* Deletes a topic, best effort: tests leave no data behind where they can. */
 void it_drop_topic(const char *name);
+
+/* Deletes every topic it_create_topic made in this run (the runner calls it at the end; the
+ * tests run in child processes, so the names are kept in a file under build/it-logs). */
+void it_drop_created_topics(void);
 
 /* Produces one message synchronously (acks=all, murmur2_random). */
 void it_produce(const char *topic, const char *key, const char *value, size_t len);
