@@ -7,8 +7,8 @@
 
 static const char synopsis[] = "casestream-api [options]";
 static const char description[] =
-    "Answers CCD data store's /ccd-persistence calls (HTTP/1.1, libmicrohttpd) for the\n"
-    "cases casestream keeps: a submit is published to the events topic keyed by its case\n"
+    "Answers CCD data store's /ccd-persistence calls for the cases casestream keeps.\n"
+    "HTTP/1.1 on libmicrohttpd: a submit is published to the events topic keyed by its case\n"
     "reference and answered from its outcome (the case right after its event, 409 on a\n"
     "stale version, errors on a refusal, 504 with Retry-After when no outcome came within\n"
     "--submit-timeout: a retry with the same Idempotency-Key is safe); reads come from\n"
@@ -44,6 +44,7 @@ int main(int argc, char **argv)
         }
         goto cleanup;
     }
+    cs_notify("READY=1"); /* systemd Type=notify: started, listening */
     rc = cs_api_run(a) == CS_OK ? 0 : 1;
     cs_api_free(a);
     a = NULL;
