@@ -155,8 +155,7 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
             refs[m] = strtoll(ref, NULL, 10);
             k[m++] = PQgetvalue(keys, i, 0);
         }
-        if (m > 0 &&
-            cs_idem_forget(r->idem, m, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
+        if (m > 0 && cs_idem_forget(r->idem, m, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
             if (r->redis_failed == 0)
                 say(r, CS_LOG_ERROR,
                     "case=%s: could not delete its idempotency keys from redis (they expire "
