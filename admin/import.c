@@ -70,28 +70,54 @@
     " WHEN c.id <= 0 THEN 'id is not a positive number'"                                           \
     " WHEN c.jurisdiction IS NULL OR c.state IS NULL THEN 'jurisdiction or state is missing' END"
 
-/* The cases of a run (%1$s the case type as a literal, %2$lld the revision offset, %3$lld the
- * run's highest event id, %4$lld the cursor, %5$s which cases: every one on a first run, else
- * those modified since the last run or with events since), in id order. Each case's revision
- * is the offset plus its events up to the run's highest. */
+/* The run's parameters, set in the source session before each COPY (which takes no
+ * parameters): the case type, the revision offset, the run's highest event id, the last
+ * complete run's (the event mark) and newest last_modified (the case mark; NULL on a first run),
+ * and the cursors of the run in progress. */
+#define TYPE_P         "current_setting('casestream.import_type')"
+#define OFFSET_P       "current_setting('casestream.import_offset')::bigint"
+#define MAX_P          "current_setting('casestream.import_max')::bigint"
+#define MARK_P         "current_setting('casestream.import_mark')::bigint"
+#define CASE_MARK_P    "nullif(current_setting('casestream.import_case_mark'), '')::timestamp"
+#define CASE_CURSOR_P  "current_setting('casestream.import_case_cursor')::bigint"
+#define CURSOR_CASE_P  "current_setting('casestream.import_cursor_case')::bigint"
+#define CURSOR_EVENT_P "current_setting('casestream.import_cursor_event')::bigint"
+
+static const char params_sql[] =
+    "SELECT set_config('casestream.import_type', $1, false),"
+    " set_config('casestream.import_offset', $2, false),"
+    " set_config('casestream.import_max', $3, false),"
+    " set_config('casestream.import_mark', $4, false),"
+    " set_config('casestream.import_case_mark', coalesce($5, ''), false),"
+    " set_config('casestream.import_case_cursor', $6, false),"
+    " set_config('casestream.import_cursor_case', $7, false),"
+    " set_config('casestream.import_cursor_event', $8, false)";
+
+/* The cases of a run after the cursor, in id order: every case on a first run, else those
+ * modified since the case mark or with events since the event mark. A case's revision is the
+ * offset plus its events up to the run's highest. */
+#define CASES_WHERE                                                                                \
+    " FROM case_data c WHERE c.case_type_id = " TYPE_P " AND c.id > " CASE_CURSOR_P                \
+    " AND (" CASE_MARK_P " IS NULL OR c.last_modified >= " CASE_MARK_P                             \
+    " OR c.id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_P                \
+    " AND id > " MARK_P " AND id <= " MAX_P "))"
+
 #define CASES_COPY_SQL                                                                             \
     "COPY (SELECT c.id, c.reference, c.case_type_id, c.jurisdiction, c.state,"                     \
     " c.security_classification::text, c.data, NULLIF(c.data_classification, 'null'::jsonb),"      \
     " CASE WHEN coalesce(jsonb_typeof(c.supplementary_data), 'null') = 'null' THEN '{}'::jsonb"    \
     " ELSE c.supplementary_data END, c.resolved_ttl, coalesce(c.version, 1),"                      \
-    " %2$lld + (SELECT count(*) FROM case_event e WHERE e.case_data_id = c.id"                     \
-    " AND e.case_type_id = c.case_type_id AND e.id <= %3$lld AND " EVENT_GOOD "),"                 \
+    " " OFFSET_P " + (SELECT count(*) FROM case_event e WHERE e.case_data_id = c.id"               \
+    " AND e.case_type_id = c.case_type_id AND e.id <= " MAX_P " AND " EVENT_GOOD "),"              \
     " c.created_date, coalesce(c.last_modified, c.created_date),"                                  \
-    " coalesce(c.last_state_modified_date, c.created_date), " CASE_PROBLEM                         \
-    " FROM case_data c WHERE c.case_type_id = %1$s AND c.id > %4$lld AND (%5$s)"                   \
+    " coalesce(c.last_state_modified_date, c.created_date), " CASE_PROBLEM CASES_WHERE             \
     " ORDER BY c.id) TO STDOUT"
 
-/* The events of a run (%1$s the case type, %2$lld the offset, %3$lld the run's highest event
- * id, %4$lld the last complete run's, %5$lld and %6$lld the cursor: source case id and event
- * id), in (case, id) order: every event of the cases with events since the last run, numbered
- * within its case among the events the import copies, so that its revision is the offset plus
- * that ordinal and its version counts, by the version rule, the changes of blob, state and
- * classification along the history. Significant items are attached (the latest one). */
+/* The events of a run after the cursor, in (case, id) order: every event of the cases with
+ * events since the event mark, numbered within its case among the events the import copies,
+ * so that its revision is the offset plus that ordinal and its version counts, by the version
+ * rule, the changes of blob, state and classification along the history. Significant items
+ * are attached (the latest one). */
 #define EVENTS_COPY_SQL                                                                            \
     "COPY (WITH ev AS (SELECT e.id, e.case_data_id, c.reference, e.event_id, e.event_name,"        \
     " e.user_id, e.user_first_name, e.user_last_name, e.summary, e.description, e.state_id,"       \
@@ -105,9 +131,10 @@
     " type::text, 'description', description, 'url', url) AS item"                                 \
     " FROM case_event_significant_items ORDER BY case_event_id, id DESC) si"                       \
     " ON si.case_event_id = e.id"                                                                  \
-    " WHERE e.case_type_id = %1$s AND e.id <= %3$lld AND e.case_data_id >= %5$lld"                 \
-    " AND e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = %1$s"        \
-    " AND id > %4$lld AND id <= %3$lld)),"                                                         \
+    " WHERE e.case_type_id = " TYPE_P " AND e.id <= " MAX_P                                        \
+    " AND e.case_data_id >= " CURSOR_CASE_P                                                        \
+    " AND e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_P     \
+    " AND id > " MARK_P " AND id <= " MAX_P ")),"                                                  \
     " good AS (SELECT ev.*, row_number() OVER w AS ordinal,"                                       \
     " (data IS DISTINCT FROM lag(data) OVER w OR state_id IS DISTINCT FROM lag(state_id) OVER w"   \
     " OR security_classification IS DISTINCT FROM lag(security_classification) OVER w)::int"       \
@@ -115,7 +142,7 @@
     " WINDOW w AS (PARTITION BY case_data_id ORDER BY id)),"                                       \
     " numbered AS (SELECT good.*, sum(changed) OVER (PARTITION BY case_data_id ORDER BY id)"       \
     " AS version FROM good),"                                                                      \
-    " all_rows AS (SELECT case_data_id, id, reference, %2$lld + ordinal AS case_revision,"         \
+    " all_rows AS (SELECT case_data_id, id, reference, " OFFSET_P " + ordinal AS case_revision,"   \
     " version::int AS version, event_id, event_name, user_id, user_first_name, user_last_name,"    \
     " summary, description, state_id, state_name, case_type_version,"                              \
     " security_classification::text AS classification, data, data_classification, item,"           \
@@ -125,8 +152,14 @@
     " state_name, case_type_version, security_classification::text, data, data_classification,"    \
     " item, proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, problem"        \
     " FROM ev WHERE problem IS NOT NULL)"                                                          \
-    " SELECT * FROM all_rows WHERE id > %4$lld AND (case_data_id, id) > (%5$lld, %6$lld)"          \
+    " SELECT * FROM all_rows WHERE id > " MARK_P " AND (case_data_id, id) > (" CURSOR_CASE_P       \
+    ", " CURSOR_EVENT_P ")"                                                                        \
     " ORDER BY case_data_id, id) TO STDOUT"
+
+static const char cases_count_sql[] = "SELECT count(*)" CASES_WHERE;
+static const char events_count_sql[] =
+    "SELECT count(*) FROM case_event WHERE case_type_id = " TYPE_P " AND id > " MARK_P
+    " AND id <= " MAX_P " AND (case_data_id, id) > (" CURSOR_CASE_P ", " CURSOR_EVENT_P ")";
 
 /* What a run starting now covers: the highest event id, the newest last_modified, the
  * highest case id of the case type. */
@@ -303,7 +336,6 @@ typedef struct batch {
 typedef struct import {
     const cs_config *cfg;
     PGconn *src, *dst; /* dst: the state and the advisory lock */
-    char *type_lit;    /* the case type as a literal of the source's */
     /* ccd.case_type_import */
     long long offset, event_mark, run_event_max, case_cursor, event_case, event_id;
     char case_mark[40], run_case_max[40], run_phase[16];
@@ -343,24 +375,6 @@ __attribute__((format(printf, 3, 4))) static void say(import *im, int level, con
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     cs_log_write(level, "import: %s", text);
-}
-
-/* Returns a new string formatted as printf does; NULL when out of memory. The caller frees. */
-__attribute__((format(printf, 1, 2))) static char *format_sql(const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    char *s;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !(s = malloc((size_t)n + 1)))
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
 }
 
 static const char *phase_name(phase p)
@@ -901,10 +915,12 @@ static int take_case_type(import *im)
     return 0;
 }
 
-/* A count from the source (sql with one column and row); -1 on error (logged). */
-static long long source_count(import *im, const char *sql)
+/* The count sql (one column, one row, $1 the case type when it has one) gives on conn; -1 on
+ * error (logged). */
+static long long count_of(import *im, PGconn *conn, const char *sql, int nparams)
 {
-    PGresult *res = query(im, im->src, sql, 0, NULL, PGRES_TUPLES_OK);
+    const char *p1[] = {im->cfg->case_type};
+    PGresult *res = query(im, conn, sql, nparams, p1, PGRES_TUPLES_OK);
     long long n;
 
     if (!res)
@@ -914,71 +930,59 @@ static long long source_count(import *im, const char *sql)
     return n;
 }
 
+static long long source_count(import *im, const char *sql)
+{
+    return count_of(im, im->src, sql, 0);
+}
+
+/* Sets the run's parameters (TYPE_P …) in the source session. */
+static bool set_params(import *im)
+{
+    char num[7][24];
+    const char *params[] = {im->cfg->case_type,
+                            num[0],
+                            num[1],
+                            num[2],
+                            im->has_case_mark ? im->case_mark : NULL,
+                            num[3],
+                            num[4],
+                            num[5]};
+    PGresult *res;
+
+    snprintf(num[0], sizeof(num[0]), "%lld", im->offset);
+    snprintf(num[1], sizeof(num[1]), "%lld", im->run_event_max);
+    snprintf(num[2], sizeof(num[2]), "%lld", im->event_mark);
+    snprintf(num[3], sizeof(num[3]), "%lld", im->case_cursor);
+    snprintf(num[4], sizeof(num[4]), "%lld", im->event_case);
+    snprintf(num[5], sizeof(num[5]), "%lld", im->event_id);
+    res = query(im, im->src, params_sql, 8, params, PGRES_TUPLES_OK);
+    PQclear(res);
+    return res != NULL;
+}
+
 /* The run: the cases phase (unless done), the events phase, then the marks. Returns 0,
  * CS_ERR_RETRY when interrupted, CS_ERR. */
 static int copy_run(import *im)
 {
     const char *p1[] = {im->cfg->case_type};
-    char *which = NULL, *sql = NULL, *count = NULL, *mark_lit = NULL;
-    int rc = CS_ERR;
+    long long total;
+    int rc;
 
-    if (im->has_case_mark) {
-        if (!(mark_lit = PQescapeLiteral(im->src, im->case_mark, strlen(im->case_mark))))
-            goto cleanup;
-        which = format_sql("c.last_modified >= %s::timestamp OR c.id IN (SELECT case_data_id"
-                           " FROM case_event WHERE case_type_id = %s AND id > %lld"
-                           " AND id <= %lld)",
-                           mark_lit, im->type_lit, im->event_mark, im->run_event_max);
-    } else {
-        which = format_sql("true");
-    }
-    if (!which)
-        goto cleanup;
+    if (!set_params(im))
+        return CS_ERR;
     if (strcmp(im->run_phase, "cases") == 0) {
-        long long total;
-
-        sql = format_sql(CASES_COPY_SQL, im->type_lit, im->offset, im->run_event_max,
-                         im->case_cursor, which);
-        count = format_sql("SELECT count(*) FROM case_data c WHERE c.case_type_id = %s"
-                           " AND c.id > %lld AND (%s)",
-                           im->type_lit, im->case_cursor, which);
-        if (!sql || !count || (total = source_count(im, count)) < 0)
-            goto cleanup;
-        if ((rc = stream(im, PHASE_CASES, sql, total)) != CS_OK)
-            goto cleanup;
-        rc = CS_ERR;
+        if ((total = source_count(im, cases_count_sql)) < 0)
+            return CS_ERR;
+        if ((rc = stream(im, PHASE_CASES, CASES_COPY_SQL, total)) != CS_OK)
+            return rc;
         if (!exec_ok(im, im->dst, run_events_sql, 1, p1))
-            goto cleanup;
-        free(sql);
-        free(count);
-        sql = count = NULL;
+            return CS_ERR;
     }
-    {
-        long long total;
-
-        sql = format_sql(EVENTS_COPY_SQL, im->type_lit, im->offset, im->run_event_max,
-                         im->event_mark, im->event_case, im->event_id);
-        count = format_sql("SELECT count(*) FROM case_event WHERE case_type_id = %s"
-                           " AND id > %lld AND id <= %lld AND (case_data_id, id) > (%lld, %lld)",
-                           im->type_lit, im->event_mark, im->run_event_max, im->event_case,
-                           im->event_id);
-        if (!sql || !count || (total = source_count(im, count)) < 0)
-            goto cleanup;
-        if ((rc = stream(im, PHASE_EVENTS, sql, total)) != CS_OK)
-            goto cleanup;
-        rc = CS_ERR;
-    }
-    if (!exec_ok(im, im->dst, run_end_sql, 1, p1))
-        goto cleanup;
-    rc = CS_OK;
-cleanup:
-    if (rc == CS_ERR && (!which || (!sql && !count)))
-        say(im, CS_LOG_ERROR, "out of memory");
-    PQfreemem(mark_lit);
-    free(which);
-    free(sql);
-    free(count);
-    return rc;
+    if ((total = source_count(im, events_count_sql)) < 0)
+        return CS_ERR;
+    if ((rc = stream(im, PHASE_EVENTS, EVENTS_COPY_SQL, total)) != CS_OK)
+        return rc;
+    return exec_ok(im, im->dst, run_end_sql, 1, p1) ? CS_OK : CS_ERR;
 }
 
 /* --- validate -------------------------------------------------------------------------------- */
@@ -1132,17 +1136,8 @@ cleanup:
 /* Rows of ccd.import_error for the case type; -1 on error (logged). */
 static long long import_errors(import *im)
 {
-    const char *p1[] = {im->cfg->case_type};
-    PGresult *res =
-        query(im, im->dst, "SELECT count(*) FROM ccd.import_error WHERE case_type_id = $1", 1, p1,
-              PGRES_TUPLES_OK);
-    long long n;
-
-    if (!res)
-        return -1;
-    n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return n;
+    return count_of(im, im->dst, "SELECT count(*) FROM ccd.import_error WHERE case_type_id = $1",
+                    1);
 }
 
 /* --- the command ------------------------------------------------------------------------------ */
@@ -1214,10 +1209,6 @@ import im = {.cfg = cfg, .start_ms = cs_now_ms() };
     if (!(im.src = connect_utc(&im, cfg->from, "the source (--from)")) ||
         !(im.dst = connect_utc(&im, cfg->pg, "casestream's postgresql")))
         goto cleanup;
-    if (!(im.type_lit = PQescapeLiteral(im.src, cfg->case_type, strlen(cfg->case_type)))) {
-        say(&im, CS_LOG_ERROR, "out of memory");
-        goto cleanup;
-    }
     if (strcmp(cfg->mode, "validate") == 0) {
         rc = run_validate(&im);
         goto cleanup;
@@ -1293,7 +1284,6 @@ import im = {.cfg = cfg, .start_ms = cs_now_ms() };
     }
     rc = 0;
 cleanup:
-    PQfreemem(im.type_lit);
     if (im.src)
         PQfinish(im.src);
     if (im.dst)
