@@ -112,25 +112,6 @@ static const char *worker_pg(void)
     return pg && pg[0] ? pg : it_config()->pg;
 }
 
-/* A file's text (caller frees); "" when it cannot be read. */
-static char *file_text(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long size;
-
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t)size + 1);
-    size = (long)fread(buf, 1, (size_t)size, f);
-    buf[size] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static size_t count_lines(const char *text)
 {
     size_t n = 0;
@@ -159,8 +140,8 @@ static int run_dispose(const char *type, const char *const *extra, char **out, c
     snprintf(out_path, sizeof(out_path), "build/it-logs/dispose-%d.out", (int)getpid());
     snprintf(err_path, sizeof(err_path), "build/it-logs/dispose-%d.err", (int)getpid());
     rc = it_run("casestream", args, NULL, out_path, err_path);
-    *out = file_text(out_path);
-    *err = file_text(err_path);
+    *out = it_file_text(out_path);
+    *err = it_file_text(err_path);
     return rc;
 }
 
@@ -441,7 +422,7 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
         snprintf(ctype, sizeof(ctype), "--case-type=%s", type);
         snprintf(out_path, sizeof(out_path), "build/it-logs/reindex-%d.out", (int)getpid());
         ck_assert_int_eq(it_run("casestream", args, NULL, out_path, NULL), 0);
-        said = file_text(out_path);
+        said = it_file_text(out_path);
         snprintf(want, sizeof(want), "%d cases read", N_LIVE);
         ck_assert_msg(strstr(said, want), "reindex said: %s", said);
         snprintf(want, sizeof(want), "%d deleted (cases disposed of during the pass)", N_EXPIRED);
@@ -763,7 +744,7 @@ START_TEST(test_dispose_keeps_a_case_whose_ttl_moved_while_it_waited_for_the_loc
     PQfinish(holder);
     ck_assert_int_eq(it_wait_exit(pid, 30000), 0);
     snprintf(log, sizeof(log), "build/it-logs/casestream-%d.log", (int)pid);
-    text = file_text(log);
+    text = it_file_text(log);
     assert_summary(text, 0, 2, 0);
     ck_assert_ptr_nonnull(strstr(text, "kept: its resolved_ttl is now 2999-01-01"));
     ck_assert_ptr_nonnull(strstr(text, "kept: its resolved_ttl is now none"));

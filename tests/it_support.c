@@ -544,3 +544,22 @@ void it_es_drop(const char *name)
     cs_es_names_free(names, n);
     cs_es_free(es);
 }
+
+char *it_file_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long size;
+
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = calloc(1, (size_t)(size > 0 ? size : 0) + 1);
+    size = buf ? (long)fread(buf, 1, (size_t)(size > 0 ? size : 0), f) : 0;
+    if (buf)
+        buf[size] = '\0';
+    fclose(f);
+    return buf ? buf : strdup("");
+}

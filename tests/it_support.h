@@ -100,4 +100,7 @@ long long it_group_committed(const char *group, const char *topic);
  * data behind where they can. */
 void it_es_drop(const char *name);
 
+/* A file's text (caller frees); "" when it cannot be read. */
+char *it_file_text(const char *path);
+
 #endif
