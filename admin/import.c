@@ -240,15 +240,17 @@ static const char cases_move_sql[] =
     " reason FROM bad ORDER BY src_id ON CONFLICT DO NOTHING)"
     " SELECT (SELECT count(*) FROM up), (SELECT count(DISTINCT src_id) FROM bad)";
 
-/* A batch of events ($1 the case type) into ccd.case_event, without idempotency keys; those the
- * source gives a reason to skip, those whose case was not imported and those whose id or
+/* A batch of events ($1 the case type) into ccd.case_event (a row's case looked up by its
+ * reference, one index probe each: a plan through the index on case_type_id, whose statistics
+ * lag behind an import, costs a scan of the type's cases per row), without idempotency keys; those
+ * the source gives a reason to skip, those whose case was not imported and those whose id or
  * revision another history row holds, recorded in ccd.import_error instead (a row exactly as
  * this one was copied before is neither). Returns how many were written and skipped. */
 static const char events_move_sql[] =
     "WITH s AS (SELECT * FROM import_event_stage),"
-    " orphan AS (SELECT s.id, s.case_reference FROM s WHERE s.problem IS NULL AND NOT EXISTS"
-    " (SELECT 1 FROM ccd.case_data c WHERE c.reference = s.case_reference"
-    " AND c.case_type_id = $1)),"
+    " orphan AS (SELECT s.id, s.case_reference FROM s WHERE s.problem IS NULL AND"
+    " (SELECT c.case_type_id FROM ccd.case_data c WHERE c.reference = s.case_reference)"
+    " IS DISTINCT FROM $1),"
     " ins AS (INSERT INTO ccd.case_event (id, case_reference, case_revision, version,"
     " event_id, user_id, summary, description, state_id, security_classification, data,"
     " idempotency_key, created_date, event_name, user_first_name, user_last_name, state_name,"
@@ -519,20 +521,31 @@ static PGconn *writer_connect(import *im, char *errstr, size_t errstr_size)
     return conn;
 }
 
-/* Copies b's rows into the stage table of the phase. */
-static int copy_in(PGconn *conn, phase ph, const batch *b, char *errstr, size_t errstr_size)
+/* The direct COPY of an events batch: the columns of the events COPY between the source case
+ * id and the reason to skip (cs_import_event_row). */
+static const char events_direct_sql[] =
+    "COPY ccd.case_event (id, case_reference, case_revision, version, event_id, event_name,"
+    " user_id, user_first_name, user_last_name, summary, description, state_id, state_name,"
+    " case_type_version, security_classification, data, data_classification,"
+    " significant_item, proxied_by, proxied_by_first_name, proxied_by_last_name,"
+    " created_date) FROM STDIN";
+
+/* Sends len bytes of COPY text rows with sql (a COPY … FROM STDIN); *rows gets how many the
+ * server took. */
+static int copy_rows(PGconn *conn, const char *sql, const char *data, size_t len, long long *rows,
+                     char *errstr, size_t errstr_size)
 {
-    PGresult *res = PQexec(conn, ph == PHASE_CASES ? "COPY import_case_stage FROM STDIN"
-                                                   : "COPY import_event_stage FROM STDIN");
+    PGresult *res = PQexec(conn, sql);
     int rc = CS_OK;
 
+    *rows = 0;
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         cs_db_error(conn, res, errstr, errstr_size);
         PQclear(res);
         return CS_ERR;
     }
     PQclear(res);
-    if (PQputCopyData(conn, b->buf, (int)b->len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
+    if (PQputCopyData(conn, data, (int)len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
         cs_db_error(conn, NULL, errstr, errstr_size);
         rc = CS_ERR;
     }
@@ -540,10 +553,112 @@ static int copy_in(PGconn *conn, phase ph, const batch *b, char *errstr, size_t 
         if (rc == CS_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
             cs_db_error(conn, res, errstr, errstr_size);
             rc = CS_ERR;
+        } else if (rc == CS_OK) {
+            *rows = strtoll(PQcmdTuples(res), NULL, 10);
         }
         PQclear(res);
     }
     return rc;
+}
+
+/* Splits an events batch: the rows to copy straight into ccd.case_event (their history
+ * columns) into *direct, the rows with a reason to skip (whole) into *skip. */
+static bool split_events(const batch *b, batch *direct, batch *skip)
+{
+    for (size_t at = 0; at < b->len;) {
+        const char *row = b->buf + at, *nl = memchr(row, '\n', b->len - at);
+        size_t len = (size_t)(nl - row) + 1, from, to;
+        bool skipped;
+
+        if (!nl || !cs_import_event_row(row, len, &from, &to, &skipped))
+            return false;
+        if (skipped
+                ? !batch_append(skip, row, len)
+                : !batch_append(direct, row + from, to - from) || !batch_append(direct, "\n", 1))
+            return false;
+        at += len;
+    }
+    return true;
+}
+
+/* The events of batch b: those without a reason to skip copied straight into ccd.case_event
+ * (no second copy through the stage table); the rest, or the whole batch when the direct copy
+ * is refused (a row whose case was not imported, an id casestream has), through the stage
+ * table and the statement that records what it cannot take. */
+static int write_events(PGconn *conn, const char *type, const batch *b, long long *written,
+                        long long *skipped, char *errstr, size_t errstr_size)
+{
+    batch direct = {0}, skip = {0};
+    const batch *staged = &skip;
+    const char *move[] = {type};
+    PGresult *res;
+    int rc = CS_ERR;
+
+    *written = *skipped = 0;
+    if (!split_events(b, &direct, &skip)) {
+        snprintf(errstr, errstr_size, "an events row of the source is not as expected");
+        goto cleanup;
+    }
+    if (direct.len > 0) {
+        if (cs_db_exec(conn, "SAVEPOINT direct", errstr, errstr_size))
+            goto cleanup;
+        if (copy_rows(conn, events_direct_sql, direct.buf, direct.len, written, errstr,
+                      errstr_size) == CS_OK) {
+            if (cs_db_exec(conn, "RELEASE SAVEPOINT direct", errstr, errstr_size))
+                goto cleanup;
+        } else {
+            cs_log_debug("import: batch ending at %" PRId64 " goes through the stage table: %s",
+                         b->last[1], errstr);
+            if (cs_db_exec(conn, "ROLLBACK TO SAVEPOINT direct", errstr, errstr_size))
+                goto cleanup;
+            *written = 0;
+            staged = b;
+        }
+    }
+    if (staged->len > 0) {
+        long long n;
+
+        if (copy_rows(conn, "COPY import_event_stage FROM STDIN", staged->buf, staged->len, &n,
+                      errstr, errstr_size))
+            goto cleanup;
+        res = PQexecParams(conn, events_move_sql, 1, NULL, move, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            cs_db_error(conn, res, errstr, errstr_size);
+            PQclear(res);
+            goto cleanup;
+        }
+        *written += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *skipped = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        PQclear(res);
+    }
+    rc = CS_OK;
+cleanup:
+    free(direct.buf);
+    free(skip.buf);
+    return rc;
+}
+
+/* The cases of batch b, through the stage table into ccd.case_data. */
+static int write_cases(PGconn *conn, const char *type, const batch *b, long long *written,
+                       long long *skipped, char *errstr, size_t errstr_size)
+{
+    const char *move[] = {type};
+    PGresult *res;
+    long long n;
+
+    if (copy_rows(conn, "COPY import_case_stage FROM STDIN", b->buf, b->len, &n, errstr,
+                  errstr_size))
+        return CS_ERR;
+    res = PQexecParams(conn, cases_move_sql, 1, NULL, move, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(conn, res, errstr, errstr_size);
+        PQclear(res);
+        return CS_ERR;
+    }
+    *written = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *skipped = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return CS_OK;
 }
 
 /* One batch: copied in, moved into ccd.*, and committed in its turn with the run's cursor. */
@@ -551,25 +666,16 @@ static int write_batch(import *im, PGconn *conn, const batch *b, char *errstr, s
 {
     const char *type = im->cfg->case_type;
     char k0[24], k1[24];
-    const char *move[] = {type};
     const char *cursor[] = {type, k0, k1};
     long long written, skipped;
     PGresult *res;
     int rc;
 
     if (cs_db_exec(conn, "BEGIN", errstr, errstr_size) ||
-        copy_in(conn, im->ph, b, errstr, errstr_size))
+        (im->ph == PHASE_CASES
+             ? write_cases(conn, type, b, &written, &skipped, errstr, errstr_size)
+             : write_events(conn, type, b, &written, &skipped, errstr, errstr_size)))
         return CS_ERR;
-    res = PQexecParams(conn, im->ph == PHASE_CASES ? cases_move_sql : events_move_sql, 1, NULL,
-                       move, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        cs_db_error(conn, res, errstr, errstr_size);
-        PQclear(res);
-        return CS_ERR;
-    }
-    written = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    skipped = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
     snprintf(k0, sizeof(k0), "%" PRId64, b->last[0]);
     snprintf(k1, sizeof(k1), "%" PRId64, b->last[1]);
 

@@ -29,6 +29,24 @@ bool cs_import_row_keys(const char *row, size_t len, int n, int64_t out[2])
     return true;
 }
 
+bool cs_import_event_row(const char *row, size_t len, size_t *from, size_t *to, bool *skip)
+{
+    const char *first, *last;
+
+    if (len < 2 || row[len - 1] != '\n')
+        return false;
+    if (!(first = memchr(row, '\t', len - 1)))
+        return false;
+    for (last = row + len - 2; last > first && *last != '\t'; last--)
+        ;
+    if (last == first)
+        return false;
+    *from = (size_t)(first + 1 - row);
+    *to = (size_t)(last - row);
+    *skip = !((size_t)(row + len - 1 - (last + 1)) == 2 && last[1] == '\\' && last[2] == 'N');
+    return true;
+}
+
 unsigned cs_import_compare(const cs_import_case *s, const cs_import_case *t)
 {
     unsigned diff = 0;

@@ -13,6 +13,12 @@
  * not integers (NULL, \N, included). */
 bool cs_import_row_keys(const char *row, size_t len, int n, int64_t out[2]);
 
+/* A row of the events COPY (source case id, then the columns of ccd.case_event in the order
+ * the direct COPY names them, then the reason to skip it): whether it is to be skipped (its
+ * last column is not \N), and where the ccd.case_event columns are, row[*from..*to), to be
+ * sent with a newline after them. Returns false when the row has not those three parts. */
+bool cs_import_event_row(const char *row, size_t len, size_t *from, size_t *to, bool *skip);
+
 /* One case as validate compares it, on either side. Strings are borrowed. */
 typedef struct cs_import_case {
     int64_t reference;

@@ -35,6 +35,27 @@ START_TEST(test_import_row_keys_refuse_what_is_not_an_id)
 }
 END_TEST
 
+START_TEST(test_import_event_rows_split_into_history_columns_and_reason)
+{
+    const char *good = "17\t40001\t1700\t{\"a\": \"x\\ty\"}\t\\N\n";
+    const char *bad = "17\t40002\t\\N\tdata is not a JSON object but array\n";
+    const char *tricky = "17\t40003\t5\t\\No\n";
+    size_t from, to;
+    bool skip;
+
+    ck_assert(cs_import_event_row(good, strlen(good), &from, &to, &skip));
+    ck_assert(!skip);
+    ck_assert_int_eq((int)(to - from), (int)strlen("40001\t1700\t{\"a\": \"x\\ty\"}"));
+    ck_assert(strncmp(good + from, "40001\t1700\t{", 12) == 0);
+    ck_assert(cs_import_event_row(bad, strlen(bad), &from, &to, &skip));
+    ck_assert(skip);
+    ck_assert(cs_import_event_row(tricky, strlen(tricky), &from, &to, &skip));
+    ck_assert(skip);                                                     /* "\No" is not NULL */
+    ck_assert(!cs_import_event_row("17\t\\N\n", 6, &from, &to, &skip));  /* no middle */
+    ck_assert(!cs_import_event_row("17\t1\t\\N", 8, &from, &to, &skip)); /* no newline */
+}
+END_TEST
+
 START_TEST(test_import_batches_commit_in_the_order_they_were_read)
 {
     cs_import_turns t = {0};
@@ -100,6 +121,7 @@ Suite *import_suite(void)
 
     tcase_add_test(tc, test_import_row_keys_read_the_leading_ids);
     tcase_add_test(tc, test_import_row_keys_refuse_what_is_not_an_id);
+    tcase_add_test(tc, test_import_event_rows_split_into_history_columns_and_reason);
     tcase_add_test(tc, test_import_batches_commit_in_the_order_they_were_read);
     tcase_add_test(tc, test_import_compare_names_each_difference);
     tcase_add_test(tc, test_import_compare_blobs_by_json_value);

@@ -259,18 +259,16 @@ START_TEST(test_import_killed_at_a_random_moment_and_run_again_ends_as_an_uninte
     int64_t base = new_refs(2000);
     source s = source_new(base);
     char *type = new_type("ItImport"), *clean, *again, *err;
-    long long t0, took, delay;
+    long long want, killed_at;
     pid_t pid;
     int rc;
 
     run_sql(s.conninfo, "SELECT fill_cases('%s', 2000, 20, %" PRId64 ")", type, base);
-    t0 = cs_now_ms();
     rc = import(&s, type, "preload", NULL, &err);
     ck_assert_msg(rc == 0, "import exited %d:\n%s", rc, err);
     ck_assert_msg(strstr(err, "cases=2000 events=40000 skipped=0") != NULL, "import said:\n%s",
                   err);
     free(err);
-    took = cs_now_ms() - t0;
     ck_assert_int_eq(
         it_sql_int("SELECT count(*) FROM ccd.case_data WHERE case_type_id = '%s'", type), 2000);
     ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event e JOIN ccd.case_data c ON"
@@ -290,14 +288,27 @@ START_TEST(test_import_killed_at_a_random_moment_and_run_again_ends_as_an_uninte
     ck_assert_int_eq(searchable_above_offset(type), 2000);
     clean = fingerprint(type);
 
-    /* Again from nothing, killed somewhere in the first three quarters of a run. */
+    /* Again from nothing, killed at a random point of its copy: once it has committed a random
+     * number of events (0: as soon as it has taken the case type, in the cases phase). */
     forget(type);
     srand((unsigned)cs_now_us());
-    delay = 100 + rand() % (took * 3 / 4 > 1 ? took * 3 / 4 : 1);
+    want = (rand() % 37) * 1000;
     pid = import_spawn(&s, type);
-    usleep((useconds_t)delay * 1000);
+    ck_assert_msg(it_wait_sql(1, 120000,
+                              "SELECT count(*) FROM ccd.case_type_import WHERE case_type_id = '%s'"
+                              " AND (SELECT count(*) FROM ccd.case_event e JOIN ccd.case_data c"
+                              " ON c.reference = e.case_reference WHERE c.case_type_id = '%s')"
+                              " >= %lld",
+                              type, type, want),
+                  "the import did not reach %lld events", want);
     rc = it_stop(pid, SIGKILL, 10000);
-    fprintf(stderr, "import killed after %lld ms of a %lld ms run (status %d)\n", delay, took, rc);
+    ck_assert_msg(rc == 128 + SIGKILL, "the import was not killed in its run: status %d", rc);
+    killed_at = it_sql_int("SELECT count(*) FROM ccd.case_event e JOIN ccd.case_data c"
+                           " ON c.reference = e.case_reference WHERE c.case_type_id = '%s'",
+                           type);
+    ck_assert_int_lt(killed_at, 40000);
+    fprintf(stderr, "import killed after %lld of 40000 events (waited for %lld)\n", killed_at,
+            want);
     rc = import(&s, type, "preload", NULL, &err);
     ck_assert_msg(rc == 0, "the import run again exited %d:\n%s", rc, err);
     free(err);
@@ -314,15 +325,15 @@ START_TEST(test_import_killed_at_a_random_moment_and_run_again_ends_as_an_uninte
     ck_assert_ptr_nonnull(strstr(err, "mismatches=1"));
     free(err);
     {
-        char path[256], want[128];
+        char path[256], line[128];
 
         snprintf(path, sizeof(path), "build/it-logs/import-%d.out", (int)getpid());
         err = it_file_text(path);
-        snprintf(want, sizeof(want),
+        snprintf(line, sizeof(line),
                  "{\"reference\":%" PRId64 ",\"field\":\"state\",\"source\":\"State2\","
                  "\"casestream\":\"Elsewhere\"}",
                  base + 7);
-        ck_assert_msg(strstr(err, want) != NULL, "validate printed:\n%s", err);
+        ck_assert_msg(strstr(err, line) != NULL, "validate printed:\n%s", err);
         free(err);
     }
     forget(type);
