@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 CASES=${BENCH_IMPORT_CASES:-2000}
 EVENTS=${BENCH_IMPORT_EVENTS:-20}
 JOBS=${BENCH_IMPORT_JOBS:-2}
+BATCH=${BENCH_IMPORT_BATCH:-1000}
 WORK=${1:-build/bench/import-$$}
 mkdir -p "$WORK"
 
@@ -87,7 +88,7 @@ log "(g) raw copy: $ROWS events in $RAW_MS ms, $RAW_RATE/s"
 
 # The import, as the worker's role.
 t0=$(now_ms)
-build/casestream --pg="$ROLE" --from="$SRC" --case-type="$TYPE" --jobs="$JOBS" import \
+build/casestream --pg="$ROLE" --from="$SRC" --case-type="$TYPE" --jobs="$JOBS" --batch="$BATCH" import \
     >"$WORK/g-import.out" 2>"$WORK/g-import.err" ||
     {
         log "FAILED: the import: $(tail -3 "$WORK/g-import.err" | tr '\n' ' ')"
