@@ -581,6 +581,31 @@ static bool split_events(const batch *b, batch *direct, batch *skip)
     return true;
 }
 
+/* Copies rows (COPY text) into the stage table stage_copy names, then runs move ($1 the case
+ * type), which returns how many rows it wrote and how many it skipped: added to *written and
+ * *skipped. */
+static int stage_and_move(PGconn *conn, const char *stage_copy, const char *move, const char *type,
+                          const batch *rows, long long *written, long long *skipped, char *errstr,
+                          size_t errstr_size)
+{
+    const char *params[] = {type};
+    PGresult *res;
+    long long n;
+
+    if (copy_rows(conn, stage_copy, rows->buf, rows->len, &n, errstr, errstr_size))
+        return CS_ERR;
+    res = PQexecParams(conn, move, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(conn, res, errstr, errstr_size);
+        PQclear(res);
+        return CS_ERR;
+    }
+    *written += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *skipped += strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return CS_OK;
+}
+
 /* The events of batch b: those without a reason to skip copied straight into ccd.case_event
  * (no second copy through the stage table); the rest, or the whole batch when the direct copy
  * is refused (a row whose case was not imported, an id casestream has), through the stage
@@ -590,8 +615,6 @@ static int write_events(PGconn *conn, const char *type, const batch *b, long lon
 {
     batch direct = {0}, skip = {0};
     const batch *staged = &skip;
-    const char *move[] = {type};
-    PGresult *res;
     int rc = CS_ERR;
 
     *written = *skipped = 0;
@@ -615,50 +638,15 @@ static int write_events(PGconn *conn, const char *type, const batch *b, long lon
             staged = b;
         }
     }
-    if (staged->len > 0) {
-        long long n;
-
-        if (copy_rows(conn, "COPY import_event_stage FROM STDIN", staged->buf, staged->len, &n,
-                      errstr, errstr_size))
-            goto cleanup;
-        res = PQexecParams(conn, events_move_sql, 1, NULL, move, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            cs_db_error(conn, res, errstr, errstr_size);
-            PQclear(res);
-            goto cleanup;
-        }
-        *written += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        *skipped = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        PQclear(res);
-    }
+    if (staged->len > 0 &&
+        stage_and_move(conn, "COPY import_event_stage FROM STDIN", events_move_sql, type, staged,
+                       written, skipped, errstr, errstr_size))
+        goto cleanup;
     rc = CS_OK;
 cleanup:
     free(direct.buf);
     free(skip.buf);
     return rc;
-}
-
-/* The cases of batch b, through the stage table into ccd.case_data. */
-static int write_cases(PGconn *conn, const char *type, const batch *b, long long *written,
-                       long long *skipped, char *errstr, size_t errstr_size)
-{
-    const char *move[] = {type};
-    PGresult *res;
-    long long n;
-
-    if (copy_rows(conn, "COPY import_case_stage FROM STDIN", b->buf, b->len, &n, errstr,
-                  errstr_size))
-        return CS_ERR;
-    res = PQexecParams(conn, cases_move_sql, 1, NULL, move, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        cs_db_error(conn, res, errstr, errstr_size);
-        PQclear(res);
-        return CS_ERR;
-    }
-    *written = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    *skipped = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
-    return CS_OK;
 }
 
 /* One batch: copied in, moved into ccd.*, and committed in its turn with the run's cursor. */
@@ -671,9 +659,11 @@ static int write_batch(import *im, PGconn *conn, const batch *b, char *errstr, s
     PGresult *res;
     int rc;
 
+    written = skipped = 0;
     if (cs_db_exec(conn, "BEGIN", errstr, errstr_size) ||
         (im->ph == PHASE_CASES
-             ? write_cases(conn, type, b, &written, &skipped, errstr, errstr_size)
+             ? stage_and_move(conn, "COPY import_case_stage FROM STDIN", cases_move_sql, type, b,
+                              &written, &skipped, errstr, errstr_size)
              : write_events(conn, type, b, &written, &skipped, errstr, errstr_size)))
         return CS_ERR;
     snprintf(k0, sizeof(k0), "%" PRId64, b->last[0]);

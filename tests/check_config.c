@@ -54,8 +54,14 @@ START_TEST(test_config_import_options_default_to_a_preload_with_the_sdk_offset)
     cs_config cfg;
     char err[256] = "";
     char *none[] = {"prog", "import", NULL};
-    char *all[] = {"prog",    "--from=dbname=ccd", "--mode=cutover", "--revision-offset=5",
-                   "--batch", "20",                "--jobs=3",       "import",
+    char *all[] = {"prog",
+                   "--from=dbname=ccd",
+                   "--mode=cutover",
+                   "--revision-offset=5",
+                   "--batch",
+                   "20",
+                   "--jobs=3",
+                   "import",
                    NULL};
 
     ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, none, err), 0);
@@ -72,9 +78,9 @@ START_TEST(test_config_import_options_default_to_a_preload_with_the_sdk_offset)
     ck_assert_int_eq(cfg.batch, 20);
     ck_assert_int_eq(cfg.jobs, 3);
     cs_config_free(&cfg);
-    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 3, (char *[]){"prog", "--jobs=0", "import", NULL},
-                          err),
-                     CS_ERR_INVALID);
+    ck_assert_int_eq(
+        load(&cfg, CS_PROG_ADMIN, 3, (char *[]){"prog", "--jobs=0", "import", NULL}, err),
+        CS_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(err, "jobs=0 is out of range 1..32"));
     cs_config_free(&cfg);
     /* A conninfo's password is never quoted in a reason. */

@@ -414,19 +414,7 @@ START_TEST(test_import_second_preload_copies_exactly_the_new_events)
 }
 END_TEST
 
-/* The reason recorded for a source row, "" when there is none. Caller frees. */
-static char *reason(const char *type, const char *table, const char *id_sql)
-{
-    PGresult *res = query("SELECT reason FROM ccd.import_error WHERE case_type_id = '%s'"
-                          " AND source_table = '%s' AND source_id = (%s)",
-                          type, table, id_sql);
-    char *r = strdup(PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
-
-    PQclear(res);
-    return r;
-}
-
-/* The source id sql selects (on the source) as text. */
+/* The source id sql selects (on the source) as text. Caller frees. */
 static char *source_id(const source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *source_id(const source *s, const char *fmt, ...)
 {
@@ -448,11 +436,24 @@ static char *source_id(const source *s, const char *fmt, ...)
     return id;
 }
 
+/* Asserts the reason recorded for source row id (which it frees) of table. */
+static void assert_reason(const char *type, const char *table, char *id, const char *want)
+{
+    PGresult *res = query("SELECT reason FROM ccd.import_error WHERE case_type_id = '%s'"
+                          " AND source_table = '%s' AND source_id = %s",
+                          type, table, id);
+
+    ck_assert_msg(PQntuples(res) == 1, "no import error for %s %s", table, id);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+    PQclear(res);
+    free(id);
+}
+
 START_TEST(test_import_each_class_of_bad_source_row_lands_in_the_error_table)
 {
     int64_t base = new_refs(10);
     source s = source_new(base);
-    char *type = new_type("ItImportBad"), *err, *id, *why;
+    char *type = new_type("ItImportBad"), *err;
 
     run_sql(s.conninfo, "SELECT fill_cases('%s', 10, 3, %" PRId64 ")", type, base);
     /* A CCD whose classification type has a value casestream does not know. */
@@ -484,32 +485,23 @@ START_TEST(test_import_each_class_of_bad_source_row_lands_in_the_error_table)
     ck_assert_msg(strstr(err, "cases=8 ") && strstr(err, "skipped=11"), "import said:\n%s", err);
     free(err);
 
-    id = source_id(&s, "SELECT id FROM case_data WHERE reference = %" PRId64 " + 1", base);
-    why = reason(type, "case_data", id);
-    ck_assert_str_eq(why, "data is not a JSON object but array");
-    free(why);
-    free(id);
-    id = source_id(&s, "SELECT id FROM case_data WHERE reference = %" PRId64 " + 2", base);
-    why = reason(type, "case_data", id);
-    ck_assert_str_eq(why, "unknown security_classification SECRET");
-    free(why);
-    free(id);
-    id = source_id(&s, "SELECT id FROM case_event WHERE security_classification = 'SECRET'");
-    why = reason(type, "case_event", id);
-    ck_assert_str_eq(why, "unknown security_classification SECRET");
-    free(why);
-    free(id);
-    id = source_id(&s, "SELECT id FROM case_event WHERE data = '\"text\"'");
-    why = reason(type, "case_event", id);
-    ck_assert_str_eq(why, "data is not a JSON object but string");
-    free(why);
-    free(id);
-    id = source_id(&s, "SELECT id FROM case_event WHERE case_data_id = 999999999");
-    why = reason(type, "case_event", id);
-    ck_assert_str_eq(why, "its case (case_data.id 999999999) is not in case_data as a case of "
-                          "this case type");
-    free(why);
-    free(id);
+    assert_reason(type, "case_data",
+                  source_id(&s, "SELECT id FROM case_data WHERE reference = %" PRId64 " + 1", base),
+                  "data is not a JSON object but array");
+    assert_reason(type, "case_data",
+                  source_id(&s, "SELECT id FROM case_data WHERE reference = %" PRId64 " + 2", base),
+                  "unknown security_classification SECRET");
+    assert_reason(type, "case_event",
+                  source_id(&s, "SELECT id FROM case_event WHERE security_classification = "
+                                "'SECRET'"),
+                  "unknown security_classification SECRET");
+    assert_reason(type, "case_event",
+                  source_id(&s, "SELECT id FROM case_event WHERE data = '\"text\"'"),
+                  "data is not a JSON object but string");
+    assert_reason(type, "case_event",
+                  source_id(&s, "SELECT id FROM case_event WHERE case_data_id = 999999999"),
+                  "its case (case_data.id 999999999) is not in case_data as a case of this case "
+                  "type");
     /* The events of the two cases skipped are skipped with them, and say why. */
     ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.import_error WHERE case_type_id = '%s'"
                                 " AND source_table = 'case_event' AND reason LIKE 'its case %%"

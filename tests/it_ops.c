@@ -120,25 +120,6 @@ static long long wait_for(int port, const char *path, long want, const char *nee
     return -1;
 }
 
-/* The whole text of a file (caller frees), or "" when it cannot be read. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *text;
-    long len;
-
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    rewind(f);
-    text = calloc(1, (size_t)len + 1);
-    if (fread(text, 1, (size_t)len, f) != (size_t)len)
-        text[0] = '\0';
-    fclose(f);
-    return text;
-}
-
 static void log_path(char *buf, size_t size, const char *program, pid_t pid)
 {
     snprintf(buf, size, "build/it-logs/%s-%d.log", program, (int)pid);
@@ -463,24 +444,24 @@ START_TEST(test_planted_passwords_reach_no_log_readyz_or_metrics)
     ck_assert_int_eq(it_stop(w, SIGTERM, 30000), 0);
     ck_assert_int_eq(it_stop(ix, SIGTERM, 30000), 0);
     log_path(path, sizeof(path), "casestream-worker", w);
-    text = slurp(path);
+    text = it_file_text(path);
     ck_assert_ptr_nonnull(strstr(text, "consuming"));
     assert_no_secret(path, text);
     free(text);
     log_path(path, sizeof(path), "casestream-indexer", ix);
-    text = slurp(path);
+    text = it_file_text(path);
     ck_assert_ptr_nonnull(strstr(text, "127.0.0.1:1"));
     assert_no_secret(path, text);
     free(text);
     /* Configuration errors quote what was given, masked. */
     snprintf(path, sizeof(path), "build/it-logs/ops-config-%d.log", (int)getpid());
     ck_assert_int_eq(it_run("casestream-worker", bad_redis, NULL, NULL, path), CS_EXIT_CONFIG);
-    text = slurp(path);
+    text = it_file_text(path);
     ck_assert_ptr_nonnull(strstr(text, "redis://:***@127.0.0.1:port"));
     assert_no_secret(path, text);
     free(text);
     ck_assert_int_eq(it_run("casestream-indexer", bad_x, NULL, NULL, path), CS_EXIT_CONFIG);
-    text = slurp(path);
+    text = it_file_text(path);
     assert_no_secret(path, text);
     free(text);
 }
@@ -498,7 +479,7 @@ static char *check_log(const char *path, const char *format)
         bad = logfmt_check_file(path, &lines, err, sizeof(err));
         ck_assert_msg(bad == 0, "%d lines of %s do not parse as logfmt: %s", bad, path, err);
     } else {
-        char *text = slurp(path), *line, *save = NULL;
+        char *text = it_file_text(path), *line, *save = NULL;
 
         /* jq reads every line as a value; each must be an object with the fields. */
         snprintf(cmd, sizeof(cmd),
@@ -518,7 +499,7 @@ static char *check_log(const char *path, const char *format)
         free(text);
     }
     ck_assert_msg(lines > 0, "%s is empty", path);
-    return slurp(path);
+    return it_file_text(path);
 }
 
 START_TEST(test_every_program_logs_parse_as_logfmt_and_json)
@@ -598,7 +579,7 @@ START_TEST(test_every_program_prints_its_version)
 
         snprintf(path, sizeof(path), "build/it-logs/ops-version-%d.txt", (int)getpid());
         ck_assert_int_eq(it_run(programs[i], args, NULL, path, NULL), 0);
-        text = slurp(path);
+        text = it_file_text(path);
         ck_assert_msg(strncmp(text, programs[i], strlen(programs[i])) == 0 &&
                           text[strlen(programs[i])] == ' ' &&
                           strlen(text) > strlen(programs[i]) + 2,
