@@ -148,7 +148,7 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
     } else {
         size_t m = 0;
 
-        /* History imported from CCD has no keys (DESIGN §11): nothing of it is in Redis. */
+        /* History imported from CCD has no keys (DESIGN §12): nothing of it is in Redis. */
         for (int i = 0; i < n; i++) {
             if (PQgetisnull(keys, i, 0))
                 continue;

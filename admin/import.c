@@ -1,5 +1,5 @@
 /* casestream import: onboards a case type from CCD data store's own PostgreSQL database
- * (DESIGN §11). preload copies its cases and their history while CCD is live, cutover copies
+ * (DESIGN §12). preload copies its cases and their history while CCD is live, cutover copies
  * what changed since under CCD's shutter, verifies and takes the case type over, validate
  * compares without writing.
  *
@@ -117,12 +117,15 @@ static const char params_sql[] =
  * events since the event mark, numbered within its case among the events the import copies,
  * so that its revision is the offset plus that ordinal and its version counts, by the version
  * rule, the changes of blob, state and classification along the history. Significant items
- * are attached (the latest one). */
+ * are attached (the latest one). Of the case after each event (010): its
+ * last_state_modified_date, the latest event up to this one that changed the state; its
+ * supplementary data on the case's latest row only (CCD keeps no history of it: NULL before). */
 #define EVENTS_COPY_SQL                                                                            \
     "COPY (WITH ev AS (SELECT e.id, e.case_data_id, c.reference, e.event_id, e.event_name,"        \
     " e.user_id, e.user_first_name, e.user_last_name, e.summary, e.description, e.state_id,"       \
     " e.state_name, e.case_type_version, e.security_classification, e.data,"                       \
     " NULLIF(e.data_classification, 'null'::jsonb) AS data_classification, si.item,"               \
+    " c.supplementary_data AS case_map,"                                                           \
     " e.proxied_by, e.proxied_by_first_name, e.proxied_by_last_name, "                             \
     "e.created_date, " EVENT_PROBLEM " AS problem"                                                 \
     " FROM case_event e LEFT JOIN case_data c ON c.id = e.case_data_id"                            \
@@ -138,20 +141,24 @@ static const char params_sql[] =
     " good AS (SELECT ev.*, row_number() OVER w AS ordinal,"                                       \
     " (data IS DISTINCT FROM lag(data) OVER w OR state_id IS DISTINCT FROM lag(state_id) OVER w"   \
     " OR security_classification IS DISTINCT FROM lag(security_classification) OVER w)::int"       \
-    " AS changed FROM ev WHERE problem IS NULL"                                                    \
+    " AS changed, CASE WHEN state_id IS DISTINCT FROM lag(state_id) OVER w THEN created_date"      \
+    " END AS state_moved FROM ev WHERE problem IS NULL"                                            \
     " WINDOW w AS (PARTITION BY case_data_id ORDER BY id)),"                                       \
     " numbered AS (SELECT good.*, sum(changed) OVER (PARTITION BY case_data_id ORDER BY id)"       \
-    " AS version FROM good),"                                                                      \
+    " AS version, max(state_moved) OVER (PARTITION BY case_data_id ORDER BY id) AS state_since,"   \
+    " count(*) OVER (PARTITION BY case_data_id) AS events FROM good),"                             \
     " all_rows AS (SELECT case_data_id, id, reference, " OFFSET_P " + ordinal AS case_revision,"   \
     " version::int AS version, event_id, event_name, user_id, user_first_name, user_last_name,"    \
     " summary, description, state_id, state_name, case_type_version,"                              \
     " security_classification::text AS classification, data, data_classification, item,"           \
-    " proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, problem"              \
-    " FROM numbered UNION ALL SELECT case_data_id, id, reference, NULL, NULL, event_id,"           \
+    " proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, state_since,"         \
+    " CASE WHEN ordinal = events THEN coalesce(NULLIF(case_map, 'null'::jsonb), '{}'::jsonb)"      \
+    " END, problem FROM numbered UNION ALL SELECT case_data_id, id, reference, NULL, NULL, "       \
+    "event_id,"                                                                                    \
     " event_name, user_id, user_first_name, user_last_name, summary, description, state_id,"       \
     " state_name, case_type_version, security_classification::text, data, data_classification,"    \
-    " item, proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, problem"        \
-    " FROM ev WHERE problem IS NOT NULL)"                                                          \
+    " item, proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, NULL, NULL,"    \
+    " problem FROM ev WHERE problem IS NOT NULL)"                                                  \
     " SELECT * FROM all_rows WHERE id > " MARK_P " AND (case_data_id, id) > (" CURSOR_CASE_P       \
     ", " CURSOR_EVENT_P ")"                                                                        \
     " ORDER BY case_data_id, id) TO STDOUT"
@@ -195,7 +202,8 @@ static const char event_stage_sql[] =
     " state_id text, state_name text, case_type_version int, classification text, data jsonb,"
     " data_classification jsonb, significant_item jsonb, proxied_by text,"
     " proxied_by_first_name text, proxied_by_last_name text, created_date timestamp,"
-    " problem text) ON COMMIT DELETE ROWS";
+    " last_state_modified_date timestamp, case_supplementary_data jsonb, problem text)"
+    " ON COMMIT DELETE ROWS";
 
 /* A batch of cases ($1 the case type) into ccd.case_data: new ones inserted, ones copied
  * before updated; those the source gives a reason to skip, and those whose reference or id
@@ -255,13 +263,15 @@ static const char events_move_sql[] =
     " event_id, user_id, summary, description, state_id, security_classification, data,"
     " idempotency_key, created_date, event_name, user_first_name, user_last_name, state_name,"
     " case_type_version, data_classification, significant_item, proxied_by,"
-    " proxied_by_first_name, proxied_by_last_name)"
+    " proxied_by_first_name, proxied_by_last_name, last_state_modified_date,"
+    " case_supplementary_data)"
     " SELECT s.id, s.case_reference, s.case_revision, s.version, s.event_id, s.user_id,"
     " s.summary, s.description, s.state_id, s.classification::ccd.securityclassification,"
     " s.data, NULL, s.created_date AT TIME ZONE 'UTC', s.event_name, s.user_first_name,"
     " s.user_last_name, s.state_name, s.case_type_version, s.data_classification,"
-    " s.significant_item, s.proxied_by, s.proxied_by_first_name, s.proxied_by_last_name"
-    " FROM s WHERE s.problem IS NULL AND s.id NOT IN (SELECT id FROM orphan)"
+    " s.significant_item, s.proxied_by, s.proxied_by_first_name, s.proxied_by_last_name,"
+    " s.last_state_modified_date AT TIME ZONE 'UTC', s.case_supplementary_data FROM s WHERE "
+    "s.problem IS NULL AND s.id NOT IN (SELECT id FROM orphan)"
     " ON CONFLICT DO NOTHING RETURNING id),"
     " bad AS (SELECT s.id, s.case_reference, s.problem AS reason FROM s"
     " WHERE s.problem IS NOT NULL"
@@ -528,7 +538,7 @@ static const char events_direct_sql[] =
     " user_id, user_first_name, user_last_name, summary, description, state_id, state_name,"
     " case_type_version, security_classification, data, data_classification,"
     " significant_item, proxied_by, proxied_by_first_name, proxied_by_last_name,"
-    " created_date) FROM STDIN";
+    " created_date, last_state_modified_date, case_supplementary_data) FROM STDIN";
 
 /* Sends len bytes of COPY text rows with sql (a COPY … FROM STDIN); *rows gets how many the
  * server took. */

@@ -1,5 +1,6 @@
 /* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ and the
- * index dead letters, dispose of cases past their retention, import a case type from CCD. */
+ * index dead letters, dispose of cases past their retention, import a case type from CCD, mint
+ * development tokens. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -18,7 +19,7 @@ static const command commands[] = {
     {"case", cs_admin_case},         {"reindex", cs_admin_reindex},
     {"dlq", cs_admin_dlq},           {"index-dead-letters", cs_admin_index_dead_letters},
     {"workload", cs_admin_workload}, {"dispose", cs_admin_dispose},
-    {"import", cs_admin_import},
+    {"import", cs_admin_import},     {"token", cs_admin_token},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -58,7 +59,12 @@ static const char description[] =
     "                             takes the type over, validate compares and prints each\n"
     "                             mismatch (exit 1 on any); a run resumes where one stopped;\n"
     "                             preload and cutover end with a reindex of T; run it as the\n"
-    "                             worker's role (CASESTREAM_WORKER_PG)";
+    "                             worker's role (CASESTREAM_WORKER_PG)\n"
+    "  token --service NAME [--ttl SECONDS]\n"
+    "                             print a development service-to-service token (a JWT with\n"
+    "                             sub NAME, iat now, exp now + ttl) signed with the key of\n"
+    "                             --s2s-key-file under --s2s-alg: the HS256/HS512 secret or\n"
+    "                             the RS256 private key";
 
 int main(int argc, char **argv)
 {

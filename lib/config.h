@@ -23,8 +23,10 @@ typedef struct cs_config {
     const char *pg;
     const char *redis;
     const char *es;
-    const char *es_ca_file; /* "" = the system's CAs */
-    const char *es_api_key; /* "" = none (basic auth from the URL, or none) */
+    const char *es_ca_file;   /* "" = the system's CAs */
+    const char *es_api_key;   /* "" = none (basic auth from the URL, or none) */
+    const char *es_cert_file; /* "" = no client certificate */
+    const char *es_key_file;  /* "" = the key is in es_cert_file */
     /* topics */
     const char *topic_events;
     const char *topic_results;
@@ -68,6 +70,11 @@ typedef struct cs_config {
     int revision_offset; /* import: added to each imported event's ordinal */
     int batch;           /* import: source rows per transaction */
     int jobs;            /* import: connections writing batches at once */
+    const char *service; /* token: the service (sub) a token is minted for */
+    int ttl;             /* token: its lifetime in seconds */
+    /* service-to-service tokens (lib/jwt.h) */
+    const char *s2s_alg;      /* HS256, HS512 or RS256 */
+    const char *s2s_key_file; /* "" = none */
     /* operations */
     int metrics_port;
     const char *metrics_host;
@@ -84,9 +91,14 @@ typedef struct cs_config {
     size_t args_count;
     bool help;
     bool version;
+    bool man; /* --man: print the manual page */
+    /* --config FILE (or CASESTREAM_CONFIG): its path and text; values point into the text */
+    const char *config_file;
+    char *config_text;
 } cs_config;
 
-/* Fills cfg from defaults, then CASESTREAM_* variables, then argv, and
+/* Fills cfg from defaults, then the --config file (or CASESTREAM_CONFIG's: CASESTREAM_*=value
+ * lines, the same keys as the environment), then CASESTREAM_* variables, then argv, and
  * validates it: every value, the Redis and Elasticsearch URLs, that
  * --metrics-host resolves, that each -X property is one librdkafka takes and
  * not one casestream's guarantees rest on, and that only the producer and
@@ -99,8 +111,8 @@ int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char
 
 /* What a program's main() does first: loads the configuration; on an error logs the
  * one-line reason and returns CS_EXIT_CONFIG; for --help prints the usage on stdout, for
- * --version the version, and returns 0. Returns -1 when the program should run. Free cfg
- * with cs_config_free() in every case. */
+ * --version the version, for --man the manual page (troff), and returns 0. Returns -1 when the
+ * program should run. Free cfg with cs_config_free() in every case. */
 int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, const char *synopsis,
                    const char *description);
 
@@ -113,5 +125,11 @@ void cs_config_free(cs_config *cfg);
 /* Prints usage: the synopsis, the description, then every option of the
  * program with its variable and default. */
 void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const char *description);
+
+/* Prints the same as a manual page in troff (man(7)) for the program called name: NAME from
+ * the description's first line, SYNOPSIS, DESCRIPTION, OPTIONS with variables and defaults,
+ * ENVIRONMENT, EXIT STATUS. `make man` writes build/man/<program>.1 with it. */
+void cs_config_man(FILE *out, unsigned program, const char *name, const char *synopsis,
+                   const char *description);
 
 #endif

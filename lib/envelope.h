@@ -62,7 +62,7 @@ typedef struct cs_submission {
  * max_bytes or not a JSON object, *out receives a submission (caller frees
  * with cs_submission_free) filled as far as it could be read, so that an
  * outcome can still name the key and reference; otherwise *out is NULL. On a
- * verdict other than CS_VALID, errstr holds the reason (ASCII, names the
+ * verdict other than CS_VALID, errstr holds the reason (UTF-8, names the
  * field; the first CS_INVALID cause wins over any CS_REJECTED one). Running
  * out of memory counts as CS_INVALID with the reason "out of memory". */
 cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, size_t key_len,

@@ -1,5 +1,5 @@
 -- Onboarding a case type from CCD data store's own database (`casestream
--- import`, DESIGN §11): the state of each case type's import, the rows it
+-- import`, DESIGN §12): the state of each case type's import, the rows it
 -- skipped, history rows without an idempotency key, and the grants it needs.
 
 -- One row per case type imported, written by its first run. While owned_at is

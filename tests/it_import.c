@@ -8,7 +8,6 @@
 #include "it_world.h"
 #include "runner.h"
 
-#include "err.h"
 #include "es.h"
 #include "run.h"
 
@@ -98,7 +97,7 @@ static source source_new(int64_t first_id)
 {
     static int n;
     source s;
-    char *ddl = it_file_text("tests/fixtures/ccd_source.sql");
+    char *ddl = it_read_file("tests/fixtures/ccd_source.sql");
 
     ck_assert_msg(ddl[0], "tests/fixtures/ccd_source.sql cannot be read (run from the checkout)");
     snprintf(s.name, sizeof(s.name), "cs_it_import_%d_%d", (int)getpid(), ++n);
@@ -163,7 +162,7 @@ static int import(const source *s, const char *type, const char *mode, const cha
     snprintf(err_path, sizeof(err_path), "build/it-logs/import-%d.err", (int)getpid());
     rc = it_run("casestream", args, NULL, out_path, err_path);
     if (err)
-        *err = it_file_text(err_path);
+        *err = it_read_file(err_path);
     return rc;
 }
 
@@ -213,34 +212,13 @@ static void forget(const char *type)
     PQclear(query("DELETE FROM ccd.case_type_import WHERE case_type_id = '%s'", type));
 }
 
-/* Documents of the case type's index whose case_revision is above the offset, after a refresh. */
+/* Documents of the case type's index whose case_revision is above the offset. */
 static long long searchable_above_offset(const char *type)
 {
-    char index[300], path[400];
-    const char *body = "{\"query\":{\"range\":{\"case_revision\":{\"gt\":1000000000}}}}";
-    cs_es_response r = CS_ES_RESPONSE_INIT;
-    char errstr[512];
-    cs_es *es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
-    json_t *root;
-    long long n = -1;
+    char index[300];
 
-    ck_assert_msg(es != NULL, "%s", errstr);
     ck_assert(cs_es_index_name(type, index, sizeof(index)));
-    snprintf(path, sizeof(path), "/%s/_refresh", index);
-    ck_assert_msg(cs_es_request(es, "POST", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK,
-                  "elasticsearch is unreachable: %s", errstr);
-    cs_es_response_clear(&r);
-    snprintf(path, sizeof(path), "/%s/_count", index);
-    ck_assert_msg(cs_es_request(es, "POST", path, body, strlen(body), &r, errstr, sizeof(errstr)) ==
-                      CS_OK,
-                  "elasticsearch is unreachable: %s", errstr);
-    root = json_loadb(r.body, r.len, 0, NULL);
-    if (r.status == 200)
-        n = json_integer_value(json_object_get(root, "count"));
-    json_decref(root);
-    cs_es_response_clear(&r);
-    cs_es_free(es);
-    return n;
+    return it_es_count(index, "{\"range\":{\"case_revision\":{\"gt\":%lld}}}", OFFSET);
 }
 
 /* Deletes the case type's index (behind its live name). */
@@ -328,7 +306,7 @@ START_TEST(test_import_killed_at_a_random_moment_and_run_again_ends_as_an_uninte
         char path[256], line[128];
 
         snprintf(path, sizeof(path), "build/it-logs/import-%d.out", (int)getpid());
-        err = it_file_text(path);
+        err = it_read_file(path);
         snprintf(line, sizeof(line),
                  "{\"reference\":%" PRId64 ",\"field\":\"state\",\"source\":\"State2\","
                  "\"casestream\":\"Elsewhere\"}",
