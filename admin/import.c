@@ -1333,12 +1333,12 @@ import im = {.cfg = cfg, .start_ms = cs_now_ms() };
                     "elapsed=%.1fs events_per_s=%.0f%s",
                     copied == CS_OK ? "copied" : "stopped", cfg->mode, cfg->case_type, im.cases,
                     im.events, im.errors, secs, secs > 0 ? (double)im.events / secs : 0.0,
-                    copied == CS_ERR_RETRY
-                        ? " interrupted=true (run it again to go on from the last batch)"
-                        : (copied != CS_OK ? " (run it again to go on from the last batch)" : ""));
+                    copied == CS_ERR_RETRY ? " interrupted=true" : "");
     }
-    if (copied != CS_OK)
+    if (copied != CS_OK) {
+        say(&im, CS_LOG_INFO, "run it again to go on from the last batch committed");
         goto cleanup;
+    }
     {
         long long errors = import_errors(&im);
 
