@@ -63,7 +63,31 @@ static const cs_option options[] = {
     {"topic-dlq", KAFKA_USERS, OPT_STR, "case-events-dlq", NULL, 0, 0, F(topic_dlq),
      "dead-letter topic for invalid submissions"},
     {"events-partitions", CS_PROG_ADMIN, OPT_INT, "12", NULL, 1, 10000, F(events_partitions),
-     "partitions of the submissions topic when topics are created"},
+     "topics create: partitions of the submissions topic (the workers' scaling ceiling)"},
+    {"results-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(results_partitions),
+     "topics create: partitions of the outcomes topic (0 = as many as the submissions topic)"},
+    {"changes-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(changes_partitions),
+     "topics create: partitions of the changes topic (0 = as many as the submissions topic; "
+     "the indexers' scaling ceiling)"},
+    {"dlq-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(dlq_partitions),
+     "topics create: partitions of the dead-letter topic (0 = as many as the submissions "
+     "topic)"},
+    {"replication-factor", CS_PROG_ADMIN, OPT_INT, "1", NULL, 1, 1000, F(replication_factor),
+     "topics create: copies of every partition (3 in production; at most the brokers)"},
+    {"min-insync-replicas", CS_PROG_ADMIN, OPT_INT, "1", NULL, 1, 1000, F(min_insync_replicas),
+     "topics create: replicas that must have a message before it is acknowledged "
+     "(min.insync.replicas; 2 in production; at most the replication factor)"},
+    {"events-retention-hours", CS_PROG_ADMIN, OPT_INT, "168", NULL, -1, 10000000,
+     F(events_retention_hours), "topics create: retention of the submissions topic (-1 = forever)"},
+    {"results-retention-hours", CS_PROG_ADMIN, OPT_INT, "168", NULL, -1, 10000000,
+     F(results_retention_hours), "topics create: retention of the outcomes topic (-1 = forever)"},
+    {"dlq-retention-hours", CS_PROG_ADMIN, OPT_INT, "720", NULL, -1, 10000000,
+     F(dlq_retention_hours), "topics create: retention of the dead-letter topic (-1 = forever)"},
+    {"changes-compact", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(changes_compact),
+     "topics create: compact the changes topic (keep each case's last document) instead of "
+     "deleting by age"},
+    {"yes", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(yes),
+     "topics delete: confirm deleting the topics and every message in them"},
     {"group", CS_PROG_WORKER, OPT_STR, "casestream-worker", NULL, 0, 0, F(group),
      "consumer group of the workers"},
     {"indexer-group", CS_PROG_INDEXER, OPT_STR, "casestream-indexer", NULL, 0, 0, F(indexer_group),
@@ -213,7 +237,7 @@ static int set_value(cs_config *cfg, const cs_option *o, const char *value, cons
             goto bad;
         /* The "not set" default of an optional value may lie outside the range. */
         if ((v < o->min || v > o->max) && !(o->type == OPT_OPTINT && value == o->def)) {
-            snprintf(errstr, errstr_size, "%s: %s=%s is out of range %ld..%ld", origin, o->name,
+            snprintf(errstr, errstr_size, "%s: %s %s is out of range %ld..%ld", origin, o->name,
                      value, o->min, o->max);
             return CS_ERR_INVALID;
         }
@@ -461,7 +485,8 @@ static int load_file(cs_config *cfg, unsigned program, const char *path, char *e
             line += 7;
         snprintf(origin, sizeof(origin), "%s:%zu", path, lineno);
         if (!(eq = strchr(line, '='))) {
-            snprintf(errstr, errstr_size, "%s: expected CASESTREAM_NAME=value", origin);
+            snprintf(errstr, errstr_size, "%s: expected a setting CASESTREAM_<NAME>=<value>",
+                     origin);
             return CS_ERR_INVALID;
         }
         *eq = '\0';
@@ -605,7 +630,7 @@ static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *e
         if (strncmp(arg, "-X", 2) == 0) {
             value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!value || !strchr(value, '=')) {
-                snprintf(errstr, errstr_size, "-X needs key=value");
+                snprintf(errstr, errstr_size, "-X needs <key>=<value>");
                 return CS_ERR_INVALID;
             }
             cfg->kafka_props[cfg->kafka_props_count++] = value;

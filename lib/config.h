@@ -33,6 +33,16 @@ typedef struct cs_config {
     const char *topic_changes;
     const char *topic_dlq;
     int events_partitions;
+    int results_partitions; /* 0: as many as the events topic */
+    int changes_partitions; /* 0: as many as the events topic */
+    int dlq_partitions;     /* 0: as many as the events topic */
+    int replication_factor;
+    int min_insync_replicas;
+    int events_retention_hours; /* -1: kept forever */
+    int results_retention_hours;
+    int dlq_retention_hours;
+    bool changes_compact; /* cleanup.policy=compact for the changes topic */
+    bool yes;             /* topics delete: the confirmation */
     /* consumer groups */
     const char *group;
     const char *indexer_group;

@@ -1,6 +1,7 @@
 /* Unit tests of the configuration table: defaults, environment, flags, errors. */
 #include "config.h"
 #include "err.h"
+#include "kafka.h"
 #include "log.h"
 #include "runner.h"
 
@@ -168,13 +169,13 @@ START_TEST(test_config_file_errors_name_the_file_and_line)
 
     path = config_file("CASESTREAM_BATCH_SIZE=0\n");
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
-    snprintf(want, sizeof(want), "%s:1: batch-size=0 is out of range", path);
+    snprintf(want, sizeof(want), "%s:1: batch-size 0 is out of range", path);
     ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
     cs_config_free(&cfg);
 
     path = config_file("just words\n");
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
-    ck_assert_ptr_nonnull(strstr(err, ":1: expected CASESTREAM_NAME=value"));
+    ck_assert_ptr_nonnull(strstr(err, ":1: expected a setting CASESTREAM_<NAME>=<value>"));
     cs_config_free(&cfg);
     unlink(path);
 
@@ -439,6 +440,63 @@ START_TEST(test_config_s2s_key_options_for_the_token_command)
 }
 END_TEST
 
+START_TEST(test_config_topic_specs_follow_the_topic_options)
+{
+    cs_config cfg;
+    cs_topic_spec specs[4];
+    char err[256] = "";
+    char *defaults[] = {"casestream", "topics", "create", NULL};
+    char *set[] = {"casestream",
+                   "--events-partitions=24",
+                   "--changes-partitions=6",
+                   "--replication-factor=3",
+                   "--min-insync-replicas=2",
+                   "--events-retention-hours=-1",
+                   "--dlq-retention-hours=1",
+                   "--changes-compact",
+                   NULL};
+    char *isr[] = {"casestream", "--min-insync-replicas=2", NULL};
+    char *zero[] = {"casestream", "--events-retention-hours=0", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 3, defaults, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), 0);
+    ck_assert_str_eq(specs[0].name, "case-events");
+    ck_assert_str_eq(specs[2].name, "case-changes");
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(specs[i].partitions, 12);
+        ck_assert_str_eq(specs[i].cleanup_policy, "delete");
+    }
+    ck_assert_int_eq(specs[0].retention_ms, 168 * 3600000LL);
+    ck_assert_int_eq(specs[1].retention_ms, 168 * 3600000LL);
+    ck_assert_int_eq(specs[2].retention_ms, 0); /* the broker's */
+    ck_assert_int_eq(specs[3].retention_ms, 720 * 3600000LL);
+    ck_assert_int_eq(cfg.replication_factor, 1);
+    cs_config_free(&cfg);
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 8, set, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), 0);
+    ck_assert_int_eq(specs[0].partitions, 24);
+    ck_assert_int_eq(specs[1].partitions, 24);
+    ck_assert_int_eq(specs[2].partitions, 6);
+    ck_assert_int_eq(specs[0].retention_ms, -1);
+    ck_assert_int_eq(specs[3].retention_ms, 3600000LL);
+    ck_assert_str_eq(specs[2].cleanup_policy, "compact");
+    ck_assert_str_eq(specs[3].cleanup_policy, "delete");
+    cs_config_free(&cfg);
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, isr, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), CS_ERR_INVALID);
+    ck_assert_str_eq(err, "min-insync-replicas 2 is above replication-factor 1: no message could "
+                          "be acknowledged");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, zero, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), CS_ERR_INVALID);
+    ck_assert_str_eq(err,
+                     "events-retention-hours must be positive, or -1 to keep messages forever");
+    cs_config_free(&cfg);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -457,6 +515,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
     tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
+    tcase_add_test(tc, test_config_topic_specs_follow_the_topic_options);
     suite_add_tcase(s, tc);
     return s;
 }
