@@ -84,7 +84,7 @@ START_TEST(test_config_import_options_default_to_a_preload_with_the_sdk_offset)
     ck_assert_int_eq(
         load(&cfg, CS_PROG_ADMIN, 3, (char *[]){"prog", "--jobs=0", "import", NULL}, err),
         CS_ERR_INVALID);
-    ck_assert_ptr_nonnull(strstr(err, "jobs=0 is out of range 1..32"));
+    ck_assert_ptr_nonnull(strstr(err, "jobs 0 is out of range 1..32"));
     cs_config_free(&cfg);
     /* A conninfo's password is never quoted in a reason. */
     ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 3,
