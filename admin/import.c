@@ -294,7 +294,7 @@ static const char events_cursor_sql[] = "UPDATE ccd.case_type_import SET run_eve
                                         " run_event_id = $3 WHERE case_type_id = $1";
 
 static const char state_sql[] =
-    "SELECT revision_offset, event_mark, case_mark::text, run_event_max, run_case_max::text,"
+    "SELECT revision_offset, event_mark, case_mark::text, run_event_max,"
     " run_phase, run_case_cursor, run_event_case, run_event_id,"
     " to_char(owned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
     " FROM ccd.case_type_import WHERE case_type_id = $1";
@@ -350,8 +350,8 @@ typedef struct import {
     PGconn *src, *dst; /* dst: the state and the advisory lock */
     /* ccd.case_type_import */
     long long offset, event_mark, run_event_max, case_cursor, event_case, event_id;
-    char case_mark[40], run_case_max[40], run_phase[16];
-    bool has_case_mark, has_run_case_max, running;
+    char case_mark[40], run_phase[16];
+    bool has_case_mark, running;
     long long source_case_max;
     /* the batches between the reader and the writers */
     pthread_mutex_t q_mu;
@@ -912,13 +912,11 @@ static int read_state(import *im, char *owned, size_t owned_size)
     snprintf(im->case_mark, sizeof(im->case_mark), "%s", PQgetvalue(res, 0, 2));
     im->running = !PQgetisnull(res, 0, 3);
     im->run_event_max = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    im->has_run_case_max = !PQgetisnull(res, 0, 4);
-    snprintf(im->run_case_max, sizeof(im->run_case_max), "%s", PQgetvalue(res, 0, 4));
-    snprintf(im->run_phase, sizeof(im->run_phase), "%s", PQgetvalue(res, 0, 5));
-    im->case_cursor = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
-    im->event_case = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
-    im->event_id = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-    snprintf(owned, owned_size, "%s", PQgetvalue(res, 0, 9));
+    snprintf(im->run_phase, sizeof(im->run_phase), "%s", PQgetvalue(res, 0, 4));
+    im->case_cursor = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    im->event_case = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+    im->event_id = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    snprintf(owned, owned_size, "%s", PQgetvalue(res, 0, 8));
     PQclear(res);
     return 1;
 }
