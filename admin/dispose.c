@@ -146,11 +146,16 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
             ref, n);
         r->redis_failed++;
     } else {
+        size_t m = 0;
+
+        /* History imported from CCD has no keys (DESIGN §12): nothing of it is in Redis. */
         for (int i = 0; i < n; i++) {
-            refs[i] = strtoll(ref, NULL, 10);
-            k[i] = PQgetvalue(keys, i, 0);
+            if (PQgetisnull(keys, i, 0))
+                continue;
+            refs[m] = strtoll(ref, NULL, 10);
+            k[m++] = PQgetvalue(keys, i, 0);
         }
-        if (cs_idem_forget(r->idem, (size_t)n, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
+        if (m > 0 && cs_idem_forget(r->idem, m, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
             if (r->redis_failed == 0)
                 say(r, CS_LOG_ERROR,
                     "case=%s: could not delete its idempotency keys from redis (they expire "

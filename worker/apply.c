@@ -83,6 +83,10 @@ static const struct statement {
      * so a case that `casestream dispose` deleted while "lock" waited for it is found here. */
     {"disposed", "SELECT reference, to_char(disposed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
                  " FROM ccd.disposed_case WHERE reference = ANY($1::bigint[])"},
+    /* $1: the case types of the batch's submissions. Those being imported from CCD's database
+     * and not cut over yet take no submissions (DESIGN §13). */
+    {"importing", "SELECT case_type_id FROM ccd.case_type_import"
+                  " WHERE case_type_id = ANY($1::text[]) AND owned_at IS NULL"},
     {"create", "WITH w AS (INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction,"
                " state, security_classification, data, version, case_revision, id,"
                " resolved_ttl, data_classification)"
@@ -321,7 +325,18 @@ static const char *text_or_null(const PGresult *res, int row, int col)
 }
 
 /* Round 1's results, in the order they are sent. */
-enum { R_LOCK, R_KEYS, R_SEEN, R_IDS, R_CASE_IDS, R_TYPELOCK, R_TYPES, R_DISPOSED, N_ROUND1 };
+enum {
+    R_LOCK,
+    R_KEYS,
+    R_SEEN,
+    R_IDS,
+    R_CASE_IDS,
+    R_TYPELOCK,
+    R_TYPES,
+    R_DISPOSED,
+    R_IMPORTING,
+    N_ROUND1
+};
 
 /* Reads round 1's rows into the decider. Returns 0 or CS_ERR when out of memory. */
 static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
@@ -381,6 +396,9 @@ static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
         if (cs_decider_add_disposed(d, strtoll(PQgetvalue(res[R_DISPOSED], i, 0), NULL, 10),
                                     PQgetvalue(res[R_DISPOSED], i, 1)))
             return CS_ERR;
+    for (int i = 0; i < PQntuples(res[R_IMPORTING]); i++)
+        if (cs_decider_add_importing(d, PQgetvalue(res[R_IMPORTING], i, 0)))
+            return CS_ERR;
     return CS_OK;
 }
 
@@ -389,7 +407,8 @@ static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
 static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, char *errstr,
                       size_t errstr_size)
 {
-    array_text refs = {0}, jrefs = {0}, keys = {0}, parts = {0}, offs = {0}, types = {0};
+    array_text refs = {0}, jrefs = {0}, keys = {0}, parts = {0}, offs = {0}, types = {0},
+               alltypes = {0};
     int64_t *sorted = malloc(n * sizeof(*sorted));
     char num[32], count[24], creates[24];
     PGresult *res[N_ROUND1] = {NULL};
@@ -405,6 +424,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         array_add(&parts, num, false);
         snprintf(num, sizeof(num), "%" PRId64, jobs[i]->offset);
         array_add(&offs, num, false);
+        array_add(&alltypes, jobs[i]->sub->case_type, true);
         if (cs_submission_can_create(jobs[i]->sub)) {
             array_add(&types, jobs[i]->sub->case_type, true);
             ncreates += !jobs[i]->sub->has_case_id;
@@ -419,7 +439,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         array_add(&refs, num, false);
     }
     if (!sorted || refs.failed || jrefs.failed || keys.failed || parts.failed || offs.failed ||
-        types.failed) {
+        types.failed || alltypes.failed) {
         snprintf(errstr, errstr_size, "out of memory");
         rc = CS_ERR_RETRY;
         goto cleanup;
@@ -433,13 +453,14 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         const char *p_ids[] = {count};
         const char *p_case_ids[] = {creates};
         const char *p_types[] = {array_value(&types)};
+        const char *p_alltypes[] = {array_value(&alltypes)};
 
         if (!PQenterPipelineMode(a->conn) || !send_stmt(a, "begin", 0, NULL) ||
             !send_stmt(a, "lock", 1, p_lock) || !send_stmt(a, "keys", 2, p_keys) ||
             !send_stmt(a, "seen", 3, p_seen) || !send_stmt(a, "ids", 1, p_ids) ||
             !send_stmt(a, "case_ids", 1, p_case_ids) || !send_stmt(a, "typelock", 1, p_types) ||
             !send_stmt(a, "types", 1, p_types) || !send_stmt(a, "disposed", 1, p_lock) ||
-            !PQpipelineSync(a->conn)) {
+            !send_stmt(a, "importing", 1, p_alltypes) || !PQpipelineSync(a->conn)) {
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;
@@ -489,6 +510,7 @@ cleanup:
     free(parts.buf);
     free(offs.buf);
     free(types.buf);
+    free(alltypes.buf);
     return rc;
 }
 
