@@ -40,15 +40,16 @@ bool cs_api_parse_ref(const char *s, int64_t *ref)
     return true;
 }
 
-/* A positive decimal number of at most 18 digits, the whole of [s, s + len). */
+/* A positive decimal number that fits a bigint (history ids come from a sequence that an import
+ * may have moved far up), the whole of [s, s + len). */
 static bool parse_id(const char *s, size_t len, int64_t *out)
 {
     int64_t v = 0;
 
-    if (len == 0 || len > 18 || s[0] == '0')
+    if (len == 0 || len > 19 || s[0] == '0')
         return false;
     for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
+        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - (s[i] - '0')) / 10)
             return false;
         v = v * 10 + (s[i] - '0');
     }
