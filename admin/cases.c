@@ -11,11 +11,14 @@
 #include <string.h>
 
 /* The case as CCD's case answers hold it (DESIGN §6, ../shared/CCD-CONTRACT.md): CCD's
- * CaseDetails as case_details, the blob named case_data, and the revision beside it. json, not
- * jsonb, keeps the members in CCD's order. */
+ * CaseDetails as case_details, the blob named case_data, and the revision beside it. CaseDetails
+ * writes and reads its JSON "id" as the case REFERENCE (@JsonGetter/@JsonSetter("id") on
+ * getReference/setReference); the reference has no member of its own and the internal id none at
+ * all (CCD keeps its own), so an "id" holding the internal id would be read as a reference that
+ * is not the case's. json, not jsonb, keeps the members in CCD's order. */
 static const char show_sql[] =
     "SELECT json_build_object('case_details', json_build_object("
-    " 'id', c.id, 'reference', c.reference, 'version', c.version,"
+    " 'id', c.reference, 'version', c.version,"
     " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"
     " 'created_date', ccd.ccd_date_time(c.created_date),"
     " 'last_modified', ccd.ccd_date_time(c.last_modified),"
