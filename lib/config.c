@@ -99,7 +99,8 @@ static const cs_option options[] = {
     {"sql-dir", CS_PROG_ADMIN, OPT_STR, "sql", NULL, 0, 0, F(sql_dir),
      "directory of the numbered migrations"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
-     "reindex, index-dead-letters, dispose: only this case type"},
+     "reindex, index-dead-letters, dispose: only this case type; workload: the case type "
+     "(default NFD)"},
     {"new-index", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(new_index),
      "reindex: build a new index for --case-type, then move its alias to it"},
     {"before", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(before),
@@ -111,6 +112,11 @@ static const cs_option options[] = {
     {"base-ref", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(base_ref),
      "workload: first case reference (default: from the clock, unique per run)"},
     {"seed", CS_PROG_ADMIN, OPT_INT, "1", NULL, 0, INT_MAX, F(seed), "workload: random seed"},
+    {"ccd", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(ccd),
+     "workload: also send CCD's optional fields, supplementary data updates ($set, $inc) and "
+     "retention dates"},
+    {"expired", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000000, F(expired),
+     "workload: the last N cases are created past their retention date (for dispose)"},
     {"limit", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 1000000000, F(limit),
      "most records: dlq and index-dead-letters list or retry 100 when 0; dispose disposes of "
      "every case when 0"},

@@ -63,6 +63,8 @@ typedef struct cs_config {
     int events;
     const char *base_ref;
     int seed;
+    bool ccd;    /* workload: CCD's optional fields, supplementary data, retention dates */
+    int expired; /* workload: how many cases (the last ones) are past their retention date */
     /* operations */
     int metrics_port;
     const char *metrics_host;
