@@ -256,6 +256,15 @@ START_TEST(test_ccd_fields_round_trip_to_postgresql_and_change_document)
 }
 END_TEST
 
+/* Plans a create of ref naming the internal id id, expected to get status. */
+static planned *plan_named_create(int64_t ref, const char *status, int64_t id)
+{
+    return plan_sub(ref, NULL, status, "create",
+                    "{\"id\": %" PRId64 ", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
+                    "\"data\": {}}",
+                    id);
+}
+
 /* A create naming an internal id that another case holds, or a disposed case held, is rejected
  * with the case that holds it, and the pipeline goes on: never a retried batch, never a stall.
  * Two creates naming one new id at once (on different partitions, so possibly in two batches
@@ -285,20 +294,14 @@ START_TEST(test_ccd_create_naming_a_taken_id_is_rejected_and_the_pipeline_goes_o
                "jurisdiction, last_revision, disposed_at) VALUES (%" PRId64 ", %" PRId64
                ", '%s', 'IT', 3, '2026-01-31 12:00+00') RETURNING 1) SELECT count(*) FROM d",
                gone, gone, CASE_TYPE);
-    create_a = plan_sub(a, NULL, "applied", "create",
-                        "{\"id\": %" PRId64 ", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
-                        "\"data\": {}}",
-                        a);
+    create_a = plan_named_create(a, "applied", a);
     pid = worker_start(NULL);
     send_range(0, 1);
     o = read_outcomes(&n);
     x = outcome_of(o, n, create_a);
     outcomes_free(o, n);
     /* Then a create naming a's id, and one naming the disposed case's. */
-    create_b = plan_sub(b, NULL, "rejected", "create",
-                        "{\"id\": %" PRId64 ", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
-                        "\"data\": {}}",
-                        a);
+    create_b = plan_named_create(b, "rejected", a);
     create_c = plan_sub(c, NULL, "rejected", "create",
                         "{\"id\": \"%" PRId64 "\", \"jurisdiction\": \"IT\", \"state\": "
                         "\"Open\", \"data\": {}}",
@@ -319,14 +322,8 @@ START_TEST(test_ccd_create_naming_a_taken_id_is_rejected_and_the_pipeline_goes_o
     outcomes_free(o, n);
 
     /* The race, then a create that must still get through. */
-    race1 = plan_sub(r1, NULL, "applied", "create",
-                     "{\"id\": %" PRId64 ", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
-                     "\"data\": {}}",
-                     r1);
-    race2 = plan_sub(r2, NULL, "applied", "create",
-                     "{\"id\": %" PRId64 ", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
-                     "\"data\": {}}",
-                     r1);
+    race1 = plan_named_create(r1, "applied", r1);
+    race2 = plan_named_create(r2, "applied", r1);
     send_range(3, 5);
     create_after = plan_create(after, NULL);
     send_range(5, 6);
