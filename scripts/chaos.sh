@@ -547,4 +547,10 @@ done
 echo "violations: $violations"
 stop_all
 trap - EXIT
+if ((violations == 0)); then
+    # The run's index goes with a run that passed (a failed one's stays, to look into).
+    for index in $(curl -fsS "$CASESTREAM_ES/_cat/indices/$INDEX-*?h=index" 2>/dev/null); do
+        curl -fsS -X DELETE "$CASESTREAM_ES/$index" >/dev/null 2>&1 || true
+    done
+fi
 ((violations == 0))
