@@ -132,25 +132,25 @@ static verdict failed(run *r, const char *ref, const PGresult *res)
     return FAILED;
 }
 
-/* Deletes the case's idempotency entries from Redis, the keys its history held. A failure
- * leaves them to expire (the worker's --redis-ttl): counted, and the exit status says so. */
+/* Deletes the case's idempotency entries from Redis, the keys its history held, after marking
+ * the case so that a worker that committed before the disposal writes none of them afterwards.
+ * A failure leaves them to expire (the worker's --redis-ttl): counted, and the exit status says
+ * so. */
 static void forget_keys(run *r, const char *ref, PGresult *keys)
 {
     int n = PQntuples(keys);
-    int64_t *refs = calloc((size_t)(n ? n : 1), sizeof(*refs));
     const char **k = calloc((size_t)(n ? n : 1), sizeof(*k));
     char errstr[512];
 
-    if (!refs || !k) {
+    if (!k) {
         say(r, CS_LOG_ERROR, "case=%s: out of memory deleting its %d idempotency keys from redis",
             ref, n);
         r->redis_failed++;
     } else {
-        for (int i = 0; i < n; i++) {
-            refs[i] = strtoll(ref, NULL, 10);
+        for (int i = 0; i < n; i++)
             k[i] = PQgetvalue(keys, i, 0);
-        }
-        if (cs_idem_forget(r->idem, (size_t)n, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
+        if (cs_idem_forget(r->idem, strtoll(ref, NULL, 10), (size_t)n, k, NULL, errstr,
+                           sizeof(errstr)) != CS_OK) {
             if (r->redis_failed == 0)
                 say(r, CS_LOG_ERROR,
                     "case=%s: could not delete its idempotency keys from redis (they expire "
@@ -159,7 +159,6 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
             r->redis_failed++;
         }
     }
-    free(refs);
     free((void *)k);
 }
 
