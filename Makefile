@@ -8,10 +8,12 @@
 #   make valgrind   unit tests under valgrind
 #   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS each (default 20); fails on a crash
 #   make format-check
+#   make install    programs, manual pages, migrations, C API (pkg-config casestream), systemd
+#                   units into PREFIX (default /usr/local) under DESTDIR; make install-check
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := rdkafka libpq jansson hiredis libcurl libmicrohttpd
+PKGS    := rdkafka libpq jansson hiredis libcurl libmicrohttpd libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -42,8 +44,9 @@ WORKER_SRC  := $(sort $(wildcard worker/*.c))
 INDEXER_SRC := $(sort $(wildcard indexer/*.c))
 ADMIN_SRC   := $(sort $(wildcard admin/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c tests/logfmt.c \
-               tests/fixture.c
-IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c
+               tests/fixture.c tests/ccd_contract.c
+IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c \
+               tests/ccd_contract.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 # Program logic (everything but main.c) is linked into the tests too.
@@ -59,7 +62,7 @@ IT_BIN    := $(BUILD)/check_integration
 STACK := scripts/stack.sh
 
 .PHONY: all ready test unit integration stack run stop asan valgrind \
-        format format-check clean bench chaos fuzz fuzz-build FORCE
+        format format-check clean bench chaos fuzz fuzz-build man install install-check FORCE
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
 
 # lib/version.o is rebuilt only when the version changes.
@@ -118,6 +121,7 @@ ready:
 # The README's test command: everything up, then every test.
 test: ready
 	$(UNIT_BIN)
+	$(STACK_ENV) scripts/install-check.sh
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 	$(STACK_ENV) $(IT_BIN)
 	scripts/chaos.sh --short
@@ -153,7 +157,7 @@ valgrind: $(UNIT_BIN)
 # FUZZ_SECONDS from its seeds (tests/fuzz/corpus/<name>) plus what earlier runs
 # found (build/fuzz/corpus/<name>); a crash, leak, timeout or failed property
 # fails the target and leaves the input in build/fuzz/artifacts/.
-FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk
+FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk jwt
 FUZZ_SECONDS      ?= 20
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_CC           ?= clang
@@ -185,6 +189,53 @@ fuzz: fuzz-build
 	    fi; \
 	    grep -aE 'DONE|Done [0-9]+ runs|stat::number_of_executed_units' $$log | sed 's/^/  /'; \
 	done
+
+# --- installation ------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs, their manual pages (generated
+# from the option table: <program> --man), the migrations where `casestream migrate` finds
+# them without --sql-dir, the C producer API (headers under include/casestream, the library,
+# casestream.pc) and systemd units.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     := $(PREFIX)/bin
+MANDIR     := $(PREFIX)/share/man
+SQLDIR     := $(PREFIX)/share/casestream/sql
+INCLUDEDIR := $(PREFIX)/include/casestream
+LIBDIR     := $(PREFIX)/lib
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES  := $(PROGRAMS:$(BUILD)/%=$(BUILD)/man/%.1)
+UNITS      := $(patsubst scripts/systemd/%.in,$(BUILD)/systemd/%,$(wildcard scripts/systemd/*.in))
+PUBLIC_HEADERS := lib/producer.h lib/config.h lib/outcome.h lib/err.h
+
+$(BUILD)/man/%.1: $(BUILD)/%
+	@mkdir -p $(dir $@)
+	$< --man > $@
+man: $(MAN_PAGES)
+
+# Files that name install paths depend on the PREFIX they were made for.
+$(BUILD)/prefix.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+$(BUILD)/casestream.pc: scripts/casestream.pc.in $(BUILD)/prefix.stamp $(BUILD)/version.stamp
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|$(PKGS)|g' $< > $@
+$(BUILD)/systemd/%: scripts/systemd/%.in $(BUILD)/prefix.stamp
+	@mkdir -p $(dir $@)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@
+
+install: $(PROGRAMS) $(LIB_A) $(MAN_PAGES) $(BUILD)/casestream.pc $(UNITS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SQLDIR) \
+	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(UNITDIR)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 sql/*.sql $(DESTDIR)$(SQLDIR)
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)
+	install -m 644 $(BUILD)/casestream.pc $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(UNITS) $(DESTDIR)$(UNITDIR)
+
+# Installs into a scratch DESTDIR and uses the tree as a user would (scripts/install-check.sh).
+install-check:
+	scripts/install-check.sh
 
 FORMAT_FILES = $(wildcard lib/*.[ch] producer/*.[ch] worker/*.[ch] indexer/*.[ch] \
                  admin/*.[ch] tests/*.[ch] tests/fuzz/*.[ch] bench/*.[ch])

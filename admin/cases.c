@@ -1,6 +1,8 @@
 /* casestream case show|history REF: a case and its event history from PostgreSQL, in the shapes
- * CCD reads them in (CaseDetails with its revision, AuditEvent wrappers). */
+ * CCD reads them in (CaseDetails with its revision, AuditEvent wrappers), by the renderer the
+ * API answers CCD with (lib/ccd_view.h), one JSON object a line. */
 #include "admin.h"
+#include "ccd_view.h"
 #include "db.h"
 #include "jsondump.h"
 
@@ -10,62 +12,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The case as CCD's case answers hold it (DESIGN §6, ../shared/CCD-CONTRACT.md): CCD's
- * CaseDetails as case_details, the blob named case_data, and the revision beside it. CaseDetails
- * writes and reads its JSON "id" as the case REFERENCE (@JsonGetter/@JsonSetter("id") on
- * getReference/setReference); the reference has no member of its own and the internal id none at
- * all (CCD keeps its own), so an "id" holding the internal id would be read as a reference that
- * is not the case's. json, not jsonb, keeps the members in CCD's order. */
-static const char show_sql[] =
-    "SELECT json_build_object('case_details', json_build_object("
-    " 'id', c.reference, 'version', c.version,"
-    " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"
-    " 'created_date', ccd.ccd_date_time(c.created_date),"
-    " 'last_modified', ccd.ccd_date_time(c.last_modified),"
-    " 'last_state_modified_date', ccd.ccd_date_time(c.last_state_modified_date),"
-    " 'state', c.state, 'security_classification', c.security_classification,"
-    " 'case_data', c.data, 'data_classification', c.data_classification,"
-    " 'supplementary_data', c.supplementary_data),"
-    " 'revision', c.case_revision)::text"
-    " FROM ccd.case_data c WHERE c.reference = $1";
-
-/* The history as CCD's history answers hold it: one AuditEvent wrapper {id, case_reference,
- * event} per applied event, newest first; null where casestream has no value. */
-static const char history_sql[] =
-    "SELECT json_build_object('id', e.id, 'case_reference', e.case_reference,"
-    " 'event', json_build_object("
-    " 'id', e.event_id, 'summary', e.summary, 'description', e.description,"
-    " 'user_id', e.user_id, 'user_first_name', e.user_first_name,"
-    " 'user_last_name', e.user_last_name, 'event_name', e.event_name,"
-    " 'created_date', ccd.ccd_date_time(e.created_date), 'case_type_id', c.case_type_id,"
-    " 'case_type_version', e.case_type_version, 'state_id', e.state_id,"
-    " 'state_name', e.state_name, 'data', e.data, 'data_classification', e.data_classification,"
-    " 'security_classification', e.security_classification,"
-    " 'significant_item', e.significant_item, 'proxied_by', e.proxied_by,"
-    " 'proxied_by_first_name', e.proxied_by_first_name,"
-    " 'proxied_by_last_name', e.proxied_by_last_name))::text"
-    " FROM ccd.case_event e JOIN ccd.case_data c ON c.reference = e.case_reference"
-    " WHERE e.case_reference = $1 ORDER BY e.case_revision DESC";
-
-/* Prints a JSON text from PostgreSQL on one line, compact, its members in their order and its
- * numbers as stored (cs_json_dumps); as it came if it cannot be read. */
-static void print_compact(const char *text, size_t len)
+/* Prints each element of the JSON array text body on a line of its own, compact, as
+ * lib/ccd_view.c wrote it. Returns how many it printed, or -1 when body is not an array. */
+static long print_elements(const char *body)
 {
     json_error_t jerr;
-    json_t *root = cs_json_loads_stored(text, len, &jerr);
-    char *line = root ? cs_json_dumps(root) : NULL;
+    json_t *all = cs_json_loads_stored(body, strlen(body), &jerr), *one;
+    size_t i;
+    long n = -1;
 
-    printf("%s\n", line ? line : text);
-    free(line);
-    json_decref(root);
+    if (json_is_array(all)) {
+        n = 0;
+        json_array_foreach(all, i, one)
+        {
+            char *line = cs_json_dumps(one);
+
+            if (line)
+                printf("%s\n", line);
+            free(line);
+            n++;
+        }
+    }
+    json_decref(all);
+    return n;
 }
 
 int cs_admin_case(const cs_config *cfg, int argc, char **argv)
 {
     char errstr[512];
     PGconn *conn;
-    PGresult *res;
-    const char *param;
     char *end;
     long long ref;
     int rc = 0;
@@ -84,21 +59,26 @@ int cs_admin_case(const cs_config *cfg, int argc, char **argv)
         cs_log_error("case: could not connect to postgresql: %s", errstr);
         return 1;
     }
-    param = argv[1];
-    res = PQexecParams(conn, strcmp(argv[0], "show") == 0 ? show_sql : history_sql, 1, NULL, &param,
-                       NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        cs_db_error(conn, res, errstr, sizeof(errstr));
-        cs_log_error("case: %s", errstr);
-        rc = 1;
-    } else if (PQntuples(res) == 0) {
-        cs_log_error("case: no case %lld", ref);
-        rc = 1;
-    } else {
-        for (int i = 0; i < PQntuples(res); i++)
-            print_compact(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    {
+        const cs_ccd_view view = {.notes_field = NULL};
+        char *body = NULL;
+        int vrc = strcmp(argv[0], "show") == 0
+                      ? cs_ccd_view_cases(conn, &view, &ref, 1, &body, errstr, sizeof(errstr))
+                      : cs_ccd_view_history(conn, &view, ref, &body, errstr, sizeof(errstr));
+        long printed = vrc == CS_OK ? print_elements(body) : 0;
+
+        if (vrc != CS_OK && vrc != CS_ERR_NOTFOUND) {
+            cs_log_error("case: %s", errstr);
+            rc = 1;
+        } else if (printed < 0) {
+            cs_log_error("case: the view of case %lld is not a JSON array", ref);
+            rc = 1;
+        } else if (vrc == CS_ERR_NOTFOUND || (printed == 0 && strcmp(argv[0], "show") == 0)) {
+            cs_log_error("case: no case %lld", ref);
+            rc = 1;
+        }
+        free(body);
     }
-    PQclear(res);
     PQfinish(conn);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ and the
- * index dead letters, dispose of cases past their retention. */
+ * index dead letters, dispose of cases past their retention, mint development tokens. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -18,6 +18,7 @@ static const command commands[] = {
     {"case", cs_admin_case},         {"reindex", cs_admin_reindex},
     {"dlq", cs_admin_dlq},           {"index-dead-letters", cs_admin_index_dead_letters},
     {"workload", cs_admin_workload}, {"dispose", cs_admin_dispose},
+    {"token", cs_admin_token},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -25,8 +26,15 @@ static const char description[] =
     "Administration of a casestream deployment.\n\n"
     "commands:\n"
     "  migrate                    apply the numbered migrations in --sql-dir (idempotent)\n"
-    "  topics create              create the topics of the pipeline if missing\n"
+    "  topics create              create the topics of the pipeline if missing, with the\n"
+    "                             partitions, replication factor, min.insync.replicas,\n"
+    "                             retention and compaction of the options below, and set\n"
+    "                             those configs on topics already there (their partitions\n"
+    "                             and replicas are not changed: a warning says so)\n"
     "  topics list                list the topics and their partition counts\n"
+    "  topics describe            print each topic as a JSON line: partitions, replication,\n"
+    "                             leader, replicas and ISR of each partition, and configs\n"
+    "  topics delete --yes        delete the four topics and every message in them\n"
     "  case show REF              print a case as JSON\n"
     "  case history REF           print a case's event history, one JSON line per event\n"
     "  reindex [--case-type T]    rebuild the Elasticsearch documents from PostgreSQL\n"
@@ -51,7 +59,12 @@ static const char description[] =
     "                             (default today, UTC), each under its case lock; their\n"
     "                             documents are deleted from the index through the outbox\n"
     "                             of --topic-changes; --dry-run lists them as JSON lines;\n"
-    "                             run it as the worker's role (CASESTREAM_WORKER_PG)";
+    "                             run it as the worker's role (CASESTREAM_WORKER_PG)\n"
+    "  token --service NAME [--ttl SECONDS]\n"
+    "                             print a development service-to-service token (a JWT with\n"
+    "                             sub NAME, iat now, exp now + ttl) signed with the key of\n"
+    "                             --s2s-key-file under --s2s-alg: the HS256/HS512 secret or\n"
+    "                             the RS256 private key";
 
 int main(int argc, char **argv)
 {

@@ -45,6 +45,7 @@ int main(int argc, char **argv)
         rc = why == CS_ERR_INVALID ? CS_EXIT_CONFIG : 1;
         goto cleanup;
     }
+    cs_notify("READY=1"); /* systemd Type=notify: started, endpoint listening */
     rc = cs_indexer_run(ix) == CS_OK ? 0 : 1;
 cleanup:
     cs_indexer_free(ix);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "err.h"
+#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "redact.h"
@@ -31,6 +32,8 @@ typedef struct cs_option {
 #define F(member)    offsetof(cs_config, member)
 #define LONG_RUNNING (CS_PROG_WORKER | CS_PROG_INDEXER)
 #define KAFKA_USERS  (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN)
+/* The programs that mint or verify service-to-service tokens. */
+#define S2S_USERS CS_PROG_ADMIN
 
 /* Defaults match the ports scripts/stack.sh uses, so a local run needs no setup. */
 static const cs_option options[] = {
@@ -47,6 +50,10 @@ static const cs_option options[] = {
      "PEM file of the CAs that sign Elasticsearch's certificate (default: the system's)"},
     {"es-api-key", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(es_api_key),
      "Elasticsearch API key (the encoded id:key), sent as Authorization: ApiKey"},
+    {"es-cert-file", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(es_cert_file),
+     "PEM client certificate for Elasticsearch (TLS client authentication; default: none)"},
+    {"es-key-file", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(es_key_file),
+     "PEM private key of --es-cert-file (default: in the certificate's file)"},
     {"topic-events", KAFKA_USERS, OPT_STR, "case-events", NULL, 0, 0, F(topic_events),
      "topic of submissions"},
     {"topic-results", KAFKA_USERS, OPT_STR, "case-event-results", NULL, 0, 0, F(topic_results),
@@ -56,7 +63,31 @@ static const cs_option options[] = {
     {"topic-dlq", KAFKA_USERS, OPT_STR, "case-events-dlq", NULL, 0, 0, F(topic_dlq),
      "dead-letter topic for invalid submissions"},
     {"events-partitions", CS_PROG_ADMIN, OPT_INT, "12", NULL, 1, 10000, F(events_partitions),
-     "partitions of the submissions topic when topics are created"},
+     "topics create: partitions of the submissions topic (the workers' scaling ceiling)"},
+    {"results-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(results_partitions),
+     "topics create: partitions of the outcomes topic (0 = as many as the submissions topic)"},
+    {"changes-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(changes_partitions),
+     "topics create: partitions of the changes topic (0 = as many as the submissions topic; "
+     "the indexers' scaling ceiling)"},
+    {"dlq-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(dlq_partitions),
+     "topics create: partitions of the dead-letter topic (0 = as many as the submissions "
+     "topic)"},
+    {"replication-factor", CS_PROG_ADMIN, OPT_INT, "1", NULL, 1, 1000, F(replication_factor),
+     "topics create: copies of every partition (3 in production; at most the brokers)"},
+    {"min-insync-replicas", CS_PROG_ADMIN, OPT_INT, "1", NULL, 1, 1000, F(min_insync_replicas),
+     "topics create: replicas that must have a message before it is acknowledged "
+     "(min.insync.replicas; 2 in production; at most the replication factor)"},
+    {"events-retention-hours", CS_PROG_ADMIN, OPT_INT, "168", NULL, -1, 10000000,
+     F(events_retention_hours), "topics create: retention of the submissions topic (-1 = forever)"},
+    {"results-retention-hours", CS_PROG_ADMIN, OPT_INT, "168", NULL, -1, 10000000,
+     F(results_retention_hours), "topics create: retention of the outcomes topic (-1 = forever)"},
+    {"dlq-retention-hours", CS_PROG_ADMIN, OPT_INT, "720", NULL, -1, 10000000,
+     F(dlq_retention_hours), "topics create: retention of the dead-letter topic (-1 = forever)"},
+    {"changes-compact", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(changes_compact),
+     "topics create: compact the changes topic (keep each case's last document) instead of "
+     "deleting by age"},
+    {"yes", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(yes),
+     "topics delete: confirm deleting the topics and every message in them"},
     {"group", CS_PROG_WORKER, OPT_STR, "casestream-worker", NULL, 0, 0, F(group),
      "consumer group of the workers"},
     {"indexer-group", CS_PROG_INDEXER, OPT_STR, "casestream-indexer", NULL, 0, 0, F(indexer_group),
@@ -96,8 +127,8 @@ static const cs_option options[] = {
      "fill in a missing idempotency_key with a random UUID"},
     {"rate", CS_PROG_PRODUCE, OPT_INT, "0", NULL, 0, 10000000, F(rate),
      "submissions per second, 0 = as fast as possible"},
-    {"sql-dir", CS_PROG_ADMIN, OPT_STR, "sql", NULL, 0, 0, F(sql_dir),
-     "directory of the numbered migrations"},
+    {"sql-dir", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(sql_dir),
+     "directory of the numbered migrations (\"\": ./sql, else the installed share/casestream/sql)"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
      "reindex, index-dead-letters, dispose: only this case type; workload: the case type "
      "(default NFD)"},
@@ -117,6 +148,16 @@ static const cs_option options[] = {
      "retention dates"},
     {"expired", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000000, F(expired),
      "workload: the last N cases are created past their retention date (for dispose)"},
+    {"service", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(service),
+     "token: the service the token is for (its sub claim)"},
+    {"ttl", CS_PROG_ADMIN, OPT_INT, "3600", NULL, 1, 31536000, F(ttl),
+     "token: seconds until the token expires"},
+    {"s2s-alg", S2S_USERS, OPT_STR, "HS256", NULL, 0, 0, F(s2s_alg),
+     "algorithm of service-to-service tokens: HS256 or HS512 (a shared secret), RS256 (a key "
+     "pair)"},
+    {"s2s-key-file", S2S_USERS, OPT_STR, "", NULL, 0, 0, F(s2s_key_file),
+     "service-to-service key: the HS256/HS512 secret (at least 32/64 bytes, one trailing "
+     "newline stripped) or an RS256 PEM key (public to verify, private to mint too)"},
     {"limit", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 1000000000, F(limit),
      "most records: dlq and index-dead-letters list or retry 100 when 0; dispose disposes of "
      "every case when 0"},
@@ -191,7 +232,7 @@ static int set_value(cs_config *cfg, const cs_option *o, const char *value, cons
             goto bad;
         /* The "not set" default of an optional value may lie outside the range. */
         if ((v < o->min || v > o->max) && !(o->type == OPT_OPTINT && value == o->def)) {
-            snprintf(errstr, errstr_size, "%s: %s=%s is out of range %ld..%ld", origin, o->name,
+            snprintf(errstr, errstr_size, "%s: %s %s is out of range %ld..%ld", origin, o->name,
                      value, o->min, o->max);
             return CS_ERR_INVALID;
         }
@@ -292,6 +333,10 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
                  cfg->args[0]);
         return CS_ERR_INVALID;
     }
+    if ((program & S2S_USERS) && !cs_jwt_alg_valid(cfg->s2s_alg)) {
+        snprintf(errstr, errstr_size, "invalid s2s-alg \"%s\" (HS256, HS512, RS256)", cfg->s2s_alg);
+        return CS_ERR_INVALID;
+    }
     if ((program & KAFKA_USERS) && cfg->brokers[0] == '\0') {
         snprintf(errstr, errstr_size, "brokers must not be empty");
         return CS_ERR_INVALID;
@@ -309,10 +354,24 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
                      "es has a user in its URL and es-api-key is set: give one of the two");
             return CS_ERR_INVALID;
         }
-        if (cfg->es_ca_file[0] && access(cfg->es_ca_file, R_OK) != 0) {
-            snprintf(errstr, errstr_size, "es-ca-file %s cannot be read: %s", cfg->es_ca_file,
-                     strerror(errno));
+        if (cfg->es_key_file[0] && !cfg->es_cert_file[0]) {
+            snprintf(errstr, errstr_size, "es-key-file is set without es-cert-file");
             return CS_ERR_INVALID;
+        }
+        {
+            const struct {
+                const char *name, *path;
+            } files[] = {{"es-ca-file", cfg->es_ca_file},
+                         {"es-cert-file", cfg->es_cert_file},
+                         {"es-key-file", cfg->es_key_file}};
+
+            for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                if (files[i].path[0] && access(files[i].path, R_OK) != 0) {
+                    snprintf(errstr, errstr_size, "%s %s cannot be read: %s", files[i].name,
+                             files[i].path, strerror(errno));
+                    return CS_ERR_INVALID;
+                }
+            }
         }
     }
     if ((program & LONG_RUNNING) && cfg->metrics_port > 0) {
@@ -349,6 +408,104 @@ static void early_log_format(int argc, char **argv)
     }
     if (v && cs_log_format_parse(v, &format))
         cs_log_set_format(format);
+}
+
+/* The --config file: given by --config FILE or --config=FILE (the last one wins), else by
+ * CASESTREAM_CONFIG; NULL when there is none. */
+static const char *config_path(int argc, char **argv)
+{
+    const char *path = getenv("CASESTREAM_CONFIG");
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    return path && path[0] ? path : NULL;
+}
+
+/* Reads the --config file: lines CASESTREAM_NAME=value (systemd's EnvironmentFile form: blank
+ * lines and # comments skipped, an optional "export ", the value optionally in matching single
+ * or double quotes, taken literally). Keys of options of other programs are skipped, so one
+ * file serves every program; an unknown key is an error naming the file and line. The values
+ * point into cfg->config_text. */
+static int load_file(cs_config *cfg, unsigned program, const char *path, char *errstr,
+                     size_t errstr_size)
+{
+    FILE *f = fopen(path, "r");
+    char origin[600], envname[128];
+    size_t len, lineno = 0;
+    char *line, *next;
+    int rc;
+
+    if (!f) {
+        snprintf(errstr, errstr_size, "config file %s: %s", path, strerror(errno));
+        return CS_ERR_INVALID;
+    }
+    cfg->config_file = path;
+    cfg->config_text = malloc(1 << 20);
+    len = cfg->config_text ? fread(cfg->config_text, 1, (1 << 20) - 1, f) : 0;
+    rc = ferror(f) ? errno : 0;
+    if (cfg->config_text && !rc && fgetc(f) != EOF) {
+        fclose(f);
+        snprintf(errstr, errstr_size, "config file %s: larger than 1 MiB", path);
+        return CS_ERR_INVALID;
+    }
+    fclose(f);
+    if (!cfg->config_text || rc) {
+        snprintf(errstr, errstr_size, "config file %s: %s", path,
+                 rc ? strerror(rc) : "out of memory");
+        return CS_ERR_INVALID;
+    }
+    cfg->config_text[len] = '\0';
+    for (line = cfg->config_text; line; line = next) {
+        char *eq, *value, *end;
+        const cs_option *o = NULL;
+        bool known = false;
+
+        lineno++;
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        while (*line == ' ' || *line == '\t')
+            line++;
+        end = line + strlen(line);
+        while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+            *--end = '\0';
+        if (*line == '\0' || *line == '#')
+            continue;
+        if (strncmp(line, "export ", 7) == 0)
+            line += 7;
+        snprintf(origin, sizeof(origin), "%s:%zu", path, lineno);
+        if (!(eq = strchr(line, '='))) {
+            snprintf(errstr, errstr_size, "%s: expected a setting CASESTREAM_<NAME>=<value>",
+                     origin);
+            return CS_ERR_INVALID;
+        }
+        *eq = '\0';
+        value = eq + 1;
+        if (end - value >= 2 && (value[0] == '"' || value[0] == '\'') && end[-1] == value[0]) {
+            value++;
+            *--end = '\0';
+        }
+        for (size_t i = 0; i < N_OPTIONS && !o; i++) {
+            env_name(&options[i], envname, sizeof(envname));
+            if (strcmp(envname, line) == 0) {
+                known = true;
+                if (options[i].programs & program)
+                    o = &options[i];
+            }
+        }
+        if (!known) {
+            snprintf(errstr, errstr_size, "%s: unknown setting %.*s", origin, 64, line);
+            return CS_ERR_INVALID;
+        }
+        if (o && (rc = set_value(cfg, o, value, origin, errstr, errstr_size)))
+            return rc;
+    }
+    return CS_OK;
 }
 
 static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *errstr,
@@ -393,6 +550,10 @@ int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, cons
         printf("%s %s\n", name, cs_version);
         return 0;
     }
+    if (cfg->man) {
+        cs_config_man(stdout, program, name, synopsis, description);
+        return 0;
+    }
     return -1;
 }
 
@@ -400,6 +561,7 @@ static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *e
                 size_t errstr_size)
 {
     char envname[128];
+    const char *path;
     int rc;
 
     memset(cfg, 0, sizeof(*cfg));
@@ -417,6 +579,9 @@ static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *e
         if ((rc = set_value(cfg, &options[i], options[i].def, "default", errstr, errstr_size)))
             return rc;
     }
+    if ((path = config_path(argc, argv)) != NULL &&
+        (rc = load_file(cfg, program, path, errstr, errstr_size)))
+        return rc;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v;
 
@@ -446,10 +611,21 @@ static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *e
             cfg->version = true;
             continue;
         }
+        if (strcmp(arg, "--man") == 0) {
+            cfg->man = true;
+            continue;
+        }
+        if (strcmp(arg, "--config") == 0 || strncmp(arg, "--config=", 9) == 0) {
+            if (arg[8] == '\0' && ++i >= argc) {
+                snprintf(errstr, errstr_size, "option --config needs a value");
+                return CS_ERR_INVALID;
+            }
+            continue; /* read before the environment (config_path) */
+        }
         if (strncmp(arg, "-X", 2) == 0) {
             value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!value || !strchr(value, '=')) {
-                snprintf(errstr, errstr_size, "-X needs key=value");
+                snprintf(errstr, errstr_size, "-X needs <key>=<value>");
                 return CS_ERR_INVALID;
             }
             cfg->kafka_props[cfg->kafka_props_count++] = value;
@@ -490,8 +666,10 @@ void cs_config_free(cs_config *cfg)
         return;
     free(cfg->kafka_props);
     free(cfg->args);
+    free(cfg->config_text);
     cfg->kafka_props = NULL;
     cfg->args = NULL;
+    cfg->config_text = NULL;
 }
 
 void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const char *description)
@@ -520,6 +698,97 @@ void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const ch
                 "librdkafka property (repeatable; not enable.idempotence, acks, isolation.level,\n"
                 "                               enable.auto.commit, enable.auto.offset.store, "
                 "partitioner)");
-    fprintf(out, "  %-26s %s\n  %-26s %s\n\nInvalid configuration exits with status 78.\n",
-            "-h, --help", "show this help", "--version", "print the version");
+    fprintf(out, "  %-26s %s\n  %-26s %s\n", "--config=FILE",
+            "read CASESTREAM_*=value lines (the same keys as the environment;", "",
+            "  the environment and flags win), also from CASESTREAM_CONFIG");
+    fprintf(out,
+            "  %-26s %s\n  %-26s %s\n  %-26s %s\n\nInvalid configuration exits with status "
+            "78.\n",
+            "-h, --help", "show this help", "--version", "print the version", "--man",
+            "print this help as a manual page (troff)");
+}
+
+/* Writes text for troff: backslashes doubled as \e, hyphens as \-, and a line that would start
+ * with a control character ('.' or '\'') guarded with \&. */
+static void roff(FILE *out, const char *text)
+{
+    bool line_start = true;
+
+    for (const char *p = text; *p; p++) {
+        if (line_start && (*p == '.' || *p == '\''))
+            fputs("\\&", out);
+        line_start = *p == '\n';
+        if (*p == '\\')
+            fputs("\\e", out);
+        else if (*p == '-')
+            fputs("\\-", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+void cs_config_man(FILE *out, unsigned program, const char *name, const char *synopsis,
+                   const char *description)
+{
+    const char *nl = strchr(description, '\n');
+    char envname[128], upper[64];
+    size_t i;
+
+    for (i = 0; name[i] && i + 1 < sizeof(upper); i++)
+        upper[i] = (char)toupper((unsigned char)name[i]);
+    upper[i] = '\0';
+    fprintf(out, ".TH %s 1 \"\" \"casestream %s\" \"casestream manual\"\n.SH NAME\n", upper,
+            cs_version);
+    roff(out, name);
+    fputs(" \\- ", out);
+    fprintf(out, "%.*s\n", nl ? (int)(nl - description) : (int)strlen(description), description);
+    fputs(".SH SYNOPSIS\n.nf\n", out);
+    roff(out, synopsis);
+    fputs("\n.fi\n.SH DESCRIPTION\n.nf\n", out);
+    roff(out, description);
+    fputs("\n.fi\n.SH OPTIONS\nEach option is also read from its environment variable; a flag "
+          "wins over the variable.\n",
+          out);
+    for (i = 0; i < N_OPTIONS; i++) {
+        const cs_option *o = &options[i];
+
+        if (!(o->programs & program))
+            continue;
+        env_name(o, envname, sizeof(envname));
+        fputs(".TP\n.B ", out);
+        roff(out, "--");
+        roff(out, o->name);
+        if (o->type == OPT_INT || o->type == OPT_STR)
+            fputs("=\\fIVALUE\\fR", out);
+        else if (o->type == OPT_OPTINT)
+            fputs("[=\\fIN\\fR]", out);
+        fputc('\n', out);
+        roff(out, o->help);
+        fputs("\n.br\n", out);
+        roff(out, envname);
+        fputs(", default \"", out);
+        roff(out, o->def);
+        fputs("\".\n", out);
+    }
+    if (program & (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN))
+        fputs(".TP\n.B \\-X \\fIkey=value\\fR\nA librdkafka property (repeatable). "
+              "enable.idempotence, acks, isolation.level, enable.auto.commit, "
+              "enable.auto.offset.store and partitioner are refused: casestream's guarantees "
+              "rest on them.\n",
+              out);
+    fputs(".TP\n.B \\-\\-config=\\fIFILE\\fR\nRead settings from FILE first: lines "
+          "CASESTREAM_\\fINAME\\fR=value, the same keys as the environment (blank lines and # "
+          "comments skipped, an optional \\(lqexport\\(rq, the value optionally quoted), as "
+          "systemd's EnvironmentFile reads them. Settings of other programs are skipped, so one "
+          "file serves every program. The environment and flags win over the file. Also taken "
+          "from CASESTREAM_CONFIG.\n",
+          out);
+    fputs(".TP\n.B \\-h, \\-\\-help\nPrint the usage.\n.TP\n.B \\-\\-version\nPrint the "
+          "version.\n.TP\n.B \\-\\-man\nPrint this manual page.\n"
+          ".SH EXIT STATUS\n0 on success, 78 (EX_CONFIG) for invalid configuration, 1 for any "
+          "other failure.\n.SH SEE ALSO\n",
+          out);
+    fputs("casestream(1), casestream\\-worker(1), casestream\\-indexer(1), "
+          "casestream\\-produce(1); the README and docs/DESIGN.md of casestream.\n",
+          out);
 }

@@ -23,14 +23,26 @@ typedef struct cs_config {
     const char *pg;
     const char *redis;
     const char *es;
-    const char *es_ca_file; /* "" = the system's CAs */
-    const char *es_api_key; /* "" = none (basic auth from the URL, or none) */
+    const char *es_ca_file;   /* "" = the system's CAs */
+    const char *es_api_key;   /* "" = none (basic auth from the URL, or none) */
+    const char *es_cert_file; /* "" = no client certificate */
+    const char *es_key_file;  /* "" = the key is in es_cert_file */
     /* topics */
     const char *topic_events;
     const char *topic_results;
     const char *topic_changes;
     const char *topic_dlq;
     int events_partitions;
+    int results_partitions; /* 0: as many as the events topic */
+    int changes_partitions; /* 0: as many as the events topic */
+    int dlq_partitions;     /* 0: as many as the events topic */
+    int replication_factor;
+    int min_insync_replicas;
+    int events_retention_hours; /* -1: kept forever */
+    int results_retention_hours;
+    int dlq_retention_hours;
+    bool changes_compact; /* cleanup.policy=compact for the changes topic */
+    bool yes;             /* topics delete: the confirmation */
     /* consumer groups */
     const char *group;
     const char *indexer_group;
@@ -65,6 +77,11 @@ typedef struct cs_config {
     int seed;
     bool ccd;    /* workload: CCD's optional fields, supplementary data, retention dates */
     int expired; /* workload: how many cases (the last ones) are past their retention date */
+    const char *service; /* token: the service (sub) a token is minted for */
+    int ttl;             /* token: its lifetime in seconds */
+    /* service-to-service tokens (lib/jwt.h) */
+    const char *s2s_alg;      /* HS256, HS512 or RS256 */
+    const char *s2s_key_file; /* "" = none */
     /* operations */
     int metrics_port;
     const char *metrics_host;
@@ -81,9 +98,14 @@ typedef struct cs_config {
     size_t args_count;
     bool help;
     bool version;
+    bool man; /* --man: print the manual page */
+    /* --config FILE (or CASESTREAM_CONFIG): its path and text; values point into the text */
+    const char *config_file;
+    char *config_text;
 } cs_config;
 
-/* Fills cfg from defaults, then CASESTREAM_* variables, then argv, and
+/* Fills cfg from defaults, then the --config file (or CASESTREAM_CONFIG's: CASESTREAM_*=value
+ * lines, the same keys as the environment), then CASESTREAM_* variables, then argv, and
  * validates it: every value, the Redis and Elasticsearch URLs, that
  * --metrics-host resolves, that each -X property is one librdkafka takes and
  * not one casestream's guarantees rest on, and that only the producer and
@@ -96,8 +118,8 @@ int cs_config_load(cs_config *cfg, unsigned program, int argc, char **argv, char
 
 /* What a program's main() does first: loads the configuration; on an error logs the
  * one-line reason and returns CS_EXIT_CONFIG; for --help prints the usage on stdout, for
- * --version the version, and returns 0. Returns -1 when the program should run. Free cfg
- * with cs_config_free() in every case. */
+ * --version the version, for --man the manual page (troff), and returns 0. Returns -1 when the
+ * program should run. Free cfg with cs_config_free() in every case. */
 int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, const char *synopsis,
                    const char *description);
 
@@ -110,5 +132,11 @@ void cs_config_free(cs_config *cfg);
 /* Prints usage: the synopsis, the description, then every option of the
  * program with its variable and default. */
 void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const char *description);
+
+/* Prints the same as a manual page in troff (man(7)) for the program called name: NAME from
+ * the description's first line, SYNOPSIS, DESCRIPTION, OPTIONS with variables and defaults,
+ * ENVIRONMENT, EXIT STATUS. `make man` writes build/man/<program>.1 with it. */
+void cs_config_man(FILE *out, unsigned program, const char *name, const char *synopsis,
+                   const char *description);
 
 #endif

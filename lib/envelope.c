@@ -562,6 +562,12 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
         fail(&c, CS_INVALID, "submission is empty");
         return c.verdict;
     }
+    /* JSON has no raw NUL, but jansson skips one that follows a number or a literal. */
+    if (memchr(value, '\0', len)) {
+        fail(&c, CS_INVALID, "not valid JSON: a NUL byte at offset %zu",
+             (size_t)((const char *)memchr(value, '\0', len) - value));
+        return c.verdict;
+    }
     /* jansson rejects invalid UTF-8 and \u0000 unless told otherwise. */
     root = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {

@@ -62,7 +62,7 @@ typedef struct cs_submission {
  * max_bytes or not a JSON object, *out receives a submission (caller frees
  * with cs_submission_free) filled as far as it could be read, so that an
  * outcome can still name the key and reference; otherwise *out is NULL. On a
- * verdict other than CS_VALID, errstr holds the reason (ASCII, names the
+ * verdict other than CS_VALID, errstr holds the reason (UTF-8, names the
  * field; the first CS_INVALID cause wins over any CS_REJECTED one). Running
  * out of memory counts as CS_INVALID with the reason "out of memory". */
 cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, size_t key_len,
@@ -73,7 +73,7 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
  * "_cases", may have at most 255. */
 #define CS_CASE_TYPE_MAX 249
 
-/* The first internal case id casestream gives from its own sequence (2^62; migration 010). A
+/* The first internal case id casestream gives from its own sequence (2^62; migration 011). A
  * submission's "id" (CCD's, counted from 1) must be below it, so the two never meet. */
 #define CS_CASE_ID_OWN_FIRST INT64_C(4611686018427387904)
 

@@ -19,6 +19,8 @@ struct cs_es {
     char *base;            /* without credentials or a trailing '/' */
     char *user, *password; /* basic auth from the URL, or NULL */
     char *ca_file;         /* or NULL: the system's CAs */
+    char *cert_file;       /* client certificate, or NULL */
+    char *key_file;        /* its key, or NULL: in cert_file */
     int timeout_ms;
     char curl_err[CURL_ERROR_SIZE];
     struct curl_slist *json_headers;
@@ -86,6 +88,10 @@ cs_es *cs_es_new_config(const cs_config *cfg, char *errstr, size_t errstr_size)
         return NULL;
     if (cfg->es_ca_file[0] && !(es->ca_file = strdup(cfg->es_ca_file)))
         goto oom;
+    if (cfg->es_cert_file[0] && !(es->cert_file = strdup(cfg->es_cert_file)))
+        goto oom;
+    if (cfg->es_key_file[0] && !(es->key_file = strdup(cfg->es_key_file)))
+        goto oom;
     if (cfg->es_api_key[0]) {
         struct curl_slist *j, *nd;
 
@@ -122,6 +128,8 @@ void cs_es_free(cs_es *es)
     free(es->user);
     free(es->password);
     free(es->ca_file);
+    free(es->cert_file);
+    free(es->key_file);
     free(es);
 }
 
@@ -201,6 +209,10 @@ int cs_es_request(cs_es *es, const char *method, const char *path, const char *b
     }
     if (es->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, es->ca_file);
+    if (es->cert_file) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, es->cert_file);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, es->key_file ? es->key_file : es->cert_file);
+    }
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     else if (strcmp(method, "GET") != 0 || body)

@@ -19,7 +19,8 @@ typedef struct cs_es cs_es;
  * reason in errstr. Not thread-safe: one client per thread. */
 cs_es *cs_es_new(const char *base_url, int timeout_ms, char *errstr, size_t errstr_size);
 
-/* The client of cfg: --es (basic auth from its URL), --es-timeout-ms, --es-ca-file and
+/* The client of cfg: --es (basic auth from its URL), --es-timeout-ms, --es-ca-file,
+ * --es-cert-file and --es-key-file (a TLS client certificate) and
  * --es-api-key (sent as Authorization: ApiKey). As cs_es_new otherwise. */
 cs_es *cs_es_new_config(const cs_config *cfg, char *errstr, size_t errstr_size);
 

@@ -169,10 +169,20 @@ static void to_decimal(const char *s, size_t n, decimal *d)
         point = (long)nd + lead;
     d->exp = point - lead;
     if (i < n) {
-        /* Exponents past any double's range are clamped: the value is then out of range. */
-        long e = strtol(s + i + 1, NULL, 10);
+        /* The exponent is read within the n bytes (the token need not end with a NUL).
+         * Exponents past any double's range are clamped: the value is then out of range. */
+        bool minus = false;
+        long e = 0;
 
-        d->exp += e > 100000 ? 100000 : e < -100000 ? -100000 : e;
+        i++;
+        if (i < n && (s[i] == '-' || s[i] == '+'))
+            minus = s[i++] == '-';
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (e <= 100000)
+                e = e * 10 + (s[i] - '0');
+        if (e > 100000)
+            e = 100000;
+        d->exp += minus ? -e : e;
     }
     while (nd > 0 && d->digits[nd - 1] == '0')
         nd--;

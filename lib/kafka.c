@@ -170,8 +170,105 @@ int cs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
     return n;
 }
 
-static int set_topic_limits(rd_kafka_t *rk, const char *const *names, size_t n, const char *max,
-                            char *errstr, size_t errstr_size)
+int cs_kafka_topic_specs(const cs_config *cfg, cs_topic_spec out[4], char *errstr,
+                         size_t errstr_size)
+{
+    const char *names[4] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
+                            cfg->topic_dlq};
+    const int partitions[4] = {cfg->events_partitions, cfg->results_partitions,
+                               cfg->changes_partitions, cfg->dlq_partitions};
+    const int hours[4] = {cfg->events_retention_hours, cfg->results_retention_hours, 0,
+                          cfg->dlq_retention_hours};
+    static const char *const hour_options[4] = {"events-retention-hours", "results-retention-hours",
+                                                NULL, "dlq-retention-hours"};
+
+    if (cfg->min_insync_replicas > cfg->replication_factor) {
+        snprintf(errstr, errstr_size,
+                 "min-insync-replicas %d is above replication-factor %d: no message could be "
+                 "acknowledged",
+                 cfg->min_insync_replicas, cfg->replication_factor);
+        return CS_ERR_INVALID;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (hour_options[i] && hours[i] == 0) {
+            snprintf(errstr, errstr_size, "%s must be positive, or -1 to keep messages forever",
+                     hour_options[i]);
+            return CS_ERR_INVALID;
+        }
+        out[i].name = names[i];
+        out[i].partitions = partitions[i] > 0 ? partitions[i] : cfg->events_partitions;
+        out[i].retention_ms = hours[i] < 0 ? -1 : hours[i] * 3600000LL;
+        out[i].cleanup_policy = i == 2 && cfg->changes_compact ? "compact" : "delete";
+    }
+    return CS_OK;
+}
+
+/* The topic configs casestream sets, as NULL-terminated key, value pairs in kv. */
+typedef struct topic_configs {
+    char max[24], isr[16], retention[24];
+    const char *kv[9];
+} topic_configs;
+
+static void configs_of(const cs_config *cfg, const cs_topic_spec *t, topic_configs *c)
+{
+    size_t n = 0;
+
+    snprintf(c->max, sizeof(c->max), "%ld", cs_kafka_message_max(cfg));
+    snprintf(c->isr, sizeof(c->isr), "%d", cfg->min_insync_replicas);
+    snprintf(c->retention, sizeof(c->retention), "%lld", t->retention_ms);
+    c->kv[n++] = "max.message.bytes";
+    c->kv[n++] = c->max;
+    c->kv[n++] = "min.insync.replicas";
+    c->kv[n++] = c->isr;
+    c->kv[n++] = "cleanup.policy";
+    c->kv[n++] = t->cleanup_policy;
+    if (t->retention_ms != 0) {
+        c->kv[n++] = "retention.ms";
+        c->kv[n++] = c->retention;
+    }
+    c->kv[n] = NULL;
+}
+
+/* An admin client: a producer handle that sends nothing. */
+static rd_kafka_t *admin_new(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size);
+    rd_kafka_t *rk;
+
+    if (!conf)
+        return NULL;
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size)))
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+/* Metadata of every topic (asking for all never makes a broker auto-create one). */
+static int all_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata **md, char *errstr,
+                        size_t errstr_size)
+{
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, md, 10000);
+
+    if (err) {
+        *md = NULL;
+        snprintf(errstr, errstr_size, "metadata: %s", rd_kafka_err2str(err));
+        return CS_ERR_RETRY;
+    }
+    return CS_OK;
+}
+
+static const rd_kafka_metadata_topic_t *find_topic(const struct rd_kafka_metadata *md,
+                                                   const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0 && !md->topics[i].err)
+            return &md->topics[i];
+    return NULL;
+}
+
+/* Sets the configs of the specs' topics (AlterConfigs: librdkafka 2.0 has no incremental
+ * form, so this is each topic's whole override set; casestream sets no other). */
+static int alter_configs(rd_kafka_t *rk, const cs_config *cfg, const cs_topic_spec *specs, size_t n,
+                         char *errstr, size_t errstr_size)
 {
     rd_kafka_ConfigResource_t *res[4] = {NULL};
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -179,15 +276,19 @@ static int set_topic_limits(rd_kafka_t *rk, const char *const *names, size_t n, 
     int rc = CS_OK;
 
     for (size_t i = 0; i < n && i < 4; i++) {
-        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
-        rd_kafka_ConfigResource_set_config(res[i], "max.message.bytes", max);
+        topic_configs c;
+
+        configs_of(cfg, &specs[i], &c);
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, specs[i].name);
+        for (size_t k = 0; c.kv[k]; k += 2)
+            rd_kafka_ConfigResource_set_config(res[i], c.kv[k], c.kv[k + 1]);
     }
     rd_kafka_AlterConfigs(rk, res, n, NULL, q);
     if (!(ev = rd_kafka_queue_poll(q, 30000))) {
         snprintf(errstr, errstr_size, "no answer to AlterConfigs within 30 s");
         rc = CS_ERR_RETRY;
     } else if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errstr_size, "set max.message.bytes: %s", rd_kafka_event_error_string(ev));
+        snprintf(errstr, errstr_size, "set topic configs: %s", rd_kafka_event_error_string(ev));
         rc = CS_ERR_RETRY;
     } else {
         size_t nres = 0;
@@ -196,10 +297,12 @@ static int set_topic_limits(rd_kafka_t *rk, const char *const *names, size_t n, 
 
         for (size_t i = 0; i < nres && rc == CS_OK; i++) {
             if (rd_kafka_ConfigResource_error(rs[i])) {
-                snprintf(errstr, errstr_size, "topic %s: set max.message.bytes: %s",
+                snprintf(errstr, errstr_size, "topic %s: set configs: %s",
                          rd_kafka_ConfigResource_name(rs[i]),
                          rd_kafka_ConfigResource_error_string(rs[i]));
-                rc = CS_ERR;
+                rc = rd_kafka_ConfigResource_error(rs[i]) == RD_KAFKA_RESP_ERR_INVALID_CONFIG
+                         ? CS_ERR_INVALID
+                         : CS_ERR;
             }
         }
     }
@@ -211,49 +314,104 @@ static int set_topic_limits(rd_kafka_t *rk, const char *const *names, size_t n, 
     return rc;
 }
 
+/* Waits up to 30 s until every spec's topic has all its partitions led, then logs a warning for
+ * a topic that was there with other partitions or replicas than asked. */
+static int await_topics(rd_kafka_t *rk, const cs_config *cfg, const cs_topic_spec *specs,
+                        char *errstr, size_t errstr_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    int rc = CS_ERR_RETRY;
+
+    for (long long deadline = cs_now_ms() + 30000; cs_now_ms() < deadline; cs_sleep_ms(100)) {
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (all_metadata(rk, &md, errstr, errstr_size))
+            continue;
+        rc = CS_OK;
+        for (int i = 0; i < 4 && rc == CS_OK; i++) {
+            const rd_kafka_metadata_topic_t *t = find_topic(md, specs[i].name);
+
+            for (int p = 0; t && p < t->partition_cnt && rc == CS_OK; p++)
+                if (t->partitions[p].leader < 0)
+                    rc = CS_ERR_RETRY;
+            if (!t || t->partition_cnt == 0)
+                rc = CS_ERR_RETRY;
+            if (rc != CS_OK)
+                snprintf(errstr, errstr_size, "topic %s has not all its partitions within 30 s",
+                         specs[i].name);
+        }
+        if (rc == CS_OK)
+            break;
+    }
+    for (int i = 0; i < 4 && rc == CS_OK; i++) {
+        const rd_kafka_metadata_topic_t *t = find_topic(md, specs[i].name);
+
+        if (t->partition_cnt != specs[i].partitions)
+            cs_log_warn("topic %s has %d partitions, not the %d asked: the partitions of a topic "
+                        "that exists are not changed (cases would move to other partitions)",
+                        specs[i].name, t->partition_cnt, specs[i].partitions);
+        if (t->partitions[0].replica_cnt != cfg->replication_factor)
+            cs_log_warn("topic %s has %d replicas, not the %d asked: the replication factor of "
+                        "a topic that exists is not changed (reassign its partitions)",
+                        specs[i].name, t->partitions[0].replica_cnt, cfg->replication_factor);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
 int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_size)
 {
-    const char *names[4] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
-                            cfg->topic_dlq};
+    cs_topic_spec specs[4];
     rd_kafka_NewTopic_t *topics[4] = {NULL};
-    rd_kafka_conf_t *conf;
+    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_t *rk = NULL;
     rd_kafka_queue_t *q = NULL;
     rd_kafka_event_t *ev = NULL;
-    char max[24];
-    int rc = CS_ERR;
+    int rc;
 
-    if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, errstr_size)))
+    if ((rc = cs_kafka_topic_specs(cfg, specs, errstr, errstr_size)))
+        return rc;
+    if (!(rk = admin_new(cfg, errstr, errstr_size)))
         return CS_ERR_INVALID;
-    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
-        rd_kafka_conf_destroy(conf);
-        return CS_ERR;
+    if ((rc = all_metadata(rk, &md, errstr, errstr_size)))
+        goto cleanup;
+    rc = CS_ERR_INVALID;
+    if (md->broker_cnt < cfg->replication_factor) {
+        snprintf(errstr, errstr_size,
+                 "replication-factor %d is more than the %d broker%s of the cluster at %s",
+                 cfg->replication_factor, md->broker_cnt, md->broker_cnt == 1 ? "" : "s",
+                 cfg->brokers);
+        goto cleanup;
     }
-    snprintf(max, sizeof(max), "%ld", cs_kafka_message_max(cfg));
     for (int i = 0; i < 4; i++) {
+        topic_configs c;
         char why[256];
 
-        topics[i] = rd_kafka_NewTopic_new(names[i], cfg->events_partitions, 1, why, sizeof(why));
+        configs_of(cfg, &specs[i], &c);
+        topics[i] = rd_kafka_NewTopic_new(specs[i].name, specs[i].partitions,
+                                          cfg->replication_factor, why, sizeof(why));
         if (!topics[i]) {
-            snprintf(errstr, errstr_size, "topic %s: %s", names[i], why);
+            snprintf(errstr, errstr_size, "topic %s: %s", specs[i].name, why);
             goto cleanup;
         }
-        if (rd_kafka_NewTopic_set_config(topics[i], "max.message.bytes", max)) {
-            snprintf(errstr, errstr_size, "topic %s: could not set max.message.bytes", names[i]);
-            goto cleanup;
+        for (size_t k = 0; c.kv[k]; k += 2) {
+            if (rd_kafka_NewTopic_set_config(topics[i], c.kv[k], c.kv[k + 1])) {
+                snprintf(errstr, errstr_size, "topic %s: could not set %s", specs[i].name, c.kv[k]);
+                goto cleanup;
+            }
         }
     }
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, topics, 4, NULL, q);
     ev = rd_kafka_queue_poll(q, 30000);
+    rc = CS_ERR_RETRY;
     if (!ev) {
         snprintf(errstr, errstr_size, "no answer from %s within 30 s", cfg->brokers);
-        rc = CS_ERR_RETRY;
         goto cleanup;
     }
     if (rd_kafka_event_error(ev)) {
         snprintf(errstr, errstr_size, "create topics: %s", rd_kafka_event_error_string(ev));
-        rc = CS_ERR_RETRY;
         goto cleanup;
     }
     {
@@ -268,27 +426,23 @@ int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_siz
                 snprintf(errstr, errstr_size, "create topic %s: %s",
                          rd_kafka_topic_result_name(tr[i]),
                          rd_kafka_topic_result_error_string(tr[i]));
+                rc = err == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR ||
+                             err == RD_KAFKA_RESP_ERR_INVALID_CONFIG ||
+                             err == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS
+                         ? CS_ERR_INVALID
+                         : CS_ERR;
                 goto cleanup;
             }
         }
     }
-    /* Topics that were there already get the size limit too. AlterConfigs
-     * (librdkafka 2.0 has no incremental form) sets the topic's whole
-     * override set: casestream sets no other topic config. */
-    if ((rc = set_topic_limits(rk, names, 4, max, errstr, errstr_size)) != CS_OK)
+    /* Topics that were there already get the configs too. */
+    if ((rc = alter_configs(rk, cfg, specs, 4, errstr, errstr_size)) != CS_OK)
         goto cleanup;
-    /* A new topic's metadata reaches the brokers a moment after the answer:
-     * wait until every topic shows its partitions, so the caller can use them. */
-    rc = CS_ERR_RETRY;
-    for (long long deadline = cs_now_ms() + 30000; rc != CS_OK && cs_now_ms() < deadline;) {
-        rc = CS_OK;
-        for (int i = 0; i < 4 && rc == CS_OK; i++)
-            if (cs_kafka_partition_count(rk, names[i], 5000, errstr, errstr_size) <= 0)
-                rc = CS_ERR_RETRY;
-        if (rc != CS_OK)
-            cs_sleep_ms(100);
-    }
+    /* A new topic's metadata reaches the brokers a moment after the answer. */
+    rc = await_topics(rk, cfg, specs, errstr, errstr_size);
 cleanup:
+    if (md)
+        rd_kafka_metadata_destroy(md);
     if (ev)
         rd_kafka_event_destroy(ev);
     if (q)
@@ -296,6 +450,206 @@ cleanup:
     for (int i = 0; i < 4; i++)
         if (topics[i])
             rd_kafka_NewTopic_destroy(topics[i]);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static json_t *int_array(const int32_t *v, int n)
+{
+    json_t *a = json_array();
+
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+/* {"topic", "partitions", "replication_factor", "under_replicated", "partition_detail"} of t. */
+static json_t *describe_partitions(const rd_kafka_metadata_topic_t *t)
+{
+    json_t *parts = json_array();
+    int under = 0;
+
+    for (int p = 0; p < t->partition_cnt; p++) {
+        const rd_kafka_metadata_partition_t *mp = &t->partitions[p];
+
+        under += mp->isr_cnt < mp->replica_cnt;
+        json_array_append_new(parts, json_pack("{s:i, s:i, s:o, s:o}", "partition", (int)mp->id,
+                                               "leader", (int)mp->leader, "replicas",
+                                               int_array(mp->replicas, mp->replica_cnt), "isr",
+                                               int_array(mp->isrs, mp->isr_cnt)));
+    }
+    return json_pack("{s:s, s:i, s:i, s:i, s:o}", "topic", t->topic, "partitions", t->partition_cnt,
+                     "replication_factor", t->partition_cnt ? t->partitions[0].replica_cnt : 0,
+                     "under_replicated", under, "partition_detail", parts);
+}
+
+/* Adds "configs" (the ones casestream sets) to each described topic of out. */
+static int describe_configs(rd_kafka_t *rk, json_t *out, char *errstr, size_t errstr_size)
+{
+    static const char *const shown[] = {"max.message.bytes", "min.insync.replicas", "retention.ms",
+                                        "cleanup.policy"};
+    size_t n = json_array_size(out), k = 0;
+    rd_kafka_ConfigResource_t **res = calloc(n ? n : 1, sizeof(*res));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev = NULL;
+    int rc = CS_ERR_RETRY;
+
+    if (!res) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(out, i);
+
+        if (!json_object_get(t, "error"))
+            res[k++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                                   json_string_value(json_object_get(t, "topic")));
+    }
+    rc = CS_OK;
+    if (k == 0)
+        goto cleanup;
+    rd_kafka_DescribeConfigs(rk, res, k, NULL, q);
+    rc = CS_ERR_RETRY;
+    if (!(ev = rd_kafka_queue_poll(q, 30000))) {
+        snprintf(errstr, errstr_size, "no answer to DescribeConfigs within 30 s");
+        goto cleanup;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "describe topic configs: %s",
+                 rd_kafka_event_error_string(ev));
+        goto cleanup;
+    }
+    {
+        size_t nres = 0;
+        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
+            rd_kafka_event_DescribeConfigs_result(ev), &nres);
+
+        for (size_t r = 0; r < nres; r++) {
+            const char *name = rd_kafka_ConfigResource_name(rs[r]);
+            size_t nc = 0;
+            const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[r], &nc);
+            json_t *configs = json_object();
+
+            for (size_t c = 0; c < nc; c++) {
+                for (size_t s = 0; s < sizeof(shown) / sizeof(shown[0]); s++) {
+                    const char *value = rd_kafka_ConfigEntry_value(ce[c]);
+
+                    if (strcmp(rd_kafka_ConfigEntry_name(ce[c]), shown[s]) == 0)
+                        json_object_set_new(configs, shown[s],
+                                            value ? json_string(value) : json_null());
+                }
+            }
+            for (size_t i = 0; i < n; i++) {
+                json_t *t = json_array_get(out, i);
+
+                if (strcmp(json_string_value(json_object_get(t, "topic")), name) == 0)
+                    json_object_set(t, "configs", configs);
+            }
+            json_decref(configs);
+        }
+    }
+    rc = CS_OK;
+cleanup:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    for (size_t i = 0; res && i < k; i++)
+        rd_kafka_ConfigResource_destroy(res[i]);
+    free(res);
+    return rc;
+}
+
+json_t *cs_kafka_describe_topics(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *names[4] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
+                            cfg->topic_dlq};
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_t *rk = admin_new(cfg, errstr, errstr_size);
+    json_t *out = NULL;
+
+    if (!rk || all_metadata(rk, &md, errstr, errstr_size))
+        goto cleanup;
+    out = json_array();
+    for (int i = 0; i < 4; i++) {
+        const rd_kafka_metadata_topic_t *t = find_topic(md, names[i]);
+
+        json_array_append_new(
+            out, t ? describe_partitions(t)
+                   : json_pack("{s:s, s:s}", "topic", names[i], "error", "no such topic"));
+    }
+    if (describe_configs(rk, out, errstr, errstr_size)) {
+        json_decref(out);
+        out = NULL;
+    }
+cleanup:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return out;
+}
+
+int cs_kafka_delete_topics(const cs_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *names[4] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
+                            cfg->topic_dlq};
+    rd_kafka_DeleteTopic_t *del[4];
+    rd_kafka_t *rk = admin_new(cfg, errstr, errstr_size);
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    int rc = CS_ERR_RETRY;
+
+    if (!rk)
+        return CS_ERR_INVALID;
+    q = rd_kafka_queue_new(rk);
+    for (int i = 0; i < 4; i++)
+        del[i] = rd_kafka_DeleteTopic_new(names[i]);
+    rd_kafka_DeleteTopics(rk, del, 4, NULL, q);
+    if (!(ev = rd_kafka_queue_poll(q, 30000))) {
+        snprintf(errstr, errstr_size, "no answer from %s within 30 s", cfg->brokers);
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "delete topics: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **tr =
+            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+
+        rc = CS_OK;
+        for (size_t i = 0; i < n && rc == CS_OK; i++) {
+            rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[i]);
+
+            if (err && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                snprintf(errstr, errstr_size, "delete topic %s: %s",
+                         rd_kafka_topic_result_name(tr[i]),
+                         rd_kafka_topic_result_error_string(tr[i]));
+                rc = CS_ERR;
+            }
+        }
+    }
+    /* Deletion finishes in the background: wait until no broker lists them. */
+    for (long long deadline = cs_now_ms() + 30000; rc == CS_OK;) {
+        const struct rd_kafka_metadata *md = NULL;
+        bool listed = false;
+
+        if (all_metadata(rk, &md, errstr, errstr_size) == CS_OK) {
+            for (int i = 0; i < 4; i++)
+                listed = listed || find_topic(md, names[i]) != NULL;
+            rd_kafka_metadata_destroy(md);
+            if (!listed)
+                break;
+        }
+        if (cs_now_ms() >= deadline) {
+            snprintf(errstr, errstr_size, "the topics are still listed 30 s after their deletion");
+            rc = CS_ERR_RETRY;
+            break;
+        }
+        cs_sleep_ms(200);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    for (int i = 0; i < 4; i++)
+        rd_kafka_DeleteTopic_destroy(del[i]);
+    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include "config.h"
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,11 +61,42 @@ void cs_kafka_set_error_hook(cs_kafka_error_fn fn, void *ctx);
 rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, char *errstr,
                                   size_t errstr_size);
 
-/* Creates the four topics of DESIGN §2 if they do not exist: the events
- * topic with cfg->events_partitions partitions, the others with as many,
- * each with max.message.bytes = cs_kafka_message_max(cfg).
- * Returns 0 or a cs_err with the reason in errstr. */
+/* One topic as casestream topics create makes it. */
+typedef struct cs_topic_spec {
+    const char *name;
+    int partitions;
+    long long retention_ms;     /* -1: kept forever; 0: the broker's default (not set) */
+    const char *cleanup_policy; /* "delete" or "compact" */
+} cs_topic_spec;
+
+/* The four topics of DESIGN §2 as cfg asks for them, in the order events, results, changes,
+ * DLQ: partitions (0 = the events topic's), retention from the hours options (the changes
+ * topic keeps the broker's), cleanup.policy compact for the changes topic with
+ * cfg->changes_compact. Returns 0, or CS_ERR_INVALID with the reason in errstr: a retention of
+ * 0 hours, or min.insync.replicas above the replication factor. */
+int cs_kafka_topic_specs(const cs_config *cfg, cs_topic_spec out[4], char *errstr,
+                         size_t errstr_size);
+
+/* Creates the four topics of DESIGN §2 as cs_kafka_topic_specs gives them, with
+ * cfg->replication_factor replicas, and sets the configs of each (new or already there):
+ * max.message.bytes = cs_kafka_message_max(cfg), min.insync.replicas, retention.ms and
+ * cleanup.policy. The partitions and replicas of a topic that exists are not changed (more
+ * partitions would move cases to other partitions): a difference is logged as a warning.
+ * Waits until every topic shows its partitions. Returns 0; CS_ERR_INVALID with the reason for
+ * settings the cluster cannot take (a replication factor above its brokers, bad specs);
+ * another cs_err when the cluster refused or did not answer. */
 int cs_kafka_create_topics(const cs_config *cfg, char *errstr, size_t errstr_size);
+
+/* Describes the four topics: an array with one object per topic, {"topic", "partitions",
+ * "replication_factor", "under_replicated" (partitions whose ISR lacks a replica), "configs"
+ * {max.message.bytes, min.insync.replicas, retention.ms, cleanup.policy}, "partition_detail"
+ * [{"partition", "leader", "replicas", "isr"}]}, or {"topic", "error"} for one the cluster
+ * does not have. Returns the array (caller decrefs) or NULL with the reason in errstr. */
+json_t *cs_kafka_describe_topics(const cs_config *cfg, char *errstr, size_t errstr_size);
+
+/* Deletes the four topics and waits until the cluster no longer lists them; one already gone
+ * counts as deleted. Returns 0 or a cs_err with the reason in errstr. */
+int cs_kafka_delete_topics(const cs_config *cfg, char *errstr, size_t errstr_size);
 
 /* Number of partitions of topic, or a negative cs_err. */
 int cs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,

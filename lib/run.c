@@ -5,8 +5,13 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cs_running = 1;
 static atomic_llong last_beat_ms;
@@ -68,4 +73,31 @@ long long cs_beat_age_ms(void)
     long long last = atomic_load(&last_beat_ms);
 
     return last ? cs_now_ms() - last : 0;
+}
+
+int cs_notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa;
+    size_t len;
+    socklen_t salen;
+    ssize_t sent;
+    int fd;
+
+    if (!path || !path[0])
+        return CS_OK;
+    len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path))
+        return CS_ERR;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0'; /* an abstract socket */
+    salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
+    if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return CS_ERR;
+    sent = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+    close(fd);
+    return sent == (ssize_t)strlen(state) ? CS_OK : CS_ERR;
 }

@@ -19,6 +19,12 @@ void cs_sleep_ms(long ms);
 void cs_beat(void);
 long long cs_beat_age_ms(void);
 
+/* Tells the service manager the program's state (sd_notify(3) protocol: "READY=1",
+ * "STOPPING=1") through the datagram socket named by NOTIFY_SOCKET, when it is set (systemd's
+ * Type=notify units); otherwise does nothing. Returns 0, or CS_ERR when the message could not be
+ * sent. */
+int cs_notify(const char *state);
+
 /* Monotonic clock in milliseconds and microseconds. */
 long long cs_now_ms(void);
 long long cs_now_us(void);

@@ -61,9 +61,9 @@ ES_TIMEOUT=180
 STOP_TIMEOUT=30
 
 PACKAGES=(postgresql-15 postgresql-contrib redis-server maven
-  librdkafka-dev libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check
+  librdkafka-dev libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check libssl-dev
   libcurl4-openssl-dev pkg-config kcat clang-format valgrind unzip curl
-  procps clang)
+  procps clang groff-base openssl)
 
 SERVICES=(postgres redis kafka es)
 

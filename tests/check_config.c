@@ -1,11 +1,14 @@
 /* Unit tests of the configuration table: defaults, environment, flags, errors. */
 #include "config.h"
 #include "err.h"
+#include "kafka.h"
 #include "log.h"
 #include "runner.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int load(cs_config *cfg, unsigned program, int argc, char **argv, char *err)
 {
@@ -46,6 +49,101 @@ START_TEST(test_config_flag_overrides_environment)
     cs_config_free(&cfg);
     unsetenv("CASESTREAM_BROKERS");
     unsetenv("CASESTREAM_GROUP");
+}
+END_TEST
+
+/* Writes text to a fresh file; returns its path (static buffer). */
+static const char *config_file(const char *text)
+{
+    static char path[64];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/tmp/cs-config-%d.env", (int)getpid());
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* --config FILE: read before the environment and the flags, which win; other programs'
+ * settings skipped; the systemd EnvironmentFile forms. */
+START_TEST(test_config_file_is_read_first_and_serves_every_program)
+{
+    cs_config cfg;
+    char err[256] = "", arg[96];
+    const char *path = config_file("# casestream settings\n"
+                                   "\n"
+                                   "CASESTREAM_BROKERS=file:1\n"
+                                   "  export CASESTREAM_BATCH_SIZE=\"42\"  \n"
+                                   "CASESTREAM_GROUP='from file'\r\n"
+                                   "CASESTREAM_BULK_DOCS=17\n"
+                                   "CASESTREAM_APPLIERS=3\n");
+    char *argv[] = {"prog", "--config", (char *)path, "--appliers=5", NULL};
+
+    unsetenv("CASESTREAM_BROKERS");
+    setenv("CASESTREAM_GROUP", "from env", 1);
+    ck_assert_msg(load(&cfg, CS_PROG_WORKER, 4, argv, err) == 0, "%s", err);
+    ck_assert_str_eq(cfg.brokers, "file:1");
+    ck_assert_int_eq(cfg.batch_size, 42);
+    ck_assert_str_eq(cfg.group, "from env");
+    ck_assert_int_eq(cfg.appliers, 5);
+    ck_assert_str_eq(cfg.config_file, path);
+    cs_config_free(&cfg);
+    unsetenv("CASESTREAM_GROUP");
+
+    /* The indexer reads the same file: its own setting taken, the worker's skipped. */
+    snprintf(arg, sizeof(arg), "--config=%s", path);
+    argv[1] = arg;
+    argv[2] = NULL;
+    ck_assert_msg(load(&cfg, CS_PROG_INDEXER, 2, argv, err) == 0, "%s", err);
+    ck_assert_int_eq(cfg.bulk_docs, 17);
+    cs_config_free(&cfg);
+
+    /* CASESTREAM_CONFIG names it too. */
+    setenv("CASESTREAM_CONFIG", path, 1);
+    argv[1] = NULL;
+    ck_assert_msg(load(&cfg, CS_PROG_WORKER, 1, argv, err) == 0, "%s", err);
+    ck_assert_int_eq(cfg.batch_size, 42);
+    cs_config_free(&cfg);
+    unsetenv("CASESTREAM_CONFIG");
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_config_file_errors_name_the_file_and_line)
+{
+    cs_config cfg;
+    char err[256] = "", want[128];
+    const char *path;
+    char *argv[] = {"prog", "--config", NULL, NULL};
+
+    path = config_file("CASESTREAM_BROKERS=a:1\nCASESTREAM_BATCH_SIZ=3\n");
+    argv[2] = (char *)path;
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
+    snprintf(want, sizeof(want), "%s:2: unknown setting CASESTREAM_BATCH_SIZ", path);
+    ck_assert_str_eq(err, want);
+    cs_config_free(&cfg);
+
+    path = config_file("CASESTREAM_BATCH_SIZE=0\n");
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
+    snprintf(want, sizeof(want), "%s:1: batch-size 0 is out of range", path);
+    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
+    cs_config_free(&cfg);
+
+    path = config_file("just words\n");
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, ":1: expected a setting CASESTREAM_<NAME>=<value>"));
+    cs_config_free(&cfg);
+    unlink(path);
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, argv, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "No such file or directory"));
+    cs_config_free(&cfg);
+
+    argv[2] = NULL;
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, argv, err), CS_ERR_INVALID);
+    ck_assert_str_eq(err, "option --config needs a value");
+    cs_config_free(&cfg);
 }
 END_TEST
 
@@ -214,6 +312,8 @@ START_TEST(test_config_checks_urls_hosts_and_arguments)
     char *stray[] = {"prog", "foo", NULL};
     char *es_both[] = {"prog", "--es=http://elastic:s3cret@127.0.0.1:1", "--es-api-key=k", NULL};
     char *es_ca[] = {"prog", "--es-ca-file=/nonexistent/ca.pem", NULL};
+    char *es_cert[] = {"prog", "--es-cert-file=/nonexistent/client.pem", NULL};
+    char *es_key_alone[] = {"prog", "--es-key-file=/etc/hostname", NULL};
     char *format[] = {"prog", "--log-format=text", NULL};
     char *good[] = {"prog",
                     "--redis=redis://app:s3cret@[::1]:6380/2",
@@ -232,6 +332,9 @@ START_TEST(test_config_checks_urls_hosts_and_arguments)
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, stray), "unexpected argument"));
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, es_both), "es-api-key"));
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_ADMIN, es_ca), "es-ca-file"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, es_cert), "es-cert-file"));
+    ck_assert_str_eq(refused(CS_PROG_INDEXER, es_key_alone),
+                     "es-key-file is set without es-cert-file");
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_ADMIN, format), "log-format"));
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 5, good, err), 0);
     ck_assert(cfg.version);
@@ -264,12 +367,101 @@ START_TEST(test_config_errors_exit_78_and_version_exits_0)
 }
 END_TEST
 
+START_TEST(test_config_s2s_key_options_for_the_token_command)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"casestream", "token", "--service", "ccd_data", NULL};
+    char *bad[] = {"casestream", "--s2s-alg=none", NULL};
+    char *worker[] = {"casestream-worker", "--s2s-alg=HS256", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 4, argv, err), 0);
+    ck_assert_str_eq(cfg.s2s_alg, "HS256");
+    ck_assert_str_eq(cfg.s2s_key_file, "");
+    ck_assert_str_eq(cfg.service, "ccd_data");
+    ck_assert_int_eq(cfg.ttl, 3600);
+    cs_config_free(&cfg);
+    setenv("CASESTREAM_S2S_ALG", "RS256", 1);
+    setenv("CASESTREAM_S2S_KEY_FILE", "/etc/casestream/s2s.pem", 1);
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 4, argv, err), 0);
+    ck_assert_str_eq(cfg.s2s_alg, "RS256");
+    ck_assert_str_eq(cfg.s2s_key_file, "/etc/casestream/s2s.pem");
+    cs_config_free(&cfg);
+    unsetenv("CASESTREAM_S2S_ALG");
+    unsetenv("CASESTREAM_S2S_KEY_FILE");
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, bad, err), CS_ERR_INVALID);
+    ck_assert_str_eq(err, "invalid s2s-alg \"none\" (HS256, HS512, RS256)");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, worker, err), CS_ERR_INVALID);
+    cs_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_topic_specs_follow_the_topic_options)
+{
+    cs_config cfg;
+    cs_topic_spec specs[4];
+    char err[256] = "";
+    char *defaults[] = {"casestream", "topics", "create", NULL};
+    char *set[] = {"casestream",
+                   "--events-partitions=24",
+                   "--changes-partitions=6",
+                   "--replication-factor=3",
+                   "--min-insync-replicas=2",
+                   "--events-retention-hours=-1",
+                   "--dlq-retention-hours=1",
+                   "--changes-compact",
+                   NULL};
+    char *isr[] = {"casestream", "--min-insync-replicas=2", NULL};
+    char *zero[] = {"casestream", "--events-retention-hours=0", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 3, defaults, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), 0);
+    ck_assert_str_eq(specs[0].name, "case-events");
+    ck_assert_str_eq(specs[2].name, "case-changes");
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(specs[i].partitions, 12);
+        ck_assert_str_eq(specs[i].cleanup_policy, "delete");
+    }
+    ck_assert_int_eq(specs[0].retention_ms, 168 * 3600000LL);
+    ck_assert_int_eq(specs[1].retention_ms, 168 * 3600000LL);
+    ck_assert_int_eq(specs[2].retention_ms, 0); /* the broker's */
+    ck_assert_int_eq(specs[3].retention_ms, 720 * 3600000LL);
+    ck_assert_int_eq(cfg.replication_factor, 1);
+    cs_config_free(&cfg);
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 8, set, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), 0);
+    ck_assert_int_eq(specs[0].partitions, 24);
+    ck_assert_int_eq(specs[1].partitions, 24);
+    ck_assert_int_eq(specs[2].partitions, 6);
+    ck_assert_int_eq(specs[0].retention_ms, -1);
+    ck_assert_int_eq(specs[3].retention_ms, 3600000LL);
+    ck_assert_str_eq(specs[2].cleanup_policy, "compact");
+    ck_assert_str_eq(specs[3].cleanup_policy, "delete");
+    cs_config_free(&cfg);
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, isr, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), CS_ERR_INVALID);
+    ck_assert_str_eq(err, "min-insync-replicas 2 is above replication-factor 1: no message could "
+                          "be acknowledged");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, zero, err), 0);
+    ck_assert_int_eq(cs_kafka_topic_specs(&cfg, specs, err, sizeof(err)), CS_ERR_INVALID);
+    ck_assert_str_eq(err,
+                     "events-retention-hours must be positive, or -1 to keep messages forever");
+    cs_config_free(&cfg);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("table");
 
     tcase_add_test(tc, test_config_defaults_match_local_stack);
+    tcase_add_test(tc, test_config_file_is_read_first_and_serves_every_program);
+    tcase_add_test(tc, test_config_file_errors_name_the_file_and_line);
     tcase_add_test(tc, test_config_flag_overrides_environment);
     tcase_add_test(tc, test_config_rejects_bad_values_with_reason);
     tcase_add_test(tc, test_config_admin_takes_dispose_options_and_limit_defaults_to_the_command);
@@ -278,6 +470,8 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);
     tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
+    tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
+    tcase_add_test(tc, test_config_topic_specs_follow_the_topic_options);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -318,6 +318,28 @@ START_TEST(test_envelope_size_limit_is_inclusive)
 }
 END_TEST
 
+/* JSON has no raw NUL; jansson would skip one right after a number. */
+START_TEST(test_envelope_raw_nul_byte_is_invalid)
+{
+    json_t *base = load_fixture("base.json");
+    char *text = json_dumps(base, JSON_COMPACT), *nul, err[256];
+    size_t len = strlen(text);
+    cs_submission *s = NULL;
+
+    ck_assert_ptr_nonnull(nul = strchr(text, ','));
+    ck_assert_int_eq(cs_submission_parse(text, len, "1234", 4, len, &s, err, sizeof(err)),
+                     CS_VALID);
+    cs_submission_free(s);
+    *nul = '\0';
+    ck_assert_int_eq(cs_submission_parse(text, len, "1234", 4, len, &s, err, sizeof(err)),
+                     CS_INVALID);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err, "NUL byte"));
+    free(text);
+    json_decref(base);
+}
+END_TEST
+
 START_TEST(test_envelope_oversize_is_invalid_without_parsing)
 {
     size_t len = DEFAULT_MAX_BYTES + 1;
@@ -363,6 +385,7 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, test_envelope_calendar_day_is_yyyy_mm_dd_on_the_calendar);
     tcase_add_test(tc, test_envelope_size_limit_is_inclusive);
     tcase_add_test(tc, test_envelope_oversize_is_invalid_without_parsing);
+    tcase_add_test(tc, test_envelope_raw_nul_byte_is_invalid);
     tcase_add_test(tc, test_envelope_reason_is_truncated_and_terminated);
     suite_add_tcase(s, tc);
     return s;

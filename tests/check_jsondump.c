@@ -27,6 +27,19 @@ START_TEST(test_jsondump_reals_are_shortest_exact)
 }
 END_TEST
 
+/* The door check reads only the len bytes it is given: what follows them (here more exponent
+ * digits that would put the number out of range) is not part of the number. */
+START_TEST(test_jsondump_numbers_keep_reads_only_len_bytes)
+{
+    char why[128];
+
+    ck_assert(cs_json_numbers_keep("1e2999", 3, why, sizeof(why)));
+    ck_assert(cs_json_numbers_keep("[2.5e-1]9", 8, why, sizeof(why)));
+    ck_assert(!cs_json_numbers_keep("1e2999", 6, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "1e2999"));
+}
+END_TEST
+
 /* jsonb renders 1e+19 as the integer 10000000000000000000, which no 64-bit
  * reader takes; with a fraction it stays a real. */
 START_TEST(test_jsondump_large_reals_are_positional_with_a_fraction)
@@ -85,6 +98,7 @@ Suite *jsondump_suite(void)
     TCase *tc = tcase_create("dump");
 
     tcase_add_test(tc, test_jsondump_reals_are_shortest_exact);
+    tcase_add_test(tc, test_jsondump_numbers_keep_reads_only_len_bytes);
     tcase_add_test(tc, test_jsondump_large_reals_are_positional_with_a_fraction);
     tcase_add_test(tc, test_jsondump_leaves_strings_and_integers_alone);
     tcase_add_test(tc, test_jsondump_round_trips_to_the_same_values);

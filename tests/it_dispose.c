@@ -30,80 +30,6 @@
 
 /* --- helpers --------------------------------------------------------------------------------- */
 
-static cs_es *es_client(void)
-{
-    static cs_es *es;
-    char errstr[512];
-
-    if (!es) {
-        es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
-        ck_assert_msg(es != NULL, "%s", errstr);
-    }
-    return es;
-}
-
-/* Sends a request; returns the parsed body (caller decrefs; NULL if not JSON), status in *status.
- */
-static json_t *es_json(const char *method, const char *path, const char *body, long *status)
-{
-    cs_es_response r = CS_ES_RESPONSE_INIT;
-    char errstr[512];
-    json_t *root;
-
-    ck_assert_msg(cs_es_request(es_client(), method, path, body, body ? strlen(body) : 0, &r,
-                                errstr, sizeof(errstr)) == CS_OK,
-                  "elasticsearch is unreachable: %s", errstr);
-    *status = r.status;
-    root = json_loadb(r.body, r.len, 0, NULL);
-    cs_es_response_clear(&r);
-    return root;
-}
-
-/* Documents of index matching query (a query object; NULL: all), after a refresh. */
-__attribute__((format(printf, 2, 3))) static long long es_count(const char *index,
-                                                                const char *query_fmt, ...)
-{
-    char path[400], body[2048], query[1024] = "{\"match_all\":{}}";
-    long status;
-    json_t *root;
-    long long n;
-
-    if (query_fmt) {
-        va_list ap;
-
-        va_start(ap, query_fmt);
-        vsnprintf(query, sizeof(query), query_fmt, ap);
-        va_end(ap);
-    }
-    snprintf(path, sizeof(path), "/%s/_refresh", index);
-    json_decref(es_json("POST", path, NULL, &status));
-    snprintf(path, sizeof(path), "/%s/_count", index);
-    snprintf(body, sizeof(body), "{\"query\":%s}", query);
-    root = es_json("POST", path, body, &status);
-    n = status == 200 ? json_integer_value(json_object_get(root, "count")) : -1;
-    json_decref(root);
-    return n;
-}
-
-/* Waits until the index holds want documents (all of them). */
-static void wait_es_count(const char *index, long long want)
-{
-    long long deadline = cs_now_ms() + CATCH_UP_MS, n = -1;
-
-    while (cs_now_ms() < deadline && (n = es_count(index, NULL)) != want)
-        usleep(250 * 1000);
-    ck_assert_msg(n == want, "%s holds %lld documents, expected %lld", index, n, want);
-}
-
-static void es_drop(const char *index)
-{
-    char path[400];
-    long status;
-
-    snprintf(path, sizeof(path), "/%s", index);
-    json_decref(es_json("DELETE", path, NULL, &status));
-}
-
 /* The conninfo of the role `casestream dispose` runs as (README: casestream_worker). */
 static const char *worker_pg(void)
 {
@@ -311,7 +237,7 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
     o = read_outcomes(&n);
     check_planned_outcomes(o, n);
     outcomes_free(o, n);
-    wait_es_count(index, N_EXPIRED + N_LIVE);
+    ck_assert(it_es_wait_count(index, NULL, N_EXPIRED + N_LIVE, CATCH_UP_MS));
     ck_assert_msg(it_wait_sql(N_EXPIRED, CATCH_UP_MS,
                               "SELECT count(*) FROM ccd.change_outbox WHERE reference BETWEEN "
                               "%" PRId64 " AND %" PRId64 " AND case_revision = 2 AND "
@@ -319,7 +245,7 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
                               W.lo, last_expired),
                   "the expired cases' second changes were not published");
     wait_indexed(group);
-    ck_assert_int_eq(es_count(index, "{\"term\":{\"case_revision\":2}}"), N_EXPIRED);
+    ck_assert_int_eq(it_es_count(index, "{\"term\":{\"case_revision\":2}}"), N_EXPIRED);
     ck_assert_int_eq(redis_entries(0, initial, W.lo, W.hi), N_EXPIRED * 2 + N_LIVE);
     ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.event_outcome WHERE "
                                 "(outcome->>'case_reference')::bigint BETWEEN %" PRId64
@@ -422,10 +348,10 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
     ck_assert_int_eq(redis_entries(0, initial, W.lo, last_expired), 0);
     ck_assert_int_eq(redis_entries(0, initial, first_live, W.hi), N_LIVE);
     /* Elasticsearch: the disposal documents went through the relay to the indexer. */
-    wait_es_count(index, N_LIVE);
+    ck_assert(it_es_wait_count(index, NULL, N_LIVE, CATCH_UP_MS));
     ck_assert_int_eq(
-        es_count(index, "{\"range\":{\"reference\":{\"gte\":%" PRId64 ",\"lte\":%" PRId64 "}}}",
-                 first_live, W.hi),
+        it_es_count(index, "{\"range\":{\"reference\":{\"gte\":%" PRId64 ",\"lte\":%" PRId64 "}}}",
+                    first_live, W.hi),
         N_LIVE);
     wait_indexed(group);
 
@@ -447,7 +373,7 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
         snprintf(want, sizeof(want), "%d deleted (cases disposed of during the pass)", N_EXPIRED);
         ck_assert_msg(strstr(said, want), "reindex said: %s", said);
         free(said);
-        ck_assert_int_eq(es_count(index, NULL), N_LIVE);
+        ck_assert_int_eq(it_es_count(index, NULL), N_LIVE);
     }
 
     /* A change of a disposed case published after its disposal document, at its last
@@ -465,14 +391,14 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
                  "\"data\":{},\"notes\":[]}",
                  id, last_expired, type, type);
         /* Found by its reference, whatever _id the indexer writes it under. */
-        ck_assert_int_eq(es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
+        ck_assert_int_eq(it_es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
                          0);
         it_produce(W.changes, key, doc, strlen(doc));
         wait_indexed(group);
-        ck_assert_int_eq(es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
+        ck_assert_int_eq(it_es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
                          0);
-        ck_assert_int_eq(es_count(index, NULL), N_LIVE);
-        ck_assert_int_eq(es_count(index, "{\"term\":{\"state\":\"Back\"}}"), 0);
+        ck_assert_int_eq(it_es_count(index, NULL), N_LIVE);
+        ck_assert_int_eq(it_es_count(index, "{\"term\":{\"state\":\"Back\"}}"), 0);
         /* The same change in its reference form (a case too large for the topic): the indexer
          * reads it from PostgreSQL, which gives the disposal document: deleted again, and no
          * dead letter. */
@@ -482,7 +408,7 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
                  last_expired, type);
         it_produce(W.changes, key, doc, strlen(doc));
         wait_indexed(group);
-        ck_assert_int_eq(es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
+        ck_assert_int_eq(it_es_count(index, "{\"term\":{\"reference\":%" PRId64 "}}", last_expired),
                          0);
         ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.index_dead_letter WHERE reference "
                                     "= %" PRId64,
@@ -537,7 +463,7 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
 
     worker_stop_last(worker);
     ck_assert_int_eq(it_stop(indexer, SIGTERM, 60000), 0);
-    es_drop(index);
+    it_es_drop(index);
     free(type);
 }
 END_TEST
@@ -699,7 +625,7 @@ START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
                           " AND %" PRId64 " AND published_at IS NULL",
                           W.lo, W.hi));
     wait_indexed(group);
-    ck_assert_int_eq(es_count(index, NULL), kept);
+    ck_assert_int_eq(it_es_count(index, NULL), kept);
     worker_stop_last(worker);
     /* With the worker gone, every Redis write it had to do is done: none of a disposed case is
      * left, not even of the submissions it applied just before dispose took the case's lock
@@ -709,7 +635,7 @@ START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
                       "case %" PRId64 " was disposed of, and has idempotency entries in redis",
                       gone[i]);
     ck_assert_int_eq(it_stop(indexer, SIGTERM, 60000), 0);
-    es_drop(index);
+    it_es_drop(index);
     free(type);
 }
 END_TEST

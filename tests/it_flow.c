@@ -54,27 +54,6 @@ static int free_port(void)
     return port;
 }
 
-/* GET of a program's own HTTP endpoint: the status (0 when unreachable), the body in buf. */
-static long http_get(int port, const char *path, char *buf, size_t size)
-{
-    char base[64], errstr[256];
-    cs_es *http;
-    cs_es_response r = CS_ES_RESPONSE_INIT;
-    long status = 0;
-
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-    http = cs_es_new(base, 5000, errstr, sizeof(errstr));
-    ck_assert_msg(http != NULL, "%s", errstr);
-    buf[0] = '\0';
-    if (cs_es_request(http, "GET", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK) {
-        status = r.status;
-        snprintf(buf, size, "%s", r.body ? r.body : "");
-        cs_es_response_clear(&r);
-    }
-    cs_es_free(http);
-    return status;
-}
-
 /* The value of the metric line "name value" in /metrics text, or -1. */
 static long long metric(const char *text, const char *name)
 {
@@ -96,8 +75,8 @@ static void assert_settles(const char *who, int port, const char *stalled, const
     long long s = -1, l = -1;
 
     while (cs_now_ms() < deadline) {
-        status = http_get(port, "/healthz", health, sizeof(health));
-        http_get(port, "/metrics", text, sizeof(text));
+        status = it_http_get(port, "/healthz", health, sizeof(health));
+        it_http_get(port, "/metrics", text, sizeof(text));
         s = metric(text, stalled);
         l = metric(text, lag);
         if (status == 200 && s == 0 && l == 0)
@@ -342,7 +321,7 @@ START_TEST(test_flow_worker_rebalance_during_postgresql_outage_leaves_no_partiti
     while (cs_now_ms() < deadline) {
         char text[65536];
 
-        if (http_get(port_a, "/metrics", text, sizeof(text)) == 200 &&
+        if (it_http_get(port_a, "/metrics", text, sizeof(text)) == 200 &&
             metric(text, "casestream_worker_batch_retries_total") > 0)
             break;
         usleep(100 * 1000);
@@ -386,18 +365,6 @@ END_TEST
 
 /* --- the indexer ------------------------------------------------------------------------- */
 
-static cs_es *es_client(void)
-{
-    static cs_es *es;
-    char errstr[512];
-
-    if (!es) {
-        es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
-        ck_assert_msg(es != NULL, "%s", errstr);
-    }
-    return es;
-}
-
 /* Documents of index at exactly revision rev (after a refresh); -1 when ES does not answer. */
 static long long es_count_revision(const char *index, long long rev)
 {
@@ -406,11 +373,11 @@ static long long es_count_revision(const char *index, long long rev)
     long long n = -1;
 
     snprintf(path, sizeof(path), "/%s/_refresh", index);
-    if (cs_es_request(es_client(), "POST", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK)
+    if (cs_es_request(it_es(), "POST", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK)
         cs_es_response_clear(&r);
     snprintf(path, sizeof(path), "/%s/_count", index);
     snprintf(body, sizeof(body), "{\"query\":{\"term\":{\"case_revision\":%lld}}}", rev);
-    if (cs_es_request(es_client(), "POST", path, body, strlen(body), &r, errstr, sizeof(errstr)) ==
+    if (cs_es_request(it_es(), "POST", path, body, strlen(body), &r, errstr, sizeof(errstr)) ==
         CS_OK) {
         json_t *root = json_loadb(r.body, r.len, 0, NULL);
 
@@ -503,7 +470,7 @@ START_TEST(test_flow_indexer_rebalance_during_elasticsearch_outage_leaves_no_par
     produce_changes(topic, type, refs, N, 2);
     deadline = cs_now_ms() + 30000;
     while (cs_now_ms() < deadline &&
-           !(http_get(port_a, "/metrics", text, sizeof(text)) == 200 &&
+           !(it_http_get(port_a, "/metrics", text, sizeof(text)) == 200 &&
              metric(text, "casestream_indexer_retries_total{kind=\"request\"}") > 0))
         usleep(100 * 1000);
     ck_assert_msg(cs_now_ms() < deadline, "the first indexer never retried a bulk");

@@ -31,35 +31,6 @@ typedef struct fixture {
     int metrics_port;
 } fixture;
 
-static cs_es *es_client(void)
-{
-    static cs_es *es;
-    char errstr[512];
-
-    if (!es) {
-        es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
-        ck_assert_msg(es != NULL, "%s", errstr);
-    }
-    return es;
-}
-
-/* Sends a request and returns the parsed JSON body (caller decrefs; NULL if
- * not JSON) with the status in *status. Fails the test if unreachable. */
-static json_t *es_json(const char *method, const char *path, const char *body, long *status)
-{
-    cs_es_response r = CS_ES_RESPONSE_INIT;
-    char errstr[512];
-    json_t *root;
-
-    ck_assert_msg(cs_es_request(es_client(), method, path, body, body ? strlen(body) : 0, &r,
-                                errstr, sizeof(errstr)) == CS_OK,
-                  "elasticsearch is unreachable: %s", errstr);
-    *status = r.status;
-    root = json_loadb(r.body, r.len, 0, NULL);
-    cs_es_response_clear(&r);
-    return root;
-}
-
 /* A free TCP port on loopback for the indexer's /metrics. */
 static int free_port(void)
 {
@@ -167,7 +138,7 @@ static long long es_revision_of(const fixture *f, int64_t id)
     long long rev = -1;
 
     snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, f->index, id);
-    root = es_json("GET", path, NULL, &status);
+    root = it_es_json("GET", path, NULL, &status);
     if (status == 200)
         rev =
             json_integer_value(json_object_get(json_object_get(root, "_source"), "case_revision"));
@@ -196,37 +167,6 @@ static bool wait_revision(const fixture *f, int64_t ref, long long rev, int time
             return true;
         usleep(100 * 1000);
     }
-    return false;
-}
-
-/* Number of documents of index matching query (a query object, NULL: all). */
-static long long es_count(const char *index, const char *query)
-{
-    char path[400], body[2048];
-    long status;
-    json_t *root;
-    long long n;
-
-    snprintf(path, sizeof(path), "/%s/_refresh", index);
-    json_decref(es_json("POST", path, NULL, &status));
-    snprintf(path, sizeof(path), "/%s/_count", index);
-    snprintf(body, sizeof(body), "{\"query\":%s}", query ? query : "{\"match_all\":{}}");
-    root = es_json("POST", path, body, &status);
-    n = status == 200 ? json_integer_value(json_object_get(root, "count")) : -1;
-    json_decref(root);
-    return n;
-}
-
-static bool wait_count(const char *index, const char *query, long long want, int timeout_ms)
-{
-    long long deadline = cs_now_ms() + timeout_ms, n = -1;
-
-    while (cs_now_ms() < deadline) {
-        if ((n = es_count(index, query)) == want)
-            return true;
-        usleep(200 * 1000);
-    }
-    fprintf(stderr, "count of %s: %lld, want %lld\n", index, n, want);
     return false;
 }
 
@@ -392,7 +332,7 @@ START_TEST(test_indexer_older_revision_arriving_later_keeps_newer)
     ck_assert_int_eq(indexer_get(&f, "/healthz", text, sizeof(text)), 200);
     ck_assert_int_eq(es_revision(&f, a), 7);
     ck_assert_int_eq(es_revision(&f, b), 7);
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Five\"}}"), 0);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state\":\"Five\"}}"), 0);
     stop_indexer(pid);
     assert_committed_at_end(&f);
     fixture_free(&f);
@@ -419,7 +359,7 @@ START_TEST(test_indexer_survives_elasticsearch_outage_without_skipping)
         for (int i = 0; i < OUTAGE_CASES; i++)
             produce_change(&f, refs[i], rev, "Before", NULL, NULL);
     pid = start_indexer(&f, NULL, NULL);
-    ck_assert(wait_count(f.index, "{\"term\":{\"case_revision\":2}}", OUTAGE_CASES, 60000));
+    ck_assert(it_es_wait_count(f.index, "{\"term\":{\"case_revision\":2}}", OUTAGE_CASES, 60000));
 
     ck_assert_msg(it_stack("stop es") == 0, "scripts/stack.sh stop es failed");
     for (int rev = 3; rev <= 5; rev++)
@@ -451,10 +391,10 @@ START_TEST(test_indexer_survives_elasticsearch_outage_without_skipping)
 
     ck_assert_msg(start_es() == 0, "scripts/stack.sh start es failed");
     snprintf(query, sizeof(query), "{\"term\":{\"case_revision\":5}}");
-    ck_assert_msg(wait_count(f.index, query, OUTAGE_CASES, 180000),
+    ck_assert_msg(it_es_wait_count(f.index, query, OUTAGE_CASES, 180000),
                   "not every case converged to revision 5 after elasticsearch came back");
-    ck_assert_int_eq(es_count(f.index, "{\"range\":{\"case_revision\":{\"lt\":5}}}"), 0);
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"After\"}}"), OUTAGE_CASES);
+    ck_assert_int_eq(it_es_count(f.index, "{\"range\":{\"case_revision\":{\"lt\":5}}}"), 0);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state\":\"After\"}}"), OUTAGE_CASES);
     ck_assert_int_eq(indexer_get(&f, "/healthz", text, sizeof(text)), 200);
     stop_indexer(pid);
     assert_committed_at_end(&f);
@@ -537,7 +477,7 @@ static void assert_index_matches_database(const fixture *f, int64_t first)
 
         ck_assert_int_eq(es_revision_of(f, pg_id(first + i)), want);
     }
-    ck_assert_int_eq(es_count(f->index, NULL), REINDEX_CASES);
+    ck_assert_int_eq(it_es_count(f->index, NULL), REINDEX_CASES);
 }
 
 START_TEST(test_reindex_rebuilds_deleted_index_from_postgresql)
@@ -567,7 +507,7 @@ START_TEST(test_reindex_rebuilds_deleted_index_from_postgresql)
 
     /* The live name is an alias of the versioned index reindex made. */
     snprintf(path, sizeof(path), "/_alias/%s", f.index);
-    doc = es_json("GET", path, NULL, &status);
+    doc = it_es_json("GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
     ck_assert_uint_eq(json_object_size(doc), 1);
     ck_assert_str_eq(json_object_iter_key(json_object_iter(doc)),
@@ -587,7 +527,7 @@ START_TEST(test_reindex_rebuilds_deleted_index_from_postgresql)
 
     /* The documents are the change documents: notes in id order, data, types. */
     snprintf(path, sizeof(path), "/%s/_doc/%" PRId64, f.index, pg_id(first));
-    doc = es_json("GET", path, NULL, &status);
+    doc = it_es_json("GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
     json_t *src = json_object_get(doc, "_source");
     ck_assert_str_eq(json_string_value(json_object_get(src, "case_type_id")), f.type);
@@ -653,20 +593,20 @@ START_TEST(test_indexed_cases_are_searchable_by_state_type_data_and_notes)
     ck_assert(wait_revision(&f, r2, 1, 30000));
     stop_indexer(pid);
 
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Submitted\"}}"), 2);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state\":\"Submitted\"}}"), 2);
     /* CCD's state filter sends lower-case state ids; .keyword is the exact value. */
-    ck_assert_int_eq(es_count(f.index, "{\"terms\":{\"state\":[\"submitted\"]}}"), 2);
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state.keyword\":\"submitted\"}}"), 0);
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state.keyword\":\"Submitted\"}}"), 2);
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"state\":\"Closed\"}}"), 1);
+    ck_assert_int_eq(it_es_count(f.index, "{\"terms\":{\"state\":[\"submitted\"]}}"), 2);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state.keyword\":\"submitted\"}}"), 0);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state.keyword\":\"Submitted\"}}"), 2);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state\":\"Closed\"}}"), 1);
     /* By case type across every case index. */
     snprintf(q, sizeof(q), "{\"term\":{\"case_type_id\":\"%s\"}}", f.type);
-    ck_assert_int_eq(es_count("*_cases", q), 3);
-    ck_assert_int_eq(es_count(f.index, "{\"match\":{\"data.applicant.name\":\"zebedee\"}}"), 1);
-    ck_assert_int_eq(es_count(f.index, "{\"match\":{\"notes.body\":\"adjourned\"}}"), 1);
-    ck_assert_int_eq(es_count(f.index, "{\"term\":{\"notes.author\":\"clerk\"}}"), 1);
-    ck_assert_int_eq(es_count(f.index, "{\"range\":{\"last_modified\":{\"gte\":\"2024-05-02\"}}}"),
-                     3);
+    ck_assert_int_eq(it_es_count("*_cases", "%s", q), 3);
+    ck_assert_int_eq(it_es_count(f.index, "{\"match\":{\"data.applicant.name\":\"zebedee\"}}"), 1);
+    ck_assert_int_eq(it_es_count(f.index, "{\"match\":{\"notes.body\":\"adjourned\"}}"), 1);
+    ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"notes.author\":\"clerk\"}}"), 1);
+    ck_assert_int_eq(
+        it_es_count(f.index, "{\"range\":{\"last_modified\":{\"gte\":\"2024-05-02\"}}}"), 3);
     assert_committed_at_end(&f);
     fixture_free(&f);
 }
@@ -689,7 +629,7 @@ START_TEST(test_indexer_crash_after_bulk_before_commit_redelivers)
     ck_assert_int_eq(wait_exit(pid, 60000), CS_EXIT_FAULT);
     /* The bulk reached Elasticsearch, but no offset was committed. */
     ck_assert_int_eq(committed_total(&f), 0);
-    ck_assert_int_ge(es_count(f.index, NULL), 1);
+    ck_assert_int_ge(it_es_count(f.index, NULL), 1);
     /* A new run without the fault gets everything again and commits. */
     produce_change(&f, refs[0], 4, "Open", NULL, NULL);
     pid = start_indexer(&f, NULL, NULL);
@@ -754,7 +694,7 @@ START_TEST(test_indexer_bulk_load_50k_documents_per_second)
     rd_kafka_destroy(rk);
     t1 = cs_now_ms();
     pid = start_indexer(&f, NULL, NULL);
-    ck_assert(wait_count(f.index, NULL, LOAD_DOCS, 600000));
+    ck_assert(it_es_wait_count(f.index, NULL, LOAD_DOCS, 600000));
     t2 = cs_now_ms();
     ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
     stop_indexer(pid);

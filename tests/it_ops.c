@@ -6,6 +6,7 @@
 #include "runner.h"
 
 #include "err.h"
+#include "es.h"
 #include "run.h"
 #include "url.h"
 
@@ -608,6 +609,105 @@ START_TEST(test_every_program_prints_its_version)
 }
 END_TEST
 
+/* A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl
+ * command in dir. */
+static void make_certificates(const char *dir)
+{
+    char cmd[2048];
+
+    snprintf(cmd, sizeof(cmd),
+             "set -e; cd %s; exec >openssl.log 2>&1; key='-newkey ec -pkeyopt "
+             "ec_paramgen_curve:prime256v1 -nodes';"
+             "openssl req -x509 $key -keyout ca.key -out ca.pem -days 1 -subj /CN=it-ca;"
+             "openssl req $key -keyout server.key -out server.csr -subj /CN=127.0.0.1;"
+             "printf 'subjectAltName=IP:127.0.0.1\n' > san.ext;"
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+             " -out server.pem -days 1 -extfile san.ext;"
+             "openssl req $key -keyout client.key -out client.csr -subj /CN=casestream;"
+             "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+             " -out client.pem -days 1",
+             dir);
+    ck_assert_msg(system(cmd) == 0,
+                  "openssl could not make the test certificates: see %s/openssl.log", dir);
+}
+
+/* One GET / through cs_es_new_config with the TLS settings given; the status, or 0 when the
+ * request failed (errstr says why). */
+static long tls_get(int port, const char *ca, const char *cert, const char *key, char *errstr,
+                    size_t errstr_size)
+{
+    char url[64], err[256];
+    cs_config cfg = *it_config();
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    cs_es *es;
+    long status = 0;
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+    cfg.es = url;
+    cfg.es_ca_file = ca;
+    cfg.es_cert_file = cert;
+    cfg.es_key_file = key;
+    cfg.es_api_key = "";
+    es = cs_es_new_config(&cfg, err, sizeof(err));
+    ck_assert_msg(es != NULL, "%s", err);
+    errstr[0] = '\0';
+    if (cs_es_request(es, "GET", "/", NULL, 0, &r, errstr, errstr_size) == CS_OK) {
+        status = r.status;
+        cs_es_response_clear(&r);
+    }
+    cs_es_free(es);
+    return status;
+}
+
+/* Elasticsearch behind TLS that demands a client certificate (openssl s_server standing in):
+ * --es-ca-file verifies the server, --es-cert-file/--es-key-file authenticate casestream;
+ * without either the connection fails. */
+START_TEST(test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate)
+{
+    char dir[] = "/tmp/cs-tls-XXXXXX", ca[96], cert[96], key[96], srv_cert[96], srv_key[96],
+         accept[32], errstr[512];
+    int port = free_port();
+    long long deadline;
+    long status = 0;
+    pid_t server;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_certificates(dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(cert, sizeof(cert), "%s/client.pem", dir);
+    snprintf(key, sizeof(key), "%s/client.key", dir);
+    snprintf(srv_cert, sizeof(srv_cert), "%s/server.pem", dir);
+    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
+    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+    {
+        const char *args[] = {"s_server", "-accept", accept,  "-cert",
+                              srv_cert,   "-key",    srv_key, "-CAfile",
+                              ca,         "-Verify", "1",     "-verify_return_error",
+                              "-www",     "-quiet",  NULL};
+
+        server = it_spawn("/usr/bin/openssl", args, NULL);
+    }
+    deadline = cs_now_ms() + 15000;
+    while (cs_now_ms() < deadline &&
+           (status = tls_get(port, ca, cert, key, errstr, sizeof(errstr))) != 200)
+        usleep(100 * 1000);
+    ck_assert_msg(status == 200, "with the CA file and the client certificate: %ld %s", status,
+                  errstr);
+    ck_assert_int_eq(tls_get(port, ca, "", "", errstr, sizeof(errstr)), 0);
+    fprintf(stderr, "it_ops: without a client certificate: %s\n", errstr);
+    ck_assert_int_eq(tls_get(port, "", cert, key, errstr, sizeof(errstr)), 0);
+    fprintf(stderr, "it_ops: without the CA file: %s\n", errstr);
+    ck_assert_int_eq(tls_get(port, ca, cert, key, errstr, sizeof(errstr)), 200);
+    it_stop(server, SIGTERM, 5000);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+END_TEST
+
 Suite *it_ops_suite(void)
 {
     Suite *s = suite_create("it_ops");
@@ -624,6 +724,7 @@ Suite *it_ops_suite(void)
     tcase_add_test(ready, test_worker_readyz_follows_postgresql_and_redis);
     tcase_add_test(ready, test_indexer_readyz_follows_elasticsearch_and_postgresql);
     tcase_add_test(ready, test_worker_authenticates_to_redis_with_user_and_password);
+    tcase_add_test(ready, test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate);
     suite_add_tcase(s, ready);
     tcase_set_timeout(logs, 180);
     tcase_add_test(logs, test_planted_passwords_reach_no_log_readyz_or_metrics);

@@ -390,22 +390,6 @@ END_TEST
 
 /* --- the program ------------------------------------------------------------------ */
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = calloc(1, (size_t)n + 1);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return buf;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -469,7 +453,7 @@ START_TEST(test_cli_reports_bad_lines_and_sends_only_valid_ones)
 
         ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 1);
     }
-    errs = read_file(err);
+    errs = it_read_file(err);
     for (int line = 1; line <= 8; line++) {
         bool valid = line == 1 || line == 3 || line == 5 || line == 6;
 
@@ -545,7 +529,7 @@ START_TEST(test_cli_unreachable_broker_fails)
     write_file(in, line);
     free(line);
     ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 1);
-    errs = read_file(err);
+    errs = it_read_file(err);
     ck_assert_msg(strstr(errs, "could not reach kafka at 127.0.0.1:1"), "stderr: %s", errs);
     free(errs);
 }
@@ -588,7 +572,7 @@ START_TEST(test_cli_wait_prints_one_outcome_per_sent_message)
     ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 2);
     ck_assert_int_eq(wait_child(worker), 0);
 
-    outs = read_file(out);
+    outs = it_read_file(out);
     for (char *l = strtok_r(outs, "\n", &save); l; l = strtok_r(NULL, "\n", &save), n++) {
         cs_outcome *o;
 
@@ -617,7 +601,7 @@ START_TEST(test_cli_wait_prints_one_outcome_per_sent_message)
     /* Each copy of the duplicated key got the outcome of its own message. */
     ck_assert(offsets[0] != offsets[1]);
     free(outs);
-    errs = read_file(err);
+    errs = it_read_file(err);
     ck_assert_msg(strstr(errs, "outcomes: applied=2 duplicate=1 timeout=1"), "stderr: %s", errs);
     free(errs);
     it_drop_topic(events);
@@ -657,7 +641,7 @@ START_TEST(test_cli_sends_100000_lines_quickly)
     ck_assert_int_eq(it_run("casestream-produce", args, NULL, out, err), 0);
     secs = (double)(cs_now_us() - start_us) / 1e6;
     ck_assert_int_eq(it_topic_end(topic), LINES);
-    errs = read_file(err);
+    errs = it_read_file(err);
     summary = strstr(errs, "read=");
     ck_assert_ptr_nonnull(summary);
     printf("it_producer: %d submissions through casestream-produce in %.2f s wall (%.0f/s); "

@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "es.h"
+#include "err.h"
 #include "kafka.h"
 #include "run.h"
 
@@ -130,7 +131,7 @@ static void child_exec(const char *program, const char *const *args, const char 
     const char *argv[64], *role = NULL;
     int n = 0;
 
-    snprintf(path, sizeof(path), "build/%s", program);
+    snprintf(path, sizeof(path), program[0] == '/' ? "%s" : "build/%s", program);
     argv[n++] = path;
     for (int i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
@@ -178,7 +179,8 @@ pid_t it_spawn(const char *program, const char *const *args, const char *const *
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127); /* the test died before the prctl took effect */
-        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log", program, (int)getpid());
+        snprintf(log, sizeof(log), "build/it-logs/%s-%d.log",
+                 strrchr(program, '/') ? strrchr(program, '/') + 1 : program, (int)getpid());
         redirect(STDIN_FILENO, NULL, O_RDONLY);
         redirect(STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
         redirect(STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND);
@@ -230,6 +232,23 @@ int it_run(const char *program, const char *const *args, const char *in_path, co
     return exit_status(status);
 }
 
+char *it_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = calloc(1, (size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return buf;
+}
+
 int it_stack(const char *args)
 {
     char cmd[512];
@@ -242,6 +261,37 @@ int it_stack(const char *args)
     mkdir("build/it-logs", 0755);
     status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The file listing the topics this run created: build/it-logs/topics-<runner pid>.txt, the
+ * runner's pid coming from CS_IT_RUNNER (integration_main sets it; the tests run in children). */
+static bool created_topics_path(char *buf, size_t size)
+{
+    const char *runner = getenv("CS_IT_RUNNER");
+
+    if (!runner || !runner[0])
+        return false;
+    snprintf(buf, size, "build/it-logs/topics-%s.txt", runner);
+    return true;
+}
+
+/* Notes a topic this run created, for it_drop_created_topics. One write of one line with
+ * O_APPEND: lines from tests running at once do not mix. */
+static void note_created_topic(const char *name)
+{
+    char path[256], line[512];
+    int fd, n;
+
+    if (!created_topics_path(path, sizeof(path)))
+        return;
+    mkdir("build/it-logs", 0755);
+    n = snprintf(line, sizeof(line), "%s\n", name);
+    if (n <= 0 || (size_t)n >= sizeof(line) ||
+        (fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+        return;
+    if (write(fd, line, (size_t)n) != n)
+        fprintf(stderr, "could not note topic %s in %s\n", name, path);
+    close(fd);
 }
 
 void it_create_topic(const char *name, int partitions)
@@ -279,6 +329,7 @@ void it_create_topic(const char *name, int partitions)
     rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
+    note_created_topic(name);
     /* Wait until every partition has a leader that answers for its offsets,
      * so that a program started next finds the topic. */
     long long deadline = cs_now_ms() + 30000;
@@ -297,6 +348,26 @@ void it_create_topic(const char *name, int partitions)
     }
     rd_kafka_destroy(rk);
     ck_assert_msg(ready, "topic %s not ready within 30 s", name);
+}
+
+void it_drop_created_topics(void)
+{
+    char path[256], name[512];
+    size_t n = 0;
+    FILE *f;
+
+    if (!created_topics_path(path, sizeof(path)) || !(f = fopen(path, "r")))
+        return;
+    while (fgets(name, sizeof(name), f)) {
+        name[strcspn(name, "\n")] = '\0';
+        if (name[0]) {
+            it_drop_topic(name);
+            n++;
+        }
+    }
+    fclose(f);
+    unlink(path);
+    fprintf(stderr, "integration tests: deleted the %zu topics they created\n", n);
 }
 
 void it_drop_topic(const char *name)
@@ -543,4 +614,88 @@ void it_es_drop(const char *name)
     }
     cs_es_names_free(names, n);
     cs_es_free(es);
+}
+
+cs_es *it_es(void)
+{
+    static cs_es *es;
+    char errstr[512];
+
+    if (!es) {
+        es = cs_es_new(it_config()->es, 30000, errstr, sizeof(errstr));
+        ck_assert_msg(es != NULL, "%s", errstr);
+    }
+    return es;
+}
+
+json_t *it_es_json(const char *method, const char *path, const char *body, long *status)
+{
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    char errstr[512];
+    json_t *root;
+
+    ck_assert_msg(cs_es_request(it_es(), method, path, body, body ? strlen(body) : 0, &r, errstr,
+                                sizeof(errstr)) == CS_OK,
+                  "elasticsearch is unreachable: %s", errstr);
+    *status = r.status;
+    root = json_loadb(r.body, r.len, 0, NULL);
+    cs_es_response_clear(&r);
+    return root;
+}
+
+long long it_es_count(const char *index, const char *query_fmt, ...)
+{
+    char path[400], body[2048], query[1024] = "{\"match_all\":{}}";
+    long status;
+    json_t *root;
+    long long n;
+
+    if (query_fmt) {
+        va_list ap;
+
+        va_start(ap, query_fmt);
+        vsnprintf(query, sizeof(query), query_fmt, ap);
+        va_end(ap);
+    }
+    snprintf(path, sizeof(path), "/%s/_refresh", index);
+    json_decref(it_es_json("POST", path, NULL, &status));
+    snprintf(path, sizeof(path), "/%s/_count", index);
+    snprintf(body, sizeof(body), "{\"query\":%s}", query);
+    root = it_es_json("POST", path, body, &status);
+    n = status == 200 ? json_integer_value(json_object_get(root, "count")) : -1;
+    json_decref(root);
+    return n;
+}
+
+bool it_es_wait_count(const char *index, const char *query, long long want, int timeout_ms)
+{
+    long long deadline = cs_now_ms() + timeout_ms, n = -1;
+
+    while (cs_now_ms() < deadline) {
+        if ((n = it_es_count(index, "%s", query ? query : "{\"match_all\":{}}")) == want)
+            return true;
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "count of %s: %lld, want %lld\n", index, n, want);
+    return false;
+}
+
+long it_http_get(int port, const char *path, char *buf, size_t size)
+{
+    char base[64], errstr[256];
+    cs_es *http;
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    long status = 0;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+    http = cs_es_new(base, 5000, errstr, sizeof(errstr));
+    ck_assert_msg(http != NULL, "%s", errstr);
+    buf[0] = '\0';
+    if (cs_es_request(http, "GET", path, NULL, 0, &r, errstr, sizeof(errstr)) == CS_OK) {
+        status = r.status;
+        snprintf(buf, size, "%s", r.body ? r.body : "");
+        cs_es_response_clear(&r);
+    }
+    cs_es_free(http);
+    return status;
 }

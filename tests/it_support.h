@@ -3,10 +3,12 @@
 #define CS_IT_SUPPORT_H
 
 #include "config.h"
+#include "es.h"
 
 #include <check.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -26,10 +28,10 @@ int64_t it_new_ref(void);
 /* A name unique to this run: "<prefix>-<time>-<pid>-<n>". Caller frees. */
 char *it_unique(const char *prefix);
 
-/* Starts build/<program> with args (NULL-terminated, without argv[0]) and
- * extra environment "K=V" entries (NULL-terminated, may be NULL); its stderr
- * goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the
- * test process dies. Returns the pid. */
+/* Starts build/<program> (or program itself when it is an absolute path) with args
+ * (NULL-terminated, without argv[0]) and extra environment "K=V" entries (NULL-terminated, may be
+ * NULL); its stderr goes to build/it-logs/<program>-<pid>.log. The program is SIGKILLed if the test
+ * process dies. Returns the pid. */
 pid_t it_spawn(const char *program, const char *const *args, const char *const *env);
 
 /* Sends sig and waits up to timeout_ms; then SIGKILL. Returns the exit status
@@ -41,12 +43,20 @@ int it_stop(pid_t pid, int sig, int timeout_ms);
 int it_run(const char *program, const char *const *args, const char *in_path, const char *out_path,
            const char *err_path);
 
+/* The whole text of a file, NUL-terminated (caller frees); a file that cannot be read fails the
+ * test. */
+char *it_read_file(const char *path);
+
 /* Creates a topic with the given partitions and waits until every partition
  * has a leader; fails the test on error. */
 void it_create_topic(const char *name, int partitions);
 
 /* Deletes a topic, best effort: tests leave no data behind where they can. */
 void it_drop_topic(const char *name);
+
+/* Deletes every topic it_create_topic made in this run (the runner calls it at the end; the
+ * tests run in child processes, so the names are kept in a file under build/it-logs). */
+void it_drop_created_topics(void);
 
 /* Produces one message synchronously (acks=all, murmur2_random). */
 void it_produce(const char *topic, const char *key, const char *value, size_t len);
@@ -99,5 +109,25 @@ long long it_group_committed(const char *group, const char *topic);
 /* Deletes the index name, or every index behind the alias name, best effort: tests leave no
  * data behind where they can. */
 void it_es_drop(const char *name);
+
+/* A shared Elasticsearch client for the configured address; fails the test if it cannot be made. */
+cs_es *it_es(void);
+
+/* Sends a request to Elasticsearch; returns the parsed body (caller decrefs; NULL if not JSON)
+ * with the status in *status. Fails the test if Elasticsearch is unreachable. */
+json_t *it_es_json(const char *method, const char *path, const char *body, long *status);
+
+/* Documents of index matching a query object (printf format; NULL: all), after a refresh;
+ * -1 when the count fails. */
+__attribute__((format(printf, 2, 3))) long long it_es_count(const char *index,
+                                                            const char *query_fmt, ...);
+
+/* Waits up to timeout_ms until it_es_count(index, query) is want; false (the last count on
+ * stderr) otherwise. */
+bool it_es_wait_count(const char *index, const char *query, long long want, int timeout_ms);
+
+/* GET of a program's own HTTP endpoint on loopback: the status (0 when unreachable), the body
+ * in buf. */
+long it_http_get(int port, const char *path, char *buf, size_t size);
 
 #endif

@@ -106,15 +106,19 @@ static const struct statement {
                " supplementary_data = COALESCE($11::jsonb, supplementary_data)"
                " WHERE reference = $1 AND case_revision = $7 RETURNING 1)"
                " SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
+    /* The case as the event left it, read from the row just written (010): what the views
+     * render the case right after this event from (lib/ccd_view.h). */
     {"event", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
               " user_id, summary, description, state_id, security_classification, data,"
               " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"
               " user_first_name, user_last_name, state_name, case_type_version,"
               " data_classification, significant_item, proxied_by, proxied_by_first_name,"
-              " proxied_by_last_name, supplementary_data)"
+              " proxied_by_last_name, supplementary_data, last_state_modified_date,"
+              " case_supplementary_data)"
               " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
               " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
-              " $18::jsonb, $19, $20, $21, $22::jsonb FROM ccd.case_data c WHERE c.reference = $2"},
+              " $18::jsonb, $19, $20, $21, $22::jsonb, c.last_state_modified_date,"
+              " c.supplementary_data FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
     }
     if (rc)
         cs_log_warn("could not check the topics' message size limits: %s", errstr);
+    cs_notify("READY=1"); /* systemd Type=notify: started, endpoint listening */
     rc = cs_worker_run(w) == CS_OK ? 0 : 1;
     cs_log_info("stopped");
 cleanup:

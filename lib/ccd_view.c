@@ -1,0 +1,222 @@
+/* The answers of CCD's /ccd-persistence reads, and the submit answer, from PostgreSQL. */
+#include "ccd_view.h"
+
+#include "db.h"
+#include "err.h"
+#include "jsondump.h"
+#include "uuid.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The blob of a case with its notes up to revision REV projected into member $2 (NULL: none) as
+ * a CCD collection, newest first. The member replaces a member of the blob with that name. */
+#define CASE_DATA(DATA, REF, REV)                                                                  \
+    "CASE WHEN $2::text IS NULL THEN " DATA " ELSE " DATA " || jsonb_build_object($2::text,"       \
+    " (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', n.id::text, 'value',"                    \
+    " jsonb_build_object('author', n.author, 'body', n.body,"                                      \
+    " 'created_date', ccd.ccd_date_time(n.created_date)))"                                         \
+    " ORDER BY n.case_revision DESC, n.id DESC), '[]'::jsonb)"                                     \
+    " FROM ccd.case_notes n WHERE n.case_reference = " REF " AND n.case_revision <= " REV ")) END"
+
+/* The blob of the case as it is now (case row c), with all its notes; and the blob right after
+ * history row e's event, with the notes up to it. */
+#define DATA_NOW         CASE_DATA("c.data", "c.reference", "c.case_revision")
+#define DATA_AFTER_EVENT CASE_DATA("e.data", "e.case_reference", "e.case_revision")
+
+/* CCD's CaseDetails of the case as it is now (case row c) and its revision. On the wire
+ * CaseDetails' "id" is the case reference (its getReference() is @JsonGetter("id")); it has no
+ * member for the internal id, which CCD sets from its own. */
+#define CASE_NOW                                                                                   \
+    "json_build_object('case_details', json_build_object("                                         \
+    " 'id', c.reference, 'version', c.version,"                                                    \
+    " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"                             \
+    " 'created_date', ccd.ccd_date_time(c.created_date),"                                          \
+    " 'last_modified', ccd.ccd_date_time(c.last_modified),"                                        \
+    " 'last_state_modified_date', ccd.ccd_date_time(c.last_state_modified_date),"                  \
+    " 'state', c.state, 'security_classification', c.security_classification,"                     \
+    " 'case_data', " DATA_NOW ", 'data_classification', c.data_classification,"                    \
+    " 'supplementary_data', c.supplementary_data), 'revision', c.case_revision)"
+
+/* CCD's AuditEvent wrapper of history row e of case c: the blob after the event; null where
+ * casestream has no value. */
+#define AUDIT_EVENT                                                                                \
+    "json_build_object('id', e.id, 'case_reference', e.case_reference,"                            \
+    " 'event', json_build_object("                                                                 \
+    " 'id', e.event_id, 'summary', e.summary, 'description', e.description,"                       \
+    " 'user_id', e.user_id, 'user_first_name', e.user_first_name,"                                 \
+    " 'user_last_name', e.user_last_name, 'event_name', e.event_name,"                             \
+    " 'created_date', ccd.ccd_date_time(e.created_date), 'case_type_id', c.case_type_id,"          \
+    " 'case_type_version', e.case_type_version, 'state_id', e.state_id,"                           \
+    " 'state_name', e.state_name, 'data', " DATA_AFTER_EVENT ","                                   \
+    " 'data_classification', e.data_classification,"                                               \
+    " 'security_classification', e.security_classification,"                                       \
+    " 'significant_item', e.significant_item, 'proxied_by', e.proxied_by,"                         \
+    " 'proxied_by_first_name', e.proxied_by_first_name,"                                           \
+    " 'proxied_by_last_name', e.proxied_by_last_name))"
+
+/* $1 the references (bigint[]), $2 the notes member. */
+static const char cases_sql[] = "SELECT COALESCE(json_agg(" CASE_NOW " ORDER BY c.reference),"
+                                " '[]'::json)::text"
+                                " FROM ccd.case_data c WHERE c.reference = ANY($1::bigint[])";
+
+/* $1 the reference, $2 the notes member. No row: no such case. */
+static const char history_sql[] =
+    "SELECT (SELECT COALESCE(json_agg(" AUDIT_EVENT " ORDER BY e.case_revision DESC),"
+    " '[]'::json) FROM ccd.case_event e WHERE e.case_reference = c.reference)::text"
+    " FROM ccd.case_data c WHERE c.reference = $1::bigint";
+
+/* $1 the reference, $2 the notes member, $3 the history id. */
+static const char event_sql[] = "SELECT " AUDIT_EVENT "::text"
+                                " FROM ccd.case_event e"
+                                " JOIN ccd.case_data c ON c.reference = e.case_reference"
+                                " WHERE e.case_reference = $1::bigint AND e.id = $3::bigint";
+
+/* $1 the reference, $2 the notes member, $3 the idempotency key. The case right after the
+ * event, from the history row e and the columns of c that never change (reference,
+ * jurisdiction, case type, created_date); last_modified after an event is its created_date
+ * (010). The second column: whether e is the case's first row (its create). */
+static const char submitted_sql[] =
+    "SELECT json_build_object('case_details', json_build_object("
+    " 'id', c.reference, 'version', e.version,"
+    " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"
+    " 'created_date', ccd.ccd_date_time(c.created_date),"
+    " 'last_modified', ccd.ccd_date_time(e.created_date),"
+    " 'last_state_modified_date', ccd.ccd_date_time(e.last_state_modified_date),"
+    " 'state', e.state_id, 'security_classification', e.security_classification,"
+    " 'case_data', " DATA_AFTER_EVENT ","
+    " 'data_classification', e.data_classification,"
+    " 'supplementary_data', e.case_supplementary_data),"
+    " 'revision', e.case_revision, 'errors', NULL, 'warnings', NULL,"
+    " 'ignore_warning', NULL)::text,"
+    " NOT EXISTS (SELECT 1 FROM ccd.case_event p WHERE p.case_reference = "
+    "e.case_reference"
+    " AND p.case_revision < e.case_revision)"
+    " FROM ccd.case_event e JOIN ccd.case_data c ON c.reference = "
+    "e.case_reference"
+    " WHERE e.case_reference = $1::bigint AND e.idempotency_key = $3::uuid";
+
+/* The field name as the $2 parameter: NULL for no projection. */
+static const char *notes_param(const cs_ccd_view *v)
+{
+    return v && v->notes_field && v->notes_field[0] ? v->notes_field : NULL;
+}
+
+/* Runs sql with params and, when it returns a row, hands its first column to *body (the caller
+ * frees) written compact with the numbers as stored; *second (may be NULL) gets the second
+ * column, a boolean. Returns CS_OK, CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
+static int render(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                  char **body, bool *second, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    json_error_t jerr;
+    json_t *root = NULL;
+    int rc = CS_OK;
+
+    *body = NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_db_error(conn, res, errstr, errstr_size);
+        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
+        goto cleanup;
+    }
+    if (PQntuples(res) == 0) {
+        snprintf(errstr, errstr_size, "not found");
+        rc = CS_ERR_NOTFOUND;
+        goto cleanup;
+    }
+    root = cs_json_loads_stored(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &jerr);
+    if (!root) {
+        snprintf(errstr, errstr_size, "postgresql gave JSON that does not parse: %s", jerr.text);
+        rc = CS_ERR;
+        goto cleanup;
+    }
+    if (!(*body = cs_json_dumps(root))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rc = CS_ERR;
+        goto cleanup;
+    }
+    if (second)
+        *second = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+cleanup:
+    json_decref(root);
+    PQclear(res);
+    return rc;
+}
+
+int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
+                      char **body, char *errstr, size_t errstr_size)
+{
+    /* "{" + up to 20 characters and a comma per reference + "}". */
+    char array[2 + CS_CCD_VIEW_MAX_REFS * 21];
+    size_t len = 0;
+    const char *params[2];
+
+    *body = NULL;
+    if (n > CS_CCD_VIEW_MAX_REFS) {
+        snprintf(errstr, errstr_size, "%zu case references: at most %d are read at once", n,
+                 CS_CCD_VIEW_MAX_REFS);
+        return CS_ERR_INVALID;
+    }
+    array[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(array + len, sizeof(array) - len, "%s%lld", i ? "," : "", refs[i]);
+    array[len++] = '}';
+    array[len] = '\0';
+    params[0] = array;
+    params[1] = notes_param(v);
+    return render(conn, cases_sql, 2, params, body, NULL, errstr, errstr_size);
+}
+
+int cs_ccd_view_history(PGconn *conn, const cs_ccd_view *v, long long ref, char **body,
+                        char *errstr, size_t errstr_size)
+{
+    char r[24];
+    const char *params[2] = {r, notes_param(v)};
+    int rc;
+
+    snprintf(r, sizeof(r), "%lld", ref);
+    rc = render(conn, history_sql, 2, params, body, NULL, errstr, errstr_size);
+    if (rc == CS_ERR_NOTFOUND)
+        snprintf(errstr, errstr_size, "no case %lld", ref);
+    return rc;
+}
+
+int cs_ccd_view_event(PGconn *conn, const cs_ccd_view *v, long long ref, long long history_id,
+                      char **body, char *errstr, size_t errstr_size)
+{
+    char r[24], id[24];
+    const char *params[3] = {r, notes_param(v), id};
+    int rc;
+
+    snprintf(r, sizeof(r), "%lld", ref);
+    snprintf(id, sizeof(id), "%lld", history_id);
+    rc = render(conn, event_sql, 3, params, body, NULL, errstr, errstr_size);
+    if (rc == CS_ERR_NOTFOUND)
+        snprintf(errstr, errstr_size, "no event %lld in the history of case %lld", history_id, ref);
+    return rc;
+}
+
+int cs_ccd_view_submitted(PGconn *conn, const cs_ccd_view *v, long long ref,
+                          const char *idempotency_key, char **body, bool *created, char *errstr,
+                          size_t errstr_size)
+{
+    char r[24], key[37];
+    const char *params[3] = {r, notes_param(v), key};
+    bool first = false;
+    int rc;
+
+    *body = NULL;
+    if (!idempotency_key || !cs_uuid_parse(idempotency_key, key)) {
+        snprintf(errstr, errstr_size, "idempotency key is not a UUID");
+        return CS_ERR_INVALID;
+    }
+    snprintf(r, sizeof(r), "%lld", ref);
+    rc = render(conn, submitted_sql, 3, params, body, &first, errstr, errstr_size);
+    if (rc == CS_ERR_NOTFOUND)
+        snprintf(errstr, errstr_size, "case %lld has no event of idempotency key %s", ref, key);
+    if (created)
+        *created = rc == CS_OK && first;
+    return rc;
+}
