@@ -43,6 +43,7 @@ PRODUCER_SRC := $(sort $(wildcard producer/*.c))
 WORKER_SRC  := $(sort $(wildcard worker/*.c))
 INDEXER_SRC := $(sort $(wildcard indexer/*.c))
 ADMIN_SRC   := $(sort $(wildcard admin/*.c))
+API_SRC     := $(sort $(wildcard api/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/check_*.c)) tests/unit_main.c tests/runner.c tests/logfmt.c \
                tests/fixture.c tests/ccd_contract.c
 IT_SRC      := $(sort $(wildcard tests/it_*.c)) tests/integration_main.c tests/runner.c tests/logfmt.c \
@@ -54,8 +55,8 @@ logic = $(call obj,$(filter-out %/main.c,$(1)))
 
 LIB_A     := $(BUILD)/libcasestream.a
 PROGRAMS  := $(BUILD)/casestream-produce $(BUILD)/casestream-worker \
-             $(BUILD)/casestream-indexer $(BUILD)/casestream
-APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC))
+             $(BUILD)/casestream-indexer $(BUILD)/casestream $(BUILD)/casestream-api
+APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC) $(API_SRC))
 UNIT_BIN  := $(BUILD)/check_unit
 IT_BIN    := $(BUILD)/check_integration
 
@@ -90,6 +91,8 @@ $(BUILD)/casestream-worker: $(call obj,$(WORKER_SRC)) $(LIB_A)
 $(BUILD)/casestream-indexer: $(call obj,$(INDEXER_SRC)) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/casestream: $(call obj,$(ADMIN_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/casestream-api: $(call obj,$(API_SRC)) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(APP_LOGIC) $(LIB_A)
@@ -157,7 +160,7 @@ valgrind: $(UNIT_BIN)
 # FUZZ_SECONDS from its seeds (tests/fuzz/corpus/<name>) plus what earlier runs
 # found (build/fuzz/corpus/<name>); a crash, leak, timeout or failed property
 # fails the target and leaves the input in build/fuzz/artifacts/.
-FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk jwt
+FUZZ_TARGETS      ?= submission merge_patch jsondump change bulk jwt ccd_event
 FUZZ_SECONDS      ?= 20
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_CC           ?= clang
@@ -238,7 +241,7 @@ install-check:
 	scripts/install-check.sh
 
 FORMAT_FILES = $(wildcard lib/*.[ch] producer/*.[ch] worker/*.[ch] indexer/*.[ch] \
-                 admin/*.[ch] tests/*.[ch] tests/fuzz/*.[ch] bench/*.[ch])
+                 admin/*.[ch] api/*.[ch] tests/*.[ch] tests/fuzz/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -31,15 +31,16 @@ typedef struct cs_option {
 
 #define F(member)    offsetof(cs_config, member)
 #define LONG_RUNNING (CS_PROG_WORKER | CS_PROG_INDEXER)
-#define KAFKA_USERS  (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN)
+#define KAFKA_USERS                                                                                \
+    (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN | CS_PROG_API)
 /* The programs that mint or verify service-to-service tokens. */
-#define S2S_USERS CS_PROG_ADMIN
+#define S2S_USERS (CS_PROG_ADMIN | CS_PROG_API)
 
 /* Defaults match the ports scripts/stack.sh uses, so a local run needs no setup. */
 static const cs_option options[] = {
     {"brokers", KAFKA_USERS, OPT_STR, "127.0.0.1:59092", NULL, 0, 0, F(brokers),
      "Kafka bootstrap servers"},
-    {"pg", CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR,
+    {"pg", CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN | CS_PROG_API, OPT_STR,
      "host=127.0.0.1 port=55432 dbname=casestream user=casestream password=casestream", NULL, 0, 0,
      F(pg), "PostgreSQL connection string"},
     {"redis", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_STR, "redis://127.0.0.1:56379", NULL, 0, 0,
@@ -58,9 +59,9 @@ static const cs_option options[] = {
      "topic of submissions"},
     {"topic-results", KAFKA_USERS, OPT_STR, "case-event-results", NULL, 0, 0, F(topic_results),
      "topic of outcomes"},
-    {"topic-changes", KAFKA_USERS, OPT_STR, "case-changes", NULL, 0, 0, F(topic_changes),
-     "topic of committed changes"},
-    {"topic-dlq", KAFKA_USERS, OPT_STR, "case-events-dlq", NULL, 0, 0, F(topic_dlq),
+    {"topic-changes", KAFKA_USERS & ~CS_PROG_API, OPT_STR, "case-changes", NULL, 0, 0,
+     F(topic_changes), "topic of committed changes"},
+    {"topic-dlq", KAFKA_USERS & ~CS_PROG_API, OPT_STR, "case-events-dlq", NULL, 0, 0, F(topic_dlq),
      "dead-letter topic for invalid submissions"},
     {"events-partitions", CS_PROG_ADMIN, OPT_INT, "12", NULL, 1, 10000, F(events_partitions),
      "topics create: partitions of the submissions topic (the workers' scaling ceiling)"},
@@ -100,8 +101,8 @@ static const cs_option options[] = {
      "PostgreSQL connections applying different cases concurrently"},
     {"redis-ttl", CS_PROG_WORKER, OPT_INT, "604800", NULL, 1, INT_MAX, F(redis_ttl),
      "seconds an idempotency entry stays in Redis"},
-    {"max-message-bytes", CS_PROG_WORKER | CS_PROG_PRODUCE | CS_PROG_ADMIN, OPT_INT, "1048576",
-     NULL, 64, 100000000, F(max_message_bytes),
+    {"max-message-bytes", CS_PROG_WORKER | CS_PROG_PRODUCE | CS_PROG_ADMIN | CS_PROG_API, OPT_INT,
+     "1048576", NULL, 64, 100000000, F(max_message_bytes),
      "largest submission accepted; topics and producers take it plus 64 KiB"},
     {"outbox-batch", CS_PROG_WORKER, OPT_INT, "500", NULL, 1, 100000, F(outbox_batch),
      "outbox rows published per round"},
@@ -165,9 +166,29 @@ static const cs_option options[] = {
      "port of /livez, /readyz, /healthz and /metrics (0 = off)"},
     {"metrics-port", CS_PROG_INDEXER, OPT_INT, "9465", NULL, 0, 65535, F(metrics_port),
      "port of /livez, /readyz, /healthz and /metrics (0 = off)"},
+    {"api-host", CS_PROG_API, OPT_STR, "127.0.0.1", NULL, 0, 0, F(api_host),
+     "address or host name the HTTP server listens on (IPv6 too: ::1)"},
+    {"api-port", CS_PROG_API, OPT_INT, "4550", NULL, 1, 65535, F(api_port),
+     "port of /ccd-persistence, /livez, /readyz, /healthz and /metrics"},
+    {"submit-timeout", CS_PROG_API, OPT_INT, "10", NULL, 1, 300, F(submit_timeout),
+     "seconds a submission waits for its outcome before 504 (a retry with its key is safe)"},
+    {"max-body", CS_PROG_API, OPT_INT, "2097152", NULL, 1024, 104857600, F(max_body),
+     "largest request body in bytes (413 beyond)"},
+    {"max-connections", CS_PROG_API, OPT_INT, "512", NULL, 1, 100000, F(max_connections),
+     "connections open at once (more are refused)"},
+    {"connection-timeout", CS_PROG_API, OPT_INT, "30", NULL, 1, 3600, F(connection_timeout),
+     "seconds a connection may stay idle (a slow client is closed)"},
+    {"api-threads", CS_PROG_API, OPT_INT, "4", NULL, 1, 64, F(api_threads),
+     "HTTP threads, each with a PostgreSQL connection of its own"},
+    {"notes-field", CS_PROG_API, OPT_STR, "caseNotes", NULL, 0, 0, F(notes_field),
+     "case_data member the case's notes are shown under, as a CCD collection (\"\" = none)"},
+    {"allowed-services", CS_PROG_API, OPT_STR, "ccd_data", NULL, 0, 0, F(allowed_services),
+     "comma-separated services (the S2S token's sub) that may call"},
+    {"insecure-skip-s2s", CS_PROG_API, OPT_BOOL, "false", NULL, 0, 0, F(insecure_skip_s2s),
+     "do not verify ServiceAuthorization (development only: anyone may call)"},
     {"metrics-host", LONG_RUNNING, OPT_STR, "127.0.0.1", NULL, 0, 0, F(metrics_host),
      "address or host name the HTTP endpoint listens on (IPv6 too: ::1)"},
-    {"live-seconds", LONG_RUNNING, OPT_INT, "60", NULL, 1, 86400, F(live_seconds),
+    {"live-seconds", LONG_RUNNING | CS_PROG_API, OPT_INT, "60", NULL, 1, 86400, F(live_seconds),
      "seconds the main loop may go without a turn before /livez answers 503"},
     {"stall-seconds", LONG_RUNNING, OPT_INT, "120", NULL, 0, 86400, F(stall_seconds),
      "seconds a partition with lag may store no offset, its dependency up, before /healthz "
@@ -312,6 +333,24 @@ static int prefix_reason(const char *name, char *errstr, size_t errstr_size)
     return CS_ERR_INVALID;
 }
 
+/* True if list names at least one service, and no name is empty. */
+static bool allowed_services_ok(const char *list)
+{
+    size_t n = 0;
+
+    for (const char *p = list;; p++) {
+        if (*p == ',' || *p == '\0') {
+            if (n == 0)
+                return false;
+            if (*p == '\0')
+                return true;
+            n = 0;
+        } else if (*p != ' ') {
+            n++;
+        }
+    }
+}
+
 static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t errstr_size)
 {
     int level, format, db;
@@ -378,7 +417,18 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
         cs_metrics_addr addr;
 
         if (cs_metrics_resolve(cfg->metrics_host, cfg->metrics_port, &addr, errstr, errstr_size))
+            return prefix_reason("metrics-host", errstr, errstr_size);
+    }
+    if (program & CS_PROG_API) {
+        cs_metrics_addr addr;
+
+        if (cs_metrics_resolve(cfg->api_host, cfg->api_port, &addr, errstr, errstr_size))
+            return prefix_reason("api-host", errstr, errstr_size);
+        if (!cfg->insecure_skip_s2s && !allowed_services_ok(cfg->allowed_services)) {
+            snprintf(errstr, errstr_size,
+                     "allowed-services must name at least one service (names separated by commas)");
             return CS_ERR_INVALID;
+        }
     }
     const char *topics[] = {cfg->topic_events, cfg->topic_results, cfg->topic_changes,
                             cfg->topic_dlq};
@@ -693,7 +743,7 @@ void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const ch
         fprintf(out, "  %-26s %s\n  %-26s   %s, default \"%s\"\n", flag, o->help, "", envname,
                 o->def);
     }
-    if (program & (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN))
+    if (program & KAFKA_USERS)
         fprintf(out, "  %-26s %s\n", "-X key=value",
                 "librdkafka property (repeatable; not enable.idempotence, acks, isolation.level,\n"
                 "                               enable.auto.commit, enable.auto.offset.store, "

@@ -12,7 +12,8 @@ enum {
     CS_PROG_WORKER = 1 << 1,
     CS_PROG_INDEXER = 1 << 2,
     CS_PROG_ADMIN = 1 << 3,
-    CS_PROG_ALL = 0xf
+    CS_PROG_API = 1 << 4,
+    CS_PROG_ALL = 0x1f
 };
 
 /* Every setting of every program. Strings are borrowed from argv, the
@@ -77,6 +78,18 @@ typedef struct cs_config {
     int seed;
     bool ccd;    /* workload: CCD's optional fields, supplementary data, retention dates */
     int expired; /* workload: how many cases (the last ones) are past their retention date */
+    /* api */
+    const char *api_host;
+    int api_port;
+    int submit_timeout;     /* seconds a submit waits for its outcome */
+    int max_body;           /* bytes of a request body */
+    int max_connections;    /* open connections at once */
+    int connection_timeout; /* seconds a connection may stay idle */
+    int api_threads;        /* HTTP threads, and PostgreSQL connections */
+    const char *notes_field;
+    const char *allowed_services; /* comma-separated S2S subjects */
+    bool insecure_skip_s2s;
+    /* token */
     const char *service; /* token: the service (sub) a token is minted for */
     int ttl;             /* token: its lifetime in seconds */
     /* service-to-service tokens (lib/jwt.h) */

@@ -424,6 +424,22 @@ static const char *beside_supplementary(const cs_submission *s)
                                         : NULL;
 }
 
+/* A revision CCD reports (start_revision, merge_revision): absent, or an integer 0 or more.
+ * Returns whether it was given, with its value in *out. */
+static bool revision_value(check *c, json_t *root, const char *name, int64_t *out)
+{
+    json_t *v = member(root, name);
+
+    if (!v)
+        return false;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        fail(c, CS_REJECTED, "field \"%s\" must be an integer 0 or more", name);
+        return false;
+    }
+    *out = (int64_t)json_integer_value(v);
+    return true;
+}
+
 /* The fields CCD records of a case and its events (DESIGN §3). */
 static void read_ccd_fields(check *c, cs_submission *s)
 {
@@ -464,6 +480,8 @@ static void read_ccd_fields(check *c, cs_submission *s)
     s->proxied_by_last_name =
         string_value(c, "proxied_by_last_name", member(root, "proxied_by_last_name"), CS_REJECTED,
                      CHARS, MAX_NAME);
+    s->has_start_revision = revision_value(c, root, "start_revision", &s->start_revision);
+    s->has_merge_revision = revision_value(c, root, "merge_revision", &s->merge_revision);
     s->supplementary_updates = supplementary_value(c, root);
     if (s->supplementary_updates && (other = beside_supplementary(s)) != NULL)
         fail(c, CS_REJECTED,

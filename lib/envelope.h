@@ -49,6 +49,12 @@ typedef struct cs_submission {
     const char *proxied_by;
     const char *proxied_by_first_name;
     const char *proxied_by_last_name;
+    /* The revisions CCD reports of the event: the one the user started from, and the one it
+     * merged into just before submitting; recorded in history (012). */
+    bool has_start_revision;
+    int64_t start_revision;
+    bool has_merge_revision;
+    int64_t merge_revision;
     /* A supplementary data update, {"$set": {path: value}, "$inc": {path: integer}}, checked
      * as CCD checks one (paths "a" or "a.b"); such a submission changes nothing else. */
     json_t *supplementary_updates;
@@ -73,7 +79,7 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
  * "_cases", may have at most 255. */
 #define CS_CASE_TYPE_MAX 249
 
-/* The first internal case id casestream gives from its own sequence (2^62; migration 011). A
+/* The first internal case id casestream gives from its own sequence (2^62; migration 013). A
  * submission's "id" (CCD's, counted from 1) must be below it, so the two never meet. */
 #define CS_CASE_ID_OWN_FIRST INT64_C(4611686018427387904)
 

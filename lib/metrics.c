@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_METRICS 160
+#define MAX_METRICS 256
 #define N_BUCKETS   14
 
 typedef enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } metric_kind;
@@ -274,8 +274,8 @@ int cs_metrics_resolve(const char *host, int port, cs_metrics_addr *out, char *e
     hints.ai_flags = AI_NUMERICSERV;
     snprintf(service, sizeof(service), "%d", port);
     if (!host[0] || (rc = getaddrinfo(host, service, &hints, &res)) != 0) {
-        snprintf(errstr, errstr_size, "metrics-host \"%s\" is not an address or a known host: %s",
-                 host, host[0] ? gai_strerror(rc) : "empty");
+        snprintf(errstr, errstr_size, "\"%s\" is not an address or a known host: %s", host,
+                 host[0] ? gai_strerror(rc) : "empty");
         return CS_ERR_INVALID;
     }
     for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
@@ -285,7 +285,7 @@ int cs_metrics_resolve(const char *host, int port, cs_metrics_addr *out, char *e
         if (a->ai_family == AF_INET6)
             pick = a;
     if (!pick || pick->ai_addrlen > sizeof(out->ss)) {
-        snprintf(errstr, errstr_size, "metrics-host \"%s\" has no IPv4 or IPv6 address", host);
+        snprintf(errstr, errstr_size, "\"%s\" has no IPv4 or IPv6 address", host);
         freeaddrinfo(res);
         return CS_ERR_INVALID;
     }
@@ -358,29 +358,19 @@ static enum MHD_Result text_reply(struct MHD_Connection *c, unsigned status, con
 
 #define METRICS_PAGE (512 * 1024)
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+int cs_metrics_respond(struct MHD_Connection *c, cs_health *health, cs_http_route route)
 {
-    cs_metrics_server *s = cls;
     char text[1024];
     bool ok;
 
-    (void)version;
-    (void)upload_data;
-    (void)con_cls;
-    if (*upload_data_size > 0) {
-        *upload_data_size = 0; /* a body is read and ignored */
-        return MHD_YES;
-    }
-    switch (cs_http_route_of(method, url)) {
+    switch (route) {
     case CS_ROUTE_LIVEZ:
-        ok = s->health ? cs_health_live(s->health, text, sizeof(text))
-                       : (snprintf(text, sizeof(text), "ok"), true);
+        ok = health ? cs_health_live(health, text, sizeof(text))
+                    : (snprintf(text, sizeof(text), "ok"), true);
         return text_reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, false);
     case CS_ROUTE_READYZ:
-        ok = s->health ? cs_health_ready(s->health, text, sizeof(text))
-                       : (snprintf(text, sizeof(text), "ok"), true);
+        ok = health ? cs_health_ready(health, text, sizeof(text))
+                    : (snprintf(text, sizeof(text), "ok"), true);
         return text_reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, false);
     case CS_ROUTE_METRICS: {
         char *page = malloc(METRICS_PAGE);
@@ -398,6 +388,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         break;
     }
     return text_reply(c, MHD_HTTP_NOT_FOUND, "not found", false);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    cs_metrics_server *s = cls;
+
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    if (*upload_data_size > 0) {
+        *upload_data_size = 0; /* a body is read and ignored */
+        return MHD_YES;
+    }
+    return cs_metrics_respond(c, s->health, cs_http_route_of(method, url)) ? MHD_YES : MHD_NO;
 }
 
 /* libmicrohttpd's own messages, through the logger. */

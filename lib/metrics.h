@@ -49,7 +49,8 @@ typedef struct cs_metrics_addr {
 } cs_metrics_addr;
 
 /* Resolves host (an IPv4 or IPv6 address, or a host name; a name with both prefers IPv4)
- * and port. Returns 0, or CS_ERR_INVALID with a one-line reason in errstr. */
+ * and port. Returns 0, or CS_ERR_INVALID with a one-line reason in errstr (quoting host; the
+ * caller names the option). */
 int cs_metrics_resolve(const char *host, int port, cs_metrics_addr *out, char *errstr,
                        size_t errstr_size);
 
@@ -64,6 +65,13 @@ typedef enum cs_http_route {
 
 /* The route of method and path (the query string, if any, is ignored). */
 cs_http_route cs_http_route_of(const char *method, const char *path);
+
+struct MHD_Connection;
+
+/* Answers route on c as the endpoint below does (text bodies redacted; 405 with Allow: GET,
+ * HEAD): for a program's own libmicrohttpd server that serves these paths beside its others.
+ * health may be NULL (always "ok"). Returns libmicrohttpd's MHD_YES (1) or MHD_NO (0). */
+int cs_metrics_respond(struct MHD_Connection *c, cs_health *health, cs_http_route route);
 
 /* Starts serving /livez, /readyz (and /healthz, its old name: 200 or 503 with
  * a one-line text) and /metrics on host:port with libmicrohttpd (one

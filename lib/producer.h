@@ -12,7 +12,11 @@
 /* A producer of submissions onto cfg->topic_events (key = case reference,
  * idempotent, acks=all, partitioner murmur2_random), with an optional
  * consumer of cfg->topic_results for the outcomes. A cs_producer may be used
- * by one thread at a time; delivery callbacks run inside its calls. */
+ * by one thread at a time; delivery callbacks run inside its calls. Two
+ * exceptions, which touch nothing the other calls change: the results
+ * consumer (cs_producer_watch_results, cs_producer_next_outcome) may run on
+ * one thread of its own beside the thread that sends, and cs_producer_check
+ * may run on any thread (a readiness probe). */
 typedef struct cs_producer cs_producer;
 
 /* --- The embedding API ---------------------------------------------------- */

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The demo behind `make run`: starts casestream-worker and casestream-indexer,
-# pushes a mixed workload through casestream-produce, adds a few poison
-# messages, and prints a summary read back from PostgreSQL and Elasticsearch.
-# The programs keep running afterwards; `scripts/demo.sh stop` (make stop)
-# stops them by pid.
+# The demo behind `make run`: starts casestream-worker, casestream-indexer and
+# casestream-api, pushes a mixed workload through casestream-produce, adds a few
+# poison messages, prints a summary read back from PostgreSQL and
+# Elasticsearch, and ends with a CCD-like session through casestream-api with
+# curl, printing each command. The programs keep running afterwards;
+# `scripts/demo.sh stop` (make stop) stops them by pid.
 #
 #   scripts/demo.sh [run]       the demo (expects the stack up, the build done, schema and topics)
-#   scripts/demo.sh start       only start the worker and the indexer
-#   scripts/demo.sh stop        stop the worker and the indexer
+#   scripts/demo.sh start       only start the worker, the indexer and the API
+#   scripts/demo.sh stop        stop them
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -91,9 +92,80 @@ es_docs_and_revisions() {
     echo "${docs:-0} ${revs:-0}"
 }
 
+API_PORT=${CASESTREAM_API_PORT:-4550}
+S2S_KEY=$DEMO/s2s.key # the demo's S2S secret, shared with its "CCD"
+
 start_all() {
     start_program casestream-worker
     start_program casestream-indexer
+    [[ -s $S2S_KEY ]] || (umask 022 && head -c 48 /dev/urandom | base64 >"$S2S_KEY")
+    start_program casestream-api --pg="$CASESTREAM_READER_PG" --s2s-key-file="$S2S_KEY" \
+        --api-port="$API_PORT"
+    for _ in $(seq 1 150); do
+        curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null && return 0
+        sleep 0.2
+    done
+    echo "casestream-api did not become ready within 30 s: $(curl -s "http://127.0.0.1:$API_PORT/readyz")" \
+        "(its log: $LOG/casestream-api.log)" >&2
+    return 1
+}
+
+# Prints a command, then runs it (so a person can repeat it).
+show() {
+    printf '$ %s\n' "$1"
+    eval "$1"
+    echo
+}
+
+# What CCD data store does with a case it keeps in casestream: create, read, an update from a
+# stale version (409), history, supplementary data. $1: a case reference of its own.
+ccd_session() {
+    local body=$DEMO/ccd
+    mkdir -p "$body"
+    API="http://127.0.0.1:$API_PORT"
+    REF=$1
+    S2S=$(build/casestream token --service ccd_data --s2s-key-file="$S2S_KEY")
+    # The user's token: CCD has verified it; casestream-api reads uid, given_name, family_name.
+    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    USER_TOKEN="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf \
+        '{"sub":"ann@example.com","uid":"u-ann","given_name":"Ann","family_name":"Clerk"}' |
+        b64url).c2lnbmF0dXJl"
+    cat >"$body/create.json" <<JSON
+{"case_details": {"id": $REF, "jurisdiction": "DIVORCE", "case_type_id": "NFD", "state": "Submitted",
+  "version": null, "security_classification": "PUBLIC", "data_classification": {},
+  "case_data": {"applicant": {"name": "Ann Smith", "city": "Leeds"}}},
+ "event_details": {"case_type": "NFD", "event_id": "create", "event_name": "Create case"}}
+JSON
+    for v in 0 1; do
+        cat >"$body/issue-from-$v.json" <<JSON
+{"case_details": {"id": $REF, "jurisdiction": "DIVORCE", "case_type_id": "NFD", "state": "Issued",
+  "version": $v, "security_classification": "PUBLIC",
+  "case_data": {"applicant": {"name": "Ann Smith", "city": "York"}}},
+ "event_details": {"case_type": "NFD", "event_id": "issue", "event_name": "Issue"}}
+JSON
+    done
+    echo '{"supplementary_data_updates": {"$set": {"orgs.org1": "Y"}, "$inc": {"views": 1}}}' \
+        >"$body/supplementary.json"
+    echo "To repeat these commands, set:"
+    echo "  API=$API REF=$REF"
+    echo "  S2S=\$(build/casestream token --service ccd_data --s2s-key-file=$S2S_KEY)"
+    echo "  USER_TOKEN=$USER_TOKEN"
+    echo
+    local auth='-H "ServiceAuthorization: Bearer $S2S" -H "Authorization: Bearer $USER_TOKEN"'
+    local post="curl -s -w '  HTTP %{http_code}\\n' $auth -H 'Content-Type: application/json'"
+    local key='-H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)"'
+    say "create the case (201: the case right after its event)"
+    show "$post $key \"\$API/ccd-persistence/cases\" -d @$body/create.json"
+    say "read it as CCD does"
+    show "curl -s -w '\\n' $auth \"\$API/ccd-persistence/cases?case-refs=\$REF\""
+    say "an update from version 0, which is stale (409: CCD says the case was changed meanwhile)"
+    show "$post $key \"\$API/ccd-persistence/cases\" -d @$body/issue-from-0.json"
+    say "the same update from version 1, the case's (200)"
+    show "$post $key \"\$API/ccd-persistence/cases\" -d @$body/issue-from-1.json"
+    say "its history, newest first"
+    show "curl -s -w '\\n' $auth \"\$API/ccd-persistence/cases/\$REF/history\""
+    say "supplementary data: the whole map after the update"
+    show "$post \"\$API/ccd-persistence/cases/\$REF/supplementary-data\" -d @$body/supplementary.json"
 }
 
 run_demo() {
@@ -171,7 +243,9 @@ run_demo() {
     echo "${found:-0} cases found; the first few:"
     grep -o '"_source":{[^}]*}' <<<"$hits" | sed 's/^"_source":/  /' || true
     echo
-    echo "The worker and the indexer keep running (logs in $LOG/); 'make stop' stops them and the services."
+    say "a CCD-like session through casestream-api (port $API_PORT), with curl"
+    ccd_session "$((last + 1))"
+    echo "The worker, the indexer and the API keep running (logs in $LOG/); 'make stop' stops them and the services."
     $agreed
 }
 
@@ -179,6 +253,7 @@ case ${1:-run} in
 run) run_demo ;;
 start) start_all ;;
 stop)
+    stop_program casestream-api
     stop_program casestream-worker
     stop_program casestream-indexer
     ;;

@@ -24,7 +24,7 @@ fail() {
 make --no-print-directory install DESTDIR="$root" PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
   { cat "$tmp/install.log" >&2; fail "make install"; }
 
-for prog in casestream casestream-produce casestream-worker casestream-indexer; do
+for prog in casestream casestream-produce casestream-worker casestream-indexer casestream-api; do
   [[ -x $root$prefix/bin/$prog ]] || fail "bin/$prog is missing"
   page=$root$prefix/share/man/man1/$prog.1
   [[ -s $page ]] || fail "man1/$prog.1 is missing"

@@ -367,6 +367,34 @@ START_TEST(test_config_errors_exit_78_and_version_exits_0)
 }
 END_TEST
 
+START_TEST(test_config_api_options_and_their_refusals)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *argv[] = {"casestream-api", "--api-port=4551", "--s2s-key-file=/k", NULL};
+    char *zero[] = {"casestream-api", "--submit-timeout=0", NULL};
+    char *nobody[] = {"casestream-api", "--allowed-services= , ", NULL};
+    char *changes[] = {"casestream-api", "--topic-changes=x", NULL};
+    char *worker[] = {"casestream-worker", "--api-port=4551", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_API, 3, argv, err), 0);
+    ck_assert_int_eq(cfg.api_port, 4551);
+    ck_assert_str_eq(cfg.api_host, "127.0.0.1");
+    ck_assert_int_eq(cfg.submit_timeout, 10);
+    ck_assert_int_eq(cfg.max_body, 2097152);
+    ck_assert_str_eq(cfg.notes_field, "caseNotes");
+    ck_assert_str_eq(cfg.allowed_services, "ccd_data");
+    ck_assert(!cfg.insecure_skip_s2s);
+    ck_assert_str_eq(cfg.s2s_key_file, "/k");
+    cs_config_free(&cfg);
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_API, zero), "out of range"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_API, nobody), "allowed-services"));
+    /* The API publishes and reads outcomes: the changes and dead-letter topics are not its. */
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_API, changes), "unknown option"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, worker), "unknown option"));
+}
+END_TEST
+
 START_TEST(test_config_s2s_key_options_for_the_token_command)
 {
     cs_config cfg;
@@ -471,6 +499,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
     tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
+    tcase_add_test(tc, test_config_api_options_and_their_refusals);
     tcase_add_test(tc, test_config_topic_specs_follow_the_topic_options);
     suite_add_tcase(s, tc);
     return s;

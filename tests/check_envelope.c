@@ -150,6 +150,16 @@ static void check_expect(const char *name, json_t *expect, const cs_submission *
         ck_assert_msg(json_is_null(v) || s->case_type_version == json_integer_value(v),
                       "%s: case_type_version %d", name, (int)s->case_type_version);
     }
+    if ((v = json_object_get(expect, "start_revision"))) {
+        ck_assert_msg(s->has_start_revision == !json_is_null(v), "%s: has_start_revision", name);
+        ck_assert_msg(json_is_null(v) || s->start_revision == json_integer_value(v),
+                      "%s: start_revision", name);
+    }
+    if ((v = json_object_get(expect, "merge_revision"))) {
+        ck_assert_msg(s->has_merge_revision == !json_is_null(v), "%s: has_merge_revision", name);
+        ck_assert_msg(json_is_null(v) || s->merge_revision == json_integer_value(v),
+                      "%s: merge_revision", name);
+    }
     if ((v = json_object_get(expect, "supplementary")))
         ck_assert_msg(cs_submission_is_supplementary(s) == json_is_true(v), "%s: supplementary",
                       name);

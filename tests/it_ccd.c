@@ -293,7 +293,7 @@ START_TEST(test_migration_keeps_existing_cases_readable_and_indexable)
         json_decref(hit);
     }
 
-    /* The migrations after 007: casestream's own ids move to 2^62 and up (011), away from
+    /* The migrations after 007: casestream's own ids move to 2^62 and up (013), away from
      * CCD's; the ids given before stay. */
     snprintf(cmd, sizeof(cmd), "cp sql/0*.sql %s/", dir);
     ck_assert_int_eq(system(cmd), 0);

@@ -210,7 +210,7 @@ START_TEST(test_ccd_fields_round_trip_to_postgresql_and_change_document)
                a);
     snprintf(id_b, sizeof(id_b), "%lld",
              it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, b));
-    /* From casestream's own range (2^62 and up, migration 011), which CCD's ids never reach. */
+    /* From casestream's own range (2^62 and up, migration 013), which CCD's ids never reach. */
     ck_assert_msg(atoll(id_b) >= CS_CASE_ID_OWN_FIRST, "case %" PRId64 " has id %s", b, id_b);
     /* The history rows: every CCD field as submitted, the significant item as its three. */
     assert_sql("t",

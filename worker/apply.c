@@ -114,11 +114,12 @@ static const struct statement {
               " user_first_name, user_last_name, state_name, case_type_version,"
               " data_classification, significant_item, proxied_by, proxied_by_first_name,"
               " proxied_by_last_name, supplementary_data, last_state_modified_date,"
-              " case_supplementary_data)"
+              " case_supplementary_data, start_revision, merge_revision)"
               " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
               " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
               " $18::jsonb, $19, $20, $21, $22::jsonb, c.last_state_modified_date,"
-              " c.supplementary_data FROM ccd.case_data c WHERE c.reference = $2"},
+              " c.supplementary_data, $23::bigint, $24::bigint"
+              " FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on
@@ -542,6 +543,7 @@ static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
 {
     const cs_submission *s = j->sub;
     char ref[24], ver[16], rev[24], prev[24], id[24], part[16], off[24], case_id[24], ctv[16];
+    char start_rev[24], merge_rev[24];
     char *data = p->data_changed ? cs_json_dumps(p->data) : NULL;
     char *dcls = p->data_classification ? cs_json_dumps(p->data_classification) : NULL;
     char *sup = p->supplementary ? cs_json_dumps(p->supplementary) : NULL;
@@ -558,6 +560,8 @@ static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
     snprintf(off, sizeof(off), "%" PRId64, j->offset);
     snprintf(case_id, sizeof(case_id), "%" PRId64, p->case_id);
     snprintf(ctv, sizeof(ctv), "%" PRId32, s->case_type_version);
+    snprintf(start_rev, sizeof(start_rev), "%" PRId64, s->start_revision);
+    snprintf(merge_rev, sizeof(merge_rev), "%" PRId64, s->merge_revision);
     if (ok && p->create) {
         const char *params[] = {ref,
                                 s->case_type,
@@ -605,8 +609,10 @@ static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
                                 s->proxied_by,
                                 s->proxied_by_first_name,
                                 s->proxied_by_last_name,
-                                sup};
-        ok = send_stmt(a, "event", 22, params);
+                                sup,
+                                s->has_start_revision ? start_rev : NULL,
+                                s->has_merge_revision ? merge_rev : NULL};
+        ok = send_stmt(a, "event", 24, params);
     }
     free(data);
     free(dcls);
