@@ -20,6 +20,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv);
 int cs_admin_workload(const cs_config *cfg, int argc, char **argv);
 int cs_admin_dispose(const cs_config *cfg, int argc, char **argv);
 int cs_admin_index_dead_letters(const cs_config *cfg, int argc, char **argv);
+int cs_admin_import(const cs_config *cfg, int argc, char **argv);
 int cs_admin_token(const cs_config *cfg, int argc, char **argv);
 
 /* What writing cases to the index did. */

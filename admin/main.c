@@ -1,5 +1,6 @@
 /* casestream: migrate the schema, manage topics, inspect cases, reindex, read the DLQ and the
- * index dead letters, dispose of cases past their retention, mint development tokens. */
+ * index dead letters, dispose of cases past their retention, import a case type from CCD, mint
+ * development tokens. */
 #include "admin.h"
 #include "config.h"
 #include "err.h"
@@ -18,7 +19,7 @@ static const command commands[] = {
     {"case", cs_admin_case},         {"reindex", cs_admin_reindex},
     {"dlq", cs_admin_dlq},           {"index-dead-letters", cs_admin_index_dead_letters},
     {"workload", cs_admin_workload}, {"dispose", cs_admin_dispose},
-    {"token", cs_admin_token},
+    {"import", cs_admin_import},     {"token", cs_admin_token},
 };
 
 static const char synopsis[] = "casestream [options] COMMAND [ARGS]";
@@ -60,6 +61,15 @@ static const char description[] =
     "                             documents are deleted from the index through the outbox\n"
     "                             of --topic-changes; --dry-run lists them as JSON lines;\n"
     "                             run it as the worker's role (CASESTREAM_WORKER_PG)\n"
+    "  import --from CONNINFO --case-type T [--mode preload|cutover|validate]\n"
+    "         [--revision-offset N] [--batch N] [--jobs N]\n"
+    "                             onboard case type T from CCD data store's database:\n"
+    "                             preload copies its cases and history (again: what changed),\n"
+    "                             cutover copies the rest under CCD's shutter, verifies and\n"
+    "                             takes the type over, validate compares and prints each\n"
+    "                             mismatch (exit 1 on any); a run resumes where one stopped;\n"
+    "                             preload and cutover end with a reindex of T; run it as the\n"
+    "                             worker's role (CASESTREAM_WORKER_PG)\n"
     "  token --service NAME [--ttl SECONDS]\n"
     "                             print a development service-to-service token (a JWT with\n"
     "                             sub NAME, iat now, exp now + ttl) signed with the key of\n"

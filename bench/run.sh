@@ -8,6 +8,9 @@
 #   (e) indexer documents/s against a raw _bulk load of the same documents (as (a) published
 #       them, and (e') each with an id of its own),
 #   (f) peak RSS of the programs,
+#   (g) `casestream import` events/s against a raw COPY of the same rows (bench/import.sh),
+#   (h) casestream-api: GET of one case (wrk, 32 connections) against the same lookup as SQL
+#       (pgbench), and POST submit p50/p99 at 16 connections (bench/api.sh),
 # plus a profile of the worker, and writes bench/results/<UTC>.json, <UTC>.md, latest.md.
 # What each figure means: bench/README.md. Everything runs on topics, groups, ports,
 # references and indices of its own, so the demo and the tests are never touched.
@@ -702,6 +705,26 @@ index_run e1 revisions "e"
 index_run e2 distinct "e′"
 
 # =========================================================================================
+# (g) import from a database shaped as CCD's, against a raw COPY of the same rows
+# =========================================================================================
+log "(g) casestream import against a raw COPY between two databases (bench/import.sh)"
+if ! bench/import.sh "$WORK" 2>"$WORK/g.log"; then
+    log "(g) failed: $(tail -2 "$WORK/g.log" | tr '\n' ' ')"
+    echo "| g | import events/s | failed | see \`$WORK/g.log\` |" >"$WORK/g-rows.md"
+    echo '{"failed": true}' >"$WORK/g.json"
+fi
+
+# =========================================================================================
+# (h) casestream-api: reads against the same lookup as SQL, submits with the pipeline running
+# =========================================================================================
+log "(h) casestream-api under wrk against pgbench (bench/api.sh)"
+if ! bench/api.sh "$WORK" 2>"$WORK/h.log"; then
+    log "(h) failed: $(tail -2 "$WORK/h.log" | tr '\n' ' ')"
+    echo "| h | casestream-api | failed | see \`$WORK/h.log\` |" >"$WORK/h-rows.md"
+    echo '{"failed": true}' >"$WORK/h.json"
+fi
+
+# =========================================================================================
 # The profile of the worker
 # =========================================================================================
 PROFILE_FILE=$RESULTS/$TS-profile.txt
@@ -837,6 +860,8 @@ cat >"$JSON_FILE" <<EOF
   "ratio": {"a_over_b": $RATIO, "target": 2.0, "target_met": $TARGET_MET},
   "latency": [$(join_json "${D_PHASES[@]}")],
   "indexer": [$(join_json "${E_PHASES[@]}")],
+  "import": $(cat "$WORK/g.json"),
+  "api": $(cat "$WORK/h.json"),
   "peak_rss_kb": {"worker": $RSS_WORKER, "worker_a": $RSS_WORKER_A, "worker_d": $RSS_WORKER_D,
                   "indexer": $RSS_INDEXER, "indexer_d": $RSS_INDEXER_D, "indexer_e": $RSS_INDEXER_E,
                   "produce_d": $RSS_PRODUCE},
@@ -869,6 +894,8 @@ $(for p in "${E_PHASES[@]}"; do cat "$WORK/$p-rows.md"; done)
 | f | peak RSS casestream-worker | **$(kb_mib "$RSS_WORKER") MiB** | VmHWM before stopping: $(kb_mib "$RSS_WORKER_A") MiB after (a), $(kb_mib "$RSS_WORKER_D") MiB after (d) |
 | f | peak RSS casestream-indexer | **$(kb_mib "$RSS_INDEXER") MiB** | VmHWM before stopping: $(kb_mib "$RSS_INDEXER_D") MiB after (d), $(kb_mib "$RSS_INDEXER_E") MiB after (e) |
 | f | peak RSS casestream-produce | $(kb_mib "$RSS_PRODUCE") MiB | max RSS of the (d) producer (/usr/bin/time) |
+$(cat "$WORK/g-rows.md")
+$(cat "$WORK/h-rows.md")
 
 ## What limits the worker's throughput
 

@@ -107,10 +107,31 @@ static const char *notes_param(const cs_ccd_view *v)
 /* Runs sql with params and, when it returns a row, hands its first column to *body (the caller
  * frees) written compact with the numbers as stored; *second (may be NULL) gets the second
  * column, a boolean. Returns CS_OK, CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
-static int render(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                  char **body, bool *second, char *errstr, size_t errstr_size)
+/* Runs statement name (sql) as a prepared statement of conn: parsed and planned once per
+ * connection, prepared on first use (a connection that has not prepared it answers 26000,
+ * invalid_sql_statement_name). */
+static PGresult *exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
+                               const char *const *params)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    const char *state;
+
+    if (PQresultStatus(res) != PGRES_FATAL_ERROR ||
+        !(state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) || strcmp(state, "26000") != 0)
+        return res;
+    PQclear(res);
+    res = PQprepare(conn, name, sql, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res;
+    PQclear(res);
+    return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+}
+
+static int render(PGconn *conn, const char *name, const char *sql, int nparams,
+                  const char *const *params, char **body, bool *second, char *errstr,
+                  size_t errstr_size)
+{
+    PGresult *res = exec_prepared(conn, name, sql, nparams, params);
     json_error_t jerr;
     json_t *root = NULL;
     int rc = CS_OK;
@@ -166,7 +187,7 @@ int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs,
     array[len] = '\0';
     params[0] = array;
     params[1] = notes_param(v);
-    return render(conn, cases_sql, 2, params, body, NULL, errstr, errstr_size);
+    return render(conn, "cs_ccd_view_cases", cases_sql, 2, params, body, NULL, errstr, errstr_size);
 }
 
 int cs_ccd_view_history(PGconn *conn, const cs_ccd_view *v, long long ref, char **body,
@@ -177,7 +198,8 @@ int cs_ccd_view_history(PGconn *conn, const cs_ccd_view *v, long long ref, char 
     int rc;
 
     snprintf(r, sizeof(r), "%lld", ref);
-    rc = render(conn, history_sql, 2, params, body, NULL, errstr, errstr_size);
+    rc = render(conn, "cs_ccd_view_history", history_sql, 2, params, body, NULL, errstr,
+                errstr_size);
     if (rc == CS_ERR_NOTFOUND)
         snprintf(errstr, errstr_size, "no case %lld", ref);
     return rc;
@@ -192,7 +214,7 @@ int cs_ccd_view_event(PGconn *conn, const cs_ccd_view *v, long long ref, long lo
 
     snprintf(r, sizeof(r), "%lld", ref);
     snprintf(id, sizeof(id), "%lld", history_id);
-    rc = render(conn, event_sql, 3, params, body, NULL, errstr, errstr_size);
+    rc = render(conn, "cs_ccd_view_event", event_sql, 3, params, body, NULL, errstr, errstr_size);
     if (rc == CS_ERR_NOTFOUND)
         snprintf(errstr, errstr_size, "no event %lld in the history of case %lld", history_id, ref);
     return rc;
@@ -213,7 +235,8 @@ int cs_ccd_view_submitted(PGconn *conn, const cs_ccd_view *v, long long ref,
         return CS_ERR_INVALID;
     }
     snprintf(r, sizeof(r), "%lld", ref);
-    rc = render(conn, submitted_sql, 3, params, body, &first, errstr, errstr_size);
+    rc = render(conn, "cs_ccd_view_submitted", submitted_sql, 3, params, body, &first, errstr,
+                errstr_size);
     if (rc == CS_ERR_NOTFOUND)
         snprintf(errstr, errstr_size, "case %lld has no event of idempotency key %s", ref, key);
     if (created)

@@ -131,8 +131,8 @@ static const cs_option options[] = {
     {"sql-dir", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(sql_dir),
      "directory of the numbered migrations (\"\": ./sql, else the installed share/casestream/sql)"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
-     "reindex, index-dead-letters, dispose: only this case type; workload: the case type "
-     "(default NFD)"},
+     "reindex, index-dead-letters, dispose: only this case type; import: the case type to "
+     "import; workload: the case type (default NFD)"},
     {"new-index", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(new_index),
      "reindex: build a new index for --case-type, then move its alias to it"},
     {"before", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(before),
@@ -149,6 +149,17 @@ static const cs_option options[] = {
      "retention dates"},
     {"expired", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000000, F(expired),
      "workload: the last N cases are created past their retention date (for dispose)"},
+    {"from", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(from),
+     "import: CCD data store's PostgreSQL database to import from (libpq conninfo)"},
+    {"mode", CS_PROG_ADMIN, OPT_STR, "preload", NULL, 0, 0, F(mode),
+     "import: preload (copy while CCD is live), cutover (last copy, verify, take the case "
+     "type over) or validate (compare, write nothing)"},
+    {"revision-offset", CS_PROG_ADMIN, OPT_INT, "1000000000", NULL, 0, INT_MAX, F(revision_offset),
+     "import: an imported event's case_revision is this plus its ordinal in its case"},
+    {"batch", CS_PROG_ADMIN, OPT_INT, "1000", NULL, 1, 100000, F(batch),
+     "import: source rows committed per transaction"},
+    {"jobs", CS_PROG_ADMIN, OPT_INT, "2", NULL, 1, 32, F(jobs),
+     "import: PostgreSQL connections writing batches at once (they commit in order)"},
     {"service", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(service),
      "token: the service the token is for (its sub claim)"},
     {"ttl", CS_PROG_ADMIN, OPT_INT, "3600", NULL, 1, 31536000, F(ttl),

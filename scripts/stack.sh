@@ -63,7 +63,7 @@ STOP_TIMEOUT=30
 PACKAGES=(postgresql-15 postgresql-contrib redis-server maven
   librdkafka-dev libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check libssl-dev
   libcurl4-openssl-dev pkg-config kcat clang-format valgrind unzip curl
-  procps clang groff-base openssl)
+  procps clang groff-base openssl wrk)
 
 SERVICES=(postgres redis kafka es)
 

@@ -52,6 +52,49 @@ START_TEST(test_config_flag_overrides_environment)
 }
 END_TEST
 
+START_TEST(test_config_import_options_default_to_a_preload_with_the_sdk_offset)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *none[] = {"prog", "import", NULL};
+    char *all[] = {"prog",
+                   "--from=dbname=ccd",
+                   "--mode=cutover",
+                   "--revision-offset=5",
+                   "--batch",
+                   "20",
+                   "--jobs=3",
+                   "import",
+                   NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 2, none, err), 0);
+    ck_assert_str_eq(cfg.from, "");
+    ck_assert_str_eq(cfg.mode, "preload");
+    ck_assert_int_eq(cfg.revision_offset, 1000000000);
+    ck_assert_int_eq(cfg.batch, 1000);
+    ck_assert_int_eq(cfg.jobs, 2);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 8, all, err), 0);
+    ck_assert_str_eq(cfg.from, "dbname=ccd");
+    ck_assert_str_eq(cfg.mode, "cutover");
+    ck_assert_int_eq(cfg.revision_offset, 5);
+    ck_assert_int_eq(cfg.batch, 20);
+    ck_assert_int_eq(cfg.jobs, 3);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(
+        load(&cfg, CS_PROG_ADMIN, 3, (char *[]){"prog", "--jobs=0", "import", NULL}, err),
+        CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "jobs 0 is out of range 1..32"));
+    cs_config_free(&cfg);
+    /* A conninfo's password is never quoted in a reason. */
+    ck_assert_int_eq(load(&cfg, CS_PROG_ADMIN, 3,
+                          (char *[]){"prog", "--from=password=s3cret", "--batch=x", NULL}, err),
+                     CS_ERR_INVALID);
+    ck_assert_ptr_null(strstr(err, "s3cret"));
+    cs_config_free(&cfg);
+}
+END_TEST
+
 /* Writes text to a fresh file; returns its path (static buffer). */
 static const char *config_file(const char *text)
 {
@@ -493,6 +536,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_flag_overrides_environment);
     tcase_add_test(tc, test_config_rejects_bad_values_with_reason);
     tcase_add_test(tc, test_config_admin_takes_dispose_options_and_limit_defaults_to_the_command);
+    tcase_add_test(tc, test_config_import_options_default_to_a_preload_with_the_sdk_offset);
     tcase_add_test(tc, test_config_kafka_props_optional_values_and_positionals);
     tcase_add_test(tc, test_config_stall_seconds_for_long_running_programs_only);
     tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);

@@ -211,6 +211,10 @@ static cs_decider *read_state(const batch *b)
                                                  str_of(v, "disposed_on")),
                          0);
     }
+    json_array_foreach(json_object_get(b->root, "importing"), i, v)
+    {
+        ck_assert_int_eq(cs_decider_add_importing(d, json_string_value(v)), 0);
+    }
     /* By default, one reserved id per submission from 1001 on. */
     if (!seqs)
         for (i = 0; i < b->n; i++)

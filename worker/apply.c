@@ -89,6 +89,10 @@ static const struct statement {
     {"taken", "SELECT id, reference, NULL FROM ccd.case_data WHERE id = ANY($1::bigint[])"
               " UNION ALL SELECT id, reference, to_char(disposed_at AT TIME ZONE 'UTC',"
               " 'YYYY-MM-DD') FROM ccd.disposed_case WHERE id = ANY($1::bigint[])"},
+    /* $1: the case types of the batch's submissions. Those being imported from CCD's database
+     * and not cut over yet take no submissions (DESIGN §13). */
+    {"importing", "SELECT case_type_id FROM ccd.case_type_import"
+                  " WHERE case_type_id = ANY($1::text[]) AND owned_at IS NULL"},
     {"create", "WITH w AS (INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction,"
                " state, security_classification, data, version, case_revision, id,"
                " resolved_ttl, data_classification)"
@@ -337,6 +341,7 @@ enum {
     R_TYPES,
     R_DISPOSED,
     R_TAKEN,
+    R_IMPORTING,
     N_ROUND1
 };
 
@@ -404,6 +409,9 @@ static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
                                     strtoll(PQgetvalue(res[R_TAKEN], i, 1), NULL, 10),
                                     text_or_null(res[R_TAKEN], i, 2)))
             return CS_ERR;
+    for (int i = 0; i < PQntuples(res[R_IMPORTING]); i++)
+        if (cs_decider_add_importing(d, PQgetvalue(res[R_IMPORTING], i, 0)))
+            return CS_ERR;
     return CS_OK;
 }
 
@@ -413,7 +421,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
                       size_t errstr_size)
 {
     array_text refs = {0}, jrefs = {0}, keys = {0}, parts = {0}, offs = {0}, types = {0},
-               named = {0};
+               named = {0}, alltypes = {0};
     int64_t *sorted = malloc(n * sizeof(*sorted));
     char num[32], count[24], creates[24];
     PGresult *res[N_ROUND1] = {NULL};
@@ -429,6 +437,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         array_add(&parts, num, false);
         snprintf(num, sizeof(num), "%" PRId64, jobs[i]->offset);
         array_add(&offs, num, false);
+        array_add(&alltypes, jobs[i]->sub->case_type, true);
         if (cs_submission_can_create(jobs[i]->sub)) {
             array_add(&types, jobs[i]->sub->case_type, true);
             ncreates += !jobs[i]->sub->has_case_id;
@@ -447,7 +456,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         array_add(&refs, num, false);
     }
     if (!sorted || refs.failed || jrefs.failed || keys.failed || parts.failed || offs.failed ||
-        types.failed || named.failed) {
+        types.failed || named.failed || alltypes.failed) {
         snprintf(errstr, errstr_size, "out of memory");
         rc = CS_ERR_RETRY;
         goto cleanup;
@@ -462,13 +471,15 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         const char *p_case_ids[] = {creates};
         const char *p_types[] = {array_value(&types)};
         const char *p_named[] = {array_value(&named)};
+        const char *p_alltypes[] = {array_value(&alltypes)};
 
         if (!PQenterPipelineMode(a->conn) || !send_stmt(a, "begin", 0, NULL) ||
             !send_stmt(a, "lock", 1, p_lock) || !send_stmt(a, "keys", 2, p_keys) ||
             !send_stmt(a, "seen", 3, p_seen) || !send_stmt(a, "ids", 1, p_ids) ||
             !send_stmt(a, "case_ids", 1, p_case_ids) || !send_stmt(a, "typelock", 1, p_types) ||
             !send_stmt(a, "types", 1, p_types) || !send_stmt(a, "disposed", 1, p_lock) ||
-            !send_stmt(a, "taken", 1, p_named) || !PQpipelineSync(a->conn)) {
+            !send_stmt(a, "taken", 1, p_named) || !send_stmt(a, "importing", 1, p_alltypes) ||
+            !PQpipelineSync(a->conn)) {
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;
@@ -519,6 +530,7 @@ cleanup:
     free(offs.buf);
     free(types.buf);
     free(named.buf);
+    free(alltypes.buf);
     return rc;
 }
 

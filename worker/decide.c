@@ -69,6 +69,8 @@ struct cs_decider {
     size_t ndisposed, cap_disposed;
     taken_id *taken;
     size_t ntaken, cap_taken;
+    char **importing; /* owned */
+    size_t nimporting, cap_importing;
 };
 
 /* items (of *cap, n used) with room for one more of size: the same or a bigger allocation, or
@@ -124,6 +126,9 @@ void cs_decider_free(cs_decider *d)
     free(d->case_ids);
     free(d->disposed);
     free(d->taken);
+    for (size_t i = 0; i < d->nimporting; i++)
+        free(d->importing[i]);
+    free(d->importing);
     free(d);
 }
 
@@ -335,6 +340,27 @@ static const taken_id *find_taken(const cs_decider *d, int64_t id, int64_t ref)
         if (d->taken[i].id == id && d->taken[i].ref != ref)
             return &d->taken[i];
     return NULL;
+}
+
+int cs_decider_add_importing(cs_decider *d, const char *case_type)
+{
+    char **all = room(d->importing, &d->cap_importing, d->nimporting, sizeof(*all));
+
+    if (!all)
+        return CS_ERR;
+    d->importing = all;
+    if (!(d->importing[d->nimporting] = strdup(case_type)))
+        return CS_ERR;
+    d->nimporting++;
+    return CS_OK;
+}
+
+static bool importing(const cs_decider *d, const char *case_type)
+{
+    for (size_t i = 0; i < d->nimporting; i++)
+        if (strcmp(d->importing[i], case_type) == 0)
+            return true;
+    return false;
 }
 
 static const disposed *find_disposed(const cs_decider *d, int64_t ref)
@@ -709,6 +735,16 @@ int cs_decide(cs_decider *d, cs_job *j, cs_plan *p)
         return cs_job_replay(j, seen);
     if ((k = find_key(d, s->case_reference, s->idempotency_key)) != NULL)
         return cs_decide_repeat(j, k, true) ? CS_OK : CS_ERR;
+    /* CCD still owns the cases of a case type being imported: casestream takes nothing for
+     * them until the cutover, whatever the submission (a repeat of a key applied before the
+     * import started was answered above, as ever). */
+    if (importing(d, s->case_type)) {
+        snprintf(why, sizeof(why),
+                 "case type %s is being imported from CCD and is not cut over yet: its cases "
+                 "take submissions once `casestream import --mode cutover` has run",
+                 s->case_type);
+        return cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, why);
+    }
     c = find_case(d, s->case_reference);
     /* A disposed case is gone for good: whatever the submission, it neither changes nor
      * creates it again (its keys went with it, so a repeat of an applied one comes here too). */
