@@ -132,30 +132,30 @@ static verdict failed(run *r, const char *ref, const PGresult *res)
     return FAILED;
 }
 
-/* Deletes the case's idempotency entries from Redis, the keys its history held. A failure
- * leaves them to expire (the worker's --redis-ttl): counted, and the exit status says so. */
+/* Deletes the case's idempotency entries from Redis, the keys its history held, after marking
+ * the case so that a worker that committed before the disposal writes none of them afterwards.
+ * A failure leaves them to expire (the worker's --redis-ttl): counted, and the exit status says
+ * so. */
 static void forget_keys(run *r, const char *ref, PGresult *keys)
 {
     int n = PQntuples(keys);
-    int64_t *refs = calloc((size_t)(n ? n : 1), sizeof(*refs));
     const char **k = calloc((size_t)(n ? n : 1), sizeof(*k));
     char errstr[512];
 
-    if (!refs || !k) {
+    if (!k) {
         say(r, CS_LOG_ERROR, "case=%s: out of memory deleting its %d idempotency keys from redis",
             ref, n);
         r->redis_failed++;
     } else {
         size_t m = 0;
 
-        /* History imported from CCD has no keys (DESIGN §12): nothing of it is in Redis. */
-        for (int i = 0; i < n; i++) {
-            if (PQgetisnull(keys, i, 0))
-                continue;
-            refs[m] = strtoll(ref, NULL, 10);
-            k[m++] = PQgetvalue(keys, i, 0);
-        }
-        if (m > 0 && cs_idem_forget(r->idem, m, refs, k, NULL, errstr, sizeof(errstr)) != CS_OK) {
+        /* History imported from CCD has no keys (DESIGN §12): nothing of it is in Redis. The
+         * case is marked all the same. */
+        for (int i = 0; i < n; i++)
+            if (!PQgetisnull(keys, i, 0))
+                k[m++] = PQgetvalue(keys, i, 0);
+        if (cs_idem_forget(r->idem, strtoll(ref, NULL, 10), m, k, NULL, errstr, sizeof(errstr)) !=
+            CS_OK) {
             if (r->redis_failed == 0)
                 say(r, CS_LOG_ERROR,
                     "case=%s: could not delete its idempotency keys from redis (they expire "
@@ -164,7 +164,6 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
             r->redis_failed++;
         }
     }
-    free(refs);
     free((void *)k);
 }
 

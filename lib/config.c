@@ -131,7 +131,8 @@ static const cs_option options[] = {
     {"sql-dir", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(sql_dir),
      "directory of the numbered migrations (\"\": ./sql, else the installed share/casestream/sql)"},
     {"case-type", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(case_type),
-     "reindex, index-dead-letters, dispose: only this case type; import: the case type to import"},
+     "reindex, index-dead-letters, dispose: only this case type; import: the case type to "
+     "import; workload: the case type (default NFD)"},
     {"new-index", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(new_index),
      "reindex: build a new index for --case-type, then move its alias to it"},
     {"before", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(before),
@@ -143,6 +144,11 @@ static const cs_option options[] = {
     {"base-ref", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(base_ref),
      "workload: first case reference (default: from the clock, unique per run)"},
     {"seed", CS_PROG_ADMIN, OPT_INT, "1", NULL, 0, INT_MAX, F(seed), "workload: random seed"},
+    {"ccd", CS_PROG_ADMIN, OPT_BOOL, "false", NULL, 0, 0, F(ccd),
+     "workload: also send CCD's optional fields, supplementary data updates ($set, $inc) and "
+     "retention dates"},
+    {"expired", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000000, F(expired),
+     "workload: the last N cases are created past their retention date (for dispose)"},
     {"from", CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(from),
      "import: CCD data store's PostgreSQL database to import from (libpq conninfo)"},
     {"mode", CS_PROG_ADMIN, OPT_STR, "preload", NULL, 0, 0, F(mode),

@@ -76,8 +76,10 @@ typedef struct cs_config {
     int events;
     const char *base_ref;
     int seed;
-    const char *from;    /* import: CCD data store's database, a libpq conninfo */
-    const char *mode;    /* import: preload, cutover or validate */
+    bool ccd;         /* workload: CCD's optional fields, supplementary data, retention dates */
+    int expired;      /* workload: how many cases (the last ones) are past their retention date */
+    const char *from; /* import: CCD data store's database, a libpq conninfo */
+    const char *mode; /* import: preload, cutover or validate */
     int revision_offset; /* import: added to each imported event's ordinal */
     int batch;           /* import: source rows per transaction */
     int jobs;            /* import: connections writing batches at once */

@@ -93,9 +93,11 @@ static const char *string_value(check *c, const char *name, json_t *v, cs_verdic
 }
 
 /* Reads an identifier (case_reference, id): a JSON integer, or a string of decimal digits in
- * canonical form (no sign, spaces or leading zeros), in 1..2^63-1; wrong is the verdict when
- * it is not. v is given. Returns 0 if it is unusable. */
-static int64_t identifier_value(check *c, const char *name, json_t *v, cs_verdict wrong)
+ * canonical form (no sign, spaces or leading zeros), in 1..max (at most 2^63-1); wrong is the
+ * verdict when it is not, why_max (or NULL) what the reason adds about max. v is given.
+ * Returns 0 if it is unusable. */
+static int64_t identifier_value(check *c, const char *name, json_t *v, cs_verdict wrong,
+                                int64_t max, const char *why_max)
 {
     const char *s;
     int64_t n = 0;
@@ -120,8 +122,9 @@ static int64_t identifier_value(check *c, const char *name, json_t *v, cs_verdic
         fail(c, wrong, "field \"%s\" must be an integer or a string of decimal digits", name);
         return 0;
     }
-    if (n < 1) {
-        fail(c, wrong, "field \"%s\" is out of range 1 to %" PRId64, name, INT64_MAX);
+    if (n < 1 || n > max) {
+        fail(c, wrong, "field \"%s\" is out of range 1 to %" PRId64 "%s", name, max,
+             why_max ? why_max : "");
         return 0;
     }
     return n;
@@ -134,7 +137,7 @@ static int64_t reference_value(check *c, json_t *v)
         fail(c, CS_INVALID, "field \"case_reference\" is missing");
         return 0;
     }
-    return identifier_value(c, "case_reference", v, CS_INVALID);
+    return identifier_value(c, "case_reference", v, CS_INVALID, INT64_MAX, NULL);
 }
 
 /* Decodes the character at s[0..len) (valid UTF-8, as jansson checked); *n gets its bytes. */
@@ -444,7 +447,9 @@ static void read_ccd_fields(check *c, cs_submission *s)
     const char *other;
 
     if ((v = member(root, "id"))) {
-        s->case_id = identifier_value(c, "id", v, CS_REJECTED);
+        /* casestream's own ids start where CCD's end: two cases never get the same one. */
+        s->case_id = identifier_value(c, "id", v, CS_REJECTED, CS_CASE_ID_OWN_FIRST - 1,
+                                      ": casestream gives the ids from 2^62 up itself");
         s->has_case_id = s->case_id > 0;
     }
     s->data_classification = object_value(c, root, "data_classification");

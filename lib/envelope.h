@@ -79,6 +79,10 @@ cs_verdict cs_submission_parse(const char *value, size_t len, const char *key, s
  * "_cases", may have at most 255. */
 #define CS_CASE_TYPE_MAX 249
 
+/* The first internal case id casestream gives from its own sequence (2^62; migration 013). A
+ * submission's "id" (CCD's, counted from 1) must be below it, so the two never meet. */
+#define CS_CASE_ID_OWN_FIRST INT64_C(4611686018427387904)
+
 /* Checks that case_type (len bytes of UTF-8) can name its Elasticsearch index
  * (DESIGN §3): 1 to CS_CASE_TYPE_MAX ASCII letters, digits, '_', '-' and '.',
  * the first a letter or a digit. Returns true, or false with the reason in

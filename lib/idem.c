@@ -1,5 +1,5 @@
-/* Redis idempotency cache on hiredis 0.14: pipelined GET/SET EX/DEL, lazy reconnect with a
- * pause. */
+/* Redis idempotency cache on hiredis 0.14: pipelined GET, conditional SET EX (a script) and DEL,
+ * lazy reconnect with a pause. */
 #include "idem.h"
 
 #include "err.h"
@@ -90,6 +90,21 @@ static void key_of(char *buf, size_t size, int64_t ref, const char *key)
     snprintf(buf, size, "cs:idem:%" PRId64 ":%s", ref, key);
 }
 
+/* A disposed case's marker (DESIGN §10): while it lasts, no entry of the case is written. It
+ * outlasts by far any batch a worker holds between its commit and its Redis writes. */
+#define GONE_TTL_SECONDS 86400
+
+static void gone_of(char *buf, size_t size, int64_t ref)
+{
+    snprintf(buf, size, "cs:gone:%" PRId64, ref);
+}
+
+/* Sets KEYS[1] to ARGV[1] with the TTL ARGV[2] unless KEYS[2], the case's disposal marker,
+ * exists: one step in Redis, so an entry is never written after dispose marked its case, and
+ * one written before is deleted by dispose after the mark. */
+static const char put_script[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
+                                 "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1";
+
 int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys, char **out,
                 char *errstr, size_t errstr_size)
 {
@@ -125,48 +140,11 @@ int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *ke
     return CS_OK;
 }
 
-int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
-                const char *const *outcomes, char *errstr, size_t errstr_size)
+/* Reads n replies of the pipeline; an error reply fails it like a lost connection (the
+ * connection is dropped with the rest unread: the next call makes a new one). Adds the integer
+ * replies to *sum when sum is given. */
+static int read_replies(cs_idem *c, size_t n, long long *sum, char *errstr, size_t errstr_size)
 {
-    char k[128];
-
-    if (n == 0)
-        return CS_OK;
-    if (ensure(c, errstr, errstr_size))
-        return CS_ERR_RETRY;
-    for (size_t i = 0; i < n; i++) {
-        key_of(k, sizeof(k), refs[i], keys[i]);
-        redisAppendCommand(c->ctx, "SET %s %s EX %d", k, outcomes[i], c->ttl);
-    }
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-
-        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
-            drop(c, c->ctx->errstr, errstr, errstr_size);
-            return CS_ERR_RETRY;
-        }
-        freeReplyObject(r);
-    }
-    atomic_store(&c->up, true);
-    return CS_OK;
-}
-
-int cs_idem_forget(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
-                   long long *deleted, char *errstr, size_t errstr_size)
-{
-    char k[128];
-    long long count = 0;
-
-    if (deleted)
-        *deleted = 0;
-    if (n == 0)
-        return CS_OK;
-    if (ensure(c, errstr, errstr_size))
-        return CS_ERR_RETRY;
-    for (size_t i = 0; i < n; i++) {
-        key_of(k, sizeof(k), refs[i], keys[i]);
-        redisAppendCommand(c->ctx, "DEL %s", k);
-    }
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
 
@@ -175,17 +153,57 @@ int cs_idem_forget(cs_idem *c, size_t n, const int64_t *refs, const char *const 
             return CS_ERR_RETRY;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-            /* The connection is dropped with the replies still unread: the next call makes a
-             * new one. */
             drop(c, r->str, errstr, errstr_size);
             freeReplyObject(r);
             return CS_ERR_RETRY;
         }
-        if (r->type == REDIS_REPLY_INTEGER)
-            count += r->integer;
+        if (sum && r->type == REDIS_REPLY_INTEGER)
+            *sum += r->integer;
         freeReplyObject(r);
     }
     atomic_store(&c->up, true);
+    return CS_OK;
+}
+
+int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
+                const char *const *outcomes, char *errstr, size_t errstr_size)
+{
+    char k[128], g[64];
+
+    if (n == 0)
+        return CS_OK;
+    if (ensure(c, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    for (size_t i = 0; i < n; i++) {
+        key_of(k, sizeof(k), refs[i], keys[i]);
+        gone_of(g, sizeof(g), refs[i]);
+        redisAppendCommand(c->ctx, "EVAL %s 2 %s %s %s %d", put_script, k, g, outcomes[i], c->ttl);
+    }
+    return read_replies(c, n, NULL, errstr, errstr_size);
+}
+
+int cs_idem_forget(cs_idem *c, int64_t ref, size_t n, const char *const *keys, long long *deleted,
+                   char *errstr, size_t errstr_size)
+{
+    char k[128], g[64];
+    long long count = 0;
+    int rc;
+
+    if (deleted)
+        *deleted = 0;
+    if (ensure(c, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    /* The mark first: a worker's write of an entry of the case is refused from here on, and
+     * the DELs after it remove those written before. */
+    gone_of(g, sizeof(g), ref);
+    redisAppendCommand(c->ctx, "SET %s 1 EX %d", g, GONE_TTL_SECONDS);
+    for (size_t i = 0; i < n; i++) {
+        key_of(k, sizeof(k), ref, keys[i]);
+        redisAppendCommand(c->ctx, "DEL %s", k);
+    }
+    if ((rc = read_replies(c, 1, NULL, errstr, errstr_size)) ||
+        (rc = read_replies(c, n, &count, errstr, errstr_size)))
+        return rc;
     if (deleted)
         *deleted = count;
     return CS_OK;

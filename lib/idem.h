@@ -21,16 +21,18 @@ void cs_idem_free(cs_idem *c);
 int cs_idem_get(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys, char **out,
                 char *errstr, size_t errstr_size);
 
-/* Stores n outcomes in one round trip, each with the TTL. Returns 0 or
+/* Stores n outcomes in one round trip, each with the TTL, but none of a case that dispose
+ * marked (cs_idem_forget): the check and the write are one step in Redis. Returns 0 or
  * CS_ERR_RETRY. */
 int cs_idem_put(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
                 const char *const *outcomes, char *errstr, size_t errstr_size);
 
-/* Deletes the entries of n (reference, key) pairs in one round trip (pipelined DELs); an
- * entry that is not there is no error. Sets *deleted (may be NULL) to how many were there.
- * Returns 0 or CS_ERR_RETRY. */
-int cs_idem_forget(cs_idem *c, size_t n, const int64_t *refs, const char *const *keys,
-                   long long *deleted, char *errstr, size_t errstr_size);
+/* For a disposed case ref, in one round trip: marks the case (for a day, cs:gone:<ref>), so that
+ * no worker writes an entry of it any more, then deletes the entries of its n keys (pipelined
+ * DELs; an entry that is not there is no error). Sets *deleted (may be NULL) to how many were
+ * there. Returns 0 or CS_ERR_RETRY. */
+int cs_idem_forget(cs_idem *c, int64_t ref, size_t n, const char *const *keys, long long *deleted,
+                   char *errstr, size_t errstr_size);
 
 /* True if the last operation reached Redis. */
 bool cs_idem_up(const cs_idem *c);

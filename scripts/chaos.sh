@@ -9,13 +9,20 @@
 # load: a real of 2^63 or more, notes that make a change document too large
 # for the changes topic, an idempotency key reused with another payload,
 # numbers that cannot be kept, a message of about 1 MB that is not JSON, and
-# a few more that are not JSON. No program is restarted by hand: the
-# pipeline must settle on its own. Then it checks, in SQL over what it read
-# back from the topics and the index:
+# a few more that are not JSON. The workload carries CCD's optional fields
+# (`casestream workload --ccd`) and supplementary data updates; three more
+# producers send $inc updates to the same cases at the same time (some of them
+# twice, with the same key); a fifth of the cases are created past their
+# retention date, and `casestream dispose` runs during the load, while members
+# are killed, and once more when it is over. No program is restarted by hand:
+# the pipeline must settle on its own. Then it checks, in SQL over what it read
+# back from the topics, the index and Redis:
 #   1. every submission has exactly one history row, or a non-applied outcome
 #   2. no idempotency key is applied twice
 #   3. each case's revisions are 1..n, in produce order
-#   4. every message got an outcome
+#   4. every message got an outcome, the same in every copy (but that a message
+#      of a disposed case delivered again after the disposal is answered as
+#      disposed, DESIGN §4)
 #   5. the outbox is drained
 #   6. every case has one Elasticsearch document, under its id, whose
 #      revision equals PostgreSQL's
@@ -25,7 +32,27 @@
 #   9. every document in Elasticsearch equals PostgreSQL's change document
 #  10. the poison got the outcome it must (kept numbers applied, the others
 #      rejected)
-# It prints the counts and exits non-zero on any violation.
+#  11. supplementary data adds up exactly: each live case's counters.views is
+#      the sum of the $inc of its applied updates (a key sent twice counts
+#      once), each history row's map the sum up to its revision, and each
+#      applied update's outcome carries its history row's map
+#  12. a disposed case is gone from PostgreSQL: no case row, history, notes,
+#      outbox row (but its disposal document) or recorded outcome (but the
+#      rejections of submissions that came after it)
+#  13. a disposed case has no document in Elasticsearch
+#  14. a disposed case has no idempotency entry in Redis, not even of the
+#      submissions a worker applied just before the disposal and wrote to
+#      Redis after it (DESIGN §10: dispose marks the case first)
+#  15. a disposed case has its disposal record, whose last revision is that of
+#      its last applied outcome, and one published disposal document; every
+#      case dispose took was past its date, and none past its date is left
+#  16. no disposed case comes back: no applied outcome above its last
+#      revision, and the rejections that name a disposal are its own
+#  17. every history row of a live case holds the CCD fields its submission
+#      gave (event_name, user and proxy names, state_name, case_type_version,
+#      significant_item, summary, description)
+# It prints the counts and exits non-zero on any violation. The run's cases are
+# of a case type of their own (the run id), so dispose touches no other case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +60,7 @@ CASES=200 EVENTS=50 KILLS=20 RATE=150 SERVICES="pg redis kafka es"
 if [[ ${1:-} == --short ]]; then
     CASES=50 EVENTS=20 KILLS=6 RATE=200 SERVICES="pg redis"
 fi
+INC_PRODUCERS=3
 WORKERS=(worker1 worker2 worker3)
 INDEXERS=(indexer1 indexer2)
 CASES=${CHAOS_CASES:-$CASES}
@@ -41,9 +69,17 @@ KILLS=${CHAOS_KILLS:-$KILLS}
 RATE=${CHAOS_RATE:-$RATE}
 SERVICES=${CHAOS_SERVICES-$SERVICES}
 POISON=10
+EXPIRED=$((CASES / 5))
 
-eval "$(scripts/stack.sh env)"
+# The stack's settings, unless the caller gave its own (a database of its own, say).
+while read -r line; do
+    var=${line#export }
+    var=${var%%=*}
+    [[ -n ${!var:-} ]] || eval "$line"
+done < <(scripts/stack.sh env)
 run_id=chaos-$(date +%s)-$$
+TYPE=$run_id
+INDEX=${TYPE}_cases
 DIR=build/chaos/$run_id
 mkdir -p "$DIR"
 TOPICS=(--topic-events="$run_id-events" --topic-results="$run_id-results"
@@ -81,11 +117,12 @@ stop_all() {
 }
 trap stop_all EXIT
 
-log "run $run_id: $CASES cases x $EVENTS submissions + poison, ${#WORKERS[@]} workers," \
-    "${#INDEXERS[@]} indexers, $KILLS kills, crashes of: $SERVICES"
+log "run $run_id: $CASES cases x $EVENTS submissions + poison + $INC_PRODUCERS producers of \$inc," \
+    "$EXPIRED cases past their retention, ${#WORKERS[@]} workers, ${#INDEXERS[@]} indexers," \
+    "$KILLS kills, crashes of: $SERVICES"
 build/casestream "${TOPICS[@]}" topics create >/dev/null
-build/casestream workload --cases "$CASES" --events "$EVENTS" --seed "$$" \
-    >"$DIR/load.ndjson" 2>"$DIR/expected.json"
+build/casestream workload --cases "$CASES" --events "$EVENTS" --seed "$$" --case-type "$TYPE" \
+    --ccd --expired "$EXPIRED" >"$DIR/load.ndjson" 2>"$DIR/expected.json"
 base=$(sed -n 's/.*"first_reference":\([0-9]*\).*/\1/p' "$DIR/expected.json")
 last=$((base + CASES - 1))
 
@@ -96,8 +133,8 @@ last=$((base + CASES - 1))
 # the first use was not applied).
 uuid() { cat /proc/sys/kernel/random/uuid; }
 poison_line() { # ref event fields
-    printf '{"idempotency_key":"%s","case_reference":%s,"case_type":"NFD","event_id":"%s","user_id":"chaos",%s}\n' \
-        "$(uuid)" "$1" "$2" "$3"
+    printf '{"idempotency_key":"%s","case_reference":%s,"case_type":"%s","event_id":"%s","user_id":"chaos",%s}\n' \
+        "$(uuid)" "$1" "$TYPE" "$2" "$3"
 }
 body=$(head -c 60000 /dev/zero | tr '\0' n)
 notes=""
@@ -117,10 +154,55 @@ reused=$(grep -m1 "\"case_reference\":$((base + 3)),.*\"event_id\":\"create\"" "
 } >"$DIR/workload.ndjson"
 total=$(wc -l <"$DIR/workload.ndjson")
 
+# Supplementary data from producers of their own, concurrently with the workload's: each sends
+# $inc updates of counters.views to cases at random, one in ten of them twice (same key, so
+# applied once). The sums are checked exactly (11).
+incs_each=$((CASES * EVENTS / 10))
+for p in $(seq 1 "$INC_PRODUCERS"); do
+    prev=""
+    for i in $(seq 1 "$incs_each"); do
+        if [[ -n $prev && $((RANDOM % 10)) == 0 ]]; then
+            printf '%s\n' "$prev"
+            continue
+        fi
+        read -r key </proc/sys/kernel/random/uuid
+        prev=$(printf '{"idempotency_key":"%s","case_reference":%s,"case_type":"%s","event_id":"updateSupplementaryData","user_id":"producer-%s","event_name":"Count a view","supplementary_data_updates":{"$inc":{"counters.views":%s}}}' \
+            "$key" "$((base + RANDOM % CASES))" "$TYPE" "$p" "$((1 + RANDOM % 5))")
+        printf '%s\n' "$prev"
+    done >"$DIR/incs-$p.ndjson"
+done
+incs_total=$(cat "$DIR"/incs-*.ndjson | wc -l)
+
 for w in "${WORKERS[@]}" "${INDEXERS[@]}"; do start "$w"; done
 build/casestream-produce "${TOPICS[@]}" --rate="$RATE" "$DIR/workload.ndjson" \
     >"$DIR/produce.out" 2>"$DIR/produce.err" &
 producer=$!
+# casestream dispose of the run's case type, as the workers' role, into the run's changes topic:
+# twice during the load (at a third and at two thirds of the workload's production), while the
+# kills below go on, and once more when all is quiet.
+dispose() { # when
+    local rc=0
+    build/casestream "${TOPICS[@]}" "${PG[@]}" dispose --case-type "$TYPE" \
+        >>"$DIR/dispose.out" 2>>"$DIR/dispose.log" || rc=$?
+    log "dispose ($1): exit $rc, $(grep 'dispose: done' "$DIR/dispose.log" | tail -1 |
+        sed -n 's/.*\(disposed=[0-9]* kept=[0-9]* failed=[0-9]*\).*/\1/p')"
+}
+(
+    sleep "$(awk -v t="$total" -v r="$RATE" 'BEGIN { printf "%.1f", t / r / 3 }')"
+    dispose "during the load"
+    sleep "$(awk -v t="$total" -v r="$RATE" 'BEGIN { printf "%.1f", t / r / 3 }')"
+    dispose "during the load"
+) &
+disposer=$!
+# Once the workload has created its cases (its first round), the $inc producers join in.
+sleep $((CASES / RATE + 2))
+inc_pids=()
+for p in $(seq 1 "$INC_PRODUCERS"); do
+    build/casestream-produce "${TOPICS[@]}" --rate=$((RATE / 4 + 1)) "$DIR/incs-$p.ndjson" \
+        >"$DIR/produce-incs-$p.out" 2>"$DIR/produce-incs-$p.err" &
+    inc_pids+=($!)
+done
+
 # Poison the validator refuses, keyed with our references so it lands among
 # the valid ones (the Java partitioner, as services use): numbers that
 # cannot be kept (rejected), then messages that are not JSON (invalid, to the
@@ -183,23 +265,32 @@ wait "$producer" || {
     tail -5 "$DIR/produce.err"
     exit 1
 }
+wait "$disposer" || true
+for p in "${!inc_pids[@]}"; do
+    wait "${inc_pids[$p]}" || {
+        log "casestream-produce of the \$inc updates $((p + 1)) failed:"
+        tail -5 "$DIR/produce-incs-$((p + 1)).err"
+        exit 1
+    }
+done
 log "production finished: $(tail -1 "$DIR/produce.err")"
 
 # Quiescence: every message has an outcome, the outbox is empty and the index
 # holds every case at its PostgreSQL revision (sums compared; the per-case
 # check follows).
 psql_value() { psql "$CASESTREAM_PG" -XAtqc "$1"; }
-events_total=$((total + POISON + REJECTED))
+events_total=$((total + POISON + REJECTED + incs_total))
 read_topic() { # topic file
     kcat -C -b "$CASESTREAM_BROKERS" -t "$1" -o beginning -e -q -f "$2" 2>/dev/null
 }
 es_query="{\"range\": {\"reference\": {\"gte\": $base, \"lte\": $last}}}"
 es_revisions() {
-    curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" -d "{
+    curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/$INDEX/_search" -d "{
         \"size\": 0, \"query\": $es_query,
         \"aggs\": {\"r\": {\"sum\": {\"field\": \"case_revision\"}}}}" 2>/dev/null |
         sed -n 's/.*"r":{"value":\([0-9]*\).*/\1/p'
 }
+quiet() { # what
 deadline=$((SECONDS + 600))
 while :; do
     outcomes=$(read_topic "$run_id-results" '%s\n' | grep -o '"source":{[^}]*}' | sort -u | wc -l)
@@ -209,69 +300,118 @@ while :; do
                          WHERE reference BETWEEN $base AND $last")
     es_rev=$(es_revisions)
     if ((outcomes >= events_total && unpublished == 0 && ${es_rev:-0} == pg_rev)); then
-        log "quiet: $outcomes outcomes, outbox drained, index at the database's revisions"
+        log "quiet ($1): $outcomes outcomes, outbox drained, index at the database's revisions"
         break
     fi
     if ((SECONDS > deadline)); then
-        log "not quiet after 600 s: outcomes $outcomes/$events_total, unpublished outbox" \
+        log "not quiet ($1) after 600 s: outcomes $outcomes/$events_total, unpublished outbox" \
             "$unpublished, revisions in the index ${es_rev:-0} of $pg_rev"
         break
     fi
     sleep 2
 done
-curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/nfd_cases/_search" -d "{
+}
+quiet "after the load"
+# The cases past their date that the disposals during the load did not meet yet.
+dispose "after the load"
+quiet "after the last disposal"
+curl -fsS -H 'Content-Type: application/json' "$CASESTREAM_ES/$INDEX/_search" -d "{
     \"size\": 10000, \"query\": $es_query}" >"$DIR/es.json"
 
 read_topic "$run_id-results" '%s\n' >"$DIR/results.ndjson"
 read_topic "$run_id-dlq" '%h\t%s\n' >"$DIR/dlq.txt"
+# The Redis entries left of the disposed cases: reference, key and entry, tab-separated.
+psql "$CASESTREAM_PG" -XAtqc "SELECT reference FROM ccd.disposed_case
+                              WHERE reference BETWEEN $base AND $last" >"$DIR/disposed.txt"
+redis-cli -u "$CASESTREAM_REDIS" --scan --pattern "cs:idem:${base%000000}*" |
+    sort -u >"$DIR/redis-keys.txt"
+while read -r ref; do
+    { grep "^cs:idem:$ref:" "$DIR/redis-keys.txt" || true; } | while read -r k; do
+        printf '%s\t%s\t%s\n' "$ref" "${k##*:}" "$(redis-cli -u "$CASESTREAM_REDIS" --raw GET "$k")"
+    done
+done <"$DIR/disposed.txt" >"$DIR/redis-left.txt"
 
 # Load everything into temporary tables and check the invariants in SQL.
 raw_copy() { # table file
     printf '\\copy %s (doc) FROM %s WITH (FORMAT csv, QUOTE E%s, DELIMITER E%s)\n' \
         "$1" "$2" "'\\x01'" "'\\x02'"
 }
+load_incs() {
+    for p in $(seq 1 "$INC_PRODUCERS"); do
+        raw_copy wl_in "$DIR/incs-$p.ndjson"
+        echo "INSERT INTO wl (doc, stream) SELECT doc, $p FROM wl_in ORDER BY line; TRUNCATE wl_in;"
+    done
+}
 psql "$CASESTREAM_PG" -XAq -v ON_ERROR_STOP=1 -v base="$base" -v last="$last" \
     -v events_total="$events_total" -v poison="$POISON" >"$DIR/invariants.txt" <<SQL
-CREATE TEMP TABLE wl (line bigserial, doc text);
+CREATE TEMP TABLE wl (line bigserial, doc text, stream int NOT NULL DEFAULT 0);
+CREATE TEMP TABLE wl_in (line bigserial, doc text);
 CREATE TEMP TABLE res (doc text);
 CREATE TEMP TABLE dlq (doc text);
 CREATE TEMP TABLE es_raw (doc text);
+CREATE TEMP TABLE redis_raw (doc text);
 $(raw_copy wl "$DIR/workload.ndjson")
+$(load_incs)
 $(raw_copy res "$DIR/results.ndjson")
 $(raw_copy dlq "$DIR/dlq.txt")
 $(raw_copy es_raw "$DIR/es.json")
+$(raw_copy redis_raw "$DIR/redis-left.txt")
 CREATE TEMP VIEW es AS SELECT (h->>'_id')::bigint AS doc_id, h->'_source' AS src
   FROM es_raw, jsonb_array_elements(doc::jsonb->'hits'->'hits') h;
-CREATE TEMP VIEW sub AS SELECT line, (doc::jsonb->>'case_reference')::bigint AS ref,
+CREATE TEMP VIEW sub AS SELECT line, stream, doc::jsonb AS j,
+    (doc::jsonb->>'case_reference')::bigint AS ref,
     (doc::jsonb->>'idempotency_key')::uuid AS key FROM wl;
 CREATE TEMP VIEW outc AS SELECT DISTINCT doc::jsonb AS o FROM res;
+-- The run's disposed cases, and what Redis still holds of them.
+CREATE TEMP TABLE gone AS SELECT * FROM ccd.disposed_case WHERE reference BETWEEN :base AND :last;
+CREATE TEMP VIEW redis_left AS SELECT split_part(doc, E'\t', 1)::bigint AS ref,
+    split_part(doc, E'\t', 2) AS key, split_part(doc, E'\t', 3)::jsonb AS entry FROM redis_raw;
+-- The \$inc of counters.views of each submission that was applied (a key counts once).
+CREATE TEMP VIEW incs AS SELECT DISTINCT s.ref, s.key, e.case_revision AS rev,
+    (s.j->'supplementary_data_updates'->'\$inc'->>'counters.views')::bigint AS amount
+  FROM sub s JOIN ccd.case_event e ON e.case_reference = s.ref AND e.idempotency_key = s.key
+ WHERE s.j->'supplementary_data_updates'->'\$inc' ? 'counters.views';
 \pset format unaligned
 \pset tuples_only on
-SELECT 'submissions ' || (SELECT count(*) FROM wl) || ' poison ' || :poison
+SELECT 'submissions ' || (SELECT count(*) FROM wl) || ' (of them \$inc from other producers '
+    || (SELECT count(*) FROM wl WHERE stream > 0) || ') poison ' || :poison
     || ' outcomes(distinct) ' || (SELECT count(*) FROM outc);
--- 1. exactly one history row, or a non-applied outcome
+SELECT 'disposed ' || (SELECT count(*) FROM gone) || ' cases; submissions rejected as disposed '
+    || (SELECT count(DISTINCT o->'source') FROM outc WHERE o->>'error' LIKE '%was disposed of on%')
+    || ' (read again after the disposal, first answered otherwise: ' || (SELECT count(*) FROM
+       (SELECT o->'source' FROM outc GROUP BY 1 HAVING count(*) > 1) x) || ')'
+    || '; applied supplementary updates ' || (SELECT count(*) FROM ccd.case_event
+       WHERE case_reference BETWEEN :base AND :last AND supplementary_data IS NOT NULL);
+-- 1. exactly one history row, or a non-applied outcome (a disposed case's history is gone:
+-- an outcome, of any kind)
 SELECT 'violation1 ' || count(*) FROM sub s
- WHERE (SELECT count(*) FROM ccd.case_event e WHERE e.case_reference = s.ref AND e.idempotency_key = s.key) <> 1
+ WHERE CASE WHEN s.ref IN (SELECT reference FROM gone)
+       THEN NOT EXISTS (SELECT 1 FROM outc WHERE (o->>'case_reference')::bigint = s.ref
+                        AND (o->>'idempotency_key')::uuid = s.key)
+       ELSE (SELECT count(*) FROM ccd.case_event e WHERE e.case_reference = s.ref AND e.idempotency_key = s.key) <> 1
    AND NOT EXISTS (SELECT 1 FROM outc WHERE (o->>'case_reference')::bigint = s.ref
-                   AND (o->>'idempotency_key')::uuid = s.key AND o->>'status' <> 'applied');
+                   AND (o->>'idempotency_key')::uuid = s.key AND o->>'status' <> 'applied') END;
 -- 2. no key applied twice (two different applied outcomes, or two rows)
 SELECT 'violation2 ' || (
   (SELECT count(*) FROM (SELECT o->>'case_reference', o->>'idempotency_key' FROM outc
      WHERE o->>'status' = 'applied' GROUP BY 1, 2 HAVING count(DISTINCT o->>'event_seq') > 1) x)
   + (SELECT count(*) FROM (SELECT 1 FROM ccd.case_event WHERE case_reference BETWEEN :base AND :last
      GROUP BY case_reference, idempotency_key HAVING count(*) > 1) y));
--- 3. revisions 1..n in produce order
+-- 3. revisions 1..n, in produce order within each producer's stream
 SELECT 'violation3 ' || count(*) FROM (
-  SELECT e.case_reference, e.case_revision,
-         row_number() OVER (PARTITION BY e.case_reference ORDER BY e.case_revision) AS rn,
-         min(s.line) AS line,
-         lag(min(s.line)) OVER (PARTITION BY e.case_reference ORDER BY e.case_revision) AS prev_line
-    FROM ccd.case_event e JOIN sub s ON s.ref = e.case_reference AND s.key = e.idempotency_key
-   WHERE e.case_reference BETWEEN :base AND :last
-   GROUP BY e.case_reference, e.case_revision) h
+  SELECT r.*, row_number() OVER (PARTITION BY case_reference ORDER BY case_revision) AS rn,
+         lag(line) OVER (PARTITION BY case_reference, stream ORDER BY case_revision) AS prev_line
+    FROM (SELECT e.case_reference, e.case_revision, min(s.line) AS line, min(s.stream) AS stream
+            FROM ccd.case_event e JOIN sub s ON s.ref = e.case_reference AND s.key = e.idempotency_key
+           WHERE e.case_reference BETWEEN :base AND :last
+           GROUP BY e.case_reference, e.case_revision) r) h
  WHERE h.case_revision <> h.rn OR h.line < h.prev_line;
--- 4. every consumed message got an outcome (distinct source positions)
-SELECT 'violation4 ' || greatest(0, :events_total - (SELECT count(DISTINCT o->'source') FROM outc));
+-- 4. every consumed message got an outcome (distinct source positions), and its copies agree
+-- (a disposed case's message read again after the disposal is answered as disposed)
+SELECT 'violation4 ' || (greatest(0, :events_total - (SELECT count(DISTINCT o->'source') FROM outc))
+  + (SELECT count(*) FROM (SELECT o->'source' FROM outc GROUP BY 1
+      HAVING count(*) FILTER (WHERE NOT (o->>'error' LIKE '%was disposed of on%'
+                                         AND (o->>'case_reference')::bigint IN (SELECT reference FROM gone))) > 1) x));
 -- 5. outbox drained
 SELECT 'violation5 ' || count(*) FROM ccd.change_outbox
  WHERE published_at IS NULL AND reference BETWEEN :base AND :last;
@@ -286,9 +426,10 @@ SELECT 'violation6 ' || (
 -- 7. the DLQ holds exactly the poison messages (copies of one message count once)
 SELECT 'violation7 ' || (abs(:poison - (SELECT count(DISTINCT split_part(doc, E'\t', 1)) FROM dlq))
    + (SELECT count(*) FROM dlq WHERE split_part(doc, E'\t', 2) NOT LIKE 'poison %'));
--- 8. every outcome agrees with PostgreSQL
+-- 8. every outcome of a live case agrees with PostgreSQL (a disposed case's: 16)
 SELECT 'violation8 ' || count(*) FROM outc
  WHERE o->>'status' IN ('applied', 'duplicate')
+   AND (o->>'case_reference')::bigint NOT IN (SELECT reference FROM gone)
    AND NOT EXISTS (SELECT 1 FROM ccd.case_event e
                     WHERE e.case_reference = (o->>'case_reference')::bigint
                       AND e.idempotency_key = (o->>'idempotency_key')::uuid
@@ -309,23 +450,99 @@ SELECT 'violation10 ' || (
               AND event_id = 'poisonNotes'))
   + abs(2 - (SELECT count(DISTINCT o->'source') FROM outc WHERE o->>'status' = 'rejected'
               AND (o->>'error' LIKE '%negative zero%' OR o->>'error' LIKE '%too small%'))));
+-- 11. supplementary data adds up exactly: the case's, every history row's, every outcome's
+SELECT 'violation11 ' || (
+  (SELECT count(*) FROM ccd.case_data c WHERE c.reference BETWEEN :base AND :last
+      AND coalesce((c.supplementary_data->'counters'->>'views')::bigint, 0)
+          <> coalesce((SELECT sum(amount) FROM incs WHERE incs.ref = c.reference), 0))
+  + (SELECT count(*) FROM ccd.case_event e WHERE e.case_reference BETWEEN :base AND :last
+      AND e.supplementary_data IS NOT NULL
+      AND coalesce((e.supplementary_data->'counters'->>'views')::bigint, 0)
+          <> coalesce((SELECT sum(amount) FROM incs WHERE incs.ref = e.case_reference
+                        AND incs.rev <= e.case_revision), 0))
+  + (SELECT count(*) FROM outc JOIN ccd.case_event e
+        ON e.case_reference = (o->>'case_reference')::bigint
+       AND e.idempotency_key = (o->>'idempotency_key')::uuid
+      WHERE o->>'status' IN ('applied', 'duplicate') AND o ? 'supplementary_data'
+        AND o->'supplementary_data' IS DISTINCT FROM e.supplementary_data));
+-- 12. a disposed case is gone from PostgreSQL
+SELECT 'violation12 ' || (
+  (SELECT count(*) FROM ccd.case_data WHERE reference IN (SELECT reference FROM gone))
+  + (SELECT count(*) FROM ccd.case_event WHERE case_reference IN (SELECT reference FROM gone))
+  + (SELECT count(*) FROM ccd.case_notes WHERE case_reference IN (SELECT reference FROM gone))
+  + (SELECT count(*) FROM ccd.change_outbox WHERE reference IN (SELECT reference FROM gone)
+      AND (document->>'disposed') IS DISTINCT FROM 'true')
+  + (SELECT count(*) FROM ccd.event_outcome
+      WHERE outcome->>'case_reference' IN (SELECT reference::text FROM gone)
+        AND NOT (outcome->>'status' = 'rejected' AND outcome->>'error' LIKE '%was disposed of on%')));
+-- 13. a disposed case has no document in Elasticsearch
+SELECT 'violation13 ' || (SELECT count(*) FROM es
+  WHERE (src->>'reference')::bigint IN (SELECT reference FROM gone) OR doc_id IN (SELECT id FROM gone));
+-- 14. no Redis entry of a disposed case
+SELECT 'violation14 ' || (SELECT count(*) FROM redis_left);
+-- 15. the disposal record: its last revision that of the case's last applied outcome; one
+-- published disposal document; the case was past its date; none past its date is left
+SELECT 'violation15 ' || (
+  (SELECT count(*) FROM gone g
+    WHERE g.last_revision IS DISTINCT FROM (SELECT max((o->>'case_revision')::bigint) FROM outc
+           WHERE (o->>'case_reference')::bigint = g.reference AND o->>'status' = 'applied')
+       OR (SELECT count(*) FROM ccd.change_outbox b WHERE b.reference = g.reference
+            AND b.published_at IS NOT NULL AND b.document = (SELECT ccd.disposal_document(d)
+                FROM ccd.disposed_case d WHERE d.reference = g.reference)) <> 1
+       OR NOT EXISTS (SELECT 1 FROM sub s WHERE s.ref = g.reference AND s.j->>'event_id' = 'create'
+            AND (s.j->>'resolved_ttl')::date < current_date))
+  + (SELECT count(*) FROM ccd.case_data WHERE reference BETWEEN :base AND :last
+      AND resolved_ttl < current_date));
+-- 16. no disposed case comes back, and the rejections naming a disposal are the disposed
+-- cases' own
+SELECT 'violation16 ' || (
+  (SELECT count(*) FROM outc JOIN gone g ON g.reference = (o->>'case_reference')::bigint
+    WHERE o->>'status' = 'applied' AND (o->>'case_revision')::bigint > g.last_revision)
+  + (SELECT count(*) FROM outc WHERE o->>'error' LIKE '%was disposed of on%'
+      AND (o->>'case_reference')::bigint NOT IN (SELECT reference FROM gone)));
+-- 17. the CCD fields of every applied submission of a live case are in its history row
+SELECT 'violation17 ' || count(*) FROM ccd.case_event e
+  JOIN (SELECT DISTINCT ON (ref, key) * FROM sub ORDER BY ref, key, line) s
+    ON s.ref = e.case_reference AND s.key = e.idempotency_key
+ WHERE e.case_reference BETWEEN :base AND :last
+   AND (e.event_name IS DISTINCT FROM s.j->>'event_name'
+     OR e.user_first_name IS DISTINCT FROM s.j->>'user_first_name'
+     OR e.user_last_name IS DISTINCT FROM s.j->>'user_last_name'
+     OR e.state_name IS DISTINCT FROM s.j->>'state_name'
+     OR e.case_type_version IS DISTINCT FROM (s.j->>'case_type_version')::int
+     OR e.significant_item IS DISTINCT FROM s.j->'significant_item'
+     OR e.proxied_by IS DISTINCT FROM s.j->>'proxied_by'
+     OR e.proxied_by_first_name IS DISTINCT FROM s.j->>'proxied_by_first_name'
+     OR e.proxied_by_last_name IS DISTINCT FROM s.j->>'proxied_by_last_name'
+     OR e.summary IS DISTINCT FROM s.j->>'summary'
+     OR e.description IS DISTINCT FROM s.j->>'description');
 SQL
 
 echo "== chaos $run_id"
 echo "kills: $kills (SIGKILL of ${#WORKERS[@]} workers and ${#INDEXERS[@]} indexers)," \
-    "zombies: $zombies (SIGSTOP past the session timeout), service crashes: $restarts ($SERVICES)"
+    "zombies: $zombies (SIGSTOP past the session timeout), service crashes: $restarts ($SERVICES)," \
+    "disposals: $(grep -c 'dispose: done' "$DIR/dispose.log")"
 cat "$DIR/invariants.txt"
 violations=$(awk '/^violation/ { s += $2 } END { print s + 0 }' "$DIR/invariants.txt")
 names=("" "one history row or a non-applied outcome" "no key applied twice"
-    "revisions 1..n in produce order" "an outcome for every message" "outbox drained"
+    "revisions 1..n in produce order" "one outcome for every message" "outbox drained"
     "one document per case, at its revision" "DLQ = the poison messages"
     "outcomes agree with PostgreSQL" "documents = PostgreSQL's change documents"
-    "poison answered as it must")
-for i in 1 2 3 4 5 6 7 8 9 10; do
+    "poison answered as it must" "supplementary data adds up exactly"
+    "disposed: gone from PostgreSQL" "disposed: gone from Elasticsearch"
+    "disposed: gone from Redis" "disposed: record and disposal document"
+    "disposed: never comes back" "history rows hold the CCD fields")
+for i in $(seq 1 17); do
     n=$(awk -v k="violation$i" '$1 == k { print $2 }' "$DIR/invariants.txt")
     printf '  %-42s %s\n' "${names[$i]}" "$([[ $n == 0 ]] && echo ok || echo "VIOLATED ($n)")"
 done
 echo "violations: $violations"
 stop_all
 trap - EXIT
+if ((violations == 0)); then
+    # The run's index goes with a run that passed (a failed one's stays, to look into).
+    for index in $(curl -fsS "$CASESTREAM_ES/_cat/indices/$INDEX-*?h=index" 2>/dev/null); do
+        curl -fsS -X DELETE "$CASESTREAM_ES/$index" >/dev/null 2>&1 || true
+    done
+fi
 ((violations == 0))

@@ -205,6 +205,12 @@ static cs_decider *read_state(const batch *b)
         ck_assert_int_eq(
             cs_decider_add_disposed(d, int_of(v, "reference", 0), str_of(v, "disposed_on")), 0);
     }
+    json_array_foreach(json_object_get(b->root, "taken_ids"), i, v)
+    {
+        ck_assert_int_eq(cs_decider_add_taken_id(d, int_of(v, "id", 0), int_of(v, "reference", 0),
+                                                 str_of(v, "disposed_on")),
+                         0);
+    }
     json_array_foreach(json_object_get(b->root, "importing"), i, v)
     {
         ck_assert_int_eq(cs_decider_add_importing(d, json_string_value(v)), 0);

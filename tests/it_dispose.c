@@ -508,6 +508,7 @@ START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
     feeder f;
     pid_t worker, indexer;
     int disposed = 0, kept = 0, rejected = 0;
+    int64_t gone[N_RACE];
 
     ck_assert(cs_es_index_name(type, index, sizeof(index)));
     world_new("race", 6);
@@ -588,7 +589,7 @@ START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
                                         "reference = %" PRId64,
                                         ref),
                              (long long)applied + 1);
-            disposed++;
+            gone[disposed++] = ref;
         }
     }
     outcomes_free(o, n);
@@ -626,9 +627,64 @@ START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
     wait_indexed(group);
     ck_assert_int_eq(it_es_count(index, NULL), kept);
     worker_stop_last(worker);
+    /* With the worker gone, every Redis write it had to do is done: none of a disposed case is
+     * left, not even of the submissions it applied just before dispose took the case's lock
+     * (dispose marks the case before it deletes, and the worker's write checks the mark). */
+    for (int i = 0; i < disposed; i++)
+        ck_assert_msg(redis_entries(0, W.nplan, gone[i], gone[i]) == 0,
+                      "case %" PRId64 " was disposed of, and has idempotency entries in redis",
+                      gone[i]);
     ck_assert_int_eq(it_stop(indexer, SIGTERM, 60000), 0);
     it_es_drop(index);
     free(type);
+}
+END_TEST
+
+/* The mark dispose leaves in Redis: a worker's entry of a disposed case written after the
+ * disposal, as a worker that committed just before it writes its entries after its outcomes
+ * are delivered, is refused; entries written before it are deleted; other cases are not
+ * concerned. */
+START_TEST(test_dispose_marks_the_case_so_no_late_entry_is_written_to_redis)
+{
+    char errstr[512], gone_key[64];
+    cs_idem *c = cs_idem_new(it_config()->redis, 60, errstr, sizeof(errstr));
+    int64_t ref = it_new_ref(), other = it_new_ref();
+    const char *before[] = {"00000000-0000-4000-8000-000000000001"};
+    const char *late[] = {"00000000-0000-4000-8000-000000000002"};
+    const char *entry[] = {"{\"status\":\"applied\"}"};
+    int64_t refs[] = {ref}, others[] = {other};
+    long long deleted = -1;
+    char *out[1] = {NULL};
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(cs_idem_put(c, 1, refs, before, entry, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_int_eq(cs_idem_get(c, 1, refs, before, out, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_ptr_nonnull(out[0]);
+    free(out[0]);
+    ck_assert_int_eq(cs_idem_forget(c, ref, 1, before, &deleted, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_int_eq(deleted, 1);
+    /* Too late: refused. */
+    ck_assert_int_eq(cs_idem_put(c, 1, refs, late, entry, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_int_eq(cs_idem_get(c, 1, refs, late, out, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_ptr_null(out[0]);
+    ck_assert_int_eq(cs_idem_get(c, 1, refs, before, out, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_ptr_null(out[0]);
+    /* Another case is written as ever. */
+    ck_assert_int_eq(cs_idem_put(c, 1, others, late, entry, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_int_eq(cs_idem_get(c, 1, others, late, out, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_ptr_nonnull(out[0]);
+    free(out[0]);
+    /* Leave nothing behind: the other case's entry and the mark. */
+    ck_assert_int_eq(cs_idem_forget(c, other, 1, late, NULL, errstr, sizeof(errstr)), CS_OK);
+    snprintf(gone_key, sizeof(gone_key), "cs:gone:%" PRId64, ref);
+    {
+        char cmd[1024];
+
+        snprintf(cmd, sizeof(cmd), "redis-cli -u '%s' DEL %s cs:gone:%" PRId64 " >/dev/null",
+                 it_config()->redis, gone_key, other);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    cs_idem_free(c);
 }
 END_TEST
 
@@ -714,6 +770,7 @@ Suite *it_dispose_suite(void)
     tcase_add_test(tc, test_dispose_while_the_worker_applies_submissions_to_the_same_cases);
     tcase_set_timeout(lock, 60);
     tcase_add_test(lock, test_dispose_keeps_a_case_whose_ttl_moved_while_it_waited_for_the_lock);
+    tcase_add_test(lock, test_dispose_marks_the_case_so_no_late_entry_is_written_to_redis);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, lock);
     return s;

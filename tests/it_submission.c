@@ -4,6 +4,7 @@
  * outcomes and repeats, concurrent $inc from several producers, and every refused form.
  *
  * Each test runs the worker on topics and a group of its own (tests/it_world.h). */
+#include "envelope.h"
 #include "it_world.h"
 #include "runner.h"
 
@@ -209,7 +210,8 @@ START_TEST(test_ccd_fields_round_trip_to_postgresql_and_change_document)
                a);
     snprintf(id_b, sizeof(id_b), "%lld",
              it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, b));
-    ck_assert_msg(atoll(id_b) > 0 && atoll(id_b) < a, "case %" PRId64 " has id %s", b, id_b);
+    /* From casestream's own range (2^62 and up, migration 013), which CCD's ids never reach. */
+    ck_assert_msg(atoll(id_b) >= CS_CASE_ID_OWN_FIRST, "case %" PRId64 " has id %s", b, id_b);
     /* The history rows: every CCD field as submitted, the significant item as its three. */
     assert_sql("t",
                "SELECT event_name = 'Create a case' AND user_first_name = 'Ann' AND "
@@ -250,6 +252,106 @@ START_TEST(test_ccd_fields_round_trip_to_postgresql_and_change_document)
     assert_member(doc, "id", id_b);
     assert_member(doc, "data_classification", "null");
     json_decref(doc);
+    worker_stop_last(pid);
+}
+END_TEST
+
+/* Plans a create of ref naming the internal id id, expected to get status. */
+static planned *plan_named_create(int64_t ref, const char *status, int64_t id)
+{
+    return plan_sub(ref, NULL, status, "create",
+                    "{\"id\": %" PRId64 ", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
+                    "\"data\": {}}",
+                    id);
+}
+
+/* A create naming an internal id that another case holds, or a disposed case held, is rejected
+ * with the case that holds it, and the pipeline goes on: never a retried batch, never a stall.
+ * Two creates naming one new id at once (on different partitions, so possibly in two batches
+ * of two appliers): one applies, the other is rejected, by the worker's check or, when both
+ * raced past it, by the unique constraint. */
+START_TEST(test_ccd_create_naming_a_taken_id_is_rejected_and_the_pipeline_goes_on)
+{
+    int64_t a, b, gone, c, r1, r2, after;
+    planned *create_a, *create_b, *create_c, *race1, *race2, *create_after;
+    const outcome *x, *w1, *w2, *l1, *l2;
+    outcome *o;
+    size_t n;
+    pid_t pid;
+    char want[160], num[32];
+
+    world_new("ccd-ids", 3);
+    a = new_ref();
+    b = new_ref();
+    gone = new_ref();
+    c = new_ref();
+    r1 = new_ref();
+    r2 = new_ref();
+    after = new_ref();
+    /* What is left of a disposed case whose id was gone's own reference. */
+    assert_sql("1",
+               "WITH d AS (INSERT INTO ccd.disposed_case (reference, id, case_type_id, "
+               "jurisdiction, last_revision, disposed_at) VALUES (%" PRId64 ", %" PRId64
+               ", '%s', 'IT', 3, '2026-01-31 12:00+00') RETURNING 1) SELECT count(*) FROM d",
+               gone, gone, CASE_TYPE);
+    create_a = plan_named_create(a, "applied", a);
+    pid = worker_start(NULL);
+    send_range(0, 1);
+    o = read_outcomes(&n);
+    x = outcome_of(o, n, create_a);
+    outcomes_free(o, n);
+    /* Then a create naming a's id, and one naming the disposed case's. */
+    create_b = plan_named_create(b, "rejected", a);
+    create_c = plan_sub(c, NULL, "rejected", "create",
+                        "{\"id\": \"%" PRId64 "\", \"jurisdiction\": \"IT\", \"state\": "
+                        "\"Open\", \"data\": {}}",
+                        gone);
+    send_range(1, 3);
+    o = read_outcomes(&n);
+    x = outcome_of(o, n, create_b);
+    snprintf(want, sizeof(want),
+             "id %" PRId64 " is already the id of case %" PRId64 ": an id is one case's", a, a);
+    ck_assert_int_eq(x->code, 422);
+    ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
+    x = outcome_of(o, n, create_c);
+    snprintf(want, sizeof(want),
+             "id %" PRId64 " was the id of case %" PRId64
+             ", disposed of on 2026-01-31: an id is never given to another case",
+             gone, gone);
+    ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
+    outcomes_free(o, n);
+
+    /* The race, then a create that must still get through. */
+    race1 = plan_named_create(r1, "applied", r1);
+    race2 = plan_named_create(r2, "applied", r1);
+    send_range(3, 5);
+    create_after = plan_create(after, NULL);
+    send_range(5, 6);
+    o = read_outcomes(&n);
+    ck_assert_ptr_nonnull(find_outcome(o, n, after, create_after->key, "applied"));
+    w1 = find_outcome(o, n, r1, race1->key, "applied");
+    w2 = find_outcome(o, n, r2, race2->key, "applied");
+    l1 = find_outcome(o, n, r1, race1->key, "rejected");
+    l2 = find_outcome(o, n, r2, race2->key, "rejected");
+    ck_assert_msg((w1 && l2 && !w2 && !l1) || (w2 && l1 && !w1 && !l2),
+                  "one of the two creates naming id %" PRId64 " applies, the other is rejected",
+                  r1);
+    x = l1 ? l1 : l2;
+    snprintf(num, sizeof(num), "id %" PRId64 " ", r1);
+    ck_assert_msg(x->code == 422 && x->error &&
+                      (strstr(x->error, num) || strstr(x->error, "case_data_id")),
+                  "%s", x->text);
+    /* One outcome per message, every one decided: nothing was retried into a loop. */
+    ck_assert_uint_eq(count_status(o, n, "applied") + count_status(o, n, "rejected"), W.nplan);
+    (l1 ? race1 : race2)->status = "rejected"; /* for check_applied_once */
+    outcomes_free(o, n);
+    check_applied_once();
+    assert_sql("1", "SELECT count(*) FROM ccd.case_data WHERE id = %" PRId64, r1);
+    assert_sql("0",
+               "SELECT count(*) FROM ccd.case_data WHERE reference IN (%" PRId64 ", %" PRId64 ")",
+               b, c);
+    ck_assert_int_ge(it_sql_int("SELECT id FROM ccd.case_data WHERE reference = %" PRId64, after),
+                     CS_CASE_ID_OWN_FIRST);
     worker_stop_last(pid);
 }
 END_TEST
@@ -677,6 +779,7 @@ Suite *it_submission_suite(void)
     tcase_set_timeout(tc, 150);
     tcase_add_checked_fixture(tc, services_up, NULL);
     tcase_add_test(tc, test_ccd_fields_round_trip_to_postgresql_and_change_document);
+    tcase_add_test(tc, test_ccd_create_naming_a_taken_id_is_rejected_and_the_pipeline_goes_on);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("version");

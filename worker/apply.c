@@ -5,8 +5,9 @@
  * read the idempotency keys already applied, the outcomes already decided
  * for these source positions (redeliveries), the references disposed of
  * (after the lock, so that a case disposed of while the batch waited for it is
- * seen as disposed, not as missing), and reserve event ids and the internal
- * ids of the cases the batch may create.
+ * seen as disposed, not as missing), who holds the internal ids the batch's
+ * creates name, and reserve event ids and the internal ids of the cases the
+ * batch may create.
  * Then every job is decided in offset order by worker/decide.c against the
  * state read (and as the batch's earlier jobs leave it). Round 2 (one
  * pipeline): the writes of every applied job, the outcomes, COMMIT.
@@ -83,6 +84,11 @@ static const struct statement {
      * so a case that `casestream dispose` deleted while "lock" waited for it is found here. */
     {"disposed", "SELECT reference, to_char(disposed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
                  " FROM ccd.disposed_case WHERE reference = ANY($1::bigint[])"},
+    /* $1: the internal ids the batch's creates name. Who holds each, or held it until it was
+     * disposed of (DESIGN §5.7): a create naming one for another reference is rejected. */
+    {"taken", "SELECT id, reference, NULL FROM ccd.case_data WHERE id = ANY($1::bigint[])"
+              " UNION ALL SELECT id, reference, to_char(disposed_at AT TIME ZONE 'UTC',"
+              " 'YYYY-MM-DD') FROM ccd.disposed_case WHERE id = ANY($1::bigint[])"},
     /* $1: the case types of the batch's submissions. Those being imported from CCD's database
      * and not cut over yet take no submissions (DESIGN §13). */
     {"importing", "SELECT case_type_id FROM ccd.case_type_import"
@@ -334,6 +340,7 @@ enum {
     R_TYPELOCK,
     R_TYPES,
     R_DISPOSED,
+    R_TAKEN,
     R_IMPORTING,
     N_ROUND1
 };
@@ -396,6 +403,12 @@ static int read_state(cs_decider *d, PGresult *const res[N_ROUND1])
         if (cs_decider_add_disposed(d, strtoll(PQgetvalue(res[R_DISPOSED], i, 0), NULL, 10),
                                     PQgetvalue(res[R_DISPOSED], i, 1)))
             return CS_ERR;
+    for (int i = 0; i < PQntuples(res[R_TAKEN]); i++)
+        if (!PQgetisnull(res[R_TAKEN], i, 0) &&
+            cs_decider_add_taken_id(d, strtoll(PQgetvalue(res[R_TAKEN], i, 0), NULL, 10),
+                                    strtoll(PQgetvalue(res[R_TAKEN], i, 1), NULL, 10),
+                                    text_or_null(res[R_TAKEN], i, 2)))
+            return CS_ERR;
     for (int i = 0; i < PQntuples(res[R_IMPORTING]); i++)
         if (cs_decider_add_importing(d, PQgetvalue(res[R_IMPORTING], i, 0)))
             return CS_ERR;
@@ -408,7 +421,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
                       size_t errstr_size)
 {
     array_text refs = {0}, jrefs = {0}, keys = {0}, parts = {0}, offs = {0}, types = {0},
-               alltypes = {0};
+               named = {0}, alltypes = {0};
     int64_t *sorted = malloc(n * sizeof(*sorted));
     char num[32], count[24], creates[24];
     PGresult *res[N_ROUND1] = {NULL};
@@ -428,6 +441,10 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         if (cs_submission_can_create(jobs[i]->sub)) {
             array_add(&types, jobs[i]->sub->case_type, true);
             ncreates += !jobs[i]->sub->has_case_id;
+            if (jobs[i]->sub->has_case_id) {
+                snprintf(num, sizeof(num), "%" PRId64, jobs[i]->sub->case_id);
+                array_add(&named, num, false);
+            }
         }
     }
     if (sorted)
@@ -439,7 +456,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         array_add(&refs, num, false);
     }
     if (!sorted || refs.failed || jrefs.failed || keys.failed || parts.failed || offs.failed ||
-        types.failed || alltypes.failed) {
+        types.failed || named.failed || alltypes.failed) {
         snprintf(errstr, errstr_size, "out of memory");
         rc = CS_ERR_RETRY;
         goto cleanup;
@@ -453,6 +470,7 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
         const char *p_ids[] = {count};
         const char *p_case_ids[] = {creates};
         const char *p_types[] = {array_value(&types)};
+        const char *p_named[] = {array_value(&named)};
         const char *p_alltypes[] = {array_value(&alltypes)};
 
         if (!PQenterPipelineMode(a->conn) || !send_stmt(a, "begin", 0, NULL) ||
@@ -460,7 +478,8 @@ static int load_batch(cs_applier *a, cs_job **jobs, size_t n, cs_decider *d, cha
             !send_stmt(a, "seen", 3, p_seen) || !send_stmt(a, "ids", 1, p_ids) ||
             !send_stmt(a, "case_ids", 1, p_case_ids) || !send_stmt(a, "typelock", 1, p_types) ||
             !send_stmt(a, "types", 1, p_types) || !send_stmt(a, "disposed", 1, p_lock) ||
-            !send_stmt(a, "importing", 1, p_alltypes) || !PQpipelineSync(a->conn)) {
+            !send_stmt(a, "taken", 1, p_named) || !send_stmt(a, "importing", 1, p_alltypes) ||
+            !PQpipelineSync(a->conn)) {
             cs_db_error(a->conn, NULL, errstr, errstr_size);
             rc = CS_ERR_RETRY;
             goto cleanup;
@@ -510,6 +529,7 @@ cleanup:
     free(parts.buf);
     free(offs.buf);
     free(types.buf);
+    free(named.buf);
     free(alltypes.buf);
     return rc;
 }

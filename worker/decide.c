@@ -39,6 +39,13 @@ typedef struct disposed {
     char on[11];
 } disposed;
 
+/* An internal id some case holds or held: a create naming it for another reference is refused. */
+typedef struct taken_id {
+    int64_t id;
+    int64_t ref;
+    char disposed_on[11]; /* "" while the case exists, else the day it was disposed of */
+} taken_id;
+
 typedef struct recorded {
     int32_t partition;
     int64_t offset;
@@ -60,6 +67,8 @@ struct cs_decider {
     size_t ncase_ids, cap_case_ids, next_case_id;
     disposed *disposed;
     size_t ndisposed, cap_disposed;
+    taken_id *taken;
+    size_t ntaken, cap_taken;
     char **importing; /* owned */
     size_t nimporting, cap_importing;
 };
@@ -116,6 +125,7 @@ void cs_decider_free(cs_decider *d)
     free(d->seqs);
     free(d->case_ids);
     free(d->disposed);
+    free(d->taken);
     for (size_t i = 0; i < d->nimporting; i++)
         free(d->importing[i]);
     free(d->importing);
@@ -308,6 +318,30 @@ int cs_decider_add_disposed(cs_decider *d, int64_t reference, const char *dispos
     return CS_OK;
 }
 
+int cs_decider_add_taken_id(cs_decider *d, int64_t id, int64_t reference, const char *disposed_on)
+{
+    taken_id *all = room(d->taken, &d->cap_taken, d->ntaken, sizeof(*all));
+
+    if (!all)
+        return CS_ERR;
+    d->taken = all;
+    d->taken[d->ntaken].id = id;
+    d->taken[d->ntaken].ref = reference;
+    snprintf(d->taken[d->ntaken].disposed_on, sizeof(d->taken[d->ntaken].disposed_on), "%s",
+             disposed_on ? disposed_on : "");
+    d->ntaken++;
+    return CS_OK;
+}
+
+/* Who holds or held id, other than ref; NULL when nobody. */
+static const taken_id *find_taken(const cs_decider *d, int64_t id, int64_t ref)
+{
+    for (size_t i = 0; i < d->ntaken; i++)
+        if (d->taken[i].id == id && d->taken[i].ref != ref)
+            return &d->taken[i];
+    return NULL;
+}
+
 int cs_decider_add_importing(cs_decider *d, const char *case_type)
 {
     char **all = room(d->importing, &d->cap_importing, d->nimporting, sizeof(*all));
@@ -432,6 +466,7 @@ static bool same_submission(const cs_outcome *o, const cs_submission *s)
  * gets instead with the reason in why. */
 static cs_status refuse_create(const cs_decider *d, const cs_submission *s, char *why, size_t size)
 {
+    const taken_id *taken;
     const char *twin;
 
     if (cs_submission_is_supplementary(s)) {
@@ -461,6 +496,23 @@ static cs_status refuse_create(const cs_decider *d, const cs_submission *s, char
                          "case type %s differs only in letter case from the existing case "
                          "type %s: both would be indexed in %s",
                          s->case_type, twin, index);
+        return CS_STATUS_REJECTED;
+    }
+    /* An internal id is one case's, for good: CCD's search finds the case by it (the _id of
+     * its document), and a disposed case's document is deleted at a version a new case's
+     * document would not pass. The unique constraint backs this up against a create that
+     * another worker commits meanwhile: its write is refused and the batch decided again. */
+    if (s->has_case_id && (taken = find_taken(d, s->case_id, s->case_reference)) != NULL) {
+        if (taken->disposed_on[0])
+            snprintf(why, size,
+                     "id %" PRId64 " was the id of case %" PRId64 ", disposed of on %s: an "
+                     "id is never given to another case",
+                     s->case_id, taken->ref, taken->disposed_on);
+        else
+            snprintf(why, size,
+                     "id %" PRId64 " is already the id of case %" PRId64 ": an id is one "
+                     "case's",
+                     s->case_id, taken->ref);
         return CS_STATUS_REJECTED;
     }
     /* expected_version 0 means "this case must not exist yet". */
@@ -751,9 +803,11 @@ int cs_decider_adopt(cs_decider *d, cs_job *j, cs_plan *p)
         fresh.case_type = strdup(s->case_type);
         fresh.jurisdiction = strdup(s->jurisdiction);
         fresh.supplementary = json_object();
-        /* A new case type is known to the jobs after this one. */
+        /* A new case type and id are known to the jobs after this one. */
         if (!fresh.case_type || !fresh.jurisdiction || !fresh.supplementary ||
-            cs_decider_add_case_type(d, s->case_type) || !insert_case(d, &fresh)) {
+            cs_decider_add_case_type(d, s->case_type) ||
+            (p->case_id && cs_decider_add_taken_id(d, p->case_id, s->case_reference, NULL)) ||
+            !insert_case(d, &fresh)) {
             case_free(&fresh);
             goto cleanup;
         }

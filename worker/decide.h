@@ -99,6 +99,9 @@ int cs_decider_add_case_type(cs_decider *d, const char *case_type);
  * ("YYYY-MM-DD", UTC): while no case of that reference exists, its submissions are rejected
  * (422) with that date, and none creates it again. */
 int cs_decider_add_disposed(cs_decider *d, int64_t reference, const char *disposed_on);
+/* An internal id that case reference holds (disposed_on NULL), or held until it was disposed of
+ * on disposed_on ("YYYY-MM-DD"): a create of another reference naming it is rejected (422). */
+int cs_decider_add_taken_id(cs_decider *d, int64_t id, int64_t reference, const char *disposed_on);
 /* A case type being imported from CCD's database and not yet cut over (ccd.case_type_import,
  * DESIGN §12): CCD still owns its cases, so every submission naming it is rejected (422). */
 int cs_decider_add_importing(cs_decider *d, const char *case_type);
