@@ -84,10 +84,28 @@ pid_t worker_start(const char *const *extra)
     return it_spawn("casestream-worker", args, NULL);
 }
 
-/* Stops a worker with SIGTERM and asserts a clean exit 0. */
+/* Stops a worker with SIGTERM and asserts a clean exit 0. A worker stopped right after it was
+ * started (on a loaded machine: before it installed its signal handlers) would die of the
+ * signal: it is first given up to 60 s to start consuming (or to exit). */
 void worker_stop(pid_t pid)
 {
-    int rc = it_stop(pid, SIGTERM, 20000);
+    long long deadline = cs_now_ms() + 60000;
+    char path[64], state = 0;
+    int rc;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    while (!log_has(pid, "consuming topic=") && cs_now_ms() < deadline) {
+        /* A worker that already exited (a zombie, "Z") has nothing to wait for. */
+        if ((f = fopen(path, "r")) != NULL) {
+            state = fscanf(f, "%*d (%*[^)]) %c", &state) == 1 ? state : 0;
+            fclose(f);
+        }
+        if (!f || state == 'Z')
+            break;
+        usleep(100 * 1000);
+    }
+    rc = it_stop(pid, SIGTERM, 20000);
 
     ck_assert_msg(rc == 0,
                   "worker %d did not stop cleanly on SIGTERM: status %d (see "
