@@ -96,7 +96,7 @@ static void validated(cs_job *j, const char *text)
 }
 
 #define SUBMISSION(extra)                                                                          \
-    "{\"idempotency_key\": \"0b6f2c1e-8d4a-4f3b-9c2d-5e6f7a8b9c0d\", \"case_reference\": 7, "     \
+    "{\"idempotency_key\": \"0b6f2c1e-8d4a-4f3b-9c2d-5e6f7a8b9c0d\", \"case_reference\": 7, "      \
     "\"case_type\": \"T\", \"event_id\": \"e\", \"user_id\": \"u\"" extra "}"
 
 /* Every message the validator refuses goes to the DLQ, invalid or rejected for its own field
