@@ -62,7 +62,7 @@ static const cs_option options[] = {
     {"topic-changes", KAFKA_USERS & ~CS_PROG_API, OPT_STR, "case-changes", NULL, 0, 0,
      F(topic_changes), "topic of committed changes"},
     {"topic-dlq", KAFKA_USERS & ~CS_PROG_API, OPT_STR, "case-events-dlq", NULL, 0, 0, F(topic_dlq),
-     "dead-letter topic for invalid submissions"},
+     "dead-letter topic: the submissions the validator refuses"},
     {"events-partitions", CS_PROG_ADMIN, OPT_INT, "12", NULL, 1, 10000, F(events_partitions),
      "topics create: partitions of the submissions topic (the workers' scaling ceiling)"},
     {"results-partitions", CS_PROG_ADMIN, OPT_INT, "0", NULL, 0, 10000, F(results_partitions),

@@ -11,7 +11,7 @@
 typedef enum cs_verdict {
     CS_VALID = 0,
     CS_INVALID = 400, /* not a usable submission: goes to the DLQ */
-    CS_REJECTED = 422 /* usable, but a field value is not acceptable */
+    CS_REJECTED = 422 /* usable, but a field value is not acceptable: also to the DLQ */
 } cs_verdict;
 
 /* A parsed submission. Every pointer is borrowed from root, which the

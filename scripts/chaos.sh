@@ -26,7 +26,10 @@
 #   5. the outbox is drained
 #   6. every case has one Elasticsearch document, under its id, whose
 #      revision equals PostgreSQL's
-#   7. the DLQ holds exactly the messages that are not JSON
+#   7. the DLQ holds exactly the poison the validator refuses: the messages
+#      that are not JSON and the numbers that cannot be kept (rejected), each
+#      with its reason; nothing refused from a case's state (a key reused with
+#      another payload, a disposed case) is there
 #   8. every outcome agrees with PostgreSQL (applied: the history row's
 #      version, revision and sequence; duplicate: the applied row's revision)
 #   9. every document in Elasticsearch equals PostgreSQL's change document
@@ -205,8 +208,8 @@ done
 
 # Poison the validator refuses, keyed with our references so it lands among
 # the valid ones (the Java partitioner, as services use): numbers that
-# cannot be kept (rejected), then messages that are not JSON (invalid, to the
-# DLQ), one of them about 1 MB.
+# cannot be kept (rejected), then messages that are not JSON (invalid), one
+# of them about 1 MB. All of it goes to the DLQ.
 kcat_p() { kcat -P -b "$CASESTREAM_BROKERS" -t "$run_id-events" -K'|' \
     -X partitioner=murmur2_random -X message.max.bytes=2000000 "$@"; }
 {
@@ -343,7 +346,8 @@ load_incs() {
     done
 }
 psql "$CASESTREAM_PG" -XAq -v ON_ERROR_STOP=1 -v base="$base" -v last="$last" \
-    -v events_total="$events_total" -v poison="$POISON" >"$DIR/invariants.txt" <<SQL
+    -v events_total="$events_total" -v poison="$POISON" -v rejected="$REJECTED" \
+    >"$DIR/invariants.txt" <<SQL
 CREATE TEMP TABLE wl (line bigserial, doc text, stream int NOT NULL DEFAULT 0);
 CREATE TEMP TABLE wl_in (line bigserial, doc text);
 CREATE TEMP TABLE res (doc text);
@@ -423,9 +427,16 @@ SELECT 'violation6 ' || (
     WHERE c.reference BETWEEN :base AND :last
       AND (d.rev IS DISTINCT FROM c.case_revision OR d.ref IS DISTINCT FROM c.reference))
   + (SELECT count(*) - count(DISTINCT (src->>'reference')) FROM es));
--- 7. the DLQ holds exactly the poison messages (copies of one message count once)
-SELECT 'violation7 ' || (abs(:poison - (SELECT count(DISTINCT split_part(doc, E'\t', 1)) FROM dlq))
-   + (SELECT count(*) FROM dlq WHERE split_part(doc, E'\t', 2) NOT LIKE 'poison %'));
+-- 7. the DLQ holds exactly the poison the validator refuses (copies of one message count once,
+-- their headers being the same): the messages that are not JSON, and the two numbers that cannot
+-- be kept, each with its reason in the error header
+CREATE TEMP VIEW dlq_msg AS SELECT split_part(doc, E'\t', 1) AS headers,
+    split_part(doc, E'\t', 2) AS value FROM dlq;
+SELECT 'violation7 ' || (abs(:poison + :rejected - (SELECT count(DISTINCT headers) FROM dlq_msg))
+   + (SELECT count(*) FROM dlq_msg WHERE NOT (
+        (value LIKE 'poison %' AND headers LIKE '%error=not valid JSON%')
+     OR (value LIKE '%"event_id":"poisonZero"%' AND headers LIKE '%error=%negative zero%')
+     OR (value LIKE '%"event_id":"poisonTiny"%' AND headers LIKE '%error=%too small%'))));
 -- 8. every outcome of a live case agrees with PostgreSQL (a disposed case's: 16)
 SELECT 'violation8 ' || count(*) FROM outc
  WHERE o->>'status' IN ('applied', 'duplicate')
@@ -526,7 +537,7 @@ cat "$DIR/invariants.txt"
 violations=$(awk '/^violation/ { s += $2 } END { print s + 0 }' "$DIR/invariants.txt")
 names=("" "one history row or a non-applied outcome" "no key applied twice"
     "revisions 1..n in produce order" "one outcome for every message" "outbox drained"
-    "one document per case, at its revision" "DLQ = the poison messages"
+    "one document per case, at its revision" "DLQ = the poison the validator refuses"
     "outcomes agree with PostgreSQL" "documents = PostgreSQL's change documents"
     "poison answered as it must" "supplementary data adds up exactly"
     "disposed: gone from PostgreSQL" "disposed: gone from Elasticsearch"

@@ -1,5 +1,7 @@
-/* Outcome rendering of worker/job.c (DESIGN §4): the error member of a decided job. */
+/* Outcome rendering of worker/job.c (DESIGN §4): the error member of a decided job, and which
+ * decided jobs go to the DLQ. */
 #include "../worker/job.h"
+#include "envelope.h"
 #include "runner.h"
 #include "utf8.h"
 
@@ -82,6 +84,70 @@ START_TEST(test_job_supplementary_map_only_on_the_decision_that_carries_it)
 }
 END_TEST
 
+/* A job as the worker's validator leaves it: the verdict on text (keyed by case 7), decided at
+ * once when refused. */
+static void validated(cs_job *j, const char *text)
+{
+    memset(j, 0, sizeof(*j));
+    j->verdict = cs_submission_parse(text, strlen(text), "7", 1, 1 << 20, &j->sub, j->reason,
+                                     sizeof(j->reason));
+    if (j->verdict != CS_VALID)
+        ck_assert_int_eq(cs_job_decide_refused(j), 0);
+}
+
+#define SUBMISSION(extra)                                                                          \
+    "{\"idempotency_key\": \"0b6f2c1e-8d4a-4f3b-9c2d-5e6f7a8b9c0d\", \"case_reference\": 7, "      \
+    "\"case_type\": \"T\", \"event_id\": \"e\", \"user_id\": \"u\"" extra "}"
+
+/* Every message the validator refuses goes to the DLQ, invalid or rejected for its own field
+ * values, with its reason as the outcome's error; a refusal decided later, from the case's
+ * state (same status, same code), does not, nor does any other outcome. */
+START_TEST(test_job_validator_refusals_go_to_the_dlq_state_decided_ones_do_not)
+{
+    static const struct {
+        const char *text, *status, *reason;
+    } refused[] = {
+        {"not json", "invalid", "not valid JSON"},
+        {SUBMISSION(", \"security_classification\": \"SECRET\""), "rejected",
+         "\"security_classification\" must be one of"},
+        {SUBMISSION(", \"resolved_ttl\": \"2025-02-29\""), "rejected",
+         "\"resolved_ttl\" is not a calendar date"},
+        {SUBMISSION(", \"data_merge\": {\"z\": -0.0}"), "rejected", "negative zero"},
+        {SUBMISSION(", \"supplementary_data_updates\": {\"$set\": {\"a.b.c\": 1}}"), "rejected",
+         "more than two levels"},
+    };
+    cs_job j;
+    char *err;
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        validated(&j, refused[i].text);
+        ck_assert_msg(j.decided, "refusal %zu not decided", i);
+        ck_assert_str_eq(cs_status_name(j.status), refused[i].status);
+        ck_assert_msg(cs_job_dead_letter(&j), "refusal %zu is not for the DLQ", i);
+        err = outcome_error(&j);
+        ck_assert_msg(err && strstr(err, refused[i].reason), "refusal %zu: %s", i, j.outcome);
+        ck_assert_str_eq(err, j.reason); /* the DLQ copy's error header */
+        free(err);
+        cs_job_clear(&j);
+    }
+    /* A sound message: never for the DLQ, whatever the case's state decides. */
+    validated(&j, SUBMISSION(", \"data_merge\": {\"n\": 1}"));
+    ck_assert_int_eq(j.verdict, CS_VALID);
+    ck_assert(!cs_job_dead_letter(&j));
+    ck_assert_int_eq(cs_job_decide(&j, CS_STATUS_REJECTED, 0, 0, 0, "case 7 was disposed of"), 0);
+    ck_assert_int_eq(j.code, 422);
+    ck_assert(!cs_job_dead_letter(&j));
+    cs_job_undecide(&j);
+    ck_assert_int_eq(cs_job_decide(&j, CS_STATUS_CONFLICT, 0, 0, 0, "expected version 1, not 2"),
+                     0);
+    ck_assert(!cs_job_dead_letter(&j));
+    cs_job_undecide(&j);
+    ck_assert_int_eq(cs_job_decide(&j, CS_STATUS_APPLIED, 1, 1, 1, NULL), 0);
+    ck_assert(!cs_job_dead_letter(&j));
+    cs_job_clear(&j);
+}
+END_TEST
+
 Suite *job_suite(void)
 {
     Suite *s = suite_create("job");
@@ -90,6 +156,7 @@ Suite *job_suite(void)
     tcase_add_test(tc, test_job_reason_cut_in_a_character_is_rendered_not_null);
     tcase_add_test(tc, test_job_reason_not_utf8_is_rendered_with_placeholders);
     tcase_add_test(tc, test_job_supplementary_map_only_on_the_decision_that_carries_it);
+    tcase_add_test(tc, test_job_validator_refusals_go_to_the_dlq_state_decided_ones_do_not);
     suite_add_tcase(s, tc);
     return s;
 }

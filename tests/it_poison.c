@@ -69,7 +69,7 @@ static const outcome *the_outcome(const outcome *o, size_t n, const planned *p)
 START_TEST(test_poison_large_reals_are_kept_and_unreadable_case_rejects_only_itself)
 {
     int64_t big, old, broken, door;
-    planned *refused_precision, *refused_zero, *on_broken;
+    planned *refused_precision, *refused_zero, *refused_tiny, *on_broken;
     pid_t pid;
     outcome *o;
     size_t n, sent;
@@ -91,8 +91,9 @@ START_TEST(test_poison_large_reals_are_kept_and_unreadable_case_rejects_only_its
                                   "\"data\":{\"x\":9007199254740993.0}");
     refused_zero = plan_text(door, "rejected",
                              "\"jurisdiction\":\"IT\",\"state\":\"Open\",\"data\":{\"x\":-0.0}");
-    plan_text(door, "rejected",
-              "\"jurisdiction\":\"IT\",\"state\":\"Open\",\"data\":{\"x\":1e-400}");
+    refused_tiny = plan_text(door, "rejected",
+                             "\"jurisdiction\":\"IT\",\"state\":\"Open\",\"data\":{\"x\":1e-400}");
+    refused_precision->at_door = refused_zero->at_door = refused_tiny->at_door = true;
     plan_create(old, NULL);
     plan_create(broken, NULL);
     send_range(0, W.nplan);
@@ -122,11 +123,16 @@ START_TEST(test_poison_large_reals_are_kept_and_unreadable_case_rejects_only_its
         ck_assert_msg(x->error && strstr(x->error, "cannot be kept exactly"), "%s", x->text);
         x = the_outcome(o, n, refused_zero);
         ck_assert_msg(x->error && strstr(x->error, "negative zero"), "%s", x->text);
+        x = the_outcome(o, n, refused_tiny);
+        ck_assert_msg(x->error && strstr(x->error, "too small"), "%s", x->text);
         x = the_outcome(o, n, on_broken);
         ck_assert_int_eq(x->code, 422);
         ck_assert_msg(x->error && strstr(x->error, "stored data is not readable JSON"), "%s",
                       x->text);
     }
+    /* The numbers refused at the door are in the DLQ with their reasons; the submission the
+     * unreadable case refused is not (its message is sound). */
+    check_dead_letters(o, n);
     outcomes_free(o, n);
     /* Stored and read back exactly: reals stay reals of the same value. */
     ck_assert_int_eq(it_sql_int("SELECT (data->>'x' = '10000000000000000000.0' AND data->>'h' = "

@@ -144,10 +144,43 @@ static void assert_member(json_t *d, const char *name, const char *want)
 
 /* --- 1. every field from Kafka to PostgreSQL and to the change document ------------------ */
 
+/* Bad values of the fields, each class of them: each is rejected (422) by the validator with its
+ * reason, and goes to the DLQ with it (numbers that cannot be kept exactly: tests/it_poison.c,
+ * whose messages reach the worker as written; these are rendered by jansson). With long > 0, fields
+ * names a string field given long characters "é". */
+static const struct {
+    const char *fields;
+    size_t long_;
+    const char *reason;
+} bad_values[] = {
+    {"{\"event_name\": 5}", 0, "field \"event_name\" must be a string"},
+    {"user_first_name", 256, "field \"user_first_name\" is 256 characters, over the limit of 255"},
+    {"summary", 1025, "field \"summary\" is 1025 characters, over the limit of 1024"},
+    {"{\"security_classification\": \"SECRET\"}", 0,
+     "field \"security_classification\" must be one of PUBLIC, PRIVATE, RESTRICTED"},
+    {"{\"resolved_ttl\": \"2031-02-29\"}", 0,
+     "field \"resolved_ttl\" is not a calendar date: \"2031-02-29\""},
+    {"{\"resolved_ttl\": \"2031-2-28\"}", 0,
+     "field \"resolved_ttl\" must be a date \"YYYY-MM-DD\" or null"},
+    {"{\"case_type_version\": 0}", 0, "field \"case_type_version\" must be an integer from 1 to"},
+    {"{\"significant_item\": {\"type\": \"DOCUMENT\", \"description\": \"d\", \"url\": "
+     "\"file:///etc/passwd\"}}",
+     0, "field \"significant_item.url\" must be an http, https or ftp URL"},
+    {"{\"id\": 4611686018427387904}", 0, "casestream gives the ids from 2^62 up itself"},
+    {"{\"start_revision\": -1}", 0, "field \"start_revision\" must be an integer 0 or more"},
+    {"{\"data_classification\": [\"PUBLIC\"]}", 0,
+     "field \"data_classification\" must be an object"},
+    {"{\"notes\": {\"author\": \"a\", \"body\": \"b\"}}", 0, "field \"notes\" must be an array"},
+    {"{\"data\": {}, \"data_merge\": {}}", 0,
+     "fields \"data\" and \"data_merge\" cannot be used together"},
+    {"{\"expected_version\": -1}", 0, "field \"expected_version\" must be an integer >= 0"},
+};
+
 START_TEST(test_ccd_fields_round_trip_to_postgresql_and_change_document)
 {
     int64_t a, b;
-    planned *create_a, *create_b, *edit, *other_id, *bad_date;
+    planned *create_a, *create_b, *edit, *other_id,
+        *bad[sizeof(bad_values) / sizeof(bad_values[0])];
     outcome *o;
     size_t n;
     pid_t pid;
@@ -180,23 +213,45 @@ START_TEST(test_ccd_fields_round_trip_to_postgresql_and_change_document)
                     "{\"x\": \"PUBLIC\"}, \"event_name\": \"Edit\", \"user_first_name\": \"Bo\"}",
                     a);
     edit->revision = 2;
+    /* Refused for the case's state (another id than the case's): outcome only, never in the
+     * DLQ. Refused for its own values: each bad value below, also in the DLQ. */
     other_id = plan_sub(a, NULL, "rejected", "edit", "{\"id\": 1, \"data\": {\"x\": 9}}");
-    bad_date = plan_sub(a, NULL, "rejected", "edit", "{\"resolved_ttl\": \"2031-02-29\"}");
+    for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+        char fields[4096];
+
+        if (bad_values[i].long_) {
+            int len = snprintf(fields, sizeof(fields), "{\"%s\": \"", bad_values[i].fields);
+
+            for (size_t k = 0; k < bad_values[i].long_; k++)
+                len += snprintf(fields + len, sizeof(fields) - (size_t)len, "\xc3\xa9");
+            snprintf(fields + len, sizeof(fields) - (size_t)len, "\"}");
+        } else {
+            snprintf(fields, sizeof(fields), "%s", bad_values[i].fields);
+        }
+        bad[i] = plan_sub(a, NULL, "rejected", "edit", "%s", fields);
+        bad[i]->at_door = true;
+    }
     pid = worker_start(NULL);
     send_range(0, W.nplan);
     o = read_outcomes(&n);
     check_planned_outcomes(o, n);
     {
-        const outcome *x = outcome_of(o, n, other_id), *y = outcome_of(o, n, bad_date);
+        const outcome *x = outcome_of(o, n, other_id);
         char want[128];
 
         snprintf(want, sizeof(want), "case %" PRId64 " has id %" PRId64 ", not 1", a, a);
         ck_assert_int_eq(x->code, 422);
         ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
-        ck_assert_msg(y->error && strstr(y->error, "\"resolved_ttl\" is not a calendar date"), "%s",
-                      y->text);
         assert_outcome_map(x, NULL);
     }
+    for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+        const outcome *y = outcome_of(o, n, bad[i]);
+
+        ck_assert_int_eq(y->code, 422);
+        ck_assert_msg(y->error && strstr(y->error, bad_values[i].reason), "bad value %zu: %s", i,
+                      y->text);
+    }
+    check_dead_letters(o, n);
     outcomes_free(o, n);
     check_applied_once();
     check_changes();
@@ -680,50 +735,95 @@ START_TEST(test_ccd_concurrent_incs_from_several_producers_sum_exactly)
 }
 END_TEST
 
+/* Runs `casestream dlq <what>` on the world's topics, which must exit 0; returns what it printed
+ * (the caller frees). */
+static char *dlq_command(const char *what)
+{
+    char ev[200], dl[200], out[256];
+    const char *args[] = {ev, dl, "dlq", what, NULL};
+
+    snprintf(ev, sizeof(ev), "--topic-events=%s", W.events);
+    snprintf(dl, sizeof(dl), "--topic-dlq=%s", W.dlq);
+    snprintf(out, sizeof(out), "build/it-logs/dlq-%s-%d.out", what, (int)getpid());
+    ck_assert_msg(it_run("casestream", args, NULL, out, NULL) == 0, "casestream dlq %s failed",
+                  what);
+    return it_read_file(out);
+}
+
+/* Waits until the worker's counter name (metrics on port) is want. */
+static void wait_metric(int port, const char *name, long long want)
+{
+    long long v = metric(port, name);
+
+    for (long long deadline = cs_now_ms() + 60000; v != want && cs_now_ms() < deadline;) {
+        usleep(200 * 1000);
+        v = metric(port, name);
+    }
+    ck_assert_msg(v == want, "%s is %lld, expected %lld", name, v, want);
+}
+
+/* The outcome text of o up to its source: what a replay must answer again, byte for byte. */
+static size_t before_source(const outcome *o)
+{
+    const char *at = strstr(o->text, "\"source\":");
+
+    ck_assert_msg(at != NULL, "outcome without source: %s", o->text);
+    return (size_t)(at - o->text);
+}
+
 /* --- 5. every refused form ---------------------------------------------------------------------
  */
 
 START_TEST(test_ccd_supplementary_refused_forms_change_nothing)
 {
+    /* state: refused from the case's supplementary data, not by the validator (outcome only,
+     * not in the DLQ). */
     static const struct {
         const char *fields, *reason;
+        bool state;
     } forms[] = {
-        {"{\"supplementary_data_updates\": {}}", "\"supplementary_data_updates\" is empty"},
-        {"{\"supplementary_data_updates\": []}",
-         "\"supplementary_data_updates\" must be an object"},
+        {"{\"supplementary_data_updates\": {}}", "\"supplementary_data_updates\" is empty", false},
+        {"{\"supplementary_data_updates\": []}", "\"supplementary_data_updates\" must be an object",
+         false},
         {"{\"supplementary_data_updates\": {\"$set\": {}}}",
-         "\"supplementary_data_updates.$set\" is empty"},
+         "\"supplementary_data_updates.$set\" is empty", false},
         {"{\"supplementary_data_updates\": {\"$find\": {\"a\": 1}}}",
-         "has the operation \"$find\": only \"$set\" and \"$inc\" are known"},
+         "has the operation \"$find\": only \"$set\" and \"$inc\" are known", false},
         {"{\"supplementary_data_updates\": {\"$set\": 1}}",
-         "\"supplementary_data_updates.$set\" must be an object"},
+         "\"supplementary_data_updates.$set\" must be an object", false},
         {"{\"supplementary_data_updates\": {\"$set\": {\"a.b.c\": 1}}}",
-         "has the path \"a.b.c\" of more than two levels"},
+         "has the path \"a.b.c\" of more than two levels", false},
         {"{\"supplementary_data_updates\": {\"$set\": {\".a\": 1}}}",
-         "has the path \".a\" with an empty level"},
+         "has the path \".a\" with an empty level", false},
         {"{\"supplementary_data_updates\": {\"$inc\": {\"n\": 1.5}}}",
-         "gives \"n\" a value that is not an integer"},
+         "gives \"n\" a value that is not an integer", false},
         {"{\"supplementary_data_updates\": {\"$set\": {\"n\": null}}}",
-         "gives \"n\" null, which cannot be set"},
+         "gives \"n\" null, which cannot be set", false},
         {"{\"data\": {}, \"supplementary_data_updates\": {\"$inc\": {\"n\": 1}}}",
-         "field \"data\" cannot be used with \"supplementary_data_updates\""},
+         "field \"data\" cannot be used with \"supplementary_data_updates\"", false},
         {"{\"expected_version\": 1, \"supplementary_data_updates\": {\"$inc\": {\"n\": 1}}}",
-         "field \"expected_version\" cannot be used with"},
+         "field \"expected_version\" cannot be used with", false},
         {"{\"supplementary_data_updates\": {\"$set\": {\"s.x\": 1}}}",
-         "supplementary data \"s\" is not an object: cannot set \"s.x\""},
+         "supplementary data \"s\" is not an object: cannot set \"s.x\"", true},
         {"{\"supplementary_data_updates\": {\"$inc\": {\"s\": 1}}}",
-         "supplementary data \"s\" is not an integer: cannot add to it"},
+         "supplementary data \"s\" is not an integer: cannot add to it", true},
         {"{\"supplementary_data_updates\": {\"$inc\": {\"big\": 1}}}",
-         "adding 1 goes past a 64-bit integer"},
+         "adding 1 goes past a 64-bit integer", true},
     };
     const size_t nforms = sizeof(forms) / sizeof(forms[0]);
     int64_t ref, missing;
     planned *refused[sizeof(forms) / sizeof(forms[0])], *absent;
     outcome *o;
-    size_t n;
+    size_t n, ndoor = 0;
     pid_t pid;
+    int port = 20000 + (int)(getpid() % 20000);
+    char portflag[32], *text, replayed[256];
+    size_t copies;
+    const char *extra[] = {portflag, NULL};
+    it_msg *dlq = NULL;
 
     world_new("ccd-refused", 1);
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
     ref = new_ref();
     missing = new_ref();
     plan_create(ref, NULL);
@@ -731,11 +831,14 @@ START_TEST(test_ccd_supplementary_refused_forms_change_nothing)
              "{\"supplementary_data_updates\": {\"$set\": {\"s\": \"text\", \"big\": "
              "9223372036854775807}}}")
         ->revision = 2;
-    for (size_t i = 0; i < nforms; i++)
+    for (size_t i = 0; i < nforms; i++) {
         refused[i] = plan_sub(ref, NULL, "rejected", "refused", "%s", forms[i].fields);
+        refused[i]->at_door = !forms[i].state;
+        ndoor += refused[i]->at_door;
+    }
     absent = plan_sub(missing, NULL, "rejected", "refused",
                       "{\"supplementary_data_updates\": {\"$inc\": {\"n\": 1}}}");
-    pid = worker_start(NULL);
+    pid = worker_start(extra);
     send_range(0, W.nplan);
     o = read_outcomes(&n);
     check_planned_outcomes(o, n);
@@ -757,6 +860,9 @@ START_TEST(test_ccd_supplementary_refused_forms_change_nothing)
         ck_assert_msg(x->error && strcmp(x->error, want) == 0, "%s", x->text);
     }
     ck_assert_uint_eq(count_status(o, n, "invalid"), 0);
+    /* The forms the validator refuses are in the DLQ with their reasons; those refused from the
+     * case's data, and the update of a missing case, are not. */
+    check_dead_letters(o, n);
     outcomes_free(o, n);
     check_applied_once();
     /* Nothing of the refused was written; the missing case was not created. */
@@ -766,6 +872,66 @@ START_TEST(test_ccd_supplementary_refused_forms_change_nothing)
                ref);
     ck_assert_int_eq(
         it_sql_int("SELECT count(*) FROM ccd.case_data WHERE reference = %" PRId64, missing), 0);
+
+    /* The metric counts the copies; `dlq list` shows each with its reason. */
+    wait_metric(port, "casestream_worker_dlq_total", (long long)ndoor);
+    text = dlq_command("list");
+    {
+        size_t lines = 0;
+
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+            json_t *l = json_loads(line, 0, NULL);
+            const char *error = json_string_value(json_object_get(l, "error"));
+            bool known = false;
+
+            ck_assert_msg(l != NULL, "dlq list printed a line that is not JSON: %s", line);
+            for (size_t i = 0; i < nforms && error; i++)
+                known = known || (!forms[i].state && strstr(error, forms[i].reason));
+            ck_assert_msg(known, "dlq list: a copy without a refused form's reason: %s", line);
+            ck_assert_ptr_nonnull(json_string_value(json_object_get(l, "source_offset")));
+            json_decref(l);
+        }
+        ck_assert_uint_eq(lines, ndoor);
+    }
+    free(text);
+    /* Replayed with nothing fixed: each is refused again with the same outcome (but its source,
+     * the new position), as the refusal took no key and the validator runs before any
+     * idempotency lookup; and copied again. */
+    text = dlq_command("replay");
+    snprintf(replayed, sizeof(replayed), "replayed %zu messages onto %s\n", ndoor, W.events);
+    ck_assert_str_eq(text, replayed);
+    free(text);
+    for (size_t i = 0; i < nforms; i++)
+        if (refused[i]->at_door)
+            plan_raw(ref, refused[i]->key, "rejected", refused[i]->mkey, refused[i]->value,
+                     refused[i]->len)
+                ->at_door = true;
+    o = read_outcomes(&n);
+    ck_assert_uint_eq(n, W.nplan);
+    for (size_t i = 0; i < nforms; i++) {
+        const outcome *first = NULL;
+        size_t answers = 0;
+
+        for (size_t k = 0; k < n; k++) {
+            if (o[k].ref != ref || strcmp(o[k].key, refused[i]->key) != 0)
+                continue;
+            if (answers++ == 0) {
+                first = &o[k];
+                continue;
+            }
+            ck_assert_msg(before_source(&o[k]) == before_source(first) &&
+                              memcmp(o[k].text, first->text, before_source(first)) == 0,
+                          "form %zu answered %s, then %s", i, first->text, o[k].text);
+            ck_assert(o[k].offset != first->offset);
+        }
+        ck_assert_uint_eq(answers, forms[i].state ? 1 : 2);
+    }
+    check_dead_letters(o, n);
+    outcomes_free(o, n);
+    copies = read_topic(W.dlq, (long long)(2 * ndoor), CATCH_UP_MS, &dlq);
+    it_msgs_free(dlq, copies);
+    ck_assert_uint_eq(copies, 2 * ndoor);
+    wait_metric(port, "casestream_worker_dlq_total", (long long)(2 * ndoor));
     worker_stop_last(pid);
 }
 END_TEST

@@ -442,6 +442,61 @@ size_t count_status(const outcome *o, size_t n, const char *status)
     return c;
 }
 
+/* Whether DLQ copy d is planned message p, byte for byte under its key. */
+static bool is_copy_of(const it_msg *d, const planned *p)
+{
+    return d->len == p->len && memcmp(d->value, p->value, p->len) == 0 &&
+           ((!p->mkey && !d->key) || (p->mkey && d->key && strcmp(p->mkey, d->key) == 0));
+}
+
+static bool refused_at_door(const planned *p)
+{
+    return p->at_door || strcmp(p->status, "invalid") == 0;
+}
+
+void check_dead_letters(const outcome *o, size_t n)
+{
+    it_msg *dlq = NULL;
+    size_t ndlq, want = 0;
+
+    for (size_t i = 0; i < W.nplan; i++)
+        want += refused_at_door(&W.plan[i]);
+    ndlq = read_topic(W.dlq, (long long)want, CATCH_UP_MS, &dlq);
+    for (size_t d = 0; d < ndlq; d++) {
+        const planned *p = NULL;
+
+        ck_assert_msg(dlq[d].error && dlq[d].error[0], "DLQ message without its reason: %.80s",
+                      dlq[d].value);
+        for (size_t i = 0; i < W.nplan && !p; i++)
+            if (is_copy_of(&dlq[d], &W.plan[i]))
+                p = &W.plan[i];
+        ck_assert_msg(p != NULL, "the DLQ holds a message no test message is: %.80s", dlq[d].value);
+        ck_assert_msg(refused_at_door(p),
+                      "a \"%s\" message the validator did not refuse is in the DLQ (%s): %.80s",
+                      p->status, dlq[d].error, p->value);
+        if (p->ref && p->key[0]) {
+            const outcome *x = find_outcome(o, n, p->ref, p->key, p->status);
+
+            ck_assert_msg(x != NULL, "no \"%s\" outcome for case %" PRId64 " key %s", p->status,
+                          p->ref, p->key);
+            ck_assert_msg(x->error && strcmp(x->error, dlq[d].error) == 0,
+                          "DLQ reason \"%s\", outcome error \"%s\"", dlq[d].error,
+                          x->error ? x->error : "null");
+        }
+    }
+    for (size_t i = 0; i < W.nplan; i++) {
+        bool found = false;
+
+        if (!refused_at_door(&W.plan[i]))
+            continue;
+        for (size_t d = 0; d < ndlq && !found; d++)
+            found = is_copy_of(&dlq[d], &W.plan[i]);
+        ck_assert_msg(found, "\"%s\" message %zu is not in the DLQ: %.80s", W.plan[i].status, i,
+                      W.plan[i].value);
+    }
+    it_msgs_free(dlq, ndlq);
+}
+
 long long committed_now(void)
 {
     return it_group_committed(W.group, W.events);

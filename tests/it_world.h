@@ -28,8 +28,9 @@ typedef struct planned {
     long long revision; /* expected case_revision of the outcome, 0 = not checked */
     char *value;        /* owned */
     size_t len;
-    char *mkey; /* message key (owned); NULL = no key */
-    int tag;    /* which feeder sends it */
+    char *mkey;   /* message key (owned); NULL = no key */
+    int tag;      /* which feeder sends it */
+    bool at_door; /* "rejected" by the validator for its own values: also copied to the DLQ */
 } planned;
 
 /* A decoded outcome from the results topic. */
@@ -100,6 +101,11 @@ const outcome *find_outcome(const outcome *o, size_t n, int64_t ref, const char 
                             const char *status);
 void check_planned_outcomes(const outcome *o, size_t n);
 size_t count_status(const outcome *o, size_t n, const char *status);
+/* The DLQ holds exactly the planned messages the validator refused (status "invalid", or
+ * at_door), byte for byte under their keys, each with its outcome's error as its reason (o:
+ * the outcomes read); a message refused from its case's state is not there. Call it once every
+ * outcome is read: a batch's DLQ copies are delivered with its outcomes. */
+void check_dead_letters(const outcome *o, size_t n);
 long long committed_now(void);
 void wait_committed(void);
 void worker_stop_last(pid_t pid);

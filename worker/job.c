@@ -107,6 +107,19 @@ int cs_job_replay(cs_job *j, const cs_outcome *o)
     return CS_OK;
 }
 
+int cs_job_decide_refused(cs_job *j)
+{
+    return cs_job_decide(j, j->verdict == CS_INVALID ? CS_STATUS_INVALID : CS_STATUS_REJECTED, 0, 0,
+                         0, j->reason);
+}
+
+bool cs_job_dead_letter(const cs_job *j)
+{
+    /* verdict is the validator's alone: a job decided later keeps CS_VALID. */
+    return j->decided && (j->status == CS_STATUS_INVALID ||
+                          (j->status == CS_STATUS_REJECTED && j->verdict == CS_REJECTED));
+}
+
 const char *cs_job_result_key(const cs_job *j, size_t *len, char *buf, size_t size)
 {
     if (j->sub && j->sub->case_reference > 0) {

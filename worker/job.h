@@ -31,7 +31,7 @@ typedef struct cs_job {
     bool applied;             /* written by this worker now: goes to Redis */
     bool replayed;            /* outcome taken from an earlier decision (redelivery) */
     bool case_unreadable;     /* rejected because its case's stored blob cannot be read */
-    /* Delivery of the outcome (and the DLQ copy for invalid messages). */
+    /* Delivery of the outcome (and the DLQ copy, cs_job_dead_letter). */
     int pending_deliveries;
     bool delivery_failed;
     size_t dlq_cap; /* most value bytes of the DLQ copy; 0 = the submission limit */
@@ -43,6 +43,11 @@ typedef struct cs_job {
  * left undecided. */
 int cs_job_decide(cs_job *j, cs_status status, int version, int64_t revision, int64_t event_seq,
                   const char *error);
+
+/* Decides a job the validator refused (verdict CS_INVALID or CS_REJECTED, its reason in
+ * reason) as invalid or rejected with that reason. Returns 0, or CS_ERR when out of memory: the
+ * job is left undecided. */
+int cs_job_decide_refused(cs_job *j);
 
 /* Like cs_job_decide without an error, for an applied or duplicate supplementary data update:
  * the outcome also carries supplementary (the text of a JSON object: the case's supplementary
@@ -61,6 +66,12 @@ int cs_job_replay(cs_job *j, const cs_outcome *o);
  * outcome cs_job_decide rendered for a decision without one. Its
  * supplementary_data is borrowed from the job. */
 void cs_job_outcome(const cs_job *j, cs_outcome *o);
+
+/* Whether the job's message also goes to the DLQ: every message the validator refused, as
+ * invalid or (rejected) for its own field values (DESIGN §4). A refusal decided from the case's
+ * state or records (a conflict, a disposed case, a key reused with another payload...) is
+ * outcome-only: the message itself was sound. */
+bool cs_job_dead_letter(const cs_job *j);
 
 /* The outcome's message key: the case reference, or the original key. */
 const char *cs_job_result_key(const cs_job *j, size_t *len, char *buf, size_t size);

@@ -12,8 +12,9 @@ static const char synopsis[] = "casestream-worker [options]";
 static const char description[] =
     "Consumes submissions from the events topic and applies each exactly once in\n"
     "PostgreSQL (case lock, optimistic version check, history, notes, outbox),\n"
-    "publishes one outcome per message, sends invalid messages to the DLQ and\n"
-    "relays committed changes to the changes topic. Run more processes with the\n"
+    "publishes one outcome per message, sends the messages its validator refuses\n"
+    "(invalid, or rejected for their own field values) to the DLQ with the reason,\n"
+    "and relays committed changes to the changes topic. Run more processes with the\n"
     "same --group to scale out (the events topic's partitions are the ceiling).\n"
     "SIGTERM or SIGINT: finish the batch in hand, commit, leave the group, exit 0.\n"
     "Fault points (--fault, tests only; the worker exits 70 there): before_commit,\n"

@@ -252,7 +252,8 @@ static void fill(cs_worker *w)
 
 /* --- one batch ------------------------------------------------------------------------ */
 
-/* Parses and checks one message; an unusable one is decided here. Returns
+/* Parses and checks one message; one the validator refuses is decided here (invalid or
+ * rejected, and copied to the DLQ: cs_job_dead_letter). Returns
  * false when out of memory (the job is left undecided). */
 static bool validate(cs_worker *w, cs_job *j)
 {
@@ -263,9 +264,7 @@ static bool validate(cs_worker *w, cs_job *j)
     j->verdict = cs_submission_parse(m->payload, m->len, m->key, m->key_len,
                                      (size_t)w->cfg->max_message_bytes, &j->sub, j->reason,
                                      sizeof(j->reason));
-    if (j->verdict == CS_INVALID && cs_job_decide(j, CS_STATUS_INVALID, 0, 0, 0, j->reason))
-        return false;
-    if (j->verdict == CS_REJECTED && cs_job_decide(j, CS_STATUS_REJECTED, 0, 0, 0, j->reason))
+    if (j->verdict != CS_VALID && cs_job_decide_refused(j))
         return false;
     if (j->verdict == CS_VALID && cs_submission_fingerprint(j->sub, j->fingerprint))
         j->fingerprint[0] = '\0'; /* out of memory: a repeat of its key is not compared */
@@ -367,7 +366,7 @@ cleanup:
     free(outs);
 }
 
-/* The DLQ copy of an invalid message: its value and key cut to what always
+/* The DLQ copy of a message the validator refused: its value and key cut to what always
  * fits the DLQ topic (DESIGN §2), saying so in a header. */
 static rd_kafka_resp_err_t produce_dlq_copy(cs_worker *w, cs_job *j)
 {
@@ -418,7 +417,7 @@ static rd_kafka_resp_err_t produce_job(cs_worker *w, cs_job *j)
     if (err)
         return err;
     j->pending_deliveries++;
-    if (j->status == CS_STATUS_INVALID) {
+    if (cs_job_dead_letter(j)) {
         if ((err = produce_dlq_copy(w, j)) == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             j->dlq_cap = (j->dlq_cap ? j->dlq_cap : cs_kafka_copy_max(w->cfg)) / 2;
             err = produce_dlq_copy(w, j);
@@ -578,7 +577,7 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     store_offsets(w, jobs, n);
     for (size_t i = 0; i < n; i++) {
         cs_metric_inc(w->outcomes[jobs[i].status], 1);
-        if (jobs[i].status == CS_STATUS_INVALID)
+        if (cs_job_dead_letter(&jobs[i]))
             cs_metric_inc(w->dlq, 1);
         if (jobs[i].case_unreadable) {
             cs_metric_inc(w->unreadable, 1);
