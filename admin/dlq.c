@@ -20,8 +20,9 @@ static json_t *header_json(rd_kafka_message_t *m, const char *name)
 }
 
 /* A consumer of the DLQ: "list" reads every partition from the start without
- * a group; "replay" uses the group <group>-dlq-replay so each message is
- * replayed once. Returns NULL with the reason in errstr. */
+ * a group; "replay" uses the group casestream-worker-dlq-replay (the worker's default group name:
+ * casestream takes no --group) so each message is replayed once. Returns NULL with the reason in
+ * errstr. */
 static rd_kafka_t *dlq_consumer(const cs_config *cfg, bool replay, char *errstr, size_t size)
 {
     char group[512];
