@@ -16,7 +16,10 @@
 #
 # Environment:
 #   CASESTREAM_STACK_DIR          <repo>/.stack
-#   CASESTREAM_RDKAFKA_VERSION    2.14.2-1 (the Debian source version)
+#   CASESTREAM_RDKAFKA_VERSION    2.14.2-1 (the Debian source version). When it is not set and
+#                                 the suite no longer has 2.14.2-1 (sid keeps only its newest),
+#                                 the suite's newest version (2.12 or later) is built in its place,
+#                                 under the same directory; .built there names what was built
 #   CASESTREAM_RDKAFKA_SUITE      sid (the Debian suite whose sources have it)
 #   CASESTREAM_DEBIAN_MIRROR      the Debian mirror of the system's apt sources
 set -euo pipefail
@@ -97,8 +100,19 @@ deb [signed-by=$KEYRING] $MIRROR $SUITE main
 EOF
   say "fetching source package librdkafka $DEB_VERSION from $SUITE"
   private_apt apt-get update -q || die "apt-get update of $SUITE failed"
-  (cd "$WORK/src" && private_apt apt-get source -q --only-source "librdkafka=$DEB_VERSION") ||
-    die "$SUITE has no source package librdkafka $DEB_VERSION (apt-cache showsrc librdkafka there lists what it has); set CASESTREAM_RDKAFKA_VERSION"
+  if ! (cd "$WORK/src" && private_apt apt-get source -q --only-source "librdkafka=$DEB_VERSION"); then
+    local newest
+    [[ -z ${CASESTREAM_RDKAFKA_VERSION:-} ]] ||
+      die "$SUITE has no source package librdkafka $DEB_VERSION (apt-cache showsrc librdkafka there lists what it has)"
+    newest=$(private_apt apt-cache showsrc librdkafka 2>/dev/null |
+      awk '/^Version:/ { print $2 }' | sort -V | tail -n1)
+    [[ -n $newest ]] && dpkg --compare-versions "$newest" ge 2.12 ||
+      die "$SUITE has neither librdkafka $DEB_VERSION nor any 2.12 or later (newest: ${newest:-none})"
+    say "$SUITE no longer has $DEB_VERSION: building its newest, $newest, in its place"
+    echo "$newest" >"$WORK/built-version"
+    (cd "$WORK/src" && private_apt apt-get source -q --only-source "librdkafka=$newest") ||
+      die "could not fetch librdkafka $newest from $SUITE"
+  fi
   (cd "$WORK/src" && private_apt apt-get download -q opentelemetry-proto) ||
     die "could not download opentelemetry-proto from $SUITE"
   dpkg-deb -x "$WORK"/src/opentelemetry-proto_*_all.deb "$WORK/otel"
@@ -139,7 +153,8 @@ cmd_build() {
     die "build of $DEB_VERSION failed (log $LOG)"
   fi
   printf 'librdkafka %s from Debian %s source package, built %s in %ss\n' \
-    "$(pkg-config --modversion "$PREFIX/lib/pkgconfig/rdkafka.pc")" "$DEB_VERSION" \
+    "$(pkg-config --modversion "$PREFIX/lib/pkgconfig/rdkafka.pc")" \
+    "$(cat "$WORK/built-version" 2>/dev/null || echo "$DEB_VERSION")" \
     "$(date -u +%FT%TZ)" "$((SECONDS - t0))" >"$PREFIX/.built"
   rm -rf "$WORK"
   say "built $DEB_VERSION in $((SECONDS - t0))s"
@@ -149,9 +164,9 @@ case ${1:-} in
 build) cmd_build ;;
 prefix) printf '%s\n' "$PREFIX" ;;
 version) printf '%s\n' "$DEB_VERSION" ;;
--h | --help | help) sed -n '13,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '13,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
 *)
-  sed -n '13,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '13,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
   ;;
 esac
