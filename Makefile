@@ -10,12 +10,28 @@
 #   make format-check
 #   make install    programs, manual pages, migrations, C API (pkg-config casestream), systemd
 #                   units into PREFIX (default /usr/local) under DESTDIR; make install-check
+#
+# librdkafka: by default every program and test links against the one
+# scripts/librdkafka.sh builds from Debian's source package into
+# .stack/librdkafka/<version> (built on first use, as root; rpath set).
+# `make SYSTEM_RDKAFKA=1` uses the distribution's librdkafka-dev instead.
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := rdkafka libpq jansson hiredis libcurl libmicrohttpd libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKGS    := libpq jansson hiredis libcurl libmicrohttpd libcrypto
+ifeq ($(SYSTEM_RDKAFKA),)
+RDKAFKA_PREFIX := $(shell scripts/librdkafka.sh prefix)
+RDKAFKA_BUILT  := $(RDKAFKA_PREFIX)/.built
+# -isystem: its header has a qualifier on a return type that -Wextra reports.
+RDKAFKA_CFLAGS := -isystem $(RDKAFKA_PREFIX)/include
+RDKAFKA_LIBS   := -L$(RDKAFKA_PREFIX)/lib -Wl,-rpath,$(RDKAFKA_PREFIX)/lib -lrdkafka
+else
+RDKAFKA_BUILT  :=
+RDKAFKA_CFLAGS := $(shell pkg-config --cflags rdkafka 2>/dev/null)
+RDKAFKA_LIBS   := $(shell pkg-config --libs rdkafka 2>/dev/null)
+endif
+PKG_CFLAGS := $(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(RDKAFKA_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -62,9 +78,13 @@ IT_BIN    := $(BUILD)/check_integration
 
 STACK := scripts/stack.sh
 
-.PHONY: all ready test unit integration stack run stop asan valgrind \
+.PHONY: librdkafka all ready test unit integration stack run stop asan valgrind \
         format format-check clean bench chaos fuzz fuzz-build man install install-check FORCE
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
+
+# librdkafka from Debian's source package (a no-op once built).
+librdkafka:
+	scripts/librdkafka.sh build
 
 # lib/version.o is rebuilt only when the version changes.
 $(BUILD)/version.stamp: FORCE
@@ -73,9 +93,16 @@ $(BUILD)/version.stamp: FORCE
 $(BUILD)/lib/version.o: $(BUILD)/version.stamp
 $(BUILD)/lib/version.o: CFLAGS += -DCS_VERSION='"$(VERSION)"'
 
-$(BUILD)/%.o: %.c
+# Every object waits for librdkafka's headers, and is compiled again when
+# they are new (another version is another prefix, built anew).
+$(BUILD)/%.o: %.c $(RDKAFKA_BUILT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+ifneq ($(RDKAFKA_BUILT),)
+$(RDKAFKA_BUILT):
+	scripts/librdkafka.sh build
+endif
 
 # Test argv vectors are built from string literals.
 $(BUILD)/tests/%.o: CFLAGS += $(CHECK_CFLAGS) -Wno-write-strings
