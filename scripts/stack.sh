@@ -2,8 +2,10 @@
 # scripts/stack.sh - run casestream's backing services on loopback, no Docker.
 #
 #   PostgreSQL 15 and Redis 7   Debian packages, our own instances
-#   Apache Kafka 3.9.1 (KRaft)  jars from Maven Central (scripts/kafka/pom.xml)
-#   Elasticsearch 8.19.7        Maven Central integ-test-zip, security off
+#   Apache Kafka 4.1.2 (KRaft)  jars from Maven Central (scripts/kafka/pom.xml)
+#   Elasticsearch 8.19.21       Maven Central integ-test-zip, security off
+#   librdkafka 2.14.2           built from Debian's source package
+#                               (scripts/librdkafka.sh), for the programs
 #
 # Everything (data, logs, pid files) lives under $CASESTREAM_STACK_DIR,
 # default <repo>/.stack. Must run as root on Debian 12; every service runs as
@@ -50,9 +52,14 @@ PG_DATA=$PG_DIR/data
 REDIS_DIR=$STACK_DIR/redis
 KAFKA_DIR=$STACK_DIR/kafka
 KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
-ES_VERSION=8.19.7
+KAFKA_VERSION=4.1.2
+# Jars per version: a checkout that moves to another version fetches its own.
+KAFKA_LIBS=$KAFKA_DIR/libs-$KAFKA_VERSION
+# Written next to the data at format time: the version that formatted it.
+KAFKA_FORMATTED=$KAFKA_DIR/data/casestream-formatted-by
+ES_VERSION=8.19.21
 ES_DIR=$STACK_DIR/es
-ES_HOME=$ES_DIR/home
+ES_HOME=$ES_DIR/elasticsearch-$ES_VERSION
 
 PG_TIMEOUT=60
 REDIS_TIMEOUT=30
@@ -60,8 +67,9 @@ KAFKA_TIMEOUT=90
 ES_TIMEOUT=180
 STOP_TIMEOUT=30
 
+# librdkafka is not among them: scripts/librdkafka.sh builds a current one.
 PACKAGES=(postgresql-15 postgresql-contrib redis-server maven
-  librdkafka-dev libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check libssl-dev
+  libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check libssl-dev
   libcurl4-openssl-dev pkg-config kcat clang-format valgrind unzip curl
   procps clang groff-base openssl wrk)
 
@@ -210,6 +218,8 @@ prepare() {
   # Every service runs as $SVC_USER: it writes its logs, pid files and data.
   chown -R "$SVC_USER:" "$LOG_DIR" "$RUN_DIR" "$REDIS_DIR"
   ensure_reachable
+  # The library the programs link against; once per clone and version.
+  CASESTREAM_STACK_DIR=$STACK_DIR "$SCRIPT_DIR/librdkafka.sh" build
 }
 
 # ---------------------------------------------------------------- postgres
@@ -369,18 +379,32 @@ redis_health() {
 kafka_pid() { live_pid "$RUN_DIR/kafka.pid" kafka.Kafka "$KAFKA_DIR/server.properties"; }
 
 kafka_java() { # main-class args...
-  "$JAVA_HOME17/bin/java" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
-    -cp "$KAFKA_DIR/libs/*" "$@"
+  "$JAVA_HOME17/bin/java" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" "$@"
 }
 
 kafka_fetch() {
-  [[ -d $KAFKA_DIR/libs ]] && return 0
-  say "kafka: fetching broker jars from Maven Central"
-  rm -rf "$KAFKA_DIR/libs.tmp"
-  JAVA_HOME=$JAVA_HOME17 mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_DIR/libs.tmp" >"$LOG_DIR/maven.log" 2>&1 ||
+  [[ -d $KAFKA_LIBS ]] && return 0
+  say "kafka: fetching Kafka $KAFKA_VERSION broker jars from Maven Central"
+  rm -rf "$KAFKA_LIBS.tmp"
+  JAVA_HOME=$JAVA_HOME17 mvn -q -B -f "$KAFKA_POM" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" \
+    >"$LOG_DIR/maven.log" 2>&1 ||
     fail_with_logs "kafka: maven could not fetch the jars" "$LOG_DIR/maven.log"
-  mv "$KAFKA_DIR/libs.tmp" "$KAFKA_DIR/libs"
+  mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
+  # The jars of the version before (3.9.1 kept them in libs/).
+  rm -rf "$KAFKA_DIR/libs"
+}
+
+# A broker still running from jars of another version (started by an older
+# stack.sh) is stopped, so that this version's starts in its place.
+kafka_stop_other_version() {
+  local pid
+  pid=$(kafka_pid) || return 0
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) != *"$KAFKA_LIBS/"* ]] || return 0
+  say "kafka: pid $pid runs another Kafka version than $KAFKA_VERSION: stopping it"
+  terminate kafka "$pid"
+  rm -f "$RUN_DIR/kafka.pid"
 }
 
 kafka_configure() {
@@ -401,36 +425,60 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
+# The consumer group protocol (KIP-848; casestream's default, group-protocol):
+# session timeout and heartbeat interval are the broker's. A member that
+# dies is noticed after 6 s (the broker's minimum by default is 45 s), as the
+# classic protocol's session.timeout.ms=6000 of the tests did.
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=500
 # A 1 MiB submission plus 64 KiB for key, headers and record overhead (DESIGN §2).
 message.max.bytes=1114112
 EOF
-  cat >"$KAFKA_DIR/log4j.properties" <<EOF
-# Written by scripts/stack.sh.
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$LOG_DIR/kafka-server.log
-log4j.appender.file.Append=true
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.org.apache.kafka.clients=WARN
+  cat >"$KAFKA_DIR/log4j2.properties" <<EOF
+# Written by scripts/stack.sh (Kafka 4 logs through log4j2).
+appender.file.type=File
+appender.file.name=file
+appender.file.fileName=$LOG_DIR/kafka-server.log
+appender.file.append=true
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.file.ref=file
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+logger.clients.name=org.apache.kafka.clients
+logger.clients.level=WARN
 EOF
+  rm -f "$KAFKA_DIR/log4j.properties"
 }
 
+# Storage formatted by the Kafka 3.9 of an older stack.sh (no stamp) or by
+# another version is formatted anew: it holds test data only, and an
+# upgraded 3.9 cluster would keep its 3.9 metadata version, without the
+# consumer group protocol, until its features were upgraded by hand.
 kafka_format() {
-  local id
-  [[ -s $KAFKA_DIR/data/meta.properties ]] && return 0
+  local id by=
+  if [[ -s $KAFKA_DIR/data/meta.properties ]]; then
+    [[ -s $KAFKA_FORMATTED ]] && read -r by <"$KAFKA_FORMATTED"
+    [[ $by == "$KAFKA_VERSION" ]] && return 0
+    say "kafka: $KAFKA_DIR/data was formatted by Kafka ${by:-3.9 (an older stack.sh)}, not $KAFKA_VERSION: deleting its topics (test data only) and formatting it anew"
+    rm -rf "$KAFKA_DIR/data"
+  fi
   id=$(kafka_java kafka.tools.StorageTool random-uuid | tail -n1)
   [[ -n $id ]] || die "kafka: StorageTool random-uuid printed nothing"
   say "kafka: formatting storage, cluster id $id"
   kafka_java kafka.tools.StorageTool format -t "$id" \
-    -c "$KAFKA_DIR/server.properties" --ignore-formatted >>"$LOG_DIR/kafka.out" 2>&1 ||
+    -c "$KAFKA_DIR/server.properties" >>"$LOG_DIR/kafka.out" 2>&1 ||
     fail_with_logs "kafka: storage format failed" "$LOG_DIR/kafka.out"
+  printf '%s\n' "$KAFKA_VERSION" >"$KAFKA_FORMATTED"
 }
 
 kafka_launch() {
   local pid
   KAFKA_T0=$SECONDS
+  kafka_stop_other_version
   if pid=$(kafka_pid); then
     say "reusing kafka pid $pid"
     return 0
@@ -442,13 +490,17 @@ kafka_launch() {
   kafka_configure
   kafka_format
   chown -R "$SVC_USER:" "$KAFKA_DIR/data"
+  # log4j2 creates the log file as soon as a tool starts: the storage tool
+  # (run as root) must not leave it unwritable for the broker.
+  touch "$LOG_DIR/kafka-server.log"
+  chown "$SVC_USER:" "$LOG_DIR/kafka-server.log"
   KAFKA_T0=$SECONDS
   say "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CTRL_PORT)"
   # exec chain keeps one pid: subshell -> setpriv -> setsid -> nohup -> java.
   (cd "$KAFKA_DIR" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
     -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
-    -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties") \
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties") \
     >>"$LOG_DIR/kafka.out" 2>&1 </dev/null &
   printf '%s\n' "$!" >"$RUN_DIR/kafka.pid"
 }
@@ -487,7 +539,7 @@ kafka_health() {
   local meta jar
   meta=$(timeout 15 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 5 2>/dev/null) || return 1
   [[ $meta == *"broker 1 at"* ]] || return 1
-  jar=$(find "$KAFKA_DIR/libs" -maxdepth 1 -name 'kafka_2.13-*.jar' 2>/dev/null | head -n1)
+  jar=$(find "$KAFKA_LIBS" -maxdepth 1 -name 'kafka_2.13-*.jar' 2>/dev/null | head -n1)
   jar=${jar##*/kafka_2.13-}
   printf '%s\n' "${jar%.jar}"
 }
@@ -515,6 +567,22 @@ es_fetch() {
   unzip -q "$zip" -d "$ES_DIR/unpack"
   mv "$ES_DIR/unpack/elasticsearch-$ES_VERSION" "$ES_HOME"
   rm -rf "$ES_DIR/unpack"
+  # The distribution an older stack.sh unpacked (its data stays: the same
+  # minor version reads it).
+  rm -rf "$ES_DIR/home"
+  find "$ES_DIR/dist" -maxdepth 1 -name 'elasticsearch-*.zip' ! -name "${zip##*/}" -delete
+}
+
+# A node still running from another distribution (started by an older
+# stack.sh) is stopped, so that this version's starts in its place.
+es_stop_other_version() {
+  local pid
+  pid=$(live_pid "$RUN_DIR/es.pid" org.elasticsearch.bootstrap.Elasticsearch "$ES_DIR/" ||
+    live_pid "$ES_DIR/es.pid" org.elasticsearch.bootstrap.Elasticsearch "$ES_DIR/") || return 0
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) != *"$ES_HOME"* ]] || return 0
+  say "es: pid $pid runs another Elasticsearch version than $ES_VERSION: stopping it"
+  terminate es "$pid"
+  rm -f "$RUN_DIR/es.pid" "$ES_DIR/es.pid"
 }
 
 es_configure() {
@@ -543,6 +611,7 @@ es_launch() {
   local pid
   ES_LAUNCHER_PID=
   ES_T0=$SECONDS
+  es_stop_other_version
   if pid=$(es_pid); then
     say "reusing es pid $pid"
     return 0
@@ -738,7 +807,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '14,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '16,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
