@@ -201,7 +201,7 @@ static void reset_batch(cs_indexer *ix)
  * partitions' next owner receives those changes again and writes them with the same external
  * versions, which changes nothing. Finishing them here instead would hold up the rebalance for
  * as long as Elasticsearch is down. The consumer then commits what was acknowledged. */
-static void on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
+static bool on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
 {
     cs_indexer *ix = ctx;
 
@@ -214,6 +214,8 @@ static void on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, v
         if (cs_consumer_paused(ix->consumer) != ix->draining)
             cs_consumer_set_paused(ix->consumer, ix->draining);
     }
+    /* Only the revoked partitions' changes were dropped. */
+    return false;
 }
 
 /* ---- one attempt at the batch ------------------------------------------------------------ */

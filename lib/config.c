@@ -93,6 +93,9 @@ static const cs_option options[] = {
      "consumer group of the workers"},
     {"indexer-group", CS_PROG_INDEXER, OPT_STR, "casestream-indexer", NULL, 0, 0, F(indexer_group),
      "consumer group of the indexers"},
+    {"group-protocol", LONG_RUNNING, OPT_STR, "consumer", NULL, 0, 0, F(group_protocol),
+     "consumer group protocol: consumer (KIP-848, incremental; librdkafka 2.12 or later) or "
+     "classic"},
     {"batch-size", CS_PROG_WORKER, OPT_INT, "256", NULL, 1, 10000, F(batch_size),
      "most submissions committed together"},
     {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "5", NULL, 0, 10000, F(batch_linger_ms),
@@ -288,10 +291,19 @@ static const struct guarded {
      "a case's submissions go to the partition Java producers choose (murmur2_random)"},
 };
 
-/* Checks the -X properties: each one librdkafka knows, with a value it takes, and none that
- * casestream sets for its guarantees. */
-static int validate_kafka_props(const cs_config *cfg, char *errstr, size_t errstr_size)
+/* Consumer properties the consumer group protocol leaves to the broker (librdkafka refuses
+ * them with group.protocol=consumer). */
+static const char *const classic_only[] = {"session.timeout.ms", "heartbeat.interval.ms",
+                                           "partition.assignment.strategy", "group.protocol.type"};
+
+/* Checks the -X properties: each one librdkafka knows, with a value it takes, none that
+ * casestream sets for its guarantees, and none the group protocol does not take. */
+static int validate_kafka_props(const cs_config *cfg, unsigned program, char *errstr,
+                                size_t errstr_size)
 {
+    bool consumer_protocol =
+        (program & LONG_RUNNING) && strcmp(cfg->group_protocol, "consumer") == 0;
+
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = CS_OK;
 
@@ -307,6 +319,22 @@ static int validate_kafka_props(const cs_config *cfg, char *errstr, size_t errst
         }
         memcpy(key, prop, klen);
         key[klen] = '\0';
+        if ((program & LONG_RUNNING) && strcmp(key, "group.protocol") == 0) {
+            snprintf(errstr, errstr_size, "-X group.protocol: set it with group-protocol");
+            break;
+        }
+        for (size_t k = 0; consumer_protocol && k < sizeof(classic_only) / sizeof(*classic_only);
+             k++) {
+            if (strcmp(key, classic_only[k]) == 0) {
+                snprintf(errstr, errstr_size,
+                         "-X %s is not taken with the consumer group protocol: the broker "
+                         "decides it (its group.consumer.* settings); set group-protocol to "
+                         "classic to set it",
+                         key);
+                rd_kafka_conf_destroy(conf);
+                return CS_ERR_INVALID;
+            }
+        }
         for (size_t g = 0; g < sizeof(guarded) / sizeof(guarded[0]) && rc; g++) {
             if (strcmp(key, guarded[g].key) == 0) {
                 snprintf(errstr, errstr_size,
@@ -385,7 +413,23 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
         snprintf(errstr, errstr_size, "brokers must not be empty");
         return CS_ERR_INVALID;
     }
-    if ((program & KAFKA_USERS) && validate_kafka_props(cfg, errstr, errstr_size))
+    if (program & LONG_RUNNING) {
+        if (strcmp(cfg->group_protocol, "consumer") != 0 &&
+            strcmp(cfg->group_protocol, "classic") != 0) {
+            snprintf(errstr, errstr_size, "invalid group-protocol \"%s\" (consumer, classic)",
+                     cfg->group_protocol);
+            return CS_ERR_INVALID;
+        }
+        /* KIP-848 is generally available from librdkafka 2.12.0 (a preview before). */
+        if (strcmp(cfg->group_protocol, "consumer") == 0 && rd_kafka_version() < 0x020c0000) {
+            snprintf(errstr, errstr_size,
+                     "the consumer group protocol needs librdkafka 2.12 or later, this is %s: "
+                     "set group-protocol to classic",
+                     rd_kafka_version_str());
+            return CS_ERR_INVALID;
+        }
+    }
+    if ((program & KAFKA_USERS) && validate_kafka_props(cfg, program, errstr, errstr_size))
         return CS_ERR_INVALID;
     if ((program & CS_PROG_WORKER) &&
         cs_url_parse_redis(cfg->redis, &url, &db, errstr, errstr_size))
@@ -602,7 +646,7 @@ int cs_config_main(cs_config *cfg, unsigned program, int argc, char **argv, cons
         return 0;
     }
     if (cfg->version) {
-        printf("%s %s\n", name, cs_version);
+        printf("%s %s (librdkafka %s)\n", name, cs_version, rd_kafka_version_str());
         return 0;
     }
     if (cfg->man) {

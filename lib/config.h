@@ -47,6 +47,7 @@ typedef struct cs_config {
     /* consumer groups */
     const char *group;
     const char *indexer_group;
+    const char *group_protocol; /* "consumer" (KIP-848) or "classic" */
     /* worker */
     int batch_size;
     int batch_linger_ms;

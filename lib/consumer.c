@@ -198,6 +198,69 @@ static void commit_stored(cs_consumer *c, const char *when)
                     rd_kafka_err2str(err));
 }
 
+/* Moves every assigned partition not in gone back to its next offset not yet acknowledged: the
+ * last stored one, else the group's committed one (just committed: the same), else the low
+ * watermark when the group has none (auto.offset.reset=earliest). Messages fetched beyond it
+ * are discarded by librdkafka and fetched again. */
+static void rewind_kept(cs_consumer *c, const rd_kafka_topic_partition_list_t *gone)
+{
+    rd_kafka_topic_partition_list_t *kept = rd_kafka_topic_partition_list_new((int)c->nparts + 1);
+    rd_kafka_topic_partition_list_t *unknown = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_error_t *error;
+
+    for (size_t i = 0; i < c->nparts; i++) {
+        const part_state *p = &c->parts[i];
+
+        if (gone && rd_kafka_topic_partition_list_find(gone, c->opts.topic, p->partition))
+            continue;
+        if (p->done >= 0)
+            rd_kafka_topic_partition_list_add(kept, c->opts.topic, p->partition)->offset = p->done;
+        else if (p->done == CS_CONSUMER_FROM_LOW)
+            rd_kafka_topic_partition_list_add(kept, c->opts.topic, p->partition)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+        else
+            rd_kafka_topic_partition_list_add(unknown, c->opts.topic, p->partition);
+    }
+    if (unknown->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, unknown, BROKER_TIMEOUT_MS * 5);
+
+        for (int i = 0; i < unknown->cnt; i++) {
+            /* Without an answer, from the beginning: the worker answers what it applied
+             * before again, and nothing is skipped. */
+            int64_t at = !err && !unknown->elems[i].err && unknown->elems[i].offset >= 0
+                             ? unknown->elems[i].offset
+                             : RD_KAFKA_OFFSET_BEGINNING;
+
+            if (err || unknown->elems[i].err)
+                cs_log_warn("committed offset of topic=%s partition=%" PRId32
+                            " unknown, rewinding to its beginning: %s",
+                            c->opts.topic, unknown->elems[i].partition,
+                            rd_kafka_err2str(err ? err : unknown->elems[i].err));
+            rd_kafka_topic_partition_list_add(kept, c->opts.topic, unknown->elems[i].partition)
+                ->offset = at;
+        }
+    }
+    if (kept->cnt > 0) {
+        char list[512];
+
+        partitions_text(kept, list, sizeof(list));
+        cs_log_info("rewinding kept partitions to their acknowledged offsets topic=%s "
+                    "partitions=%s",
+                    c->opts.topic, list);
+        if ((error = rd_kafka_seek_partitions(c->rk, kept, BROKER_TIMEOUT_MS * 5)) != NULL) {
+            cs_log_error("could not rewind topic=%s: %s", c->opts.topic,
+                         rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+        for (int i = 0; i < kept->cnt; i++)
+            if (kept->elems[i].err)
+                cs_log_error("could not rewind topic=%s partition=%" PRId32 ": %s", c->opts.topic,
+                             kept->elems[i].partition, rd_kafka_err2str(kept->elems[i].err));
+    }
+    rd_kafka_topic_partition_list_destroy(unknown);
+    rd_kafka_topic_partition_list_destroy(kept);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -206,7 +269,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *all = NULL;
     rd_kafka_error_t *error = NULL;
     char list[512];
-    bool lost;
+    bool lost, dropped_kept = false;
 
     partitions_text(parts, list, sizeof(list));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -217,8 +280,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else if ((err = rd_kafka_assign(rk, parts)) != RD_KAFKA_RESP_ERR_NO_ERROR)
             cs_log_error("could not assign topic=%s: %s", c->opts.topic, rd_kafka_err2str(err));
         track(c, parts);
-        /* librdkafka 2.0.2 keeps an application pause of a partition across unassign and
-         * reassign in the same process: a partition comes back paused if it ever was. */
+        /* librdkafka keeps an application pause of a partition across unassign and reassign
+         * in the same process, so every partition given is set to the desired state. Resuming
+         * one that is not paused does nothing (librdkafka 2.4.0 and later). */
         apply(c, parts, c->paused);
     } else {
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -233,13 +297,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 parts = all;
         }
         if (c->opts.revoke)
-            c->opts.revoke(parts, lost, c->opts.ctx);
+            dropped_kept = c->opts.revoke(parts, lost, c->opts.ctx);
         /* What the program acknowledged is committed before anyone else owns it. */
         if (!lost)
             commit_stored(c, "on revoke");
-        if (coop && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-            error = rd_kafka_incremental_unassign(rk, parts);
+        /* The consumer group protocol (KIP-848) and cooperative-sticky hand over and take
+         * back partitions incrementally: only these are given up, the others keep
+         * fetching. */
+        if (coop) {
+            if (parts && parts->cnt > 0)
+                error = rd_kafka_incremental_unassign(rk, parts);
             untrack(c, parts);
+            if (dropped_kept && !error)
+                rewind_kept(c, parts);
         } else {
             rd_kafka_assign(rk, NULL);
             untrack(c, NULL);
@@ -344,7 +414,7 @@ void cs_consumer_tick(cs_consumer *c, bool dependency_up)
 cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts, int *why,
                              char *errstr, size_t errstr_size)
 {
-    const char *defaults[MAX_DEFAULTS + 3];
+    const char *defaults[MAX_DEFAULTS + 5];
     rd_kafka_conf_t *conf;
     cs_consumer *c;
     size_t n = 0;
@@ -358,7 +428,9 @@ cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts,
     c->opts = *opts;
     defaults[n++] = "group.id";
     defaults[n++] = opts->group;
-    for (size_t i = 0; opts->defaults && opts->defaults[i] && n < MAX_DEFAULTS + 1; i++)
+    defaults[n++] = "group.protocol";
+    defaults[n++] = cfg->group_protocol;
+    for (size_t i = 0; opts->defaults && opts->defaults[i] && n < MAX_DEFAULTS + 3; i++)
         defaults[n++] = opts->defaults[i];
     defaults[n] = NULL;
     if (!(conf = cs_kafka_conf_new(cfg, defaults, errstr, errstr_size))) {

@@ -17,8 +17,11 @@ typedef struct cs_consumer cs_consumer;
  * work it holds for them (their offsets were never stored, so their next owner receives them
  * again) and says whether it still wants to be paused (cs_consumer_set_paused). lost: the
  * assignment was lost (session timeout, fatal error), not handed over. Afterwards the
- * consumer commits what was stored (unless lost) and unassigns. */
-typedef void (*cs_consumer_revoke_fn)(const rd_kafka_topic_partition_list_t *parts, bool lost,
+ * consumer commits what was stored (unless lost) and unassigns them.
+ * Returns true if the program also dropped work of partitions it keeps: in an incremental
+ * rebalance those go on fetching, so the consumer moves each of them back to its next offset
+ * not yet acknowledged, and what was dropped is received again. */
+typedef bool (*cs_consumer_revoke_fn)(const rd_kafka_topic_partition_list_t *parts, bool lost,
                                       void *ctx);
 
 typedef struct cs_consumer_opts {
@@ -38,8 +41,10 @@ typedef struct cs_consumer_opts {
         NULL, NULL, NULL, 120, NULL, NULL, NULL, NULL, NULL                                        \
     }
 
-/* Creates the consumer (not yet subscribed) from cfg's brokers and -X properties; opts' strings
- * and metrics are borrowed for its life.
+/* Creates the consumer (not yet subscribed) from cfg's brokers, group protocol
+ * (cfg->group_protocol) and -X properties; opts' strings and metrics are borrowed for its life.
+ * Rebalances are incremental with the consumer protocol and cooperative-sticky, eager
+ * otherwise; the revoke callback sees only the partitions given up either way.
  * Returns it (free with cs_consumer_free) or NULL with the reason in errstr; CS_ERR_INVALID in
  * *why when the configuration (a -X property) is at fault (why may be NULL). */
 cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts, int *why,
@@ -56,8 +61,8 @@ rd_kafka_message_t *cs_consumer_poll(cs_consumer *c, int timeout_ms);
 rd_kafka_t *cs_consumer_handle(cs_consumer *c);
 
 /* Sets the desired state and applies it to every assigned partition; every partition assigned
- * later is explicitly paused or resumed to match (librdkafka 2.0.2 keeps an application pause
- * of a partition across unassign and reassign). */
+ * later is explicitly paused or resumed to match (librdkafka keeps an application pause of a
+ * partition across unassign and reassign). */
 void cs_consumer_set_paused(cs_consumer *c, bool paused);
 
 /* The desired state. */

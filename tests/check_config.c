@@ -525,6 +525,44 @@ START_TEST(test_config_topic_specs_follow_the_topic_options)
 }
 END_TEST
 
+START_TEST(test_config_group_protocol_is_consumer_with_classic_selectable)
+{
+    cs_config cfg;
+    char err[256] = "";
+    char *none[] = {"prog", NULL};
+    char *classic[] = {"prog", "--group-protocol=classic", "-Xsession.timeout.ms=6000", NULL};
+    char *session[] = {"prog", "-Xsession.timeout.ms=6000", NULL};
+    char *strategy[] = {"prog", "-Xpartition.assignment.strategy=cooperative-sticky", NULL};
+    char *own[] = {"prog", "-Xgroup.protocol=classic", NULL};
+    char *bad[] = {"prog", "--group-protocol=eager", NULL};
+
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 1, none, err), 0);
+    ck_assert_str_eq(cfg.group_protocol, "consumer");
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 3, classic, err), 0);
+    ck_assert_str_eq(cfg.group_protocol, "classic");
+    cs_config_free(&cfg);
+    /* The consumer protocol leaves these to the broker: refused up front, with the way out. */
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, session, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "session.timeout.ms"));
+    ck_assert_ptr_nonnull(strstr(err, "set group-protocol to classic"));
+    ck_assert_ptr_null(strchr(err, '=')); /* one logfmt value */
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 2, strategy, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "partition.assignment.strategy"));
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, own, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "group-protocol"));
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, bad, err), CS_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "eager"));
+    cs_config_free(&cfg);
+    /* The producer is in no group: the property is librdkafka's to judge. */
+    ck_assert_int_eq(load(&cfg, CS_PROG_PRODUCE, 2, session, err), 0);
+    cs_config_free(&cfg);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -545,6 +583,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
     tcase_add_test(tc, test_config_api_options_and_their_refusals);
     tcase_add_test(tc, test_config_topic_specs_follow_the_topic_options);
+    tcase_add_test(tc, test_config_group_protocol_is_consumer_with_classic_selectable);
     suite_add_tcase(s, tc);
     return s;
 }

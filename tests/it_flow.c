@@ -154,6 +154,7 @@ typedef struct sub {
 
 static struct {
     char *events, *results, *changes, *dlq, *group;
+    const char *protocol; /* --group-protocol */
     sub subs[FLOW_CASES * (1 + FLOW_UPDATES)];
     size_t nsubs;
     int64_t lo, hi;
@@ -161,14 +162,8 @@ static struct {
 
 static pid_t worker_start(const char *pg, int metrics_port)
 {
-    char ev[256], re[256], ch[256], dl[256], gr[256], port[64], conninfo[1024];
-    const char *args[] = {ev,       re,
-                          ch,       dl,
-                          gr,       port,
-                          conninfo, "--appliers=2",
-                          "-X",     "session.timeout.ms=6000",
-                          "-X",     "heartbeat.interval.ms=500",
-                          NULL};
+    char ev[256], re[256], ch[256], dl[256], gr[256], port[64], conninfo[1024], proto[64];
+    const char *args[] = {ev, re, ch, dl, gr, port, conninfo, proto, "--appliers=2", NULL};
 
     snprintf(ev, sizeof(ev), "--topic-events=%s", W.events);
     snprintf(re, sizeof(re), "--topic-results=%s", W.results);
@@ -177,6 +172,7 @@ static pid_t worker_start(const char *pg, int metrics_port)
     snprintf(gr, sizeof(gr), "--group=%s", W.group);
     snprintf(port, sizeof(port), "--metrics-port=%d", metrics_port);
     snprintf(conninfo, sizeof(conninfo), "--pg=%s", pg);
+    snprintf(proto, sizeof(proto), "--group-protocol=%s", W.protocol);
     return it_spawn("casestream-worker", args, NULL);
 }
 
@@ -271,7 +267,10 @@ static void check_outcomes(long long deadline)
     free(by_sub);
 }
 
-START_TEST(test_flow_worker_rebalance_during_postgresql_outage_leaves_no_partition_paused)
+/* With the consumer protocol a rebalance is incremental: A keeps half of its partitions and
+ * must receive again what it dropped of them; with the classic one (eager by default) it
+ * gives up everything and gets half back. */
+static void worker_rebalance_during_postgresql_outage(const char *protocol)
 {
     int64_t refs[FLOW_CASES];
     char host[128], proxied[2048];
@@ -281,6 +280,7 @@ START_TEST(test_flow_worker_rebalance_during_postgresql_outage_leaves_no_partiti
     pid_t a, b;
 
     memset(&W, 0, sizeof(W));
+    W.protocol = protocol;
     W.events = it_unique("it-flow-events");
     W.results = it_unique("it-flow-results");
     W.changes = it_unique("it-flow-changes");
@@ -361,6 +361,17 @@ START_TEST(test_flow_worker_rebalance_during_postgresql_outage_leaves_no_partiti
     it_drop_topic(W.changes);
     it_drop_topic(W.dlq);
 }
+
+START_TEST(test_flow_worker_rebalance_during_postgresql_outage_leaves_no_partition_paused)
+{
+    worker_rebalance_during_postgresql_outage("consumer");
+}
+END_TEST
+
+START_TEST(test_flow_worker_rebalance_with_the_classic_protocol_leaves_no_partition_paused)
+{
+    worker_rebalance_during_postgresql_outage("classic");
+}
 END_TEST
 
 /* --- the indexer ------------------------------------------------------------------------- */
@@ -404,16 +415,7 @@ static bool wait_revision_count(const char *index, long long rev, long long want
 static pid_t indexer_start(const char *topic, const char *group, const char *es, int metrics_port)
 {
     char t[300], g[300], e[300], port[64];
-    const char *args[] = {t,
-                          g,
-                          e,
-                          port,
-                          "--bulk-linger-ms=50",
-                          "-X",
-                          "session.timeout.ms=6000",
-                          "-X",
-                          "heartbeat.interval.ms=500",
-                          NULL};
+    const char *args[] = {t, g, e, port, "--bulk-linger-ms=50", NULL};
 
     snprintf(t, sizeof(t), "--topic-changes=%s", topic);
     snprintf(g, sizeof(g), "--indexer-group=%s", group);
@@ -508,6 +510,8 @@ Suite *it_flow_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc,
                    test_flow_worker_rebalance_during_postgresql_outage_leaves_no_partition_paused);
+    tcase_add_test(tc,
+                   test_flow_worker_rebalance_with_the_classic_protocol_leaves_no_partition_paused);
     tcase_add_test(
         tc, test_flow_indexer_rebalance_during_elasticsearch_outage_leaves_no_partition_paused);
     suite_add_tcase(s, tc);

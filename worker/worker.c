@@ -156,17 +156,20 @@ static void drop_pending(cs_worker *w)
 }
 
 /* Revoke hook: everything stored is complete; what is polled but unprocessed is dropped and
- * redelivered to the next owner. A batch in hand is dropped by process() once it sees revoked. */
-static void on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
+ * redelivered to the next owner. A batch in hand is dropped by process() once it sees revoked.
+ * Both hold submissions of the partitions kept too (an incremental rebalance gives up only
+ * some): the consumer moves those back to their acknowledged offsets (returns true). */
+static bool on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
 {
     cs_worker *w = ctx;
 
     (void)parts;
     (void)lost;
     if (w->npending > 0)
-        cs_log_info("dropping polled submissions of revoked partitions count=%zu", w->npending);
+        cs_log_info("dropping polled submissions after a revoke count=%zu", w->npending);
     drop_pending(w);
     w->revoked = true;
+    return true;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -635,8 +638,9 @@ int cs_worker_run(cs_worker *w)
         free(jobs);
         return CS_ERR;
     }
-    cs_log_info("consuming topic=%s group=%s appliers=%d batch=%d", w->cfg->topic_events,
-                w->cfg->group, w->cfg->appliers, w->cfg->batch_size);
+    cs_log_info("consuming topic=%s group=%s group_protocol=%s appliers=%d batch=%d",
+                w->cfg->topic_events, w->cfg->group, w->cfg->group_protocol, w->cfg->appliers,
+                w->cfg->batch_size);
     while (cs_running) {
         size_t n;
 
@@ -749,11 +753,17 @@ static void register_metrics(cs_worker *w)
 
 cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
 {
-    static const char *const consumer_defaults[] = {
-        "enable.auto.commit", "true", "enable.auto.offset.store", "false",
-        "auto.commit.interval.ms", "1000", "auto.offset.reset", "earliest",
-        /* Eager assignment: librdkafka 2.0.2's cooperative-sticky has known bugs. */
-        "partition.assignment.strategy", "range,roundrobin", "enable.partition.eof", "false", NULL};
+    static const char *const consumer_defaults[] = {"enable.auto.commit",
+                                                    "true",
+                                                    "enable.auto.offset.store",
+                                                    "false",
+                                                    "auto.commit.interval.ms",
+                                                    "1000",
+                                                    "auto.offset.reset",
+                                                    "earliest",
+                                                    "enable.partition.eof",
+                                                    "false",
+                                                    NULL};
     cs_worker *w = calloc(1, sizeof(*w));
     cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
     rd_kafka_conf_t *conf = NULL;
