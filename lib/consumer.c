@@ -261,6 +261,17 @@ static void rewind_kept(cs_consumer *c, const rd_kafka_topic_partition_list_t *g
     rd_kafka_topic_partition_list_destroy(kept);
 }
 
+/* Partitions of parts this consumer tracks (holds). */
+static size_t count_tracked(cs_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t n = 0;
+
+    for (int i = 0; parts && i < parts->cnt; i++)
+        n += strcmp(parts->elems[i].topic, c->opts.topic) == 0 &&
+             find_part(c, parts->elems[i].partition) != NULL;
+    return n;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -272,9 +283,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bool lost, dropped_kept = false;
 
     partitions_text(parts, list, sizeof(list));
+    /* total: the partitions held afterwards (an incremental rebalance gives or takes some). */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        cs_log_info("partitions assigned count=%d topic=%s partitions=%s paused=%s", parts->cnt,
-                    c->opts.topic, list, c->paused ? "yes" : "no");
+        size_t total =
+            coop ? c->nparts + (size_t)parts->cnt - count_tracked(c, parts) : (size_t)parts->cnt;
+
+        cs_log_info("partitions assigned count=%d topic=%s partitions=%s total=%zu paused=%s",
+                    parts->cnt, c->opts.topic, list, total, c->paused ? "yes" : "no");
         if (coop)
             error = rd_kafka_incremental_assign(rk, parts);
         else if ((err = rd_kafka_assign(rk, parts)) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -287,8 +302,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
             lost = rd_kafka_assignment_lost(rk);
-            cs_log_info("partitions revoked count=%d topic=%s partitions=%s lost=%s", parts->cnt,
-                        c->opts.topic, list, lost ? "yes" : "no");
+            cs_log_info("partitions revoked count=%d topic=%s partitions=%s total=%zu lost=%s",
+                        parts->cnt, c->opts.topic, list,
+                        coop ? c->nparts - count_tracked(c, parts) : 0, lost ? "yes" : "no");
         } else {
             /* Whatever went wrong, the whole assignment is given up. */
             lost = true;
