@@ -247,7 +247,7 @@ $(BUILD)/prefix.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
 $(BUILD)/casestream.pc: scripts/casestream.pc.in $(BUILD)/prefix.stamp $(BUILD)/version.stamp
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|$(PKGS)|g' $< > $@
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|rdkafka $(PKGS)|g' $< > $@
 $(BUILD)/systemd/%: scripts/systemd/%.in $(BUILD)/prefix.stamp
 	@mkdir -p $(dir $@)
 	sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@

@@ -56,10 +56,23 @@ done
 awk '/^### From C:/ {c = 1} c && /^```c$/ {p = 1; next} p && /^```$/ {exit} p' \
   docs/producer.md >"$tmp/submit.c"
 [[ -s $tmp/submit.c ]] || fail "no C example in docs/producer.md"
-export PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_PATH=$root$prefix/lib/pkgconfig
+# The installed casestream.pc, moved to the scratch tree (a sysroot would move the
+# librdkafka paths too). Its Requires: rdkafka is the librdkafka the programs were built
+# with: the one under .stack/ (scripts/librdkafka.sh, found at run time through an rpath,
+# as the programs find it), or the system's with SYSTEM_RDKAFKA set.
+mkdir -p "$tmp/pkgconfig"
+sed "s|^prefix=.*|prefix=$root$prefix|" "$root$prefix/lib/pkgconfig/casestream.pc" \
+  >"$tmp/pkgconfig/casestream.pc"
+export PKG_CONFIG_PATH=$tmp/pkgconfig
+rpath=
+if [[ -z ${SYSTEM_RDKAFKA:-} ]]; then
+  rdkafka=$(scripts/librdkafka.sh prefix)/lib
+  PKG_CONFIG_PATH=$PKG_CONFIG_PATH:$rdkafka/pkgconfig
+  rpath=-Wl,-rpath,$rdkafka
+fi
 flags=$(pkg-config --cflags --libs casestream) || fail "pkg-config casestream"
 # shellcheck disable=SC2086 # flags are words
-cc -std=c11 -Wall -Wextra -Werror "$tmp/submit.c" $flags -o "$tmp/submit" ||
+cc -std=c11 -Wall -Wextra -Werror "$tmp/submit.c" $flags $rpath -o "$tmp/submit" ||
   fail "the docs/producer.md example does not build with pkg-config casestream"
 echo '{"case_reference": "not a number"}' >"$tmp/bad.json"
 set +e
