@@ -22,9 +22,8 @@
 set -euo pipefail
 umask 022
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-REPO_DIR=$(dirname "$SCRIPT_DIR")
-STACK_DIR=${CASESTREAM_STACK_DIR:-$REPO_DIR/.stack}
+# The stack directory, as scripts/stack.sh resolves it.
+STACK_DIR=${CASESTREAM_STACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.stack}
 [[ $STACK_DIR == /* ]] || STACK_DIR=$PWD/$STACK_DIR
 
 DEB_VERSION=${CASESTREAM_RDKAFKA_VERSION:-2.14.2-1}
