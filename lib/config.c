@@ -420,8 +420,10 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
                      cfg->group_protocol);
             return CS_ERR_INVALID;
         }
-        /* KIP-848 is generally available from librdkafka 2.12.0 (a preview before). */
-        if (strcmp(cfg->group_protocol, "consumer") == 0 && rd_kafka_version() < 0x020c0000) {
+        /* KIP-848 is generally available from librdkafka 2.12.0 (a preview before). Not a
+         * reason to refuse --help or --version. */
+        if (strcmp(cfg->group_protocol, "consumer") == 0 && rd_kafka_version() < 0x020c0000 &&
+            !cfg->help && !cfg->version) {
             snprintf(errstr, errstr_size,
                      "the consumer group protocol needs librdkafka 2.12 or later, this is %s: "
                      "set group-protocol to classic",
