@@ -40,19 +40,27 @@ if [[ ${1:-} == --short ]]; then
 fi
 WORKERS=(worker1 worker2 worker3)
 INDEXERS=(indexer1 indexer2)
+eval "$(scripts/stack.sh env)"
+# The broker phase needs three brokers: replication 3, min.insync.replicas 2.
+brokers=$(awk -F, '{ print NF }' <<<"$CASESTREAM_BROKERS")
+if ((brokers >= 3)) && [[ ${1:-} != --short ]]; then
+    # A broker's kill, restart and catch-up take 30 to 60 s on a small
+    # machine: production at 60/s (about 170 s) keeps the load on for them.
+    RATE=60
+fi
 CASES=${CHAOS_CASES:-$CASES}
 EVENTS=${CHAOS_EVENTS:-$EVENTS}
 KILLS=${CHAOS_KILLS:-$KILLS}
 RATE=${CHAOS_RATE:-$RATE}
 SERVICES=${CHAOS_SERVICES-$SERVICES}
 BROKER_KILLS=${CHAOS_BROKER_KILLS:-$BROKER_KILLS}
+((brokers >= 3)) || BROKER_KILLS=0
 # A killed broker stays down this long before it is started again.
 BROKER_DOWN=${CHAOS_BROKER_DOWN:-10}
 POISON=10
 # Partitions of each of the run's topics (casestream's default).
 PARTITIONS=12
 
-eval "$(scripts/stack.sh env)"
 run_id=chaos-$(date +%s)-$$
 DIR=build/chaos/$run_id
 mkdir -p "$DIR"
@@ -67,9 +75,6 @@ IGROUP=(--indexer-group="$run_id-indexer")
 PG=(--pg="${CASESTREAM_WORKER_PG:-$CASESTREAM_PG}")
 declare -A PIDS=()
 kills=0 restarts=0 zombies=0 broker_phase=
-# The broker phase needs three brokers: replication 3, min.insync.replicas 2.
-brokers=$(awk -F, '{ print NF }' <<<"$CASESTREAM_BROKERS")
-((brokers >= 3)) || BROKER_KILLS=0
 
 log() { printf '%s chaos: %s\n' "$(date +%T)" "$*"; }
 
@@ -231,7 +236,7 @@ in_sync() { # every partition of the cluster has a leader and all its replicas i
          END { exit bad > 0 }' <<<"$meta"
 }
 broker_phase() {
-    local k victim led total t0
+    local k victim led total t0 load
     sleep 5
     for ((k = 1; k <= BROKER_KILLS; k++)); do
         exec 9>"$DIR/stack.lock"
@@ -240,10 +245,12 @@ broker_phase() {
             log "broker kill $k: no leader found in the metadata"
             return 1
         fi
+        load=after
+        ! kill -0 "$producer" 2>/dev/null || load=during
         scripts/stack.sh kill "kafka-$victim" >>"$DIR/stack.log" 2>&1 9>&-
-        echo "kafka-$victim $led $total" >>"$DIR/broker-kills.txt"
+        echo "kafka-$victim $led $total $load" >>"$DIR/broker-kills.txt"
         log "broker kill $k: SIGKILL kafka-$victim, leader of the busiest partitions" \
-            "($led of the run's $total messages), down for $BROKER_DOWN s"
+            "($led of the run's $total messages), $load production, down for $BROKER_DOWN s"
         sleep "$BROKER_DOWN"
         t0=$SECONDS
         if ! scripts/stack.sh start "kafka-$victim" >>"$DIR/stack.log" 2>&1 9>&-; then
@@ -449,9 +456,10 @@ echo "== chaos $run_id"
 echo "kills: $kills (SIGKILL of ${#WORKERS[@]} workers and ${#INDEXERS[@]} indexers)," \
     "zombies: $zombies (SIGSTOP past the session timeout), service crashes: $restarts ($SERVICES)"
 if ((brokers >= 3)); then
-    echo "broker kills: $broker_kills of $BROKER_KILLS (kill -9 of the leader of the busiest" \
-        "partitions: $(cut -d' ' -f1 "$DIR/broker-kills.txt" 2>/dev/null | paste -sd' ')," \
-        "down $BROKER_DOWN s each; $brokers brokers, replication 3, min.insync.replicas 2)"
+    echo "broker kills: $broker_kills of $BROKER_KILLS, $(cat "$DIR/broker-kills.txt" 2>/dev/null | grep -c ' during$' || true)" \
+        "during production (kill -9 of the leader of the busiest partitions:" \
+        "$(cut -d' ' -f1 "$DIR/broker-kills.txt" 2>/dev/null | paste -sd' '), down $BROKER_DOWN s each;" \
+        "$brokers brokers, replication 3, min.insync.replicas 2)"
 else
     echo "broker kills: not run ($brokers broker(s))"
 fi

@@ -658,6 +658,7 @@ kafka_launch() { # node (kafka_prepare first)
   # (run as root) must not leave it unwritable for the broker.
   touch "$(kafka_server_log "$n")"
   chown "$SVC_USER:" "$(kafka_server_log "$n")"
+  KAFKA_LOG_MARK[$n]=$(stat -c %s "$(kafka_server_log "$n")")
   say "$name: starting on 127.0.0.1:$(kafka_port "$n") (controller $(kafka_ctrl_port "$n"))"
   # exec chain keeps one pid: subshell -> setpriv -> setsid -> nohup -> java.
   (cd "$dir" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
@@ -668,16 +669,36 @@ kafka_launch() { # node (kafka_prepare first)
   printf '%s\n' "$!" >"$(kafka_pidfile "$n")"
 }
 
+# Where each broker's log stood at its launch.
+declare -A KAFKA_LOG_MARK=()
+
+# The stack's ports lie in Linux's ephemeral range (32768-60999): while a
+# broker is down, a client reconnecting to it can be given its port as its
+# own address (a TCP self-connect), and the broker restarting then cannot
+# bind it until the client lets go. Such a start is tried again.
+kafka_bind_failed() { # node
+  tail -c "+$((${KAFKA_LOG_MARK[$1]:-0} + 1))" "$(kafka_server_log "$1")" 2>/dev/null |
+    grep 'failed to bind to 127\.0\.0\.1:[0-9]*: Address already in use' >/dev/null
+}
+
 # Wait for brokers launched since KAFKA_T0: each one answers metadata that
 # lists itself (a broker of a cluster is listed once the quorum has it).
 kafka_wait() { # node...
-  local t0=$KAFKA_T0 n launched
+  local t0=$KAFKA_T0 n launched binds
   for n in "$@"; do
+    binds=0
     while :; do
       # Right after the launch the pid may not have exec'd java yet, so ask
       # whether it is alive, not whether it is the broker already.
       launched=$(cat "$(kafka_pidfile "$n")" 2>/dev/null) || launched=
       if [[ -z $launched ]] || ! kill -0 "$launched" 2>/dev/null; then
+        if kafka_bind_failed "$n" && ((++binds <= 5)); then
+          say "$(kafka_name "$n"): a port of it is taken by a client connection's own address: starting it again in 3 s"
+          sleep 3
+          kafka_launch "$n"
+          t0=$SECONDS
+          continue
+        fi
         fail_with_logs "$(kafka_name "$n") exited during startup" "$(kafka_server_log "$n")" "$(kafka_out_log "$n")"
       fi
       if port_open "$(kafka_port "$n")" && kafka_health "$n" >/dev/null; then
