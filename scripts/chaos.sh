@@ -114,28 +114,18 @@ log "run $run_id: $CASES cases x $EVENTS submissions + poison, ${#WORKERS[@]} wo
 # would hold it for good.
 stack() { flock -o "$DIR/stack.lock" scripts/stack.sh "$@" >>"$DIR/stack.log" 2>&1; }
 if ((BROKER_KILLS > 0)); then
-    # Replicated topics: created with Kafka's own tool (casestream topics
-    # create makes one replica), then given casestream's settings by topics
-    # create, then min.insync.replicas 2 (added after: topics create sets
-    # each topic's whole set of overrides).
-    for t in events results changes dlq; do
-        stack kafka-topics --create --topic "$run_id-$t" --partitions "$PARTITIONS" --replication-factor 3
-    done
-fi
-build/casestream "${TOPICS[@]}" --events-partitions="$PARTITIONS" topics create >/dev/null
-if ((BROKER_KILLS > 0)); then
-    for t in events results changes dlq; do
-        stack kafka-configs --alter --entity-type topics --entity-name "$run_id-$t" \
-            --add-config min.insync.replicas=2
-    done
-    scripts/stack.sh kafka-topics --describe --topic "$run_id-.*" 2>>"$DIR/stack.log" |
-        grep PartitionCount >"$DIR/topics.txt" || true
-    if [[ $(grep -c 'ReplicationFactor: 3.*min.insync.replicas=2' "$DIR/topics.txt") != 4 ]]; then
+    build/casestream "${TOPICS[@]}" --events-partitions="$PARTITIONS" \
+        --replication-factor=3 --min-insync-replicas=2 topics create >/dev/null
+    build/casestream "${TOPICS[@]}" topics describe >"$DIR/topics.json"
+    if [[ $(jq -c 'select(.replication_factor == 3 and .configs["min.insync.replicas"] == "2")' \
+        "$DIR/topics.json" | wc -l) != 4 ]]; then
         log "the run's topics are not replicated 3 times with min.insync.replicas 2:"
-        cat "$DIR/topics.txt"
+        cat "$DIR/topics.json"
         exit 1
     fi
     log "topics: $PARTITIONS partitions each, replication factor 3, min.insync.replicas 2"
+else
+    build/casestream "${TOPICS[@]}" --events-partitions="$PARTITIONS" topics create >/dev/null
 fi
 build/casestream workload --cases "$CASES" --events "$EVENTS" --seed "$$" \
     >"$DIR/load.ndjson" 2>"$DIR/expected.json"

@@ -692,7 +692,7 @@ kafka_wait() { # node...
       # whether it is alive, not whether it is the broker already.
       launched=$(cat "$(kafka_pidfile "$n")" 2>/dev/null) || launched=
       if [[ -z $launched ]] || ! kill -0 "$launched" 2>/dev/null; then
-        if kafka_bind_failed "$n" && ((++binds <= 5)); then
+        if kafka_bind_failed "$n" && ((++binds <= 10)); then
           say "$(kafka_name "$n"): a port of it is taken by a client connection's own address: starting it again in 3 s"
           sleep 3
           kafka_launch "$n"
