@@ -417,7 +417,6 @@ kafka_layout() { # count
   else
     KAFKA_CTRL_PORT=${CASESTREAM_KAFKA_CONTROLLER_PORT:-59093}
   fi
-  kafka_check_ports
 }
 
 # The broker count `up` was asked for (flag, then CASESTREAM_KAFKA_BROKERS, then 1).
@@ -1000,7 +999,8 @@ cmd_up() { # [--kafka-brokers N]
     esac
   done
   kafka_count_valid "$want" || die_config "--kafka-brokers (CASESTREAM_KAFKA_BROKERS): '$want' is not a broker count from 1 to 9"
-  kafka_layout "$want" # checks its ports before anything starts
+  kafka_layout "$want"
+  kafka_check_ports # before anything starts
   prepare
   # A cluster of another size (or the single broker) is stopped; its data stays.
   was=$(kafka_recorded_count)
@@ -1110,7 +1110,8 @@ usage() {
 main() {
   local cmd=${1:-} svc
   shift || true
-  # Every command but up works on the brokers the last up started.
+  # Every command but up works on the brokers the last up started (their
+  # ports are checked where they are bound: up, start, restart, crash).
   kafka_layout "$(kafka_recorded_count)"
   case $cmd in
   up) cmd_up "$@" ;;
@@ -1131,12 +1132,14 @@ main() {
     ;;
   crash)
     svc=$(service_name "${1:-}")
+    kafka_check_ports
     prepare
     kill_one "$svc"
     start_one "$svc"
     ;;
   start | stop | restart)
     svc=$(service_name "${1:-}")
+    [[ $cmd == stop ]] || kafka_check_ports
     [[ $cmd == stop ]] || prepare
     [[ $cmd == start ]] || stop_one "$svc"
     [[ $cmd == stop ]] || start_one "$svc"
