@@ -720,11 +720,17 @@ kafka_start() { # node...
 }
 
 kafka_stop() { # node...
-  local n pid
+  local n
+  local -A pids=()
+  # Brokers of a cluster stop together: the last one left alone would wait
+  # for a controller quorum to shut down, until it is killed.
   for n in "$@"; do
-    if pid=$(kafka_pid "$n"); then
-      say "$(kafka_name "$n"): stopping pid $pid"
-      terminate kafka "$pid"
+    if pids[$n]=$(kafka_pid "$n"); then kill -TERM "${pids[$n]}" 2>/dev/null || true; fi
+  done
+  for n in "$@"; do
+    if [[ -n ${pids[$n]:-} ]]; then
+      say "$(kafka_name "$n"): stopping pid ${pids[$n]}"
+      terminate kafka "${pids[$n]}"
     else
       say "$(kafka_name "$n"): not running"
     fi
