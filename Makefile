@@ -4,6 +4,7 @@
 #   make test       bring the local stack up, build, migrate, unit tests, 10 s of each fuzz
 #                   target, integration tests, a short chaos run
 #   make run        bring the stack up and run the demo pipeline
+#   make chaos      the chaos campaign on a stack of three Kafka brokers (scripts/chaos.sh)
 #   make asan       unit tests under address + undefined behaviour sanitizers
 #   make valgrind   unit tests under valgrind
 #   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS each (default 20); fails on a crash
@@ -143,7 +144,7 @@ STACK_ENV = eval "$$($(STACK) env)" &&
 
 # Services up, build, schema, topics: what every target below starts with.
 ready:
-	$(STACK) up
+	$(STACK) up $(STACK_UP_ARGS)
 	$(MAKE) all
 	$(STACK_ENV) $(BUILD)/casestream migrate
 	$(STACK_ENV) $(BUILD)/casestream topics create
@@ -166,6 +167,8 @@ stop:
 bench: ready
 	bench/run.sh
 
+# Three brokers, so the campaign includes its broker-failure phase.
+chaos: STACK_UP_ARGS = --kafka-brokers 3
 chaos: ready
 	scripts/chaos.sh
 

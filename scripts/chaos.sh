@@ -5,7 +5,12 @@
 # indexers in one group each, it SIGKILLs members at random moments (and
 # starts them again), SIGSTOPs one worker past its session timeout and lets
 # it go on (a zombie whose partitions moved), and crashes PostgreSQL, Redis,
-# Kafka and Elasticsearch once each with SIGKILL. Poison is mixed into the
+# Kafka and Elasticsearch once each with SIGKILL. On a stack of three Kafka
+# brokers or more (scripts/stack.sh up --kafka-brokers 3, as `make chaos`
+# runs it) the run's topics are replicated three times with
+# min.insync.replicas 2, and a broker phase runs during the load: it SIGKILLs
+# the broker that leads the busiest partitions, starts it again after a
+# while, waits until every replica is back in sync, and repeats. Poison is mixed into the
 # load: a real of 2^63 or more, notes that make a change document too large
 # for the changes topic, an idempotency key reused with another payload,
 # numbers that cannot be kept, a message of about 1 MB that is not JSON, and
@@ -59,27 +64,41 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CASES=200 EVENTS=50 KILLS=20 RATE=150 SERVICES="pg redis kafka es"
+CASES=200 EVENTS=50 KILLS=20 RATE=150 SERVICES="pg redis kafka es" BROKER_KILLS=3
 if [[ ${1:-} == --short ]]; then
-    CASES=50 EVENTS=20 KILLS=6 RATE=200 SERVICES="pg redis"
+    CASES=50 EVENTS=20 KILLS=6 RATE=200 SERVICES="pg redis" BROKER_KILLS=1
 fi
 INC_PRODUCERS=3
 WORKERS=(worker1 worker2 worker3)
 INDEXERS=(indexer1 indexer2)
-CASES=${CHAOS_CASES:-$CASES}
-EVENTS=${CHAOS_EVENTS:-$EVENTS}
-KILLS=${CHAOS_KILLS:-$KILLS}
-RATE=${CHAOS_RATE:-$RATE}
-SERVICES=${CHAOS_SERVICES-$SERVICES}
-POISON=10
-EXPIRED=$((CASES / 5))
-
 # The stack's settings, unless the caller gave its own (a database of its own, say).
 while read -r line; do
     var=${line#export }
     var=${var%%=*}
     [[ -n ${!var:-} ]] || eval "$line"
 done < <(scripts/stack.sh env)
+# The broker phase needs three brokers: replication 3, min.insync.replicas 2.
+brokers=$(awk -F, '{ print NF }' <<<"$CASESTREAM_BROKERS")
+if ((brokers >= 3)) && [[ ${1:-} != --short ]]; then
+    # A broker's kill, restart and catch-up take 30 to 60 s on a small
+    # machine: production at 60/s (about 170 s) keeps the load on for them.
+    RATE=60
+fi
+CASES=${CHAOS_CASES:-$CASES}
+EVENTS=${CHAOS_EVENTS:-$EVENTS}
+KILLS=${CHAOS_KILLS:-$KILLS}
+RATE=${CHAOS_RATE:-$RATE}
+SERVICES=${CHAOS_SERVICES-$SERVICES}
+BROKER_KILLS=${CHAOS_BROKER_KILLS:-$BROKER_KILLS}
+((brokers >= 3)) || BROKER_KILLS=0
+# A killed broker stays down this long before it is started again.
+BROKER_DOWN=${CHAOS_BROKER_DOWN:-10}
+POISON=10
+EXPIRED=$((CASES / 5))
+
+# Partitions of each of the run's topics (casestream's default).
+PARTITIONS=12
+
 run_id=chaos-$(date +%s)-$$
 TYPE=$run_id
 INDEX=${TYPE}_cases
@@ -95,7 +114,7 @@ IGROUP=(--indexer-group="$run_id-indexer")
 # The programs connect as the worker role (scripts/stack.sh env).
 PG=(--pg="${CASESTREAM_WORKER_PG:-$CASESTREAM_PG}")
 declare -A PIDS=()
-kills=0 restarts=0 zombies=0
+kills=0 restarts=0 zombies=0 broker_phase=
 
 log() { printf '%s chaos: %s\n' "$(date +%T)" "$*"; }
 
@@ -112,6 +131,12 @@ start() { # name -> starts build/<program> for that role
 }
 
 stop_all() {
+    if [[ -n $broker_phase ]] && kill -0 "$broker_phase" 2>/dev/null; then
+        # Interrupted: no broker is left down.
+        kill "$broker_phase" 2>/dev/null || true
+        wait "$broker_phase" 2>/dev/null || true
+        scripts/stack.sh start kafka >>"$DIR/stack.log" 2>&1 || true
+    fi
     for name in "${!PIDS[@]}"; do
         kill -TERM "${PIDS[$name]}" 2>/dev/null || true
     done
@@ -123,8 +148,25 @@ trap stop_all EXIT
 
 log "run $run_id: $CASES cases x $EVENTS submissions + poison + $INC_PRODUCERS producers of \$inc," \
     "$EXPIRED cases past their retention, ${#WORKERS[@]} workers, ${#INDEXERS[@]} indexers," \
-    "$KILLS kills, crashes of: $SERVICES"
-build/casestream "${TOPICS[@]}" topics create >/dev/null
+    "$KILLS kills, crashes of: $SERVICES, $BROKER_KILLS broker kills ($brokers broker(s))"
+# Stack commands (crashes, the broker phase) one at a time. The lock is not
+# passed on (-o, and 9>&- in the broker phase): a service started under it
+# would hold it for good.
+stack() { flock -o "$DIR/stack.lock" scripts/stack.sh "$@" >>"$DIR/stack.log" 2>&1; }
+if ((BROKER_KILLS > 0)); then
+    build/casestream "${TOPICS[@]}" --events-partitions="$PARTITIONS" \
+        --replication-factor=3 --min-insync-replicas=2 topics create >/dev/null
+    build/casestream "${TOPICS[@]}" topics describe >"$DIR/topics.json"
+    if [[ $(jq -c 'select(.replication_factor == 3 and .configs["min.insync.replicas"] == "2")' \
+        "$DIR/topics.json" | wc -l) != 4 ]]; then
+        log "the run's topics are not replicated 3 times with min.insync.replicas 2:"
+        cat "$DIR/topics.json"
+        exit 1
+    fi
+    log "topics: $PARTITIONS partitions each, replication factor 3, min.insync.replicas 2"
+else
+    build/casestream "${TOPICS[@]}" --events-partitions="$PARTITIONS" topics create >/dev/null
+fi
 build/casestream workload --cases "$CASES" --events "$EVENTS" --seed "$$" --case-type "$TYPE" \
     --ccd --expired "$EXPIRED" >"$DIR/load.ndjson" 2>"$DIR/expected.json"
 base=$(sed -n 's/.*"first_reference":\([0-9]*\).*/\1/p' "$DIR/expected.json")
@@ -228,6 +270,87 @@ done | kcat_p
 } | kcat_p
 POISON=$((POISON + 1))
 
+# The broker phase, in the background during the load: kill -9 the broker
+# that leads the busiest partitions of the run's topics (the most messages,
+# by metadata and each partition's last offset), start it again after
+# BROKER_DOWN seconds, wait until every partition of the cluster has all its
+# replicas in sync, and repeat. With replication 3 and min.insync.replicas 2
+# an acknowledged message is on two brokers, so nothing may be lost.
+busiest_leader() { # prints: broker messages-it-leads messages-in-all
+    local meta t
+    meta=$(kcat -L -b "$CASESTREAM_BROKERS" 2>/dev/null) || return 1
+    {
+        printf '%s\n' "$meta"
+        for t in events results changes; do
+            timeout 60 kcat -C -b "$CASESTREAM_BROKERS" -t "$run_id-$t" -o -1 -e -q \
+                -f "last \"$run_id-$t\" %p %o\n" 2>/dev/null || true
+        done
+    } | awk -v prefix="\"$run_id-" '
+        /^  topic "/ { topic = $2 }
+        /^    partition [0-9]+, leader/ && index(topic, prefix) == 1 {
+            p = $2; sub(/,/, "", p); l = $4; sub(/,/, "", l); leader[topic " " p] = l }
+        $1 == "last" { n[$2 " " $3] = $4 + 1 }
+        END {
+            for (k in n) { total += n[k]; if (k in leader) led[leader[k]] += n[k] }
+            for (b in led) if (led[b] > best) { best = led[b]; who = b }
+            if (who == "" || who < 0) exit 1
+            print who, best, total }'
+}
+in_sync() { # every partition of the cluster has a leader and all its replicas in its ISR
+    local meta
+    meta=$(kcat -L -b "$CASESTREAM_BROKERS" 2>/dev/null) || return 1
+    (($(grep -c '^  broker [0-9]* at' <<<"$meta") >= brokers)) || return 1
+    awk '/^    partition [0-9]+, leader/ {
+            l = $4; sub(/,/, "", l)
+            if (!match($0, /replicas: [0-9,]+/)) { bad++; next }
+            r = substr($0, RSTART + 10, RLENGTH - 10)
+            if (!match($0, /isrs: [0-9,]+/)) { bad++; next }
+            i = substr($0, RSTART + 6, RLENGTH - 6)
+            sub(/,$/, "", r); sub(/,$/, "", i)
+            if (l < 0 || split(r, a, ",") != split(i, b, ",")) bad++ }
+         END { exit bad > 0 }' <<<"$meta"
+}
+broker_phase() {
+    local k victim led total t0 load
+    sleep 5
+    for ((k = 1; k <= BROKER_KILLS; k++)); do
+        exec 9>"$DIR/stack.lock"
+        flock 9
+        if ! read -r victim led total < <(busiest_leader); then
+            log "broker kill $k: no leader found in the metadata"
+            return 1
+        fi
+        load=after
+        ! kill -0 "$producer" 2>/dev/null || load=during
+        scripts/stack.sh kill "kafka-$victim" >>"$DIR/stack.log" 2>&1 9>&-
+        echo "kafka-$victim $led $total $load" >>"$DIR/broker-kills.txt"
+        log "broker kill $k: SIGKILL kafka-$victim, leader of the busiest partitions" \
+            "($led of the run's $total messages), $load production, down for $BROKER_DOWN s"
+        sleep "$BROKER_DOWN"
+        t0=$SECONDS
+        if ! scripts/stack.sh start "kafka-$victim" >>"$DIR/stack.log" 2>&1 9>&-; then
+            log "broker kill $k: kafka-$victim did not start again (see $DIR/stack.log)"
+            return 1
+        fi
+        until in_sync; do
+            if ((SECONDS - t0 > 300)); then
+                log "broker kill $k: replicas not back in sync 300 s after kafka-$victim started"
+                return 1
+            fi
+            sleep 1
+        done
+        log "broker kill $k: kafka-$victim back, every replica in sync after $((SECONDS - t0)) s"
+        exec 9>&-
+        sleep 5
+    done
+}
+if ((BROKER_KILLS > 0)); then
+    broker_phase &
+    broker_phase=$!
+elif ((brokers < 3)); then
+    log "broker phase: not run, the stack has $brokers broker(s) (scripts/stack.sh up --kafka-brokers 3 runs it)"
+fi
+
 # Kills at random moments over the production time, services restarted in between.
 span=$(((total / RATE) + 10))
 read -r -a services <<<"$SERVICES"
@@ -255,13 +378,13 @@ for k in $(seq 1 "$KILLS"); do
         s=${services[0]}
         services=("${services[@]:1}")
         log "crashing service $s (SIGKILL)"
-        scripts/stack.sh crash "$s" >>"$DIR/stack.log" 2>&1
+        stack crash "$s"
         restarts=$((restarts + 1))
     fi
 done
 for s in "${services[@]}"; do
     log "crashing service $s (SIGKILL)"
-    scripts/stack.sh crash "$s" >>"$DIR/stack.log" 2>&1
+    stack crash "$s"
     restarts=$((restarts + 1))
 done
 wait "$producer" || {
@@ -278,6 +401,13 @@ for p in "${!inc_pids[@]}"; do
     }
 done
 log "production finished: $(tail -1 "$DIR/produce.err")"
+broker_failed=0
+if [[ -n $broker_phase ]]; then
+    wait "$broker_phase" || broker_failed=1
+    broker_phase=
+fi
+broker_kills=0
+[[ ! -f $DIR/broker-kills.txt ]] || broker_kills=$(wc -l <"$DIR/broker-kills.txt")
 
 # Quiescence: every message has an outcome, the outbox is empty and the index
 # holds every case at its PostgreSQL revision (sums compared; the per-case
@@ -534,6 +664,14 @@ echo "== chaos $run_id"
 echo "kills: $kills (SIGKILL of ${#WORKERS[@]} workers and ${#INDEXERS[@]} indexers)," \
     "zombies: $zombies (SIGSTOP past the session timeout), service crashes: $restarts ($SERVICES)," \
     "disposals: $(grep -c 'dispose: done' "$DIR/dispose.log")"
+if ((brokers >= 3)); then
+    echo "broker kills: $broker_kills of $BROKER_KILLS, $(cat "$DIR/broker-kills.txt" 2>/dev/null | grep -c ' during$' || true)" \
+        "during production (kill -9 of the leader of the busiest partitions:" \
+        "$(cut -d' ' -f1 "$DIR/broker-kills.txt" 2>/dev/null | paste -sd' '), down $BROKER_DOWN s each;" \
+        "$brokers brokers, replication 3, min.insync.replicas 2)"
+else
+    echo "broker kills: not run ($brokers broker(s))"
+fi
 cat "$DIR/invariants.txt"
 violations=$(awk '/^violation/ { s += $2 } END { print s + 0 }' "$DIR/invariants.txt")
 names=("" "one history row or a non-applied outcome" "no key applied twice"
@@ -549,12 +687,16 @@ for i in $(seq 1 17); do
     printf '  %-42s %s\n' "${names[$i]}" "$([[ $n == 0 ]] && echo ok || echo "VIOLATED ($n)")"
 done
 echo "violations: $violations"
+if ((broker_failed || broker_kills < BROKER_KILLS)); then
+    echo "broker phase FAILED: $broker_kills of $BROKER_KILLS kills done (see the log above and $DIR/stack.log)"
+fi
 stop_all
 trap - EXIT
-if ((violations == 0)); then
+ok=$((violations == 0 && !broker_failed && broker_kills >= BROKER_KILLS))
+if ((ok)); then
     # The run's index goes with a run that passed (a failed one's stays, to look into).
     for index in $(curl -fsS "$CASESTREAM_ES/_cat/indices/$INDEX-*?h=index" 2>/dev/null); do
         curl -fsS -X DELETE "$CASESTREAM_ES/$index" >/dev/null 2>&1 || true
     done
 fi
-((violations == 0))
+((ok))

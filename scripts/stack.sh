@@ -13,18 +13,26 @@
 # (SCRAM) over TCP, for the roles casestream (schema owner),
 # casestream_worker and casestream_reader; `env` prints their conninfos.
 #
-# Usage: scripts/stack.sh up|status|down|env|packages
+# Usage: scripts/stack.sh up [--kafka-brokers N]
+#        scripts/stack.sh status|down|env|packages
 #        scripts/stack.sh logs [service] [-f]
-#        scripts/stack.sh start|stop|restart|crash <service>
-#        (crash: SIGKILL the service and its children, then start it again)
-# Services: postgres (pg), redis, kafka, es (elasticsearch).
+#        scripts/stack.sh start|stop|restart|crash|kill <service>
+#        (crash: SIGKILL the service and its children, then start it again;
+#         kill: SIGKILL it and leave it down until start)
+#        scripts/stack.sh kafka-topics|kafka-configs|kafka-consumer-groups args...
+#        (Kafka's own tools, --bootstrap-server set to the stack's brokers)
+# Services: postgres (pg), redis, kafka, es (elasticsearch); with a cluster
+# (up --kafka-brokers N), kafka is every broker and kafka-1 … kafka-N one.
 #
 # Environment (defaults avoid the standard ports; everything binds 127.0.0.1):
 #   CASESTREAM_STACK_DIR             <repo>/.stack
 #   CASESTREAM_PG_PORT               55432
 #   CASESTREAM_REDIS_PORT            56379
-#   CASESTREAM_KAFKA_PORT            59092
-#   CASESTREAM_KAFKA_CONTROLLER_PORT 59093
+#   CASESTREAM_KAFKA_BROKERS         1 (for up; --kafka-brokers wins; other
+#                                    commands use what the last up started)
+#   CASESTREAM_KAFKA_PORT            59092 (broker i of a cluster: +i-1)
+#   CASESTREAM_KAFKA_CONTROLLER_PORT 59093 (broker i of a cluster: +i-1;
+#                                    default the port after the brokers')
 #   CASESTREAM_ES_PORT               59200
 #   CASESTREAM_ES_TRANSPORT_PORT     59300
 set -euo pipefail
@@ -71,7 +79,7 @@ STOP_TIMEOUT=30
 PACKAGES=(postgresql-15 postgresql-contrib redis-server maven
   libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check libssl-dev
   libcurl4-openssl-dev pkg-config kcat clang-format valgrind unzip curl
-  procps clang groff-base openssl wrk)
+  procps clang groff-base openssl wrk jq)
 
 SERVICES=(postgres redis kafka es)
 
@@ -87,6 +95,11 @@ warn() { printf 'stack: %s\n' "$*" >&2; }
 die() {
   printf 'stack: error: %s\n' "$*" >&2
   exit 1
+}
+# A configuration error (a bad option or port): exit 78, as the programs do.
+die_config() {
+  printf 'stack: error: invalid configuration: %s\n' "$*" >&2
+  exit 78
 }
 
 # Run a command as the service user, from a directory it can enter.
@@ -376,10 +389,79 @@ redis_health() {
 
 # ---------------------------------------------------------------- kafka
 
-kafka_pid() { live_pid "$RUN_DIR/kafka.pid" kafka.Kafka "$KAFKA_DIR/server.properties"; }
+# One broker (the default) or a cluster of KAFKA_BROKERS (up --kafka-brokers
+# N). Every broker function takes a node number: 0 is the single broker, with
+# the paths and ports stack.sh has always used; 1..N are the brokers of a
+# cluster, each a KRaft broker and controller (combined mode, N voters) with
+# its own directory $KAFKA_DIR/cluster-N/broker-i (configuration and data),
+# logs log/kafka-i-server.log and log/kafka-i.out, pid file run/kafka-i.pid,
+# and its own ports: CASESTREAM_KAFKA_PORT+i-1 for clients and
+# CASESTREAM_KAFKA_CONTROLLER_PORT+i-1 for the quorum (the latter defaults to
+# the first port after the brokers' with a cluster: 59095-59097 for three).
+KAFKA_BROKERS=1
+KAFKA_NODES=(0)
+KAFKA_CLUSTER_DIR=
+# The count the last `up` started, for every other command.
+KAFKA_COUNT_FILE=$RUN_DIR/kafka-brokers
+
+kafka_layout() { # count
+  local n=$1 i
+  KAFKA_BROKERS=$n
+  KAFKA_NODES=(0)
+  KAFKA_CLUSTER_DIR=
+  if ((n > 1)); then
+    KAFKA_NODES=()
+    for ((i = 1; i <= n; i++)); do KAFKA_NODES+=("$i"); done
+    KAFKA_CLUSTER_DIR=$KAFKA_DIR/cluster-$n
+    KAFKA_CTRL_PORT=${CASESTREAM_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + n))}
+  else
+    KAFKA_CTRL_PORT=${CASESTREAM_KAFKA_CONTROLLER_PORT:-59093}
+  fi
+}
+
+# The broker count `up` was asked for (flag, then CASESTREAM_KAFKA_BROKERS, then 1).
+kafka_count_valid() { [[ $1 =~ ^[1-9]$ ]]; }
+
+kafka_recorded_count() {
+  local n=
+  [[ -s $KAFKA_COUNT_FILE ]] && read -r n <"$KAFKA_COUNT_FILE"
+  kafka_count_valid "${n:-}" || n=1
+  printf '%s\n' "$n"
+}
+
+# Every port the stack binds must be its own.
+kafka_check_ports() {
+  local -A seen=()
+  local name port n
+  local -a all=("postgres $PG_PORT" "redis $REDIS_PORT" "es $ES_PORT" "es-transport $ES_TRANSPORT_PORT")
+  for n in "${KAFKA_NODES[@]}"; do
+    all+=("$(kafka_name "$n") $(kafka_port "$n")" "$(kafka_name "$n")-controller $(kafka_ctrl_port "$n")")
+  done
+  for n in "${all[@]}"; do
+    read -r name port <<<"$n"
+    [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) ||
+      die_config "$name: port '$port' is not a TCP port"
+    [[ -z ${seen[$port]:-} ]] ||
+      die_config "$name and ${seen[$port]} would both listen on port $port${KAFKA_CLUSTER_DIR:+ (broker i of a cluster listens on CASESTREAM_KAFKA_PORT+i-1, its controller on CASESTREAM_KAFKA_CONTROLLER_PORT+i-1)}: move one of them"
+    seen[$port]=$name
+  done
+}
+
+kafka_name() { if (($1)); then echo "kafka-$1"; else echo kafka; fi; }
+kafka_dir() { if (($1)); then echo "$KAFKA_CLUSTER_DIR/broker-$1"; else echo "$KAFKA_DIR"; fi; }
+kafka_port() { echo $((KAFKA_PORT + ($1 ? $1 - 1 : 0))); }
+kafka_ctrl_port() { echo $((KAFKA_CTRL_PORT + ($1 ? $1 - 1 : 0))); }
+kafka_node_id() { echo $(($1 ? $1 : 1)); }
+kafka_pidfile() { if (($1)); then echo "$RUN_DIR/kafka-$1.pid"; else echo "$RUN_DIR/kafka.pid"; fi; }
+kafka_server_log() { if (($1)); then echo "$LOG_DIR/kafka-$1-server.log"; else echo "$LOG_DIR/kafka-server.log"; fi; }
+kafka_out_log() { if (($1)); then echo "$LOG_DIR/kafka-$1.out"; else echo "$LOG_DIR/kafka.out"; fi; }
+
+kafka_pid() { # node
+  live_pid "$(kafka_pidfile "$1")" kafka.Kafka "$(kafka_dir "$1")/server.properties"
+}
 
 kafka_java() { # main-class args...
-  "$JAVA_HOME17/bin/java" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
+  "$JAVA_HOME17/bin/java" -Dlog4j2.configurationFile="$(kafka_dir "${KAFKA_NODES[0]}")/log4j2.properties" \
     -cp "$KAFKA_LIBS/*" "$@"
 }
 
@@ -396,33 +478,86 @@ kafka_fetch() {
   rm -rf "$KAFKA_DIR/libs"
 }
 
-# A broker still running from jars of another version (started by an older
-# stack.sh) is stopped, so that this version's starts in its place.
-kafka_stop_other_version() {
-  local pid
-  pid=$(kafka_pid) || return 0
-  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) != *"$KAFKA_LIBS/"* ]] || return 0
-  say "kafka: pid $pid runs another Kafka version than $KAFKA_VERSION: stopping it"
-  terminate kafka "$pid"
-  rm -f "$RUN_DIR/kafka.pid"
+# Kafka's command-line tools (kafka-topics, kafka-consumer-groups) live in
+# the kafka-tools jar, which the broker does not need: fetched on first use,
+# next to the broker's jars (whose other dependencies it shares).
+KAFKA_TOOLS=$KAFKA_DIR/tools-$KAFKA_VERSION
+kafka_fetch_tools() {
+  [[ -s $KAFKA_TOOLS/kafka-tools-$KAFKA_VERSION.jar ]] && return 0
+  kafka_fetch
+  say "kafka: fetching kafka-tools $KAFKA_VERSION from Maven Central"
+  JAVA_HOME=$JAVA_HOME17 mvn -q -B dependency:copy \
+    -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" -DoutputDirectory="$KAFKA_TOOLS" \
+    >"$LOG_DIR/maven.log" 2>&1 ||
+    fail_with_logs "kafka: maven could not fetch kafka-tools" "$LOG_DIR/maven.log"
 }
 
-kafka_configure() {
-  cat >"$KAFKA_DIR/server.properties" <<EOF
+# Run one of Kafka's tools against the stack's brokers (their warnings on stderr).
+kafka_tool() { # kafka-topics|kafka-configs|kafka-consumer-groups args...
+  local tool=$1 class
+  shift
+  case $tool in
+  kafka-topics) class=org.apache.kafka.tools.TopicCommand ;;
+  kafka-configs) class=kafka.admin.ConfigCommand ;;
+  kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+  *) die "unknown Kafka tool '$tool'" ;;
+  esac
+  find_java17 || die "Java 17 not found (scripts/stack.sh up installs it)"
+  [[ $(id -u) -eq 0 || -s $KAFKA_TOOLS/kafka-tools-$KAFKA_VERSION.jar ]] ||
+    die "kafka-tools is not fetched yet: run this once as root"
+  kafka_fetch_tools
+  "$JAVA_HOME17/bin/java" -Xmx256m -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/tools-log4j2.properties" \
+    -cp "$KAFKA_LIBS/*:$KAFKA_TOOLS/*" "$class" --bootstrap-server "$(kafka_bootstrap)" "$@"
+}
+
+kafka_bootstrap() {
+  local n list=
+  for n in "${KAFKA_NODES[@]}"; do list+="${list:+,}127.0.0.1:$(kafka_port "$n")"; done
+  printf '%s\n' "$list"
+}
+
+# A broker still running from jars of another version (started by an older
+# stack.sh) is stopped, so that this version's starts in its place.
+kafka_stop_other_version() { # node
+  local pid
+  pid=$(kafka_pid "$1") || return 0
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) != *"$KAFKA_LIBS/"* ]] || return 0
+  say "$(kafka_name "$1"): pid $pid runs another Kafka version than $KAFKA_VERSION: stopping it"
+  terminate kafka "$pid"
+  rm -f "$(kafka_pidfile "$1")"
+}
+
+kafka_configure() { # node
+  local n=$1 dir voters= rf=1 isr=1 i
+  dir=$(kafka_dir "$n")
+  mkdir -p "$dir"
+  if ((n)); then
+    for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+      voters+="${voters:+,}$i@127.0.0.1:$(kafka_ctrl_port "$i")"
+    done
+    # Internal topics on three brokers (or all, if fewer), min.insync 2 with three.
+    rf=$((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3))
+    isr=$((rf >= 3 ? 2 : 1))
+  else
+    voters=1@127.0.0.1:$KAFKA_CTRL_PORT
+  fi
+  cat >"$dir/server.properties" <<EOP
 # Written by scripts/stack.sh; edits are overwritten on start.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+node.id=$(kafka_node_id "$n")
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n"),CONTROLLER://127.0.0.1:$(kafka_ctrl_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_port "$n")
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 num.partitions=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+default.replication.factor=$rf
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 # The consumer group protocol (KIP-848; casestream's default, group-protocol):
@@ -435,12 +570,16 @@ group.consumer.min.heartbeat.interval.ms=500
 group.consumer.heartbeat.interval.ms=500
 # A 1 MiB submission plus 64 KiB for key, headers and record overhead (DESIGN §2).
 message.max.bytes=1114112
-EOF
-  cat >"$KAFKA_DIR/log4j2.properties" <<EOF
+EOP
+  if ((n)); then
+    # A follower fetches as large a batch as a client may send.
+    printf 'replica.fetch.max.bytes=1114112\n' >>"$dir/server.properties"
+  fi
+  cat >"$dir/log4j2.properties" <<EOP
 # Written by scripts/stack.sh (Kafka 4 logs through log4j2).
 appender.file.type=File
 appender.file.name=file
-appender.file.fileName=$LOG_DIR/kafka-server.log
+appender.file.fileName=$(kafka_server_log "$n")
 appender.file.append=true
 appender.file.layout.type=PatternLayout
 appender.file.layout.pattern=[%d] %p %m (%c)%n
@@ -450,98 +589,181 @@ logger.request.name=kafka.request.logger
 logger.request.level=WARN
 logger.clients.name=org.apache.kafka.clients
 logger.clients.level=WARN
-EOF
-  rm -f "$KAFKA_DIR/log4j.properties"
+EOP
+  ((n)) || rm -f "$KAFKA_DIR/log4j.properties"
 }
 
 # Storage formatted by the Kafka 3.9 of an older stack.sh (no stamp) or by
 # another version is formatted anew: it holds test data only, and an
 # upgraded 3.9 cluster would keep its 3.9 metadata version, without the
-# consumer group protocol, until its features were upgraded by hand.
+# consumer group protocol, until its features were upgraded by hand. The
+# brokers of a cluster share one cluster id (cluster-N/cluster-id); a broker
+# whose storage is missing is formatted with it, and when one broker's
+# storage is of another version, the whole cluster is formatted anew.
 kafka_format() {
-  local id by=
-  if [[ -s $KAFKA_DIR/data/meta.properties ]]; then
-    [[ -s $KAFKA_FORMATTED ]] && read -r by <"$KAFKA_FORMATTED"
-    [[ $by == "$KAFKA_VERSION" ]] && return 0
-    say "kafka: $KAFKA_DIR/data was formatted by Kafka ${by:-3.9 (an older stack.sh)}, not $KAFKA_VERSION: deleting its topics (test data only) and formatting it anew"
-    rm -rf "$KAFKA_DIR/data"
+  local n data by id= fresh=0
+  for n in "${KAFKA_NODES[@]}"; do
+    data=$(kafka_dir "$n")/data
+    [[ -s $data/meta.properties ]] || continue
+    by=
+    [[ -s $data/casestream-formatted-by ]] && read -r by <"$data/casestream-formatted-by"
+    [[ $by == "$KAFKA_VERSION" ]] && continue
+    say "kafka: $data was formatted by Kafka ${by:-3.9 (an older stack.sh)}, not $KAFKA_VERSION: deleting its topics (test data only) and formatting it anew"
+    fresh=1
+  done
+  if ((fresh)); then
+    for n in "${KAFKA_NODES[@]}"; do rm -rf "$(kafka_dir "$n")/data"; done
+    [[ -z $KAFKA_CLUSTER_DIR ]] || rm -f "$KAFKA_CLUSTER_DIR/cluster-id"
   fi
-  id=$(kafka_java kafka.tools.StorageTool random-uuid | tail -n1)
-  [[ -n $id ]] || die "kafka: StorageTool random-uuid printed nothing"
-  say "kafka: formatting storage, cluster id $id"
-  kafka_java kafka.tools.StorageTool format -t "$id" \
-    -c "$KAFKA_DIR/server.properties" >>"$LOG_DIR/kafka.out" 2>&1 ||
-    fail_with_logs "kafka: storage format failed" "$LOG_DIR/kafka.out"
-  printf '%s\n' "$KAFKA_VERSION" >"$KAFKA_FORMATTED"
+  [[ -n $KAFKA_CLUSTER_DIR && -s $KAFKA_CLUSTER_DIR/cluster-id ]] && read -r id <"$KAFKA_CLUSTER_DIR/cluster-id"
+  for n in "${KAFKA_NODES[@]}"; do
+    data=$(kafka_dir "$n")/data
+    [[ -s $data/meta.properties ]] && continue
+    if [[ -z $id ]]; then
+      id=$(kafka_java kafka.tools.StorageTool random-uuid | tail -n1)
+      [[ -n $id ]] || die "kafka: StorageTool random-uuid printed nothing"
+      [[ -z $KAFKA_CLUSTER_DIR ]] || printf '%s\n' "$id" >"$KAFKA_CLUSTER_DIR/cluster-id"
+    fi
+    say "$(kafka_name "$n"): formatting storage, cluster id $id"
+    kafka_java kafka.tools.StorageTool format -t "$id" \
+      -c "$(kafka_dir "$n")/server.properties" >>"$(kafka_out_log "$n")" 2>&1 ||
+      fail_with_logs "$(kafka_name "$n"): storage format failed" "$(kafka_out_log "$n")"
+    printf '%s\n' "$KAFKA_VERSION" >"$data/casestream-formatted-by"
+  done
 }
 
-kafka_launch() {
-  local pid
-  KAFKA_T0=$SECONDS
-  kafka_stop_other_version
-  if pid=$(kafka_pid); then
-    say "reusing kafka pid $pid"
+# Jars, configuration and storage of every broker of the layout.
+kafka_prepare() {
+  local n
+  kafka_fetch
+  for n in "${KAFKA_NODES[@]}"; do kafka_configure "$n"; done
+  kafka_format
+}
+
+kafka_launch() { # node (kafka_prepare first)
+  local n=$1 pid name dir
+  name=$(kafka_name "$n")
+  dir=$(kafka_dir "$n")
+  kafka_stop_other_version "$n"
+  if pid=$(kafka_pid "$n"); then
+    say "reusing $name pid $pid"
     return 0
   fi
-  require_free_port kafka "$KAFKA_PORT" CASESTREAM_KAFKA_PORT
-  require_free_port "kafka controller" "$KAFKA_CTRL_PORT" CASESTREAM_KAFKA_CONTROLLER_PORT
-  rm -f "$RUN_DIR/kafka.pid"
-  kafka_fetch
-  kafka_configure
-  kafka_format
-  chown -R "$SVC_USER:" "$KAFKA_DIR/data"
+  require_free_port "$name" "$(kafka_port "$n")" CASESTREAM_KAFKA_PORT
+  require_free_port "$name controller" "$(kafka_ctrl_port "$n")" CASESTREAM_KAFKA_CONTROLLER_PORT
+  rm -f "$(kafka_pidfile "$n")"
+  chown -R "$SVC_USER:" "$dir/data"
   # log4j2 creates the log file as soon as a tool starts: the storage tool
   # (run as root) must not leave it unwritable for the broker.
-  touch "$LOG_DIR/kafka-server.log"
-  chown "$SVC_USER:" "$LOG_DIR/kafka-server.log"
-  KAFKA_T0=$SECONDS
-  say "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CTRL_PORT)"
+  touch "$(kafka_server_log "$n")"
+  chown "$SVC_USER:" "$(kafka_server_log "$n")"
+  KAFKA_LOG_MARK[$n]=$(stat -c %s "$(kafka_server_log "$n")")
+  say "$name: starting on 127.0.0.1:$(kafka_port "$n") (controller $(kafka_ctrl_port "$n"))"
   # exec chain keeps one pid: subshell -> setpriv -> setsid -> nohup -> java.
-  (cd "$KAFKA_DIR" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
+  (cd "$dir" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
     -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
-    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties") \
-    >>"$LOG_DIR/kafka.out" 2>&1 </dev/null &
-  printf '%s\n' "$!" >"$RUN_DIR/kafka.pid"
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties") \
+    >>"$(kafka_out_log "$n")" 2>&1 </dev/null &
+  printf '%s\n' "$!" >"$(kafka_pidfile "$n")"
 }
 
-kafka_wait() {
-  local t0=$KAFKA_T0
-  while ((SECONDS - t0 < KAFKA_TIMEOUT)); do
-    # Right after the launch the pid may not have exec'd java yet, so ask
-    # whether it is alive, not whether it is the broker already.
-    local launched
-    launched=$(cat "$RUN_DIR/kafka.pid" 2>/dev/null) || launched=
-    if [[ -z $launched ]] || ! kill -0 "$launched" 2>/dev/null; then
-      fail_with_logs "kafka exited during startup" "$LOG_DIR/kafka-server.log" "$LOG_DIR/kafka.out"
-    fi
-    if port_open "$KAFKA_PORT" && kafka_health >/dev/null; then
-      say "kafka ready on 127.0.0.1:$KAFKA_PORT ($((SECONDS - t0))s)"
-      return 0
-    fi
-    sleep 1
+# Where each broker's log stood at its launch.
+declare -A KAFKA_LOG_MARK=()
+
+# The stack's ports lie in Linux's ephemeral range (32768-60999): while a
+# broker is down, a client reconnecting to it can be given its port as its
+# own address (a TCP self-connect), and the broker restarting then cannot
+# bind it until the client lets go. Such a start is tried again.
+kafka_bind_failed() { # node
+  tail -c "+$((${KAFKA_LOG_MARK[$1]:-0} + 1))" "$(kafka_server_log "$1")" 2>/dev/null |
+    grep 'failed to bind to 127\.0\.0\.1:[0-9]*: Address already in use' >/dev/null
+}
+
+# Wait for brokers launched since KAFKA_T0: each one answers metadata that
+# lists itself (a broker of a cluster is listed once the quorum has it).
+kafka_wait() { # node...
+  local t0=$KAFKA_T0 n launched binds
+  for n in "$@"; do
+    binds=0
+    while :; do
+      # Right after the launch the pid may not have exec'd java yet, so ask
+      # whether it is alive, not whether it is the broker already.
+      launched=$(cat "$(kafka_pidfile "$n")" 2>/dev/null) || launched=
+      if [[ -z $launched ]] || ! kill -0 "$launched" 2>/dev/null; then
+        if kafka_bind_failed "$n" && ((++binds <= 10)); then
+          say "$(kafka_name "$n"): a port of it is taken by a client connection's own address: starting it again in 3 s"
+          sleep 3
+          kafka_launch "$n"
+          t0=$SECONDS
+          continue
+        fi
+        fail_with_logs "$(kafka_name "$n") exited during startup" "$(kafka_server_log "$n")" "$(kafka_out_log "$n")"
+      fi
+      if port_open "$(kafka_port "$n")" && kafka_health "$n" >/dev/null; then
+        say "$(kafka_name "$n") ready on 127.0.0.1:$(kafka_port "$n") ($((SECONDS - t0))s)"
+        break
+      fi
+      ((SECONDS - t0 < KAFKA_TIMEOUT)) ||
+        fail_with_logs "$(kafka_name "$n") not ready within ${KAFKA_TIMEOUT}s" "$(kafka_server_log "$n")" "$(kafka_out_log "$n")"
+      sleep 1
+    done
   done
-  fail_with_logs "kafka not ready within ${KAFKA_TIMEOUT}s" "$LOG_DIR/kafka-server.log" "$LOG_DIR/kafka.out"
 }
 
-kafka_stop() {
-  local pid
-  if pid=$(kafka_pid); then
-    say "kafka: stopping pid $pid"
-    terminate kafka "$pid"
-  else
-    say "kafka: not running"
-  fi
-  rm -f "$RUN_DIR/kafka.pid"
+kafka_start() { # node...
+  local n
+  kafka_prepare
+  KAFKA_T0=$SECONDS
+  for n in "$@"; do kafka_launch "$n"; done
+  kafka_wait "$@"
 }
 
-kafka_health() {
-  local meta jar
-  meta=$(timeout 15 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 5 2>/dev/null) || return 1
-  [[ $meta == *"broker 1 at"* ]] || return 1
+kafka_stop() { # node...
+  local n
+  local -A pids=()
+  # Brokers of a cluster stop together: the last one left alone would wait
+  # for a controller quorum to shut down, until it is killed.
+  for n in "$@"; do
+    if pids[$n]=$(kafka_pid "$n"); then kill -TERM "${pids[$n]}" 2>/dev/null || true; fi
+  done
+  for n in "$@"; do
+    if [[ -n ${pids[$n]:-} ]]; then
+      say "$(kafka_name "$n"): stopping pid ${pids[$n]}"
+      terminate kafka "${pids[$n]}"
+    else
+      say "$(kafka_name "$n"): not running"
+    fi
+    rm -f "$(kafka_pidfile "$n")"
+  done
+}
+
+kafka_health() { # node
+  local meta jar n=$1
+  meta=$(timeout 15 kcat -b "127.0.0.1:$(kafka_port "$n")" -L -m 5 2>/dev/null) || return 1
+  [[ $meta == *"broker $(kafka_node_id "$n") at 127.0.0.1:$(kafka_port "$n")"* ]] || return 1
   jar=$(find "$KAFKA_LIBS" -maxdepth 1 -name 'kafka_2.13-*.jar' 2>/dev/null | head -n1)
   jar=${jar##*/kafka_2.13-}
   printf '%s\n' "${jar%.jar}"
+}
+
+# A cluster's consumer offsets get min.insync.replicas 2 (with three
+# brokers) like the topics it carries: the group coordinator creates
+# __consumer_offsets on first use (replicated offsets.topic.replication.factor
+# times) without that setting, so `up` makes it exist (a coordinator lookup)
+# and sets it.
+kafka_internal_topics() {
+  local i
+  ((KAFKA_BROKERS >= 3)) || return 0
+  kafka_tool kafka-consumer-groups --describe --group casestream-stack-probe >/dev/null 2>&1 || true
+  for ((i = 0; i < 60; i++)); do
+    [[ $(timeout 15 kcat -b "$(kafka_bootstrap)" -L -t __consumer_offsets 2>/dev/null) == *"partition 0,"* ]] && break
+    sleep 1
+  done
+  kafka_tool kafka-configs --alter --entity-type topics --entity-name __consumer_offsets \
+    --add-config min.insync.replicas=2 >/dev/null ||
+    die "kafka: could not set min.insync.replicas on __consumer_offsets"
+  say "kafka: __consumer_offsets replicated $((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3)) times, min.insync.replicas 2"
 }
 
 # ---------------------------------------------------------------- elasticsearch
@@ -681,21 +903,33 @@ es_health() {
 
 # ---------------------------------------------------------------- commands
 
+# kafka names every broker; kafka-i one broker of a cluster.
 service_name() {
   case ${1:-} in
   postgres | postgresql | pg) echo postgres ;;
   redis) echo redis ;;
   kafka) echo kafka ;;
+  kafka-[0-9]*)
+    local i=${1#kafka-}
+    [[ $i =~ ^[1-9]$ ]] && ((KAFKA_BROKERS > 1 && i <= KAFKA_BROKERS)) ||
+      die "no broker '$1': the stack runs $KAFKA_BROKERS Kafka broker(s) (kafka-1 … kafka-N with up --kafka-brokers N)"
+    echo "$1"
+    ;;
   es | elasticsearch) echo es ;;
-  *) die "unknown service '${1:-}' (expected: ${SERVICES[*]})" ;;
+  *) die "unknown service '${1:-}' (expected: ${SERVICES[*]}, or kafka-1 … kafka-N with a cluster)" ;;
   esac
+}
+
+# The broker nodes a service name stands for.
+kafka_nodes_of() { # service
+  if [[ $1 == kafka-* ]]; then echo "${1#kafka-}"; else echo "${KAFKA_NODES[@]}"; fi
 }
 
 service_port() {
   case $1 in
   postgres) echo "$PG_PORT" ;;
   redis) echo "$REDIS_PORT" ;;
-  kafka) echo "$KAFKA_PORT" ;;
+  kafka*) kafka_port "$(kafka_nodes_of "$1" | cut -d' ' -f1)" ;;
   es) echo "$ES_PORT" ;;
   esac
 }
@@ -704,23 +938,43 @@ start_one() {
   case $1 in
   postgres) pg_start ;;
   redis) redis_start ;;
-  kafka) kafka_launch && kafka_wait ;;
+  # shellcheck disable=SC2046 # one word per node
+  kafka*) kafka_start $(kafka_nodes_of "$1") ;;
   es) es_launch && es_wait ;;
   esac
 }
 
+# SIGKILL a process and its children and wait until it is gone.
+kill_pid() { # name pid
+  local kids
+  kids=$(pgrep -P "$2" || true)
+  say "$1: SIGKILL pid $2${kids:+ and its children}"
+  kill -KILL "$2" $kids 2>/dev/null || true
+  while kill -0 "$2" 2>/dev/null; do sleep 0.1; done
+}
+
 # Crash a service as a power cut would: SIGKILL, with its children (a
 # PostgreSQL backend outliving its postmaster would hold the shared memory).
-crash_one() {
-  local pid kids
+# kafka kills every broker; kafka-i one.
+kill_one() {
+  local pid n
+  case $1 in
+  kafka*)
+    for n in $(kafka_nodes_of "$1"); do
+      if pid=$(kafka_pid "$n"); then
+        kill_pid "$(kafka_name "$n")" "$pid"
+      else
+        say "$(kafka_name "$n"): not running"
+      fi
+    done
+    return 0
+    ;;
+  esac
   if ! pid=$("${1/postgres/pg}_pid"); then
     say "$1: not running"
     return 0
   fi
-  kids=$(pgrep -P "$pid" || true)
-  say "$1: SIGKILL pid $pid${kids:+ and its children}"
-  kill -KILL "$pid" $kids 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  kill_pid "$1" "$pid"
   [[ $1 != es ]] || rm -f "$RUN_DIR/es.pid" "$ES_DIR/es.pid"
 }
 
@@ -728,20 +982,50 @@ stop_one() {
   case $1 in
   postgres) pg_stop ;;
   redis) redis_stop ;;
-  kafka) kafka_stop ;;
+  # shellcheck disable=SC2046 # one word per node
+  kafka*) kafka_stop $(kafka_nodes_of "$1") ;;
   es) es_stop ;;
   esac
 }
 
-cmd_up() {
-  local t0=$SECONDS
+cmd_up() { # [--kafka-brokers N]
+  local t0=$SECONDS want=${CASESTREAM_KAFKA_BROKERS:-1} was
+  while (($#)); do
+    case $1 in
+    --kafka-brokers)
+      (($# > 1)) || die_config "--kafka-brokers needs a value"
+      want=$2
+      shift 2
+      ;;
+    --kafka-brokers=*)
+      want=${1#*=}
+      shift
+      ;;
+    *) die_config "up: unknown option '$1' (expected: --kafka-brokers N)" ;;
+    esac
+  done
+  kafka_count_valid "$want" || die_config "--kafka-brokers (CASESTREAM_KAFKA_BROKERS): '$want' is not a broker count from 1 to 9"
+  kafka_layout "$want"
+  kafka_check_ports # before anything starts
   prepare
+  # A cluster of another size (or the single broker) is stopped; its data stays.
+  was=$(kafka_recorded_count)
+  if [[ $was != "$want" ]]; then
+    kafka_layout "$was"
+    say "kafka: switching from $was to $want broker(s)"
+    kafka_stop "${KAFKA_NODES[@]}"
+  fi
+  kafka_layout "$want"
+  printf '%s\n' "$want" >"$KAFKA_COUNT_FILE"
   # Slow JVMs first, so they boot while PostgreSQL and Redis start.
-  kafka_launch
+  kafka_prepare
+  KAFKA_T0=$SECONDS
+  for n in "${KAFKA_NODES[@]}"; do kafka_launch "$n"; done
   es_launch
   pg_start
   redis_start
-  kafka_wait
+  kafka_wait "${KAFKA_NODES[@]}"
+  kafka_internal_topics
   es_wait
   say "all services up ($((SECONDS - t0))s); eval \"\$($0 env)\" to use them"
 }
@@ -754,10 +1038,25 @@ cmd_down() {
 }
 
 cmd_status() {
-  local s pid version bad=0
+  local s n pid version bad=0
+  local -a rows=()
   for s in "${SERVICES[@]}"; do
-    pid=$("${s/postgres/pg}_pid" 2>/dev/null) || pid=-
-    if version=$("${s/postgres/pg}_health"); then
+    if [[ $s == kafka ]]; then
+      for n in "${KAFKA_NODES[@]}"; do rows+=("$(kafka_name "$n")"); done
+    else
+      rows+=("$s")
+    fi
+  done
+  for s in "${rows[@]}"; do
+    if [[ $s == kafka* ]]; then
+      n=$(kafka_nodes_of "$s")
+      pid=$(kafka_pid "$n" 2>/dev/null) || pid=-
+      version=$(kafka_health "$n") || version=
+    else
+      pid=$("${s/postgres/pg}_pid" 2>/dev/null) || pid=-
+      version=$("${s/postgres/pg}_health") || version=
+    fi
+    if [[ -n $version ]]; then
       printf '%-9s pid %-8s port %-6s healthy %s\n' "$s" "$pid" "$(service_port "$s")" "$version"
     else
       printf '%-9s pid %-8s port %-6s down\n' "$s" "$pid" "$(service_port "$s")"
@@ -768,7 +1067,7 @@ cmd_status() {
 }
 
 cmd_logs() {
-  local s follow=0 files=()
+  local s n follow=0 files=()
   if [[ ${1:-} == -f ]]; then
     follow=1
     shift
@@ -781,7 +1080,11 @@ cmd_logs() {
     case $s in
     postgres) files+=("$LOG_DIR/postgres.log") ;;
     redis) files+=("$LOG_DIR/redis.log") ;;
-    kafka) files+=("$LOG_DIR/kafka-server.log" "$LOG_DIR/kafka.out") ;;
+    kafka*)
+      for n in $(kafka_nodes_of "$s"); do
+        files+=("$(kafka_server_log "$n")" "$(kafka_out_log "$n")")
+      done
+      ;;
     es) files+=("$LOG_DIR/elasticsearch.log" "$LOG_DIR/elasticsearch-launcher.log") ;;
     esac
   done
@@ -797,7 +1100,7 @@ cmd_logs() {
 }
 
 cmd_env() {
-  printf 'export CASESTREAM_BROKERS=127.0.0.1:%s\n' "$KAFKA_PORT"
+  printf 'export CASESTREAM_BROKERS=%s\n' "$(kafka_bootstrap)"
   # The schema owner (migrations, tests), and the roles the programs use.
   printf 'export CASESTREAM_PG="host=127.0.0.1 port=%s dbname=casestream user=casestream password=casestream"\n' "$PG_PORT"
   printf 'export CASESTREAM_WORKER_PG="host=127.0.0.1 port=%s dbname=casestream user=casestream_worker password=casestream_worker"\n' "$PG_PORT"
@@ -807,14 +1110,17 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '16,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '/^# Usage:/,/^#$/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
 main() {
   local cmd=${1:-} svc
   shift || true
+  # Every command but up works on the brokers the last up started (their
+  # ports are checked where they are bound: up, start, restart, crash).
+  kafka_layout "$(kafka_recorded_count)"
   case $cmd in
-  up) cmd_up ;;
+  up) cmd_up "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
@@ -825,18 +1131,26 @@ main() {
     install_packages
     ;;
   logs) cmd_logs "$@" ;;
+  kill)
+    svc=$(service_name "${1:-}")
+    [[ $(id -u) -eq 0 ]] || die "must run as root (the services run as user $SVC_USER)"
+    kill_one "$svc"
+    ;;
   crash)
     svc=$(service_name "${1:-}")
+    kafka_check_ports
     prepare
-    crash_one "$svc"
+    kill_one "$svc"
     start_one "$svc"
     ;;
   start | stop | restart)
     svc=$(service_name "${1:-}")
+    [[ $cmd == stop ]] || kafka_check_ports
     [[ $cmd == stop ]] || prepare
     [[ $cmd == start ]] || stop_one "$svc"
     [[ $cmd == stop ]] || start_one "$svc"
     ;;
+  kafka-topics | kafka-configs | kafka-consumer-groups) kafka_tool "$cmd" "$@" ;;
   -h | --help | help) usage ;;
   *)
     usage >&2
