@@ -41,7 +41,7 @@ static rd_kafka_t *dlq_consumer(const cs_config *cfg, bool replay, char *errstr,
     int n;
 
     snprintf(group, sizeof(group), "%s-dlq-%s", cfg->group, replay ? "replay" : "list");
-    if (!(conf = cs_kafka_conf_new(cfg, defaults, errstr, size)))
+    if (!(conf = cs_kafka_conf_new_for(cfg, RD_KAFKA_CONSUMER, defaults, errstr, size)))
         return NULL;
     if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, size))) {
         rd_kafka_conf_destroy(conf);

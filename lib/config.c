@@ -3,6 +3,7 @@
 
 #include "err.h"
 #include "jwt.h"
+#include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "redact.h"
@@ -317,6 +318,8 @@ static int validate_kafka_props(const cs_config *cfg, unsigned program, char *er
         const char *prop = cfg->kafka_props[i], *eq = strchr(prop, '=');
         char key[256], why[256];
         size_t klen = (size_t)(eq - prop);
+        const char *name;
+        int for_type;
 
         rc = CS_ERR_INVALID;
         if (klen == 0 || klen >= sizeof(key)) {
@@ -325,13 +328,15 @@ static int validate_kafka_props(const cs_config *cfg, unsigned program, char *er
         }
         memcpy(key, prop, klen);
         key[klen] = '\0';
-        if ((program & LONG_RUNNING) && strcmp(key, "group.protocol") == 0) {
+        /* "consumer." and "producer." name the clients a property is for. */
+        name = cs_kafka_prop_name(key, &for_type);
+        if ((program & LONG_RUNNING) && strcmp(name, "group.protocol") == 0) {
             snprintf(errstr, errstr_size, "-X group.protocol: set it with group-protocol");
             break;
         }
         for (size_t k = 0; consumer_protocol && k < sizeof(classic_only) / sizeof(*classic_only);
              k++) {
-            if (strcmp(key, classic_only[k]) == 0) {
+            if (strcmp(name, classic_only[k]) == 0) {
                 snprintf(errstr, errstr_size,
                          "-X %s is not taken with the consumer group protocol: the broker "
                          "decides it (its group.consumer.* settings); set group-protocol to "
@@ -342,7 +347,7 @@ static int validate_kafka_props(const cs_config *cfg, unsigned program, char *er
             }
         }
         for (size_t g = 0; g < sizeof(guarded) / sizeof(guarded[0]) && rc; g++) {
-            if (strcmp(key, guarded[g].key) == 0) {
+            if (strcmp(name, guarded[g].key) == 0) {
                 snprintf(errstr, errstr_size,
                          "-X %s is set by casestream and cannot be changed: %s", key,
                          guarded[g].why);
@@ -350,7 +355,7 @@ static int validate_kafka_props(const cs_config *cfg, unsigned program, char *er
                 return CS_ERR_INVALID;
             }
         }
-        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, name, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
             /* The key only: a mistyped key may carry a secret as its value. */
             snprintf(errstr, errstr_size, "-X %s: %s", key, why);
             break;

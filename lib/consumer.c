@@ -449,7 +449,7 @@ cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts,
     for (size_t i = 0; opts->defaults && opts->defaults[i] && n < MAX_DEFAULTS + 3; i++)
         defaults[n++] = opts->defaults[i];
     defaults[n] = NULL;
-    if (!(conf = cs_kafka_conf_new(cfg, defaults, errstr, errstr_size))) {
+    if (!(conf = cs_kafka_conf_new_for(cfg, RD_KAFKA_CONSUMER, defaults, errstr, errstr_size))) {
         if (why)
             *why = CS_ERR_INVALID;
         free(c);

@@ -21,14 +21,36 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, c
     return CS_OK;
 }
 
-/* Applies the -X key=value properties in command-line order. */
-static int apply_props(rd_kafka_conf_t *conf, const cs_config *cfg, char *errstr,
+const char *cs_kafka_prop_name(const char *key, int *type)
+{
+    static const struct {
+        const char *prefix;
+        int type;
+    } prefixes[] = {{"consumer.", RD_KAFKA_CONSUMER}, {"producer.", RD_KAFKA_PRODUCER}};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i].prefix);
+
+        if (strncmp(key, prefixes[i].prefix, n) == 0 && key[n] != '\0') {
+            *type = prefixes[i].type;
+            return key + n;
+        }
+    }
+    *type = CS_KAFKA_ANY_CLIENT;
+    return key;
+}
+
+/* Applies the -X key=value properties for clients of type, in command-line order: those
+ * without a prefix for CS_KAFKA_ANY_CLIENT, those with the type's prefix (stripped) for a
+ * consumer or a producer. */
+static int apply_props(rd_kafka_conf_t *conf, const cs_config *cfg, int type, char *errstr,
                        size_t errstr_size)
 {
     for (size_t i = 0; i < cfg->kafka_props_count; i++) {
         char key[256];
-        const char *eq = strchr(cfg->kafka_props[i], '=');
+        const char *eq = strchr(cfg->kafka_props[i], '='), *name;
         size_t klen = (size_t)(eq - cfg->kafka_props[i]);
+        int for_type;
 
         if (klen >= sizeof(key)) {
             snprintf(errstr, errstr_size, "kafka property name too long");
@@ -36,7 +58,8 @@ static int apply_props(rd_kafka_conf_t *conf, const cs_config *cfg, char *errstr
         }
         memcpy(key, cfg->kafka_props[i], klen);
         key[klen] = '\0';
-        if (conf_set(conf, key, eq + 1, errstr, errstr_size))
+        name = cs_kafka_prop_name(key, &for_type);
+        if (for_type == type && conf_set(conf, name, eq + 1, errstr, errstr_size))
             return CS_ERR_INVALID;
     }
     return CS_OK;
@@ -91,12 +114,25 @@ rd_kafka_conf_t *cs_kafka_conf_new(const cs_config *cfg, const char *const *defa
         if (conf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
     }
-    if (apply_props(conf, cfg, errstr, errstr_size))
+    if (apply_props(conf, cfg, CS_KAFKA_ANY_CLIENT, errstr, errstr_size))
         goto fail;
     return conf;
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+rd_kafka_conf_t *cs_kafka_conf_new_for(const cs_config *cfg, rd_kafka_type_t type,
+                                       const char *const *defaults, char *errstr,
+                                       size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, defaults, errstr, errstr_size);
+
+    if (conf && apply_props(conf, cfg, (int)type, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
 }
 
 long cs_kafka_message_max(const cs_config *cfg)
@@ -135,8 +171,9 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, c
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    /* -X properties win over the defaults above. */
-    if (apply_props(conf, cfg, errstr, errstr_size)) {
+    /* -X properties win over the defaults above, "producer." ones last. */
+    if (apply_props(conf, cfg, CS_KAFKA_ANY_CLIENT, errstr, errstr_size) ||
+        apply_props(conf, cfg, RD_KAFKA_PRODUCER, errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

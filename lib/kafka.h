@@ -40,12 +40,26 @@ bool cs_kafka_err_too_large(rd_kafka_resp_err_t err);
 
 /* Builds a librdkafka configuration: bootstrap.servers from cfg, then the
  * given defaults (NULL-terminated key, value pairs), then cfg's -X
- * properties, which win. librdkafka's log lines go through cs_log, and its
- * errors (all brokers down, fatal) are logged and passed to the hook of
+ * properties without a "consumer." or "producer." prefix, which win. librdkafka's log lines go
+ * through cs_log, and its errors (all brokers down, fatal) are logged and passed to the hook of
  * cs_kafka_set_error_hook. Returns a conf the caller owns (rd_kafka_new takes
  * it on success), or NULL with the reason in errstr. */
 rd_kafka_conf_t *cs_kafka_conf_new(const cs_config *cfg, const char *const *defaults, char *errstr,
                                    size_t errstr_size);
+
+/* As cs_kafka_conf_new, for a client of type: then the -X properties prefixed "consumer." or
+ * "producer." for that type, prefix stripped, which win over the others. */
+rd_kafka_conf_t *cs_kafka_conf_new_for(const cs_config *cfg, rd_kafka_type_t type,
+                                       const char *const *defaults, char *errstr,
+                                       size_t errstr_size);
+
+/* The client type of -X properties without a prefix: every client. */
+#define CS_KAFKA_ANY_CLIENT (-1)
+
+/* A -X property's name without its prefix, and in *type the clients it is for:
+ * "consumer.<name>" RD_KAFKA_CONSUMER, "producer.<name>" RD_KAFKA_PRODUCER, any other
+ * CS_KAFKA_ANY_CLIENT. */
+const char *cs_kafka_prop_name(const char *key, int *type);
 
 /* Called from librdkafka's threads with every error it reports outside a request. */
 typedef void (*cs_kafka_error_fn)(rd_kafka_resp_err_t err, const char *reason, void *ctx);

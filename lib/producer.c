@@ -255,7 +255,7 @@ static rd_kafka_conf_t *results_conf_new(const cs_config *cfg, char *errstr, siz
         return NULL;
     }
     snprintf(group, sizeof(group), "casestream-produce-%ld-%s", (long)getpid(), uuid);
-    return cs_kafka_conf_new(cfg, defaults, errstr, errstr_size);
+    return cs_kafka_conf_new_for(cfg, RD_KAFKA_CONSUMER, defaults, errstr, errstr_size);
 }
 
 int cs_producer_open(const cs_config *cfg, const cs_producer_opts *opts, cs_producer **out,

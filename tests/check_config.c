@@ -322,6 +322,65 @@ static const char *refused(unsigned program, char **argv)
     return err;
 }
 
+/* -X consumer.<name> and producer.<name> reach only that kind of client, prefix stripped, and
+ * win over the unprefixed; the guarded properties are refused under either prefix. */
+START_TEST(test_config_kafka_properties_by_client_prefix)
+{
+    cs_config cfg;
+    char err[256] = "", value[64];
+    size_t size;
+    char *argv[] = {"prog",
+                    "-X",
+                    "fetch.wait.max.ms=300",
+                    "-X",
+                    "consumer.fetch.wait.max.ms=50",
+                    "-X",
+                    "producer.linger.ms=20",
+                    NULL};
+    char *guarded_consumer[] = {"prog", "-X", "consumer.enable.auto.commit=false", NULL};
+    char *guarded_producer[] = {"prog", "-X", "producer.acks=1", NULL};
+    char *unknown[] = {"prog", "-X", "producer.no.such.property=1", NULL};
+    char *classic_only[] = {"prog", "-X", "consumer.session.timeout.ms=6000", NULL};
+    rd_kafka_conf_t *conf;
+    int type;
+
+    ck_assert_str_eq(cs_kafka_prop_name("consumer.fetch.min.bytes", &type), "fetch.min.bytes");
+    ck_assert_int_eq(type, RD_KAFKA_CONSUMER);
+    ck_assert_str_eq(cs_kafka_prop_name("producer.linger.ms", &type), "linger.ms");
+    ck_assert_int_eq(type, RD_KAFKA_PRODUCER);
+    ck_assert_str_eq(cs_kafka_prop_name("linger.ms", &type), "linger.ms");
+    ck_assert_int_eq(type, CS_KAFKA_ANY_CLIENT);
+    ck_assert_str_eq(cs_kafka_prop_name("consumer.", &type), "consumer.");
+
+    ck_assert_msg(load(&cfg, CS_PROG_ADMIN, 7, argv, err) == 0, "%s", err);
+    ck_assert_ptr_nonnull(conf = cs_kafka_conf_new_for(&cfg, RD_KAFKA_CONSUMER, NULL, err, 256));
+    size = sizeof(value);
+    ck_assert_int_eq(rd_kafka_conf_get(conf, "fetch.wait.max.ms", value, &size), RD_KAFKA_CONF_OK);
+    ck_assert_str_eq(value, "50");
+    size = sizeof(value);
+    ck_assert_int_eq(rd_kafka_conf_get(conf, "linger.ms", value, &size), RD_KAFKA_CONF_OK);
+    ck_assert_str_ne(value, "20");
+    rd_kafka_conf_destroy(conf);
+    ck_assert_ptr_nonnull(conf = cs_kafka_conf_new(&cfg, NULL, err, 256));
+    size = sizeof(value);
+    ck_assert_int_eq(rd_kafka_conf_get(conf, "fetch.wait.max.ms", value, &size), RD_KAFKA_CONF_OK);
+    ck_assert_str_eq(value, "300");
+    rd_kafka_conf_destroy(conf);
+    ck_assert_ptr_nonnull(conf = cs_kafka_conf_new_for(&cfg, RD_KAFKA_PRODUCER, NULL, err, 256));
+    size = sizeof(value);
+    ck_assert_int_eq(rd_kafka_conf_get(conf, "linger.ms", value, &size), RD_KAFKA_CONF_OK);
+    ck_assert_str_eq(value, "20");
+    rd_kafka_conf_destroy(conf);
+    cs_config_free(&cfg);
+
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, guarded_consumer), "set by casestream"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_PRODUCE, guarded_producer), "set by casestream"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_ADMIN, unknown), "producer.no.such.property"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, classic_only),
+                                 "not taken with the consumer group protocol"));
+}
+END_TEST
+
 START_TEST(test_config_refuses_kafka_properties_guarantees_rest_on)
 {
     char *unknown[] = {"prog", "-X", "no.such.property=1", NULL};
@@ -583,6 +642,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_kafka_props_optional_values_and_positionals);
     tcase_add_test(tc, test_config_stall_seconds_for_long_running_programs_only);
     tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);
+    tcase_add_test(tc, test_config_kafka_properties_by_client_prefix);
     tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
     tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
