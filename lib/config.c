@@ -809,7 +809,9 @@ void cs_config_usage(FILE *out, unsigned program, const char *synopsis, const ch
         fprintf(out, "  %-26s %s\n", "-X key=value",
                 "librdkafka property (repeatable; not enable.idempotence, acks, isolation.level,\n"
                 "                               enable.auto.commit, enable.auto.offset.store, "
-                "partitioner)");
+                "partitioner);\n"
+                "                               consumer.<key> or producer.<key>: that kind of "
+                "client only");
     fprintf(out, "  %-26s %s\n  %-26s %s\n", "--config=FILE",
             "read CASESTREAM_*=value lines (the same keys as the environment;", "",
             "  the environment and flags win), also from CASESTREAM_CONFIG");
@@ -883,7 +885,8 @@ void cs_config_man(FILE *out, unsigned program, const char *name, const char *sy
         fputs("\".\n", out);
     }
     if (program & (CS_PROG_PRODUCE | CS_PROG_WORKER | CS_PROG_INDEXER | CS_PROG_ADMIN))
-        fputs(".TP\n.B \\-X \\fIkey=value\\fR\nA librdkafka property (repeatable). "
+        fputs(".TP\n.B \\-X \\fIkey=value\\fR\nA librdkafka property (repeatable); "
+              "consumer.\\fIkey\\fR or producer.\\fIkey\\fR sets it for that kind of client only. "
               "enable.idempotence, acks, isolation.level, enable.auto.commit, "
               "enable.auto.offset.store and partitioner are refused: casestream's guarantees "
               "rest on them.\n",
