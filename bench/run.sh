@@ -11,6 +11,8 @@
 #   (g) `casestream import` events/s against a raw COPY of the same rows (bench/import.sh),
 #   (h) casestream-api: GET of one case (wrk, 32 connections) against the same lookup as SQL
 #       (pgbench), and POST submit p50/p99 at 16 connections (bench/api.sh),
+#   (i) the pause a worker joining and leaving a busy group puts on its partitions, with the
+#       classic and the consumer group protocol (bench/rebalance.sh),
 # plus a profile of the worker, and writes bench/results/<UTC>.json, <UTC>.md, latest.md.
 # What each figure means: bench/README.md. Everything runs on topics, groups, ports,
 # references and indices of its own, so the demo and the tests are never touched.
@@ -725,6 +727,16 @@ if ! bench/api.sh "$WORK" 2>"$WORK/h.log"; then
 fi
 
 # =========================================================================================
+# (i) rebalance pauses, classic against consumer group protocol
+# =========================================================================================
+log "(i) rebalance pauses with each group protocol (bench/rebalance.sh)"
+if ! bench/rebalance.sh "$WORK" 2>"$WORK/i.log"; then
+    log "(i) failed: $(tail -2 "$WORK/i.log" | tr '\n' ' ')"
+    echo "| i | rebalance pause | failed | see \`$WORK/i.log\` |" >"$WORK/i-rows.md"
+    echo '{"failed": true}' >"$WORK/i.json"
+fi
+
+# =========================================================================================
 # The profile of the worker
 # =========================================================================================
 PROFILE_FILE=$RESULTS/$TS-profile.txt
@@ -862,6 +874,7 @@ cat >"$JSON_FILE" <<EOF
   "indexer": [$(join_json "${E_PHASES[@]}")],
   "import": $(cat "$WORK/g.json"),
   "api": $(cat "$WORK/h.json"),
+  "rebalance": $(cat "$WORK/i.json"),
   "peak_rss_kb": {"worker": $RSS_WORKER, "worker_a": $RSS_WORKER_A, "worker_d": $RSS_WORKER_D,
                   "indexer": $RSS_INDEXER, "indexer_d": $RSS_INDEXER_D, "indexer_e": $RSS_INDEXER_E,
                   "produce_d": $RSS_PRODUCE},
@@ -896,6 +909,7 @@ $(for p in "${E_PHASES[@]}"; do cat "$WORK/$p-rows.md"; done)
 | f | peak RSS casestream-produce | $(kb_mib "$RSS_PRODUCE") MiB | max RSS of the (d) producer (/usr/bin/time) |
 $(cat "$WORK/g-rows.md")
 $(cat "$WORK/h-rows.md")
+$(cat "$WORK/i-rows.md")
 
 ## What limits the worker's throughput
 
