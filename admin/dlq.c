@@ -63,36 +63,76 @@ static rd_kafka_t *dlq_consumer(const cs_config *cfg, bool replay, char *errstr,
 /* The most messages listed or replayed when --limit is not given (0). */
 #define DEFAULT_LIMIT 100
 
-/* Reads until every partition reached its end (or limit messages), calling
- * fn for each message. Returns the count or -1. */
-static long each_message(rd_kafka_t *rk, int partitions, long limit,
-                         int (*fn)(rd_kafka_message_t *m, void *ctx), void *ctx)
+/* Reads the messages that were on the DLQ when it started (up to each partition's end then,
+ * or limit messages), calling fn for each; messages added since are left for the next run,
+ * so a replay that gets its messages refused and copied to the DLQ again does not read its own
+ * copies. next[p] receives, per partition, the offset after the last message handed to fn
+ * (-1: none). Returns the count or -1. */
+static long each_message(rd_kafka_t *rk, const char *topic, int partitions, long limit,
+                         int (*fn)(rd_kafka_message_t *m, void *ctx), void *ctx, int64_t *next)
 {
-    int eof = 0;
+    int64_t *end = calloc((size_t)partitions, sizeof(*end));
+    bool *done = calloc((size_t)partitions, sizeof(*done));
+    int left = partitions;
     long count = 0;
     long long idle_until = cs_now_ms() + 10000;
 
-    while (eof < partitions && count < limit && cs_now_ms() < idle_until) {
+    if (!end || !done) {
+        free(end);
+        free(done);
+        cs_log_error("dlq: out of memory");
+        return -1;
+    }
+    for (int p = 0; p < partitions; p++) {
+        int64_t low;
+
+        next[p] = -1;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &low, &end[p], 10000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            cs_log_error("dlq: the end of partition %d is not known", p);
+            free(end);
+            free(done);
+            return -1;
+        }
+    }
+    while (left > 0 && count < limit && cs_now_ms() < idle_until) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        int p;
 
         if (!m)
             continue;
         idle_until = cs_now_ms() + 10000;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eof++;
-        } else if (m->err) {
+        p = m->partition;
+        if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             cs_log_error("dlq: %s", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
-            return -1;
+            count = -1;
+            break;
+        }
+        if (p < 0 || p >= partitions || done[p]) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || m->offset >= end[p]) {
+            done[p] = true; /* at its end as it was when this run started */
+            left--;
         } else {
             if (fn(m, ctx)) {
                 rd_kafka_message_destroy(m);
-                return -1;
+                count = -1;
+                break;
             }
+            next[p] = m->offset + 1;
             count++;
+            if (next[p] >= end[p]) {
+                done[p] = true;
+                left--;
+            }
         }
         rd_kafka_message_destroy(m);
     }
+    free(end);
+    free(done);
     return count;
 }
 
@@ -147,6 +187,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
     rd_kafka_t *rk;
     int partitions;
     long n, limit = cfg->limit > 0 ? cfg->limit : DEFAULT_LIMIT;
+    int64_t *next = NULL;
     int rc = 0;
 
     if (argc != 1 || (strcmp(argv[0], "list") != 0 && strcmp(argv[0], "replay") != 0)) {
@@ -159,8 +200,13 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
         return 1;
     }
     partitions = cs_kafka_partition_count(rk, cfg->topic_dlq, 10000, errstr, sizeof(errstr));
+    if (partitions < 0 || !(next = calloc((size_t)partitions + 1, sizeof(*next)))) {
+        cs_log_error("dlq: %s", partitions < 0 ? errstr : "out of memory");
+        rd_kafka_destroy(rk);
+        return 1;
+    }
     if (!replay) {
-        n = each_message(rk, partitions, limit, print_message, NULL);
+        n = each_message(rk, cfg->topic_dlq, partitions, limit, print_message, NULL, next);
         rc = n < 0;
     } else {
         replay_ctx r = {cfg, NULL};
@@ -169,13 +215,22 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
         if (!conf || !(r.producer = cs_kafka_producer_new(cfg, conf, errstr, sizeof(errstr)))) {
             cs_log_error("dlq replay: %s", errstr);
             rd_kafka_destroy(rk);
+            free(next);
             return 1;
         }
-        n = each_message(rk, partitions, limit, replay_message, &r);
-        /* Commit the DLQ position only once the replayed copies are delivered. */
+        n = each_message(rk, cfg->topic_dlq, partitions, limit, replay_message, &r, next);
+        /* Commit the DLQ position only once the replayed copies are delivered, and only past
+         * the messages replayed. */
         if (n >= 0 && rd_kafka_flush(r.producer, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (n > 0)
-                rd_kafka_commit(rk, NULL, 0);
+            rd_kafka_topic_partition_list_t *done = rd_kafka_topic_partition_list_new(partitions);
+
+            for (int p = 0; p < partitions; p++)
+                if (next[p] >= 0)
+                    rd_kafka_topic_partition_list_add(done, cfg->topic_dlq, p)->offset = next[p];
+            if (done->cnt > 0 && rd_kafka_commit(rk, done, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                cs_log_warn("dlq replay: the replayed position was not committed; a next replay "
+                            "sends these messages again");
+            rd_kafka_topic_partition_list_destroy(done);
             printf("replayed %ld message%s onto %s\n", n, n == 1 ? "" : "s", cfg->topic_events);
         } else {
             cs_log_error("dlq replay: not every message was delivered; "
@@ -184,6 +239,7 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
         }
         rd_kafka_destroy(r.producer);
     }
+    free(next);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return rc;
