@@ -39,14 +39,9 @@ GET_BASE=$((8700000000000000 + (10#$(date +%s) % 100000) * 10000000))
 POST_BASE=$((GET_BASE + 1000000))
 declare -A PIDS=()
 
-log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-    log "(h) $*"
-    exit 1
-}
-now_ms() { date +%s%3N; }
-sql() { psql "$CASESTREAM_PG" -XAtqc "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BENCH_ROW=h
+# shellcheck source=bench/common.sh
+source bench/common.sh
 command -v wrk >/dev/null || die "wrk not found (scripts/stack.sh packages installs it)"
 [[ -n $PGBENCH ]] || die "pgbench not found"
 

@@ -26,14 +26,9 @@ TAG=$(date +%s)_$$
 BASE=$((8600000000000000 + (10#$(date +%s) % 100000) * 10000000))
 declare -a PIDS=() MADE=()
 
-log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-    log "(i) $*"
-    exit 1
-}
-now_ms() { date +%s%3N; }
-sql() { psql "$CASESTREAM_PG" -XAtqc "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BENCH_ROW=i
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 clean_up() {
     local pid t
