@@ -113,8 +113,20 @@ static source source_new(int64_t first_id)
     return s;
 }
 
+/* Drops the source database. Sessions of other roles on it (an import killed a moment ago, whose
+ * backend has not noticed yet) cannot be terminated by this role: they are given up to 30 s to
+ * end first. */
 static void source_drop(source *s)
 {
+    char sql[256];
+    long long deadline = cs_now_ms() + 30000;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'"
+             " AND usename <> current_user",
+             s->name);
+    while (it_sql_int("%s", sql) > 0 && cs_now_ms() < deadline)
+        usleep(200 * 1000);
     run_sql(it_config()->pg, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->name);
     free(s->conninfo);
 }
