@@ -81,9 +81,8 @@ char *cs_fuzz_exact_copy(const void *data, size_t len)
 
 /* ---- numbers ------------------------------------------------------------------------------- */
 
-/* Calls fn on each number token of the JSON text (outside strings), in order. */
-static void each_number(const char *text, void (*fn)(const char *tok, size_t len, void *arg),
-                        void *arg)
+void cs_fuzz_each_number(const char *text, void (*fn)(const char *tok, size_t len, void *arg),
+                         void *arg)
 {
     bool in_string = false;
 
@@ -283,8 +282,8 @@ bool cs_fuzz_same_numbers(const char *a, const char *b, char *why, size_t why_si
     bool same = true;
     static decimal da, db;
 
-    each_number(a, collect, &ta);
-    each_number(b, collect, &tb);
+    cs_fuzz_each_number(a, collect, &ta);
+    cs_fuzz_each_number(b, collect, &tb);
     if (ta.n != tb.n) {
         snprintf(why, why_size, "%zu numbers, then %zu", ta.n, tb.n);
         same = false;

@@ -40,6 +40,10 @@ char *cs_fuzz_pg_render(const char *text);
  * and denote the same decimal values ("1.50e1" and "15.0" do; zero is zero
  * whatever its sign). Otherwise false, with the first pair that differs in
  * why. */
+/* Calls fn on each number token of the JSON text (outside strings), in order. */
+void cs_fuzz_each_number(const char *text, void (*fn)(const char *tok, size_t len, void *arg),
+                         void *arg);
+
 bool cs_fuzz_same_numbers(const char *a, const char *b, char *why, size_t why_size);
 
 /* Aborts unless b is a like a: same types, integers, strings and members in
