@@ -176,6 +176,13 @@ static int with_pg(cs_api *a, view_fn *fn, void *ctx, char *errstr, size_t errst
             PQfinish(s->conn);
             if (!(s->conn = cs_db_connect_within(a->cfg->pg, 5, errstr, errstr_size)))
                 continue;
+            if ((rc = cs_ccd_view_session(s->conn, errstr, errstr_size)) != CS_OK) {
+                PQfinish(s->conn);
+                s->conn = NULL;
+                if (rc != CS_ERR_RETRY)
+                    break;
+                continue;
+            }
         }
         if ((rc = fn(s->conn, ctx, errstr, errstr_size)) == CS_ERR_RETRY) {
             PQfinish(s->conn);

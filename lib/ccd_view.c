@@ -127,6 +127,19 @@ static PGresult *exec_prepared(PGconn *conn, const char *name, const char *sql, 
     return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
 }
 
+int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexec(conn, "SET plan_cache_mode = force_generic_plan");
+    int rc = CS_OK;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        cs_db_error(conn, res, errstr, errstr_size);
+        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
+    }
+    PQclear(res);
+    return rc;
+}
+
 static int render(PGconn *conn, const char *name, const char *sql, int nparams,
                   const char *const *params, char **body, bool *second, char *errstr,
                   size_t errstr_size)

@@ -19,6 +19,13 @@ typedef struct cs_ccd_view {
     const char *notes_field;
 } cs_ccd_view;
 
+/* Readies conn for the views, once per connection: their statements are planned once, generic
+ * (plan_cache_mode force_generic_plan). Each is a lookup by key with one good plan, and
+ * PostgreSQL would otherwise plan the cases view anew on every call (a custom plan always looks
+ * cheaper for `= ANY($1)`, whose generic estimate assumes ten elements), which costs more than
+ * running it. Returns CS_OK, CS_ERR_RETRY (the connection failed) or CS_ERR, with errstr. */
+int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size);
+
 /* Each returns CS_OK with *body = malloc'd compact JSON text (caller frees), CS_ERR_NOTFOUND,
  * CS_ERR_RETRY (connection lost / serialization: caller may retry on a new connection) or CS_ERR,
  * with a one-line reason in errstr. */
