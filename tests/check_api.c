@@ -1,5 +1,7 @@
-/* casestream-api's rules without I/O: routes, the mapping of CCD's requests, answers, waiters. */
+/* casestream-api's rules without I/O: routes, the mapping of CCD's requests, answers, waiters,
+ * the tokens remembered. */
 #include "../api/ccd.h"
+#include "../api/s2s.h"
 #include "../api/waiters.h"
 
 #include "err.h"
@@ -406,6 +408,74 @@ START_TEST(test_waiter_times_out_fails_or_is_done_before_parking)
 }
 END_TEST
 
+/* A remembered token is one cs_jwt_verify would accept now: the same bytes, its sub, before its
+ * exp, not before it was verified; anything else is verified again. */
+START_TEST(test_s2s_cache_remembers_a_token_only_until_its_exp)
+{
+    const long long now = 1700000000;
+    cs_s2s_cache *c = cs_s2s_cache_new();
+    json_t *claims = json_pack("{s:s, s:I}", "sub", "ccd_data", "exp", (json_int_t)(now + 60));
+    json_t *real_exp = json_pack("{s:s, s:f}", "sub", "xui", "exp", (double)now + 10.9);
+    json_t *no_sub = json_pack("{s:I}", "exp", (json_int_t)(now + 60));
+    json_t *past = json_pack("{s:s, s:I}", "sub", "ccd_data", "exp", (json_int_t)now);
+    char sub[64] = "", longer[CS_S2S_CACHE_MAX_TOKEN + 2];
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert(!cs_s2s_cache_get(c, "Bearer a.b.c", now, sub, sizeof(sub)));
+    cs_s2s_cache_put(c, "Bearer a.b.c", claims, now);
+    ck_assert(cs_s2s_cache_get(c, "Bearer a.b.c", now, sub, sizeof(sub)));
+    ck_assert_str_eq(sub, "ccd_data");
+    ck_assert(cs_s2s_cache_get(c, "Bearer a.b.c", now + 59, sub, sizeof(sub)));
+    /* At exp (the leeway is cs_jwt_verify's to give), and with the clock set back. */
+    ck_assert(!cs_s2s_cache_get(c, "Bearer a.b.c", now + 60, sub, sizeof(sub)));
+    ck_assert(!cs_s2s_cache_get(c, "Bearer a.b.c", now - 1, sub, sizeof(sub)));
+    /* Other bytes: a prefix, one more byte, one byte changed, none. */
+    ck_assert(!cs_s2s_cache_get(c, "Bearer a.b.", now, sub, sizeof(sub)));
+    ck_assert(!cs_s2s_cache_get(c, "Bearer a.b.cc", now, sub, sizeof(sub)));
+    ck_assert(!cs_s2s_cache_get(c, "Bearer a.b.d", now, sub, sizeof(sub)));
+    ck_assert(!cs_s2s_cache_get(c, "", now, sub, sizeof(sub)));
+    ck_assert(!cs_s2s_cache_get(c, NULL, now, sub, sizeof(sub)));
+    /* A real exp counts from its whole second down. */
+    cs_s2s_cache_put(c, "x.y.z", real_exp, now);
+    ck_assert(cs_s2s_cache_get(c, "x.y.z", now + 9, sub, sizeof(sub)));
+    ck_assert_str_eq(sub, "xui");
+    ck_assert(!cs_s2s_cache_get(c, "x.y.z", now + 10, sub, sizeof(sub)));
+    /* Not remembered: no sub, an exp past, a token over the limit. */
+    cs_s2s_cache_put(c, "n.o.sub", no_sub, now);
+    ck_assert(!cs_s2s_cache_get(c, "n.o.sub", now, sub, sizeof(sub)));
+    cs_s2s_cache_put(c, "p.a.st", past, now);
+    ck_assert(!cs_s2s_cache_get(c, "p.a.st", now, sub, sizeof(sub)));
+    memset(longer, 'a', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    cs_s2s_cache_put(c, longer, claims, now);
+    ck_assert(!cs_s2s_cache_get(c, longer, now, sub, sizeof(sub)));
+    /* Many tokens: each one remembered is its own, whichever others replaced it. */
+    for (int i = 0; i < 3 * CS_S2S_CACHE_SLOTS; i++) {
+        char token[32];
+        json_t *each;
+
+        snprintf(token, sizeof(token), "t.%d.s", i);
+        each = json_pack("{s:s, s:I}", "sub", token, "exp", (json_int_t)(now + 60));
+        cs_s2s_cache_put(c, token, each, now);
+        json_decref(each);
+        ck_assert(cs_s2s_cache_get(c, token, now, sub, sizeof(sub)));
+    }
+    for (int i = 0; i < 3 * CS_S2S_CACHE_SLOTS; i++) {
+        char token[32];
+
+        snprintf(token, sizeof(token), "t.%d.s", i);
+        if (cs_s2s_cache_get(c, token, now, sub, sizeof(sub)))
+            ck_assert_str_eq(sub, token);
+    }
+    cs_s2s_cache_free(c);
+    cs_s2s_cache_free(NULL);
+    json_decref(claims);
+    json_decref(real_exp);
+    json_decref(no_sub);
+    json_decref(past);
+}
+END_TEST
+
 Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -421,6 +491,7 @@ Suite *api_suite(void)
     tcase_add_test(tc, test_bodies_users_services_content_types);
     tcase_add_test(tc, test_waiter_gets_its_outcome_and_only_its_own);
     tcase_add_test(tc, test_waiter_times_out_fails_or_is_done_before_parking);
+    tcase_add_test(tc, test_s2s_cache_remembers_a_token_only_until_its_exp);
     suite_add_tcase(s, tc);
     return s;
 }
