@@ -6,7 +6,6 @@
 #include "jsondump.h"
 #include "uuid.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,8 +144,6 @@ static int render(PGconn *conn, const char *name, const char *sql, int nparams,
                   size_t errstr_size)
 {
     PGresult *res = exec_prepared(conn, name, sql, nparams, params);
-    json_error_t jerr;
-    json_t *root = NULL;
     int rc = CS_OK;
 
     *body = NULL;
@@ -160,21 +157,16 @@ static int render(PGconn *conn, const char *name, const char *sql, int nparams,
         rc = CS_ERR_NOTFOUND;
         goto cleanup;
     }
-    root = cs_json_loads_stored(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &jerr);
-    if (!root) {
-        snprintf(errstr, errstr_size, "postgresql gave JSON that does not parse: %s", jerr.text);
-        rc = CS_ERR;
-        goto cleanup;
-    }
-    if (!(*body = cs_json_dumps(root))) {
-        snprintf(errstr, errstr_size, "out of memory");
+    /* Written as cs_json_dumps writes what jansson reads, without building the tree. */
+    if (!(*body = cs_json_compact_stored(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)))) {
+        snprintf(errstr, errstr_size,
+                 "postgresql gave JSON that does not parse as jansson reads it (or out of memory)");
         rc = CS_ERR;
         goto cleanup;
     }
     if (second)
         *second = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 cleanup:
-    json_decref(root);
     PQclear(res);
     return rc;
 }

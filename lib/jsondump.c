@@ -1,6 +1,8 @@
 /* JSON numbers that survive PostgreSQL's jsonb: the storage form of reals, and the door check. */
 #include "jsondump.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,4 +329,244 @@ json_t *cs_json_loads_stored(const char *text, size_t len, json_error_t *err)
     out = json_loadb(b.p, b.len, JSON_DECODE_ANY, err);
     free(b.p);
     return out;
+}
+
+/* --- compacting as jansson would write what it read ------------------------------------ */
+
+/* The length of the valid UTF-8 sequence at s (at most avail bytes) as jansson checks it: no
+ * overlong form, no surrogate, nothing past U+10FFFF; 0 when invalid. */
+static size_t utf8_sequence(const unsigned char *s, size_t avail)
+{
+    size_t n;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] < 0xC2 || s[0] > 0xF4)
+        return 0;
+    n = s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
+    if (n > avail)
+        return 0;
+    cp = s[0] & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* Four hex digits at s as a number; -1 when they are not. */
+static long hex4(const char *s, size_t avail)
+{
+    long v = 0;
+
+    if (avail < 4)
+        return -1;
+    for (size_t i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Code point cp of a string as jansson writes it. */
+static void put_code_point(buf *b, unsigned long cp)
+{
+    char seq[8];
+
+    switch (cp) {
+    case '\\':
+        put(b, "\\\\", 2);
+        return;
+    case '"':
+        put(b, "\\\"", 2);
+        return;
+    case '\b':
+        put(b, "\\b", 2);
+        return;
+    case '\f':
+        put(b, "\\f", 2);
+        return;
+    case '\n':
+        put(b, "\\n", 2);
+        return;
+    case '\r':
+        put(b, "\\r", 2);
+        return;
+    case '\t':
+        put(b, "\\t", 2);
+        return;
+    default:
+        break;
+    }
+    if (cp < 0x20) {
+        snprintf(seq, sizeof(seq), "\\u%04lX", cp);
+        put(b, seq, 6);
+    } else if (cp < 0x80) {
+        seq[0] = (char)cp;
+        put(b, seq, 1);
+    } else if (cp < 0x800) {
+        seq[0] = (char)(0xC0 | (cp >> 6));
+        seq[1] = (char)(0x80 | (cp & 0x3F));
+        put(b, seq, 2);
+    } else if (cp < 0x10000) {
+        seq[0] = (char)(0xE0 | (cp >> 12));
+        seq[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        seq[2] = (char)(0x80 | (cp & 0x3F));
+        put(b, seq, 3);
+    } else {
+        seq[0] = (char)(0xF0 | (cp >> 18));
+        seq[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        seq[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        seq[3] = (char)(0x80 | (cp & 0x3F));
+        put(b, seq, 4);
+    }
+}
+
+/* The string starting at text[*i] (its opening quote), written to b; *i moves past its closing
+ * quote. False where jansson would refuse it. */
+static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
+{
+    size_t p = *i + 1, run = p;
+
+    put(b, "\"", 1);
+    while (p < len) {
+        unsigned char c = (unsigned char)text[p];
+        size_t n;
+        long cp, low;
+
+        if (c != '"' && c != '\\') {
+            if (c < 0x20 || !(n = utf8_sequence((const unsigned char *)text + p, len - p)))
+                return false;
+            p += n; /* copied with the rest of the run */
+            continue;
+        }
+        put(b, text + run, p - run);
+        if (c == '"') {
+            put(b, "\"", 1);
+            *i = p + 1;
+            return true;
+        }
+        if (p + 1 >= len)
+            return false;
+        switch (text[p + 1]) {
+        case '"':
+        case '\\':
+        case '/':
+            cp = text[p + 1];
+            break;
+        case 'b':
+            cp = '\b';
+            break;
+        case 'f':
+            cp = '\f';
+            break;
+        case 'n':
+            cp = '\n';
+            break;
+        case 'r':
+            cp = '\r';
+            break;
+        case 't':
+            cp = '\t';
+            break;
+        case 'u':
+            if ((cp = hex4(text + p + 2, len - p - 2)) <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+                return false;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* a high surrogate: its low one must follow */
+                if (p + 7 >= len || text[p + 6] != '\\' || text[p + 7] != 'u' ||
+                    (low = hex4(text + p + 8, len - p - 8)) < 0xDC00 || low > 0xDFFF)
+                    return false;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                p += 6;
+            }
+            p += 4;
+            break;
+        default:
+            return false;
+        }
+        put_code_point(b, (unsigned long)cp);
+        p += 2;
+        run = p;
+    }
+    return false; /* not closed */
+}
+
+char *cs_json_compact_stored(const char *text, size_t len)
+{
+    buf b = {NULL, 0, 0, true};
+    size_t first = 0;
+    char tok[64];
+
+    while (first < len && strchr(" \t\n\r", text[first]) && text[first])
+        first++;
+
+    /* json_dumps writes only an object or an array */
+    if (first >= len || (text[first] != '{' && text[first] != '['))
+        return NULL;
+    put(&b, "", 0);
+    for (size_t i = 0; i < len && b.ok;) {
+        char c = text[i];
+
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            i++;
+        } else if (c == '"') {
+            if (!compact_string(&b, text, len, &i))
+                b.ok = false;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t n = 0;
+            bool real;
+            double v;
+
+            while (i + n < len && strchr("-+0123456789.eE", text[i + n]) && text[i + n])
+                n++;
+            real = memchr(text + i, '.', n) || memchr(text + i, 'e', n) ||
+                   memchr(text + i, 'E', n) || integer_overflows(text + i, n);
+            errno = 0;
+            if (n >= sizeof(tok)) {
+                /* Longer than any number but an integer past 64 bits or a real: a real. */
+                char *big = strndup(text + i, n);
+
+                v = big ? strtod(big, NULL) : 0;
+                if (!big || !real || (errno == ERANGE && isinf(v)))
+                    b.ok = false;
+                else
+                    put_real(&b, v);
+                free(big);
+            } else {
+                memcpy(tok, text + i, n);
+                tok[n] = '\0';
+                if (!real) {
+                    char num[24]; /* as jansson writes the integer it read: "-0" is 0 */
+
+                    put(&b, num,
+                        (size_t)snprintf(num, sizeof(num), "%lld", strtoll(tok, NULL, 10)));
+                } else if (v = strtod(tok, NULL), errno == ERANGE && isinf(v)) {
+                    b.ok = false;
+                } else {
+                    put_real(&b, v);
+                }
+            }
+            i += n;
+        } else {
+            put(&b, text + i++, 1);
+        }
+    }
+    if (!b.ok) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }

@@ -29,4 +29,14 @@ bool cs_json_numbers_keep(const char *text, size_t len, char *why, size_t why_si
  * rather than refused. Returns a new reference, or NULL with err filled. */
 json_t *cs_json_loads_stored(const char *text, size_t len, json_error_t *err);
 
+/* cs_json_dumps(cs_json_loads_stored(text, len)) without building the tree: the same bytes for
+ * any valid JSON text of an object or an array whose objects have no repeated member names (what
+ * PostgreSQL renders from jsonb, and json_build_object with distinct names, are). Whitespace
+ * between tokens is dropped, strings are written as jansson writes them (escapes read, then only
+ * '"', '\\' and control characters escaped), integers as jansson reads them (past 64 bits: a real),
+ * reals as cs_json_dumps writes them. Returns text the caller frees, or NULL when out of memory or
+ * where jansson would refuse the text: a string with invalid UTF-8, a control character, \u0000, a
+ * lone surrogate or a bad escape, a real past a double's range. */
+char *cs_json_compact_stored(const char *text, size_t len);
+
 #endif

@@ -1,4 +1,5 @@
-/* cs_json_dumps: reals keep the digits they were given, everything else is jansson's. */
+/* cs_json_dumps: reals keep the digits they were given, everything else is jansson's; and
+ * cs_json_compact_stored writes the same bytes without the tree. */
 #include "jsondump.h"
 #include "runner.h"
 
@@ -92,6 +93,91 @@ START_TEST(test_jsondump_round_trips_to_the_same_values)
 }
 END_TEST
 
+/* What cs_json_compact_stored gives for in: cs_json_dumps of what cs_json_loads_stored reads,
+ * byte for byte, and NULL exactly where that refuses it. */
+static void check_compact_as_dumps(const char *in)
+{
+    json_error_t err;
+    json_t *v = cs_json_loads_stored(in, strlen(in), &err);
+    char *want = v ? cs_json_dumps(v) : NULL;
+    char *got = cs_json_compact_stored(in, strlen(in));
+
+    if (!want)
+        ck_assert_msg(got == NULL, "%s: jansson refuses it (%s), compacted to %s", in, err.text,
+                      got);
+    else
+        ck_assert_msg(got && strcmp(got, want) == 0, "%s: compacted to %s, jansson writes %s", in,
+                      got ? got : "(null)", want);
+    free(got);
+    free(want);
+    json_decref(v);
+}
+
+START_TEST(test_jsondump_compact_is_the_dump_of_the_parse)
+{
+    static const char *const same[] = {
+        /* as json_build_object and jsonb render */
+        "[{\"case_details\" : {\"id\" : 1796021823004242, \"version\" : 3, \"case_data\" : "
+        "{\"a\": 1, \"b\": [1, 2, {\"c\": null}], \"e\": {}, \"f\": []}, \"state\" : \"Open\"}, "
+        "\"revision\" : 7}]",
+        "{\"id\" : 12, \"event\" : {\"summary\" : null, \"significant_item\" : true, \"x\" : "
+        "false}}",
+        "[]",
+        "{}",
+        "[ ]",
+        "{ }",
+        "\"just a string\"",
+        "42",
+        "-7",
+        "null",
+        /* numbers: reals as stored, integers as read, past 64 bits a real */
+        "[0.1, 1.50, 1e2, 1E+2, 6.02214076e23, 2.718281828459045, 1e-300, -0.0, 0.0, 100.0]",
+        "[9223372036854775807, -9223372036854775808, 9223372036854775808, "
+        "-9223372036854775809, 10000000000000000000, 123456789012345678901234567890]",
+        "[-0, 0, 1000000]",
+        "[1e-400]",
+        "[1234567890123456789012345678901234567890123456789012345678901234567890.5]",
+        /* strings: escapes read and written as jansson writes them */
+        "{\"s\": \"tab\\there \\\"q\\\" back\\\\slash \\/ \\b\\f\\n\\r\"}",
+        "{\"ctl\": \"\\u0001\\u001f\\u001F\\u007f\"}",
+        "{\"u\": \"\\u00e9\\u00E9 \\u20ac \\ud83d\\ude00 \\uD83D\\uDE00\"}",
+        "{\"raw\": \"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"}",
+        "{\"num in string\": \"1.50 1e2 -0\", \"ws in string\": \" a  b \\n \"}",
+        "{\"k\\u0041y\": [\"\\\"\", \"\\\\\"]}",
+        "{\n  \"pretty\": [\n    1,\r\n\t2\n  ]\n}",
+        /* refused alike */
+        "{\"nul\": \"a\\u0000b\"}",
+        "{\"lone\": \"\\ud83d\"}",
+        "{\"low\": \"\\ude00\"}",
+        "{\"pair\": \"\\ud83d\\u0041\"}",
+        "{\"esc\": \"\\x\"}",
+        "{\"hex\": \"\\u00g1\"}",
+        "{\"ctl\": \"a\tb\"}",
+        "{\"bad\": \"\xc3\"}",
+        "{\"overlong\": \"\xc0\xaf\"}",
+        "{\"surrogate\": \"\xed\xa0\x80\"}",
+        "{\"past\": \"\xf4\x90\x80\x80\"}",
+        "{\"open\": \"abc",
+        "[1e400]",
+        "[-1e400]",
+    };
+
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+        check_compact_as_dumps(same[i]);
+}
+END_TEST
+
+START_TEST(test_jsondump_compact_reads_only_len_bytes)
+{
+    char *got = cs_json_compact_stored("[1, 2]   [3]", 6);
+
+    ck_assert_str_eq(got, "[1,2]");
+    free(got);
+    got = cs_json_compact_stored("{\"a\": \"bc\"}", 8); /* cut inside the string */
+    ck_assert_ptr_null(got);
+}
+END_TEST
+
 Suite *jsondump_suite(void)
 {
     Suite *s = suite_create("jsondump");
@@ -102,6 +188,8 @@ Suite *jsondump_suite(void)
     tcase_add_test(tc, test_jsondump_large_reals_are_positional_with_a_fraction);
     tcase_add_test(tc, test_jsondump_leaves_strings_and_integers_alone);
     tcase_add_test(tc, test_jsondump_round_trips_to_the_same_values);
+    tcase_add_test(tc, test_jsondump_compact_is_the_dump_of_the_parse);
+    tcase_add_test(tc, test_jsondump_compact_reads_only_len_bytes);
     suite_add_tcase(s, tc);
     return s;
 }

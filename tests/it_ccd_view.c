@@ -13,6 +13,7 @@
 #include "ccd_view.h"
 #include "db.h"
 #include "err.h"
+#include "jsondump.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -98,7 +99,8 @@ START_TEST(test_ccd_view_cases_history_and_events_as_ccd_reads_them)
     unknown = new_ref();
     plan_create(a, NULL);
     plan_sub(a, NULL, "applied", "edit",
-             "{\"data_merge\": {\"n\": 1, \"r\": 0.5, \"big\": 1e19},"
+             "{\"data_merge\": {\"n\": 1, \"r\": 0.5, \"big\": 1e19, \"r2\": 1.50,"
+             " \"ctl\": \"a\\u001fb\\u00e9\\\"\"},"
              " \"notes\": [{\"author\": \"ann\", \"body\": \"one\"}]}")
         ->revision = 2;
     plan_sub(a, NULL, "applied", "review",
@@ -132,6 +134,19 @@ START_TEST(test_ccd_view_cases_history_and_events_as_ccd_reads_them)
     /* The numbers as stored: 1e19 a real (positional with a fraction), not an integer. */
     ck_assert_msg(strstr(body, "\"big\":10000000000000000000.0"), "%s", body);
     ck_assert_msg(strstr(body, "\"r\":0.5"), "%s", body);
+    ck_assert_msg(strstr(body, "\"r2\":1.5,"), "%s", body);
+    /* Strings as jansson writes them (PostgreSQL writes \u001f, jansson \u001F; é as is), and
+     * the whole body as cs_json_dumps writes what jansson reads. */
+    ck_assert_msg(strstr(body, "\"ctl\":\"a\\u001Fb\xc3\xa9\\\"\""), "%s", body);
+    {
+        json_error_t jerr;
+        json_t *read = cs_json_loads_stored(body, strlen(body), &jerr);
+        char *again = read ? cs_json_dumps(read) : NULL;
+
+        ck_assert_msg(again && strcmp(again, body) == 0, "not as jansson writes it: %s", body);
+        free(again);
+        json_decref(read);
+    }
     json_decref(j);
     free(body);
     /* With the notes projected: all of them, newest first. */
