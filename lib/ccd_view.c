@@ -61,6 +61,11 @@ static const char cases_sql[] = "SELECT COALESCE(json_agg(" CASE_NOW " ORDER BY 
                                 " '[]'::json)::text"
                                 " FROM ccd.case_data c WHERE c.reference = ANY($1::bigint[])";
 
+/* cases_sql's element for one reference, $1: its json_agg of one case costs more than the rest
+ * of the query (the array, ANY, the sort and the aggregate). No row: no such case. */
+static const char case_sql[] = "SELECT " CASE_NOW "::text"
+                               " FROM ccd.case_data c WHERE c.reference = $1::bigint";
+
 /* $1 the reference, $2 the notes member. No row: no such case. */
 static const char history_sql[] =
     "SELECT (SELECT COALESCE(json_agg(" AUDIT_EVENT " ORDER BY e.case_revision DESC),"
@@ -171,6 +176,46 @@ cleanup:
     return rc;
 }
 
+/* True when refs[0..n) name one case (n > 0). */
+static bool one_reference(const long long *refs, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (refs[i] != refs[0])
+            return false;
+    return true;
+}
+
+/* The cases view of one reference: [case] or [], the bytes cases_sql gives. */
+static int view_one_case(PGconn *conn, const cs_ccd_view *v, long long ref, char **body,
+                         char *errstr, size_t errstr_size)
+{
+    char r[24], *element = NULL;
+    const char *params[2] = {r, notes_param(v)};
+    size_t len;
+    int rc;
+
+    snprintf(r, sizeof(r), "%lld", ref);
+    rc = render(conn, "cs_ccd_view_case", case_sql, 2, params, &element, NULL, errstr, errstr_size);
+    if (rc == CS_ERR_NOTFOUND) {
+        element = NULL;
+        rc = CS_OK;
+    } else if (rc != CS_OK) {
+        return rc;
+    }
+    len = element ? strlen(element) : 0;
+    if (!(*body = malloc(len + 3))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        free(element);
+        return CS_ERR;
+    }
+    (*body)[0] = '[';
+    if (len)
+        memcpy(*body + 1, element, len);
+    memcpy(*body + 1 + len, "]", 2);
+    free(element);
+    return CS_OK;
+}
+
 int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
                       char **body, char *errstr, size_t errstr_size)
 {
@@ -185,6 +230,8 @@ int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs,
                  CS_CCD_VIEW_MAX_REFS);
         return CS_ERR_INVALID;
     }
+    if (n > 0 && one_reference(refs, n))
+        return view_one_case(conn, v, refs[0], body, errstr, errstr_size);
     array[len++] = '{';
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(array + len, sizeof(array) - len, "%s%lld", i ? "," : "", refs[i]);

@@ -162,11 +162,31 @@ START_TEST(test_ccd_view_cases_history_and_events_as_ccd_reads_them)
     ck_assert_str_eq(bodies, "");
     json_decref(j);
     free(body);
+    /* One reference is read by a query of its own: the same bytes as with others. */
+    for (i = 0; i < 2; i++) {
+        const cs_ccd_view *view = i ? &NOTES : &PLAIN;
+        long long pair[2] = {a, unknown};
+        char *alone = NULL;
+
+        ck_assert_int_eq(cs_ccd_view_cases(conn, view, pair, 2, &body, errstr, sizeof(errstr)),
+                         CS_OK);
+        ck_assert_int_eq(cs_ccd_view_cases(conn, view, pair, 1, &alone, errstr, sizeof(errstr)),
+                         CS_OK);
+        ck_assert_str_eq(alone, body);
+        free(alone);
+        free(body);
+    }
     /* Only unknown references: an empty list (CCD reports the case not found). The bound. */
     ck_assert_int_eq(cs_ccd_view_cases(conn, &PLAIN, &refs[1], 1, &body, errstr, sizeof(errstr)),
                      CS_OK);
     ck_assert_str_eq(body, "[]");
     free(body);
+    refs[2] = unknown;
+    ck_assert_int_eq(cs_ccd_view_cases(conn, &NOTES, &refs[1], 2, &body, errstr, sizeof(errstr)),
+                     CS_OK);
+    ck_assert_str_eq(body, "[]");
+    free(body);
+    refs[2] = a;
     for (i = 0; i < CS_CCD_VIEW_MAX_REFS + 1; i++)
         many[i] = a;
     ck_assert_int_eq(
