@@ -12,7 +12,10 @@
  * - cs_json_loads_stored reads what jansson reads, to the same value;
  * - when cs_json_numbers_keep passes the input text (the door check), each
  *   number is stored as exactly the decimal value written, and comes back
- *   from PostgreSQL bit for bit. */
+ *   from PostgreSQL bit for bit;
+ * - cs_json_compact_stored writes the bytes cs_json_dumps writes of what
+ *   cs_json_loads_stored reads, for an object or an array whose members are
+ *   unique. */
 #include "fuzz.h"
 
 #include "jsondump.h"
@@ -65,6 +68,29 @@ static void real_is_shortest(const char *tok, size_t n, void *arg)
     }
 }
 
+/* cs_json_compact_stored against cs_json_dumps of stored (what cs_json_loads_stored read of in),
+ * where its contract holds: an object or an array, members unique, no NUL byte (jansson stops
+ * reading at one). */
+static void check_compact(const char *in, size_t size, const json_t *stored)
+{
+    json_t *unique;
+    char *want, *got;
+
+    if (!stored || (!json_is_object(stored) && !json_is_array(stored)) || memchr(in, '\0', size))
+        return;
+    if (!(unique = json_loadb(in, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL)))
+        return; /* a repeated member, or an integer past 64 bits (read here as refused) */
+    json_decref(unique);
+    want = cs_json_dumps(stored);
+    got = cs_json_compact_stored(in, size);
+    cs_fuzz_require(want != NULL, "cs_json_dumps returned NULL");
+    cs_fuzz_require(got != NULL && strcmp(got, want) == 0,
+                    "cs_json_compact_stored wrote %s where cs_json_dumps writes %s",
+                    got ? got : "nothing", want);
+    free(got);
+    free(want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
@@ -85,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(copy);
     cs_fuzz_require(keep || (cs_fuzz_terminated(why, sizeof(why)) && why[0] != '\0'),
                     "a number refused without a reason");
+    check_compact(in, size, stored);
     if (!v) {
         json_decref(stored);
         return 0;
