@@ -380,35 +380,20 @@ static long hex4(const char *s, size_t avail)
     return v;
 }
 
+/* The characters with a one-letter escape, and their letters, in the same order. */
+static const char escaped[] = "\"\\\b\f\n\r\t", escape_letters[] = "\"\\bfnrt";
+
 /* Code point cp of a string as jansson writes it. */
 static void put_code_point(buf *b, unsigned long cp)
 {
+    const char *named = cp > 0 && cp < 0x80 ? strchr(escaped, (int)cp) : NULL;
     char seq[8];
 
-    switch (cp) {
-    case '\\':
-        put(b, "\\\\", 2);
+    if (named) {
+        seq[0] = '\\';
+        seq[1] = escape_letters[named - escaped];
+        put(b, seq, 2);
         return;
-    case '"':
-        put(b, "\\\"", 2);
-        return;
-    case '\b':
-        put(b, "\\b", 2);
-        return;
-    case '\f':
-        put(b, "\\f", 2);
-        return;
-    case '\n':
-        put(b, "\\n", 2);
-        return;
-    case '\r':
-        put(b, "\\r", 2);
-        return;
-    case '\t':
-        put(b, "\\t", 2);
-        return;
-    default:
-        break;
     }
     if (cp < 0x20) {
         snprintf(seq, sizeof(seq), "\\u%04lX", cp);
@@ -443,6 +428,7 @@ static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
     put(b, "\"", 1);
     while (p < len) {
         unsigned char c = (unsigned char)text[p];
+        const char *named;
         size_t n;
         long cp, low;
 
@@ -460,28 +446,7 @@ static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
         }
         if (p + 1 >= len)
             return false;
-        switch (text[p + 1]) {
-        case '"':
-        case '\\':
-        case '/':
-            cp = text[p + 1];
-            break;
-        case 'b':
-            cp = '\b';
-            break;
-        case 'f':
-            cp = '\f';
-            break;
-        case 'n':
-            cp = '\n';
-            break;
-        case 'r':
-            cp = '\r';
-            break;
-        case 't':
-            cp = '\t';
-            break;
-        case 'u':
+        if (text[p + 1] == 'u') {
             if ((cp = hex4(text + p + 2, len - p - 2)) <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
                 return false;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -493,8 +458,11 @@ static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
                 p += 6;
             }
             p += 4;
-            break;
-        default:
+        } else if (text[p + 1] == '/') {
+            cp = '/';
+        } else if (text[p + 1] && (named = strchr(escape_letters, text[p + 1]))) {
+            cp = escaped[named - escape_letters];
+        } else {
             return false;
         }
         put_code_point(b, (unsigned long)cp);
