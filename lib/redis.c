@@ -23,7 +23,8 @@ struct cs_redis {
     int db;
     char where[300];
 #ifdef CS_HAVE_REDIS_TLS
-    SSL_CTX *tls; /* NULL for redis:// */
+    SSL_CTX *tls;     /* NULL for redis:// */
+    bool client_cert; /* tls presents a client certificate */
 #endif
 };
 
@@ -117,6 +118,7 @@ static int tls_new(cs_redis *r, const cs_redis_tls *tls, char *errstr, size_t er
                      key, cert, tls_reason("unknown"));
             return CS_ERR_INVALID;
         }
+        r->client_cert = true;
     }
     return CS_OK;
 }
@@ -128,6 +130,7 @@ static int tls_start(const cs_redis *r, redisContext *c, char *errstr, size_t er
     const char *host = r->url.host;
     unsigned char addr[16];
     bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    redisReply *reply;
     SSL *ssl;
     long verify;
 
@@ -153,6 +156,24 @@ static int tls_start(const cs_redis *r, redisContext *c, char *errstr, size_t er
         SSL_free(ssl);
         return CS_ERR_RETRY;
     }
+    /* With TLS 1.3 a server that wants a client certificate refuses it only after the client
+     * has finished its handshake: one PING makes that a connection error, with its reason. Any
+     * reply, NOAUTH too, means the session works. */
+    if (!(reply = redisCommand(c, "PING"))) {
+        unsigned long e = ERR_peek_last_error();
+
+        snprintf(errstr, errstr_size, "redis at %s: the server ended the TLS session: %s%s",
+                 r->where,
+                 e && ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+                 : c->errstr[0]                  ? c->errstr
+                                                 : "no reply",
+                 r->client_cert ? ""
+                                : " (a server that requires a client certificate does so "
+                                  "without one: redis-cert-file)");
+        ERR_clear_error();
+        return CS_ERR_RETRY;
+    }
+    freeReplyObject(reply);
     return CS_OK;
 }
 #endif

@@ -39,8 +39,9 @@ void cs_redis_free(cs_redis *r);
 const char *cs_redis_where(const cs_redis *r);
 
 /* Connects within timeout_ms, which also bounds the TLS handshake and every later command;
- * for rediss:// verifies the server's certificate (its chain and that it names the URL's host)
- * and presents the client certificate if there is one; sends AUTH [user] password when the
+ * for rediss:// verifies the server's certificate (its chain and that it names the URL's host),
+ * presents the client certificate if there is one and sends one PING (a server that refuses
+ * the client's certificate says so only then, under TLS 1.3); sends AUTH [user] password when the
  * URL has a password, then SELECT db unless 0. Returns a context the caller frees with
  * redisFree, or NULL with the reason (host and port, never the password) in errstr. */
 redisContext *cs_redis_connect(const cs_redis *r, int timeout_ms, char *errstr, size_t errstr_size);

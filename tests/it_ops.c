@@ -2,6 +2,7 @@
  * following each dependency, no credential in any output, logs that parse. */
 #include "it_proxy.h"
 #include "it_support.h"
+#include "it_world.h"
 #include "logfmt.h"
 #include "runner.h"
 
@@ -708,6 +709,127 @@ START_TEST(test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate)
 }
 END_TEST
 
+/* Whether the idempotency entry of (ref, key) is in the TLS-only Redis on port, asked with
+ * redis-cli over TLS with the test's CA and client certificate in dir. */
+static bool tls_redis_has(const char *dir, int port, int64_t ref, const char *key)
+{
+    char cmd[1024], line[64] = "";
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd),
+             "redis-cli --tls --cacert %s/ca.pem --cert %s/client.pem --key %s/client.key "
+             "-h 127.0.0.1 -p %d EXISTS 'cs:idem:%" PRId64 ":%s' 2>&1",
+             dir, dir, dir, port, ref, key);
+    ck_assert_ptr_nonnull(p = popen(cmd, "r"));
+    if (!fgets(line, sizeof(line), p))
+        line[0] = '\0';
+    pclose(p);
+    return strcmp(line, "1\n") == 0;
+}
+
+/* Redis over TLS only (a redis-server of the test's own, no plain port, client certificates
+ * required): rediss:// with --redis-ca-file and --redis-cert-file/--redis-key-file makes the
+ * worker ready and writes its idempotency entries over TLS; without the client certificate or
+ * without the CA file it stays unready and /readyz says why; a CA file that cannot be read, or
+ * one that is not a certificate, is a configuration error (exit 78). */
+START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certificate)
+{
+    char dir[] = "/tmp/cs-rtls-XXXXXX", ca[96], srv_cert[96], srv_key[96], tls_port[16],
+         portflag[32], redis[64], caflag[128], certflag[128], keyflag[128], notca[128], path[256],
+         key[37];
+    int port = free_port(), rport = free_port();
+    const char *good[] = {portflag, redis, caflag, certflag, keyflag, NULL};
+    const char *no_cert[] = {portflag, redis, caflag, NULL};
+    const char *no_ca[] = {portflag, redis, certflag, keyflag, NULL};
+    const char *missing_ca[] = {redis, "--redis-ca-file=/nonexistent/ca.pem", NULL};
+    const char *key_as_ca[] = {redis, notca, NULL};
+    long long deadline;
+    int64_t ref;
+    pid_t server, pid;
+    char *text;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_certificates(dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(srv_cert, sizeof(srv_cert), "%s/server.pem", dir);
+    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
+    snprintf(tls_port, sizeof(tls_port), "%d", rport);
+    {
+        const char *args[] = {"--port",
+                              "0",
+                              "--tls-port",
+                              tls_port,
+                              "--bind",
+                              "127.0.0.1",
+                              "--tls-cert-file",
+                              srv_cert,
+                              "--tls-key-file",
+                              srv_key,
+                              "--tls-ca-cert-file",
+                              ca,
+                              "--tls-auth-clients",
+                              "yes",
+                              "--save",
+                              "",
+                              "--appendonly",
+                              "no",
+                              NULL};
+
+        server = it_spawn("/usr/bin/redis-server", args, NULL);
+    }
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
+    snprintf(redis, sizeof(redis), "--redis=rediss://127.0.0.1:%d", rport);
+    snprintf(caflag, sizeof(caflag), "--redis-ca-file=%s", ca);
+    snprintf(certflag, sizeof(certflag), "--redis-cert-file=%s/client.pem", dir);
+    snprintf(keyflag, sizeof(keyflag), "--redis-key-file=%s/client.key", dir);
+    snprintf(notca, sizeof(notca), "--redis-ca-file=%s/client.key", dir);
+
+    /* Configuration errors, before any connection. */
+    snprintf(path, sizeof(path), "build/it-logs/ops-rtls-%d.log", (int)getpid());
+    ck_assert_int_eq(it_run("casestream-worker", missing_ca, NULL, NULL, path), CS_EXIT_CONFIG);
+    text = it_read_file(path);
+    ck_assert_msg(strstr(text, "redis-ca-file /nonexistent/ca.pem cannot be read"), "%s", text);
+    free(text);
+    ck_assert_int_eq(it_run("casestream-worker", key_as_ca, NULL, NULL, path), CS_EXIT_CONFIG);
+    text = it_read_file(path);
+    ck_assert_msg(strstr(text, "no CA certificate could be loaded"), "%s", text);
+    free(text);
+
+    /* With the CA file and the client certificate: ready, and an applied submission's
+     * idempotency entry is in the TLS-only Redis. */
+    world_new("rtls", 1);
+    pid = worker_start(good);
+    wait_for(port, "/readyz", 200, "redis=up", 30000);
+    new_key(key);
+    ref = new_ref();
+    send_one(plan_create(ref, key));
+    it_flush();
+    deadline = cs_now_ms() + CATCH_UP_MS;
+    while (!tls_redis_has(dir, rport, ref, key) && cs_now_ms() < deadline)
+        usleep(200 * 1000);
+    ck_assert_msg(tls_redis_has(dir, rport, ref, key),
+                  "no idempotency entry for case %" PRId64 " in the TLS Redis", ref);
+    worker_stop(pid);
+
+    /* Without the client certificate the server ends the session; without the CA file the
+     * worker does not trust the server. */
+    pid = worker_start(no_cert);
+    wait_for(port, "/readyz", 503, "client certificate", 30000);
+    ck_assert_int_eq(it_stop(pid, SIGTERM, 30000), 0);
+    pid = worker_start(no_ca);
+    wait_for(port, "/readyz", 503, "self-signed certificate", 30000);
+    ck_assert_int_eq(it_stop(pid, SIGTERM, 30000), 0);
+
+    ck_assert_int_eq(it_stop(server, SIGTERM, 10000), 0);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+END_TEST
+
 Suite *it_ops_suite(void)
 {
     Suite *s = suite_create("it_ops");
@@ -725,6 +847,7 @@ Suite *it_ops_suite(void)
     tcase_add_test(ready, test_indexer_readyz_follows_elasticsearch_and_postgresql);
     tcase_add_test(ready, test_worker_authenticates_to_redis_with_user_and_password);
     tcase_add_test(ready, test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate);
+    tcase_add_test(ready, test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certificate);
     suite_add_tcase(s, ready);
     tcase_set_timeout(logs, 180);
     tcase_add_test(logs, test_planted_passwords_reach_no_log_readyz_or_metrics);
