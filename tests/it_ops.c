@@ -610,11 +610,24 @@ START_TEST(test_every_program_prints_its_version)
 }
 END_TEST
 
-/* A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl
- * command in dir. */
-static void make_certificates(const char *dir)
+/* The test's certificates, in a temporary directory of their own. */
+typedef struct certs {
+    char dir[32], ca[96], cert[96], key[96], srv_cert[96], srv_key[96];
+} certs;
+
+/* A CA, a server certificate for 127.0.0.1 and a client certificate (cert, key), made with
+ * the openssl command in a new temporary directory; certs_remove deletes it. */
+static void certs_make(certs *c)
 {
     char cmd[2048];
+
+    snprintf(c->dir, sizeof(c->dir), "/tmp/cs-tls-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(c->dir));
+    snprintf(c->ca, sizeof(c->ca), "%s/ca.pem", c->dir);
+    snprintf(c->cert, sizeof(c->cert), "%s/client.pem", c->dir);
+    snprintf(c->key, sizeof(c->key), "%s/client.key", c->dir);
+    snprintf(c->srv_cert, sizeof(c->srv_cert), "%s/server.pem", c->dir);
+    snprintf(c->srv_key, sizeof(c->srv_key), "%s/server.key", c->dir);
 
     snprintf(cmd, sizeof(cmd),
              "set -e; cd %s; exec >openssl.log 2>&1; key='-newkey ec -pkeyopt "
@@ -627,9 +640,17 @@ static void make_certificates(const char *dir)
              "openssl req $key -keyout client.key -out client.csr -subj /CN=casestream;"
              "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
              " -out client.pem -days 1",
-             dir);
+             c->dir);
     ck_assert_msg(system(cmd) == 0,
-                  "openssl could not make the test certificates: see %s/openssl.log", dir);
+                  "openssl could not make the test certificates: see %s/openssl.log", c->dir);
+}
+
+static void certs_remove(const certs *c)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", c->dir);
+    ck_assert_int_eq(system(cmd), 0);
 }
 
 /* One GET / through cs_es_new_config with the TLS settings given; the status, or 0 when the
@@ -665,61 +686,50 @@ static long tls_get(int port, const char *ca, const char *cert, const char *key,
  * without either the connection fails. */
 START_TEST(test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate)
 {
-    char dir[] = "/tmp/cs-tls-XXXXXX", ca[96], cert[96], key[96], srv_cert[96], srv_key[96],
-         accept[32], errstr[512];
+    char accept[32], errstr[512];
     int port = free_port();
     long long deadline;
     long status = 0;
+    certs c;
     pid_t server;
 
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    make_certificates(dir);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(cert, sizeof(cert), "%s/client.pem", dir);
-    snprintf(key, sizeof(key), "%s/client.key", dir);
-    snprintf(srv_cert, sizeof(srv_cert), "%s/server.pem", dir);
-    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
+    certs_make(&c);
     snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
     {
-        const char *args[] = {"s_server", "-accept", accept,  "-cert",
-                              srv_cert,   "-key",    srv_key, "-CAfile",
-                              ca,         "-Verify", "1",     "-verify_return_error",
+        const char *args[] = {"s_server", "-accept", accept,    "-cert",
+                              c.srv_cert, "-key",    c.srv_key, "-CAfile",
+                              c.ca,       "-Verify", "1",       "-verify_return_error",
                               "-www",     "-quiet",  NULL};
 
         server = it_spawn("/usr/bin/openssl", args, NULL);
     }
     deadline = cs_now_ms() + 15000;
     while (cs_now_ms() < deadline &&
-           (status = tls_get(port, ca, cert, key, errstr, sizeof(errstr))) != 200)
+           (status = tls_get(port, c.ca, c.cert, c.key, errstr, sizeof(errstr))) != 200)
         usleep(100 * 1000);
     ck_assert_msg(status == 200, "with the CA file and the client certificate: %ld %s", status,
                   errstr);
-    ck_assert_int_eq(tls_get(port, ca, "", "", errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(tls_get(port, c.ca, "", "", errstr, sizeof(errstr)), 0);
     fprintf(stderr, "it_ops: without a client certificate: %s\n", errstr);
-    ck_assert_int_eq(tls_get(port, "", cert, key, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(tls_get(port, "", c.cert, c.key, errstr, sizeof(errstr)), 0);
     fprintf(stderr, "it_ops: without the CA file: %s\n", errstr);
-    ck_assert_int_eq(tls_get(port, ca, cert, key, errstr, sizeof(errstr)), 200);
+    ck_assert_int_eq(tls_get(port, c.ca, c.cert, c.key, errstr, sizeof(errstr)), 200);
     it_stop(server, SIGTERM, 5000);
-    {
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
+    certs_remove(&c);
 }
 END_TEST
 
 /* Whether the idempotency entry of (ref, key) is in the TLS-only Redis on port, asked with
- * redis-cli over TLS with the test's CA and client certificate in dir. */
-static bool tls_redis_has(const char *dir, int port, int64_t ref, const char *key)
+ * redis-cli over TLS with the test's CA and client certificate. */
+static bool tls_redis_has(const certs *c, int port, int64_t ref, const char *key)
 {
     char cmd[1024], line[64] = "";
     FILE *p;
 
     snprintf(cmd, sizeof(cmd),
-             "redis-cli --tls --cacert %s/ca.pem --cert %s/client.pem --key %s/client.key "
-             "-h 127.0.0.1 -p %d EXISTS 'cs:idem:%" PRId64 ":%s' 2>&1",
-             dir, dir, dir, port, ref, key);
+             "redis-cli --tls --cacert %s --cert %s --key %s -h 127.0.0.1 -p %d "
+             "EXISTS 'cs:idem:%" PRId64 ":%s' 2>&1",
+             c->ca, c->cert, c->key, port, ref, key);
     ck_assert_ptr_nonnull(p = popen(cmd, "r"));
     if (!fgets(line, sizeof(line), p))
         line[0] = '\0';
@@ -734,9 +744,8 @@ static bool tls_redis_has(const char *dir, int port, int64_t ref, const char *ke
  * one that is not a certificate, is a configuration error (exit 78). */
 START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certificate)
 {
-    char dir[] = "/tmp/cs-rtls-XXXXXX", ca[96], srv_cert[96], srv_key[96], tls_port[16],
-         portflag[32], redis[64], caflag[128], certflag[128], keyflag[128], notca[128], path[256],
-         key[37];
+    char tls_port[16], portflag[32], redis[64], caflag[128], certflag[128], keyflag[128],
+        notca[128], path[256], key[37];
     int port = free_port(), rport = free_port();
     const char *good[] = {portflag, redis, caflag, certflag, keyflag, NULL};
     const char *no_cert[] = {portflag, redis, caflag, NULL};
@@ -747,12 +756,9 @@ START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certifica
     int64_t ref;
     pid_t server, pid;
     char *text;
+    certs c;
 
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    make_certificates(dir);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(srv_cert, sizeof(srv_cert), "%s/server.pem", dir);
-    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
+    certs_make(&c);
     snprintf(tls_port, sizeof(tls_port), "%d", rport);
     {
         const char *args[] = {"--port",
@@ -762,11 +768,11 @@ START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certifica
                               "--bind",
                               "127.0.0.1",
                               "--tls-cert-file",
-                              srv_cert,
+                              c.srv_cert,
                               "--tls-key-file",
-                              srv_key,
+                              c.srv_key,
                               "--tls-ca-cert-file",
-                              ca,
+                              c.ca,
                               "--tls-auth-clients",
                               "yes",
                               "--save",
@@ -779,10 +785,10 @@ START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certifica
     }
     snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
     snprintf(redis, sizeof(redis), "--redis=rediss://127.0.0.1:%d", rport);
-    snprintf(caflag, sizeof(caflag), "--redis-ca-file=%s", ca);
-    snprintf(certflag, sizeof(certflag), "--redis-cert-file=%s/client.pem", dir);
-    snprintf(keyflag, sizeof(keyflag), "--redis-key-file=%s/client.key", dir);
-    snprintf(notca, sizeof(notca), "--redis-ca-file=%s/client.key", dir);
+    snprintf(caflag, sizeof(caflag), "--redis-ca-file=%s", c.ca);
+    snprintf(certflag, sizeof(certflag), "--redis-cert-file=%s", c.cert);
+    snprintf(keyflag, sizeof(keyflag), "--redis-key-file=%s", c.key);
+    snprintf(notca, sizeof(notca), "--redis-ca-file=%s", c.key);
 
     /* Configuration errors, before any connection. */
     snprintf(path, sizeof(path), "build/it-logs/ops-rtls-%d.log", (int)getpid());
@@ -805,9 +811,9 @@ START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certifica
     send_one(plan_create(ref, key));
     it_flush();
     deadline = cs_now_ms() + CATCH_UP_MS;
-    while (!tls_redis_has(dir, rport, ref, key) && cs_now_ms() < deadline)
+    while (!tls_redis_has(&c, rport, ref, key) && cs_now_ms() < deadline)
         usleep(200 * 1000);
-    ck_assert_msg(tls_redis_has(dir, rport, ref, key),
+    ck_assert_msg(tls_redis_has(&c, rport, ref, key),
                   "no idempotency entry for case %" PRId64 " in the TLS Redis", ref);
     worker_stop(pid);
 
@@ -821,12 +827,7 @@ START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certifica
     ck_assert_int_eq(it_stop(pid, SIGTERM, 30000), 0);
 
     ck_assert_int_eq(it_stop(server, SIGTERM, 10000), 0);
-    {
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
+    certs_remove(&c);
 }
 END_TEST
 
