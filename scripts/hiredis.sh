@@ -22,100 +22,32 @@
 #                                 under the same directory; .built there names what was built
 #   CASESTREAM_HIREDIS_SUITE      sid (the Debian suite whose sources have it)
 #   CASESTREAM_DEBIAN_MIRROR      the Debian mirror of the system's apt sources
-set -euo pipefail
-umask 022
-
-# The stack directory, as scripts/stack.sh resolves it.
-STACK_DIR=${CASESTREAM_STACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.stack}
-[[ $STACK_DIR == /* ]] || STACK_DIR=$PWD/$STACK_DIR
-
+NAME=hiredis
 DEB_VERSION=${CASESTREAM_HIREDIS_VERSION:-1.2.0-6}
+VERSION_PINNED=${CASESTREAM_HIREDIS_VERSION:-}
+MIN_VERSION=1.0
 SUITE=${CASESTREAM_HIREDIS_SUITE:-sid}
-MIRROR=${CASESTREAM_DEBIAN_MIRROR:-}
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-
-BASE=$STACK_DIR/hiredis
-PREFIX=$BASE/$DEB_VERSION
-WORK=$BASE/work-$DEB_VERSION
-LOG=$STACK_DIR/log/hiredis-build.log
+PC=hiredis_ssl.pc
+SYSTEM_SWITCH=SYSTEM_HIREDIS
+HELP_LINES=13,24
+# shellcheck source=scripts/debsrc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/debsrc.sh"
 
 # Debian's Build-Depends, less debhelper (the library is built with its own
 # Makefile, as debian/rules does, not dpkg-buildpackage) and what only its
 # tests need (procps, redis-server).
 BUILD_DEPS=(dpkg-dev make gcc libssl-dev pkg-config)
 
-say() { printf 'hiredis: %s\n' "$*"; }
-die() {
-  printf 'hiredis: error: %s\n' "$*" >&2
-  exit 1
-}
-
-built() { [[ -s $PREFIX/.built && -s $PREFIX/lib/pkgconfig/hiredis_ssl.pc ]]; }
-
-is_installed() {
-  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
-}
-
-install_build_deps() {
-  local missing=() p
-  for p in "${BUILD_DEPS[@]}"; do
-    is_installed "$p" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  say "installing build dependencies: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
-# apt with a source list, package lists and cache of its own under $WORK:
-# the system's sources and lists stay as they are.
-private_apt() { # apt-get|apt-cache args...
-  local tool=$1
-  shift
-  "$tool" -o Dir::Etc::SourceList="$WORK/apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
-    -o Dir::State::Lists="$WORK/apt/lists" -o Dir::Cache="$WORK/apt/cache" \
-    -o APT::Sandbox::User=root "$@"
-}
-
-# The mirror the system's apt sources take Debian 12 (its main suite) from.
-system_mirror() {
-  apt-get indextargets --format '$(REPO_URI) $(CODENAME) $(COMPONENT)' 2>/dev/null |
-    awk '$2 == "bookworm" && $3 == "main" { sub(/\/$/, "", $1); print $1; exit }'
-}
-
-fetch_sources() {
-  [[ -n $MIRROR ]] || MIRROR=$(system_mirror)
-  [[ -n $MIRROR ]] || die "no Debian 12 mirror in the system's apt sources; set CASESTREAM_DEBIAN_MIRROR"
-  mkdir -p "$WORK/apt/lists/partial" "$WORK/apt/cache/archives/partial" "$WORK/src"
-  # Sources only: nothing else is taken from the suite.
-  cat >"$WORK/apt/sources.list" <<EOF
-deb-src [signed-by=$KEYRING] $MIRROR $SUITE main
-EOF
-  say "fetching source package hiredis $DEB_VERSION from $SUITE"
-  private_apt apt-get update -q || die "apt-get update of $SUITE failed"
-  if ! (cd "$WORK/src" && private_apt apt-get source -q --only-source "hiredis=$DEB_VERSION"); then
-    local newest
-    [[ -z ${CASESTREAM_HIREDIS_VERSION:-} ]] ||
-      die "$SUITE has no source package hiredis $DEB_VERSION (apt-cache showsrc hiredis there lists what it has)"
-    newest=$(private_apt apt-cache showsrc hiredis 2>/dev/null |
-      awk '/^Version:/ { print $2 }' | sort -V | tail -n1)
-    [[ -n $newest ]] && dpkg --compare-versions "$newest" ge 1.0 ||
-      die "$SUITE has neither hiredis $DEB_VERSION nor any 1.0 or later (newest: ${newest:-none})"
-    say "$SUITE no longer has $DEB_VERSION: building its newest, $newest, in its place"
-    echo "$newest" >"$WORK/built-version"
-    (cd "$WORK/src" && private_apt apt-get source -q --only-source "hiredis=$newest") ||
-      die "could not fetch hiredis $newest from $SUITE"
-  fi
-}
+# The source package only: nothing else is taken from the suite.
+# shellcheck disable=SC2119 # no extra source lines
+fetch_sources() { debsrc_fetch_source; }
 
 # The steps of debian/rules (USE_SSL=1, hardening flags from dpkg-buildflags),
 # with an install prefix under the stack directory. PREFIX is given to the
 # build too: the pkg-config files are written then.
 compile() {
   local src flags
-  src=$(find "$WORK/src" -mindepth 1 -maxdepth 1 -type d -name 'hiredis-*' | head -n1)
-  [[ -n $src ]] || die "apt-get source unpacked nothing under $WORK/src"
+  src=$(debsrc_dir) || exit 1
   cd "$src"
   flags=(PREFIX="$PREFIX" LIBRARY_PATH=lib USE_SSL=1 DEBUG=-g ARCH=)
   # In the environment, as dpkg-buildpackage exports them: the Makefile adds to them.
@@ -126,36 +58,4 @@ compile() {
   make "${flags[@]}" install
 }
 
-cmd_build() {
-  local t0=$SECONDS lock
-  built && return 0
-  [[ $(id -u) -eq 0 ]] || die "$PREFIX is not built yet and building it needs root (apt); or build with SYSTEM_HIREDIS=1 (README)"
-  mkdir -p "$BASE" "$(dirname "$LOG")"
-  exec {lock}>"$BASE/.lock"
-  flock "$lock"
-  built && return 0 # another build finished while we waited
-  install_build_deps
-  rm -rf "$WORK" "$PREFIX"
-  say "building $DEB_VERSION into $PREFIX (log $LOG)"
-  if ! (fetch_sources && compile) >"$LOG" 2>&1; then
-    tail -n 40 "$LOG" >&2
-    die "build of $DEB_VERSION failed (log $LOG)"
-  fi
-  printf 'hiredis %s from Debian %s source package, built %s in %ss\n' \
-    "$(pkg-config --modversion "$PREFIX/lib/pkgconfig/hiredis.pc")" \
-    "$(cat "$WORK/built-version" 2>/dev/null || echo "$DEB_VERSION")" \
-    "$(date -u +%FT%TZ)" "$((SECONDS - t0))" >"$PREFIX/.built"
-  rm -rf "$WORK"
-  say "built $DEB_VERSION in $((SECONDS - t0))s"
-}
-
-case ${1:-} in
-build) cmd_build ;;
-prefix) printf '%s\n' "$PREFIX" ;;
-version) printf '%s\n' "$DEB_VERSION" ;;
--h | --help | help) sed -n '13,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
-*)
-  sed -n '13,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-  ;;
-esac
+debsrc_main "$@"
