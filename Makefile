@@ -16,10 +16,15 @@
 # scripts/librdkafka.sh builds from Debian's source package into
 # .stack/librdkafka/<version> (built on first use, as root; rpath set).
 # `make SYSTEM_RDKAFKA=1` uses the distribution's librdkafka-dev instead.
+#
+# hiredis: the same way, scripts/hiredis.sh builds hiredis and libhiredis_ssl (rediss://)
+# from Debian's source package into .stack/hiredis/<version>. `make SYSTEM_HIREDIS=1` uses
+# the distribution's libhiredis-dev: with TLS when it has hiredis_ssl (1.0 or later, Debian
+# 13), without on Debian 12 (0.14: a rediss:// URL is then refused, exit 78).
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpq jansson hiredis libcurl libmicrohttpd libcrypto
+PKGS    := libpq jansson libcurl libmicrohttpd libcrypto
 ifeq ($(SYSTEM_RDKAFKA),)
 RDKAFKA_PREFIX := $(shell scripts/librdkafka.sh prefix)
 RDKAFKA_BUILT  := $(RDKAFKA_PREFIX)/.built
@@ -31,8 +36,23 @@ RDKAFKA_BUILT  :=
 RDKAFKA_CFLAGS := $(shell pkg-config --cflags rdkafka 2>/dev/null)
 RDKAFKA_LIBS   := $(shell pkg-config --libs rdkafka 2>/dev/null)
 endif
-PKG_CFLAGS := $(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(RDKAFKA_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(SYSTEM_HIREDIS),)
+HIREDIS_PREFIX := $(shell scripts/hiredis.sh prefix)
+HIREDIS_BUILT  := $(HIREDIS_PREFIX)/.built
+HIREDIS_CFLAGS := -isystem $(HIREDIS_PREFIX)/include -DCS_HAVE_REDIS_TLS
+HIREDIS_LIBS   := -L$(HIREDIS_PREFIX)/lib -Wl,-rpath,$(HIREDIS_PREFIX)/lib -lhiredis_ssl -lhiredis \
+                  $(shell pkg-config --libs libssl 2>/dev/null)
+HIREDIS_PKGS   := hiredis_ssl hiredis libssl
+else
+HIREDIS_BUILT  :=
+HIREDIS_PKGS   := $(if $(shell pkg-config --exists hiredis_ssl 2>/dev/null && echo y),hiredis_ssl \
+                  hiredis libssl,hiredis)
+HIREDIS_CFLAGS := $(shell pkg-config --cflags $(HIREDIS_PKGS) 2>/dev/null) \
+                  $(if $(filter hiredis_ssl,$(HIREDIS_PKGS)),-DCS_HAVE_REDIS_TLS)
+HIREDIS_LIBS   := $(shell pkg-config --libs $(HIREDIS_PKGS) 2>/dev/null)
+endif
+PKG_CFLAGS := $(RDKAFKA_CFLAGS) $(HIREDIS_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(RDKAFKA_LIBS) $(HIREDIS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -79,13 +99,17 @@ IT_BIN    := $(BUILD)/check_integration
 
 STACK := scripts/stack.sh
 
-.PHONY: librdkafka all ready test unit integration stack run stop asan valgrind \
+.PHONY: librdkafka hiredis all ready test unit integration stack run stop asan valgrind \
         format format-check clean bench chaos fuzz fuzz-build man install install-check FORCE
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
 
 # librdkafka from Debian's source package (a no-op once built).
 librdkafka:
 	scripts/librdkafka.sh build
+
+# hiredis from Debian's source package (a no-op once built).
+hiredis:
+	scripts/hiredis.sh build
 
 # lib/version.o is rebuilt only when the version changes.
 $(BUILD)/version.stamp: FORCE
@@ -94,15 +118,19 @@ $(BUILD)/version.stamp: FORCE
 $(BUILD)/lib/version.o: $(BUILD)/version.stamp
 $(BUILD)/lib/version.o: CFLAGS += -DCS_VERSION='"$(VERSION)"'
 
-# Every object waits for librdkafka's headers, and is compiled again when
-# they are new (another version is another prefix, built anew).
-$(BUILD)/%.o: %.c $(RDKAFKA_BUILT)
+# Every object waits for librdkafka's and hiredis's headers, and is compiled again
+# when they are new (another version is another prefix, built anew).
+$(BUILD)/%.o: %.c $(RDKAFKA_BUILT) $(HIREDIS_BUILT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 ifneq ($(RDKAFKA_BUILT),)
 $(RDKAFKA_BUILT):
 	scripts/librdkafka.sh build
+endif
+ifneq ($(HIREDIS_BUILT),)
+$(HIREDIS_BUILT):
+	scripts/hiredis.sh build
 endif
 
 # Test argv vectors are built from string literals.
@@ -250,7 +278,7 @@ $(BUILD)/prefix.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
 $(BUILD)/casestream.pc: scripts/casestream.pc.in $(BUILD)/prefix.stamp $(BUILD)/version.stamp
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|rdkafka $(PKGS)|g' $< > $@
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|rdkafka $(HIREDIS_PKGS) $(PKGS)|g' $< > $@
 $(BUILD)/systemd/%: scripts/systemd/%.in $(BUILD)/prefix.stamp
 	@mkdir -p $(dir $@)
 	sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@

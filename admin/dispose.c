@@ -7,6 +7,7 @@
 #include "envelope.h"
 #include "err.h"
 #include "idem.h"
+#include "redis.h"
 #include "run.h"
 
 #include <inttypes.h>
@@ -304,6 +305,7 @@ int cs_admin_dispose(const cs_config *cfg, int argc, char **argv)
 {
     run r = {.cfg = cfg, .start_ms = cs_now_ms()};
     const char *params[] = {cfg->before};
+    cs_redis_tls redis_tls;
     char errstr[512];
     PGresult *res;
     bool complete;
@@ -321,7 +323,9 @@ int cs_admin_dispose(const cs_config *cfg, int argc, char **argv)
                      cfg->before);
         return CS_EXIT_CONFIG;
     }
-    if (!cfg->dry_run && !(r.idem = cs_idem_new(cfg->redis, 1, errstr, sizeof(errstr)))) {
+    redis_tls = cs_redis_tls_of(cfg);
+    if (!cfg->dry_run &&
+        !(r.idem = cs_idem_new(cfg->redis, &redis_tls, 1, errstr, sizeof(errstr)))) {
         cs_log_error("invalid configuration: dispose: %s", errstr);
         return CS_EXIT_CONFIG;
     }

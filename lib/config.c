@@ -7,6 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redact.h"
+#include "redis.h"
 #include "url.h"
 
 #include <ctype.h>
@@ -45,7 +46,15 @@ static const cs_option options[] = {
      "host=127.0.0.1 port=55432 dbname=casestream user=casestream password=casestream", NULL, 0, 0,
      F(pg), "PostgreSQL connection string"},
     {"redis", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_STR, "redis://127.0.0.1:56379", NULL, 0, 0,
-     F(redis), "Redis URL for idempotency keys (redis://[[user]:password@]host[:port][/db])"},
+     F(redis),
+     "Redis URL for idempotency keys (redis://[[user]:password@]host[:port][/db]; rediss:// for "
+     "TLS)"},
+    {"redis-ca-file", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(redis_ca_file),
+     "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
+    {"redis-cert-file", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(redis_cert_file),
+     "PEM client certificate for a rediss:// server (TLS client authentication; default: none)"},
+    {"redis-key-file", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(redis_key_file),
+     "PEM private key of --redis-cert-file (default: in the certificate's file)"},
     {"es", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "http://127.0.0.1:59200", NULL, 0, 0, F(es),
      "Elasticsearch base URL (http[s]://[user:password@]host:port; basic auth from the URL)"},
     {"es-ca-file", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_STR, "", NULL, 0, 0, F(es_ca_file),
@@ -397,7 +406,7 @@ static bool allowed_services_ok(const char *list)
 
 static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t errstr_size)
 {
-    int level, format, db;
+    int level, format;
     cs_url url;
 
     if (!cs_log_level_parse(cfg->log_level, &level)) {
@@ -444,9 +453,19 @@ static int validate(const cs_config *cfg, unsigned program, char *errstr, size_t
     }
     if ((program & KAFKA_USERS) && validate_kafka_props(cfg, program, errstr, errstr_size))
         return CS_ERR_INVALID;
-    if ((program & CS_PROG_WORKER) &&
-        cs_url_parse_redis(cfg->redis, &url, &db, errstr, errstr_size))
-        return prefix_reason("redis", errstr, errstr_size);
+    if (program & CS_PROG_WORKER) {
+        /* The URL, and for rediss:// the TLS files loaded as the worker will load them. */
+        cs_redis_tls tls = cs_redis_tls_of(cfg);
+        cs_redis *r = cs_redis_new(cfg->redis, &tls, errstr, errstr_size);
+
+        if (!r)
+            return prefix_reason("redis", errstr, errstr_size);
+        cs_redis_free(r);
+    }
+    if (cfg->redis_key_file[0] && !cfg->redis_cert_file[0]) {
+        snprintf(errstr, errstr_size, "redis-key-file is set without redis-cert-file");
+        return CS_ERR_INVALID;
+    }
     if (program & (CS_PROG_INDEXER | CS_PROG_ADMIN)) {
         if (cs_url_parse_http(cfg->es, &url, errstr, errstr_size))
             return prefix_reason("es", errstr, errstr_size);

@@ -23,6 +23,9 @@ typedef struct cs_config {
     const char *brokers;
     const char *pg;
     const char *redis;
+    const char *redis_ca_file;   /* "" = the system's CAs (rediss://) */
+    const char *redis_cert_file; /* "" = no client certificate */
+    const char *redis_key_file;  /* "" = the key is in redis_cert_file */
     const char *es;
     const char *es_ca_file;   /* "" = the system's CAs */
     const char *es_api_key;   /* "" = none (basic auth from the URL, or none) */

@@ -1,4 +1,4 @@
-/* Redis idempotency cache on hiredis 0.14: pipelined GET, conditional SET EX (a script) and DEL,
+/* Redis idempotency cache on hiredis: pipelined GET, conditional SET EX (a script) and DEL,
  * lazy reconnect with a pause. */
 #include "idem.h"
 
@@ -19,15 +19,15 @@
 #define RECONNECT_PAUSE_MS 2000
 
 struct cs_idem {
-    cs_url url;
-    int db;
+    cs_redis *redis;
     int ttl;
     redisContext *ctx;
     long long retry_at;
     atomic_bool up; /* read by the metrics thread */
 };
 
-cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size)
+cs_idem *cs_idem_new(const char *url, const cs_redis_tls *tls, int ttl, char *errstr,
+                     size_t errstr_size)
 {
     cs_idem *c;
 
@@ -35,7 +35,7 @@ cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    if (cs_url_parse_redis(url, &c->url, &c->db, errstr, errstr_size)) {
+    if (!(c->redis = cs_redis_new(url, tls, errstr, errstr_size))) {
         free(c);
         return NULL;
     }
@@ -49,6 +49,7 @@ void cs_idem_free(cs_idem *c)
         return;
     if (c->ctx)
         redisFree(c->ctx);
+    cs_redis_free(c->redis);
     free(c);
 }
 
@@ -59,8 +60,7 @@ bool cs_idem_up(const cs_idem *c)
 
 static void drop(cs_idem *c, const char *why, char *errstr, size_t errstr_size)
 {
-    snprintf(errstr, errstr_size, "redis at %s%s%s:%d: %s", c->url.ipv6 ? "[" : "", c->url.host,
-             c->url.ipv6 ? "]" : "", c->url.port, why);
+    snprintf(errstr, errstr_size, "redis at %s: %s", cs_redis_where(c->redis), why);
     if (c->ctx)
         redisFree(c->ctx);
     c->ctx = NULL;
@@ -73,11 +73,11 @@ static int ensure(cs_idem *c, char *errstr, size_t errstr_size)
     if (c->ctx)
         return CS_OK;
     if (cs_now_ms() < c->retry_at) {
-        snprintf(errstr, errstr_size, "redis at %s%s%s:%d: unreachable, retrying later",
-                 c->url.ipv6 ? "[" : "", c->url.host, c->url.ipv6 ? "]" : "", c->url.port);
+        snprintf(errstr, errstr_size, "redis at %s: unreachable, retrying later",
+                 cs_redis_where(c->redis));
         return CS_ERR_RETRY;
     }
-    if (!(c->ctx = cs_redis_connect(&c->url, c->db, 1000, errstr, errstr_size))) {
+    if (!(c->ctx = cs_redis_connect(c->redis, 1000, errstr, errstr_size))) {
         atomic_store(&c->up, false);
         c->retry_at = cs_now_ms() + RECONNECT_PAUSE_MS;
         return CS_ERR_RETRY;

@@ -2,17 +2,21 @@
 #ifndef CS_IDEM_H
 #define CS_IDEM_H
 
+#include "redis.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct cs_idem cs_idem;
 
-/* Creates a client for url (redis://[[user]:password@]host[:port][/db], see
- * cs_url_parse_redis) with entries kept ttl seconds. It connects lazily (AUTH
- * and SELECT as the URL says) and reconnects on its own. Returns NULL with
- * the reason in errstr only for a malformed URL. Free with cs_idem_free. */
-cs_idem *cs_idem_new(const char *url, int ttl, char *errstr, size_t errstr_size);
+/* Creates a client for url (redis[s]://[[user]:password@]host[:port][/db], see
+ * cs_url_parse_redis; tls: the files of a rediss:// URL, may be NULL, see cs_redis_new)
+ * with entries kept ttl seconds. It connects lazily (TLS, AUTH and SELECT as the URL says)
+ * and reconnects on its own. Returns NULL with the reason in errstr only for what
+ * cs_redis_new refuses (a malformed URL, TLS files). Free with cs_idem_free. */
+cs_idem *cs_idem_new(const char *url, const cs_redis_tls *tls, int ttl, char *errstr,
+                     size_t errstr_size);
 void cs_idem_free(cs_idem *c);
 
 /* Looks up n (reference, key) pairs in one round trip. out[i] receives the

@@ -21,8 +21,7 @@ struct cs_probe {
     PGconn *pg;
     cs_metric *gauge;
     /* Redis */
-    cs_url url;
-    int db;
+    cs_redis *target;
     redisContext *redis;
     /* Elasticsearch */
     const cs_config *cfg;
@@ -54,12 +53,12 @@ cs_probe *cs_probe_pg_new(const char *conninfo, const char *sql, const char *par
     return p;
 }
 
-cs_probe *cs_probe_redis_new(const char *url)
+cs_probe *cs_probe_redis_new(const char *url, const cs_redis_tls *tls)
 {
     cs_probe *p = probe_new(PROBE_REDIS);
     char errstr[256];
 
-    if (p && cs_url_parse_redis(url, &p->url, &p->db, errstr, sizeof(errstr))) {
+    if (p && !(p->target = cs_redis_new(url, tls, errstr, sizeof(errstr)))) {
         free(p);
         return NULL;
     }
@@ -108,8 +107,7 @@ static int run_redis(cs_probe *p, char *detail, size_t size)
     redisReply *r;
     int ok;
 
-    if (!p->redis &&
-        !(p->redis = cs_redis_connect(&p->url, p->db, CS_PROBE_TIMEOUT_MS, detail, size)))
+    if (!p->redis && !(p->redis = cs_redis_connect(p->target, CS_PROBE_TIMEOUT_MS, detail, size)))
         return CS_ERR_RETRY;
     r = redisCommand(p->redis, "PING");
     ok = r && r->type == REDIS_REPLY_STATUS;
@@ -196,6 +194,7 @@ void cs_probe_free(cs_probe *p)
         PQfinish(p->pg);
     if (p->redis)
         redisFree(p->redis);
+    cs_redis_free(p->target);
     cs_es_free(p->es);
     free(p->conninfo);
     free(p->sql);

@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "redis.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
@@ -18,8 +19,9 @@ typedef struct cs_probe cs_probe;
 cs_probe *cs_probe_pg_new(const char *conninfo, const char *sql, const char *param,
                           cs_metric *gauge);
 
-/* Redis: a connection of its own (AUTH, SELECT) and PING. url must be valid (config). */
-cs_probe *cs_probe_redis_new(const char *url);
+/* Redis: a connection of its own (TLS, AUTH, SELECT) and PING. url and tls (may be NULL)
+ * must be valid (config); NULL otherwise. */
+cs_probe *cs_probe_redis_new(const char *url, const cs_redis_tls *tls);
 
 /* Elasticsearch: GET /_cluster/health with cfg's URL, credentials and CA; ready unless it
  * fails or the cluster is red. */

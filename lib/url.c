@@ -151,14 +151,11 @@ int cs_url_parse_redis(const char *url, cs_url *out, int *db, char *errstr, size
     *db = 0;
     if (strncmp(url, "redis://", 8) != 0 && strncmp(url, "rediss://", 9) != 0)
         return fail(errstr, errstr_size, url,
-                    "a Redis URL looks like redis://[[user]:password@]host[:port][/db]");
+                    "a Redis URL looks like redis[s]://[[user]:password@]host[:port][/db]");
     if ((rc = cs_url_parse(url, out, errstr, errstr_size)))
         return rc;
-    if (strcmp(out->scheme, "rediss") == 0)
-        return fail(errstr, errstr_size, url,
-                    "rediss:// (TLS) is not supported by the hiredis this was built with");
-    if (strcmp(out->scheme, "redis") != 0)
-        return fail(errstr, errstr_size, url, "a Redis URL starts with redis://");
+    if (strcmp(out->scheme, "redis") != 0 && strcmp(out->scheme, "rediss") != 0)
+        return fail(errstr, errstr_size, url, "a Redis URL starts with redis:// or rediss://");
     if (!out->port)
         out->port = 6379;
     p = out->path;

@@ -24,9 +24,9 @@ int cs_url_parse(const char *url, cs_url *out, char *errstr, size_t errstr_size)
  * buf. Returns the length (cut to size). */
 size_t cs_url_origin(const cs_url *u, char *buf, size_t size);
 
-/* A Redis URL: redis://[[user]:password@]host[:port][/db], port 6379 by default, db 0 by
- * default. Returns 0, or CS_ERR_INVALID with a one-line reason in errstr (rediss:// is
- * refused: hiredis 0.14 has no TLS). */
+/* A Redis URL: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (whether this
+ * build has TLS is cs_redis_new's question), port 6379 by default, db 0 by default. Returns 0,
+ * or CS_ERR_INVALID with a one-line reason in errstr. */
 int cs_url_parse_redis(const char *url, cs_url *out, int *db, char *errstr, size_t errstr_size);
 
 /* An Elasticsearch URL: http:// or https://, port 80 or 443 by default. Returns 0, or

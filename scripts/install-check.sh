@@ -59,7 +59,8 @@ awk '/^### From C:/ {c = 1} c && /^```c$/ {p = 1; next} p && /^```$/ {exit} p' \
 # The installed casestream.pc, moved to the scratch tree (a sysroot would move the
 # librdkafka paths too). Its Requires: rdkafka is the librdkafka the programs were built
 # with: the one under .stack/ (scripts/librdkafka.sh, found at run time through an rpath,
-# as the programs find it), or the system's with SYSTEM_RDKAFKA set.
+# as the programs find it), or the system's with SYSTEM_RDKAFKA set; the same for hiredis
+# (scripts/hiredis.sh, or the system's with SYSTEM_HIREDIS set).
 mkdir -p "$tmp/pkgconfig"
 sed "s|^prefix=.*|prefix=$root$prefix|" "$root$prefix/lib/pkgconfig/casestream.pc" \
   >"$tmp/pkgconfig/casestream.pc"
@@ -69,6 +70,11 @@ if [[ -z ${SYSTEM_RDKAFKA:-} ]]; then
   rdkafka=$(scripts/librdkafka.sh prefix)/lib
   PKG_CONFIG_PATH=$PKG_CONFIG_PATH:$rdkafka/pkgconfig
   rpath=-Wl,-rpath,$rdkafka
+fi
+if [[ -z ${SYSTEM_HIREDIS:-} ]]; then
+  hiredis=$(scripts/hiredis.sh prefix)/lib
+  PKG_CONFIG_PATH=$PKG_CONFIG_PATH:$hiredis/pkgconfig
+  rpath="$rpath -Wl,-rpath,$hiredis"
 fi
 flags=$(pkg-config --cflags --libs casestream) || fail "pkg-config casestream"
 # shellcheck disable=SC2086 # flags are words

@@ -6,6 +6,8 @@
 #   Elasticsearch 8.19.21       Maven Central integ-test-zip, security off
 #   librdkafka 2.14.2           built from Debian's source package
 #                               (scripts/librdkafka.sh), for the programs
+#   hiredis 1.2.0 with TLS      built from Debian's source package
+#                               (scripts/hiredis.sh), for the programs
 #
 # Everything (data, logs, pid files) lives under $CASESTREAM_STACK_DIR,
 # default <repo>/.stack. Must run as root on Debian 12; every service runs as
@@ -75,7 +77,8 @@ KAFKA_TIMEOUT=90
 ES_TIMEOUT=180
 STOP_TIMEOUT=30
 
-# librdkafka is not among them: scripts/librdkafka.sh builds a current one.
+# librdkafka is not among them: scripts/librdkafka.sh builds a current one; libhiredis-dev
+# (0.14, no TLS) is only for `make SYSTEM_HIREDIS=1`: scripts/hiredis.sh builds a current one.
 PACKAGES=(postgresql-15 postgresql-contrib redis-server maven
   libpq-dev libjansson-dev libhiredis-dev libmicrohttpd-dev check libssl-dev
   libcurl4-openssl-dev pkg-config kcat clang-format valgrind unzip curl
@@ -231,8 +234,9 @@ prepare() {
   # Every service runs as $SVC_USER: it writes its logs, pid files and data.
   chown -R "$SVC_USER:" "$LOG_DIR" "$RUN_DIR" "$REDIS_DIR"
   ensure_reachable
-  # The library the programs link against; once per clone and version.
+  # The libraries the programs link against; once per clone and version.
   CASESTREAM_STACK_DIR=$STACK_DIR "$SCRIPT_DIR/librdkafka.sh" build
+  CASESTREAM_STACK_DIR=$STACK_DIR "$SCRIPT_DIR/hiredis.sh" build
 }
 
 # ---------------------------------------------------------------- postgres

@@ -2,7 +2,9 @@
 #include "config.h"
 #include "err.h"
 #include "kafka.h"
+#include "fixture.h"
 #include "log.h"
+#include "redis.h"
 #include "runner.h"
 
 #include <stdio.h>
@@ -243,7 +245,7 @@ START_TEST(test_config_rejects_bad_values_with_reason)
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, other_prog, err), CS_ERR_INVALID);
     cs_config_free(&cfg);
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, redis, err), CS_ERR_INVALID);
-    ck_assert_ptr_nonnull(strstr(err, "redis://"));
+    ck_assert_ptr_nonnull(strstr(err, "redis[s]://"));
     cs_config_free(&cfg);
     ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, level, err), CS_ERR_INVALID);
     cs_config_free(&cfg);
@@ -409,7 +411,6 @@ START_TEST(test_config_checks_urls_hosts_and_arguments)
     cs_config cfg;
     char err[256];
     char *redis_pw[] = {"prog", "--redis=redis://:s3cret@127.0.0.1:port", NULL};
-    char *redis_tls[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1", NULL};
     char *host[] = {"prog", "--metrics-host=no-such-host.invalid", NULL};
     char *stray[] = {"prog", "foo", NULL};
     char *es_both[] = {"prog", "--es=http://elastic:s3cret@127.0.0.1:1", "--es-api-key=k", NULL};
@@ -427,7 +428,6 @@ START_TEST(test_config_checks_urls_hosts_and_arguments)
     char *es_good[] = {"prog", "--es=https://elastic:s3cret@[::1]:9200", NULL};
 
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, redis_pw), "port"));
-    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, redis_tls), "TLS"));
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, host), "metrics-host"));
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_INDEXER, host), "metrics-host"));
     ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, stray), "unexpected argument \"foo\""));
@@ -446,6 +446,45 @@ START_TEST(test_config_checks_urls_hosts_and_arguments)
     cs_config_free(&cfg);
     ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 2, es_good, err), 0);
     cs_config_free(&cfg);
+}
+END_TEST
+
+/* rediss:// loads its TLS files when the configuration is read, so a bad one is a configuration
+ * error (exit 78) with its reason, not a worker that never becomes ready; a build without TLS
+ * refuses rediss:// itself. */
+START_TEST(test_config_rediss_loads_tls_files_or_refuses)
+{
+    cs_config cfg;
+    char err[256], ca[512], key[512], ca_flag[600], not_ca_flag[600], cert_flag[600];
+    char *plain[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1", NULL};
+    char *with_ca[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1", ca_flag, NULL};
+    char *no_ca[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1",
+                     "--redis-ca-file=/nonexistent/ca.pem", NULL};
+    char *not_ca[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1", not_ca_flag, NULL};
+    char *no_key[] = {"prog", "--redis=rediss://:s3cret@127.0.0.1:1", cert_flag, NULL};
+    char *key_alone[] = {"prog", "--redis-key-file=/etc/hostname", NULL};
+
+    cs_fixture_path("tls/ca.pem", ca, sizeof(ca));
+    cs_fixture_path("jwt/rs256-private.pem", key, sizeof(key));
+    snprintf(ca_flag, sizeof(ca_flag), "--redis-ca-file=%s", ca);
+    snprintf(not_ca_flag, sizeof(not_ca_flag), "--redis-ca-file=%s", key);
+    /* A certificate without its key, in a file without a key. */
+    snprintf(cert_flag, sizeof(cert_flag), "--redis-cert-file=%s", ca);
+    ck_assert_str_eq(refused(CS_PROG_WORKER, key_alone),
+                     "redis-key-file is set without redis-cert-file");
+    if (!cs_redis_tls_supported()) {
+        ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, with_ca), "TLS"));
+        return;
+    }
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 2, plain, err), 0);
+    cs_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, CS_PROG_WORKER, 3, with_ca, err), 0);
+    ck_assert_str_eq(cfg.redis_ca_file, ca);
+    cs_config_free(&cfg);
+    ck_assert_ptr_nonnull(
+        strstr(refused(CS_PROG_WORKER, no_ca), "redis-ca-file /nonexistent/ca.pem cannot be read"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, not_ca), "no CA certificate"));
+    ck_assert_ptr_nonnull(strstr(refused(CS_PROG_WORKER, no_key), "no private key"));
 }
 END_TEST
 
@@ -644,6 +683,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_refuses_kafka_properties_guarantees_rest_on);
     tcase_add_test(tc, test_config_kafka_properties_by_client_prefix);
     tcase_add_test(tc, test_config_checks_urls_hosts_and_arguments);
+    tcase_add_test(tc, test_config_rediss_loads_tls_files_or_refuses);
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
     tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
     tcase_add_test(tc, test_config_api_options_and_their_refusals);

@@ -27,6 +27,12 @@ START_TEST(test_url_redis_with_user_password_ipv6_and_db)
     ck_assert_int_eq(db, 0);
     ck_assert_int_eq(cs_url_parse_redis("redis://127.0.0.1:56379", &u, &db, err, sizeof(err)), 0);
     ck_assert(!u.has_password);
+    ck_assert_int_eq(cs_url_parse_redis("rediss://:pw@redis.example/1", &u, &db, err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(u.scheme, "rediss");
+    ck_assert_str_eq(u.host, "redis.example");
+    ck_assert_int_eq(u.port, 6379);
+    ck_assert_int_eq(db, 1);
 }
 END_TEST
 
@@ -37,7 +43,7 @@ START_TEST(test_url_errors_name_the_fault_without_the_password)
     char err[256];
     const char *bad[] = {"127.0.0.1:6379",          "redis://:s3cret@host:port",
                          "redis://:s3cret@[::1",    "redis://:s3cret@host:70000",
-                         "redis://:s3cret@host/x",  "rediss://:s3cret@host",
+                         "redis://:s3cret@host/x",  "redisx://:s3cret@host",
                          "http://:s3cret@host:1",   "redis://:s3cret@",
                          "redis://:s3cret@ho st:1", "redis://:s3cret%zz@host"};
 
@@ -48,8 +54,6 @@ START_TEST(test_url_errors_name_the_fault_without_the_password)
         ck_assert_msg(err[0] && !strchr(err, '\n'), "no one-line reason for %s", bad[i]);
         ck_assert_msg(!strstr(err, "s3cret"), "password in: %s", err);
     }
-    ck_assert_ptr_nonnull(
-        strstr((cs_url_parse_redis("rediss://h", &u, &db, err, sizeof(err)), err), "TLS"));
 }
 END_TEST
 

@@ -122,7 +122,7 @@ __attribute__((format(printf, 1, 2))) static char *sql_text(const char *fmt, ...
 static long long redis_entries(size_t from, size_t to, int64_t lo, int64_t hi)
 {
     char errstr[512];
-    cs_idem *c = cs_idem_new(it_config()->redis, 60, errstr, sizeof(errstr));
+    cs_idem *c = cs_idem_new(it_config()->redis, NULL, 60, errstr, sizeof(errstr));
     int64_t *refs = calloc(to - from + 1, sizeof(*refs));
     const char **keys = calloc(to - from + 1, sizeof(*keys));
     char **out = calloc(to - from + 1, sizeof(*out));
@@ -647,7 +647,7 @@ END_TEST
 START_TEST(test_dispose_marks_the_case_so_no_late_entry_is_written_to_redis)
 {
     char errstr[512], gone_key[64];
-    cs_idem *c = cs_idem_new(it_config()->redis, 60, errstr, sizeof(errstr));
+    cs_idem *c = cs_idem_new(it_config()->redis, NULL, 60, errstr, sizeof(errstr));
     int64_t ref = it_new_ref(), other = it_new_ref();
     const char *before[] = {"00000000-0000-4000-8000-000000000001"};
     const char *late[] = {"00000000-0000-4000-8000-000000000002"};

@@ -2,6 +2,7 @@
  * following each dependency, no credential in any output, logs that parse. */
 #include "it_proxy.h"
 #include "it_support.h"
+#include "it_world.h"
 #include "logfmt.h"
 #include "runner.h"
 
@@ -609,11 +610,24 @@ START_TEST(test_every_program_prints_its_version)
 }
 END_TEST
 
-/* A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl
- * command in dir. */
-static void make_certificates(const char *dir)
+/* The test's certificates, in a temporary directory of their own. */
+typedef struct certs {
+    char dir[32], ca[96], cert[96], key[96], srv_cert[96], srv_key[96];
+} certs;
+
+/* A CA, a server certificate for 127.0.0.1 and a client certificate (cert, key), made with
+ * the openssl command in a new temporary directory; certs_remove deletes it. */
+static void certs_make(certs *c)
 {
     char cmd[2048];
+
+    snprintf(c->dir, sizeof(c->dir), "/tmp/cs-tls-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(c->dir));
+    snprintf(c->ca, sizeof(c->ca), "%s/ca.pem", c->dir);
+    snprintf(c->cert, sizeof(c->cert), "%s/client.pem", c->dir);
+    snprintf(c->key, sizeof(c->key), "%s/client.key", c->dir);
+    snprintf(c->srv_cert, sizeof(c->srv_cert), "%s/server.pem", c->dir);
+    snprintf(c->srv_key, sizeof(c->srv_key), "%s/server.key", c->dir);
 
     snprintf(cmd, sizeof(cmd),
              "set -e; cd %s; exec >openssl.log 2>&1; key='-newkey ec -pkeyopt "
@@ -626,9 +640,17 @@ static void make_certificates(const char *dir)
              "openssl req $key -keyout client.key -out client.csr -subj /CN=casestream;"
              "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
              " -out client.pem -days 1",
-             dir);
+             c->dir);
     ck_assert_msg(system(cmd) == 0,
-                  "openssl could not make the test certificates: see %s/openssl.log", dir);
+                  "openssl could not make the test certificates: see %s/openssl.log", c->dir);
+}
+
+static void certs_remove(const certs *c)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", c->dir);
+    ck_assert_int_eq(system(cmd), 0);
 }
 
 /* One GET / through cs_es_new_config with the TLS settings given; the status, or 0 when the
@@ -664,47 +686,148 @@ static long tls_get(int port, const char *ca, const char *cert, const char *key,
  * without either the connection fails. */
 START_TEST(test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate)
 {
-    char dir[] = "/tmp/cs-tls-XXXXXX", ca[96], cert[96], key[96], srv_cert[96], srv_key[96],
-         accept[32], errstr[512];
+    char accept[32], errstr[512];
     int port = free_port();
     long long deadline;
     long status = 0;
+    certs c;
     pid_t server;
 
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    make_certificates(dir);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(cert, sizeof(cert), "%s/client.pem", dir);
-    snprintf(key, sizeof(key), "%s/client.key", dir);
-    snprintf(srv_cert, sizeof(srv_cert), "%s/server.pem", dir);
-    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
+    certs_make(&c);
     snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
     {
-        const char *args[] = {"s_server", "-accept", accept,  "-cert",
-                              srv_cert,   "-key",    srv_key, "-CAfile",
-                              ca,         "-Verify", "1",     "-verify_return_error",
+        const char *args[] = {"s_server", "-accept", accept,    "-cert",
+                              c.srv_cert, "-key",    c.srv_key, "-CAfile",
+                              c.ca,       "-Verify", "1",       "-verify_return_error",
                               "-www",     "-quiet",  NULL};
 
         server = it_spawn("/usr/bin/openssl", args, NULL);
     }
     deadline = cs_now_ms() + 15000;
     while (cs_now_ms() < deadline &&
-           (status = tls_get(port, ca, cert, key, errstr, sizeof(errstr))) != 200)
+           (status = tls_get(port, c.ca, c.cert, c.key, errstr, sizeof(errstr))) != 200)
         usleep(100 * 1000);
     ck_assert_msg(status == 200, "with the CA file and the client certificate: %ld %s", status,
                   errstr);
-    ck_assert_int_eq(tls_get(port, ca, "", "", errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(tls_get(port, c.ca, "", "", errstr, sizeof(errstr)), 0);
     fprintf(stderr, "it_ops: without a client certificate: %s\n", errstr);
-    ck_assert_int_eq(tls_get(port, "", cert, key, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(tls_get(port, "", c.cert, c.key, errstr, sizeof(errstr)), 0);
     fprintf(stderr, "it_ops: without the CA file: %s\n", errstr);
-    ck_assert_int_eq(tls_get(port, ca, cert, key, errstr, sizeof(errstr)), 200);
+    ck_assert_int_eq(tls_get(port, c.ca, c.cert, c.key, errstr, sizeof(errstr)), 200);
     it_stop(server, SIGTERM, 5000);
-    {
-        char cmd[128];
+    certs_remove(&c);
+}
+END_TEST
 
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        ck_assert_int_eq(system(cmd), 0);
+/* Whether the idempotency entry of (ref, key) is in the TLS-only Redis on port, asked with
+ * redis-cli over TLS with the test's CA and client certificate. */
+static bool tls_redis_has(const certs *c, int port, int64_t ref, const char *key)
+{
+    char cmd[1024], line[64] = "";
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd),
+             "redis-cli --tls --cacert %s --cert %s --key %s -h 127.0.0.1 -p %d "
+             "EXISTS 'cs:idem:%" PRId64 ":%s' 2>&1",
+             c->ca, c->cert, c->key, port, ref, key);
+    ck_assert_ptr_nonnull(p = popen(cmd, "r"));
+    if (!fgets(line, sizeof(line), p))
+        line[0] = '\0';
+    pclose(p);
+    return strcmp(line, "1\n") == 0;
+}
+
+/* Redis over TLS only (a redis-server of the test's own, no plain port, client certificates
+ * required): rediss:// with --redis-ca-file and --redis-cert-file/--redis-key-file makes the
+ * worker ready and writes its idempotency entries over TLS; without the client certificate or
+ * without the CA file it stays unready and /readyz says why; a CA file that cannot be read, or
+ * one that is not a certificate, is a configuration error (exit 78). */
+START_TEST(test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certificate)
+{
+    char tls_port[16], portflag[32], redis[64], caflag[128], certflag[128], keyflag[128],
+        notca[128], path[256], key[37];
+    int port = free_port(), rport = free_port();
+    const char *good[] = {portflag, redis, caflag, certflag, keyflag, NULL};
+    const char *no_cert[] = {portflag, redis, caflag, NULL};
+    const char *no_ca[] = {portflag, redis, certflag, keyflag, NULL};
+    const char *missing_ca[] = {redis, "--redis-ca-file=/nonexistent/ca.pem", NULL};
+    const char *key_as_ca[] = {redis, notca, NULL};
+    long long deadline;
+    int64_t ref;
+    pid_t server, pid;
+    char *text;
+    certs c;
+
+    certs_make(&c);
+    snprintf(tls_port, sizeof(tls_port), "%d", rport);
+    {
+        const char *args[] = {"--port",
+                              "0",
+                              "--tls-port",
+                              tls_port,
+                              "--bind",
+                              "127.0.0.1",
+                              "--tls-cert-file",
+                              c.srv_cert,
+                              "--tls-key-file",
+                              c.srv_key,
+                              "--tls-ca-cert-file",
+                              c.ca,
+                              "--tls-auth-clients",
+                              "yes",
+                              "--save",
+                              "",
+                              "--appendonly",
+                              "no",
+                              NULL};
+
+        server = it_spawn("/usr/bin/redis-server", args, NULL);
     }
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
+    snprintf(redis, sizeof(redis), "--redis=rediss://127.0.0.1:%d", rport);
+    snprintf(caflag, sizeof(caflag), "--redis-ca-file=%s", c.ca);
+    snprintf(certflag, sizeof(certflag), "--redis-cert-file=%s", c.cert);
+    snprintf(keyflag, sizeof(keyflag), "--redis-key-file=%s", c.key);
+    snprintf(notca, sizeof(notca), "--redis-ca-file=%s", c.key);
+
+    /* Configuration errors, before any connection. */
+    snprintf(path, sizeof(path), "build/it-logs/ops-rtls-%d.log", (int)getpid());
+    ck_assert_int_eq(it_run("casestream-worker", missing_ca, NULL, NULL, path), CS_EXIT_CONFIG);
+    text = it_read_file(path);
+    ck_assert_msg(strstr(text, "redis-ca-file /nonexistent/ca.pem cannot be read"), "%s", text);
+    free(text);
+    ck_assert_int_eq(it_run("casestream-worker", key_as_ca, NULL, NULL, path), CS_EXIT_CONFIG);
+    text = it_read_file(path);
+    ck_assert_msg(strstr(text, "no CA certificate could be loaded"), "%s", text);
+    free(text);
+
+    /* With the CA file and the client certificate: ready, and an applied submission's
+     * idempotency entry is in the TLS-only Redis. */
+    world_new("rtls", 1);
+    pid = worker_start(good);
+    wait_for(port, "/readyz", 200, "redis=up", 30000);
+    new_key(key);
+    ref = new_ref();
+    send_one(plan_create(ref, key));
+    it_flush();
+    deadline = cs_now_ms() + CATCH_UP_MS;
+    while (!tls_redis_has(&c, rport, ref, key) && cs_now_ms() < deadline)
+        usleep(200 * 1000);
+    ck_assert_msg(tls_redis_has(&c, rport, ref, key),
+                  "no idempotency entry for case %" PRId64 " in the TLS Redis", ref);
+    worker_stop(pid);
+
+    /* Without the client certificate the server ends the session; without the CA file the
+     * worker does not trust the server. */
+    pid = worker_start(no_cert);
+    wait_for(port, "/readyz", 503, "client certificate", 30000);
+    ck_assert_int_eq(it_stop(pid, SIGTERM, 30000), 0);
+    pid = worker_start(no_ca);
+    wait_for(port, "/readyz", 503, "self-signed certificate", 30000);
+    ck_assert_int_eq(it_stop(pid, SIGTERM, 30000), 0);
+
+    ck_assert_int_eq(it_stop(server, SIGTERM, 10000), 0);
+    certs_remove(&c);
 }
 END_TEST
 
@@ -725,6 +848,7 @@ Suite *it_ops_suite(void)
     tcase_add_test(ready, test_indexer_readyz_follows_elasticsearch_and_postgresql);
     tcase_add_test(ready, test_worker_authenticates_to_redis_with_user_and_password);
     tcase_add_test(ready, test_elasticsearch_over_tls_with_a_ca_file_and_a_client_certificate);
+    tcase_add_test(ready, test_worker_uses_redis_over_tls_with_a_ca_file_and_a_client_certificate);
     suite_add_tcase(s, ready);
     tcase_set_timeout(logs, 180);
     tcase_add_test(logs, test_planted_passwords_reach_no_log_readyz_or_metrics);

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "probe.h"
+#include "redis.h"
 #include "run.h"
 
 #include <inttypes.h>
@@ -700,10 +701,11 @@ static int start_health(cs_worker *w, char *errstr, size_t errstr_size)
 {
     const cs_config *cfg = w->cfg;
     static const char *const names[] = {"kafka", "postgresql", "redis"};
+    cs_redis_tls redis_tls = cs_redis_tls_of(cfg);
 
     w->probes[0] = cs_probe_kafka_new(cs_consumer_handle(w->consumer));
     w->probes[1] = cs_probe_pg_new(cfg->pg, BACKLOG_SQL, cfg->topic_changes, w->backlog);
-    w->probes[2] = cs_probe_redis_new(cfg->redis);
+    w->probes[2] = cs_probe_redis_new(cfg->redis, &redis_tls);
     for (int i = 0; i < 3; i++) {
         if (!w->probes[i] || cs_health_add(w->health, names[i], cs_probe_run, w->probes[i])) {
             snprintf(errstr, errstr_size, "out of memory");
@@ -766,6 +768,7 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
     cs_worker *w = calloc(1, sizeof(*w));
     cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
     rd_kafka_conf_t *conf = NULL;
+    cs_redis_tls redis_tls;
 
     if (!w)
         return NULL;
@@ -781,7 +784,8 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
         goto fail;
     }
     cs_kafka_set_error_hook(on_kafka_error, w->health);
-    if (!(w->idem = cs_idem_new(cfg->redis, cfg->redis_ttl, errstr, errstr_size)))
+    redis_tls = cs_redis_tls_of(cfg);
+    if (!(w->idem = cs_idem_new(cfg->redis, &redis_tls, cfg->redis_ttl, errstr, errstr_size)))
         goto fail;
     /* Consumer. */
     copts.topic = cfg->topic_events;
