@@ -724,27 +724,39 @@ END_TEST
 
 /* --- 10. a submission the database refuses ---------------------------------------------------- */
 
+/* A trigger (and its function), both called name, that makes PostgreSQL refuse every history
+ * row of event_id: a write the database refuses for its content. */
+static void refusal_trigger_create(const char *name, const char *event_id)
+{
+    PGresult *res = query("CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                          " RAISE EXCEPTION 'refused by the test trigger'; END $$; CREATE TRIGGER"
+                          " %s BEFORE INSERT ON ccd.case_event FOR EACH ROW WHEN (NEW.event_id ="
+                          " '%s') EXECUTE FUNCTION ccd.%s()",
+                          name, name, event_id, name);
+
+    PQclear(res);
+}
+
+static void refusal_trigger_drop(const char *name)
+{
+    PGresult *res = query("DROP TRIGGER %s ON ccd.case_event; DROP FUNCTION ccd.%s()", name, name);
+
+    PQclear(res);
+}
+
 START_TEST(test_worker_database_refusal_rejects_one_applies_rest_of_batch)
 {
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
-    char name[64], event[96], sql[1024];
+    char name[64], event[96];
     int64_t a, b;
     planned *refused;
     outcome *o;
     size_t n;
     pid_t pid;
-    PGresult *res;
 
     snprintf(name, sizeof(name), "it_refuse_%ld_%d", (long)time(NULL), (int)getpid());
     snprintf(event, sizeof(event), "refuse-me-%ld-%d", (long)time(NULL), (int)getpid());
-    snprintf(sql, sizeof(sql),
-             "CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
-             "EXCEPTION 'refused by the test trigger'; END $$; CREATE TRIGGER %s BEFORE INSERT "
-             "ON ccd.case_event FOR EACH ROW WHEN (NEW.event_id = '%s') EXECUTE FUNCTION "
-             "ccd.%s()",
-             name, name, event, name);
-    res = query("%s", sql);
-    PQclear(res);
+    refusal_trigger_create(name, event);
     world_new("refusal", 1);
     a = new_ref();
     b = new_ref();
@@ -782,10 +794,7 @@ START_TEST(test_worker_database_refusal_rejects_one_applies_rest_of_batch)
                   (int)pid);
     ck_assert(log_has(pid, "submission refused by postgresql"));
     worker_stop_last(pid);
-    snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON ccd.case_event; DROP FUNCTION ccd.%s()", name,
-             name);
-    res = query("%s", sql);
-    PQclear(res);
+    refusal_trigger_drop(name);
 }
 END_TEST
 
@@ -867,25 +876,17 @@ static char *case_record(int64_t ref)
 START_TEST(test_worker_set_writes_store_what_careful_writes_store)
 {
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
-    char name[64], event[96], sql[1024], msg[96];
+    char name[64], event[96], msg[96];
     int64_t set_ref, careful_ref, refused_ref;
     size_t first, n;
     char *set_text, *careful_text;
     outcome *o;
     pid_t pid;
-    PGresult *res;
     long long waited = 0;
 
     snprintf(name, sizeof(name), "it_setref_%ld_%d", (long)time(NULL), (int)getpid());
     snprintf(event, sizeof(event), "refuse-set-%ld-%d", (long)time(NULL), (int)getpid());
-    snprintf(sql, sizeof(sql),
-             "CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
-             "EXCEPTION 'refused by the test trigger'; END $$; CREATE TRIGGER %s BEFORE INSERT "
-             "ON ccd.case_event FOR EACH ROW WHEN (NEW.event_id = '%s') EXECUTE FUNCTION "
-             "ccd.%s()",
-             name, name, event, name);
-    res = query("%s", sql);
-    PQclear(res);
+    refusal_trigger_create(name, event);
     world_new("setwrites", 1);
     set_ref = new_ref();
     careful_ref = new_ref();
@@ -939,10 +940,7 @@ START_TEST(test_worker_set_writes_store_what_careful_writes_store)
     free(set_text);
     free(careful_text);
     worker_stop_last(pid);
-    snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON ccd.case_event; DROP FUNCTION ccd.%s()", name,
-             name);
-    res = query("%s", sql);
-    PQclear(res);
+    refusal_trigger_drop(name);
 }
 END_TEST
 

@@ -43,6 +43,16 @@ struct cs_applier {
     char *changes_topic; /* destination of the outbox rows */
 };
 
+/* The history row's columns, in the order of both statements that write them. */
+#define INSERT_EVENT                                                                               \
+    "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"            \
+    " user_id, summary, description, state_id, security_classification, data,"                     \
+    " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"                 \
+    " user_first_name, user_last_name, state_name, case_type_version,"                             \
+    " data_classification, significant_item, proxied_by, proxied_by_first_name,"                   \
+    " proxied_by_last_name, supplementary_data, last_state_modified_date,"                         \
+    " case_supplementary_data, start_revision, merge_revision)"
+
 /* A case as this batch sees it. */
 static const struct statement {
     const char *name;
@@ -117,18 +127,12 @@ static const struct statement {
                " SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
     /* The case as the event left it, read from the row just written (010): what the views
      * render the case right after this event from (lib/ccd_view.h). */
-    {"event", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
-              " user_id, summary, description, state_id, security_classification, data,"
-              " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"
-              " user_first_name, user_last_name, state_name, case_type_version,"
-              " data_classification, significant_item, proxied_by, proxied_by_first_name,"
-              " proxied_by_last_name, supplementary_data, last_state_modified_date,"
-              " case_supplementary_data, start_revision, merge_revision)"
-              " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
-              " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
-              " $18::jsonb, $19, $20, $21, $22::jsonb, c.last_state_modified_date,"
-              " c.supplementary_data, $23::bigint, $24::bigint"
-              " FROM ccd.case_data c WHERE c.reference = $2"},
+    {"event",
+     INSERT_EVENT " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
+                  " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
+                  " $18::jsonb, $19, $20, $21, $22::jsonb, c.last_state_modified_date,"
+                  " c.supplementary_data, $23::bigint, $24::bigint"
+                  " FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on
@@ -155,33 +159,27 @@ static const struct statement {
     /* A record's data, data_classification and case_supplementary_data are the case's after
      * the submission when the batch changed them since the case row's (round 1's, or its
      * create's), else absent; state_moved, when the batch moved the state since then. */
-    {"events", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
-               " user_id, summary, description, state_id, security_classification, data,"
-               " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"
-               " user_first_name, user_last_name, state_name, case_type_version,"
-               " data_classification, significant_item, proxied_by, proxied_by_first_name,"
-               " proxied_by_last_name, supplementary_data, last_state_modified_date,"
-               " case_supplementary_data, start_revision, merge_revision)"
-               " SELECT r.id, r.reference, r.revision, r.version, r.event_id, r.user_id,"
-               " r.summary, r.description, r.state, r.classification, COALESCE(r.data, c.data),"
-               " r.idempotency_key, r.kafka_partition, r.kafka_offset, r.payload_sha256,"
-               " r.event_name, r.user_first_name, r.user_last_name, r.state_name,"
-               " r.case_type_version, COALESCE(r.data_classification, c.data_classification),"
-               " r.significant_item, r.proxied_by, r.proxied_by_first_name,"
-               " r.proxied_by_last_name, r.supplementary_data, CASE WHEN r.state_moved THEN now()"
-               " ELSE c.last_state_modified_date END,"
-               " COALESCE(r.case_supplementary_data, c.supplementary_data), r.start_revision,"
-               " r.merge_revision FROM jsonb_to_recordset($1::jsonb) AS r(id bigint,"
-               " reference bigint, revision bigint, version integer, event_id varchar,"
-               " user_id varchar, summary varchar, description text, state varchar,"
-               " classification ccd.securityclassification, data jsonb, idempotency_key uuid,"
-               " kafka_partition integer, kafka_offset bigint, payload_sha256 text,"
-               " event_name varchar, user_first_name varchar, user_last_name varchar,"
-               " state_name varchar, case_type_version integer, data_classification jsonb,"
-               " significant_item jsonb, proxied_by varchar, proxied_by_first_name varchar,"
-               " proxied_by_last_name varchar, supplementary_data jsonb, state_moved boolean,"
-               " case_supplementary_data jsonb, start_revision bigint, merge_revision bigint)"
-               " JOIN ccd.case_data c ON c.reference = r.reference"},
+    {"events", INSERT_EVENT
+     " SELECT r.id, r.reference, r.revision, r.version, r.event_id, r.user_id,"
+     " r.summary, r.description, r.state, r.classification, COALESCE(r.data, c.data),"
+     " r.idempotency_key, r.kafka_partition, r.kafka_offset, r.payload_sha256,"
+     " r.event_name, r.user_first_name, r.user_last_name, r.state_name,"
+     " r.case_type_version, COALESCE(r.data_classification, c.data_classification),"
+     " r.significant_item, r.proxied_by, r.proxied_by_first_name,"
+     " r.proxied_by_last_name, r.supplementary_data, CASE WHEN r.state_moved THEN now()"
+     " ELSE c.last_state_modified_date END,"
+     " COALESCE(r.case_supplementary_data, c.supplementary_data), r.start_revision,"
+     " r.merge_revision FROM jsonb_to_recordset($1::jsonb) AS r(id bigint,"
+     " reference bigint, revision bigint, version integer, event_id varchar,"
+     " user_id varchar, summary varchar, description text, state varchar,"
+     " classification ccd.securityclassification, data jsonb, idempotency_key uuid,"
+     " kafka_partition integer, kafka_offset bigint, payload_sha256 text,"
+     " event_name varchar, user_first_name varchar, user_last_name varchar,"
+     " state_name varchar, case_type_version integer, data_classification jsonb,"
+     " significant_item jsonb, proxied_by varchar, proxied_by_first_name varchar,"
+     " proxied_by_last_name varchar, supplementary_data jsonb, state_moved boolean,"
+     " case_supplementary_data jsonb, start_revision bigint, merge_revision bigint)"
+     " JOIN ccd.case_data c ON c.reference = r.reference"},
     /* One record per case updated: the case after the batch's last submission for it, where
      * its revision is still the one the batch started from ($2 records). */
     {"updates", "WITH w AS (UPDATE ccd.case_data c SET state = r.state,"
