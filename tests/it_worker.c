@@ -724,27 +724,39 @@ END_TEST
 
 /* --- 10. a submission the database refuses ---------------------------------------------------- */
 
+/* A trigger (and its function), both called name, that makes PostgreSQL refuse every history
+ * row of event_id: a write the database refuses for its content. */
+static void refusal_trigger_create(const char *name, const char *event_id)
+{
+    PGresult *res = query("CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                          " RAISE EXCEPTION 'refused by the test trigger'; END $$; CREATE TRIGGER"
+                          " %s BEFORE INSERT ON ccd.case_event FOR EACH ROW WHEN (NEW.event_id ="
+                          " '%s') EXECUTE FUNCTION ccd.%s()",
+                          name, name, event_id, name);
+
+    PQclear(res);
+}
+
+static void refusal_trigger_drop(const char *name)
+{
+    PGresult *res = query("DROP TRIGGER %s ON ccd.case_event; DROP FUNCTION ccd.%s()", name, name);
+
+    PQclear(res);
+}
+
 START_TEST(test_worker_database_refusal_rejects_one_applies_rest_of_batch)
 {
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
-    char name[64], event[96], sql[1024];
+    char name[64], event[96];
     int64_t a, b;
     planned *refused;
     outcome *o;
     size_t n;
     pid_t pid;
-    PGresult *res;
 
     snprintf(name, sizeof(name), "it_refuse_%ld_%d", (long)time(NULL), (int)getpid());
     snprintf(event, sizeof(event), "refuse-me-%ld-%d", (long)time(NULL), (int)getpid());
-    snprintf(sql, sizeof(sql),
-             "CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
-             "EXCEPTION 'refused by the test trigger'; END $$; CREATE TRIGGER %s BEFORE INSERT "
-             "ON ccd.case_event FOR EACH ROW WHEN (NEW.event_id = '%s') EXECUTE FUNCTION "
-             "ccd.%s()",
-             name, name, event, name);
-    res = query("%s", sql);
-    PQclear(res);
+    refusal_trigger_create(name, event);
     world_new("refusal", 1);
     a = new_ref();
     b = new_ref();
@@ -782,10 +794,153 @@ START_TEST(test_worker_database_refusal_rejects_one_applies_rest_of_batch)
                   (int)pid);
     ck_assert(log_has(pid, "submission refused by postgresql"));
     worker_stop_last(pid);
-    snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON ccd.case_event; DROP FUNCTION ccd.%s()", name,
-             name);
-    res = query("%s", sql);
+    refusal_trigger_drop(name);
+}
+END_TEST
+
+/* --- 10b. set-based writes and careful writes store the same rows -------------------------------
+ */
+
+/* Plans seven submissions of new case ref that touch every column of the history: a create,
+ * notes alone, a state move with a merge, a supplementary data update, classification and
+ * CCD's event fields, a merge that leaves the blob as it is, and a cleared retention date. */
+static void plan_case_life(int64_t ref)
+{
+    plan_sub(ref, NULL, "applied", "create",
+             "{\"jurisdiction\": \"IT\", \"state\": \"Open\", \"data\": {\"title\": \"t\", "
+             "\"n\": 0, \"x\": 1.5}, \"data_classification\": {\"title\": \"PUBLIC\"}, "
+             "\"resolved_ttl\": \"2030-01-31\"}")
+        ->revision = 1;
+    plan_sub(ref, NULL, "applied", "addNote",
+             "{\"notes\": [{\"author\": \"a\", \"body\": \"one\"}]}")
+        ->revision = 2;
+    plan_sub(ref, NULL, "applied", "submit",
+             "{\"state\": \"Submitted\", \"data_merge\": {\"n\": 1, \"list\": [1, 2.25, null]}}")
+        ->revision = 3;
+    plan_sub(ref, NULL, "applied", "updateSupplementaryData",
+             "{\"supplementary_data_updates\": {\"$set\": {\"orgs.o1\": \"Y\"}, "
+             "\"$inc\": {\"views\": 2}}}")
+        ->revision = 4;
+    plan_sub(ref, NULL, "applied", "classify",
+             "{\"security_classification\": \"PRIVATE\", \"data_classification\": {\"title\": "
+             "\"PRIVATE\", \"n\": \"PUBLIC\"}, \"significant_item\": {\"type\": \"DOCUMENT\", "
+             "\"description\": \"d\", \"url\": \"https://example.org/d\"}, \"event_name\": "
+             "\"Classify\", "
+             "\"summary\": \"s\", \"description\": \"long\", \"user_first_name\": \"F\", "
+             "\"user_last_name\": \"L\", \"state_name\": \"Submitted!\", \"case_type_version\": 3, "
+             "\"proxied_by\": \"p\", \"proxied_by_first_name\": \"PF\", \"proxied_by_last_name\": "
+             "\"PL\", \"start_revision\": 4, \"merge_revision\": 4}")
+        ->revision = 5;
+    plan_sub(ref, NULL, "applied", "sameBlob",
+             "{\"data_merge\": {\"n\": 1}, \"notes\": [{\"author\": \"b\", \"body\": \"two\"}, "
+             "{\"author\": \"c\", \"body\": \"three\"}]}")
+        ->revision = 6;
+    plan_sub(ref, NULL, "applied", "forget", "{\"resolved_ttl\": null, \"state\": \"Closed\"}")
+        ->revision = 7;
+}
+
+/* Case ref's history, case row, notes and outbox documents as text, without what names the
+ * case, its keys, positions and times (last_state_modified_date as whether it is the event's
+ * time). The caller frees. */
+static char *case_record(int64_t ref)
+{
+    PGresult *res = query(
+        "SELECT (SELECT string_agg(ROW(case_revision, version, event_id, user_id, summary,"
+        " description, state_id, security_classification, data, event_name, user_first_name,"
+        " user_last_name, state_name, case_type_version, data_classification, significant_item,"
+        " proxied_by, proxied_by_first_name, proxied_by_last_name, supplementary_data,"
+        " last_state_modified_date = created_date, case_supplementary_data, start_revision,"
+        " merge_revision, payload_sha256 IS NOT NULL)::text, E'\\n' ORDER BY case_revision)"
+        " FROM ccd.case_event WHERE case_reference = %" PRId64 ") || E'\\n' ||"
+        " (SELECT ROW(state, security_classification, data, version, case_revision,"
+        " data_classification, supplementary_data, resolved_ttl,"
+        " last_state_modified_date = last_modified)::text FROM ccd.case_data"
+        " WHERE reference = %" PRId64 ") || E'\\n' ||"
+        " (SELECT string_agg(ROW(author, body, case_revision)::text, ',' ORDER BY id)"
+        " FROM ccd.case_notes WHERE case_reference = %" PRId64 ") || E'\\n' ||"
+        " (SELECT string_agg(ROW(case_revision, document - 'id' - 'reference' - 'created_date'"
+        " - 'last_modified' - 'last_state_modified_date' - 'notes',"
+        " jsonb_path_query_array(document, '$.notes[*].body'),"
+        " document->'last_state_modified_date' = document->'last_modified')::text, E'\\n'"
+        " ORDER BY id) FROM ccd.change_outbox WHERE reference = %" PRId64 ")",
+        ref, ref, ref, ref);
+    char *text;
+
+    ck_assert_msg(!PQgetisnull(res, 0, 0), "case %" PRId64 " has no history, row or outbox", ref);
+    text = strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
+    ck_assert(text != NULL);
+    return text;
+}
+
+START_TEST(test_worker_set_writes_store_what_careful_writes_store)
+{
+    const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
+    char name[64], event[96], msg[96];
+    int64_t set_ref, careful_ref, refused_ref;
+    size_t first, n;
+    char *set_text, *careful_text;
+    outcome *o;
+    pid_t pid;
+    long long waited = 0;
+
+    snprintf(name, sizeof(name), "it_setref_%ld_%d", (long)time(NULL), (int)getpid());
+    snprintf(event, sizeof(event), "refuse-set-%ld-%d", (long)time(NULL), (int)getpid());
+    refusal_trigger_create(name, event);
+    world_new("setwrites", 1);
+    set_ref = new_ref();
+    careful_ref = new_ref();
+    refused_ref = new_ref();
+    /* One batch of set-based writes: seven revisions of one case. */
+    plan_case_life(set_ref);
+    send_range(0, W.nplan);
+    pid = worker_start(extra);
+    while (it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = %" PRId64,
+                      set_ref) < 7) {
+        ck_assert_msg(waited < CATCH_UP_MS, "the first batch was not applied in time");
+        usleep(100 * 1000);
+        waited += 100;
+    }
+    /* The same in a batch the database refuses, so written one savepoint per submission. */
+    first = W.nplan;
+    plan_case_life(careful_ref);
+    plan_create(refused_ref, NULL);
+    plan_sub(refused_ref, NULL, "rejected", event, NULL);
+    send_range(first, W.nplan);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    snprintf(msg, sizeof(msg), "batch refused, applying its %zu submissions one savepoint each",
+             W.nplan - first);
+    ck_assert_msg(log_has(pid, msg),
+                  "no careful run of the second batch (\"%s\") in "
+                  "build/it-logs/casestream-worker-%d.log",
+                  msg, (int)pid);
+    ck_assert_msg(!log_has(pid, "batch refused, applying its 7 submissions"),
+                  "the first batch was not written set-based");
+    set_text = case_record(set_ref);
+    careful_text = case_record(careful_ref);
+    ck_assert_str_eq(set_text, careful_text);
+    /* And what the rows hold is the case as each event left it. */
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = %" PRId64
+                   " AND (case_revision, version, state_id, security_classification,"
+                   " data->>'n') IN ((1, 1, 'Open', 'PUBLIC', '0'),"
+                   " (2, 1, 'Open', 'PUBLIC', '0'), (3, 2, 'Submitted', 'PUBLIC', '1'),"
+                   " (4, 2, 'Submitted', 'PUBLIC', '1'), (5, 3, 'Submitted', 'PRIVATE', '1'),"
+                   " (6, 3, 'Submitted', 'PRIVATE', '1'), (7, 4, 'Closed', 'PRIVATE', '1'))",
+                   set_ref),
+        7);
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.change_outbox WHERE reference = %" PRId64
+                   " AND jsonb_array_length(document->'notes') = CASE"
+                   " WHEN case_revision = 1 THEN 0 WHEN case_revision < 6 THEN 1 ELSE 3 END",
+                   set_ref),
+        7);
+    free(set_text);
+    free(careful_text);
+    worker_stop_last(pid);
+    refusal_trigger_drop(name);
 }
 END_TEST
 
@@ -1066,6 +1221,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_same_expected_version_one_applied_one_conflict);
     tcase_add_test(tc, test_worker_unchanged_blob_keeps_version_bumps_revision);
     tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
+    tcase_add_test(tc, test_worker_set_writes_store_what_careful_writes_store);
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
     tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);
     tcase_add_test(tc, test_worker_case_type_differing_only_in_letter_case_is_rejected);

@@ -10,12 +10,17 @@
  * batch may create.
  * Then every job is decided in offset order by worker/decide.c against the
  * state read (and as the batch's earlier jobs leave it). Round 2 (one
- * pipeline): the writes of every applied job, the outcomes, COMMIT.
+ * pipeline): the writes of every applied job with one statement per table
+ * (cases created, history, cases updated, notes, outbox: the rows computed
+ * here from the decisions, a case's several submissions in one batch each
+ * with a history row and outbox row of the case as it left it, the case row
+ * written once at its last revision), the outcomes, COMMIT.
  *
  * If round 2 fails for a reason that is not transient, the batch is rolled
  * back and run again in careful mode: each job's writes inside its own
- * savepoint, synchronously, so the job the database refuses is rejected and
- * the others commit. */
+ * savepoint, synchronously, with the statements of one row each ("create",
+ * "update", "event", "notes", "outbox"), so the job the database refuses is
+ * rejected and the others commit. The two modes write the same rows. */
 #include "apply.h"
 
 #include "db.h"
@@ -37,6 +42,16 @@ struct cs_applier {
     char *topic;         /* source of the submissions, recorded with outcomes */
     char *changes_topic; /* destination of the outbox rows */
 };
+
+/* The history row's columns, in the order of both statements that write them. */
+#define INSERT_EVENT                                                                               \
+    "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"            \
+    " user_id, summary, description, state_id, security_classification, data,"                     \
+    " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"                 \
+    " user_first_name, user_last_name, state_name, case_type_version,"                             \
+    " data_classification, significant_item, proxied_by, proxied_by_first_name,"                   \
+    " proxied_by_last_name, supplementary_data, last_state_modified_date,"                         \
+    " case_supplementary_data, start_revision, merge_revision)"
 
 /* A case as this batch sees it. */
 static const struct statement {
@@ -112,18 +127,12 @@ static const struct statement {
                " SELECT ccd.expect_one_row(count(*), 'case ' || $1) FROM w"},
     /* The case as the event left it, read from the row just written (010): what the views
      * render the case right after this event from (lib/ccd_view.h). */
-    {"event", "INSERT INTO ccd.case_event (id, case_reference, case_revision, version, event_id,"
-              " user_id, summary, description, state_id, security_classification, data,"
-              " idempotency_key, kafka_partition, kafka_offset, payload_sha256, event_name,"
-              " user_first_name, user_last_name, state_name, case_type_version,"
-              " data_classification, significant_item, proxied_by, proxied_by_first_name,"
-              " proxied_by_last_name, supplementary_data, last_state_modified_date,"
-              " case_supplementary_data, start_revision, merge_revision)"
-              " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
-              " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
-              " $18::jsonb, $19, $20, $21, $22::jsonb, c.last_state_modified_date,"
-              " c.supplementary_data, $23::bigint, $24::bigint"
-              " FROM ccd.case_data c WHERE c.reference = $2"},
+    {"event",
+     INSERT_EVENT " SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.state, c.security_classification,"
+                  " c.data, $9, $10, $11, $12, $13, $14, $15, $16, $17, c.data_classification,"
+                  " $18::jsonb, $19, $20, $21, $22::jsonb, c.last_state_modified_date,"
+                  " c.supplementary_data, $23::bigint, $24::bigint"
+                  " FROM ccd.case_data c WHERE c.reference = $2"},
     {"notes", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
               " SELECT $1, n->>'author', n->>'body', $2 FROM jsonb_array_elements($3::jsonb) n"},
     /* The row form of change_document: the by-reference one plans its query on
@@ -131,6 +140,75 @@ static const struct statement {
     {"outbox", "INSERT INTO ccd.change_outbox (reference, case_revision, document, topic)"
                " SELECT c.reference, c.case_revision, ccd.change_document(c), $2"
                " FROM ccd.case_data c WHERE c.reference = $1"},
+    /* The set forms of "create", "update", "event", "notes" and "outbox": one statement each
+     * for every applied submission of a batch ($1 a JSON array of one record per row, built by
+     * batch_add). Creates first, then the history, whose rows take what a submission left as
+     * it was from the case row as the batch found it (or as its create wrote it), then the
+     * case rows at the batch's last revision of each case, the notes, and the outbox rows. */
+    {"creates", "WITH w AS (INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction,"
+                " state, security_classification, data, version, case_revision, id,"
+                " resolved_ttl, data_classification)"
+                " SELECT r.reference, r.case_type, r.jurisdiction, r.state, r.classification,"
+                " r.data, 1, 1, COALESCE(r.id, nextval('ccd.case_data_id_seq')), r.resolved_ttl,"
+                " r.data_classification FROM jsonb_to_recordset($1::jsonb) AS r(reference bigint,"
+                " case_type varchar, jurisdiction varchar, state varchar,"
+                " classification ccd.securityclassification, data jsonb, id bigint,"
+                " resolved_ttl date, data_classification jsonb)"
+                " ON CONFLICT (reference) DO NOTHING RETURNING 1)"
+                " SELECT ccd.expect_rows(count(*), $2, 'a case the batch creates') FROM w"},
+    /* A record's data, data_classification and case_supplementary_data are the case's after
+     * the submission when the batch changed them since the case row's (round 1's, or its
+     * create's), else absent; state_moved, when the batch moved the state since then. */
+    {"events", INSERT_EVENT
+     " SELECT r.id, r.reference, r.revision, r.version, r.event_id, r.user_id,"
+     " r.summary, r.description, r.state, r.classification, COALESCE(r.data, c.data),"
+     " r.idempotency_key, r.kafka_partition, r.kafka_offset, r.payload_sha256,"
+     " r.event_name, r.user_first_name, r.user_last_name, r.state_name,"
+     " r.case_type_version, COALESCE(r.data_classification, c.data_classification),"
+     " r.significant_item, r.proxied_by, r.proxied_by_first_name,"
+     " r.proxied_by_last_name, r.supplementary_data, CASE WHEN r.state_moved THEN now()"
+     " ELSE c.last_state_modified_date END,"
+     " COALESCE(r.case_supplementary_data, c.supplementary_data), r.start_revision,"
+     " r.merge_revision FROM jsonb_to_recordset($1::jsonb) AS r(id bigint,"
+     " reference bigint, revision bigint, version integer, event_id varchar,"
+     " user_id varchar, summary varchar, description text, state varchar,"
+     " classification ccd.securityclassification, data jsonb, idempotency_key uuid,"
+     " kafka_partition integer, kafka_offset bigint, payload_sha256 text,"
+     " event_name varchar, user_first_name varchar, user_last_name varchar,"
+     " state_name varchar, case_type_version integer, data_classification jsonb,"
+     " significant_item jsonb, proxied_by varchar, proxied_by_first_name varchar,"
+     " proxied_by_last_name varchar, supplementary_data jsonb, state_moved boolean,"
+     " case_supplementary_data jsonb, start_revision bigint, merge_revision bigint)"
+     " JOIN ccd.case_data c ON c.reference = r.reference"},
+    /* One record per case updated: the case after the batch's last submission for it, where
+     * its revision is still the one the batch started from ($2 records). */
+    {"updates", "WITH w AS (UPDATE ccd.case_data c SET state = r.state,"
+                " security_classification = r.classification, data = COALESCE(r.data, c.data),"
+                " version = r.version, case_revision = r.revision, last_modified = now(),"
+                " last_state_modified_date = CASE WHEN r.state_moved THEN now()"
+                " ELSE c.last_state_modified_date END, resolved_ttl = r.resolved_ttl,"
+                " data_classification = COALESCE(r.data_classification, c.data_classification),"
+                " supplementary_data = COALESCE(r.supplementary_data, c.supplementary_data)"
+                " FROM jsonb_to_recordset($1::jsonb) AS r(reference bigint, prev_revision bigint,"
+                " state varchar, classification ccd.securityclassification, data jsonb,"
+                " version integer, revision bigint, state_moved boolean, resolved_ttl date,"
+                " data_classification jsonb, supplementary_data jsonb)"
+                " WHERE c.reference = r.reference AND c.case_revision = r.prev_revision"
+                " RETURNING 1) SELECT ccd.expect_rows(count(*), $2, 'a case the batch updates')"
+                " FROM w"},
+    /* Note ids in the order of the submissions, and of each one's notes. */
+    {"notes_all", "INSERT INTO ccd.case_notes (case_reference, author, body, case_revision)"
+                  " SELECT (r->>'reference')::bigint, n->>'author', n->>'body',"
+                  " (r->>'revision')::bigint FROM jsonb_array_elements($1::jsonb)"
+                  " WITH ORDINALITY AS a(r, i), jsonb_array_elements(r->'notes')"
+                  " WITH ORDINALITY AS b(n, k) ORDER BY i, k"},
+    /* Each applied submission's change document, from its history row (014). */
+    {"outbox_all", "INSERT INTO ccd.change_outbox (reference, case_revision, document, topic)"
+                   " SELECT c.reference, e.case_revision, ccd.change_document(c, e,"
+                   " (r->>'resolved_ttl')::date), $2 FROM jsonb_array_elements($1::jsonb)"
+                   " WITH ORDINALITY AS a(r, i) JOIN ccd.case_event e"
+                   " ON e.id = (r->>'id')::bigint JOIN ccd.case_data c"
+                   " ON c.reference = e.case_reference ORDER BY i"},
     {"outcomes", "INSERT INTO ccd.event_outcome (topic, kafka_partition, kafka_offset, outcome)"
                  " SELECT $1, (o->'source'->>'partition')::int, (o->'source'->>'offset')::bigint,"
                  " o FROM jsonb_array_elements($2::jsonb) o ON CONFLICT (topic, kafka_partition,"
@@ -644,6 +722,261 @@ static bool send_writes(cs_applier *a, const cs_job *j, const cs_plan *p)
     return ok;
 }
 
+/* --- round 2, set-based -------------------------------------------------------- */
+
+/* A case as the batch's applied submissions leave it, from the case row the batch starts from
+ * (round 1's, or the one its create writes). data, data_classification and supplementary are
+ * the latest the batch wrote since then (NULL: the row's), each a reference of its own. */
+typedef struct batch_case {
+    int64_t reference;
+    int64_t base_revision; /* the row's revision before the batch's updates */
+    bool updated;          /* a submission after the row: the row is written at the end */
+    bool state_moved;      /* the state moved since the row */
+    json_t *data, *data_classification, *supplementary;
+    char *state, *classification, *resolved_ttl;
+    int version;
+    int64_t revision;
+} batch_case;
+
+/* The records of one batch's writes (the set statements' $1), and its cases by reference. */
+typedef struct batch_writes {
+    json_t *creates, *events, *notes, *outbox;
+    batch_case *cases;
+    size_t ncases;
+    size_t *slots; /* open addressing: index + 1 into cases, 0 = empty */
+    size_t nslots; /* a power of two, at least twice the jobs */
+} batch_writes;
+
+static void batch_free(batch_writes *w)
+{
+    json_decref(w->creates);
+    json_decref(w->events);
+    json_decref(w->notes);
+    json_decref(w->outbox);
+    for (size_t i = 0; i < w->ncases; i++) {
+        json_decref(w->cases[i].data);
+        json_decref(w->cases[i].data_classification);
+        json_decref(w->cases[i].supplementary);
+        free(w->cases[i].state);
+        free(w->cases[i].classification);
+        free(w->cases[i].resolved_ttl);
+    }
+    free(w->cases);
+    free(w->slots);
+    memset(w, 0, sizeof(*w));
+}
+
+/* Sizes w for up to n jobs. Returns 0 or CS_ERR when out of memory. */
+static int batch_init(batch_writes *w, size_t n)
+{
+    memset(w, 0, sizeof(*w));
+    w->nslots = 16;
+    while (w->nslots < 2 * n)
+        w->nslots *= 2;
+    w->creates = json_array();
+    w->events = json_array();
+    w->notes = json_array();
+    w->outbox = json_array();
+    w->cases = calloc(n ? n : 1, sizeof(*w->cases));
+    w->slots = calloc(w->nslots, sizeof(*w->slots));
+    if (!w->creates || !w->events || !w->notes || !w->outbox || !w->cases || !w->slots) {
+        batch_free(w);
+        return CS_ERR;
+    }
+    return CS_OK;
+}
+
+/* The batch's case of reference, added (from base_revision) when it is not there yet. */
+static batch_case *batch_case_of(batch_writes *w, int64_t reference, int64_t base_revision)
+{
+    size_t mask = w->nslots - 1, i = ((uint64_t)reference * 0x9E3779B97F4A7C15u >> 17) & mask;
+
+    while (w->slots[i]) {
+        batch_case *c = &w->cases[w->slots[i] - 1];
+
+        if (c->reference == reference)
+            return c;
+        i = (i + 1) & mask;
+    }
+    w->cases[w->ncases] = (batch_case){.reference = reference, .base_revision = base_revision};
+    w->slots[i] = ++w->ncases;
+    return &w->cases[w->ncases - 1];
+}
+
+/* Replaces *slot with a new reference to v (NULL leaves it). */
+static void keep_json(json_t **slot, json_t *v)
+{
+    if (!v)
+        return;
+    json_decref(*slot);
+    *slot = json_incref(v);
+}
+
+static bool replace_text(char **slot, const char *v)
+{
+    char *copy = v ? strdup(v) : NULL;
+
+    if (v && !copy)
+        return false;
+    free(*slot);
+    *slot = copy;
+    return true;
+}
+
+/* Members of a record: each returns false when out of memory. A NULL value is left out (a
+ * missing member is SQL NULL to jsonb_to_recordset). */
+static bool put(json_t *o, const char *k, json_t *v)
+{
+    return v && json_object_set_new(o, k, v) == 0;
+}
+
+static bool put_text(json_t *o, const char *k, const char *v)
+{
+    return !v || put(o, k, json_string_nocheck(v));
+}
+
+static bool put_int(json_t *o, const char *k, int64_t v)
+{
+    return put(o, k, json_integer(v));
+}
+
+static bool put_json(json_t *o, const char *k, json_t *v)
+{
+    return !v || json_object_set(o, k, v) == 0;
+}
+
+/* Adds the writes of applied job j (plan p, not adopted yet) to the batch's records. Returns
+ * 0 or CS_ERR when out of memory. */
+static int batch_add(batch_writes *w, const cs_job *j, const cs_plan *p)
+{
+    const cs_submission *s = j->sub;
+    batch_case *c = batch_case_of(w, s->case_reference, p->create ? 1 : p->prev_revision);
+    json_t *ev = json_object(), *item = NULL, *o;
+    bool ok = ev != NULL;
+
+    if (p->create) {
+        o = json_object();
+        ok = ok && o && json_array_append_new(w->creates, o) == 0 &&
+             put_int(o, "reference", s->case_reference) && put_text(o, "case_type", s->case_type) &&
+             put_text(o, "jurisdiction", s->jurisdiction) && put_text(o, "state", p->state) &&
+             put_text(o, "classification", p->classification) && put_json(o, "data", p->data) &&
+             (!p->case_id || put_int(o, "id", p->case_id)) &&
+             put_text(o, "resolved_ttl", p->resolved_ttl) &&
+             put_json(o, "data_classification", p->data_classification);
+    } else {
+        /* The case after j: what j changes, over what the batch changed before it. */
+        c->updated = true;
+        c->state_moved = c->state_moved || p->state_changed;
+        if (p->data_changed)
+            keep_json(&c->data, p->data);
+        keep_json(&c->data_classification, p->data_classification);
+        keep_json(&c->supplementary, p->supplementary);
+        c->version = p->version;
+        c->revision = p->revision;
+        ok = ok && replace_text(&c->state, p->state) &&
+             replace_text(&c->classification, p->classification) &&
+             replace_text(&c->resolved_ttl, p->resolved_ttl);
+    }
+    if (ok && s->significant_item)
+        ok = (item = json_pack(
+                  "{s:s, s:s, s:s}", "type",
+                  json_string_value(json_object_get(s->significant_item, "type")), "description",
+                  json_string_value(json_object_get(s->significant_item, "description")), "url",
+                  json_string_value(json_object_get(s->significant_item, "url")))) != NULL;
+    ok = ok && json_array_append(w->events, ev) == 0 && put_int(ev, "id", p->event_seq) &&
+         put_int(ev, "reference", s->case_reference) && put_int(ev, "revision", p->revision) &&
+         put_int(ev, "version", p->version) && put_text(ev, "event_id", s->event_id) &&
+         put_text(ev, "user_id", s->user_id) && put_text(ev, "summary", s->summary) &&
+         put_text(ev, "description", s->description) && put_text(ev, "state", p->state) &&
+         put_text(ev, "classification", p->classification) &&
+         put_json(ev, "data", p->create ? NULL : c->data) &&
+         put_text(ev, "idempotency_key", s->idempotency_key) &&
+         put_int(ev, "kafka_partition", j->partition) && put_int(ev, "kafka_offset", j->offset) &&
+         put_text(ev, "payload_sha256", j->fingerprint[0] ? j->fingerprint : NULL) &&
+         put_text(ev, "event_name", s->event_name) &&
+         put_text(ev, "user_first_name", s->user_first_name) &&
+         put_text(ev, "user_last_name", s->user_last_name) &&
+         put_text(ev, "state_name", s->state_name) &&
+         (!s->has_case_type_version || put_int(ev, "case_type_version", s->case_type_version)) &&
+         put_json(ev, "data_classification", p->create ? NULL : c->data_classification) &&
+         put_json(ev, "significant_item", item) && put_text(ev, "proxied_by", s->proxied_by) &&
+         put_text(ev, "proxied_by_first_name", s->proxied_by_first_name) &&
+         put_text(ev, "proxied_by_last_name", s->proxied_by_last_name) &&
+         put_json(ev, "supplementary_data", p->supplementary) &&
+         put(ev, "state_moved", json_boolean(!p->create && c->state_moved)) &&
+         put_json(ev, "case_supplementary_data", p->create ? NULL : c->supplementary) &&
+         (!s->has_start_revision || put_int(ev, "start_revision", s->start_revision)) &&
+         (!s->has_merge_revision || put_int(ev, "merge_revision", s->merge_revision));
+    if (ok && p->notes) {
+        o = json_object();
+        ok = o && json_array_append_new(w->notes, o) == 0 &&
+             put_int(o, "reference", s->case_reference) && put_int(o, "revision", p->revision) &&
+             put_json(o, "notes", p->notes);
+    }
+    if (ok) {
+        o = json_object();
+        ok = o && json_array_append_new(w->outbox, o) == 0 && put_int(o, "id", p->event_seq) &&
+             put_text(o, "resolved_ttl", p->resolved_ttl);
+    }
+    json_decref(ev);
+    json_decref(item);
+    return ok ? CS_OK : CS_ERR;
+}
+
+/* Sends set statement name with records (dumped) as $1 and second, when not NULL, as $2. */
+static bool send_set(cs_applier *a, const char *name, const json_t *records, const char *second)
+{
+    char *text = cs_json_dumps(records);
+    const char *params[] = {text, second};
+    bool ok = text && send_stmt(a, name, second ? 2 : 1, params);
+
+    free(text);
+    return ok;
+}
+
+/* Queues the batch's writes on the pipeline: one statement per table. */
+static bool send_batch(cs_applier *a, batch_writes *w)
+{
+    json_t *updates = json_array();
+    size_t nupdates = 0;
+    char count[24];
+    bool ok = updates != NULL;
+
+    for (size_t i = 0; ok && i < w->ncases; i++) {
+        const batch_case *c = &w->cases[i];
+        json_t *o;
+
+        if (!c->updated)
+            continue;
+        o = json_object();
+        ok = o && json_array_append_new(updates, o) == 0 && put_int(o, "reference", c->reference) &&
+             put_int(o, "prev_revision", c->base_revision) && put_text(o, "state", c->state) &&
+             put_text(o, "classification", c->classification) && put_json(o, "data", c->data) &&
+             put_int(o, "version", c->version) && put_int(o, "revision", c->revision) &&
+             put(o, "state_moved", json_boolean(c->state_moved)) &&
+             put_text(o, "resolved_ttl", c->resolved_ttl) &&
+             put_json(o, "data_classification", c->data_classification) &&
+             put_json(o, "supplementary_data", c->supplementary);
+        nupdates++;
+    }
+    if (ok && json_array_size(w->creates) > 0) {
+        snprintf(count, sizeof(count), "%zu", json_array_size(w->creates));
+        ok = send_set(a, "creates", w->creates, count);
+    }
+    if (ok && json_array_size(w->events) > 0)
+        ok = send_set(a, "events", w->events, NULL);
+    if (ok && nupdates > 0) {
+        snprintf(count, sizeof(count), "%zu", nupdates);
+        ok = send_set(a, "updates", updates, count);
+    }
+    if (ok && json_array_size(w->notes) > 0)
+        ok = send_set(a, "notes_all", w->notes, NULL);
+    if (ok && json_array_size(w->outbox) > 0)
+        ok = send_set(a, "outbox_all", w->outbox, a->changes_topic);
+    json_decref(updates);
+    return ok;
+}
+
 /* Queues the outcomes decided now that wrote nothing (duplicate, conflict,
  * rejected), so that a redelivery gets them again. An applied outcome needs no
  * record: its history row holds it (cs_decide_repeat). */
@@ -682,17 +1015,19 @@ static void undecide(cs_job **jobs, size_t n)
         cs_job_undecide(jobs[i]);
 }
 
-/* One attempt at the batch; careful = one savepoint and round trip per job. */
+/* One attempt at the batch: set-based writes, or careful = one savepoint, round trip and
+ * row statements per job. */
 static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *errstr,
                     size_t errstr_size)
 {
     cs_decider *d = NULL;
     cs_plan p = {0};
+    batch_writes w = {0};
     int rc;
 
     if ((rc = connect_db(a, errstr, errstr_size)))
         return rc;
-    if (!(d = cs_decider_new())) {
+    if (!(d = cs_decider_new()) || (!careful && batch_init(&w, n))) {
         snprintf(errstr, errstr_size, "out of memory");
         rc = CS_ERR_RETRY;
         goto cleanup;
@@ -735,8 +1070,8 @@ static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *
                 cs_utf8_snprintf(errstr, errstr_size, "%s", why);
                 goto cleanup;
             }
-        } else if (!send_writes(a, jobs[i], &p)) {
-            cs_db_error(a->conn, NULL, errstr, errstr_size);
+        } else if (batch_add(&w, jobs[i], &p)) {
+            snprintf(errstr, errstr_size, "out of memory");
             rc = CS_ERR_RETRY;
             goto cleanup;
         }
@@ -747,6 +1082,11 @@ static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *
         }
         if (i == n / 2)
             cs_fault_point("mid_batch");
+    }
+    if (!careful && !send_batch(a, &w)) {
+        cs_db_error(a->conn, NULL, errstr, errstr_size);
+        rc = CS_ERR_RETRY;
+        goto cleanup;
     }
     if (!send_outcomes(a, jobs, n)) {
         rc = CS_ERR_RETRY;
@@ -761,6 +1101,7 @@ static int run_once(cs_applier *a, cs_job **jobs, size_t n, bool careful, char *
     rc = finish_pipeline(a, errstr, errstr_size);
 cleanup:
     cs_plan_clear(&p);
+    batch_free(&w);
     reset_conn(a);
     cs_decider_free(d);
     if (rc)
