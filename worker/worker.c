@@ -63,8 +63,9 @@ struct cs_worker {
     cs_metrics_server *metrics;
     cs_health *health;
     cs_probe *probes[3];
-    /* polled, not yet processed */
+    /* polled, not yet processed, and when each was polled (cs_now_us) */
     rd_kafka_message_t **pending;
+    long long *polled_us;
     size_t npending, cap_pending;
     bool revoked;
     /* applier pool */
@@ -83,7 +84,22 @@ struct cs_worker {
     cs_metric *outcomes[CS_STATUS_COUNT];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
         *stalled, *retries, *dlq, *delivery_retries, *unreadable, *backlog;
+    /* the stages of a submission's way (DESIGN §8) */
+    cs_metric *poll_delay, *batch_wait, *commit_seconds, *delivery_seconds, *redis_read,
+        *redis_write, *submission_seconds, *housekeeping_seconds;
 };
+
+/* Seconds from a submission's Kafka timestamp to now_ms (the wall clock, as the timestamp),
+ * or -1 when the message has none. A producer's clock ahead of ours counts as 0. */
+static double since_timestamp(const rd_kafka_message_t *m, long long now_ms)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+
+    if (type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0)
+        return -1;
+    return now_ms > ts ? (double)(now_ms - ts) / 1e3 : 0;
+}
 
 /* --- applier pool --------------------------------------------------------------- */
 
@@ -211,11 +227,18 @@ static void poll_once(cs_worker *w, int timeout_ms)
         return;
     }
     atomic_store(&w->kafka_ok, true);
+    double delay = since_timestamp(m, cs_wall_ms());
+
+    if (delay >= 0)
+        cs_metric_observe(w->poll_delay, delay);
     if (w->npending == w->cap_pending) {
         size_t cap = w->cap_pending ? w->cap_pending * 2 : 1024;
         rd_kafka_message_t **grown = realloc(w->pending, cap * sizeof(*grown));
+        long long *times = grown ? realloc(w->polled_us, cap * sizeof(*times)) : NULL;
 
-        if (!grown) {
+        if (grown)
+            w->pending = grown;
+        if (!times) {
             /* Nothing after this message may be processed, or its offset
              * would be stored past it: stop, and it comes again next run. */
             cs_log_error("out of memory keeping a polled message partition=%d offset=%" PRId64,
@@ -224,9 +247,10 @@ static void poll_once(cs_worker *w, int timeout_ms)
             cs_running = 0;
             return;
         }
-        w->pending = grown;
+        w->polled_us = times;
         w->cap_pending = cap;
     }
+    w->polled_us[w->npending] = cs_now_us();
     w->pending[w->npending++] = m;
 }
 
@@ -526,9 +550,19 @@ static bool backoff_wait(cs_worker *w, long ms)
     return cs_running && !w->revoked;
 }
 
-static void process(cs_worker *w, cs_job *jobs, size_t n)
+/* Observes the seconds since t0_us (cs_now_us) in m and returns now. */
+static long long observe_since(cs_metric *m, long long t0_us)
 {
-    long long t0 = cs_now_us();
+    long long now = cs_now_us();
+
+    cs_metric_observe(m, (double)(now - t0_us) / 1e6);
+    return now;
+}
+
+/* Processes a batch: polled_us is when its first message was polled. */
+static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
+{
+    long long t0 = observe_since(w->batch_wait, polled_us), t;
     cs_backoff backoff;
     char errstr[512];
     size_t valid = 0;
@@ -545,9 +579,15 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
         }
         valid += jobs[i].verdict == CS_VALID;
     }
-    if (valid)
+    if (valid) {
+        t = cs_now_us();
         redis_fast_path(w, jobs, n);
-    while (run_appliers(w, jobs, n, errstr, sizeof(errstr)) != CS_OK) {
+        observe_since(w->redis_read, t);
+    }
+    for (;;) {
+        t = cs_now_us();
+        if (run_appliers(w, jobs, n, errstr, sizeof(errstr)) == CS_OK)
+            break;
         long delay = cs_backoff_next(&backoff);
 
         atomic_store(&w->pg_ok, false);
@@ -567,13 +607,22 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     if (cs_consumer_paused(w->consumer))
         cs_consumer_set_paused(w->consumer, false);
     atomic_store(&w->pg_ok, true);
-    cs_metric_observe(w->apply_seconds, (double)(cs_now_us() - t0) / 1e6);
+    observe_since(w->commit_seconds, t);
+    t = observe_since(w->apply_seconds, t0);
     cs_fault_point("after_commit");
     if (w->relay)
         cs_relay_kick(w->relay);
     if (!deliver(w, jobs, n))
         return;
+    t = observe_since(w->delivery_seconds, t);
+    for (size_t i = 0; i < n; i++) {
+        double since = since_timestamp(jobs[i].msg, cs_wall_ms());
+
+        if (since >= 0)
+            cs_metric_observe(w->submission_seconds, since);
+    }
     remember_applied(w, jobs, n);
+    observe_since(w->redis_write, t);
     cs_fault_point("after_outcome");
     if (w->revoked)
         return;
@@ -601,7 +650,7 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
 
 static void housekeeping(cs_worker *w)
 {
-    long long now = cs_now_ms();
+    long long t0 = cs_now_us(), now = t0 / 1000;
     char errstr[256];
 
     /* After a failure with nothing left to retry (the batch was dropped in a
@@ -621,6 +670,7 @@ static void housekeeping(cs_worker *w)
             cs_log_info("pruned recorded outcomes rows=%lld", n);
         w->next_prune_ms = now + 10 * 60 * 1000;
     }
+    observe_since(w->housekeeping_seconds, t0);
 }
 
 int cs_worker_run(cs_worker *w)
@@ -641,6 +691,7 @@ int cs_worker_run(cs_worker *w)
                 w->cfg->topic_events, w->cfg->group, w->cfg->group_protocol, w->cfg->appliers,
                 w->cfg->batch_size);
     while (cs_running) {
+        long long polled_us;
         size_t n;
 
         fill(w);
@@ -648,11 +699,13 @@ int cs_worker_run(cs_worker *w)
         if (w->npending == 0)
             continue;
         n = w->npending < (size_t)w->cfg->batch_size ? w->npending : (size_t)w->cfg->batch_size;
+        polled_us = w->polled_us[0];
         for (size_t i = 0; i < n; i++)
             jobs[i].msg = w->pending[i];
         memmove(w->pending, w->pending + n, (w->npending - n) * sizeof(*w->pending));
+        memmove(w->polled_us, w->polled_us + n, (w->npending - n) * sizeof(*w->polled_us));
         w->npending -= n;
-        process(w, jobs, n);
+        process(w, jobs, n, polled_us);
         for (size_t i = 0; i < n; i++)
             cs_job_clear(&jobs[i]);
     }
@@ -745,6 +798,28 @@ static void register_metrics(cs_worker *w)
                                       "cannot be read");
     w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
                                             "rounds of outcome deliveries retried");
+    w->poll_delay = cs_metric_histogram("casestream_worker_poll_delay_seconds",
+                                        "from a submission's Kafka timestamp to its poll");
+    w->batch_wait =
+        cs_metric_histogram("casestream_worker_batch_wait_seconds",
+                            "from the poll of a batch's first submission to the batch's dispatch");
+    w->redis_read = cs_metric_histogram("casestream_worker_redis_seconds{op=\"read\"}",
+                                        "one batch's Redis round trip");
+    w->redis_write = cs_metric_histogram("casestream_worker_redis_seconds{op=\"write\"}",
+                                         "one batch's Redis round trip");
+    w->commit_seconds =
+        cs_metric_histogram("casestream_worker_commit_seconds",
+                            "the appliers' run that committed a batch: round trips and COMMIT");
+    w->delivery_seconds =
+        cs_metric_histogram("casestream_worker_delivery_seconds",
+                            "from producing a batch's outcomes to the last delivery report");
+    w->submission_seconds =
+        cs_metric_histogram("casestream_worker_submission_seconds",
+                            "from a submission's Kafka timestamp to its outcome delivered");
+    w->housekeeping_seconds =
+        cs_metric_histogram("casestream_worker_housekeeping_seconds",
+                            "the polling thread's housekeeping between batches (lag, probes, "
+                            "pruning)");
     w->backlog = cs_metric_gauge("casestream_worker_outbox_backlog",
                                  "committed changes not yet published from the outbox (counted "
                                  "up to 100000)");
@@ -864,6 +939,7 @@ void cs_worker_free(cs_worker *w)
     cs_consumer_free(w->consumer);
     drop_pending(w);
     free(w->pending);
+    free(w->polled_us);
     cs_idem_free(w->idem);
     for (int i = 0; i < 3; i++)
         cs_probe_free(w->probes[i]);
