@@ -13,6 +13,7 @@
 
 #include "apply.h"
 #include "backoff.h"
+#include "batching.h"
 #include "consumer.h"
 #include "decide.h"
 #include "err.h"
@@ -254,26 +255,29 @@ static void poll_once(cs_worker *w, int timeout_ms)
     w->pending[w->npending++] = m;
 }
 
-/* Polls until a batch is full or the linger time after its first message passed. */
+/* Polls until the batch in hand goes (cs_batching_wait_ms): full, or nothing more queued and
+ * --batch-linger-ms passed since its first message. Returns with nothing in hand after an idle
+ * poll, for the caller's housekeeping. */
 static void fill(cs_worker *w)
 {
-    size_t want = (size_t)w->cfg->batch_size;
-    long long deadline = 0;
+    bool drained = false;
 
-    while (cs_running && w->npending < want) {
-        long long now = cs_now_ms();
-        int timeout;
+    while (cs_running) {
+        size_t before = w->npending;
+        int wait;
 
-        if (w->npending > 0 && deadline == 0)
-            deadline = now + w->cfg->batch_linger_ms;
-        if (deadline && now >= deadline)
-            break;
-        timeout = deadline ? (int)(deadline - now) : 100;
-        poll_once(w, timeout);
-        if (w->npending == 0 && deadline == 0 && !cs_running)
-            break;
-        if (w->npending == 0)
-            return; /* idle: let the caller do housekeeping */
+        if (before == 0) {
+            poll_once(w, 100);
+            if (w->npending == 0)
+                return; /* idle: let the caller do housekeeping */
+            continue;
+        }
+        wait = cs_batching_wait_ms(before, (size_t)w->cfg->batch_size, drained,
+                                   (cs_now_us() - w->polled_us[0]) / 1000, w->cfg->batch_linger_ms);
+        if (wait == CS_BATCHING_GO)
+            return;
+        poll_once(w, wait);
+        drained = w->npending == before;
     }
 }
 
