@@ -55,6 +55,34 @@ typedef struct applier_slot {
     char errstr[512];
 } applier_slot;
 
+/* The histograms of the stages of a submission's way (DESIGN §8). */
+enum stage {
+    STAGE_POLL_DELAY,
+    STAGE_BATCH_WAIT,
+    STAGE_REDIS_READ,
+    STAGE_REDIS_WRITE, /* next to its read: one metric family, rendered together */
+    STAGE_COMMIT,
+    STAGE_DELIVERY,
+    STAGE_SUBMISSION,
+    STAGE_HOUSEKEEPING,
+    STAGE_COUNT
+};
+
+static const char *const stage_metrics[STAGE_COUNT][2] = {
+    {"casestream_worker_poll_delay_seconds", "from a submission's Kafka timestamp to its poll"},
+    {"casestream_worker_batch_wait_seconds",
+     "from the poll of a batch's first submission to the batch's dispatch"},
+    {"casestream_worker_redis_seconds{op=\"read\"}", "one batch's Redis round trip"},
+    {"casestream_worker_redis_seconds{op=\"write\"}", "one batch's Redis round trip"},
+    {"casestream_worker_commit_seconds",
+     "the appliers' run that committed a batch: round trips and COMMIT"},
+    {"casestream_worker_delivery_seconds",
+     "from producing a batch's outcomes to the last delivery report"},
+    {"casestream_worker_submission_seconds",
+     "from a submission's Kafka timestamp to its outcome delivered"},
+    {"casestream_worker_housekeeping_seconds",
+     "the polling thread's housekeeping between batches (lag, probes, pruning)"}};
+
 struct cs_worker {
     const cs_config *cfg;
     cs_consumer *consumer;
@@ -85,9 +113,7 @@ struct cs_worker {
     cs_metric *outcomes[CS_STATUS_COUNT];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
         *stalled, *retries, *dlq, *delivery_retries, *unreadable, *backlog;
-    /* the stages of a submission's way (DESIGN §8) */
-    cs_metric *poll_delay, *batch_wait, *commit_seconds, *delivery_seconds, *redis_read,
-        *redis_write, *submission_seconds, *housekeeping_seconds;
+    cs_metric *stage[STAGE_COUNT];
 };
 
 /* Seconds from a submission's Kafka timestamp to now_ms (the wall clock, as the timestamp),
@@ -231,7 +257,7 @@ static void poll_once(cs_worker *w, int timeout_ms)
     double delay = since_timestamp(m, cs_wall_ms());
 
     if (delay >= 0)
-        cs_metric_observe(w->poll_delay, delay);
+        cs_metric_observe(w->stage[STAGE_POLL_DELAY], delay);
     if (w->npending == w->cap_pending) {
         size_t cap = w->cap_pending ? w->cap_pending * 2 : 1024;
         rd_kafka_message_t **grown = realloc(w->pending, cap * sizeof(*grown));
@@ -566,7 +592,7 @@ static long long observe_since(cs_metric *m, long long t0_us)
 /* Processes a batch: polled_us is when its first message was polled. */
 static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
 {
-    long long t0 = observe_since(w->batch_wait, polled_us), t;
+    long long t0 = observe_since(w->stage[STAGE_BATCH_WAIT], polled_us), t;
     cs_backoff backoff;
     char errstr[512];
     size_t valid = 0;
@@ -586,7 +612,7 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
     if (valid) {
         t = cs_now_us();
         redis_fast_path(w, jobs, n);
-        observe_since(w->redis_read, t);
+        observe_since(w->stage[STAGE_REDIS_READ], t);
     }
     for (;;) {
         t = cs_now_us();
@@ -611,22 +637,22 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
     if (cs_consumer_paused(w->consumer))
         cs_consumer_set_paused(w->consumer, false);
     atomic_store(&w->pg_ok, true);
-    observe_since(w->commit_seconds, t);
+    observe_since(w->stage[STAGE_COMMIT], t);
     t = observe_since(w->apply_seconds, t0);
     cs_fault_point("after_commit");
     if (w->relay)
         cs_relay_kick(w->relay);
     if (!deliver(w, jobs, n))
         return;
-    t = observe_since(w->delivery_seconds, t);
+    t = observe_since(w->stage[STAGE_DELIVERY], t);
     for (size_t i = 0; i < n; i++) {
         double since = since_timestamp(jobs[i].msg, cs_wall_ms());
 
         if (since >= 0)
-            cs_metric_observe(w->submission_seconds, since);
+            cs_metric_observe(w->stage[STAGE_SUBMISSION], since);
     }
     remember_applied(w, jobs, n);
-    observe_since(w->redis_write, t);
+    observe_since(w->stage[STAGE_REDIS_WRITE], t);
     cs_fault_point("after_outcome");
     if (w->revoked)
         return;
@@ -674,7 +700,7 @@ static void housekeeping(cs_worker *w)
             cs_log_info("pruned recorded outcomes rows=%lld", n);
         w->next_prune_ms = now + 10 * 60 * 1000;
     }
-    observe_since(w->housekeeping_seconds, t0);
+    observe_since(w->stage[STAGE_HOUSEKEEPING], t0);
 }
 
 int cs_worker_run(cs_worker *w)
@@ -802,28 +828,8 @@ static void register_metrics(cs_worker *w)
                                       "cannot be read");
     w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
                                             "rounds of outcome deliveries retried");
-    w->poll_delay = cs_metric_histogram("casestream_worker_poll_delay_seconds",
-                                        "from a submission's Kafka timestamp to its poll");
-    w->batch_wait =
-        cs_metric_histogram("casestream_worker_batch_wait_seconds",
-                            "from the poll of a batch's first submission to the batch's dispatch");
-    w->redis_read = cs_metric_histogram("casestream_worker_redis_seconds{op=\"read\"}",
-                                        "one batch's Redis round trip");
-    w->redis_write = cs_metric_histogram("casestream_worker_redis_seconds{op=\"write\"}",
-                                         "one batch's Redis round trip");
-    w->commit_seconds =
-        cs_metric_histogram("casestream_worker_commit_seconds",
-                            "the appliers' run that committed a batch: round trips and COMMIT");
-    w->delivery_seconds =
-        cs_metric_histogram("casestream_worker_delivery_seconds",
-                            "from producing a batch's outcomes to the last delivery report");
-    w->submission_seconds =
-        cs_metric_histogram("casestream_worker_submission_seconds",
-                            "from a submission's Kafka timestamp to its outcome delivered");
-    w->housekeeping_seconds =
-        cs_metric_histogram("casestream_worker_housekeeping_seconds",
-                            "the polling thread's housekeeping between batches (lag, probes, "
-                            "pruning)");
+    for (int i = 0; i < STAGE_COUNT; i++)
+        w->stage[i] = cs_metric_histogram(stage_metrics[i][0], stage_metrics[i][1]);
     w->backlog = cs_metric_gauge("casestream_worker_outbox_backlog",
                                  "committed changes not yet published from the outbox (counted "
                                  "up to 100000)");
