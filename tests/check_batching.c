@@ -2,38 +2,40 @@
 #include "../worker/batching.h"
 #include "runner.h"
 
-START_TEST(test_batching_full_batch_goes_at_once)
-{
-    ck_assert_int_eq(cs_batching_wait_ms(256, 256, false, 0, 0), CS_BATCHING_GO);
-    ck_assert_int_eq(cs_batching_wait_ms(300, 256, false, 0, 1000), CS_BATCHING_GO);
-    ck_assert_int_eq(cs_batching_wait_ms(1, 1, true, 0, 50), CS_BATCHING_GO);
-}
-END_TEST
+typedef struct batching_case {
+    const char *why;
+    size_t pending, want;
+    bool drained;
+    long long age_ms;
+    int linger_ms;
+    int expect;
+} batching_case;
 
-START_TEST(test_batching_takes_what_is_queued_before_going)
-{
-    /* Something may still be queued: poll it without waiting, linger or not. */
-    ck_assert_int_eq(cs_batching_wait_ms(1, 256, false, 0, 0), 0);
-    ck_assert_int_eq(cs_batching_wait_ms(10, 256, false, 5000, 0), 0);
-    ck_assert_int_eq(cs_batching_wait_ms(10, 256, false, 3, 20), 0);
-}
-END_TEST
+static const batching_case cases[] = {
+    {"a full batch goes at once", 256, 256, false, 0, 0, CS_BATCHING_GO},
+    {"a full batch goes whatever the linger", 300, 256, false, 0, 1000, CS_BATCHING_GO},
+    {"a batch of one goes at once", 1, 1, true, 0, 50, CS_BATCHING_GO},
+    {"what is queued is polled without waiting", 1, 256, false, 0, 0, 0},
+    {"what is queued is polled however old the batch", 10, 256, false, 5000, 0, 0},
+    {"what is queued is polled before the linger counts", 10, 256, false, 3, 20, 0},
+    {"without linger, a drained batch of one goes", 1, 256, true, 0, 0, CS_BATCHING_GO},
+    {"without linger, a drained batch goes", 255, 256, true, 0, 0, CS_BATCHING_GO},
+    {"a linger waits from the first message", 1, 256, true, 0, 20, 20},
+    {"a linger waits its rest", 5, 256, true, 15, 20, 5},
+    {"a linger passed: the batch goes", 5, 256, true, 20, 20, CS_BATCHING_GO},
+    {"a linger long passed: the batch goes", 5, 256, true, 90, 20, CS_BATCHING_GO},
+    {"a clock gone back counts as no time passed", 5, 256, true, -7, 20, 20},
+};
 
-START_TEST(test_batching_without_linger_goes_once_nothing_is_queued)
+START_TEST(test_batching_goes_when_full_or_drained_and_lingered)
 {
-    ck_assert_int_eq(cs_batching_wait_ms(1, 256, true, 0, 0), CS_BATCHING_GO);
-    ck_assert_int_eq(cs_batching_wait_ms(255, 256, true, 0, 0), CS_BATCHING_GO);
-}
-END_TEST
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const batching_case *c = &cases[i];
 
-START_TEST(test_batching_linger_waits_out_its_rest_from_the_first_message)
-{
-    ck_assert_int_eq(cs_batching_wait_ms(1, 256, true, 0, 20), 20);
-    ck_assert_int_eq(cs_batching_wait_ms(5, 256, true, 15, 20), 5);
-    ck_assert_int_eq(cs_batching_wait_ms(5, 256, true, 20, 20), CS_BATCHING_GO);
-    ck_assert_int_eq(cs_batching_wait_ms(5, 256, true, 90, 20), CS_BATCHING_GO);
-    /* A clock that went back counts as no time passed. */
-    ck_assert_int_eq(cs_batching_wait_ms(5, 256, true, -7, 20), 20);
+        ck_assert_msg(cs_batching_wait_ms(c->pending, c->want, c->drained, c->age_ms,
+                                          c->linger_ms) == c->expect,
+                      "%s", c->why);
+    }
 }
 END_TEST
 
@@ -42,10 +44,7 @@ Suite *batching_suite(void)
     Suite *s = suite_create("batching");
     TCase *tc = tcase_create("batching");
 
-    tcase_add_test(tc, test_batching_full_batch_goes_at_once);
-    tcase_add_test(tc, test_batching_takes_what_is_queued_before_going);
-    tcase_add_test(tc, test_batching_without_linger_goes_once_nothing_is_queued);
-    tcase_add_test(tc, test_batching_linger_waits_out_its_rest_from_the_first_message);
+    tcase_add_test(tc, test_batching_goes_when_full_or_drained_and_lingered);
     suite_add_tcase(s, tc);
     return s;
 }
