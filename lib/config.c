@@ -108,8 +108,9 @@ static const cs_option options[] = {
      "classic"},
     {"batch-size", CS_PROG_WORKER, OPT_INT, "256", NULL, 1, 10000, F(batch_size),
      "most submissions committed together"},
-    {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "5", NULL, 0, 10000, F(batch_linger_ms),
-     "longest wait to fill a batch"},
+    {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "0", NULL, 0, 10000, F(batch_linger_ms),
+     "how long a batch waits for more once nothing more is queued, from its first submission "
+     "(0: it goes at once)"},
     {"appliers", CS_PROG_WORKER, OPT_INT, "4", NULL, 1, 64, F(appliers),
      "PostgreSQL connections applying different cases concurrently"},
     {"redis-ttl", CS_PROG_WORKER, OPT_INT, "604800", NULL, 1, INT_MAX, F(redis_ttl),

@@ -29,8 +29,12 @@
  * of the broker at most this often: librdkafka's cached ones come with fetches, and a paused
  * partition is not fetched. */
 #define QUERY_EVERY_MS 5000
-/* Bound on one broker request made from the polling thread. */
+/* Bound on one broker request made for the polling thread. */
 #define BROKER_TIMEOUT_MS 1000
+/* librdkafka 2.3 and later ask for watermarks without blocking (rd_kafka_ListOffsets): the
+ * polling thread sends the question at one tick and reads the answers at the next, instead of
+ * waiting a broker round trip per partition while submissions queue up behind it. */
+#define ASYNC_WATERMARKS (RD_KAFKA_VERSION >= 0x020300ff)
 /* Most defaults a program passes, in pairs. */
 #define MAX_DEFAULTS 30
 
@@ -51,7 +55,9 @@ struct cs_consumer {
     part_state *parts;
     size_t nparts, cap;
     long long tick_at;
-    long long broker_at; /* no broker request before (it did not answer) */
+    long long broker_at;       /* no broker request before (it did not answer) */
+    rd_kafka_queue_t *answers; /* of the watermark questions (ASYNC_WATERMARKS) */
+    int asking;                /* questions not yet answered */
     atomic_int assigned, stalled;
 };
 
@@ -373,14 +379,130 @@ static void fetch_committed(cs_consumer *c, long long now)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+#if ASYNC_WATERMARKS
+/* Which end of the partitions a question asks for (its admin options' opaque). */
+static char ask_low, ask_high;
+
+/* Adds p to the partitions to ask about at the end of this tick, unless questions sent
+ * before are still unanswered. */
+static void ask_watermarks(cs_consumer *c, part_state *p, long long now,
+                           rd_kafka_topic_partition_list_t **ask)
+{
+    if (c->asking > 0 || !c->answers)
+        return;
+    if (!*ask)
+        *ask = rd_kafka_topic_partition_list_new((int)c->nparts);
+    rd_kafka_topic_partition_list_add(*ask, c->opts.topic, p->partition);
+    p->queried_ms = now;
+}
+
+/* Sends two questions, the low and the high watermarks of the partitions in ask; the answers
+ * come to c->answers, read at the next tick. */
+static void send_questions(cs_consumer *c, const rd_kafka_topic_partition_list_t *ask)
+{
+    char *which[] = {&ask_low, &ask_high};
+
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(ask);
+        rd_kafka_AdminOptions_t *o =
+            rd_kafka_AdminOptions_new(c->rk, RD_KAFKA_ADMIN_OP_LISTOFFSETS);
+        char errstr[256];
+        rd_kafka_error_t *error;
+
+        for (int k = 0; k < list->cnt; k++)
+            list->elems[k].offset =
+                i == 0 ? RD_KAFKA_OFFSET_SPEC_EARLIEST : RD_KAFKA_OFFSET_SPEC_LATEST;
+        /* As rd_kafka_query_watermark_offsets: the consumers read committed messages only. */
+        if ((error = rd_kafka_AdminOptions_set_isolation_level(
+                 o, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED)))
+            rd_kafka_error_destroy(error);
+        rd_kafka_AdminOptions_set_request_timeout(o, BROKER_TIMEOUT_MS, errstr, sizeof(errstr));
+        rd_kafka_AdminOptions_set_opaque(o, which[i]);
+        rd_kafka_ListOffsets(c->rk, list, o, c->answers);
+        c->asking++;
+        rd_kafka_AdminOptions_destroy(o);
+        rd_kafka_topic_partition_list_destroy(list);
+    }
+}
+
+/* Takes the answers that came since the last tick. A question that failed holds the next
+ * ones back for QUERY_EVERY_MS. */
+static void read_watermarks(cs_consumer *c, long long now)
+{
+    rd_kafka_event_t *ev;
+
+    while (c->answers && (ev = rd_kafka_queue_poll(c->answers, 0))) {
+        const rd_kafka_ListOffsets_result_t *r = rd_kafka_event_ListOffsets_result(ev);
+        bool low = rd_kafka_event_opaque(ev) == &ask_low;
+        size_t n = 0;
+        const rd_kafka_ListOffsetsResultInfo_t **infos =
+            r && !rd_kafka_event_error(ev) ? rd_kafka_ListOffsets_result_infos(r, &n) : NULL;
+
+        if (r)
+            c->asking--;
+        if (r && (rd_kafka_event_error(ev) || n == 0))
+            c->broker_at = now + QUERY_EVERY_MS;
+        for (size_t i = 0; infos && i < n; i++) {
+            const rd_kafka_topic_partition_t *tp =
+                rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
+            part_state *p = find_part(c, tp->partition);
+
+            if (tp->err) {
+                c->broker_at = now + QUERY_EVERY_MS;
+                continue;
+            }
+            /* A partition revoked since is not ours any more. */
+            if (p && strcmp(tp->topic, c->opts.topic) == 0) {
+                if (low)
+                    p->low = tp->offset;
+                else
+                    p->high = tp->offset;
+            }
+        }
+        rd_kafka_event_destroy(ev);
+    }
+}
+#else
+/* An older librdkafka: the polling thread waits for each answer. */
+static void ask_watermarks(cs_consumer *c, part_state *p, long long now,
+                           rd_kafka_topic_partition_list_t **ask)
+{
+    int64_t qlow, qhigh;
+
+    (void)ask;
+    if (rd_kafka_query_watermark_offsets(c->rk, c->opts.topic, p->partition, &qlow, &qhigh,
+                                         BROKER_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->low = qlow;
+        p->high = qhigh;
+        p->queried_ms = now;
+    } else {
+        c->broker_at = now + QUERY_EVERY_MS; /* do not wait on it again so soon */
+    }
+}
+
+static void send_questions(cs_consumer *c, const rd_kafka_topic_partition_list_t *ask)
+{
+    (void)c;
+    (void)ask;
+}
+
+static void read_watermarks(cs_consumer *c, long long now)
+{
+    (void)c;
+    (void)now;
+}
+#endif
+
 void cs_consumer_tick(cs_consumer *c, bool dependency_up)
 {
     long long now = cs_now_ms(), stall_ms = (long long)c->opts.stall_seconds * 1000;
     long long total = 0;
+    rd_kafka_topic_partition_list_t *ask = NULL;
 
     if (now < c->tick_at)
         return;
     c->tick_at = now + TICK_MS;
+    read_watermarks(c, now);
     fetch_committed(c, now);
     for (size_t i = 0; i < c->nparts; i++) {
         part_state *p = &c->parts[i];
@@ -391,18 +513,8 @@ void cs_consumer_tick(cs_consumer *c, bool dependency_up)
             RD_KAFKA_RESP_ERR_NO_ERROR)
             low = high = -1;
         if (now >= c->broker_at && now - p->queried_ms >= QUERY_EVERY_MS &&
-            (high < 0 || c->paused || now - p->progress_ms >= QUERY_EVERY_MS)) {
-            int64_t qlow, qhigh;
-
-            if (rd_kafka_query_watermark_offsets(c->rk, c->opts.topic, p->partition, &qlow, &qhigh,
-                                                 BROKER_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                p->low = qlow;
-                p->high = qhigh;
-                p->queried_ms = now;
-            } else {
-                c->broker_at = now + QUERY_EVERY_MS; /* do not wait on it again so soon */
-            }
-        }
+            (high < 0 || c->paused || now - p->progress_ms >= QUERY_EVERY_MS))
+            ask_watermarks(c, p, now, &ask);
         /* Watermarks only grow: the newer of the cached and the queried ones. */
         if (p->high > high)
             high = p->high;
@@ -420,6 +532,10 @@ void cs_consumer_tick(cs_consumer *c, bool dependency_up)
         else if (was && !p->stalled)
             cs_log_info("partition flowing again topic=%s partition=%" PRId32 " lag=%" PRId64,
                         c->opts.topic, p->partition, lag);
+    }
+    if (ask) {
+        send_questions(c, ask);
+        rd_kafka_topic_partition_list_destroy(ask);
     }
     cs_metric_set(c->opts.lag, total);
     count_stalled(c);
@@ -463,6 +579,10 @@ cs_consumer *cs_consumer_new(const cs_config *cfg, const cs_consumer_opts *opts,
         return NULL;
     }
     rd_kafka_poll_set_consumer(c->rk);
+#if ASYNC_WATERMARKS
+    /* Without it (out of memory) watermarks come from fetches alone. */
+    c->answers = rd_kafka_queue_new(c->rk);
+#endif
     cs_metric_set(c->opts.lag, 0);
     cs_metric_set(c->opts.paused, 0);
     cs_metric_set(c->opts.stalled, 0);
@@ -593,6 +713,10 @@ void cs_consumer_free(cs_consumer *c)
 {
     if (!c)
         return;
+#if ASYNC_WATERMARKS
+    if (c->answers)
+        rd_kafka_queue_destroy(c->answers);
+#endif
     if (c->rk)
         rd_kafka_destroy(c->rk);
     free(c->parts);

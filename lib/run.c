@@ -63,6 +63,14 @@ long long cs_now_ms(void)
     return cs_now_us() / 1000;
 }
 
+long long cs_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 void cs_beat(void)
 {
     atomic_store(&last_beat_ms, cs_now_ms());

@@ -29,4 +29,7 @@ int cs_notify(const char *state);
 long long cs_now_ms(void);
 long long cs_now_us(void);
 
+/* The wall clock in milliseconds since the epoch, as Kafka's message timestamps. */
+long long cs_wall_ms(void);
+
 #endif

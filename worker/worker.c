@@ -13,6 +13,7 @@
 
 #include "apply.h"
 #include "backoff.h"
+#include "batching.h"
 #include "consumer.h"
 #include "decide.h"
 #include "err.h"
@@ -55,6 +56,34 @@ typedef struct applier_slot {
     char errstr[512];
 } applier_slot;
 
+/* The histograms of the stages of a submission's way (DESIGN §8). */
+enum stage {
+    STAGE_POLL_DELAY,
+    STAGE_BATCH_WAIT,
+    STAGE_REDIS_READ,
+    STAGE_REDIS_WRITE, /* next to its read: one metric family, rendered together */
+    STAGE_COMMIT,
+    STAGE_DELIVERY,
+    STAGE_SUBMISSION,
+    STAGE_HOUSEKEEPING,
+    STAGE_COUNT
+};
+
+static const char *const stage_metrics[STAGE_COUNT][2] = {
+    {"casestream_worker_poll_delay_seconds", "from a submission's Kafka timestamp to its poll"},
+    {"casestream_worker_batch_wait_seconds",
+     "from the poll of a batch's first submission to the batch's dispatch"},
+    {"casestream_worker_redis_seconds{op=\"read\"}", "one batch's Redis round trip"},
+    {"casestream_worker_redis_seconds{op=\"write\"}", "one batch's Redis round trip"},
+    {"casestream_worker_commit_seconds",
+     "the appliers' run that committed a batch: round trips and COMMIT"},
+    {"casestream_worker_delivery_seconds",
+     "from producing a batch's outcomes to the last delivery report"},
+    {"casestream_worker_submission_seconds",
+     "from a submission's Kafka timestamp to its outcome delivered"},
+    {"casestream_worker_housekeeping_seconds",
+     "the polling thread's housekeeping between batches (lag, probes, pruning)"}};
+
 struct cs_worker {
     const cs_config *cfg;
     cs_consumer *consumer;
@@ -64,8 +93,9 @@ struct cs_worker {
     cs_metrics_server *metrics;
     cs_health *health;
     cs_probe *probes[3];
-    /* polled, not yet processed */
+    /* polled, not yet processed, and when each was polled (cs_now_us) */
     rd_kafka_message_t **pending;
+    long long *polled_us;
     size_t npending, cap_pending;
     bool revoked;
     /* applier pool */
@@ -84,7 +114,20 @@ struct cs_worker {
     cs_metric *outcomes[CS_STATUS_COUNT];
     cs_metric *apply_seconds, *batch_size, *batches, *redis_fallbacks, *redis_hits, *lag, *paused,
         *stalled, *retries, *dlq, *delivery_retries, *unreadable, *backlog;
+    cs_metric *stage[STAGE_COUNT];
 };
+
+/* Seconds from a submission's Kafka timestamp to now_ms (the wall clock, as the timestamp),
+ * or -1 when the message has none. A producer's clock ahead of ours counts as 0. */
+static double since_timestamp(const rd_kafka_message_t *m, long long now_ms)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+
+    if (type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0)
+        return -1;
+    return now_ms > ts ? (double)(now_ms - ts) / 1e3 : 0;
+}
 
 /* --- applier pool --------------------------------------------------------------- */
 
@@ -212,11 +255,18 @@ static void poll_once(cs_worker *w, int timeout_ms)
         return;
     }
     atomic_store(&w->kafka_ok, true);
+    double delay = since_timestamp(m, cs_wall_ms());
+
+    if (delay >= 0)
+        cs_metric_observe(w->stage[STAGE_POLL_DELAY], delay);
     if (w->npending == w->cap_pending) {
         size_t cap = w->cap_pending ? w->cap_pending * 2 : 1024;
         rd_kafka_message_t **grown = realloc(w->pending, cap * sizeof(*grown));
+        long long *times = grown ? realloc(w->polled_us, cap * sizeof(*times)) : NULL;
 
-        if (!grown) {
+        if (grown)
+            w->pending = grown;
+        if (!times) {
             /* Nothing after this message may be processed, or its offset
              * would be stored past it: stop, and it comes again next run. */
             cs_log_error("out of memory keeping a polled message partition=%d offset=%" PRId64,
@@ -225,32 +275,36 @@ static void poll_once(cs_worker *w, int timeout_ms)
             cs_running = 0;
             return;
         }
-        w->pending = grown;
+        w->polled_us = times;
         w->cap_pending = cap;
     }
+    w->polled_us[w->npending] = cs_now_us();
     w->pending[w->npending++] = m;
 }
 
-/* Polls until a batch is full or the linger time after its first message passed. */
+/* Polls until the batch in hand goes (cs_batching_wait_ms): full, or nothing more queued and
+ * --batch-linger-ms passed since its first message. Returns with nothing in hand after an idle
+ * poll, for the caller's housekeeping. */
 static void fill(cs_worker *w)
 {
-    size_t want = (size_t)w->cfg->batch_size;
-    long long deadline = 0;
+    bool drained = false;
 
-    while (cs_running && w->npending < want) {
-        long long now = cs_now_ms();
-        int timeout;
+    while (cs_running) {
+        size_t before = w->npending;
+        int wait;
 
-        if (w->npending > 0 && deadline == 0)
-            deadline = now + w->cfg->batch_linger_ms;
-        if (deadline && now >= deadline)
-            break;
-        timeout = deadline ? (int)(deadline - now) : 100;
-        poll_once(w, timeout);
-        if (w->npending == 0 && deadline == 0 && !cs_running)
-            break;
-        if (w->npending == 0)
-            return; /* idle: let the caller do housekeeping */
+        if (before == 0) {
+            poll_once(w, 100);
+            if (w->npending == 0)
+                return; /* idle: let the caller do housekeeping */
+            continue;
+        }
+        wait = cs_batching_wait_ms(before, (size_t)w->cfg->batch_size, drained,
+                                   (cs_now_us() - w->polled_us[0]) / 1000, w->cfg->batch_linger_ms);
+        if (wait == CS_BATCHING_GO)
+            return;
+        poll_once(w, wait);
+        drained = w->npending == before;
     }
 }
 
@@ -527,9 +581,19 @@ static bool backoff_wait(cs_worker *w, long ms)
     return cs_running && !w->revoked;
 }
 
-static void process(cs_worker *w, cs_job *jobs, size_t n)
+/* Observes the seconds since t0_us (cs_now_us) in m and returns now. */
+static long long observe_since(cs_metric *m, long long t0_us)
 {
-    long long t0 = cs_now_us();
+    long long now = cs_now_us();
+
+    cs_metric_observe(m, (double)(now - t0_us) / 1e6);
+    return now;
+}
+
+/* Processes a batch: polled_us is when its first message was polled. */
+static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
+{
+    long long t0 = observe_since(w->stage[STAGE_BATCH_WAIT], polled_us), t;
     cs_backoff backoff;
     char errstr[512];
     size_t valid = 0;
@@ -546,9 +610,15 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
         }
         valid += jobs[i].verdict == CS_VALID;
     }
-    if (valid)
+    if (valid) {
+        t = cs_now_us();
         redis_fast_path(w, jobs, n);
-    while (run_appliers(w, jobs, n, errstr, sizeof(errstr)) != CS_OK) {
+        observe_since(w->stage[STAGE_REDIS_READ], t);
+    }
+    for (;;) {
+        t = cs_now_us();
+        if (run_appliers(w, jobs, n, errstr, sizeof(errstr)) == CS_OK)
+            break;
         long delay = cs_backoff_next(&backoff);
 
         atomic_store(&w->pg_ok, false);
@@ -568,13 +638,22 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
     if (cs_consumer_paused(w->consumer))
         cs_consumer_set_paused(w->consumer, false);
     atomic_store(&w->pg_ok, true);
-    cs_metric_observe(w->apply_seconds, (double)(cs_now_us() - t0) / 1e6);
+    observe_since(w->stage[STAGE_COMMIT], t);
+    t = observe_since(w->apply_seconds, t0);
     cs_fault_point("after_commit");
     if (w->relay)
         cs_relay_kick(w->relay);
     if (!deliver(w, jobs, n))
         return;
+    t = observe_since(w->stage[STAGE_DELIVERY], t);
+    for (size_t i = 0; i < n; i++) {
+        double since = since_timestamp(jobs[i].msg, cs_wall_ms());
+
+        if (since >= 0)
+            cs_metric_observe(w->stage[STAGE_SUBMISSION], since);
+    }
     remember_applied(w, jobs, n);
+    observe_since(w->stage[STAGE_REDIS_WRITE], t);
     cs_fault_point("after_outcome");
     if (w->revoked)
         return;
@@ -602,7 +681,7 @@ static void process(cs_worker *w, cs_job *jobs, size_t n)
 
 static void housekeeping(cs_worker *w)
 {
-    long long now = cs_now_ms();
+    long long t0 = cs_now_us(), now = t0 / 1000;
     char errstr[256];
 
     /* After a failure with nothing left to retry (the batch was dropped in a
@@ -622,6 +701,7 @@ static void housekeeping(cs_worker *w)
             cs_log_info("pruned recorded outcomes rows=%lld", n);
         w->next_prune_ms = now + 10 * 60 * 1000;
     }
+    observe_since(w->stage[STAGE_HOUSEKEEPING], t0);
 }
 
 int cs_worker_run(cs_worker *w)
@@ -642,6 +722,7 @@ int cs_worker_run(cs_worker *w)
                 w->cfg->topic_events, w->cfg->group, w->cfg->group_protocol, w->cfg->appliers,
                 w->cfg->batch_size);
     while (cs_running) {
+        long long polled_us;
         size_t n;
 
         fill(w);
@@ -649,11 +730,13 @@ int cs_worker_run(cs_worker *w)
         if (w->npending == 0)
             continue;
         n = w->npending < (size_t)w->cfg->batch_size ? w->npending : (size_t)w->cfg->batch_size;
+        polled_us = w->polled_us[0];
         for (size_t i = 0; i < n; i++)
             jobs[i].msg = w->pending[i];
         memmove(w->pending, w->pending + n, (w->npending - n) * sizeof(*w->pending));
+        memmove(w->polled_us, w->polled_us + n, (w->npending - n) * sizeof(*w->polled_us));
         w->npending -= n;
-        process(w, jobs, n);
+        process(w, jobs, n, polled_us);
         for (size_t i = 0; i < n; i++)
             cs_job_clear(&jobs[i]);
     }
@@ -747,6 +830,8 @@ static void register_metrics(cs_worker *w)
                                       "cannot be read");
     w->delivery_retries = cs_metric_counter("casestream_worker_delivery_retries_total",
                                             "rounds of outcome deliveries retried");
+    for (int i = 0; i < STAGE_COUNT; i++)
+        w->stage[i] = cs_metric_histogram(stage_metrics[i][0], stage_metrics[i][1]);
     w->backlog = cs_metric_gauge("casestream_worker_outbox_backlog",
                                  "committed changes not yet published from the outbox (counted "
                                  "up to 100000)");
@@ -868,6 +953,7 @@ void cs_worker_free(cs_worker *w)
     cs_consumer_free(w->consumer);
     drop_pending(w);
     free(w->pending);
+    free(w->polled_us);
     cs_idem_free(w->idem);
     for (int i = 0; i < 3; i++)
         cs_probe_free(w->probes[i]);

@@ -1,0 +1,20 @@
+/* When the batch the worker's polling thread holds goes to the appliers: the rule, without I/O. */
+#ifndef CS_BATCHING_H
+#define CS_BATCHING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* cs_batching_wait_ms's answer: the batch goes now. */
+#define CS_BATCHING_GO (-1)
+
+/* How long the polling thread may wait for one more message before the batch in hand
+ * (pending > 0 messages, the first of them polled age_ms ago) goes to the appliers.
+ * CS_BATCHING_GO when it goes now: it holds want messages, or the last poll found nothing
+ * queued (drained) and linger_ms have passed since its first message (with linger 0, as soon
+ * as nothing more is queued: under light load a submission waits for no timer, and under heavy
+ * load batches fill while the previous one is applied). 0: poll what is queued without
+ * waiting. Otherwise the milliseconds left of the linger. */
+int cs_batching_wait_ms(size_t pending, size_t want, bool drained, long long age_ms, int linger_ms);
+
+#endif
