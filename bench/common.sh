@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers of the bench's phase scripts (bench/api.sh, bench/rebalance.sh), sourced after they
 # set BENCH_ROW (the row letter their messages name).
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
+# (j) runs in a subshell on purpose: what it changes of PIDS stays there.
+# shellcheck disable=SC2030,SC2031
 # make bench (DESIGN §9): one run on this machine measures
-#   (a) worker submissions/s with every guarantee on,
+#   (a) worker submissions/s with every guarantee on, and
 #   (b) a pgbench baseline doing what one submission writes, one durable transaction each,
-#   (c) the ratio a/b (design target >= 2.0),
-#   (d) produce->outcome and produce->searchable latency at half the rate of (a)
-#       (and (d') at a quarter if the pipeline did not keep up with half),
+#       each three times, alternating (a, b, a, b, a, b), on the same database,
+#   (c) the ratio of their medians (target >= 3.0),
+#   (C) the pipeline's capacity: the highest offered rate that the worker, the indexer and
+#       Elasticsearch keep up with for 30 s, by a short step search,
+#   (d) produce->outcome and produce->searchable latency at C/2 (targets: p99 <= 100 ms and
+#       <= 1.5 s),
 #   (e) indexer documents/s against a raw _bulk load of the same documents (as (a) published
 #       them, and (e') each with an id of its own),
 #   (f) peak RSS of the programs,
@@ -13,6 +18,9 @@
 #       (pgbench), and POST submit p50/p99 at 16 connections (bench/api.sh),
 #   (i) the pause a worker joining and leaving a busy group puts on its partitions, with the
 #       classic and the consumer group protocol (bench/rebalance.sh),
+#   (j) how cost grows: throughput and p99 as the blob grows (1, 16, 256 KiB) beside pgbench
+#       with the same blob, one hot case receiving every submission, 1, 2 and 3 workers in
+#       one group,
 # plus a profile of the worker, and writes bench/results/<UTC>.json, <UTC>.md, latest.md.
 # What each figure means: bench/README.md. Everything runs on topics, groups, ports,
 # references and indices of its own, so the demo and the tests are never touched.
@@ -21,14 +29,28 @@ cd "$(dirname "$0")/.."
 
 N=${BENCH_N:-20000}                  # (a) submissions
 M=${BENCH_M:-1000}                   # (a) cases, and (b) cases
-PGB_SECONDS=${BENCH_PGBENCH_SECONDS:-10}
+AB_RUNS=${BENCH_AB_RUNS:-3}          # (a) and (b): runs of each, alternating
+RATIO_TARGET=3.0                     # (c)
+PGB_SECONDS=${BENCH_PGBENCH_SECONDS:-8}
 PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-1 2 4 8 16}
+CAP_SECONDS=${BENCH_CAPACITY_SECONDS:-30}     # (C) length of each step
+CAP_STEPS=${BENCH_CAPACITY_STEPS:-5}          # (C) most steps
+CAP_START=${BENCH_CAPACITY_START:-}           # (C) first rate; default: the median of (a) / 3
+CAP_OUTCOME_BOUND_MS=${BENCH_CAPACITY_OUTCOME_BOUND_MS:-250} # (C) "keeps up": growth allowed, in
+CAP_SEARCH_BOUND_MS=${BENCH_CAPACITY_SEARCH_BOUND_MS:-1000}  # ms of arrivals at the offered rate
 LAT_SECONDS=${BENCH_LATENCY_SECONDS:-30} # (d) how long to produce at the fixed rate
 SAMPLE=${BENCH_SEARCH_SAMPLE:-200}   # (d) cases watched in Elasticsearch
 POLL_MS=${BENCH_SEARCH_POLL_MS:-20}  # (d) their polling interval
+read -r -a BLOB_KIB <<<"${BENCH_BLOB_KIB:-1 16 256}"     # (j) blob sizes
+read -r -a BLOB_CASES <<<"${BENCH_BLOB_CASES:-1000 400 60}" # (j) cases of each size (10 submissions each)
+BLOB_SECONDS=${BENCH_BLOB_SECONDS:-10} # (j) the fixed-rate run of each size
+HOT_N=${BENCH_HOT_N:-2000}            # (j) submissions to the one hot case
+GROUP_SIZES=${BENCH_GROUP_SIZES:-1 2 3} # (j) workers in one group
 PROFILE_N=${BENCH_PROFILE_N:-2000}   # submissions of the callgrind run
 PROFILER=${BENCH_PROFILER:-auto}     # auto, perf, callgrind or none
 KEEP=${BENCH_KEEP:-0}                # 1: keep the bench topics, indices and rows
+SKIP=" ${BENCH_SKIP:-} "             # phases left out: any of g h i profile
+skipped() { [[ $SKIP == *" $1 "* ]]; }
 read -r -a WORKER_ARGS <<<"${BENCH_WORKER_ARGS:-}"
 read -r -a INDEXER_ARGS <<<"${BENCH_INDEXER_ARGS:-}"
 BULK_DOCS=1000 # the indexer's --bulk-docs default; the raw baseline uses the same
@@ -37,7 +59,14 @@ for a in "${INDEXER_ARGS[@]}"; do [[ $a == --bulk-docs=* ]] && BULK_DOCS=${a#--b
 E=$((N / M)) # submissions per case
 if ((E < 1)); then
     echo "bench: BENCH_N ($N) must be at least BENCH_M ($M)" >&2
-    exit 2
+    exit 78
+fi
+if ((M > 200000 || AB_RUNS < 1 || CAP_STEPS < 1 || CAP_SECONDS < 10 || ${#BLOB_KIB[@]} != ${#BLOB_CASES[@]} ||
+    ${#BLOB_KIB[@]} > 3 || HOT_N < 2)); then
+    echo "bench: invalid configuration: BENCH_M at most 200000, BENCH_AB_RUNS and BENCH_CAPACITY_STEPS at least 1," \
+        "BENCH_CAPACITY_SECONDS at least 10, BENCH_BLOB_KIB and BENCH_BLOB_CASES of the same length (at most 3)," \
+        "BENCH_HOT_N at least 2 (bench/README.md)" >&2
+    exit 78
 fi
 N=$((M * E))
 
@@ -60,14 +89,16 @@ RESULTS=${BENCH_RESULTS:-bench/results}
 mkdir -p "$WORK" "$RESULTS"
 EPOCH=$(date +%s)
 # References of our own: [8e15, 9e15) is below 2^53 (exact in awk) and apart from the demo's
-# (time*1e6 ~ 1.8e15) and the tests' (~1.8e18). Each run gets 10^6: a, d, profile, b, d2 at 2*10^5 steps.
-BASE=$((8000000000000000 + (EPOCH % 1000000000) * 1000000))
-BASE_A=$BASE BASE_D=$((BASE + 200000)) BASE_P=$((BASE + 400000)) BASE_B=$((BASE + 600000))
-BASE_D2=$((BASE + 800000))
+# (time*1e6 ~ 1.8e15) and the tests' (~1.8e18). Each run gets 10^7, in 50 blocks of 2*10^5
+# references, one per phase (block N): a 0-2, d 3, profile 4, b 5-7, blob sizes 8-16, hot case
+# 17, worker groups 18-20, capacity steps 21-49.
+BASE=$((8000000000000000 + (EPOCH % 100000000) * 10000000))
+block() { echo $((BASE + $1 * 200000)); }
+BASE_D=$(block 3) BASE_P=$(block 4)
 RELAY_KEY=$(sed -n 's/^#define RELAY_LOCK_KEY "\([0-9]*\)".*/\1/p' worker/outbox.c)
 
 declare -A PIDS=()
-TOPICS_MADE=() INDICES_MADE=() CLEAN_B=0
+TOPICS_MADE=() INDICES_MADE=()
 
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
 die() {
@@ -91,30 +122,28 @@ stop() { # name
     unset "PIDS[$1]"
 }
 
-delete_baseline_cases() {
-    ((CLEAN_B)) || return 0
-    sql "DELETE FROM ccd.change_outbox WHERE reference BETWEEN $BASE_B AND $((BASE_B + M - 1));
-         DELETE FROM ccd.case_event WHERE case_reference BETWEEN $BASE_B AND $((BASE_B + M - 1));
-         DELETE FROM ccd.case_data WHERE reference BETWEEN $BASE_B AND $((BASE_B + M - 1));" || true
-    CLEAN_B=0
+# Deletes the cases [first, first + count) and what refers to them.
+delete_cases() { # first count
+    local lo=$1 hi=$(($1 + $2 - 1))
+    sql "DELETE FROM ccd.change_outbox WHERE reference BETWEEN $lo AND $hi;
+         DELETE FROM ccd.case_notes WHERE case_reference BETWEEN $lo AND $hi;
+         DELETE FROM ccd.case_event WHERE case_reference BETWEEN $lo AND $hi;
+         DELETE FROM ccd.case_data WHERE reference BETWEEN $lo AND $hi;" >/dev/null ||
+        log "could not delete the cases $lo..$hi"
 }
 
-# What only the bench needed, also after a failure (unless BENCH_KEEP=1). The cases of (a)
-# and of the profile never reached nfd_cases: they go, so that every case in PostgreSQL keeps
-# a document in the index. (d)'s cases went through the whole pipeline and stay, in
-# PostgreSQL and in nfd_cases.
+# What only the bench needed, also after a failure (unless BENCH_KEEP=1). The cases of the
+# phases that ran a worker without an indexer (a, the profile, b, the blob sizes, the hot case,
+# the worker groups: blocks 0-20 but (d)'s) never reached nfd_cases: they go, so that every
+# case in PostgreSQL keeps a document in the index. The cases of (d) and of the capacity
+# search went through the whole pipeline and stay, in PostgreSQL and in nfd_cases.
 CLEANED=0
 clean_up() {
-    local lo hi i
+    local b i
     ((CLEANED == 0)) && [[ $KEEP != 1 ]] || return 0
     CLEANED=1
-    for lo in "$BASE_A" "$BASE_P"; do
-        hi=$((lo + 200000 - 1))
-        sql "DELETE FROM ccd.change_outbox WHERE reference BETWEEN $lo AND $hi;
-             DELETE FROM ccd.case_notes WHERE case_reference BETWEEN $lo AND $hi;
-             DELETE FROM ccd.case_event WHERE case_reference BETWEEN $lo AND $hi;
-             DELETE FROM ccd.case_data WHERE reference BETWEEN $lo AND $hi;" >/dev/null ||
-            log "could not delete the cases $lo..$hi"
+    for b in $(seq 0 20); do
+        ((b == 3)) || delete_cases "$(block "$b")" 200000
     done
     sql "DELETE FROM ccd.event_outcome WHERE topic LIKE '$RUN-%'" >/dev/null || true
     # An index the indexer created is <name>-000001 behind the alias <name>.
@@ -130,7 +159,6 @@ clean_up() {
 on_exit() {
     local name
     for name in "${!PIDS[@]}"; do stop "$name"; done
-    delete_baseline_cases
     clean_up
 }
 trap on_exit EXIT
@@ -215,6 +243,16 @@ machine_ticks() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/s
 stack_pid() { scripts/stack.sh status 2>/dev/null | awk -v s="$1" '$1 == s { print $3 }'; }
 HZ=$(getconf CLK_TCK)
 
+max() { echo $(($1 > $2 ? $1 : $2)); }
+ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
+met() { if [[ $1 == true ]]; then echo met; else echo "**not met**"; fi; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# "min–max, ±P%" where P is half the range over the median.
+spread() {
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]
+        printf "%d–%d (±%.0f%%)\n", v[1], v[NR], (m > 0 ? 50 * (v[NR] - v[1]) / m : 0) }'
+}
+
 percentiles() { # values on stdin -> "n p50 p95 p99 max mean" (nearest rank)
     sort -n | awk '{ v[NR] = $1; s += $1 }
         function r(p,  k) { k = int(p * NR); if (k < p * NR) k++; if (k < 1) k = 1; return v[k] }
@@ -289,20 +327,11 @@ if [[ $PROFILER == auto ]]; then
         PROFILE_TOOL=none
     fi
 fi
+if skipped profile; then PROFILE_TOOL=none; fi
 
 # =========================================================================================
-# (a) worker throughput
+# (a) worker throughput and (b) the pgbench baseline, three times each, alternating
 # =========================================================================================
-log "(a) $N submissions over $M cases, preloaded, then one casestream-worker"
-make_topics a
-build/casestream workload --cases "$M" --events "$E" --seed 1 --base-ref "$BASE_A" \
-    >"$WORK/a-workload.ndjson" 2>"$WORK/a-expected.json"
-# shellcheck disable=SC2046
-build/casestream-produce $(topic_args a) "$WORK/a-workload.ndjson" >/dev/null 2>"$WORK/a-produce.err" ||
-    die "could not preload the submissions: $(tail -2 "$WORK/a-produce.err")"
-expect() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$WORK/a-expected.json"; }
-
-free_port PORT_A
 PG_PID=$(stack_pid postgres) KAFKA_PID=$(stack_pid kafka) ES_PID=$(stack_pid es)
 # CPU and PostgreSQL counters, taken when the first outcomes are seen and when the last is.
 snapshot() { # suffix
@@ -313,111 +342,171 @@ snapshot() { # suffix
     printf -v "SNAP_$1" '%s' "$total $idle $(tree_ticks "$PG_PID") $(tree_ticks "$KAFKA_PID") $(tree_ticks "$ES_PID") $(ticks "$WPID") $(ticks "${IPID:-0}") $wal"
 }
 snapshot_first() { snapshot 0; }
-start_worker a "$PORT_A"
-T_START=$W_STARTED
-WPID=${PIDS[worker]}
-if [[ $PROFILE_TOOL == perf ]]; then
-    perf record -g -F 499 -o "$WORK/perf.data" -p "$WPID" >"$WORK/perf.log" 2>&1 &
-    PIDS[perf]=$!
-fi
-ON_FIRST=snapshot_first
-watch_counter "$PORT_A" "$N" casestream_worker_outcomes_total "$WORK/a-metrics" $((60 + N / 20)) ||
-    die "(a) only $(mint "$WORK/a-metrics.poll" casestream_worker_outcomes_total) of $N outcomes (see $WORK/a-worker.log)"
-ON_FIRST=""
-snapshot 1
-A_T_FIRST=$T_FIRST A_C_FIRST=$C_FIRST A_T_LAST=$T_LAST A_POLLS=$POLLS A_T_POLL0=$T_POLL0
-read -r M0_TOTAL M0_IDLE PG0 KAFKA0 ES0 W0 _ WAL0_SYNC WAL0_BYTES XACT0 <<<"$SNAP_0"
-read -r M1_TOTAL M1_IDLE PG1 KAFKA1 ES1 W1 _ WAL1_SYNC WAL1_BYTES XACT1 <<<"$SNAP_1"
-# Before stopping: the relay has published every change of (a), or (e) would miss some and
-# the next phase's relay would ship them to its own topic.
-until=$((SECONDS + 60))
-while [[ $(sql "SELECT count(*) FROM ccd.change_outbox WHERE published_at IS NULL
-                AND reference BETWEEN $BASE_A AND $((BASE_A + M - 1))") != 0 ]]; do
-    ((SECONDS < until)) || die "(a) the outbox relay did not publish every change"
-    sleep 0.2
-done
-read -r WAL1_SYNC WAL1_BYTES XACT1 < <(sql "SELECT wal_sync, wal_bytes,
-    (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) FROM pg_stat_wal" | tr '|' ' ')
-RSS_WORKER_A=$(vmhwm "$WPID")
-if [[ -n ${PIDS[perf]:-} ]]; then
-    kill -INT "${PIDS[perf]}" 2>/dev/null || true
-    wait "${PIDS[perf]}" 2>/dev/null || true
-    unset "PIDS[perf]"
-fi
-stop worker
-
-A_WALL=$((A_T_LAST - A_T_FIRST))
-A_FROM_START=$((A_T_LAST - T_START))
-A_RATE=$(awk -v n=$((N - A_C_FIRST)) -v ms="$A_WALL" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }')
-A_RATE_START=$(awk -v n="$N" -v ms="$A_FROM_START" 'BEGIN { printf "%.0f", n * 1000 / ms }')
-A_POLL_MS=$(awk -v p="$A_POLLS" -v ms=$((A_T_LAST - A_T_POLL0)) 'BEGIN { printf "%.0f", (p > 1 ? ms / (p - 1) : 0) }')
-declare -A MIX=()
-for s in applied duplicate conflict rejected invalid; do
-    MIX[$s]=$(mint "$WORK/a-metrics.last" "casestream_worker_outcomes_total{status=\"$s\"}")
-done
-MIX_OK=false
-[[ ${MIX[applied]} == "$(expect applied)" && ${MIX[conflict]} == "$(expect conflict)" &&
-    ${MIX[duplicate]} == "$(expect duplicate)" && ${MIX[rejected]} == 0 && ${MIX[invalid]} == 0 ]] && MIX_OK=true
-# Cross-check with the outcomes' own Kafka timestamps (CreateTime, ms).
-kcat -C -b "$BROKERS" -t "$RUN-a-results" -o beginning -e -q -f '%T\n' 2>/dev/null | sort -n >"$WORK/a-outcome-ts.txt"
-A_KAFKA_SPAN=$(awk 'NR == 1 { f = $1 } { l = $1 } END { print l - f }' "$WORK/a-outcome-ts.txt")
-# Where the time went.
 d() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
-APPLY_S=$(d "$(msum "$WORK/a-metrics.first" casestream_worker_apply_seconds_sum)" "$(msum "$WORK/a-metrics.last" casestream_worker_apply_seconds_sum)")
-BATCHES=$(($(mint "$WORK/a-metrics.last" casestream_worker_batches_total) - $(mint "$WORK/a-metrics.first" casestream_worker_batches_total)))
-APPLY_PCT=$(awk -v s="$APPLY_S" -v ms="$A_WALL" 'BEGIN { printf "%.0f", (ms > 0 ? 100 * s * 1000 / ms : 0) }')
-BATCH_AVG=$(awk -v n=$((N - A_C_FIRST)) -v b="$BATCHES" 'BEGIN { printf "%.0f", b ? n / b : 0 }')
-BATCH_MS=$(awk -v s="$APPLY_S" -v b="$BATCHES" 'BEGIN { printf "%.1f", b ? 1000 * s / b : 0 }')
 pct() { awk -v t="$1" -v ms="$2" -v hz="$HZ" 'BEGIN { printf "%.0f", (ms > 0 ? 100 * t / hz / (ms / 1000) : 0) }'; }
-W_CPU=$(pct $((W1 - W0)) "$A_WALL")
-PG_CPU=$(pct $((PG1 - PG0)) "$A_WALL")
-KAFKA_CPU=$(pct $((KAFKA1 - KAFKA0)) "$A_WALL")
-ES_CPU=$(pct $((ES1 - ES0)) "$A_WALL")
-M_BUSY=$(awk -v t=$((M1_TOTAL - M0_TOTAL)) -v i=$((M1_IDLE - M0_IDLE)) 'BEGIN { printf "%.0f", t ? 100 * (t - i) / t : 0 }')
-FSYNCS=$((WAL1_SYNC - WAL0_SYNC)) COMMITS=$((XACT1 - XACT0))
-PER_FSYNC=$(awk -v n=$((N - A_C_FIRST)) -v f="$FSYNCS" 'BEGIN { printf "%.1f", f ? n / f : 0 }')
-log "(a) $A_RATE submissions/s (first->last outcome ${A_WALL} ms; ${A_RATE_START}/s from worker start)"
+expect() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$WORK/a1-expected.json"; }
+# The variables of one (a) run that the report reads, saved per run (a_run) and read back
+# for the median run.
+A_VARS=(A_RATE A_WALL A_C_FIRST A_FROM_START A_RATE_START A_POLL_MS A_KAFKA_SPAN MIX_OK
+    APPLY_PCT BATCHES BATCH_AVG BATCH_MS W_CPU PG_CPU KAFKA_CPU ES_CPU M_BUSY FSYNCS COMMITS
+    PER_FSYNC WAL0_BYTES WAL1_BYTES RSS_WORKER_A)
 
-# =========================================================================================
-# (b) the pgbench baseline
-# =========================================================================================
-log "(b) pgbench baseline on $M cases, clients $PGB_CLIENTS, ${PGB_SECONDS} s each"
-CLEAN_B=1
-sql "INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction, state, data)
-     SELECT $BASE_B + i, 'NFD', 'DIVORCE', 'Submitted',
-            jsonb_build_object('applicant', jsonb_build_object('name', 'Applicant ' || ($BASE_B + i),
-                               'city', 'Leeds'), 'amount', i % 10000, 'step', 0)
-       FROM generate_series(0, $((M - 1))) i" || die "could not create the baseline's cases"
+# One (a) run: run number (1..3). The submissions of run r are cases of block r-1.
+a_run() {
+    local r=$1 ph=a$1 base port until T_START A_T_FIRST A_T_LAST A_POLLS A_T_POLL0 s
+    local M0_TOTAL M0_IDLE PG0 KAFKA0 ES0 W0 WAL0_SYNC XACT0 M1_TOTAL M1_IDLE PG1 KAFKA1 ES1 W1 WAL1_SYNC XACT1
+    base=$(block $((r - 1)))
+    log "(a) run $r: $N submissions over $M cases, preloaded, then one casestream-worker"
+    make_topics "$ph"
+    build/casestream workload --cases "$M" --events "$E" --seed 1 --base-ref "$base" \
+        >"$WORK/$ph-workload.ndjson" 2>"$WORK/$ph-expected.json"
+    # shellcheck disable=SC2046
+    build/casestream-produce $(topic_args "$ph") "$WORK/$ph-workload.ndjson" >/dev/null 2>"$WORK/$ph-produce.err" ||
+        die "could not preload the submissions: $(tail -2 "$WORK/$ph-produce.err")"
+    free_port port
+    start_worker "$ph" "$port"
+    T_START=$W_STARTED
+    WPID=${PIDS[worker]}
+    if [[ $PROFILE_TOOL == perf && $r == 1 ]]; then
+        perf record -g -F 499 -o "$WORK/perf.data" -p "$WPID" >"$WORK/perf.log" 2>&1 &
+        PIDS[perf]=$!
+    fi
+    ON_FIRST=snapshot_first
+    watch_counter "$port" "$N" casestream_worker_outcomes_total "$WORK/$ph-metrics" $((60 + N / 20)) ||
+        die "(a) run $r: only $(mint "$WORK/$ph-metrics.poll" casestream_worker_outcomes_total) of $N outcomes (see $WORK/$ph-worker.log)"
+    ON_FIRST=""
+    snapshot 1
+    A_T_FIRST=$T_FIRST A_C_FIRST=$C_FIRST A_T_LAST=$T_LAST A_POLLS=$POLLS A_T_POLL0=$T_POLL0
+    read -r M0_TOTAL M0_IDLE PG0 KAFKA0 ES0 W0 _ WAL0_SYNC WAL0_BYTES XACT0 <<<"$SNAP_0"
+    read -r M1_TOTAL M1_IDLE PG1 KAFKA1 ES1 W1 _ WAL1_SYNC WAL1_BYTES XACT1 <<<"$SNAP_1"
+    # Before stopping: the relay has published every change of the run, or (e) would miss some.
+    until=$((SECONDS + 60))
+    while [[ $(sql "SELECT count(*) FROM ccd.change_outbox WHERE published_at IS NULL
+                    AND reference BETWEEN $base AND $((base + M - 1))") != 0 ]]; do
+        ((SECONDS < until)) || die "(a) run $r: the outbox relay did not publish every change"
+        sleep 0.2
+    done
+    RSS_WORKER_A=$(max "$RSS_WORKER_A" "$(vmhwm "$WPID")")
+    if [[ -n ${PIDS[perf]:-} ]]; then
+        kill -INT "${PIDS[perf]}" 2>/dev/null || true
+        wait "${PIDS[perf]}" 2>/dev/null || true
+        unset "PIDS[perf]"
+    fi
+    stop worker
+
+    A_WALL=$((A_T_LAST - A_T_FIRST))
+    A_FROM_START=$((A_T_LAST - T_START))
+    A_RATE=$(awk -v n=$((N - A_C_FIRST)) -v ms="$A_WALL" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }')
+    A_RATE_START=$(awk -v n="$N" -v ms="$A_FROM_START" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+    A_POLL_MS=$(awk -v p="$A_POLLS" -v ms=$((A_T_LAST - A_T_POLL0)) 'BEGIN { printf "%.0f", (p > 1 ? ms / (p - 1) : 0) }')
+    for s in applied duplicate conflict rejected invalid; do
+        MIX[$s]=$(mint "$WORK/$ph-metrics.last" "casestream_worker_outcomes_total{status=\"$s\"}")
+    done
+    MIX_OK=false
+    [[ ${MIX[applied]} == "$(expect applied)" && ${MIX[conflict]} == "$(expect conflict)" &&
+        ${MIX[duplicate]} == "$(expect duplicate)" && ${MIX[rejected]} == 0 && ${MIX[invalid]} == 0 ]] && MIX_OK=true
+    # Cross-check with the outcomes' own Kafka timestamps (CreateTime, ms).
+    kcat -C -b "$BROKERS" -t "$RUN-$ph-results" -o beginning -e -q -f '%T\n' 2>/dev/null | sort -n >"$WORK/$ph-outcome-ts.txt"
+    A_KAFKA_SPAN=$(awk 'NR == 1 { f = $1 } { l = $1 } END { print l - f }' "$WORK/$ph-outcome-ts.txt")
+    # Where the time went.
+    local apply_s
+    apply_s=$(d "$(msum "$WORK/$ph-metrics.first" casestream_worker_apply_seconds_sum)" "$(msum "$WORK/$ph-metrics.last" casestream_worker_apply_seconds_sum)")
+    BATCHES=$(($(mint "$WORK/$ph-metrics.last" casestream_worker_batches_total) - $(mint "$WORK/$ph-metrics.first" casestream_worker_batches_total)))
+    APPLY_PCT=$(awk -v s="$apply_s" -v ms="$A_WALL" 'BEGIN { printf "%.0f", (ms > 0 ? 100 * s * 1000 / ms : 0) }')
+    BATCH_AVG=$(awk -v n=$((N - A_C_FIRST)) -v b="$BATCHES" 'BEGIN { printf "%.0f", b ? n / b : 0 }')
+    BATCH_MS=$(awk -v s="$apply_s" -v b="$BATCHES" 'BEGIN { printf "%.1f", b ? 1000 * s / b : 0 }')
+    W_CPU=$(pct $((W1 - W0)) "$A_WALL")
+    PG_CPU=$(pct $((PG1 - PG0)) "$A_WALL")
+    KAFKA_CPU=$(pct $((KAFKA1 - KAFKA0)) "$A_WALL")
+    ES_CPU=$(pct $((ES1 - ES0)) "$A_WALL")
+    M_BUSY=$(awk -v t=$((M1_TOTAL - M0_TOTAL)) -v i=$((M1_IDLE - M0_IDLE)) 'BEGIN { printf "%.0f", t ? 100 * (t - i) / t : 0 }')
+    FSYNCS=$((WAL1_SYNC - WAL0_SYNC)) COMMITS=$((XACT1 - XACT0))
+    PER_FSYNC=$(awk -v n=$((N - A_C_FIRST)) -v f="$FSYNCS" 'BEGIN { printf "%.1f", f ? n / f : 0 }')
+    declare -p "${A_VARS[@]}" MIX >"$WORK/$ph.vars"
+    A_RUNS+=("$A_RATE")
+    log "(a) run $r: $A_RATE submissions/s (first->last outcome ${A_WALL} ms; ${A_RATE_START}/s from worker start)"
+}
+
+# One (b) run: run number (1..3), on M fresh cases of block 5+r-1, every client count.
+b_run() {
+    local r=$1 base c j tps lat failed peak=0 peak_c=0 rows=""
+    base=$(block $((r + 4)))
+    log "(b) run $r: pgbench on $M cases, clients $PGB_CLIENTS, ${PGB_SECONDS} s each"
+    make_cases "$base" "$M" "" || die "could not create the baseline's cases"
+    for c in $PGB_CLIENTS; do
+        j=$((c < 2 ? c : 2))
+        "$PGBENCH" -n -M prepared -f "$WORK/b-script.sql" -D base="$base" -D m="$M" -D topic="$RUN-b-changes" \
+            -c "$c" -j "$j" -T "$PGB_SECONDS" "$PG" >"$WORK/b$r-pgbench-$c.txt" 2>&1 ||
+            die "pgbench -c $c failed: $(tail -3 "$WORK/b$r-pgbench-$c.txt")"
+        tps=$(awk '/^tps = / { printf "%.0f", $3 }' "$WORK/b$r-pgbench-$c.txt")
+        lat=$(awk '/^latency average = / { print $4 }' "$WORK/b$r-pgbench-$c.txt")
+        failed=$(awk '/^number of failed transactions: / { print $5 }' "$WORK/b$r-pgbench-$c.txt")
+        rows+="${rows:+;}$c $tps $lat ${failed:-0}"
+        log "(b) run $r, $c clients: $tps tps, latency $lat ms"
+        if ((tps > peak)); then peak=$tps peak_c=$c; fi
+    done
+    delete_cases "$base" "$M"
+    B_RUNS+=("$peak") B_RUNS_C+=("$peak_c") B_RUNS_ROWS+=("$rows")
+}
+
+# M cases for a baseline: first-reference count [pad-file]. With a pad file (one line of
+# base64), the blob gets a member "pad" holding it, read by psql's \copy.
+make_cases() {
+    {
+        echo "CREATE TEMP TABLE bench_pad (pad text);"
+        if [[ -n ${3:-} ]]; then
+            echo "\\copy bench_pad FROM '$3'"
+        else
+            echo "INSERT INTO bench_pad VALUES (NULL);"
+        fi
+        echo "INSERT INTO ccd.case_data (reference, case_type_id, jurisdiction, state, data)
+              SELECT $1 + i, 'NFD', 'DIVORCE', 'Submitted',
+                     jsonb_strip_nulls(jsonb_build_object('pad', (SELECT pad FROM bench_pad),
+                        'applicant', jsonb_build_object('name', 'Applicant ' || ($1 + i), 'city', 'Leeds'),
+                        'amount', i % 10000, 'step', 0))
+                FROM generate_series(0, $(($2 - 1))) i;"
+    } | psql "$PG" -XAtq -v ON_ERROR_STOP=1 >/dev/null
+}
+
 # Without sql/004 (outbox rows name their topic) the outbox has no topic column.
 cp bench/pgbench_submission.sql "$WORK/b-script.sql"
 if [[ $(sql "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'ccd'
              AND table_name = 'change_outbox' AND column_name = 'topic'") == 0 ]]; then
     sed -i 's/document, topic, published_at/document, published_at/; s/, :topic::text, now()/, now()/' "$WORK/b-script.sql"
 fi
-B_ROWS=() B_PEAK=0 B_PEAK_C=0
-for c in $PGB_CLIENTS; do
-    j=$((c < 2 ? c : 2))
-    "$PGBENCH" -n -M prepared -f "$WORK/b-script.sql" -D base="$BASE_B" -D m="$M" -D topic="$RUN-b-changes" \
-        -c "$c" -j "$j" -T "$PGB_SECONDS" "$PG" >"$WORK/b-pgbench-$c.txt" 2>&1 ||
-        die "pgbench -c $c failed: $(tail -3 "$WORK/b-pgbench-$c.txt")"
-    tps=$(awk '/^tps = / { printf "%.0f", $3 }' "$WORK/b-pgbench-$c.txt")
-    lat=$(awk '/^latency average = / { print $4 }' "$WORK/b-pgbench-$c.txt")
-    failed=$(awk '/^number of failed transactions: / { print $5 }' "$WORK/b-pgbench-$c.txt")
-    B_ROWS+=("$c $tps $lat ${failed:-0}")
-    log "(b) $c clients: $tps tps, latency $lat ms"
-    if ((tps > B_PEAK)); then B_PEAK=$tps B_PEAK_C=$c; fi
+declare -A MIX=()
+A_RUNS=() B_RUNS=() B_RUNS_C=() B_RUNS_ROWS=() RSS_WORKER_A=0
+for r in $(seq 1 "$AB_RUNS"); do
+    a_run "$r"
+    b_run "$r"
 done
-delete_baseline_cases
-RATIO=$(awk -v a="$A_RATE" -v b="$B_PEAK" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-TARGET_MET=$(awk -v r="$RATIO" 'BEGIN { print (r >= 2.0 ? "true" : "false") }')
-log "(c) ratio a/b = $RATIO"
+# The median run of (a) gives the detail of the report ("what limits the worker").
+A_MED=$(median "${A_RUNS[@]}") B_PEAK=$(median "${B_RUNS[@]}")
+for r in $(seq 1 "$AB_RUNS"); do
+    if [[ ${A_RUNS[r - 1]} == "$A_MED" ]]; then
+        A_MED_RUN=$r
+        break
+    fi
+done
+RSS_MAX_A=$RSS_WORKER_A
+# shellcheck disable=SC1090
+source "$WORK/a$A_MED_RUN.vars"
+RSS_WORKER_A=$RSS_MAX_A
+for r in $(seq 1 "$AB_RUNS"); do
+    if [[ ${B_RUNS[r - 1]} == "$B_PEAK" ]]; then
+        B_PEAK_C=${B_RUNS_C[r - 1]} B_MED_RUN=$r
+        break
+    fi
+done
+A_SPREAD=$(spread "${A_RUNS[@]}") B_SPREAD=$(spread "${B_RUNS[@]}")
+RATIO=$(awk -v a="$A_MED" -v b="$B_PEAK" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+TARGET_MET=$(awk -v r="$RATIO" -v t="$RATIO_TARGET" 'BEGIN { print (r >= t ? "true" : "false") }')
+log "(c) ratio of the medians a/b = $A_MED/$B_PEAK = $RATIO (target $RATIO_TARGET: $TARGET_MET)"
 
 # =========================================================================================
 # (d) latency at a fixed rate, with a worker and an indexer running
 # =========================================================================================
 RSS_WORKER_D=0 RSS_INDEXER_D=0 RSS_PRODUCE=0 D_PHASES=()
-max() { echo $(($1 > $2 ? $1 : $2)); }
-ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
 
 # Searchable: for each applied submission of a watched case, the first poll of that kind that
 # showed a version >= its case_revision: "arrival - produce" and "previous send - produce".
@@ -434,6 +523,23 @@ searchable() { # phase kind
             for (i = 1; i <= n[$4]; i++) if (v[$4, i] >= $6) { hit = i; break }
             if (hit) print t[$4, hit] - $7, b[$4, hit] - $7; else print "missing"
         }' "$WORK/$1-watch.txt" "$WORK/$1-sample.txt" "$WORK/$1-matched.txt"
+}
+
+# The outcomes of a phase matched with their submissions, one line per outcome in
+# $WORK/$phase-matched.txt: partition offset outcome_ms reference status revision produce_ms.
+match_outcomes() { # phase
+    local ph=$1
+    kcat -C -b "$BROKERS" -t "$RUN-$ph-events" -o beginning -e -q -f '%p %o %T\n' 2>/dev/null >"$WORK/$ph-events.txt"
+    kcat -C -b "$BROKERS" -t "$RUN-$ph-results" -o beginning -e -q -f '%T %s\n' 2>/dev/null >"$WORK/$ph-results.txt"
+    # One line per outcome: partition offset outcome_ms reference status revision produce_ms.
+    awk 'FNR == NR { ts[$1 " " $2] = $3; next }
+         { if (!match($0, /"source":\{"partition":[0-9]+,"offset":[0-9]+\}/)) next
+           src = substr($0, RSTART, RLENGTH); gsub(/[^0-9,]/, "", src); split(src, s, ",")
+           k = s[1] " " s[2]; if (k in seen || !(k in ts)) next; seen[k] = 1
+           match($0, /"case_reference":[0-9]+/); ref = substr($0, RSTART + 17, RLENGTH - 17)
+           match($0, /"status":"[a-z]+"/); st = substr($0, RSTART + 10, RLENGTH - 11)
+           rev = 0; if (match($0, /"case_revision":[0-9]+/)) rev = substr($0, RSTART + 16, RLENGTH - 16)
+           print k, $1, ref, st, rev, ts[k] }' "$WORK/$ph-events.txt" "$WORK/$ph-results.txt" >"$WORK/$ph-matched.txt"
 }
 
 # One latency run: phase rate seed first-reference label. Writes its table rows to
@@ -518,17 +624,7 @@ latency_run() {
     get_ms=$(sed -n 's/.*mean_get_ms=\([0-9.]*\).*/\1/p' <<<"$ws")
     search_ms=$(sed -n 's/.*mean_search_ms=\([0-9.]*\).*/\1/p' <<<"$ws")
     errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$ws")
-    kcat -C -b "$BROKERS" -t "$RUN-$ph-events" -o beginning -e -q -f '%p %o %T\n' 2>/dev/null >"$WORK/$ph-events.txt"
-    kcat -C -b "$BROKERS" -t "$RUN-$ph-results" -o beginning -e -q -f '%T %s\n' 2>/dev/null >"$WORK/$ph-results.txt"
-    # One line per outcome: partition offset outcome_ms reference status revision produce_ms.
-    awk 'FNR == NR { ts[$1 " " $2] = $3; next }
-         { if (!match($0, /"source":\{"partition":[0-9]+,"offset":[0-9]+\}/)) next
-           src = substr($0, RSTART, RLENGTH); gsub(/[^0-9,]/, "", src); split(src, s, ",")
-           k = s[1] " " s[2]; if (k in seen || !(k in ts)) next; seen[k] = 1
-           match($0, /"case_reference":[0-9]+/); ref = substr($0, RSTART + 17, RLENGTH - 17)
-           match($0, /"status":"[a-z]+"/); st = substr($0, RSTART + 10, RLENGTH - 11)
-           rev = 0; if (match($0, /"case_revision":[0-9]+/)) rev = substr($0, RSTART + 16, RLENGTH - 16)
-           print k, $1, ref, st, rev, ts[k] }' "$WORK/$ph-events.txt" "$WORK/$ph-results.txt" >"$WORK/$ph-matched.txt"
+    match_outcomes "$ph"
     local matched o_n o_p50 o_p95 o_p99 o_max o_mean
     matched=$(wc -l <"$WORK/$ph-matched.txt")
     read -r o_n o_p50 o_p95 o_p99 o_max o_mean < <(awk '{ print $3 - $7 }' "$WORK/$ph-matched.txt" | percentiles)
@@ -560,11 +656,15 @@ latency_run() {
         END { for (k = 1; k <= 2; k++) { c = k == 1 ? "f" : "l"; r = int(n[c] / 2 + 0.5); if (r < 1) r = 1
               printf "%s%s", (n[c] ? v[c, r] : "null"), (k == 1 ? " " : "\n") } }')
     D_KEPT_UP=$(awk -v t="$tail_ms" 'BEGIN { print (t <= 2000 ? "true" : "false") }')
+    local o_met s_met
+    o_met=$(awk -v p="$o_p99" 'BEGIN { print (p != "null" && p <= 100 ? "true" : "false") }')
+    s_met=$(awk -v p="$s_p99" 'BEGIN { print (p != "null" && p <= 1500 ? "true" : "false") }')
     log "($label) produce->outcome p50/p95/p99 $o_p50/$o_p95/$o_p99 ms; ->search $s_p50/$s_p95/$s_p99 ms; kept up: $D_KEPT_UP"
     cat >"$WORK/$ph-rows.md" <<EOF
 | $label | produce → outcome p50 / p95 / p99 | **$o_p50 / $o_p95 / $o_p99 ms** (max $o_max) | $o_n submissions over $md cases offered at $rate/s (achieved ${achieved:-?}/s) for ${LAT_SECONDS} s, a worker and an indexer running; outcome CreateTime − submission CreateTime, 1 ms resolution |
 | $label | produce → searchable (_search) p50 / p95 / p99 | **$s_p50 / $s_p95 / $s_p99 ms** (max $s_max) | $s_n applied submissions of $sample_n watched cases ($s_miss never seen); first _search poll showing case_revision ≥ r; polled every ${POLL_MS} ms (mean cycle ${cycle:-?} ms), so late by up to one cycle (p50 of the lower bound: $s_lb ms) |
 | $label | produce → GET (realtime) p50 / p95 / p99 | $g_p50 / $g_p95 / $g_p99 ms (max $g_max) | the same submissions by GET-by-id (_mget, realtime, before any refresh); $g_miss never seen; p50 of the lower bound $g_lb ms |
+| $label | targets | p99 produce → outcome ≤ 100 ms: $(met "$o_met"); p99 produce → searchable ≤ 1.5 s: $(met "$s_met") | at $rate/s$(if [[ -z ${BENCH_LATENCY_RATE:-} ]]; then echo " = C/2"; fi) |
 | $label | pipeline at $rate/s | $(if [[ $D_KEPT_UP == true ]]; then echo "kept up"; else echo "**did not keep up**"; fi) | last outcome $tail_ms ms after the last submission; p50 produce→outcome $p50_first ms in the first third of the run, $p50_last ms in the last; while producing the machine was $busy% busy; % of one core: worker $w_cpu, indexer $i_cpu, PostgreSQL $pg_cpu, Kafka $kafka_cpu, Elasticsearch $es_cpu; the worker was in apply $apply_pct% of the time |
 EOF
     cat >"$WORK/$ph.json" <<EOF
@@ -578,6 +678,7 @@ EOF
        "watched_cases": $sample_n, "poll_interval_ms": $POLL_MS, "mean_poll_cycle_ms": ${cycle:-null},
        "mean_get_request_ms": ${get_ms:-null}, "mean_search_request_ms": ${search_ms:-null}, "poll_errors": ${errors:-null},
        "produce_ms": $d_ms, "last_outcome_after_last_submission_ms": $tail_ms, "kept_up": $D_KEPT_UP,
+       "target_outcome_p99_ms": 100, "target_outcome_met": $o_met, "target_search_p99_ms": 1500, "target_search_met": $s_met,
        "outcome_p50_first_third_ms": $p50_first, "outcome_p50_last_third_ms": $p50_last,
        "while_producing": {"machine_busy_pct": $busy, "worker_cpu_pct": $w_cpu, "indexer_cpu_pct": $i_cpu,
                            "postgres_cpu_pct": $pg_cpu, "kafka_cpu_pct": $kafka_cpu, "elasticsearch_cpu_pct": $es_cpu,
@@ -585,21 +686,160 @@ EOF
 EOF
 }
 
-R=${BENCH_LATENCY_RATE:-$((A_RATE / 2))}
+# =========================================================================================
+# (C) the pipeline's capacity: a short step search, one worker and one indexer throughout
+# =========================================================================================
+# One step: index rate. Produces rate/s for CAP_SECONDS on fresh cases and samples, every
+# 0.5 s, the worker's and the indexer's counters. Afterwards the
+# events and outcomes of the step are read back with their Kafka timestamps. At each sample t:
+#   outcome backlog    = submissions in the events topic by t − outcomes by t (CreateTime),
+#   searchable backlog = changes committed (see committed) − documents the indexer acknowledged.
+# "start" is the median over the samples 2–5 s into the step, "end" the median over the last
+# 3 s of producing. The step keeps up when the submissions' timestamps show ≥ 95% of the rate, and
+# end ≤ start + rate × CAP_OUTCOME_BOUND_MS (outcomes), end ≤ start + rate ×
+# CAP_SEARCH_BOUND_MS (searchable). Then waits until both backlogs are empty (false if they do
+# not empty within 120 s). Sets CAP_OK and appends a line to $WORK/cap-steps.txt.
+cap_step() {
+    local s=$1 rate=$2 ph=cap base md nd t0 t1 t pp achieved until o_start o_end s_start s_end busy
+    local m0_total m0_idle m1_total m1_idle out0 done_n
+    base=$(block $((21 + s)))
+    md=$(((rate * CAP_SECONDS + E - 1) / E))
+    nd=$((md * E))
+    build/casestream workload --cases "$md" --events "$E" --seed $((10 + s)) --base-ref "$base" \
+        >"$WORK/cap$s-workload.ndjson" 2>/dev/null
+    out0=$(($(mint "$WORK/cap-metrics.w" casestream_worker_outcomes_total) + $(mint "$WORK/cap-metrics.w" casestream_worker_dlq_total)))
+    read -r m0_total m0_idle < <(machine_ticks)
+    t0=$(now_ms)
+    # shellcheck disable=SC2046
+    build/casestream-produce $(topic_args "$ph") --rate="$rate" "$WORK/cap$s-workload.ndjson" \
+        >/dev/null 2>"$WORK/cap$s-produce.err" &
+    pp=$!
+    PIDS[produce]=$pp
+    : >"$WORK/cap$s-samples.txt"
+    while kill -0 "$pp" 2>/dev/null; do
+        metrics "$CAP_WORKER_PORT" >"$WORK/cap-metrics.w"
+        metrics "$CAP_INDEXER_PORT" >"$WORK/cap-metrics.i"
+        t=$(now_ms)
+        echo "$t $(committed "$WORK/cap-metrics.w") $(indexer_acked "$WORK/cap-metrics.i")" >>"$WORK/cap$s-samples.txt"
+        sleep 0.5
+    done
+    wait "$pp" || die "(C) casestream-produce failed: $(tail -2 "$WORK/cap$s-produce.err")"
+    unset "PIDS[produce]"
+    t1=$(now_ms)
+    read -r m1_total m1_idle < <(machine_ticks)
+    busy=$(awk -v t=$((m1_total - m0_total)) -v i=$((m1_idle - m0_idle)) 'BEGIN { printf "%.0f", (t ? 100 * (t - i) / t : 0) }')
+    # Drained: every submission answered, every applied change acknowledged by the indexer.
+    CAP_DRAINED=true
+    until=$((SECONDS + 120))
+    while :; do
+        metrics "$CAP_WORKER_PORT" >"$WORK/cap-metrics.w"
+        metrics "$CAP_INDEXER_PORT" >"$WORK/cap-metrics.i"
+        done_n=$(($(mint "$WORK/cap-metrics.w" casestream_worker_outcomes_total) + $(mint "$WORK/cap-metrics.w" casestream_worker_dlq_total) - out0))
+        ((done_n >= nd)) && (($(committed "$WORK/cap-metrics.w") <= $(indexer_acked "$WORK/cap-metrics.i"))) && break
+        if ((SECONDS >= until)); then
+            CAP_DRAINED=false
+            break
+        fi
+        sleep 0.5
+    done
+    kcat -C -b "$BROKERS" -t "$RUN-$ph-events" -o "s@$t0" -e -q -f '%T\n' 2>/dev/null >"$WORK/cap$s-events.txt"
+    kcat -C -b "$BROKERS" -t "$RUN-$ph-results" -o "s@$t0" -e -q -f '%T\n' 2>/dev/null >"$WORK/cap$s-results.txt"
+    # The rate achieved: submissions over first → last by their Kafka timestamps (the producer's
+    # own figure also counts its start and its wait for the last acknowledgements).
+    achieved=$(sort -n "$WORK/cap$s-events.txt" | awk 'NR == 1 { f = $1 } { l = $1 }
+        END { printf "%.0f", (l > f ? (NR - 1) * 1000 / (l - f) : 0) }')
+    read -r o_start o_end s_start s_end < <(awk -v t0="$t0" -v t1="$t1" '
+        FILENAME == ARGV[1] { ev[++ne] = $1; next }
+        FILENAME == ARGV[2] { rs[++nr] = $1; next }
+        { t = $1; o = 0; for (i = 1; i <= ne; i++) if (ev[i] <= t) o++
+          for (i = 1; i <= nr; i++) if (rs[i] <= t) o--
+          if (t - t0 >= 2000 && t - t0 < 5000) { so[++nso] = o; ss[nso] = $2 - $3 }
+          if (t >= t1 - 3000 && t < t1) { eo[++neo] = o; es[neo] = $2 - $3 } }
+        function med(a, n,  i, j, x) { if (n == 0) return 0
+            for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+            return a[int((n + 1) / 2)] }
+        END { printf "%d %d %d %d\n", med(so, nso), med(eo, neo), med(ss, nso), med(es, neo) }' \
+        "$WORK/cap$s-events.txt" "$WORK/cap$s-results.txt" "$WORK/cap$s-samples.txt")
+    CAP_OK=$(awk -v r="$rate" -v a="${achieved:-0}" -v os="$o_start" -v oe="$o_end" -v ss="$s_start" -v se="$s_end" \
+        -v bo="$CAP_OUTCOME_BOUND_MS" -v bs="$CAP_SEARCH_BOUND_MS" \
+        'BEGIN { print (a >= 0.95 * r && oe <= os + r * bo / 1000 && se <= ss + r * bs / 1000 ? "true" : "false") }')
+    [[ $CAP_DRAINED == true ]] || CAP_OK=false
+    echo "$rate ${achieved:-0} $o_start $o_end $s_start $s_end $busy $CAP_OK $CAP_DRAINED" >>"$WORK/cap-steps.txt"
+    log "(C) step $((s + 1)): $rate/s (achieved ${achieved:-?}/s): outcome backlog $o_start -> $o_end, searchable backlog $s_start -> $s_end, machine $busy% busy: $(if [[ $CAP_OK == true ]]; then echo "kept up"; else echo "did not keep up"; fi)"
+}
+# Changes committed: the larger of the applied outcomes delivered and the changes published
+# plus those waiting in the outbox (the relay may publish a change before its outcome is
+# delivered, and the outbox gauge is refreshed by the relay's own cycle).
+committed() { # metrics-file
+    local a p
+    a=$(mint "$1" 'casestream_worker_outcomes_total{status="applied"}')
+    p=$(($(mint "$1" casestream_worker_outbox_published_total) + $(mint "$1" casestream_worker_outbox_backlog)))
+    max "$a" "$p"
+}
+# Acknowledged = indexed + version conflicts + superseded in the batch + dead letters.
+indexer_acked() { # metrics-file
+    local m a=0
+    for m in documents_indexed conflicts superseded dead_letters; do
+        a=$((a + $(mint "$1" "casestream_indexer_${m}_total")))
+    done
+    echo $a
+}
+
+log "(C) capacity: a step search of at most $CAP_STEPS steps of ${CAP_SECONDS} s, a worker and an indexer running"
+make_topics cap
+: >"$WORK/cap-steps.txt"
+free_port CAP_WORKER_PORT
+free_port CAP_INDEXER_PORT
+start_indexer cap "$CAP_INDEXER_PORT"
+start_worker cap "$CAP_WORKER_PORT"
+wait_log "$WORK/cap-indexer.log" "partitions assigned" 60 "${PIDS[indexer]}" ||
+    die "the indexer of phase cap got no partitions: $(tail_of "$WORK/cap-indexer.log")"
+wait_log "$WORK/cap-worker.log" "partitions assigned" 60 "${PIDS[worker]}" ||
+    die "the worker of phase cap got no partitions: $(tail_of "$WORK/cap-worker.log")"
+metrics "$CAP_WORKER_PORT" >"$WORK/cap-metrics.w"
+CAP_LO=0 CAP_HI=0
+CAP_R=${CAP_START:-$((A_MED / 3))}
+CAP_R=$(((CAP_R + 5) / 10 * 10))
+((CAP_R >= 10)) || CAP_R=10
+for s in $(seq 0 $((CAP_STEPS - 1))); do
+    cap_step "$s" "$CAP_R"
+    if [[ $CAP_DRAINED != true ]]; then
+        log "(C) the pipeline did not drain the step's backlog within 120 s: the search stops"
+        CAP_HI=$CAP_R
+        break
+    fi
+    if [[ $CAP_OK == true ]]; then CAP_LO=$CAP_R; else CAP_HI=$CAP_R; fi
+    # Up by half while it keeps up, down by a third while it does not, then halve the bracket.
+    if ((CAP_HI == 0)); then
+        next=$((CAP_R * 3 / 2))
+    elif ((CAP_LO == 0)); then
+        next=$((CAP_R * 2 / 3))
+    else
+        next=$(awk -v l="$CAP_LO" -v h="$CAP_HI" 'BEGIN { printf "%d", sqrt(l * h) }')
+    fi
+    next=$(((next + 5) / 10 * 10))
+    ((next >= 10)) || break
+    # Bracketed within 10/s, or within 3%: no step would tell more.
+    if ((CAP_HI > 0 && CAP_LO > 0)) && ((CAP_HI - CAP_LO <= 10 || CAP_HI * 100 <= CAP_LO * 103)); then break; fi
+    CAP_R=$next
+done
+stop worker
+stop indexer
+C=$CAP_LO
+C_OVER_B=$(awk -v c="$C" -v b="$B_PEAK" 'BEGIN { printf "%.2f", b ? c / b : 0 }')
+log "(C) capacity $C/s (C/b = $C_OVER_B); lowest rate that did not keep up: $CAP_HI/s"
+
+# (d) at half the capacity (at half the lowest rate tried if none kept up).
+R=${BENCH_LATENCY_RATE:-$(((C > 0 ? C : CAP_HI) / 2))}
 ((R > 0)) || R=1
 latency_run d "$R" 2 "$BASE_D" d
-# At a/2 a 2-core machine also runs the indexer and Elasticsearch: if the pipeline fell behind,
-# the figures above measure a growing queue. Then measure again at half that rate.
-if [[ $D_KEPT_UP != true && -z ${BENCH_LATENCY_RATE:-} && ${BENCH_LATENCY_RETRY:-1} == 1 && $((R / 2)) -gt 0 ]]; then
-    latency_run d2 $((R / 2)) 4 "$BASE_D2" "d′"
-fi
 
 # =========================================================================================
 # (e) indexer documents/s against a raw _bulk load of the same documents
 # =========================================================================================
-# The change documents phase (a) published.
-kcat -C -b "$BROKERS" -t "$RUN-a-changes" -o beginning -e -q -f '%k\t%s\n' 2>/dev/null |
-    awk -F'\t' -v lo="$BASE_A" -v hi=$((BASE_A + M - 1)) '$1 >= lo && $1 <= hi' >"$WORK/e-source.tsv"
+# The change documents the first run of (a) published.
+kcat -C -b "$BROKERS" -t "$RUN-a1-changes" -o beginning -e -q -f '%k\t%s\n' 2>/dev/null |
+    awk -F'\t' -v lo="$(block 0)" -v hi=$(($(block 0) + M - 1)) '$1 >= lo && $1 <= hi' >"$WORK/e-source.tsv"
 SRC_DOCS=$(wc -l <"$WORK/e-source.tsv")
 ((SRC_DOCS == MIX[applied])) ||
     log "(e) warning: (a) applied ${MIX[applied]} submissions but its changes topic has $SRC_DOCS of them"
@@ -707,34 +947,217 @@ index_run e1 revisions "e"
 index_run e2 distinct "e′"
 
 # =========================================================================================
-# (g) import from a database shaped as CCD's, against a raw COPY of the same rows
+# (j) how cost grows: the blob's size, one hot case, workers in one group
 # =========================================================================================
-log "(g) casestream import against a raw COPY between two databases (bench/import.sh)"
-if ! bench/import.sh "$WORK" 2>"$WORK/g.log"; then
-    log "(g) failed: $(tail -2 "$WORK/g.log" | tr '\n' ' ')"
-    echo "| g | import events/s | failed | see \`$WORK/g.log\` |" >"$WORK/g-rows.md"
-    echo '{"failed": true}' >"$WORK/g.json"
+# Polls the sum of outcomes (all statuses) over the worker metrics ports in $1 (space
+# separated) every ~100 ms until it reaches $2: sets T_FIRST, C_FIRST, T_LAST as
+# watch_counter does. False after $3 seconds.
+watch_sum() { # ports target timeout-seconds
+    local until=$((SECONDS + $3)) c t p
+    T_FIRST=0 C_FIRST=0 T_LAST=0
+    while :; do
+        c=0
+        for p in $1; do
+            metrics "$p" >"$WORK/sum-metrics.poll"
+            c=$((c + $(mint "$WORK/sum-metrics.poll" casestream_worker_outcomes_total)))
+        done
+        t=$(now_ms)
+        ((c > 0 && T_FIRST == 0)) && T_FIRST=$t C_FIRST=$c
+        if ((c >= $2)); then
+            T_LAST=$t
+            return 0
+        fi
+        ((SECONDS < until)) || return 1
+        sleep 0.1
+    done
+}
+per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
+
+# One preloaded worker run on a workload file: phase workload-file submissions. Sets J_RATE:
+# n / (last outcome's Kafka timestamp − the time the worker logged its partitions assigned),
+# which holds for runs too short for (a)'s polls of /metrics (a batch's outcomes share one
+# instant, so first → last outcome would leave out the first batch).
+preloaded_run() {
+    local ph=$1 file=$2 n=$3 port
+    make_topics "$ph"
+    # shellcheck disable=SC2046
+    build/casestream-produce $(topic_args "$ph") "$file" >/dev/null 2>"$WORK/$ph-produce.err" ||
+        die "($ph) could not preload the submissions: $(tail -2 "$WORK/$ph-produce.err")"
+    free_port port
+    start_worker "$ph" "$port"
+    watch_counter "$port" "$n" casestream_worker_outcomes_total "$WORK/$ph-metrics" $((120 + n / 10)) ||
+        die "($ph) only $(mint "$WORK/$ph-metrics.poll" casestream_worker_outcomes_total) of $n outcomes (see $WORK/$ph-worker.log)"
+    kcat -C -b "$BROKERS" -t "$RUN-$ph-results" -o beginning -e -q -f '%T\n' 2>/dev/null | sort -n >"$WORK/$ph-outcome-ts.txt"
+    local assigned
+    assigned=$(sed -n 's/^ts=\([^ ]*\) .*msg="partitions assigned".*/\1/p' "$WORK/$ph-worker.log" | head -1)
+    assigned=$(date -d "$assigned" +%s%3N) || die "($ph) no assignment time in $WORK/$ph-worker.log"
+    J_RATE=$(awk -v n="$n" -v t0="$assigned" '{ l = $1 } END { printf "%.0f", (l > t0 ? n * 1000 / (l - t0) : 0) }' "$WORK/$ph-outcome-ts.txt")
+    RSS_WORKER_J=$(max "$RSS_WORKER_J" "$(vmhwm "${PIDS[worker]}")")
+    stop worker
+}
+
+# Adds a member "pad" holding the pad file's text to the blob of every create.
+pad_creates() { # pad-file < workload > padded workload
+    python3 -c '
+import sys
+pad = open(sys.argv[1]).read().strip()
+for line in sys.stdin:
+    if "\"event_id\":\"create\"" in line:
+        line = line.replace("\"data\":{", "\"data\":{\"pad\":\"" + pad + "\",", 1)
+    sys.stdout.write(line)' "$1"
+}
+
+# In a subshell, so that a failure of (j) (its rows say so) leaves the rest of the run going;
+# it stops its own programs and hands its rows, JSON and peak RSS back in files.
+RSS_WORKER_J=0
+if ! (
+    trap 'for n in "${!PIDS[@]}"; do stop "$n"; done' EXIT
+    J_ROWS=() J_JSON=() G_RATES=()
+    BLOB_E=10
+    for k in "${!BLOB_KIB[@]}"; do
+        kib=${BLOB_KIB[k]} bc=${BLOB_CASES[k]}
+        bn=$((bc * BLOB_E)) ph=jb$kib
+        log "(j) blob of $kib KiB: $bn submissions over $bc cases, preloaded; then at half that rate; then pgbench"
+        # Random base64: PostgreSQL's compression of the blob (TOAST) gains little, as with real data.
+        head -c $((kib * 768)) /dev/urandom | base64 -w0 >"$WORK/pad-$kib.txt"
+        build/casestream workload --cases "$bc" --events "$BLOB_E" --seed 6 --base-ref "$(block $((8 + 3 * k)))" 2>/dev/null |
+            pad_creates "$WORK/pad-$kib.txt" >"$WORK/$ph-workload.ndjson"
+        preloaded_run "$ph" "$WORK/$ph-workload.ndjson" "$bn"
+        jb_rate=$J_RATE
+        # The latency at half that rate, or at (d)'s rate (C/2) if lower, on fresh cases: produce →
+        # outcome, one worker.
+        jr=$((jb_rate / 2))
+        ((C == 0 || C / 2 >= jr)) || jr=$((C / 2))
+        ((jr > 0)) || jr=1
+        jrc=$(((jr * BLOB_SECONDS + BLOB_E - 1) / BLOB_E))
+        build/casestream workload --cases "$jrc" --events "$BLOB_E" --seed 7 --base-ref "$(block $((9 + 3 * k)))" 2>/dev/null |
+            pad_creates "$WORK/pad-$kib.txt" >"$WORK/${ph}r-workload.ndjson"
+        make_topics "${ph}r"
+        free_port port
+        start_worker "${ph}r" "$port"
+        wait_log "$WORK/${ph}r-worker.log" "partitions assigned" 60 "${PIDS[worker]}" ||
+            die "the worker of phase ${ph}r got no partitions: $(tail_of "$WORK/${ph}r-worker.log")"
+        # shellcheck disable=SC2046
+        build/casestream-produce $(topic_args "${ph}r") --rate="$jr" "$WORK/${ph}r-workload.ndjson" \
+            >/dev/null 2>"$WORK/${ph}r-produce.err" || die "casestream-produce failed: $(tail -2 "$WORK/${ph}r-produce.err")"
+        watch_counter "$port" $((jrc * BLOB_E)) casestream_worker_outcomes_total "$WORK/${ph}r-metrics" 300 ||
+            die "(j) blob $kib KiB at $jr/s: not every submission got an outcome (see $WORK/${ph}r-worker.log)"
+        RSS_WORKER_J=$(max "$RSS_WORKER_J" "$(vmhwm "${PIDS[worker]}")")
+        stop worker
+        match_outcomes "${ph}r"
+        read -r _ jp50 _ jp99 jmax _ < <(awk '{ print $3 - $7 }' "$WORK/${ph}r-matched.txt" | percentiles)
+        # pgbench with the same blob, at the client count of (b)'s median peak.
+        base=$(block $((10 + 3 * k)))
+        make_cases "$base" "$bc" "$WORK/pad-$kib.txt" || die "could not create the blob baseline's cases"
+        "$PGBENCH" -n -M prepared -f "$WORK/b-script.sql" -D base="$base" -D m="$bc" -D topic="$RUN-b-changes" \
+            -c "$B_PEAK_C" -j $((B_PEAK_C < 2 ? B_PEAK_C : 2)) -T "$PGB_SECONDS" "$PG" >"$WORK/$ph-pgbench.txt" 2>&1 ||
+            die "pgbench with the $kib KiB blob failed: $(tail -3 "$WORK/$ph-pgbench.txt")"
+        jtps=$(awk '/^tps = / { printf "%.0f", $3 }' "$WORK/$ph-pgbench.txt")
+        delete_cases "$base" "$bc"
+        jratio=$(awk -v a="$jb_rate" -v b="$jtps" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+        log "(j) blob $kib KiB: worker $jb_rate/s; at $jr/s p50/p99 $jp50/$jp99 ms; pgbench $jtps tps; ratio $jratio"
+        J_ROWS+=("| j | blob of $kib KiB per case | **$jb_rate/s**; at $jr/s p50 / p99 produce → outcome **$jp50 / $jp99 ms** (max $jmax); pgbench **$jtps tps**, worker/pgbench **$jratio** | the worker, $bn submissions over $bc cases whose create carries a $kib KiB member of random base64 in the blob (every edit rewrites it; its history rows copy it), preloaded, timed from the worker's assignment to the last outcome (Kafka timestamp); then $((jrc * BLOB_E)) submissions on fresh cases offered at $jr/s (half that, or C/2 if lower) for ${BLOB_SECONDS} s, one worker; pgbench as (b) on $bc cases with the same blob, $B_PEAK_C clients, ${PGB_SECONDS} s |")
+        J_JSON+=("{\"blob_kib\": $kib, \"cases\": $bc, \"submissions\": $bn, \"per_second\": $jb_rate, \"latency_rate\": $jr, \"latency_submissions\": $((jrc * BLOB_E)), \"produce_to_outcome_p50_ms\": $jp50, \"produce_to_outcome_p99_ms\": $jp99, \"produce_to_outcome_max_ms\": $jmax, \"pgbench_tps\": ${jtps:-null}, \"pgbench_clients\": $B_PEAK_C, \"worker_over_pgbench\": $jratio}")
+    done
+
+    # One hot case receiving every submission: the serial limit.
+    log "(j) one hot case: $HOT_N submissions, preloaded"
+    build/casestream workload --cases 1 --events "$HOT_N" --seed 8 --base-ref "$(block 17)" \
+        >"$WORK/jh-workload.ndjson" 2>"$WORK/jh-expected.json"
+    preloaded_run jh "$WORK/jh-workload.ndjson" "$HOT_N"
+    HOT_RATE=$J_RATE
+    HOT_BATCHES=$(($(mint "$WORK/jh-metrics.last" casestream_worker_batches_total) - $(mint "$WORK/jh-metrics.first" casestream_worker_batches_total)))
+    log "(j) one hot case: $HOT_RATE submissions/s"
+    J_ROWS+=("| j | one hot case | **$HOT_RATE/s** | $HOT_N submissions to a single case (the workload's mix), preloaded, one worker, timed from its assignment to the last outcome; they all sit on one partition; $HOT_BATCHES batches in the window |")
+    J_JSON+=("{\"hot_case\": true, \"submissions\": $HOT_N, \"per_second\": $HOT_RATE, \"batches\": $HOT_BATCHES}")
+
+    # 1, 2, 3 workers in one group: started together on an empty topic, then N submissions.
+    gi=0
+    for g in $GROUP_SIZES; do
+        ph=jg$g
+        log "(j) $g worker(s) in one group: $N submissions over $M cases produced once the group holds every partition"
+        make_topics "$ph"
+        build/casestream workload --cases "$M" --events "$E" --seed 9 --base-ref "$(block $((18 + gi)))" \
+            >"$WORK/$ph-workload.ndjson" 2>/dev/null
+        gi=$((gi + 1))
+        ports=""
+        relay_lock_free
+        for w in $(seq 1 "$g"); do
+            free_port port
+            ports+="${ports:+ }$port"
+            # shellcheck disable=SC2046
+            build/casestream-worker $(topic_args "$ph") --group="$RUN-$ph-worker" --metrics-port="$port" \
+                --pg="${CASESTREAM_WORKER_PG:-$CASESTREAM_PG}" "${WORKER_ARGS[@]}" >"$WORK/$ph-worker$w.log" 2>&1 &
+            PIDS[gworker$w]=$!
+        done
+        # Until the members hold the 12 partitions between them, unchanged for 2 s.
+        until=$((SECONDS + 90)) held_since=0
+        while :; do
+            held=0
+            for w in $(seq 1 "$g"); do
+                h=$(grep -E 'partitions (assigned|revoked)' "$WORK/$ph-worker$w.log" 2>/dev/null | tail -1 |
+                    sed -n 's/.* total=\([0-9]*\).*/\1/p' || true)
+                held=$((held + ${h:-0}))
+            done
+            if ((held == 12)); then
+                ((held_since > 0)) || held_since=$SECONDS
+                ((SECONDS - held_since >= 2)) && break
+            else
+                held_since=0
+            fi
+            ((SECONDS < until)) || die "(j) the group of $g workers did not settle on 12 partitions (see $WORK/$ph-worker*.log)"
+            sleep 0.2
+        done
+        # shellcheck disable=SC2046
+        build/casestream-produce $(topic_args "$ph") "$WORK/$ph-workload.ndjson" >/dev/null 2>"$WORK/$ph-produce.err" ||
+            die "($ph) could not produce the submissions: $(tail -2 "$WORK/$ph-produce.err")"
+        watch_sum "$ports" "$N" $((60 + N / 20)) ||
+            die "(j) the group of $g workers did not answer all $N submissions (see $WORK/$ph-worker*.log)"
+        g_rate=$(per_s $((N - C_FIRST)) $((T_LAST - T_FIRST)))
+        for w in $(seq 1 "$g"); do
+            RSS_WORKER_J=$(max "$RSS_WORKER_J" "$(vmhwm "${PIDS[gworker$w]}")")
+            stop "gworker$w"
+        done
+        G_RATES+=("$g $g_rate")
+        log "(j) $g worker(s): $g_rate submissions/s"
+    done
+    G_TEXT="" G_JSON=""
+    for row in "${G_RATES[@]}"; do
+        read -r g r <<<"$row"
+        G_TEXT+="${G_TEXT:+, }$g: **$r/s**"
+        G_JSON+="${G_JSON:+, }{\"workers\": $g, \"per_second\": $r}"
+    done
+    J_ROWS+=("| j | workers in one group | $G_TEXT | $N submissions over $M cases produced (full speed) once the members hold the 12 partitions; outcomes of all members summed from their /metrics, first→last poll, as (a); every member has 4 appliers, so 3 members make 12 PostgreSQL connections on these $NPROC cores. The pause while one member joins and one leaves: (i) |")
+    J_JSON+=("{\"group\": [$G_JSON]}")
+    printf '%s\n' "${J_ROWS[@]}" >"$WORK/j-rows.md"
+    printf '%s\n' "${J_JSON[@]}" | paste -sd , >"$WORK/j.json"
+    echo "$RSS_WORKER_J" >"$WORK/j-rss.txt"
+); then
+    log "(j) failed: see the log above and $WORK/j*-worker*.log"
+    echo "| j | how cost grows | failed | see the bench's log and \`$WORK/j*\` |" >"$WORK/j-rows.md"
+    echo '{"failed": true}' >"$WORK/j.json"
 fi
+[[ ! -s $WORK/j-rss.txt ]] || RSS_WORKER_J=$(cat "$WORK/j-rss.txt")
 
 # =========================================================================================
-# (h) casestream-api: reads against the same lookup as SQL, submits with the pipeline running
+# (g), (h), (i): phases with scripts of their own, each of which also runs alone
 # =========================================================================================
-log "(h) casestream-api under wrk against pgbench (bench/api.sh)"
-if ! bench/api.sh "$WORK" 2>"$WORK/h.log"; then
-    log "(h) failed: $(tail -2 "$WORK/h.log" | tr '\n' ' ')"
-    echo "| h | casestream-api | failed | see \`$WORK/h.log\` |" >"$WORK/h-rows.md"
-    echo '{"failed": true}' >"$WORK/h.json"
-fi
-
-# =========================================================================================
-# (i) rebalance pauses, classic against consumer group protocol
-# =========================================================================================
-log "(i) rebalance pauses with each group protocol (bench/rebalance.sh)"
-if ! bench/rebalance.sh "$WORK" 2>"$WORK/i.log"; then
-    log "(i) failed: $(tail -2 "$WORK/i.log" | tr '\n' ' ')"
-    echo "| i | rebalance pause | failed | see \`$WORK/i.log\` |" >"$WORK/i-rows.md"
-    echo '{"failed": true}' >"$WORK/i.json"
-fi
+# Runs bench/<script>.sh WORK, which writes WORK/<letter>-rows.md and WORK/<letter>.json; a
+# phase left out (BENCH_SKIP) or failed gets a row that says so, and the run goes on.
+phase_script() { # letter script what
+    log "($1) $3 (bench/$2.sh)"
+    if skipped "$1"; then
+        echo "| $1 | $3 | skipped (BENCH_SKIP) | |" >"$WORK/$1-rows.md"
+        echo '{"skipped": true}' >"$WORK/$1.json"
+    elif ! "bench/$2.sh" "$WORK" 2>"$WORK/$1.log"; then
+        log "($1) failed: $(tail -2 "$WORK/$1.log" | tr '\n' ' ')"
+        echo "| $1 | $3 | failed | see \`$WORK/$1.log\` |" >"$WORK/$1-rows.md"
+        echo '{"failed": true}' >"$WORK/$1.json"
+    fi
+}
+phase_script g import "casestream import against a raw COPY between two databases"
+phase_script h api "casestream-api under wrk against pgbench"
+phase_script i rebalance "rebalance pauses with each group protocol"
 
 # =========================================================================================
 # The profile of the worker
@@ -814,18 +1237,18 @@ TOP_OWN=$(awk '/^## by inclusive/ { on = 1; next } /^## / { on = 0 }
 # =========================================================================================
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHERS_END=$(others)
-KEPT_CASES="(d) $BASE_D.. in PostgreSQL and nfd_cases$(if [[ -f $WORK/d2.json ]]; then echo ", (d′) $BASE_D2.."; fi)"
+KEPT_CASES="(d) $BASE_D.. and of the capacity search $(block 21).. in PostgreSQL and nfd_cases"
 CLEANUP_NOTE="kept (BENCH_KEEP=1): the topics $RUN-*, the (e) indices, the cases of every phase"
 if [[ $KEEP != 1 ]]; then
     clean_up
-    CLEANUP_NOTE="deleted: the bench topics, the (e) indices, the cases of (a), (b) and the profile; kept: the cases of $KEPT_CASES"
+    CLEANUP_NOTE="deleted: the bench topics, the (e) indices, the cases of (a), (b), (j) and the profile; kept: the cases of $KEPT_CASES"
 fi
 
 # =========================================================================================
 # The report
 # =========================================================================================
 kb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-RSS_WORKER=$(max "$RSS_WORKER_A" "$RSS_WORKER_D")
+RSS_WORKER=$(max "$(max "$RSS_WORKER_A" "$RSS_WORKER_D")" "$RSS_WORKER_J")
 RSS_INDEXER=$(max "$RSS_INDEXER_D" "$RSS_INDEXER_E")
 if ((M_BUSY >= 90)); then
     VERDICT="**CPU.** During (a) the machine's $NPROC cores were ${M_BUSY}% busy, mostly with PostgreSQL executing the submissions' statements (${PG_CPU}% of one core); the worker itself used ${W_CPU}%, Kafka ${KAFKA_CPU}%, Elasticsearch ${ES_CPU}%. The worker waits for PostgreSQL, and PostgreSQL waits for a core: more cores (or cheaper SQL per submission), not a faster worker, would raise (a)."
@@ -834,16 +1257,31 @@ elif ((APPLY_PCT >= 60)); then
 else
     VERDICT="**Kafka and the consumer thread.** Only ${APPLY_PCT}% of the time went to applying in PostgreSQL; the rest went to polling, the Redis fast path and the acks=all delivery of every outcome before the next batch; the machine was ${M_BUSY}% busy."
 fi
+B_ROWS=()
+IFS=';' read -r -a B_ROWS <<<"${B_RUNS_ROWS[B_MED_RUN - 1]}"
 B1_TPS=$(awk '$1 == 1 { print $2 }' <<<"$(printf '%s\n' "${B_ROWS[@]}")")
 FSYNC_RATE=$(awk -v f="$FSYNCS" -v ms="$A_WALL" 'BEGIN { printf "%.0f", (ms > 0 ? f * 1000 / ms : 0) }')
-B_TABLE=""
-B_JSON=""
-for row in "${B_ROWS[@]}"; do
-    read -r c tps lat failed <<<"$row"
-    B_TABLE+="$c: $tps, "
-    B_JSON+="${B_JSON:+, }{\"clients\": $c, \"tps\": $tps, \"latency_ms\": $lat, \"failed\": $failed}"
+# Every run of (a) and (b), in order, for the table and the JSON.
+A_TEXT="" A_JSON="" B_TEXT="" B_JSON=""
+for r in $(seq 1 "$AB_RUNS"); do
+    A_TEXT+="${A_TEXT:+, }${A_RUNS[r - 1]}"
+    A_JSON+="${A_JSON:+, }${A_RUNS[r - 1]}"
+    bt="" bj=""
+    IFS=';' read -r -a rows <<<"${B_RUNS_ROWS[r - 1]}"
+    for row in "${rows[@]}"; do
+        read -r c tps lat failed <<<"$row"
+        bt+="${bt:+ }$c:$tps"
+        bj+="${bj:+, }{\"clients\": $c, \"tps\": $tps, \"latency_ms\": $lat, \"failed\": $failed}"
+    done
+    B_TEXT+="${B_TEXT:+; }run $r: **${B_RUNS[r - 1]}** at ${B_RUNS_C[r - 1]} clients ($bt)"
+    B_JSON+="${B_JSON:+, }{\"peak_tps\": ${B_RUNS[r - 1]}, \"peak_clients\": ${B_RUNS_C[r - 1]}, \"by_clients\": [$bj]}"
 done
-B_TABLE=${B_TABLE%, }
+# The capacity search's steps.
+CAP_TEXT="" CAP_JSON=""
+while read -r rate ach os oe ss se busy ok drained; do
+    CAP_TEXT+="${CAP_TEXT:+; }$rate/s $(if [[ $ok == true ]]; then echo "kept up"; else echo "did not"; fi) (achieved $ach/s, outcome backlog $os→$oe, searchable $ss→$se$(if [[ $drained != true ]]; then echo ", not drained in 120 s"; fi), $busy% busy)"
+    CAP_JSON+="${CAP_JSON:+, }{\"offered\": $rate, \"achieved\": $ach, \"outcome_backlog_start\": $os, \"outcome_backlog_end\": $oe, \"searchable_backlog_start\": $ss, \"searchable_backlog_end\": $se, \"machine_busy_pct\": $busy, \"kept_up\": $ok, \"drained\": $drained}"
+done <"$WORK/cap-steps.txt"
 join_json() { # phases -> their JSON objects, comma-separated
     local p s=""
     for p in "$@"; do s+="${s:+,
@@ -858,7 +1296,8 @@ cat >"$JSON_FILE" <<EOF
   "machine": {"nproc": $NPROC, "model": "$MODEL", "mem_total_kb": $MEM_KB, "kernel": "$KERNEL",
               "loadavg_start": "$LOAD_START", "loadavg_end": "$LOAD_END",
               "other_casestream_processes_start": $OTHERS_START, "other_casestream_processes_end": $OTHERS_END},
-  "worker_throughput": {"submissions": $N, "cases": $M, "per_second": $A_RATE,
+  "worker_throughput": {"submissions": $N, "cases": $M, "per_second": $A_MED, "runs_per_second": [$A_JSON],
+      "spread": "$A_SPREAD", "detail_of_run": $A_MED_RUN, "run_per_second": $A_RATE,
       "first_to_last_outcome_ms": $A_WALL, "outcomes_at_first_poll": $A_C_FIRST,
       "from_worker_start_ms": $A_FROM_START, "per_second_from_start": $A_RATE_START,
       "poll_interval_ms": $A_POLL_MS, "kafka_first_to_last_outcome_ms": $A_KAFKA_SPAN,
@@ -868,14 +1307,17 @@ cat >"$JSON_FILE" <<EOF
       "mix_as_expected": $MIX_OK, "worker_args": "${WORKER_ARGS[*]}"},
   "baseline": {"tool": "pgbench -n -M prepared", "script": "bench/pgbench_submission.sql",
       "seconds_each": $PGB_SECONDS, "cases": $M, "runs": [$B_JSON],
-      "peak_tps": $B_PEAK, "peak_clients": $B_PEAK_C},
-  "ratio": {"a_over_b": $RATIO, "target": 2.0, "target_met": $TARGET_MET},
+      "peak_tps": $B_PEAK, "peak_clients": $B_PEAK_C, "spread": "$B_SPREAD"},
+  "ratio": {"a_over_b": $RATIO, "of": "medians", "target": $RATIO_TARGET, "target_met": $TARGET_MET},
+  "capacity": {"per_second": $C, "c_over_b": $C_OVER_B, "lowest_not_kept_up": $CAP_HI, "step_seconds": $CAP_SECONDS,
+      "outcome_bound_ms": $CAP_OUTCOME_BOUND_MS, "searchable_bound_ms": $CAP_SEARCH_BOUND_MS, "steps": [$CAP_JSON]},
+  "cost_growth": [$(cat "$WORK/j.json")],
   "latency": [$(join_json "${D_PHASES[@]}")],
   "indexer": [$(join_json "${E_PHASES[@]}")],
   "import": $(cat "$WORK/g.json"),
   "api": $(cat "$WORK/h.json"),
   "rebalance": $(cat "$WORK/i.json"),
-  "peak_rss_kb": {"worker": $RSS_WORKER, "worker_a": $RSS_WORKER_A, "worker_d": $RSS_WORKER_D,
+  "peak_rss_kb": {"worker": $RSS_WORKER, "worker_a": $RSS_WORKER_A, "worker_d": $RSS_WORKER_D, "worker_j": $RSS_WORKER_J,
                   "indexer": $RSS_INDEXER, "indexer_d": $RSS_INDEXER_D, "indexer_e": $RSS_INDEXER_E,
                   "produce_d": $RSS_PRODUCE},
   "during_a": {"worker_cpu_pct_of_one_core": $W_CPU, "postgres_cpu_pct": $PG_CPU, "kafka_cpu_pct": $KAFKA_CPU,
@@ -898,13 +1340,15 @@ Commit $COMMIT$(if [[ $DIRTY == true ]]; then echo " with uncommitted changes"; 
 
 | | figure | value | how |
 |---|---|---|---|
-| a | worker submissions/s, every guarantee on | **$A_RATE/s** | $N submissions over $M cases preloaded on 12 partitions; one worker (4 appliers, batch 256${WORKER_ARGS:+, ${WORKER_ARGS[*]}}); first→last outcome $(ms_s "$A_WALL") s by /metrics every ~${A_POLL_MS} ms ($(ms_s "$A_KAFKA_SPAN") s by the outcomes' Kafka timestamps); $A_RATE_START/s from worker start ($(ms_s "$A_FROM_START") s, with group join) |
-| a | outcome mix | applied ${MIX[applied]}, duplicate ${MIX[duplicate]}, conflict ${MIX[conflict]}, rejected ${MIX[rejected]}, invalid ${MIX[invalid]} | as the workload expected: $MIX_OK |
-| b | pgbench baseline, peak | **$B_PEAK tps** at $B_PEAK_C clients | one durable transaction per submission (bench/pgbench_submission.sql), $M cases, ${PGB_SECONDS} s per client count; tps by clients: $B_TABLE |
-| c | ratio a/b | **$RATIO** | design target ≥ 2.0: $(if [[ $TARGET_MET == true ]]; then echo reached; else echo "**not reached**"; fi) |
+| a | worker submissions/s, every guarantee on, median of $AB_RUNS | **$A_MED/s** | runs in order: $A_TEXT; spread $A_SPREAD. Each: $N submissions over $M fresh cases preloaded on 12 partitions; one worker (4 appliers, batch 256${WORKER_ARGS:+, ${WORKER_ARGS[*]}}); first→last outcome by /metrics. Median run ($A_MED_RUN): $(ms_s "$A_WALL") s polled every ~${A_POLL_MS} ms ($(ms_s "$A_KAFKA_SPAN") s by the outcomes' Kafka timestamps); $A_RATE_START/s from worker start ($(ms_s "$A_FROM_START") s, with group join) |
+| a | outcome mix (median run) | applied ${MIX[applied]}, duplicate ${MIX[duplicate]}, conflict ${MIX[conflict]}, rejected ${MIX[rejected]}, invalid ${MIX[invalid]} | as the workload expected: $MIX_OK |
+| b | pgbench baseline, median of the peaks of $AB_RUNS | **$B_PEAK tps** | one durable transaction per submission (bench/pgbench_submission.sql), $M fresh cases per run, ${PGB_SECONDS} s per client count, each run right after an (a) run; spread $B_SPREAD; $B_TEXT |
+| c | ratio a/b of the medians | **$RATIO** | target ≥ $RATIO_TARGET: $(if [[ $TARGET_MET == true ]]; then echo reached; else echo "**not reached**"; fi) |
+| C | pipeline capacity | **$C/s**$(if ((C == 0)); then echo " (no step kept up)"; fi); C/b = **$C_OVER_B** | highest offered rate at which worker, indexer and Elasticsearch kept up for ${CAP_SECONDS} s (bench/README.md: outcome backlog may grow by at most ${CAP_OUTCOME_BOUND_MS} ms of arrivals, searchable backlog by ${CAP_SEARCH_BOUND_MS} ms); lowest that did not: $(if ((CAP_HI > 0)); then echo "$CAP_HI/s"; else echo "none tried"; fi); steps: $CAP_TEXT |
 $(for p in "${D_PHASES[@]}"; do cat "$WORK/$p-rows.md"; done)
 $(for p in "${E_PHASES[@]}"; do cat "$WORK/$p-rows.md"; done)
-| f | peak RSS casestream-worker | **$(kb_mib "$RSS_WORKER") MiB** | VmHWM before stopping: $(kb_mib "$RSS_WORKER_A") MiB after (a), $(kb_mib "$RSS_WORKER_D") MiB after (d) |
+$(cat "$WORK/j-rows.md")
+| f | peak RSS casestream-worker | **$(kb_mib "$RSS_WORKER") MiB** | VmHWM before stopping: $(kb_mib "$RSS_WORKER_A") MiB after (a), $(kb_mib "$RSS_WORKER_D") MiB after (d), $(kb_mib "$RSS_WORKER_J") MiB in (j) |
 | f | peak RSS casestream-indexer | **$(kb_mib "$RSS_INDEXER") MiB** | VmHWM before stopping: $(kb_mib "$RSS_INDEXER_D") MiB after (d), $(kb_mib "$RSS_INDEXER_E") MiB after (e) |
 | f | peak RSS casestream-produce | $(kb_mib "$RSS_PRODUCE") MiB | max RSS of the (d) producer (/usr/bin/time) |
 $(cat "$WORK/g-rows.md")
