@@ -121,23 +121,24 @@ static const char params_sql[] =
  * blob, state and classification along the history. Significant items are attached (the
  * latest one). Of the case after each event (010): its last_state_modified_date, the latest
  * event up to this one that changed the state; its supplementary data on the case's latest
- * row only (CCD keeps no history of it: NULL before). The rows with a reason to skip are
+ * row only (CCD keeps no history of it: NULL before). An event's significant item is looked
+ * up by its id (CCD's index on case_event_id): no plan joins the items of every case type, nor
+ * rescans them per event when the source's statistics are missing. The rows with a reason to
+ * skip are
  * numbered apart (their own window partition) and given no numbers, so one pass of windows
  * over one sort serves both, without a second scan of the events. */
 #define EVENTS_COPY_SQL                                                                            \
     "COPY (WITH ev AS (SELECT e.id, e.case_data_id, c.reference, e.event_id, e.event_name,"        \
     " e.user_id, e.user_first_name, e.user_last_name, e.summary, e.description, e.state_id,"       \
     " e.state_name, e.case_type_version, e.security_classification, e.data,"                       \
-    " NULLIF(e.data_classification, 'null'::jsonb) AS data_classification, si.item,"               \
-    " c.supplementary_data AS case_map,"                                                           \
+    " NULLIF(e.data_classification, 'null'::jsonb) AS data_classification,"                        \
+    " (SELECT jsonb_build_object('type', si.type::text, 'description', si.description, 'url',"     \
+    " si.url) FROM case_event_significant_items si WHERE si.case_event_id = e.id"                  \
+    " ORDER BY si.id DESC LIMIT 1) AS item, c.supplementary_data AS case_map,"                     \
     " e.proxied_by, e.proxied_by_first_name, e.proxied_by_last_name, "                             \
     "e.created_date, " EVENT_PROBLEM " AS problem"                                                 \
     " FROM case_event e LEFT JOIN case_data c ON c.id = e.case_data_id"                            \
     " AND c.case_type_id = e.case_type_id"                                                         \
-    " LEFT JOIN (SELECT DISTINCT ON (case_event_id) case_event_id, jsonb_build_object('type',"     \
-    " type::text, 'description', description, 'url', url) AS item"                                 \
-    " FROM case_event_significant_items ORDER BY case_event_id, id DESC) si"                       \
-    " ON si.case_event_id = e.id"                                                                  \
     " WHERE e.case_type_id = " TYPE_P " AND e.id <= " MAX_P                                        \
     " AND e.case_data_id >= " CURSOR_CASE_P " AND (" MARK_P " = 0"                                 \
     " OR e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_P      \
