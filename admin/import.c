@@ -73,16 +73,25 @@
 /* The run's parameters, set in the source session before each COPY (which takes no
  * parameters): the case type, the revision offset, the run's highest event id, the last
  * complete run's (the event mark) and newest last_modified (the case mark; NULL on a first run),
- * and the cursors of the run in progress. Each is a subquery, evaluated once per statement (an
- * InitPlan) rather than once per row, and a value the planner can take to an index. */
-#define TYPE_P         "(SELECT current_setting('casestream.import_type'))"
-#define OFFSET_P       "(SELECT current_setting('casestream.import_offset')::bigint)"
-#define MAX_P          "(SELECT current_setting('casestream.import_max')::bigint)"
-#define MARK_P         "(SELECT current_setting('casestream.import_mark')::bigint)"
-#define CASE_MARK_P    "(SELECT nullif(current_setting('casestream.import_case_mark'), '')::timestamp)"
-#define CASE_CURSOR_P  "(SELECT current_setting('casestream.import_case_cursor')::bigint)"
-#define CURSOR_CASE_P  "(SELECT current_setting('casestream.import_cursor_case')::bigint)"
-#define CURSOR_EVENT_P "(SELECT current_setting('casestream.import_cursor_event')::bigint)"
+ * and the cursors of the run in progress. */
+#define TYPE_P         "current_setting('casestream.import_type')"
+#define OFFSET_P       "current_setting('casestream.import_offset')::bigint"
+#define MAX_P          "current_setting('casestream.import_max')::bigint"
+#define MARK_P         "current_setting('casestream.import_mark')::bigint"
+#define CASE_MARK_P    "nullif(current_setting('casestream.import_case_mark'), '')::timestamp"
+#define CASE_CURSOR_P  "current_setting('casestream.import_case_cursor')::bigint"
+#define CURSOR_CASE_P  "current_setting('casestream.import_cursor_case')::bigint"
+#define CURSOR_EVENT_P "current_setting('casestream.import_cursor_event')::bigint"
+
+/* The same, read once per statement (an InitPlan) rather than once per row, for the events
+ * statement: its plan (its scans, the lookup of each event's significant item) then stays the
+ * same whatever the source's statistics, and a first run (the mark 0) skips the second scan. */
+#define TYPE_1         "(SELECT " TYPE_P ")"
+#define OFFSET_1       "(SELECT " OFFSET_P ")"
+#define MAX_1          "(SELECT " MAX_P ")"
+#define MARK_1         "(SELECT " MARK_P ")"
+#define CURSOR_CASE_1  "(SELECT " CURSOR_CASE_P ")"
+#define CURSOR_EVENT_1 "(SELECT " CURSOR_EVENT_P ")"
 
 static const char params_sql[] =
     "SELECT set_config('casestream.import_type', $1, false),"
@@ -139,10 +148,10 @@ static const char params_sql[] =
     "e.created_date, " EVENT_PROBLEM " AS problem"                                                 \
     " FROM case_event e LEFT JOIN case_data c ON c.id = e.case_data_id"                            \
     " AND c.case_type_id = e.case_type_id"                                                         \
-    " WHERE e.case_type_id = " TYPE_P " AND e.id <= " MAX_P                                        \
-    " AND e.case_data_id >= " CURSOR_CASE_P " AND (" MARK_P " = 0"                                 \
-    " OR e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_P      \
-    " AND id > " MARK_P " AND id <= " MAX_P "))),"                                                 \
+    " WHERE e.case_type_id = " TYPE_1 " AND e.id <= " MAX_1                                        \
+    " AND e.case_data_id >= " CURSOR_CASE_1 " AND (" MARK_1 " = 0"                                 \
+    " OR e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_1      \
+    " AND id > " MARK_1 " AND id <= " MAX_1 "))),"                                                 \
     " lagged AS (SELECT ev.*, row_number() OVER w AS ordinal, lead(id) OVER w IS NULL AS latest,"  \
     " (data IS DISTINCT FROM lag(data) OVER w OR state_id IS DISTINCT FROM lag(state_id) OVER w"   \
     " OR security_classification IS DISTINCT FROM lag(security_classification) OVER w)::int"       \
@@ -153,15 +162,15 @@ static const char params_sql[] =
     " max(state_moved) OVER w AS state_since FROM lagged"                                          \
     " WINDOW w AS (PARTITION BY case_data_id, problem IS NULL ORDER BY id))"                       \
     " SELECT case_data_id, id, reference,"                                                         \
-    " CASE WHEN problem IS NULL THEN " OFFSET_P " + ordinal END,"                                  \
+    " CASE WHEN problem IS NULL THEN " OFFSET_1 " + ordinal END,"                                  \
     " CASE WHEN problem IS NULL THEN version::int END, event_id, event_name, user_id,"             \
     " user_first_name, user_last_name, summary, description, state_id, state_name,"                \
     " case_type_version, security_classification::text, data, data_classification, item,"          \
     " proxied_by, proxied_by_first_name, proxied_by_last_name, created_date,"                      \
     " CASE WHEN problem IS NULL THEN state_since END,"                                             \
     " CASE WHEN problem IS NULL AND latest THEN coalesce(NULLIF(case_map, 'null'::jsonb),"         \
-    " '{}'::jsonb) END, problem FROM numbered WHERE id > " MARK_P                                  \
-    " AND (case_data_id, id) > (" CURSOR_CASE_P ", " CURSOR_EVENT_P ")"                            \
+    " '{}'::jsonb) END, problem FROM numbered WHERE id > " MARK_1                                  \
+    " AND (case_data_id, id) > (" CURSOR_CASE_1 ", " CURSOR_EVENT_1 ")"                            \
     " ORDER BY case_data_id, id) TO STDOUT"
 
 static const char cases_count_sql[] = "SELECT count(*)" CASES_WHERE;
