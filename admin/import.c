@@ -83,6 +83,16 @@
 #define CURSOR_CASE_P  "current_setting('casestream.import_cursor_case')::bigint"
 #define CURSOR_EVENT_P "current_setting('casestream.import_cursor_event')::bigint"
 
+/* The same, read once per statement (an InitPlan) rather than once per row, for the events
+ * statement: its plan (its scans, the lookup of each event's significant item) then stays the
+ * same whatever the source's statistics, and a first run (the mark 0) skips the second scan. */
+#define TYPE_1         "(SELECT " TYPE_P ")"
+#define OFFSET_1       "(SELECT " OFFSET_P ")"
+#define MAX_1          "(SELECT " MAX_P ")"
+#define MARK_1         "(SELECT " MARK_P ")"
+#define CURSOR_CASE_1  "(SELECT " CURSOR_CASE_P ")"
+#define CURSOR_EVENT_1 "(SELECT " CURSOR_EVENT_P ")"
+
 static const char params_sql[] =
     "SELECT set_config('casestream.import_type', $1, false),"
     " set_config('casestream.import_offset', $2, false),"
@@ -114,53 +124,53 @@ static const char params_sql[] =
     " ORDER BY c.id) TO STDOUT"
 
 /* The events of a run after the cursor, in (case, id) order: every event of the cases with
- * events since the event mark, numbered within its case among the events the import copies,
- * so that its revision is the offset plus that ordinal and its version counts, by the version
- * rule, the changes of blob, state and classification along the history. Significant items
- * are attached (the latest one). Of the case after each event (010): its
- * last_state_modified_date, the latest event up to this one that changed the state; its
- * supplementary data on the case's latest row only (CCD keeps no history of it: NULL before). */
+ * events since the event mark (on a first run, the mark 0, every case: no second scan of the
+ * events), numbered within its case among the events the import copies, so that its revision
+ * is the offset plus that ordinal and its version counts, by the version rule, the changes of
+ * blob, state and classification along the history. Significant items are attached (the
+ * latest one). Of the case after each event (010): its last_state_modified_date, the latest
+ * event up to this one that changed the state; its supplementary data on the case's latest
+ * row only (CCD keeps no history of it: NULL before). An event's significant item is looked
+ * up by its id (CCD's index on case_event_id): no plan joins the items of every case type, nor
+ * rescans them per event when the source's statistics are missing. The rows with a reason to
+ * skip are
+ * numbered apart (their own window partition) and given no numbers, so one pass of windows
+ * over one sort serves both, without a second scan of the events. */
 #define EVENTS_COPY_SQL                                                                            \
     "COPY (WITH ev AS (SELECT e.id, e.case_data_id, c.reference, e.event_id, e.event_name,"        \
     " e.user_id, e.user_first_name, e.user_last_name, e.summary, e.description, e.state_id,"       \
     " e.state_name, e.case_type_version, e.security_classification, e.data,"                       \
-    " NULLIF(e.data_classification, 'null'::jsonb) AS data_classification, si.item,"               \
-    " c.supplementary_data AS case_map,"                                                           \
+    " NULLIF(e.data_classification, 'null'::jsonb) AS data_classification,"                        \
+    " (SELECT jsonb_build_object('type', si.type::text, 'description', si.description, 'url',"     \
+    " si.url) FROM case_event_significant_items si WHERE si.case_event_id = e.id"                  \
+    " ORDER BY si.id DESC LIMIT 1) AS item, c.supplementary_data AS case_map,"                     \
     " e.proxied_by, e.proxied_by_first_name, e.proxied_by_last_name, "                             \
     "e.created_date, " EVENT_PROBLEM " AS problem"                                                 \
     " FROM case_event e LEFT JOIN case_data c ON c.id = e.case_data_id"                            \
     " AND c.case_type_id = e.case_type_id"                                                         \
-    " LEFT JOIN (SELECT DISTINCT ON (case_event_id) case_event_id, jsonb_build_object('type',"     \
-    " type::text, 'description', description, 'url', url) AS item"                                 \
-    " FROM case_event_significant_items ORDER BY case_event_id, id DESC) si"                       \
-    " ON si.case_event_id = e.id"                                                                  \
-    " WHERE e.case_type_id = " TYPE_P " AND e.id <= " MAX_P                                        \
-    " AND e.case_data_id >= " CURSOR_CASE_P                                                        \
-    " AND e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_P     \
-    " AND id > " MARK_P " AND id <= " MAX_P ")),"                                                  \
-    " good AS (SELECT ev.*, row_number() OVER w AS ordinal,"                                       \
+    " WHERE e.case_type_id = " TYPE_1 " AND e.id <= " MAX_1                                        \
+    " AND e.case_data_id >= " CURSOR_CASE_1 " AND (" MARK_1 " = 0"                                 \
+    " OR e.case_data_id IN (SELECT case_data_id FROM case_event WHERE case_type_id = " TYPE_1      \
+    " AND id > " MARK_1 " AND id <= " MAX_1 "))),"                                                 \
+    " lagged AS (SELECT ev.*, row_number() OVER w AS ordinal, lead(id) OVER w IS NULL AS latest,"  \
     " (data IS DISTINCT FROM lag(data) OVER w OR state_id IS DISTINCT FROM lag(state_id) OVER w"   \
     " OR security_classification IS DISTINCT FROM lag(security_classification) OVER w)::int"       \
     " AS changed, CASE WHEN state_id IS DISTINCT FROM lag(state_id) OVER w THEN created_date"      \
-    " END AS state_moved FROM ev WHERE problem IS NULL"                                            \
-    " WINDOW w AS (PARTITION BY case_data_id ORDER BY id)),"                                       \
-    " numbered AS (SELECT good.*, sum(changed) OVER (PARTITION BY case_data_id ORDER BY id)"       \
-    " AS version, max(state_moved) OVER (PARTITION BY case_data_id ORDER BY id) AS state_since,"   \
-    " count(*) OVER (PARTITION BY case_data_id) AS events FROM good),"                             \
-    " all_rows AS (SELECT case_data_id, id, reference, " OFFSET_P " + ordinal AS case_revision,"   \
-    " version::int AS version, event_id, event_name, user_id, user_first_name, user_last_name,"    \
-    " summary, description, state_id, state_name, case_type_version,"                              \
-    " security_classification::text AS classification, data, data_classification, item,"           \
-    " proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, state_since,"         \
-    " CASE WHEN ordinal = events THEN coalesce(NULLIF(case_map, 'null'::jsonb), '{}'::jsonb)"      \
-    " END, problem FROM numbered UNION ALL SELECT case_data_id, id, reference, NULL, NULL, "       \
-    "event_id,"                                                                                    \
-    " event_name, user_id, user_first_name, user_last_name, summary, description, state_id,"       \
-    " state_name, case_type_version, security_classification::text, data, data_classification,"    \
-    " item, proxied_by, proxied_by_first_name, proxied_by_last_name, created_date, NULL, NULL,"    \
-    " problem FROM ev WHERE problem IS NOT NULL)"                                                  \
-    " SELECT * FROM all_rows WHERE id > " MARK_P " AND (case_data_id, id) > (" CURSOR_CASE_P       \
-    ", " CURSOR_EVENT_P ")"                                                                        \
+    " END AS state_moved FROM ev WINDOW w AS (PARTITION BY case_data_id, problem IS NULL"          \
+    " ORDER BY id)),"                                                                              \
+    " numbered AS (SELECT lagged.*, sum(changed) OVER w AS version,"                               \
+    " max(state_moved) OVER w AS state_since FROM lagged"                                          \
+    " WINDOW w AS (PARTITION BY case_data_id, problem IS NULL ORDER BY id))"                       \
+    " SELECT case_data_id, id, reference,"                                                         \
+    " CASE WHEN problem IS NULL THEN " OFFSET_1 " + ordinal END,"                                  \
+    " CASE WHEN problem IS NULL THEN version::int END, event_id, event_name, user_id,"             \
+    " user_first_name, user_last_name, summary, description, state_id, state_name,"                \
+    " case_type_version, security_classification::text, data, data_classification, item,"          \
+    " proxied_by, proxied_by_first_name, proxied_by_last_name, created_date,"                      \
+    " CASE WHEN problem IS NULL THEN state_since END,"                                             \
+    " CASE WHEN problem IS NULL AND latest THEN coalesce(NULLIF(case_map, 'null'::jsonb),"         \
+    " '{}'::jsonb) END, problem FROM numbered WHERE id > " MARK_1                                  \
+    " AND (case_data_id, id) > (" CURSOR_CASE_1 ", " CURSOR_EVENT_1 ")"                            \
     " ORDER BY case_data_id, id) TO STDOUT"
 
 static const char cases_count_sql[] = "SELECT count(*)" CASES_WHERE;
@@ -370,6 +380,8 @@ typedef struct import {
     bool progress, progress_shown;
     long long start_ms, phase_start_ms, last_progress_ms;
 } import;
+
+static PGconn *connect_utc(import *im, const char *conninfo, const char *which);
 
 /* Logs one line at level, first clearing the progress line if one is shown. */
 __attribute__((format(printf, 3, 4))) static void say(import *im, int level, const char *fmt, ...)
@@ -758,9 +770,10 @@ static void source_stop(PGconn *src)
         PQclear(res);
 }
 
-/* Streams sql's rows from the source to the writers, in batches. Returns 0 when every row was
- * committed; CS_ERR_RETRY when interrupted; CS_ERR with the reason logged. */
-static int stream(import *im, phase ph, const char *sql, long long total)
+/* Streams the rows of sql (a COPY … TO STDOUT) from the source connection src to the writers,
+ * in batches; sql NULL when it was sent on src already (PQsendQuery). Returns 0 when every row
+ * was committed; CS_ERR_RETRY when interrupted; CS_ERR with the reason logged. */
+static int stream(import *im, phase ph, PGconn *src, const char *sql, long long total)
 {
     pthread_t *threads = calloc((size_t)im->cfg->jobs, sizeof(*threads));
     int started = 0, rc = CS_OK, nkeys = ph == PHASE_CASES ? 1 : 2;
@@ -787,11 +800,11 @@ static int stream(import *im, phase ph, const char *sql, long long total)
         say(im, CS_LOG_ERROR, "could not start a writer thread");
         return CS_ERR;
     }
-    res = PQexec(im->src, sql);
+    res = sql ? PQexec(src, sql) : PQgetResult(src);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         char errstr[1024];
 
-        cs_db_error(im->src, res, errstr, sizeof(errstr));
+        cs_db_error(src, res, errstr, sizeof(errstr));
         fail(im, "reading the source's %s: %s", phase_name(ph), errstr);
         end = true;
     }
@@ -806,7 +819,7 @@ static int stream(import *im, phase ph, const char *sql, long long total)
             break;
         }
         b->seq = seq++;
-        while (b->rows < im->cfg->batch && (len = PQgetCopyData(im->src, &row, 0)) > 0) {
+        while (b->rows < im->cfg->batch && (len = PQgetCopyData(src, &row, 0)) > 0) {
             bool ok = cs_import_row_keys(row, (size_t)len, nkeys, b->last) &&
                       batch_append(b, row, (size_t)len);
 
@@ -819,7 +832,7 @@ static int stream(import *im, phase ph, const char *sql, long long total)
         if (len == -2) {
             char errstr[1024];
 
-            cs_db_error(im->src, NULL, errstr, sizeof(errstr));
+            cs_db_error(src, NULL, errstr, sizeof(errstr));
             fail(im, "reading the source's %s: %s", phase_name(ph), errstr);
         }
         end = len == -1;
@@ -834,17 +847,17 @@ static int stream(import *im, phase ph, const char *sql, long long total)
         }
     }
     if (end && !failed(im)) {
-        while ((res = PQgetResult(im->src)) != NULL) {
+        while ((res = PQgetResult(src)) != NULL) {
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 char errstr[1024];
 
-                cs_db_error(im->src, res, errstr, sizeof(errstr));
+                cs_db_error(src, res, errstr, sizeof(errstr));
                 fail(im, "reading the source's %s: %s", phase_name(ph), errstr);
             }
             PQclear(res);
         }
     } else if (!end || failed(im)) {
-        source_stop(im->src);
+        source_stop(src);
     }
     queue_close(im);
     for (int i = 0; i < started; i++)
@@ -1039,8 +1052,8 @@ static long long source_count(import *im, const char *sql)
     return count_of(im, im->src, sql, 0);
 }
 
-/* Sets the run's parameters (TYPE_P …) in the source session. */
-static bool set_params(import *im)
+/* Sets the run's parameters (TYPE_P …) in the source session conn. */
+static bool set_params(import *im, PGconn *conn)
 {
     char num[7][24];
     const char *params[] = {im->cfg->case_type,
@@ -1059,34 +1072,52 @@ static bool set_params(import *im)
     snprintf(num[3], sizeof(num[3]), "%lld", im->case_cursor);
     snprintf(num[4], sizeof(num[4]), "%lld", im->event_case);
     snprintf(num[5], sizeof(num[5]), "%lld", im->event_id);
-    res = query(im, im->src, params_sql, 8, params, PGRES_TUPLES_OK);
+    res = query(im, conn, params_sql, 8, params, PGRES_TUPLES_OK);
     PQclear(res);
     return res != NULL;
 }
 
-/* The run: the cases phase (unless done), the events phase, then the marks. Returns 0,
- * CS_ERR_RETRY when interrupted, CS_ERR. */
+/* The run: the cases phase (unless done), the events phase, then the marks. When the run
+ * starts with the cases, the events' statement is sent at once on a second source connection,
+ * so that the source reads, joins and sorts them while the cases are written (the events
+ * cursor is at its start until the events phase begins). Returns 0, CS_ERR_RETRY when
+ * interrupted, CS_ERR. */
 static int copy_run(import *im)
 {
     const char *p1[] = {im->cfg->case_type};
+    PGconn *events_src = NULL;
     long long total;
-    int rc;
+    int rc = CS_ERR;
 
-    if (!set_params(im))
+    if (!set_params(im, im->src))
         return CS_ERR;
     if (strcmp(im->run_phase, "cases") == 0) {
+        if (!(events_src = connect_utc(im, im->cfg->from, "the source (--from)")) ||
+            !set_params(im, events_src))
+            goto cleanup;
+        if (!PQsendQuery(events_src, EVENTS_COPY_SQL)) {
+            say(im, CS_LOG_ERROR, "reading the source's events: %s", PQerrorMessage(events_src));
+            goto cleanup;
+        }
         if ((total = source_count(im, cases_count_sql)) < 0)
-            return CS_ERR;
-        if ((rc = stream(im, PHASE_CASES, CASES_COPY_SQL, total)) != CS_OK)
-            return rc;
+            goto cleanup;
+        if ((rc = stream(im, PHASE_CASES, im->src, CASES_COPY_SQL, total)) != CS_OK)
+            goto cleanup;
+        rc = CS_ERR;
         if (!exec_ok(im, im->dst, run_events_sql, 1, p1))
-            return CS_ERR;
+            goto cleanup;
     }
     if ((total = source_count(im, events_count_sql)) < 0)
-        return CS_ERR;
-    if ((rc = stream(im, PHASE_EVENTS, EVENTS_COPY_SQL, total)) != CS_OK)
-        return rc;
-    return exec_ok(im, im->dst, run_end_sql, 1, p1) ? CS_OK : CS_ERR;
+        goto cleanup;
+    if ((rc = events_src ? stream(im, PHASE_EVENTS, events_src, NULL, total)
+                         : stream(im, PHASE_EVENTS, im->src, EVENTS_COPY_SQL, total)) != CS_OK)
+        goto cleanup;
+    rc = exec_ok(im, im->dst, run_end_sql, 1, p1) ? CS_OK : CS_ERR;
+cleanup:
+    /* Closing it ends a statement still sending (the cases phase stopped). */
+    if (events_src)
+        PQfinish(events_src);
+    return rc;
 }
 
 /* --- validate -------------------------------------------------------------------------------- */

@@ -295,11 +295,13 @@ START_TEST(test_import_killed_at_a_random_moment_and_run_again_ends_as_an_uninte
                               " >= %lld",
                               type, type, want),
                   "the import did not reach %lld events", want);
-    /* Holding ccd.case_event still (once the batches in flight have committed) bounds how far
-     * the import goes on between the count above and the kill, however fast the machine: to
-     * want plus a batch (1000 events) per job. */
+    /* Holding ccd.case_type_import still (once a commit in flight is done) bounds how far the
+     * import goes on between the count above and the kill, however fast the machine: to want
+     * plus a batch (1000 events) per job, each copied but waiting to record its cursor. Not
+     * ccd.case_event: a writer that copied a later batch holds it while it waits for its turn
+     * to commit, and the writer of the earlier batch would queue behind this lock for good. */
     res = PQexec(hold, "BEGIN; SET LOCAL lock_timeout = '60s';"
-                       " LOCK TABLE ccd.case_event IN EXCLUSIVE MODE");
+                       " LOCK TABLE ccd.case_type_import IN EXCLUSIVE MODE");
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
     PQclear(res);
     rc = it_stop(pid, SIGKILL, 10000);

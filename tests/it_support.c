@@ -218,8 +218,11 @@ int it_run(const char *program, const char *const *args, const char *in_path, co
            const char *err_path)
 {
     int status;
-    pid_t pid = fork();
+    pid_t pid;
 
+    /* The usual home of out_path and err_path, missing in a fresh build directory. */
+    mkdir("build/it-logs", 0755);
+    pid = fork();
     ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         redirect(STDIN_FILENO, in_path, O_RDONLY);
