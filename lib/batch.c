@@ -309,7 +309,7 @@ size_t cs_batch_bytes(const cs_batch *b)
 
 /* Orders pending entries by partition, case, then newest revision (and, for
  * equal revisions, latest offset) first. */
-static const cs_batch *sort_batch;
+static _Thread_local const cs_batch *sort_batch;
 
 static int by_case_newest_first(const void *pa, const void *pb)
 {
@@ -340,7 +340,8 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats)
     for (size_t i = 0; i < b->n; i++)
         if (b->e[i].state == E_PENDING)
             idx[k++] = i;
-    sort_batch = b; /* qsort has no context argument; the indexer is single-threaded */
+    sort_batch =
+        b; /* qsort has no context argument: one per thread (the indexer attempts on several) */
     qsort(idx, k, sizeof(*idx), by_case_newest_first);
     sort_batch = NULL;
     for (size_t j = 1; j < k; j++) {
