@@ -604,11 +604,38 @@ static void launch(cs_indexer *ix, slot *s)
     fail_slot(ix, s, why);
 }
 
+/* Every assigned partition is consumed up to its end as the last fetch saw it: no more changes
+ * are on their way, so a partial bulk gains nothing by waiting. (A partition not consumed yet, or
+ * not fetched yet, counts as caught up.) */
+static bool caught_up(cs_indexer *ix)
+{
+    rd_kafka_t *rk = cs_consumer_handle(ix->consumer);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    bool yes = true;
+
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return true;
+    if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt && yes; i++) {
+            const rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t lo, hi;
+
+            if (p->offset >= 0 &&
+                rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                hi >= 0 && p->offset < hi)
+                yes = false;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return yes;
+}
+
 /* Concludes the attempts that ended, then starts those that are due: a retry whose backoff is
  * over, or a slot's next batch once its bulk in flight is acknowledged and the batch is full,
- * nothing more is queued and no bulk is in flight (light load: a partial bulk goes at once, no
- * linger; under load the batches fill while other bulks are in flight), consuming is held, the
- * stop has come, or its first change is --bulk-linger-ms old. */
+ * consuming is held, the stop has come, its first change is --bulk-linger-ms old, or nothing
+ * more is queued or on its way and no bulk is in flight (light load: a partial bulk goes at once,
+ * no linger; under load the batches fill while other bulks are in flight). */
 static void step(cs_indexer *ix)
 {
     long long now = cs_now_ms();
@@ -632,8 +659,9 @@ static void step(cs_indexer *ix)
         }
         if (cs_batch_count(s->fill) == 0)
             continue;
-        if (!(fill_full(ix, s) || (ix->queue_empty && !any_running(ix)) || ix->held ||
-              ix->draining || now >= s->first_ms + ix->cfg->bulk_linger_ms))
+        if (!(fill_full(ix, s) || ix->held || ix->draining ||
+              now >= s->first_ms + ix->cfg->bulk_linger_ms ||
+              (ix->queue_empty && !any_running(ix) && caught_up(ix))))
             continue;
         t = s->fly;
         s->fly = s->fill;
