@@ -318,11 +318,15 @@ START_TEST(test_indexer_older_revision_arriving_later_keeps_newer)
     produce_change(&f, b, 5, "Five", NULL, NULL);
     produce_change(&f, c, 1, "Sentinel", NULL, NULL); /* after b's 5 in its partition or not */
     ck_assert(wait_revision(&f, c, 1, 30000));
-    /* b's 5 is consumed before the test moves on: wait for its conflict. */
+    /* b's 5 is consumed before the test moves on: wait for its conflict. The counts of a bulk
+     * are added once its slot's thread is joined, a moment after Elasticsearch answered (and
+     * after c can be read): wait for them all. */
     long long deadline = cs_now_ms() + 30000;
     while (cs_now_ms() < deadline) {
         ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
-        if (metric(text, "casestream_indexer_conflicts_total") >= 1)
+        if (metric(text, "casestream_indexer_conflicts_total") >= 1 &&
+            metric(text, "casestream_indexer_superseded_total") >= 1 &&
+            metric(text, "casestream_indexer_documents_indexed_total") >= 3)
             break;
         usleep(100 * 1000);
     }
@@ -760,6 +764,7 @@ START_TEST(test_indexer_two_bulks_in_flight_keep_each_case_in_order)
     fixture f;
     int64_t refs[ORDER_CASES];
     char text[65536];
+    long long deadline;
     pid_t pid;
 
     fixture_new(&f, 4);
@@ -782,7 +787,16 @@ START_TEST(test_indexer_two_bulks_in_flight_keep_each_case_in_order)
                   "not every case reached its last revision");
     ck_assert_int_eq(
         it_es_count(f.index, "{\"range\":{\"case_revision\":{\"lt\":%d}}}", ORDER_REVISIONS), 0);
-    ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
+    /* The counts of a bulk are added a moment after Elasticsearch answered it. */
+    deadline = cs_now_ms() + 30000;
+    do {
+        ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
+        if (metric(text, "casestream_indexer_documents_indexed_total") +
+                metric(text, "casestream_indexer_superseded_total") >=
+            ORDER_CASES * ORDER_REVISIONS)
+            break;
+        usleep(100 * 1000);
+    } while (cs_now_ms() < deadline);
     ck_assert_int_eq(metric(text, "casestream_indexer_conflicts_total"), 0);
     ck_assert_int_eq(metric(text, "casestream_indexer_documents_indexed_total") +
                          metric(text, "casestream_indexer_superseded_total"),
