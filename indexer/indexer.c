@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,18 +38,42 @@
 const char *const cs_indexer_faults[] = {"before_bulk", "after_bulk_before_commit", "after_commit",
                                          NULL};
 
+/* Each partition belongs to one slot (partition % --bulk-in-flight), and each slot has at most
+ * one bulk in flight: a case's changes (one partition, DESIGN §2) reach Elasticsearch in order,
+ * and a slot stores the offsets of its own partitions only, once its bulk is acknowledged, so no
+ * stored offset passes a change that is not. The slots' bulks go out at the same time, each on a
+ * thread of its own with its own connection; everything else (Kafka, PostgreSQL, offsets) stays
+ * on the polling thread. */
+typedef struct slot {
+    cs_indexer *ix;
+    cs_batch *fill;     /* consumed, waiting for the bulk in flight to be acknowledged */
+    cs_batch *fly;      /* sent or to be retried; empty when the slot is idle */
+    cs_es *es;          /* the slot's own connection */
+    long long first_ms; /* arrival of fill's first message */
+    long long retry_at; /* next attempt of fly after a failure; 0: not backing off */
+    pthread_t thread;
+    bool running;     /* the thread is started and not joined */
+    atomic_bool done; /* the thread has finished its attempt */
+    /* Written by the thread before done, read by the polling thread after the join. */
+    int rc;
+    cs_batch_stats st;
+    char errstr[1024];
+} slot;
+
 struct cs_indexer {
     const cs_config *cfg;
     cs_consumer *consumer;
-    cs_es *es;
+    cs_es *es;  /* templates, indices and probes, on the polling thread */
     PGconn *pg; /* for dead letters; connected when first needed */
-    cs_batch *batch;
+    slot *slots;
+    int nslots;
+    bool queue_empty; /* the last poll found no message */
+    bool held;        /* consuming is held: a slot's next batch is full */
+    long long drain_deadline;
     int *parts; /* scratch for the offsets to store */
     int64_t *offs;
     size_t offs_cap;
-    long long first_ms; /* arrival of the batch's first message */
-    long long retry_at; /* next attempt of a failed batch; 0: not backing off */
-    bool draining;      /* stopping: no new messages join the batch */
+    bool draining; /* stopping: no new messages join a batch */
     bool fatal;
     long long probe_at; /* next check whether Elasticsearch is back */
     /* Acknowledged changes whose older dead letters are still to be cleared (DESIGN §6). */
@@ -187,44 +212,70 @@ static int start_health(cs_indexer *ix, char *errstr, size_t errstr_size)
     return ix->metrics ? CS_OK : CS_ERR;
 }
 
-/* ---- Kafka ------------------------------------------------------------------------------ */
+/* ---- slots ------------------------------------------------------------------------------ */
 
-static void reset_batch(cs_indexer *ix)
+static slot *slot_of(cs_indexer *ix, int partition)
 {
-    cs_batch_clear(ix->batch);
-    ix->retry_at = 0;
-    ix->first_ms = 0;
+    return &ix->slots[(partition < 0 ? 0 : partition) % ix->nslots];
 }
 
-/* Revoke hook. The pending work of revoked partitions is dropped, not finished: their offsets
- * were never stored (they are stored only after the whole bulk is acknowledged), so the
- * partitions' next owner receives those changes again and writes them with the same external
- * versions, which changes nothing. Finishing them here instead would hold up the rebalance for
- * as long as Elasticsearch is down. The consumer then commits what was acknowledged. */
-static bool on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
+/* The batch is as large as one bulk may be. */
+static bool fill_full(const cs_indexer *ix, const slot *s)
 {
-    cs_indexer *ix = ctx;
+    return cs_batch_count(s->fill) >= (size_t)ix->cfg->bulk_docs ||
+           cs_batch_bytes(s->fill) >= (size_t)ix->cfg->bulk_bytes;
+}
 
-    (void)lost;
-    for (int i = 0; i < parts->cnt; i++)
-        cs_batch_drop_partition(ix->batch, parts->elems[i].partition);
-    /* With nothing left to hold, nothing stays paused (except while stopping). */
-    if (cs_batch_count(ix->batch) == 0) {
-        reset_batch(ix);
-        if (cs_consumer_paused(ix->consumer) != ix->draining)
-            cs_consumer_set_paused(ix->consumer, ix->draining);
-    }
-    /* Only the revoked partitions' changes were dropped. */
+/* Some slot's bulk failed and waits for its next attempt. */
+static bool any_failing(const cs_indexer *ix)
+{
+    for (int k = 0; k < ix->nslots; k++)
+        if (ix->slots[k].retry_at)
+            return true;
     return false;
 }
 
-/* ---- one attempt at the batch ------------------------------------------------------------ */
+static bool any_running(const cs_indexer *ix)
+{
+    for (int k = 0; k < ix->nslots; k++)
+        if (ix->slots[k].running)
+            return true;
+    return false;
+}
+
+/* Some change is consumed and not acknowledged, or a bulk is in flight. */
+static bool any_pending(const cs_indexer *ix)
+{
+    for (int k = 0; k < ix->nslots; k++) {
+        const slot *s = &ix->slots[k];
+
+        if (s->running || cs_batch_count(s->fly) > 0 || cs_batch_count(s->fill) > 0)
+            return true;
+    }
+    return false;
+}
+
+static size_t pending_count(const cs_indexer *ix)
+{
+    size_t n = 0;
+
+    for (int k = 0; k < ix->nslots; k++)
+        n += cs_batch_count(ix->slots[k].fly) + cs_batch_count(ix->slots[k].fill);
+    return n;
+}
+
+/* The slot's batch in flight is done with: the next one may go. */
+static void reset_fly(slot *s)
+{
+    cs_batch_clear(s->fly);
+    s->retry_at = 0;
+}
 
 /* Records the batch's dead letters; false if PostgreSQL failed (retry later). */
-static bool write_dead_letters(cs_indexer *ix)
+static bool write_dead_letters(cs_indexer *ix, cs_batch *batch)
 {
     cs_dead_letter *dl = NULL;
-    size_t n = cs_batch_dead_letters(ix->batch, ix->cfg->topic_changes, &dl);
+    size_t n = cs_batch_dead_letters(batch, ix->cfg->topic_changes, &dl);
     char errstr[1024];
     int rc;
 
@@ -255,7 +306,7 @@ static bool write_dead_letters(cs_indexer *ix)
                      dl[i].reference, dl[i].revision, dl[i].index ? dl[i].index : "-",
                      dl[i].partition, dl[i].offset, dl[i].reason);
     cs_metric_inc(M.dead_letters, (long long)n);
-    cs_batch_dead_letters_written(ix->batch);
+    cs_batch_dead_letters_written(batch);
     free(dl);
     return true;
 }
@@ -264,14 +315,14 @@ static bool write_dead_letters(cs_indexer *ix)
  * case at or below the revision now in the index), with those a failure left over. Clearing
  * never holds up indexing: when PostgreSQL fails, the changes are kept (up to CLEAR_MAX) and
  * tried again after a backoff. */
-static void clear_dead_letters(cs_indexer *ix)
+static void clear_dead_letters(cs_indexer *ix, const cs_batch *batch)
 {
     size_t room = CLEAR_MAX - ix->clear_n;
     long long cleared = 0;
     char errstr[512];
     int rc;
 
-    ix->clear_n += cs_batch_acknowledged(ix->batch, ix->clear_refs + ix->clear_n,
+    ix->clear_n += cs_batch_acknowledged(batch, ix->clear_refs + ix->clear_n,
                                          ix->clear_revs + ix->clear_n, room);
     if (ix->clear_n == 0 || cs_now_ms() < ix->clear_at)
         return;
@@ -307,12 +358,12 @@ static void clear_dead_letters(cs_indexer *ix)
  * (DESIGN §6): the case's change document, or its disposal document when it was
  * disposed of since. False, with the reason, when PostgreSQL failed: the attempt
  * is retried like a failed bulk. */
-static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
+static bool resolve_omitted(cs_indexer *ix, cs_batch *batch, char *why, size_t why_size)
 {
     int64_t refs[64];
     size_t n;
 
-    while ((n = cs_batch_omitted(ix->batch, refs, 64)) > 0) {
+    while ((n = cs_batch_omitted(batch, refs, 64)) > 0) {
         if (!ix->pg && !(ix->pg = cs_db_connect(ix->cfg->pg, why, why_size)))
             return false;
         for (size_t i = 0; i < n; i++) {
@@ -338,7 +389,7 @@ static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
                 return false;
             }
             found = PQntuples(res) > 0;
-            if (cs_batch_fill(ix->batch, refs[i], found ? PQgetvalue(res, 0, 0) : NULL,
+            if (cs_batch_fill(batch, refs[i], found ? PQgetvalue(res, 0, 0) : NULL,
                               found ? (size_t)PQgetlength(res, 0, 0) : 0)) {
                 PQclear(res);
                 snprintf(why, why_size, "out of memory");
@@ -354,9 +405,9 @@ static bool resolve_omitted(cs_indexer *ix, char *why, size_t why_size)
 /* Makes sure every index the batch writes to is behind its alias, or says once that it is a
  * plain index (DESIGN §6). False, with the reason, when Elasticsearch failed: the attempt is
  * retried like a failed bulk. */
-static bool ensure_indices(cs_indexer *ix, char *why, size_t why_size)
+static bool ensure_indices(cs_indexer *ix, const cs_batch *batch, char *why, size_t why_size)
 {
-    size_t max = cs_batch_count(ix->batch), n;
+    size_t max = cs_batch_count(batch), n;
     const char **names = malloc((max ? max : 1) * sizeof(*names));
     bool ok = true;
 
@@ -364,7 +415,7 @@ static bool ensure_indices(cs_indexer *ix, char *why, size_t why_size)
         snprintf(why, why_size, "out of memory");
         return false;
     }
-    n = cs_batch_indices(ix->batch, names, max);
+    n = cs_batch_indices(batch, names, max);
     for (size_t i = 0; i < n && ok; i++) {
         char errstr[512];
         int rc = cs_es_ensure_index(ix->es, names[i], ix->cfg->max_fields, errstr, sizeof(errstr));
@@ -385,86 +436,55 @@ static bool ensure_indices(cs_indexer *ix, char *why, size_t why_size)
     return ok;
 }
 
-/* Sends one bulk request to Elasticsearch (a cs_batch_send_fn; ctx is the indexer), timed. */
+/* Sends one bulk request to Elasticsearch on the slot's connection (a cs_batch_send_fn; ctx is
+ * the slot), timed. Runs on the slot's thread. */
 static int send_bulk(void *ctx, const cs_bulk_body *body, cs_es_response *out, char *errstr,
                      size_t errstr_size)
 {
-    cs_indexer *ix = ctx;
+    slot *s = ctx;
     long long t0 = cs_now_us();
     int rc =
-        cs_es_request(ix->es, "POST", CS_BULK_PATH, body->buf, body->len, out, errstr, errstr_size);
+        cs_es_request(s->es, "POST", CS_BULK_PATH, body->buf, body->len, out, errstr, errstr_size);
 
     cs_metric_observe(M.bulk_seconds, (double)(cs_now_us() - t0) / 1e6);
     cs_metric_inc(M.bulks, 1);
     return rc;
 }
 
-/* Sends every pending change of the batch once. Returns true when the batch
- * is resolved; otherwise schedules the next attempt and pauses consumption. */
-static bool attempt(cs_indexer *ix)
+/* The slot's thread: one attempt at its batch in flight. The batch, the connection and the
+ * results are the thread's until the polling thread joins it. */
+static void *slot_main(void *arg)
 {
-    cs_batch_stats st = {0};
-    char errstr[1024], why[1200] = "";
-    bool failed = false;
+    slot *s = arg;
 
-    if (cs_batch_failures(ix->batch) == 0)
-        cs_fault_point("before_bulk");
-    if (!resolve_omitted(ix, errstr, sizeof(errstr))) {
-        snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
-        failed = true;
-    } else if (!ensure_indices(ix, errstr, sizeof(errstr))) {
-        snprintf(why, sizeof(why), "making sure of the indices: %s", errstr);
-        failed = true;
-    } else if (cs_batch_attempt(ix->batch, send_bulk, ix, &st, errstr, sizeof(errstr)) != CS_OK) {
-        snprintf(why, sizeof(why), "%s", errstr);
-        failed = true;
-    } else {
-        /* Items to retry, if any: the attempt says how many and why. */
-        snprintf(why, sizeof(why), "%s", errstr);
-    }
-    if (st.splits > 0)
-        cs_log_warn("bulk requests refused as a whole (HTTP 413 or 400): retrying in requests "
-                    "of %zu",
-                    cs_batch_request_size(ix->batch));
-    cs_metric_inc(M.indexed, (long long)st.indexed);
-    cs_metric_inc(M.deleted, (long long)st.deleted);
-    cs_metric_inc(M.conflicts, (long long)st.conflicts);
-    cs_metric_inc(M.superseded, (long long)st.superseded);
-    cs_metric_inc(M.item_retries, (long long)st.retries);
-    if (failed)
-        cs_metric_inc(M.request_retries, 1);
-    if (!write_dead_letters(ix) && !failed) {
-        snprintf(why, sizeof(why), "could not record dead letters in postgresql");
-        failed = true;
-    }
-    if (!failed && cs_batch_resolved(ix->batch)) {
-        if (cs_batch_failures(ix->batch) > 0)
-            cs_log_info("elasticsearch accepts writes again after %d failed attempts",
-                        cs_batch_failures(ix->batch));
-        set_health(ix, true, "ok");
-        return true;
-    }
-    if (why[0] == '\0')
-        snprintf(why, sizeof(why), "documents to retry");
-    ix->retry_at = cs_now_ms() + cs_batch_backoff(ix->batch);
-    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", cs_batch_failures(ix->batch),
-                why, ix->retry_at - cs_now_ms());
-    set_health(ix, false, "bulk failing: %s (attempt %d)", why, cs_batch_failures(ix->batch));
-    if (!cs_consumer_paused(ix->consumer))
-        cs_consumer_set_paused(ix->consumer, true);
-    return false;
+    s->rc = cs_batch_attempt(s->fly, send_bulk, s, &s->st, s->errstr, sizeof(s->errstr));
+    atomic_store(&s->done, true);
+    return NULL;
 }
 
-/* The batch is acknowledged: store the offsets after it, start the next one. */
-static void finish_batch(cs_indexer *ix)
+/* A failed attempt at the slot's batch: counted, retried after a backoff; consumption pauses
+ * until every slot's batch is acknowledged. */
+static void fail_slot(cs_indexer *ix, slot *s, const char *why)
 {
-    size_t need = cs_batch_count(ix->batch);
+    s->retry_at = cs_now_ms() + cs_batch_backoff(s->fly);
+    cs_log_warn("bulk attempt %d failed: %s; retrying in %lld ms", cs_batch_failures(s->fly), why,
+                s->retry_at - cs_now_ms());
+    set_health(ix, false, "bulk failing: %s (attempt %d)", why, cs_batch_failures(s->fly));
+    if (!cs_consumer_paused(ix->consumer))
+        cs_consumer_set_paused(ix->consumer, true);
+}
+
+/* The slot's batch is acknowledged: store the offsets after it (its partitions are the slot's
+ * alone), clear what it resolves, make room for the next. */
+static void finish_slot(cs_indexer *ix, slot *s)
+{
+    size_t need = cs_batch_count(s->fly);
     size_t np;
     rd_kafka_topic_partition_list_t *list;
     char errstr[512];
 
     cs_fault_point("after_bulk_before_commit");
-    clear_dead_letters(ix);
+    clear_dead_letters(ix, s->fly);
     if (need > ix->offs_cap) {
         int *p = realloc(ix->parts, need * sizeof(*p));
         int64_t *o = p ? realloc(ix->offs, need * sizeof(*o)) : NULL;
@@ -482,7 +502,7 @@ static void finish_batch(cs_indexer *ix)
         }
         ix->offs_cap = need;
     }
-    np = cs_batch_offsets(ix->batch, ix->parts, ix->offs, ix->offs_cap);
+    np = cs_batch_offsets(s->fly, ix->parts, ix->offs, ix->offs_cap);
     list = rd_kafka_topic_partition_list_new((int)np);
     for (size_t i = 0; i < np; i++)
         rd_kafka_topic_partition_list_add(list, ix->cfg->topic_changes, ix->parts[i])->offset =
@@ -490,31 +510,244 @@ static void finish_batch(cs_indexer *ix)
     if (cs_consumer_store(ix->consumer, list, errstr, sizeof(errstr)))
         cs_log_warn("%s", errstr);
     rd_kafka_topic_partition_list_destroy(list);
-    cs_log_debug("bulk of %zu changes acknowledged", cs_batch_count(ix->batch));
+    cs_log_debug("bulk of %zu changes acknowledged", cs_batch_count(s->fly));
     if (strcmp(ix->cfg->fault, "after_commit") == 0) {
         cs_consumer_commit(ix->consumer, errstr, sizeof(errstr));
         cs_fault_point("after_commit");
     }
-    reset_batch(ix);
-    if (cs_consumer_paused(ix->consumer) && !ix->draining)
+    reset_fly(s);
+    if (cs_consumer_paused(ix->consumer) && !ix->draining && !any_failing(ix))
         cs_consumer_set_paused(ix->consumer, false);
+}
+
+/* What the slot's attempt did, once its thread is joined: counts, dead letters, then either
+ * the offsets or the next attempt. */
+static void conclude(cs_indexer *ix, slot *s)
+{
+    const cs_batch_stats *st = &s->st;
+    char why[1200];
+    bool failed = s->rc != CS_OK;
+
+    snprintf(why, sizeof(why), "%s", s->errstr);
+    if (st->splits > 0)
+        cs_log_warn("bulk requests refused as a whole (HTTP 413 or 400): retrying in requests "
+                    "of %zu",
+                    cs_batch_request_size(s->fly));
+    cs_metric_inc(M.indexed, (long long)st->indexed);
+    cs_metric_inc(M.deleted, (long long)st->deleted);
+    cs_metric_inc(M.conflicts, (long long)st->conflicts);
+    cs_metric_inc(M.superseded, (long long)st->superseded);
+    cs_metric_inc(M.item_retries, (long long)st->retries);
+    if (failed)
+        cs_metric_inc(M.request_retries, 1);
+    if (!write_dead_letters(ix, s->fly) && !failed) {
+        snprintf(why, sizeof(why), "could not record dead letters in postgresql");
+        failed = true;
+    }
+    if (!failed && cs_batch_resolved(s->fly)) {
+        if (cs_batch_failures(s->fly) > 0)
+            cs_log_info("elasticsearch accepts writes again after %d failed attempts",
+                        cs_batch_failures(s->fly));
+        s->retry_at = 0;
+        if (!any_failing(ix))
+            set_health(ix, true, "ok");
+        finish_slot(ix, s);
+        return;
+    }
+    if (why[0] == '\0')
+        snprintf(why, sizeof(why), "documents to retry");
+    fail_slot(ix, s, why);
+}
+
+/* Waits for the slot's thread (its attempt ends within --es-timeout-ms) and concludes. */
+static void join_slot(cs_indexer *ix, slot *s)
+{
+    if (!s->running)
+        return;
+    pthread_join(s->thread, NULL);
+    s->running = false;
+    conclude(ix, s);
+}
+
+/* Starts an attempt at the slot's batch in flight: the documents sent by reference are read and
+ * the indices made sure of here, on the polling thread, then the slot's thread sends. A failure
+ * on the way is counted and retried like a failed bulk. */
+static void launch(cs_indexer *ix, slot *s)
+{
+    char errstr[1024], why[1200];
+    int rc;
+
+    if (cs_batch_failures(s->fly) == 0)
+        cs_fault_point("before_bulk");
+    if (!resolve_omitted(ix, s->fly, errstr, sizeof(errstr))) {
+        snprintf(why, sizeof(why), "reading documents sent by reference: %s", errstr);
+    } else if (!ensure_indices(ix, s->fly, errstr, sizeof(errstr))) {
+        snprintf(why, sizeof(why), "making sure of the indices: %s", errstr);
+    } else {
+        if (ix->draining) {
+            long long left = ix->drain_deadline - cs_now_ms();
+
+            cs_es_set_timeout(s->es, (int)(left < ix->cfg->es_timeout_ms ? (left > 100 ? left : 100)
+                                                                         : ix->cfg->es_timeout_ms));
+        }
+        memset(&s->st, 0, sizeof(s->st));
+        s->errstr[0] = '\0';
+        s->rc = CS_OK;
+        atomic_store(&s->done, false);
+        if ((rc = pthread_create(&s->thread, NULL, slot_main, s)) == 0) {
+            s->running = true;
+            return;
+        }
+        snprintf(why, sizeof(why), "could not start a thread: %s", strerror(rc));
+    }
+    cs_metric_inc(M.request_retries, 1);
+    fail_slot(ix, s, why);
+}
+
+/* Every assigned partition is consumed up to its end as the last fetch saw it: no more changes
+ * are on their way, so a partial bulk gains nothing by waiting. (A partition not consumed yet, or
+ * not fetched yet, counts as caught up.) */
+static bool caught_up(cs_indexer *ix)
+{
+    rd_kafka_t *rk = cs_consumer_handle(ix->consumer);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    bool yes = true;
+
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return true;
+    if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt && yes; i++) {
+            const rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t lo, hi;
+
+            if (p->offset >= 0 &&
+                rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                hi >= 0 && p->offset < hi)
+                yes = false;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return yes;
+}
+
+/* Concludes the attempts that ended, then starts those that are due: a retry whose backoff is
+ * over, or a slot's next batch once its bulk in flight is acknowledged and the batch is full,
+ * consuming is held, the stop has come, its first change is --bulk-linger-ms old, or nothing
+ * more is queued or on its way and no bulk is in flight (light load: a partial bulk goes at once,
+ * no linger; under load the batches fill while other bulks are in flight). */
+static void step(cs_indexer *ix)
+{
+    long long now = cs_now_ms();
+
+    for (int k = 0; k < ix->nslots; k++) {
+        slot *s = &ix->slots[k];
+
+        if (s->running && atomic_load(&s->done))
+            join_slot(ix, s);
+    }
+    for (int k = 0; k < ix->nslots; k++) {
+        slot *s = &ix->slots[k];
+        cs_batch *t;
+
+        if (s->running)
+            continue;
+        if (cs_batch_count(s->fly) > 0) {
+            if (now >= s->retry_at)
+                launch(ix, s);
+            continue;
+        }
+        if (cs_batch_count(s->fill) == 0)
+            continue;
+        if (!(fill_full(ix, s) || ix->held || ix->draining ||
+              now >= s->first_ms + ix->cfg->bulk_linger_ms ||
+              (ix->queue_empty && !any_running(ix) && caught_up(ix))))
+            continue;
+        t = s->fly;
+        s->fly = s->fill;
+        s->fill = t;
+        s->first_ms = 0;
+        s->retry_at = 0;
+        launch(ix, s);
+    }
+}
+
+/* How long the next poll may wait: short while a bulk is in flight (its end is noticed on the
+ * polling thread), 1 ms while an idle slot holds changes (they go once nothing more is queued),
+ * until the next retry otherwise; -1 when a slot whose bulk is in flight has its next batch
+ * full: nothing more is consumed until that bulk ends. */
+static long long wait_ms(const cs_indexer *ix, long long now)
+{
+    long long t = 100;
+
+    for (int k = 0; k < ix->nslots; k++) {
+        const slot *s = &ix->slots[k];
+        bool busy = s->running || cs_batch_count(s->fly) > 0;
+
+        if (busy && fill_full(ix, s))
+            return -1;
+        if (s->running)
+            t = t < 2 ? t : 2;
+        else if (cs_batch_count(s->fly) > 0)
+            t = s->retry_at - now < t ? (s->retry_at > now ? s->retry_at - now : 0) : t;
+        else if (cs_batch_count(s->fill) > 0)
+            t = t < 1 ? t : 1;
+    }
+    return t;
+}
+
+/* Revoke hook. The pending work of revoked partitions is dropped, not finished: their offsets
+ * were never stored (they are stored only after their bulk is acknowledged), so the
+ * partitions' next owner receives those changes again and writes them with the same external
+ * versions, which changes nothing. Finishing them here instead would hold up the rebalance for
+ * as long as Elasticsearch is down. A bulk in flight is waited for first (one request, within
+ * --es-timeout-ms): its batch is its thread's until then, and what it acknowledged is stored
+ * before the partitions go. The consumer then commits what was acknowledged. */
+static bool on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, void *ctx)
+{
+    cs_indexer *ix = ctx;
+
+    (void)lost;
+    for (int k = 0; k < ix->nslots; k++) {
+        slot *s = &ix->slots[k];
+
+        join_slot(ix, s);
+        for (int i = 0; i < parts->cnt; i++) {
+            cs_batch_drop_partition(s->fill, parts->elems[i].partition);
+            cs_batch_drop_partition(s->fly, parts->elems[i].partition);
+        }
+        if (cs_batch_count(s->fly) == 0)
+            reset_fly(s);
+        if (cs_batch_count(s->fill) == 0) {
+            cs_batch_clear(s->fill);
+            s->first_ms = 0;
+        }
+    }
+    /* With nothing left to retry, nothing stays paused (except while stopping). */
+    if (!any_failing(ix) && cs_consumer_paused(ix->consumer) != ix->draining)
+        cs_consumer_set_paused(ix->consumer, ix->draining);
+    /* Only the revoked partitions' changes were dropped. */
+    return false;
 }
 
 static void handle_message(cs_indexer *ix, rd_kafka_message_t *msg)
 {
+    slot *s;
+
     if (msg->err) {
         if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             cs_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
         return;
     }
     cs_metric_inc(M.messages, 1);
-    /* While stopping, a message outside the batch is left for the next run:
+    /* While stopping, a message outside the batches is left for the next run:
      * its offset is after every offset that will be stored. */
     if (ix->draining)
         return;
-    if (cs_batch_count(ix->batch) == 0)
-        ix->first_ms = cs_now_ms();
-    if (cs_batch_add(ix->batch, msg->partition, msg->offset, msg->key, msg->key_len, msg->payload,
+    s = slot_of(ix, msg->partition);
+    if (cs_batch_count(s->fill) == 0)
+        s->first_ms = cs_now_ms();
+    if (cs_batch_add(s->fill, msg->partition, msg->offset, msg->key, msg->key_len, msg->payload,
                      msg->len)) {
         cs_log_error("out of memory adding partition=%" PRId32 " offset=%" PRId64, msg->partition,
                      msg->offset);
@@ -523,63 +756,49 @@ static void handle_message(cs_indexer *ix, rd_kafka_message_t *msg)
     }
 }
 
-/* Milliseconds until the batch should be sent (0: now), or -1 if empty. */
-static long long due_in(const cs_indexer *ix, long long now)
-{
-    if (cs_batch_count(ix->batch) == 0)
-        return -1;
-    if (ix->retry_at)
-        return ix->retry_at > now ? ix->retry_at - now : 0;
-    if (cs_batch_count(ix->batch) >= (size_t)ix->cfg->bulk_docs ||
-        cs_batch_bytes(ix->batch) >= (size_t)ix->cfg->bulk_bytes)
-        return 0;
-    return ix->first_ms + ix->cfg->bulk_linger_ms > now
-               ? ix->first_ms + ix->cfg->bulk_linger_ms - now
-               : 0;
-}
-
+/* Polls once (at most timeout_ms, capped at 100 ms; -1: consuming is held, so only waits a
+ * little for a bulk to end). */
 static void poll_once(cs_indexer *ix, long long timeout_ms)
 {
     rd_kafka_message_t *msg;
 
+    ix->held = timeout_ms < 0;
+    if (ix->held) {
+        cs_sleep_ms(1);
+        return;
+    }
     if (timeout_ms > 100)
         timeout_ms = 100;
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    if ((msg = cs_consumer_poll(ix->consumer, (int)timeout_ms)) != NULL) {
+    msg = cs_consumer_poll(ix->consumer, (int)timeout_ms);
+    ix->queue_empty = msg == NULL;
+    if (msg) {
         handle_message(ix, msg);
         rd_kafka_message_destroy(msg);
     }
 }
 
-/* Stopping: pause, finish the current batch if Elasticsearch answers in
- * time, commit what is acknowledged. */
+/* Stopping: pause, finish the batches consumed if Elasticsearch answers in time, commit what is
+ * acknowledged. */
 static void drain(cs_indexer *ix)
 {
-    long long deadline = cs_now_ms() + DRAIN_MS;
-    long long now;
-
     ix->draining = true;
+    ix->drain_deadline = cs_now_ms() + DRAIN_MS;
     cs_consumer_set_paused(ix->consumer, true);
-    if (cs_batch_count(ix->batch) > 0 && !ix->fatal)
-        cs_log_info("stopping: finishing a bulk of %zu changes", cs_batch_count(ix->batch));
-    while (!ix->fatal && cs_batch_count(ix->batch) > 0 && (now = cs_now_ms()) < deadline) {
-        if (!ix->retry_at || now >= ix->retry_at) {
-            long long left = deadline - now;
+    if (pending_count(ix) > 0 && !ix->fatal)
+        cs_log_info("stopping: finishing %zu changes", pending_count(ix));
+    while (!ix->fatal && any_pending(ix) && cs_now_ms() < ix->drain_deadline) {
+        long long wait;
 
-            cs_es_set_timeout(ix->es,
-                              (int)(left < ix->cfg->es_timeout_ms ? (left > 100 ? left : 100)
-                                                                  : ix->cfg->es_timeout_ms));
-            if (attempt(ix)) {
-                finish_batch(ix);
-                break;
-            }
-        }
-        poll_once(ix, due_in(ix, cs_now_ms()));
+        step(ix);
+        wait = wait_ms(ix, cs_now_ms());
+        poll_once(ix, wait < 0 ? 1 : wait);
     }
-    if (cs_batch_count(ix->batch) > 0)
+    /* The bulks still in flight end within their timeout, set from the deadline. */
+    for (int k = 0; k < ix->nslots; k++)
+        join_slot(ix, &ix->slots[k]);
+    if (pending_count(ix) > 0)
         cs_log_warn("stopping with %zu changes not acknowledged: they will be delivered again",
-                    cs_batch_count(ix->batch));
+                    pending_count(ix));
 }
 
 /* After a failure with nothing left to retry (the batch was dropped in a rebalance), only a
@@ -589,7 +808,7 @@ static void probe(cs_indexer *ix, long long now)
     cs_es_response r = CS_ES_RESPONSE_INIT;
     char errstr[512];
 
-    if (now < ix->probe_at || cs_batch_count(ix->batch) > 0 || es_up(ix))
+    if (now < ix->probe_at || any_pending(ix) || es_up(ix))
         return;
     ix->probe_at = now + PROBE_EVERY_MS;
     cs_es_set_timeout(ix->es, PROBE_EVERY_MS);
@@ -632,19 +851,18 @@ int cs_indexer_run(cs_indexer *ix)
         cs_log_error("%s", errstr);
         return CS_ERR;
     }
-    cs_log_info("indexing topic=%s group=%s es=%s bulk_docs=%d bulk_bytes=%d bulk_linger_ms=%d",
+    cs_log_info("indexing topic=%s group=%s es=%s bulk_docs=%d bulk_bytes=%d bulk_linger_ms=%d "
+                "bulk_in_flight=%d",
                 ix->cfg->topic_changes, ix->cfg->indexer_group, ix->cfg->es, ix->cfg->bulk_docs,
-                ix->cfg->bulk_bytes, ix->cfg->bulk_linger_ms);
+                ix->cfg->bulk_bytes, ix->cfg->bulk_linger_ms, ix->nslots);
     while (cs_running) {
-        long long now = cs_now_ms();
-        long long due = due_in(ix, now);
+        long long now;
 
-        if (due == 0 && attempt(ix))
-            finish_batch(ix);
+        step(ix);
         if (!cs_running)
             break;
         now = cs_now_ms();
-        poll_once(ix, (due = due_in(ix, now)) < 0 ? 100 : due);
+        poll_once(ix, wait_ms(ix, now));
         probe(ix, now);
         cs_consumer_tick(ix->consumer, es_up(ix));
     }
@@ -698,9 +916,23 @@ cs_indexer *cs_indexer_new(const cs_config *cfg, int *why, char *errstr, size_t 
     }
     cs_kafka_set_error_hook(on_kafka_error, ix->readiness);
     bopts.max_docs = (size_t)cfg->bulk_docs;
-    if (!(ix->batch = cs_batch_new(&bopts))) {
+    ix->nslots = cfg->bulk_in_flight > 0 ? cfg->bulk_in_flight : 1;
+    if (!(ix->slots = calloc((size_t)ix->nslots, sizeof(*ix->slots)))) {
+        ix->nslots = 0;
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
+    }
+    for (int k = 0; k < ix->nslots; k++) {
+        slot *s = &ix->slots[k];
+
+        s->ix = ix;
+        atomic_init(&s->done, false);
+        if (!(s->fill = cs_batch_new(&bopts)) || !(s->fly = cs_batch_new(&bopts))) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+        if (!(s->es = cs_es_new_config(cfg, errstr, errstr_size)))
+            goto fail;
     }
     if (!(ix->es = cs_es_new_config(cfg, errstr, errstr_size)))
         goto fail;
@@ -740,7 +972,16 @@ void cs_indexer_free(cs_indexer *ix)
     cs_es_free(ix->es);
     if (ix->pg)
         PQfinish(ix->pg);
-    cs_batch_free(ix->batch);
+    for (int k = 0; k < ix->nslots; k++) {
+        slot *s = &ix->slots[k];
+
+        if (s->running)
+            pthread_join(s->thread, NULL);
+        cs_batch_free(s->fill);
+        cs_batch_free(s->fly);
+        cs_es_free(s->es);
+    }
+    free(ix->slots);
     free(ix->clear_refs);
     free(ix->clear_revs);
     free(ix->parts);

@@ -2,6 +2,7 @@
  * which offsets may be stored. */
 #include "batch.h"
 
+#include "envelope.h"
 #include "err.h"
 #include "utf8.h"
 
@@ -72,6 +73,360 @@ static int64_t positive_int(const json_t *v)
     return 0;
 }
 
+/* ---- the change document without a tree ------------------------------------------------------
+ *
+ * Reading a change document with jansson builds a tree of the whole case only to read four
+ * fields at its top: most of the indexer's CPU per document. The scanner below checks the JSON
+ * in one pass without building anything and notes where the top-level fields are. It accepts
+ * only what jansson accepts and answers "unsure" (so cs_change_parse falls back to jansson, for
+ * the same result and the same error text) at anything it does not decide exactly as jansson
+ * does: escapes of NUL or surrogates, integers of 19 digits or more, reals with an exponent or
+ * of over 300 characters, nesting over 1000 deep, a field it reads that has an escape, and every
+ * document that is not valid or not a usable change document. */
+
+typedef enum { TOK_NONE, TOK_INT, TOK_REAL, TOK_STRING, TOK_NULL, TOK_OTHER } tok_kind;
+
+typedef struct tok {
+    tok_kind kind;
+    const char *p; /* TOK_STRING: the characters between the quotes; else the token */
+    size_t len;
+    bool escaped; /* TOK_STRING with a backslash */
+} tok;
+
+typedef struct scan {
+    const char *p, *end;
+    int depth;
+} scan;
+
+#define SCAN_MAX_DEPTH 1000
+
+static void skip_ws(scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The length of the well-formed UTF-8 sequence at p (no overlong forms, no surrogates, at most
+ * U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0], n, cp;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (unsigned i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+/* A string, s->p at its opening quote. False: not valid, or unsure. */
+static bool scan_string(scan *s, tok *t)
+{
+    const char *p = s->p + 1;
+
+    t->kind = TOK_STRING;
+    t->p = p;
+    t->escaped = false;
+    while (p < s->end) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '"') {
+            t->len = (size_t)(p - t->p);
+            s->p = p + 1;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            t->escaped = true;
+            if (++p >= s->end)
+                return false;
+            if (*p == 'u') {
+                int v = 0;
+
+                if (s->end - p < 5)
+                    return false;
+                for (int i = 1; i <= 4; i++) {
+                    int h = hexval(p[i]);
+
+                    if (h < 0)
+                        return false;
+                    v = v * 16 + h;
+                }
+                if (v == 0 || (v >= 0xD800 && v <= 0xDFFF))
+                    return false; /* jansson's own rules: unsure */
+                p += 5;
+            } else if (strchr("\"\\/bfnrt", *p) && *p) {
+                p++;
+            } else {
+                return false;
+            }
+        } else if (c < 0x80) {
+            p++;
+        } else {
+            size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)s->end);
+
+            if (n == 0)
+                return false;
+            p += n;
+        }
+    }
+    return false;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A number as JSON writes it. False: not valid, or unsure (see above). */
+static bool scan_number(scan *s, tok *t)
+{
+    const char *p = s->p, *digits;
+    bool real = false;
+
+    t->p = p;
+    if (p < s->end && *p == '-')
+        p++;
+    digits = p;
+    if (p >= s->end || !is_digit(*p))
+        return false;
+    if (*p == '0')
+        p++;
+    else
+        while (p < s->end && is_digit(*p))
+            p++;
+    if (p < s->end && *p == '.') {
+        real = true;
+        if (++p >= s->end || !is_digit(*p))
+            return false;
+        while (p < s->end && is_digit(*p))
+            p++;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E'))
+        return false; /* may overflow: unsure */
+    if (!real && p - digits >= 19)
+        return false; /* may not fit in 64 bits: unsure */
+    if (p - t->p > 300)
+        return false;
+    t->kind = real ? TOK_REAL : TOK_INT;
+    t->len = (size_t)(p - t->p);
+    s->p = p;
+    return true;
+}
+
+static bool scan_value(scan *s, tok *t);
+
+/* An object or an array, s->p at its opening bracket. */
+static bool scan_container(scan *s)
+{
+    char close = *s->p == '{' ? '}' : ']';
+    bool first = true;
+    tok t;
+
+    if (++s->depth > SCAN_MAX_DEPTH)
+        return false;
+    s->p++;
+    for (;;) {
+        skip_ws(s);
+        if (s->p >= s->end)
+            return false;
+        if (*s->p == close && first) {
+            s->p++;
+            break;
+        }
+        if (close == '}') {
+            if (*s->p != '"' || !scan_string(s, &t))
+                return false;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return false;
+            s->p++;
+        }
+        if (!scan_value(s, &t))
+            return false;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return false;
+        first = false;
+        if (*s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (*s->p != close)
+            return false;
+        s->p++;
+        break;
+    }
+    s->depth--;
+    return true;
+}
+
+static bool scan_literal(scan *s, const char *word, tok_kind kind, tok *t)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return false;
+    t->kind = kind;
+    t->p = s->p;
+    t->len = n;
+    s->p += n;
+    return true;
+}
+
+static bool scan_value(scan *s, tok *t)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return false;
+    switch (*s->p) {
+    case '"':
+        return scan_string(s, t);
+    case '{':
+    case '[':
+        t->kind = TOK_OTHER;
+        return scan_container(s);
+    case 't':
+        return scan_literal(s, "true", TOK_OTHER, t);
+    case 'f':
+        return scan_literal(s, "false", TOK_OTHER, t);
+    case 'n':
+        return scan_literal(s, "null", TOK_NULL, t);
+    default:
+        return scan_number(s, t);
+    }
+}
+
+/* A positive integer from an integer token or a string of digits, by positive_int's rule; 0
+ * when it is neither; -1 when unsure. */
+static int64_t tok_positive(const tok *t)
+{
+    char buf[32];
+    char *end;
+    long long n;
+
+    if (t->kind == TOK_INT) {
+        n = strtoll(t->p, NULL, 10); /* at most 18 digits */
+        return n > 0 ? n : 0;
+    }
+    if (t->kind != TOK_STRING)
+        return 0;
+    if (t->escaped || t->len >= sizeof(buf))
+        return -1;
+    memcpy(buf, t->p, t->len);
+    buf[t->len] = '\0';
+    errno = 0;
+    n = strtoll(buf, &end, 10);
+    return errno == 0 && end != buf && *end == '\0' && buf[0] >= '0' && buf[0] <= '9' && n > 0 ? n
+                                                                                               : 0;
+}
+
+/* The change document's fields without a tree: true when the document is valid JSON and a
+ * usable change document (out filled as cs_change_parse fills it); false when it is not, or
+ * the scanner is unsure: the caller then reads it with jansson. */
+static bool change_scan(const char *value, size_t len, cs_change *out)
+{
+    scan s = {value, value + len, 1};
+    tok ref = {0}, id = {0}, rev = {0}, type_id = {0}, type = {0};
+    const tok *tt;
+    char name[CS_CASE_TYPE_MAX + 1];
+    bool first = true;
+
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return false;
+    s.p++;
+    for (;;) {
+        tok key, v;
+
+        skip_ws(&s);
+        if (s.p >= s.end)
+            return false;
+        if (*s.p == '}' && first) {
+            s.p++;
+            break;
+        }
+        if (*s.p != '"' || !scan_string(&s, &key))
+            return false;
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p != ':')
+            return false;
+        s.p++;
+        if (!scan_value(&s, &v))
+            return false;
+        /* A key written with escapes might name a field: unsure. The last of a name wins, as in
+         * jansson. */
+        if (key.escaped && memchr(key.p, '\\', key.len))
+            return false;
+#define KEY_IS(k) (key.len == sizeof(k) - 1 && memcmp(key.p, k, sizeof(k) - 1) == 0)
+        if (KEY_IS("reference"))
+            ref = v;
+        else if (KEY_IS("id"))
+            id = v;
+        else if (KEY_IS("case_revision"))
+            rev = v;
+        else if (KEY_IS("case_type_id"))
+            type_id = v;
+        else if (KEY_IS("case_type"))
+            type = v;
+#undef KEY_IS
+        skip_ws(&s);
+        if (s.p >= s.end)
+            return false;
+        first = false;
+        if (*s.p == ',') {
+            s.p++;
+            continue;
+        }
+        if (*s.p != '}')
+            return false;
+        s.p++;
+        break;
+    }
+    skip_ws(&s);
+    if (s.p != s.end)
+        return false;
+    memset(out, 0, sizeof(*out));
+    if ((out->reference = tok_positive(&ref)) <= 0)
+        return false;
+    if (id.kind != TOK_NONE && id.kind != TOK_NULL && (out->id = tok_positive(&id)) <= 0)
+        return false;
+    if (id.kind == TOK_NULL)
+        out->id = 0;
+    if (rev.kind != TOK_INT || rev.p[0] == '-')
+        return false;
+    out->revision = strtoll(rev.p, NULL, 10);
+    tt = type_id.kind != TOK_NONE ? &type_id : &type;
+    if (tt->kind != TOK_STRING || tt->escaped || tt->len >= sizeof(name))
+        return false;
+    memcpy(name, tt->p, tt->len);
+    name[tt->len] = '\0';
+    return cs_es_index_name(name, out->index, sizeof(out->index));
+}
+
 int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json, char *errstr,
                     size_t errstr_size)
 {
@@ -91,6 +446,11 @@ int cs_change_parse(const char *value, size_t len, cs_change *out, bool *is_json
         snprintf(errstr, errstr_size, "change document is not JSON: it has a NUL byte");
         return CS_ERR_INVALID;
     }
+    if (change_scan(value, len, out)) {
+        *is_json = true;
+        return CS_OK;
+    }
+    memset(out, 0, sizeof(*out));
     if (!(root = json_loadb(value, len, 0, &jerr))) {
         /* jansson's text quotes the token it stopped in, which may end inside a
          * character in the middle of the text, not only at its end: the reason
@@ -309,7 +669,7 @@ size_t cs_batch_bytes(const cs_batch *b)
 
 /* Orders pending entries by partition, case, then newest revision (and, for
  * equal revisions, latest offset) first. */
-static const cs_batch *sort_batch;
+static _Thread_local const cs_batch *sort_batch;
 
 static int by_case_newest_first(const void *pa, const void *pb)
 {
@@ -340,7 +700,8 @@ void cs_batch_begin_attempt(cs_batch *b, cs_batch_stats *stats)
     for (size_t i = 0; i < b->n; i++)
         if (b->e[i].state == E_PENDING)
             idx[k++] = i;
-    sort_batch = b; /* qsort has no context argument; the indexer is single-threaded */
+    sort_batch =
+        b; /* qsort has no context argument: one per thread (the indexer attempts on several) */
     qsort(idx, k, sizeof(*idx), by_case_newest_first);
     sort_batch = NULL;
     for (size_t j = 1; j < k; j++) {

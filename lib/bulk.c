@@ -64,11 +64,14 @@ int cs_bulk_add(cs_bulk_body *b, const char *index, int64_t id, int64_t revision
         return CS_ERR;
     memcpy(b->buf + b->len, action, (size_t)n);
     b->len += (size_t)n;
-    for (size_t i = 0; i < doc_len; i++) {
-        char ch = doc[i];
-
-        b->buf[b->len++] = ch == '\n' || ch == '\r' ? ' ' : ch;
-    }
+    /* Copied whole, then the rare raw newlines replaced: memcpy and memchr go by words, a loop
+     * by bytes is a third of the indexer's work per document. */
+    memcpy(b->buf + b->len, doc, doc_len);
+    for (char *p = b->buf + b->len, *end = p + doc_len; (p = memchr(p, '\n', (size_t)(end - p)));)
+        *p++ = ' ';
+    for (char *p = b->buf + b->len, *end = p + doc_len; (p = memchr(p, '\r', (size_t)(end - p)));)
+        *p++ = ' ';
+    b->len += doc_len;
     b->buf[b->len++] = '\n';
     b->buf[b->len] = '\0';
     b->count++;

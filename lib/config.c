@@ -128,6 +128,8 @@ static const cs_option options[] = {
      "bytes per bulk request"},
     {"bulk-linger-ms", CS_PROG_INDEXER, OPT_INT, "200", NULL, 0, 60000, F(bulk_linger_ms),
      "longest wait to fill a bulk request"},
+    {"bulk-in-flight", CS_PROG_INDEXER, OPT_INT, "2", NULL, 1, 16, F(bulk_in_flight),
+     "bulk requests in flight at once, each for its own share of the partitions"},
     {"es-timeout-ms", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "30000", NULL, 100, 600000,
      F(es_timeout_ms), "timeout of one Elasticsearch request"},
     {"max-fields", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "2000", NULL, 100, 100000,

@@ -63,6 +63,7 @@ typedef struct cs_config {
     int bulk_docs;
     int bulk_bytes;
     int bulk_linger_ms;
+    int bulk_in_flight;
     int es_timeout_ms;
     int max_fields;
     /* producer */

@@ -110,6 +110,101 @@ START_TEST(test_change_parse_refuses_unusable_documents)
 }
 END_TEST
 
+/* The change document is read without building a tree when it can be (change_scan), and with
+ * jansson otherwise: both give what jansson alone gave. Documents jansson refuses anywhere in
+ * them (not only at the top) stay refused as not JSON. */
+START_TEST(test_change_parse_without_a_tree_agrees_with_jansson)
+{
+#define HEAD "{\"id\":9,\"reference\":5,\"case_type_id\":\"NFD\",\"case_revision\":3"
+    const char *not_json[] = {
+        HEAD "} x",
+        HEAD ",\"data\":{\"n\":99999999999999999999}}",
+        HEAD ",\"data\":{\"n\":-99999999999999999999}}",
+        HEAD ",\"data\":{\"n\":1e400}}",
+        HEAD ",\"data\":{\"s\":\"a\\u0000b\"}}",
+        HEAD ",\"data\":{\"s\":\"\\ud800\"}}",
+        HEAD ",\"data\":{\"s\":\"\xc0\xaf\"}}",
+        HEAD ",\"data\":{\"s\":\"\xed\xa0\x80\"}}",
+        HEAD ",\"data\":{\"s\":\"\xf4\x90\x80\x80\"}}",
+        HEAD ",\"data\":{\"s\":\"tab\there\"}}",
+        HEAD ",\"data\":{\"n\":01}}",
+        HEAD ",\"data\":{\"n\":1.}}",
+        HEAD ",\"data\":[1,]}",
+        HEAD ",\"data\":{\"a\":1,}}",
+        HEAD ",\"data\":{\"a\" 1}}",
+        HEAD ",\"data\":tru}",
+        HEAD ",\"data\":\"open}",
+        HEAD ",}",
+        "\xef\xbb\xbf" HEAD "}",
+    };
+    struct {
+        const char *doc;
+        int64_t reference, id, revision;
+        const char *index;
+    } ok[] = {
+        {HEAD "}", 5, 9, 3, "nfd_cases"},
+        {" \n\t\r" HEAD
+         ",\"data\":{\"n\":[1.5,-0,0.25,true,false,null,{}],\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t"
+         "\\u00e9\\ud83d\\ude00 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}} \n",
+         5, 9, 3, "nfd_cases"},
+        {HEAD ",\"reference\":6}", 6, 9, 3, "nfd_cases"},
+        {"{\"refer\\u0065nce\":7,\"case_type_id\":\"NFD\",\"case_revision\":1}", 7, 0, 1,
+         "nfd_cases"},
+        {"{\"reference\":\"007\",\"id\":null,\"case_type_id\":\"N\\u0046D\",\"case_revision\":-0}",
+         7, 0, 0, "nfd_cases"},
+        {"{\"reference\":1,\"case_type_id\":\"NFD\",\"case_revision\":1,\"d\":{\"n\":1e3}}", 1, 0,
+         1, "nfd_cases"},
+        {"{\"reference\":999999999999999999,\"id\":9223372036854775807,\"case_type_id\":\"NFD\","
+         "\"case_revision\":1}",
+         999999999999999999LL, INT64_MAX, 1, "nfd_cases"},
+    };
+    char deep[8200];
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(not_json) / sizeof(not_json[0]); i++) {
+        cs_change c;
+        char err[256] = "";
+        bool is_json = true;
+
+        ck_assert_msg(cs_change_parse(not_json[i], strlen(not_json[i]), &c, &is_json, err,
+                                      sizeof(err)) == CS_ERR_INVALID,
+                      "accepted %s", not_json[i]);
+        ck_assert_msg(!is_json && strstr(err, "not JSON"), "%s: %s", not_json[i], err);
+    }
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cs_change c;
+        char err[256] = "";
+        bool is_json = false;
+
+        ck_assert_msg(
+            cs_change_parse(ok[i].doc, strlen(ok[i].doc), &c, &is_json, err, sizeof(err)) == CS_OK,
+            "refused %s: %s", ok[i].doc, err);
+        ck_assert(is_json);
+        ck_assert_int_eq(c.reference, ok[i].reference);
+        ck_assert_int_eq(c.id, ok[i].id);
+        ck_assert_int_eq(c.revision, ok[i].revision);
+        ck_assert_str_eq(c.index, ok[i].index);
+    }
+    /* Nested 1,500 deep: past the scanner's depth, within jansson's. */
+    n += (size_t)snprintf(deep, sizeof(deep), HEAD ",\"d\":");
+    for (int i = 0; i < 1500; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 1500; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    {
+        cs_change c;
+        char err[256] = "";
+        bool is_json = false;
+
+        ck_assert_int_eq(cs_change_parse(deep, n, &c, &is_json, err, sizeof(err)), CS_OK);
+        ck_assert_int_eq(c.reference, 5);
+    }
+#undef HEAD
+}
+END_TEST
+
 /* jansson skips a raw NUL after a number or a literal; Elasticsearch refuses
  * the document (tests/fuzz/corpus/change/regress-nul-after-number). */
 START_TEST(test_change_parse_refuses_a_nul_byte)
@@ -1046,6 +1141,7 @@ Suite *batch_suite(void)
     tcase_add_test(parse, test_change_parse_reads_a_change_from_before_the_case_id);
     tcase_add_test(parse, test_change_parse_refuses_unusable_documents);
     tcase_add_test(parse, test_change_parse_refuses_a_nul_byte);
+    tcase_add_test(parse, test_change_parse_without_a_tree_agrees_with_jansson);
     tcase_add_test(parse, test_change_parse_reason_is_utf8);
     tcase_add_test(batch, test_batch_sends_only_the_highest_revision_of_a_case);
     tcase_add_test(batch, test_batch_same_case_in_two_partitions_is_sent_twice);

@@ -7,6 +7,7 @@
 #include "err.h"
 #include "es.h"
 #include "kafka.h"
+#include "murmur2.h"
 #include "run.h"
 
 #include <arpa/inet.h>
@@ -317,11 +318,15 @@ START_TEST(test_indexer_older_revision_arriving_later_keeps_newer)
     produce_change(&f, b, 5, "Five", NULL, NULL);
     produce_change(&f, c, 1, "Sentinel", NULL, NULL); /* after b's 5 in its partition or not */
     ck_assert(wait_revision(&f, c, 1, 30000));
-    /* b's 5 is consumed before the test moves on: wait for its conflict. */
+    /* b's 5 is consumed before the test moves on: wait for its conflict. The counts of a bulk
+     * are added once its slot's thread is joined, a moment after Elasticsearch answered (and
+     * after c can be read): wait for them all. */
     long long deadline = cs_now_ms() + 30000;
     while (cs_now_ms() < deadline) {
         ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
-        if (metric(text, "casestream_indexer_conflicts_total") >= 1)
+        if (metric(text, "casestream_indexer_conflicts_total") >= 1 &&
+            metric(text, "casestream_indexer_superseded_total") >= 1 &&
+            metric(text, "casestream_indexer_documents_indexed_total") >= 3)
             break;
         usleep(100 * 1000);
     }
@@ -712,6 +717,178 @@ START_TEST(test_indexer_bulk_load_50k_documents_per_second)
 }
 END_TEST
 
+/* ---- 9. several bulks in flight ----------------------------------------------------------- */
+
+/* A new reference whose key (the reference in decimal) goes to partition p of n. */
+static int64_t ref_on_partition(int p, int n)
+{
+    for (;;) {
+        int64_t ref = it_new_ref();
+        char key[32];
+
+        snprintf(key, sizeof(key), "%" PRId64, ref);
+        if (cs_murmur2_partition(key, strlen(key), n) == p)
+            return ref;
+    }
+}
+
+/* The group's committed offset of one partition (-1 when there is none). */
+static int64_t committed_of(const fixture *f, int partition)
+{
+    char errstr[512];
+    const char *const defaults[] = {"group.id", f->group, NULL};
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(it_config(), defaults, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_topic_partition_list_t *list;
+    int64_t off;
+
+    ck_assert_msg(rk != NULL, "%s", errstr);
+    list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, f->topic, partition);
+    ck_assert(!rd_kafka_committed(rk, list, 10000));
+    off = list->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy(rk);
+    return off;
+}
+
+#define ORDER_CASES     24
+#define ORDER_REVISIONS 12
+
+/* Two bulks in flight at a time, small ones: each case's revisions still reach Elasticsearch in
+ * order (a case's partition belongs to one slot, which has one bulk in flight), so no revision
+ * is ever refused as older than the one in the index (no version conflicts), and every case
+ * ends at its last revision. */
+START_TEST(test_indexer_two_bulks_in_flight_keep_each_case_in_order)
+{
+    fixture f;
+    int64_t refs[ORDER_CASES];
+    char text[65536];
+    long long deadline;
+    pid_t pid;
+
+    fixture_new(&f, 4);
+    for (int i = 0; i < ORDER_CASES; i++)
+        refs[i] = it_new_ref();
+    pid = start_indexer(&f, "--bulk-docs=5", "--bulk-in-flight=2");
+    for (int rev = 1; rev <= ORDER_REVISIONS; rev++) {
+        for (int i = 0; i < ORDER_CASES; i++) {
+            char key[32];
+            char *doc = change_doc(refs[i], f.type, rev, rev == ORDER_REVISIONS ? "Last" : "Open",
+                                   NULL, NULL);
+
+            snprintf(key, sizeof(key), "%" PRId64, refs[i]);
+            it_produce_async(f.topic, key, doc, strlen(doc));
+            free(doc);
+        }
+        it_flush();
+    }
+    ck_assert_msg(it_es_wait_count(f.index, "{\"term\":{\"state\":\"Last\"}}", ORDER_CASES, 120000),
+                  "not every case reached its last revision");
+    ck_assert_int_eq(
+        it_es_count(f.index, "{\"range\":{\"case_revision\":{\"lt\":%d}}}", ORDER_REVISIONS), 0);
+    /* The counts of a bulk are added a moment after Elasticsearch answered it. */
+    deadline = cs_now_ms() + 30000;
+    do {
+        ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
+        if (metric(text, "casestream_indexer_documents_indexed_total") +
+                metric(text, "casestream_indexer_superseded_total") >=
+            ORDER_CASES * ORDER_REVISIONS)
+            break;
+        usleep(100 * 1000);
+    } while (cs_now_ms() < deadline);
+    ck_assert_int_eq(metric(text, "casestream_indexer_conflicts_total"), 0);
+    ck_assert_int_eq(metric(text, "casestream_indexer_documents_indexed_total") +
+                         metric(text, "casestream_indexer_superseded_total"),
+                     ORDER_CASES * ORDER_REVISIONS);
+    /* Small bulks: many requests, so bulks of the two slots did overlap or follow each other. */
+    ck_assert_int_ge(metric(text, "casestream_indexer_bulk_requests_total"), 4);
+    stop_indexer(pid);
+    assert_committed_at_end(&f);
+    fixture_free(&f);
+}
+END_TEST
+
+#define BLOCK_CASES 5
+
+/* Elasticsearch refuses every write of one index (a write block: 403 items, retried), whose
+ * changes are all on partition 1, while partition 0's changes go to another index: the failing
+ * bulk is retried, and partition 1's committed offset never passes its first unacknowledged
+ * change, whatever the other slot acknowledges. Once the block is lifted, everything is indexed
+ * and committed. */
+START_TEST(test_indexer_offsets_stay_behind_a_failing_bulk_of_other_partitions)
+{
+    fixture f;
+    char *type_b = it_unique("itxb");
+    char index_b[300], path[400], text[65536];
+    int64_t a[BLOCK_CASES], b[BLOCK_CASES];
+    long status = 0;
+    json_t *r;
+    pid_t pid;
+    long long deadline;
+
+    ck_assert(cs_es_index_name(type_b, index_b, sizeof(index_b)));
+    fixture_new(&f, 2);
+    for (int i = 0; i < BLOCK_CASES; i++) {
+        a[i] = ref_on_partition(0, 2);
+        b[i] = ref_on_partition(1, 2);
+    }
+    pid = start_indexer(&f, "--bulk-in-flight=2", NULL);
+    /* The first change of partition 1 makes index B, which is then blocked. */
+    {
+        char key[32];
+        char *doc = change_doc(b[0], type_b, 1, "Open", NULL, NULL);
+
+        snprintf(key, sizeof(key), "%" PRId64, b[0]);
+        it_produce(f.topic, key, doc, strlen(doc));
+        free(doc);
+    }
+    ck_assert(it_es_wait_count(index_b, NULL, 1, 60000));
+    snprintf(path, sizeof(path), "/%s/_settings", index_b);
+    r = it_es_json("PUT", path, "{\"index.blocks.write\":true}", &status);
+    json_decref(r);
+    ck_assert_int_eq(status, 200);
+    /* Partition 1 holds offset 0 (acknowledged); 1 to BLOCK_CASES - 1 cannot be written. */
+    for (int i = 0; i < BLOCK_CASES; i++) {
+        char key[32];
+        char *doc;
+
+        if (i > 0) {
+            doc = change_doc(b[i], type_b, 1, "Open", NULL, NULL);
+            snprintf(key, sizeof(key), "%" PRId64, b[i]);
+            it_produce(f.topic, key, doc, strlen(doc));
+            free(doc);
+        }
+        produce_change(&f, a[i], 1, "Open", NULL, NULL);
+    }
+    deadline = cs_now_ms() + 60000;
+    while (cs_now_ms() < deadline) {
+        ck_assert_int_eq(indexer_get(&f, "/metrics", text, sizeof(text)), 200);
+        if (metric(text, "casestream_indexer_retries_total{kind=\"item\"}") >= 2)
+            break;
+        usleep(200 * 1000);
+    }
+    ck_assert_msg(metric(text, "casestream_indexer_retries_total{kind=\"item\"}") >= 2,
+                  "the blocked index's writes were not retried");
+    /* Past several auto-commit intervals (1 s) and retries. */
+    sleep(4);
+    ck_assert_int_le(committed_of(&f, 1), 1);
+    ck_assert_int_eq(it_es_count(index_b, NULL), 1);
+    r = it_es_json("PUT", path, "{\"index.blocks.write\":false}", &status);
+    json_decref(r);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(it_es_wait_count(index_b, NULL, BLOCK_CASES, 120000),
+                  "partition 1's changes were not indexed once the block was lifted");
+    ck_assert_msg(it_es_wait_count(f.index, NULL, BLOCK_CASES, 120000),
+                  "partition 0's changes were not indexed");
+    stop_indexer(pid);
+    assert_committed_at_end(&f);
+    it_es_drop(index_b);
+    free(type_b);
+    fixture_free(&f);
+}
+END_TEST
+
 Suite *it_indexer_suite(void)
 {
     Suite *s = suite_create("it_indexer");
@@ -726,6 +903,8 @@ Suite *it_indexer_suite(void)
     tcase_add_test(tc, test_indexed_cases_are_searchable_by_state_type_data_and_notes);
     tcase_add_test(tc, test_indexer_crash_after_bulk_before_commit_redelivers);
     tcase_add_test(tc, test_indexer_rejects_unknown_fault_point_as_configuration);
+    tcase_add_test(tc, test_indexer_two_bulks_in_flight_keep_each_case_in_order);
+    tcase_add_test(tc, test_indexer_offsets_stay_behind_a_failing_bulk_of_other_partitions);
     tcase_set_timeout(outage, 600);
     tcase_add_test(outage, test_indexer_survives_elasticsearch_outage_without_skipping);
     tcase_set_timeout(load, 900);
