@@ -90,11 +90,19 @@ bool cs_db_retryable(PGconn *conn, const PGresult *res)
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     if (!state)
         return PQresultStatus(res) == PGRES_FATAL_ERROR && PQstatus(conn) != CONNECTION_OK;
+    return cs_db_sqlstate_retryable(state);
+}
+
+bool cs_db_sqlstate_retryable(const char *state)
+{
     /* 08: connection exception; 40001/40P01: serialization failure, deadlock;
-     * 53: insufficient resources; 57P0x: server shutting down or restarting. */
-    return strncmp(state, "08", 2) == 0 || strcmp(state, "40001") == 0 ||
-           strcmp(state, "40P01") == 0 || strncmp(state, "53", 2) == 0 ||
-           strncmp(state, "57P0", 4) == 0;
+     * 53: insufficient resources; 57P0x: server shutting down or restarting;
+     * 57014: statement canceled (statement_timeout, or a cancel request);
+     * 55P03: lock not available (lock_timeout, NOWAIT). */
+    return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "40001") == 0 ||
+                     strcmp(state, "40P01") == 0 || strncmp(state, "53", 2) == 0 ||
+                     strncmp(state, "57P0", 4) == 0 || strcmp(state, "57014") == 0 ||
+                     strcmp(state, "55P03") == 0);
 }
 
 int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)

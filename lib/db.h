@@ -24,9 +24,14 @@ int cs_db_query_int(PGconn *conn, const char *sql, const char *param, int timeou
                     long long *value, char *errstr, size_t errstr_size);
 
 /* True if a failed result (or a NULL result) on conn is worth retrying after a
- * backoff: a lost connection, a server shutting down, a serialization failure
- * or deadlock, too many connections. */
+ * backoff: a lost connection, or an error cs_db_sqlstate_retryable calls transient. */
 bool cs_db_retryable(PGconn *conn, const PGresult *res);
+
+/* True if the SQLSTATE state (NULL: false) says nothing against the statement itself, so
+ * that the same statement may succeed later: a connection exception, a server shutting down,
+ * a serialization failure or deadlock, too many connections, a statement canceled
+ * (statement_timeout, a cancel request) or a lock not granted in time (lock_timeout). */
+bool cs_db_sqlstate_retryable(const char *state);
 
 /* Runs one statement without parameters that returns no rows of interest.
  * Returns 0, CS_ERR_RETRY or CS_ERR with the server's message in errstr. */

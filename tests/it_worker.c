@@ -873,6 +873,57 @@ static char *case_record(int64_t ref)
     return text;
 }
 
+/* A statement PostgreSQL cancels (statement_timeout here; lock_timeout and an operator's
+ * cancel alike) says nothing against the submission: the batch is retried, and the submission
+ * is applied once the database keeps up again, never rejected. */
+START_TEST(test_worker_canceled_statement_retries_batch_never_rejects)
+{
+    const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
+    const char *env[] = {"PGOPTIONS=-c statement_timeout=500", NULL};
+    char name[64], event[96];
+    PGresult *res;
+    outcome *o;
+    bool retried;
+    size_t n;
+    pid_t pid;
+    int64_t a;
+
+    snprintf(name, sizeof(name), "it_slow_%ld_%d", (long)time(NULL), (int)getpid());
+    snprintf(event, sizeof(event), "slow-%ld-%d", (long)time(NULL), (int)getpid());
+    /* Every history row of event takes 2 s to write: longer than the worker's 500 ms. */
+    res = query("CREATE FUNCTION ccd.%s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " PERFORM pg_sleep(2); RETURN NEW; END $$; CREATE TRIGGER %s BEFORE INSERT ON"
+                " ccd.case_event FOR EACH ROW WHEN (NEW.event_id = '%s') EXECUTE FUNCTION"
+                " ccd.%s()",
+                name, name, event, name);
+    PQclear(res);
+    world_new("canceled", 1);
+    a = new_ref();
+    plan_create(a, NULL);
+    plan_sub(a, NULL, "applied", event, "{\"data_merge\": {\"n\": 1}}")->revision = 2;
+    plan_sub(a, NULL, "applied", "addNote", "{\"notes\": [{\"author\": \"a\", \"body\": \"b\"}]}")
+        ->revision = 3;
+    send_range(0, W.nplan);
+    pid = worker_start_env(extra, env);
+    retried = wait_log(pid, "batch not committed, retrying", 90000);
+    refusal_trigger_drop(name);
+    ck_assert_msg(retried,
+                  "no retry of the canceled batch in build/it-logs/casestream-worker-%d.log",
+                  (int)pid);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    check_applied_once();
+    ck_assert_int_eq(it_sql_int("SELECT (data->>'n')::int FROM ccd.case_data WHERE reference = "
+                                "%" PRId64,
+                                a),
+                     1);
+    ck_assert_msg(!log_has(pid, "submission refused by postgresql"),
+                  "a canceled statement rejected a submission");
+    worker_stop_last(pid);
+}
+END_TEST
+
 START_TEST(test_worker_set_writes_store_what_careful_writes_store)
 {
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
@@ -1222,6 +1273,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_unchanged_blob_keeps_version_bumps_revision);
     tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
     tcase_add_test(tc, test_worker_set_writes_store_what_careful_writes_store);
+    tcase_add_test(tc, test_worker_canceled_statement_retries_batch_never_rejects);
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
     tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);
     tcase_add_test(tc, test_worker_case_type_differing_only_in_letter_case_is_rejected);

@@ -66,6 +66,11 @@ void new_key(char out[37])
  * protocol groups a 6 s session timeout (scripts/stack.sh). */
 pid_t worker_start(const char *const *extra)
 {
+    return worker_start_env(extra, NULL);
+}
+
+pid_t worker_start_env(const char *const *extra, const char *const *env)
+{
     char ev[160], re[160], ch[160], dl[160], gr[160];
     const char *args[48] = {ev, re, ch, dl, gr, "--metrics-port=0"};
     int n = 6;
@@ -78,7 +83,7 @@ pid_t worker_start(const char *const *extra)
     for (int i = 0; extra && extra[i] && n < 47; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    return it_spawn("casestream-worker", args, NULL);
+    return it_spawn("casestream-worker", args, env);
 }
 
 /* Stops a worker with SIGTERM and asserts a clean exit 0. A worker stopped right after it was

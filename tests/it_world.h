@@ -77,6 +77,8 @@ void world_new(const char *test, int partitions);
 int64_t new_ref(void);
 void new_key(char out[37]);
 pid_t worker_start(const char *const *extra);
+/* worker_start with env (NAME=value strings, NULL-terminated) added to its environment. */
+pid_t worker_start_env(const char *const *extra, const char *const *env);
 void worker_stop(pid_t pid);
 bool log_has(pid_t pid, const char *text);
 bool wait_log(pid_t pid, const char *text, int timeout_ms);
