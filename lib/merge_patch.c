@@ -3,50 +3,40 @@
 
 #include <string.h>
 
-/* RFC 7396 MergePatch on a value this function owns: target (may be NULL) is
- * consumed and modified in place; returns the result reference or NULL. */
+/* RFC 7396 MergePatch of target (borrowed, may be NULL) by patch: a new value that shares
+ * with target every member the patch leaves alone (values are never changed in place once
+ * built: a case's data is shared between the versions a batch holds of it). Only the objects on
+ * the patch's paths are new. Returns the result reference or NULL when out of memory. */
 static json_t *merge(json_t *target, json_t *patch)
 {
     const char *name;
-    json_t *value, *child;
+    json_t *value, *out;
 
-    if (!json_is_object(patch)) {
-        json_decref(target);
+    if (!json_is_object(patch))
         return json_deep_copy(patch);
-    }
-    if (!json_is_object(target)) {
-        json_decref(target);
-        target = json_object();
-        if (!target)
-            return NULL;
-    }
+    /* A shallow copy: a new object holding references to target's members. */
+    if (!(out = json_is_object(target) ? json_copy(target) : json_object()))
+        return NULL;
     json_object_foreach(patch, name, value)
     {
+        json_t *child;
+
         if (json_is_null(value)) {
-            json_object_del(target, name);
+            json_object_del(out, name);
             continue;
         }
-        /* Hold our own reference while the member is rebuilt, then put it back. */
-        child = merge(json_incref(json_object_get(target, name)), value);
-        if (!child || json_object_set_new(target, name, child) != 0) {
-            json_decref(target);
+        child = merge(json_object_get(out, name), value);
+        if (!child || json_object_set_new(out, name, child) != 0) {
+            json_decref(out);
             return NULL;
         }
     }
-    return target;
+    return out;
 }
 
 json_t *cs_merge_patch(json_t *target, json_t *patch)
 {
-    json_t *copy = NULL;
-
-    /* Only an object target survives a patch; copy it once so the caller's stays untouched. */
-    if (json_is_object(patch) && json_is_object(target)) {
-        copy = json_deep_copy(target);
-        if (!copy)
-            return NULL;
-    }
-    return merge(copy, patch ? patch : json_null());
+    return merge(target, patch ? patch : json_null());
 }
 
 /* An integer and a real are equal only if the real is integral and the same value. */

@@ -34,16 +34,24 @@ START_TEST(test_merge_patch_rfc7396_examples)
 }
 END_TEST
 
-START_TEST(test_merge_patch_result_is_independent_of_arguments)
+START_TEST(test_merge_patch_shares_what_it_leaves_and_copies_the_patch)
 {
-    json_t *target = json_pack("{s:{s:i}, s:i}", "a", "x", 1, "b", 2);
-    json_t *patch = json_pack("{s:{s:i}, s:[i]}", "c", "y", 3, "d", 4);
+    json_t *target = json_pack("{s:{s:i}, s:{s:i}, s:i}", "a", "x", 1, "e", "z", 5, "b", 2);
+    json_t *patch = json_pack("{s:{s:i}, s:[i], s:{s:i}}", "c", "y", 3, "d", 4, "e", "w", 6);
     json_t *result = cs_merge_patch(target, patch);
 
-    json_object_set_new(json_object_get(result, "a"), "x", json_integer(9));
+    /* What the patch leaves alone is the target's own value, not a copy of it. */
+    ck_assert_ptr_eq(json_object_get(result, "a"), json_object_get(target, "a"));
+    /* On the patch's paths, new objects: the target keeps its members. */
+    ck_assert_ptr_ne(result, target);
+    ck_assert_ptr_ne(json_object_get(result, "e"), json_object_get(target, "e"));
+    ck_assert_uint_eq(json_object_size(target), 3);
+    ck_assert_uint_eq(json_object_size(json_object_get(target, "e")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(result, "e"), "w")), 6);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(result, "e"), "z")), 5);
+    /* The patch's values are copied. */
     json_object_set_new(json_object_get(result, "c"), "y", json_integer(9));
     json_array_append_new(json_object_get(result, "d"), json_integer(9));
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(target, "a"), "x")), 1);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(patch, "c"), "y")), 3);
     ck_assert_uint_eq(json_array_size(json_object_get(patch, "d")), 1);
     json_decref(result);
@@ -117,7 +125,7 @@ Suite *merge_patch_suite(void)
     TCase *tc = tcase_create("rfc7396");
 
     tcase_add_test(tc, test_merge_patch_rfc7396_examples);
-    tcase_add_test(tc, test_merge_patch_result_is_independent_of_arguments);
+    tcase_add_test(tc, test_merge_patch_shares_what_it_leaves_and_copies_the_patch);
     tcase_add_test(tc, test_merge_patch_null_target_counts_as_null);
     tcase_add_test(tc, test_json_equal_compares_numbers_by_value);
     suite_add_tcase(s, tc);

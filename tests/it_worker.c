@@ -995,6 +995,77 @@ START_TEST(test_worker_set_writes_store_what_careful_writes_store)
 }
 END_TEST
 
+/* A batch whose set statements are larger than the applier's cut (4 MiB): eight cases of 600 KiB
+ * of data, each created and edited twice in one batch, so the creates, the history and the
+ * case rows each go in several statements. Everything is stored as in small batches: every
+ * history row the case as its event left it, every case at its last revision. */
+/* The pad of the test below, as SQL (p.pad). */
+#define PAD_SQL                                                                                    \
+    "WITH p AS (SELECT string_agg(chr(97 + ((i * 7 + i / 26) % 26)::int), '' ORDER BY i) AS pad"   \
+    " FROM generate_series(0, 600 * 1024 - 1) i)"
+
+START_TEST(test_worker_large_batch_is_written_in_several_statements_whole)
+{
+    enum { CASES = 8, PAD = 600 * 1024 };
+    const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
+    char *pad = malloc(PAD + 1), key[37], mkey[24], refs[CASES * 24] = "", *at = refs;
+    size_t n;
+    outcome *o;
+    pid_t pid;
+
+    ck_assert_ptr_nonnull(pad);
+    for (size_t i = 0; i < PAD; i++)
+        pad[i] = (char)('a' + (i * 7 + i / 26) % 26);
+    pad[PAD] = '\0';
+    world_new("bigset", 1);
+    for (int c = 0; c < CASES; c++) {
+        int64_t ref = new_ref();
+        json_t *m;
+        char *text;
+
+        new_key(key);
+        snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
+        m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}}", "idempotency_key", key,
+                      "case_reference", (json_int_t)ref, "case_type", CASE_TYPE, "event_id",
+                      "create", "user_id", "it-user", "jurisdiction", "IT", "state", "Open", "data",
+                      "pad", pad, "n", 0);
+        ck_assert_ptr_nonnull(m);
+        text = json_dumps(m, JSON_COMPACT);
+        plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
+        free(text);
+        json_decref(m);
+        for (int e = 1; e <= 2; e++)
+            plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"n\": %d}}", e)->revision =
+                e + 1;
+        at += sprintf(at, "%s%" PRId64, c ? "," : "", ref);
+    }
+    send_range(0, W.nplan);
+    pid = worker_start(extra);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    ck_assert_msg(!log_has(pid, "batch refused"), "the batch was not written set-based");
+    ck_assert_int_eq(it_sql_int("%s SELECT count(*) FROM ccd.case_event, p WHERE case_reference"
+                                " IN (%s) AND data->>'pad' = p.pad"
+                                " AND (data->>'n')::int = case_revision - 1"
+                                " AND version = case_revision",
+                                PAD_SQL, refs),
+                     CASES * 3);
+    ck_assert_int_eq(it_sql_int("%s SELECT count(*) FROM ccd.case_data, p WHERE reference IN (%s)"
+                                " AND data->>'pad' = p.pad AND data->>'n' = '2' AND version = 3"
+                                " AND case_revision = 3",
+                                PAD_SQL, refs),
+                     CASES);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.change_outbox WHERE reference IN (%s)"
+                                " AND (document->'data'->>'n')::int = case_revision - 1"
+                                " AND length(document->'data'->>'pad') = %d",
+                                refs, PAD),
+                     CASES * 3);
+    worker_stop_last(pid);
+    free(pad);
+}
+END_TEST
+
 /* --- 11. SIGTERM under load ----------------------------------------------------------------------
  */
 
@@ -1273,6 +1344,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_unchanged_blob_keeps_version_bumps_revision);
     tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
     tcase_add_test(tc, test_worker_set_writes_store_what_careful_writes_store);
+    tcase_add_test(tc, test_worker_large_batch_is_written_in_several_statements_whole);
     tcase_add_test(tc, test_worker_canceled_statement_retries_batch_never_rejects);
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
     tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);

@@ -923,14 +923,57 @@ static int batch_add(batch_writes *w, const cs_job *j, const cs_plan *p)
     return ok ? CS_OK : CS_ERR;
 }
 
-/* Sends set statement name with records (dumped) as $1 and second, when not NULL, as $2. */
-static bool send_set(cs_applier *a, const char *name, const json_t *records, const char *second)
-{
-    char *text = cs_json_dumps(records);
-    const char *params[] = {text, second};
-    bool ok = text && send_stmt(a, name, second ? 2 : 1, params);
+/* A set statement's $1 is cut into statements of about this many bytes: a record holds a
+ * whole case's data, and libpq holds a statement whole in its output buffer, so one statement
+ * of every record would cost the batch's records several times over in memory. */
+#define SET_CHUNK_BYTES (4u << 20)
 
-    free(text);
+/* Sends set statement name with records as $1, in statements of about SET_CHUNK_BYTES: each
+ * with second as $2 when not NULL, or with its count of records as $2 when counted. */
+static bool send_set(cs_applier *a, const char *name, const json_t *records, const char *second,
+                     bool counted)
+{
+    size_t n = json_array_size(records), len = 0, cap = 0, in_chunk = 0;
+    char *buf = NULL, count[24];
+    bool ok = true;
+
+    for (size_t i = 0; ok && i < n; i++) {
+        char *rec = cs_json_dumps(json_array_get(records, i));
+        size_t rlen = rec ? strlen(rec) : 0;
+
+        if (!rec) {
+            ok = false;
+            break;
+        }
+        if (len + rlen + 3 > cap) {
+            size_t want = cap ? cap : 4096;
+            char *grown;
+
+            while (want < len + rlen + 3)
+                want *= 2;
+            if (!(grown = realloc(buf, want))) {
+                free(rec);
+                ok = false;
+                break;
+            }
+            buf = grown;
+            cap = want;
+        }
+        buf[len++] = in_chunk++ ? ',' : '[';
+        memcpy(buf + len, rec, rlen);
+        len += rlen;
+        free(rec);
+        if (len >= SET_CHUNK_BYTES || i + 1 == n) {
+            const char *params[] = {buf, counted ? count : second};
+
+            buf[len++] = ']';
+            buf[len] = '\0';
+            snprintf(count, sizeof(count), "%zu", in_chunk);
+            ok = send_stmt(a, name, counted || second ? 2 : 1, params);
+            len = in_chunk = 0;
+        }
+    }
+    free(buf);
     return ok;
 }
 
@@ -939,7 +982,6 @@ static bool send_batch(cs_applier *a, batch_writes *w)
 {
     json_t *updates = json_array();
     size_t nupdates = 0;
-    char count[24];
     bool ok = updates != NULL;
 
     for (size_t i = 0; ok && i < w->ncases; i++) {
@@ -959,20 +1001,11 @@ static bool send_batch(cs_applier *a, batch_writes *w)
              put_json(o, "supplementary_data", c->supplementary);
         nupdates++;
     }
-    if (ok && json_array_size(w->creates) > 0) {
-        snprintf(count, sizeof(count), "%zu", json_array_size(w->creates));
-        ok = send_set(a, "creates", w->creates, count);
-    }
-    if (ok && json_array_size(w->events) > 0)
-        ok = send_set(a, "events", w->events, NULL);
-    if (ok && nupdates > 0) {
-        snprintf(count, sizeof(count), "%zu", nupdates);
-        ok = send_set(a, "updates", updates, count);
-    }
-    if (ok && json_array_size(w->notes) > 0)
-        ok = send_set(a, "notes_all", w->notes, NULL);
-    if (ok && json_array_size(w->outbox) > 0)
-        ok = send_set(a, "outbox_all", w->outbox, a->changes_topic);
+    ok = ok && send_set(a, "creates", w->creates, NULL, true) &&
+         send_set(a, "events", w->events, NULL, false) &&
+         (nupdates == 0 || send_set(a, "updates", updates, NULL, true)) &&
+         send_set(a, "notes_all", w->notes, NULL, false) &&
+         send_set(a, "outbox_all", w->outbox, a->changes_topic, false);
     json_decref(updates);
     return ok;
 }

@@ -139,10 +139,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_fuzz_require(twice && json_equal(twice, result) && cs_json_equal(twice, result),
                     "a patch applied twice changed the result again");
 
+    /* The result may share with the target what the patch leaves alone (the target was
+     * checked unchanged above), never a value of the patch. */
     scrub(result);
     scrub(twice);
-    cs_fuzz_require(json_equal(target, target0) && json_equal(patch, patch0),
-                    "the result shares a value with the target or the patch");
+    cs_fuzz_require(json_equal(patch, patch0), "the result shares a value with the patch");
 
 cleanup:
     json_decref(twice);
