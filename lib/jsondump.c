@@ -472,6 +472,37 @@ static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
     return false; /* not closed */
 }
 
+/* True when the number token tok[0..n) is written back as it is: an integer of at most 18 digits
+ * without a leading zero (not "-0"), or a real without an exponent of at most 15 significant
+ * digits (any such decimal is the shortest text its double reads back from: DBL_DIG) whose
+ * fraction has no trailing zero, save a fraction "0", and which is not below 1e-4 (where %g
+ * would turn to an exponent). Everything else takes the long way through strtod. */
+static bool number_as_is(const char *tok, size_t n)
+{
+    size_t i = tok[0] == '-', int_digits = 0, frac_digits = 0, frac_zeros = 0;
+
+    while (i + int_digits < n && tok[i + int_digits] >= '0' && tok[i + int_digits] <= '9')
+        int_digits++;
+    if (int_digits == 0 || (int_digits > 1 && tok[i] == '0'))
+        return false;
+    i += int_digits;
+    if (i == n) /* an integer */
+        return int_digits <= 18 && !(tok[0] == '-' && tok[1] == '0');
+    if (tok[i++] != '.')
+        return false;
+    while (i + frac_digits < n && tok[i + frac_digits] >= '0' && tok[i + frac_digits] <= '9')
+        frac_digits++;
+    if (frac_digits == 0 || i + frac_digits != n)
+        return false;
+    if (tok[n - 1] == '0')
+        return frac_digits == 1 && int_digits <= 15;
+    if (int_digits > 1 || tok[(tok[0] == '-')] != '0')
+        return int_digits + frac_digits <= 15;
+    while (frac_zeros < frac_digits && tok[i + frac_zeros] == '0')
+        frac_zeros++;
+    return frac_zeros <= 3 && frac_digits - frac_zeros <= 15;
+}
+
 char *cs_json_compact_stored(const char *text, size_t len)
 {
     buf b = {NULL, 0, 0, true};
@@ -500,6 +531,11 @@ char *cs_json_compact_stored(const char *text, size_t len)
 
             while (i + n < len && strchr("-+0123456789.eE", text[i + n]) && text[i + n])
                 n++;
+            if (number_as_is(text + i, n)) {
+                put(&b, text + i, n);
+                i += n;
+                continue;
+            }
             real = memchr(text + i, '.', n) || memchr(text + i, 'e', n) ||
                    memchr(text + i, 'E', n) || integer_overflows(text + i, n);
             errno = 0;
