@@ -542,6 +542,48 @@ match_outcomes() { # phase
            print k, $1, ref, st, rev, ts[k] }' "$WORK/$ph-events.txt" "$WORK/$ph-results.txt" >"$WORK/$ph-matched.txt"
 }
 
+# The worker's histogram NAME (with its labels, e.g. 'x_seconds{op="read"}') between two scrapes:
+# "count mean p50 p99" in ms, p50 and p99 as the upper bound of their bucket (null when empty).
+stage() { # before after name
+    local base=${3%%\{*} labels="" braced=""
+    if [[ $3 == *\{* ]]; then
+        braced={${3#*\{}
+        labels=${braced#\{}
+        labels=${labels%\}},
+    fi
+    awk -v b="${base}_bucket{${labels}le=\"" -v s="${base}_sum$braced" -v c="${base}_count$braced" '
+        FNR == 1 { f++ }
+        index($1, b) == 1 { le = substr($1, length(b) + 1); sub(/"}$/, "", le); v[f, le] = $2; if (f == 2) order[++n] = le }
+        $1 == s { sum[f] = $2 } $1 == c { cnt[f] = $2 }
+        END { total = cnt[2] - cnt[1]
+              if (total <= 0) { print 0, "null", "null", "null"; exit }
+              for (q = 1; q <= 2; q++) { want = (q == 1 ? 0.5 : 0.99) * total; r[q] = "null"
+                  for (i = 1; i <= n; i++) if (v[2, order[i]] - v[1, order[i]] >= want) {
+                      r[q] = (order[i] == "+Inf" ? "inf" : order[i] * 1000); break } }
+              printf "%d %.1f %s %s\n", total, 1000 * (sum[2] - sum[1]) / total, r[1], r[2] }' "$1" "$2"
+}
+
+# The worker's stage histograms between two scrapes, as a table cell and as JSON members.
+STAGES=(poll_delay "casestream_worker_poll_delay_seconds" "poll delay (Kafka timestamp → poll)"
+    batch_wait "casestream_worker_batch_wait_seconds" "batch wait (poll → dispatch)"
+    redis_read 'casestream_worker_redis_seconds{op="read"}' "Redis read"
+    commit "casestream_worker_commit_seconds" "commit (appliers' round trips and COMMIT)"
+    delivery "casestream_worker_delivery_seconds" "delivery of the outcomes (acks=all)"
+    redis_write 'casestream_worker_redis_seconds{op="write"}' "Redis write"
+    housekeeping "casestream_worker_housekeeping_seconds" "housekeeping between batches"
+    submission "casestream_worker_submission_seconds" "whole (Kafka timestamp → outcome delivered)")
+stages() { # before after -> sets STAGE_CELL and STAGE_JSON
+    local i n mean p50 p99
+    STAGE_CELL="" STAGE_JSON=""
+    for ((i = 0; i < ${#STAGES[@]}; i += 3)); do
+        read -r n mean p50 p99 < <(stage "$1" "$2" "${STAGES[i + 1]}")
+        STAGE_CELL+="${STAGE_CELL:+; }${STAGES[i + 2]}: mean $mean, p50 ≤ $p50, p99 ≤ $p99 ms ($n)"
+        [[ $p50 == inf ]] && p50='"inf"'
+        [[ $p99 == inf ]] && p99='"inf"'
+        STAGE_JSON+="${STAGE_JSON:+, }\"${STAGES[i]}\": {\"n\": $n, \"mean_ms\": $mean, \"p50_le_ms\": $p50, \"p99_le_ms\": $p99}"
+    done
+}
+
 # One latency run: phase rate seed first-reference label. Writes its table rows to
 # $WORK/$phase-rows.md and its JSON object to $WORK/$phase.json; sets D_KEPT_UP.
 latency_run() {
@@ -656,6 +698,7 @@ latency_run() {
         END { for (k = 1; k <= 2; k++) { c = k == 1 ? "f" : "l"; r = int(n[c] / 2 + 0.5); if (r < 1) r = 1
               printf "%s%s", (n[c] ? v[c, r] : "null"), (k == 1 ? " " : "\n") } }')
     D_KEPT_UP=$(awk -v t="$tail_ms" 'BEGIN { print (t <= 2000 ? "true" : "false") }')
+    stages "$WORK/$ph-metrics.before" "$WORK/$ph-metrics.last"
     local o_met s_met
     o_met=$(awk -v p="$o_p99" 'BEGIN { print (p != "null" && p <= 100 ? "true" : "false") }')
     s_met=$(awk -v p="$s_p99" 'BEGIN { print (p != "null" && p <= 1500 ? "true" : "false") }')
@@ -666,6 +709,7 @@ latency_run() {
 | $label | produce → GET (realtime) p50 / p95 / p99 | $g_p50 / $g_p95 / $g_p99 ms (max $g_max) | the same submissions by GET-by-id (_mget, realtime, before any refresh); $g_miss never seen; p50 of the lower bound $g_lb ms |
 | $label | targets | p99 produce → outcome ≤ 100 ms: $(met "$o_met"); p99 produce → searchable ≤ 1.5 s: $(met "$s_met") | at $rate/s$(if [[ -z ${BENCH_LATENCY_RATE:-} ]]; then echo " = C/2"; fi) |
 | $label | pipeline at $rate/s | $(if [[ $D_KEPT_UP == true ]]; then echo "kept up"; else echo "**did not keep up**"; fi) | last outcome $tail_ms ms after the last submission; p50 produce→outcome $p50_first ms in the first third of the run, $p50_last ms in the last; while producing the machine was $busy% busy; % of one core: worker $w_cpu, indexer $i_cpu, PostgreSQL $pg_cpu, Kafka $kafka_cpu, Elasticsearch $es_cpu; the worker was in apply $apply_pct% of the time |
+| $label | what produce → outcome is made of | see how | the worker's own histograms (DESIGN §8) over the run, per submission (poll delay, whole) or per batch (the rest); buckets 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1 s…: $STAGE_CELL |
 EOF
     cat >"$WORK/$ph.json" <<EOF
 {"phase": "$label", "offered_per_second": $rate, "achieved_per_second": ${achieved:-null}, "seconds": $LAT_SECONDS,
@@ -682,7 +726,8 @@ EOF
        "outcome_p50_first_third_ms": $p50_first, "outcome_p50_last_third_ms": $p50_last,
        "while_producing": {"machine_busy_pct": $busy, "worker_cpu_pct": $w_cpu, "indexer_cpu_pct": $i_cpu,
                            "postgres_cpu_pct": $pg_cpu, "kafka_cpu_pct": $kafka_cpu, "elasticsearch_cpu_pct": $es_cpu,
-                           "worker_apply_pct": $apply_pct}}
+                           "worker_apply_pct": $apply_pct},
+       "worker_stages": {$STAGE_JSON}}
 EOF
 }
 
