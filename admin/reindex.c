@@ -184,7 +184,8 @@ static int ensure_indices(reindex *r, char *errstr, size_t errstr_size)
     }
     n = cs_batch_indices(r->batch, names, max);
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
-        rc = cs_es_ensure_index(r->es, names[i], r->cfg->max_fields, errstr, errstr_size);
+        rc = cs_es_ensure_index(r->es, names[i], r->cfg->max_fields, r->cfg->refresh_ms, errstr,
+                                errstr_size);
         if (rc == 1) {
             cs_log_warn("reindex: index=%s is a plain index from before case indices were put "
                         "behind aliases; `casestream reindex --new-index --case-type T` moves it",
@@ -632,7 +633,7 @@ static int new_index(reindex *r, char *errstr, size_t errstr_size)
         rc = CS_ERR_INVALID;
         goto cleanup;
     }
-    if (!(body = cs_es_index_body(r->cfg->max_fields, NULL))) {
+    if (!(body = cs_es_index_body(r->cfg->max_fields, r->cfg->refresh_ms, NULL))) {
         snprintf(errstr, errstr_size, "out of memory");
         rc = CS_ERR;
         goto cleanup;
@@ -764,8 +765,8 @@ static int reindex_open(reindex *r, const cs_config *cfg, bool to_target, const 
     }
     /* The template first: a deleted index is created again with its mappings. */
     cs_backoff_init(&backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-    while ((trc = cs_es_put_template(r->es, cfg->max_fields, errstr, sizeof(errstr))) ==
-               CS_ERR_RETRY &&
+    while ((trc = cs_es_put_template(r->es, cfg->max_fields, cfg->refresh_ms, errstr,
+                                     sizeof(errstr))) == CS_ERR_RETRY &&
            backoff.attempt < MAX_ATTEMPTS)
         cs_sleep_ms(cs_backoff_next(&backoff));
     if (trc != CS_OK) {

@@ -418,7 +418,8 @@ static bool ensure_indices(cs_indexer *ix, const cs_batch *batch, char *why, siz
     n = cs_batch_indices(batch, names, max);
     for (size_t i = 0; i < n && ok; i++) {
         char errstr[512];
-        int rc = cs_es_ensure_index(ix->es, names[i], ix->cfg->max_fields, errstr, sizeof(errstr));
+        int rc = cs_es_ensure_index(ix->es, names[i], ix->cfg->max_fields, ix->cfg->refresh_ms,
+                                    errstr, sizeof(errstr));
 
         if (rc == 1)
             cs_log_warn("index=%s is a plain index from before case indices were put behind "
@@ -830,7 +831,8 @@ int cs_indexer_run(cs_indexer *ix)
     /* The template must exist before the first document creates an index. */
     cs_backoff_init(&wait, 500, 10000);
     while (cs_running) {
-        int trc = cs_es_put_template(ix->es, ix->cfg->max_fields, errstr, sizeof(errstr));
+        int trc = cs_es_put_template(ix->es, ix->cfg->max_fields, ix->cfg->refresh_ms, errstr,
+                                     sizeof(errstr));
 
         if (trc == CS_OK)
             break;

@@ -134,6 +134,10 @@ static const cs_option options[] = {
      F(es_timeout_ms), "timeout of one Elasticsearch request"},
     {"max-fields", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "2000", NULL, 100, 100000,
      F(max_fields), "index.mapping.total_fields.limit of the case indices"},
+    {"refresh-ms", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "500", NULL, 50, 3600000,
+     F(refresh_ms),
+     "index.refresh_interval of the case indices, set on those it writes to: how soon a "
+     "document is searchable"},
     {"wait", CS_PROG_PRODUCE, OPT_OPTINT, "-1", "60", 1, 86400, F(wait_seconds),
      "wait up to SECONDS for the outcomes (default 60 when given)"},
     {"dry-run", CS_PROG_PRODUCE, OPT_BOOL, "false", NULL, 0, 0, F(dry_run),

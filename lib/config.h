@@ -66,6 +66,7 @@ typedef struct cs_config {
     int bulk_in_flight;
     int es_timeout_ms;
     int max_fields;
+    int refresh_ms;
     /* producer */
     int wait_seconds; /* -1: do not wait */
     bool dry_run;

@@ -255,10 +255,11 @@ int cs_es_request(cs_es *es, const char *method, const char *path, const char *b
     "{\"type\":\"date\",\"format\":\"strict_date_hour_minute_second_fraction||"                    \
     "strict_date_optional_time||epoch_millis\"}"
 
-/* The settings and mappings of a case index, as members of a JSON object; %d is the field
- * limit. */
+/* The settings and mappings of a case index, as members of a JSON object; the %d are the field
+ * limit and the refresh interval in milliseconds. */
 static const char index_members[] =
-    "\"settings\":{\"index.mapping.total_fields.limit\":%d},"
+    "\"settings\":{\"index.mapping.total_fields.limit\":%d,"
+    "\"index.refresh_interval\":\"%dms\"},"
     "\"mappings\":{\"dynamic\":\"true\",\"properties\":{"
     "\"id\":{\"type\":\"long\"},"
     "\"reference\":{\"type\":\"long\",\"fields\":{\"keyword\":{\"type\":\"keyword\"}}},"
@@ -282,32 +283,33 @@ static const char index_members[] =
     "\"body\":{\"type\":\"text\"},"
     "\"created_date\":" CCD_DATE "}}}}";
 
-/* prefix, the index members with max_fields, suffix, in new memory (caller frees), or NULL. */
-static char *with_members(const char *prefix, int max_fields, const char *suffix)
+/* prefix, the index members with max_fields and refresh_ms, suffix, in new memory (caller
+ * frees), or NULL. */
+static char *with_members(const char *prefix, int max_fields, int refresh_ms, const char *suffix)
 {
-    size_t size = strlen(prefix) + sizeof(index_members) + 16 + strlen(suffix);
+    size_t size = strlen(prefix) + sizeof(index_members) + 32 + strlen(suffix);
     char *body = malloc(size);
     int n;
 
     if (!body)
         return NULL;
     n = snprintf(body, size, "%s", prefix);
-    n += snprintf(body + n, size - (size_t)n, index_members, max_fields);
+    n += snprintf(body + n, size - (size_t)n, index_members, max_fields, refresh_ms);
     snprintf(body + n, size - (size_t)n, "%s", suffix);
     return body;
 }
 
-char *cs_es_template_body(int max_fields)
+char *cs_es_template_body(int max_fields, int refresh_ms)
 {
     /* The priority only has to beat built-in templates that could overlap
      * "*_cases" (logs-*-* and friends use 100). */
     return with_members("{\"index_patterns\":[\"*_cases\",\"*_cases-*\"],\"priority\":500,"
                         "\"_meta\":{\"description\":\"casestream case documents (DESIGN 6)\"},"
                         "\"template\":{",
-                        max_fields, "}}");
+                        max_fields, refresh_ms, "}}");
 }
 
-char *cs_es_index_body(int max_fields, const char *alias)
+char *cs_es_index_body(int max_fields, int refresh_ms, const char *alias)
 {
     char suffix[320];
 
@@ -316,13 +318,13 @@ char *cs_es_index_body(int max_fields, const char *alias)
         snprintf(suffix, sizeof(suffix), ",\"aliases\":{\"%s\":{\"is_write_index\":true}}}", alias);
     else
         snprintf(suffix, sizeof(suffix), "}");
-    return with_members("{", max_fields, suffix);
+    return with_members("{", max_fields, refresh_ms, suffix);
 }
 
-int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_size)
+int cs_es_put_template(cs_es *es, int max_fields, int refresh_ms, char *errstr, size_t errstr_size)
 {
     cs_es_response r = CS_ES_RESPONSE_INIT;
-    char *body = cs_es_template_body(max_fields);
+    char *body = cs_es_template_body(max_fields, refresh_ms);
     int rc;
 
     if (!body) {
@@ -519,7 +521,28 @@ static int layout_of(cs_es *es, const char *name, char *errstr, size_t errstr_si
     return is_alias ? 0 : n > 0 ? 1 : 2;
 }
 
-int cs_es_ensure_index(cs_es *es, const char *name, int max_fields, char *errstr,
+/* Sets the refresh interval of the indices behind name (an alias or an index). */
+static int set_refresh(cs_es *es, const char *name, int refresh_ms, char *errstr,
+                       size_t errstr_size)
+{
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    char path[310], body[64];
+    int rc;
+
+    snprintf(path, sizeof(path), "/%s/_settings", name);
+    snprintf(body, sizeof(body), "{\"index\":{\"refresh_interval\":\"%dms\"}}", refresh_ms);
+    if ((rc = cs_es_request(es, "PUT", path, body, strlen(body), &r, errstr, errstr_size)))
+        return rc;
+    if (r.status != 200) {
+        snprintf(path, sizeof(path), "PUT /%s/_settings", name);
+        refused(path, &r, errstr, errstr_size);
+        rc = status_rc(r.status);
+    }
+    cs_es_response_clear(&r);
+    return rc;
+}
+
+int cs_es_ensure_index(cs_es *es, const char *name, int max_fields, int refresh_ms, char *errstr,
                        size_t errstr_size)
 {
     cs_es_response r = CS_ES_RESPONSE_INIT;
@@ -532,7 +555,7 @@ int cs_es_ensure_index(cs_es *es, const char *name, int max_fields, char *errstr
     if ((rc = layout_of(es, name, errstr, errstr_size)) < 0)
         return rc;
     if (rc == 2 && cs_es_versioned_name(name, 1, versioned, sizeof(versioned))) {
-        if (!(body = cs_es_index_body(max_fields, name))) {
+        if (!(body = cs_es_index_body(max_fields, refresh_ms, name))) {
             snprintf(errstr, errstr_size, "out of memory");
             return CS_ERR;
         }
@@ -562,6 +585,11 @@ int cs_es_ensure_index(cs_es *es, const char *name, int max_fields, char *errstr
         cs_es_response_clear(&r);
     } else if (rc == 2) {
         rc = 0; /* too long to be versioned: the first write makes it a plain index */
+    } else {
+        int src = set_refresh(es, name, refresh_ms, errstr, errstr_size);
+
+        if (src)
+            return src;
     }
     if (rc != CS_ERR_RETRY)
         remember(es, name);

@@ -62,20 +62,20 @@ void cs_es_response_clear(cs_es_response *r);
 
 /* The body of the index template: the settings and explicit mappings of a case index (DESIGN
  * §6: `data`, `data_classification` and `supplementary_data` dynamic, total fields limited to
- * max_fields) for the live names and the versioned indices behind them. Caller frees; NULL when
- * out of memory. */
-char *cs_es_template_body(int max_fields);
+ * max_fields, refreshed every refresh_ms) for the live names and the versioned indices behind them.
+ * Caller frees; NULL when out of memory. */
+char *cs_es_template_body(int max_fields, int refresh_ms);
 
 /* The body that creates a case index with the same settings and mappings as the template (so
  * that an index is right whichever template another program installed last), and, when alias is
  * not NULL, puts it behind alias as the alias's write index. Caller frees; NULL when out of
  * memory. */
-char *cs_es_index_body(int max_fields, const char *alias);
+char *cs_es_index_body(int max_fields, int refresh_ms, const char *alias);
 
 /* Installs (or replaces: idempotent) the index template. Returns 0,
  * CS_ERR_RETRY when Elasticsearch is unreachable or overloaded, or CS_ERR
  * when it refused the template; the reason is in errstr. */
-int cs_es_put_template(cs_es *es, int max_fields, char *errstr, size_t errstr_size);
+int cs_es_put_template(cs_es *es, int max_fields, int refresh_ms, char *errstr, size_t errstr_size);
 
 /* Writes lower(case_type) + "_cases" into buf: the live name of the case type's index, which
  * CCD searches. Returns false (buf then holds "") when the case type cannot name an index by
@@ -92,15 +92,16 @@ bool cs_es_versioned_name(const char *alias, int version, char *buf, size_t size
 int cs_es_version_of(const char *alias, const char *index);
 
 /* Makes sure the live name name can take writes behind its alias: when neither an alias nor an
- * index of that name exists, creates name-000001 (cs_es_index_body) behind the alias name. What
- * is found is remembered by the client: a name is looked up once. Returns 0 when the name is an
+ * index of that name exists, creates name-000001 (cs_es_index_body) behind the alias name; when
+ * it exists, sets its indices' refresh interval to refresh_ms. What is found is remembered by
+ * the client: a name is looked up once. Returns 0 when the name is an
  * alias (or was just made one, or was looked up before), 1 the first time the name is found to
  * be a plain index (created before casestream put case indices behind aliases, or by a write
  * that found neither: the caller may say so; `casestream reindex --new-index` moves it behind
  * its alias), CS_ERR_RETRY when Elasticsearch did not answer or was overloaded, CS_ERR when it
  * refused; the reason is in errstr. A name too long for a versioned index is left to become a
  * plain index (0). */
-int cs_es_ensure_index(cs_es *es, const char *name, int max_fields, char *errstr,
+int cs_es_ensure_index(cs_es *es, const char *name, int max_fields, int refresh_ms, char *errstr,
                        size_t errstr_size);
 
 /* The concrete indices behind name: the indices of the alias name, or name itself when it is an

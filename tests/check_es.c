@@ -86,7 +86,7 @@ static void assert_case_mappings(json_t *mappings)
 
 START_TEST(test_template_has_explicit_mappings_and_field_limit)
 {
-    char *body = cs_es_template_body(1234);
+    char *body = cs_es_template_body(1234, 750);
     json_t *t = json_loads(body, 0, NULL), *patterns;
 
     ck_assert_ptr_nonnull(t);
@@ -97,6 +97,10 @@ START_TEST(test_template_has_explicit_mappings_and_field_limit)
                          json_object_get(json_object_get(t, "template"), "settings"),
                          "index.mapping.total_fields.limit")),
                      1234);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(t, "template"), "settings"), "index.refresh_interval")),
+        "750ms");
     assert_case_mappings(json_object_get(json_object_get(t, "template"), "mappings"));
     json_decref(t);
     free(body);
@@ -106,19 +110,22 @@ END_TEST
 /* An index is created with the template's mappings itself, and behind its alias. */
 START_TEST(test_index_body_has_the_mappings_and_the_alias)
 {
-    char *body = cs_es_index_body(900, "nfd_cases");
+    char *body = cs_es_index_body(900, 500, "nfd_cases");
     json_t *b = json_loads(body, 0, NULL);
 
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(b, "settings"),
                                                         "index.mapping.total_fields.limit")),
                      900);
+    ck_assert_str_eq(json_string_value(
+                         json_object_get(json_object_get(b, "settings"), "index.refresh_interval")),
+                     "500ms");
     assert_case_mappings(json_object_get(b, "mappings"));
     ck_assert(json_is_true(json_object_get(
         json_object_get(json_object_get(b, "aliases"), "nfd_cases"), "is_write_index")));
     json_decref(b);
     free(body);
-    body = cs_es_index_body(900, NULL);
+    body = cs_es_index_body(900, 500, NULL);
     b = json_loads(body, 0, NULL);
     ck_assert_ptr_nonnull(b);
     ck_assert_ptr_null(json_object_get(b, "aliases"));

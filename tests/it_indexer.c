@@ -617,6 +617,62 @@ START_TEST(test_indexed_cases_are_searchable_by_state_type_data_and_notes)
 }
 END_TEST
 
+/* The refresh interval of the index behind f's alias, as Elasticsearch reports it ("" when it
+ * has none of its own). */
+static void refresh_interval(const fixture *f, char *buf, size_t size)
+{
+    char errstr[256], path[400];
+    cs_es *es = cs_es_new(getenv("CASESTREAM_ES"), 5000, errstr, sizeof(errstr));
+    cs_es_response r = CS_ES_RESPONSE_INIT;
+    json_t *body, *index;
+    const char *key;
+
+    ck_assert_msg(es, "%s", errstr);
+    snprintf(path, sizeof(path), "/%s/_settings", f->index);
+    ck_assert_int_eq(cs_es_request(es, "GET", path, NULL, 0, &r, errstr, sizeof(errstr)), CS_OK);
+    ck_assert_int_eq(r.status, 200);
+    body = json_loadb(r.body, r.len, 0, NULL);
+    ck_assert_ptr_nonnull(body);
+    ck_assert_int_eq(json_object_size(body), 1);
+    json_object_foreach(body, key, index)
+    {
+        const char *v = json_string_value(json_object_get(
+            json_object_get(json_object_get(index, "settings"), "index"), "refresh_interval"));
+
+        snprintf(buf, size, "%s", v ? v : "");
+    }
+    json_decref(body);
+    cs_es_response_clear(&r);
+    cs_es_free(es);
+}
+
+/* --refresh-ms is the refresh interval of an index the indexer creates, and of one that was
+ * there before it started. */
+START_TEST(test_indexer_sets_the_refresh_interval_of_its_indices)
+{
+    fixture f;
+    int64_t r1 = it_new_ref(), r2 = it_new_ref();
+    char got[64];
+    pid_t pid;
+
+    fixture_new(&f, 1);
+    produce_change(&f, r1, 1, "Submitted", "{}", NULL);
+    pid = start_indexer(&f, "--refresh-ms=700", NULL);
+    ck_assert(wait_revision(&f, r1, 1, 60000));
+    stop_indexer(pid);
+    refresh_interval(&f, got, sizeof(got));
+    ck_assert_str_eq(got, "700ms");
+
+    produce_change(&f, r2, 1, "Submitted", "{}", NULL);
+    pid = start_indexer(&f, "--refresh-ms=1500", NULL);
+    ck_assert(wait_revision(&f, r2, 1, 60000));
+    stop_indexer(pid);
+    refresh_interval(&f, got, sizeof(got));
+    ck_assert_str_eq(got, "1500ms");
+    fixture_free(&f);
+}
+END_TEST
+
 /* ---- a crash between the bulk and the commit loses and skips nothing ------------------------ */
 
 START_TEST(test_indexer_crash_after_bulk_before_commit_redelivers)
@@ -901,6 +957,7 @@ Suite *it_indexer_suite(void)
     tcase_add_test(tc, test_indexer_mapping_conflicts_go_to_dead_letters_others_indexed);
     tcase_add_test(tc, test_reindex_rebuilds_deleted_index_from_postgresql);
     tcase_add_test(tc, test_indexed_cases_are_searchable_by_state_type_data_and_notes);
+    tcase_add_test(tc, test_indexer_sets_the_refresh_interval_of_its_indices);
     tcase_add_test(tc, test_indexer_crash_after_bulk_before_commit_redelivers);
     tcase_add_test(tc, test_indexer_rejects_unknown_fault_point_as_configuration);
     tcase_add_test(tc, test_indexer_two_bulks_in_flight_keep_each_case_in_order);
