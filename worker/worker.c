@@ -97,7 +97,8 @@ struct cs_worker {
     rd_kafka_message_t **pending;
     long long *polled_us;
     size_t npending, cap_pending;
-    bool revoked;
+    bool revoked;     /* since the batch being applied began */
+    unsigned revokes; /* revocations so far (a batch finished after one stores no offsets) */
     /* applier pool */
     applier_slot *slots;
     int nslots;
@@ -213,6 +214,7 @@ static bool on_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost, v
         cs_log_info("dropping polled submissions after a revoke count=%zu", w->npending);
     drop_pending(w);
     w->revoked = true;
+    w->revokes++;
     return true;
 }
 
@@ -497,33 +499,48 @@ static void abandon_deliveries(cs_worker *w, cs_job *jobs, size_t n)
             rd_kafka_poll(w->producer, 50);
 }
 
-/* Hands every outcome (and DLQ copy) to the producer and waits until all are
- * delivered, producing again what failed. Returns false if stopped first;
- * then nothing of the batch is left in the producer. */
+/* Hands every outcome (and DLQ copy) of the batch not handed over yet, or whose delivery
+ * failed (jobs[i].delivery_failed), to the producer. */
+static void produce_outcomes(cs_worker *w, cs_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n && cs_running; i++) {
+        /* A copy still in flight is waited for before producing again. */
+        if (!jobs[i].delivery_failed || jobs[i].pending_deliveries > 0)
+            continue;
+        rd_kafka_resp_err_t err = produce_job(w, &jobs[i]);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(w->producer, 100);
+            i--;
+            continue;
+        }
+        if (err)
+            jobs[i].delivery_failed = true;
+    }
+}
+
+/* Hands a committed batch's outcomes (and DLQ copies) to the producer; deliver() waits for
+ * them. */
+static void deliver_start(cs_worker *w, cs_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        jobs[i].delivery_failed = true; /* not yet produced */
+    produce_outcomes(w, jobs, n);
+}
+
+/* Waits until every outcome (and DLQ copy) deliver_start handed over is delivered, producing
+ * again what failed. Returns false if stopped first; then nothing of the batch is left in the
+ * producer. */
 static bool deliver(cs_worker *w, cs_job *jobs, size_t n)
 {
     cs_backoff backoff;
 
     cs_backoff_init(&backoff, 100, 5000);
-    for (size_t i = 0; i < n; i++)
-        jobs[i].delivery_failed = true; /* not yet produced */
-    for (;;) {
+    for (bool again = false;; again = true) {
         bool all = true;
 
         cs_beat();
-        for (size_t i = 0; i < n && cs_running; i++) {
-            /* A copy still in flight is waited for before producing again. */
-            if (!jobs[i].delivery_failed || jobs[i].pending_deliveries > 0)
-                continue;
-            rd_kafka_resp_err_t err = produce_job(w, &jobs[i]);
-            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                rd_kafka_poll(w->producer, 100);
-                i--;
-                continue;
-            }
-            if (err)
-                jobs[i].delivery_failed = true;
-        }
+        if (again)
+            produce_outcomes(w, jobs, n);
         rd_kafka_flush(w->producer, 5000);
         for (size_t i = 0; i < n; i++)
             all = all && !jobs[i].delivery_failed && jobs[i].pending_deliveries == 0;
@@ -590,9 +607,22 @@ static long long observe_since(cs_metric *m, long long t0_us)
     return now;
 }
 
-/* Processes a batch: polled_us is when its first message was polled. */
-static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
+/* A batch of jobs: committed, its outcomes on their way (open), not yet finished. */
+typedef struct batch {
+    cs_job *jobs;
+    size_t n;
+    bool open;
+    unsigned revokes;        /* w->revokes when it began */
+    long long delivering_us; /* when its outcomes were handed to the producer */
+} batch;
+
+/* Validates and applies a batch (polled_us: when its first message was polled) and hands its
+ * outcomes to the producer: then it is open, for finish() once the next batch is committed.
+ * Returns false when the batch was dropped (revoked or stopping before its commit). */
+static bool apply(cs_worker *w, batch *b, long long polled_us)
 {
+    cs_job *jobs = b->jobs;
+    size_t n = b->n;
     long long t0 = observe_since(w->stage[STAGE_BATCH_WAIT], polled_us), t;
     cs_backoff backoff;
     char errstr[512];
@@ -600,13 +630,14 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
 
     cs_backoff_init(&backoff, 200, 10000);
     w->revoked = false;
+    b->revokes = w->revokes;
     for (size_t i = 0; i < n; i++) {
         if (!validate(w, &jobs[i])) {
             /* Nothing of the batch is stored: it comes again after the restart. */
             cs_log_error("out of memory deciding partition=%d offset=%" PRId64 "; stopping",
                          jobs[i].partition, jobs[i].offset);
             cs_running = 0;
-            return;
+            return false;
         }
         valid += jobs[i].verdict == CS_VALID;
     }
@@ -632,7 +663,7 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
              * still (or again) assigned are resumed, and the batch comes again. */
             cs_log_info("batch dropped before commit size=%zu (redelivered later)", n);
             cs_consumer_set_paused(w->consumer, false);
-            return;
+            return false;
         }
     }
     if (cs_consumer_paused(w->consumer))
@@ -643,9 +674,23 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
     cs_fault_point("after_commit");
     if (w->relay)
         cs_relay_kick(w->relay);
+    return true;
+}
+
+/* Delivers batch b's outcomes (open: handed to the producer by open_batch) and, once they
+ * are all delivered, writes its keys to Redis and stores its offsets, unless a revocation came
+ * since it began (its submissions come again; their outcomes are published again from what
+ * was recorded). */
+static void finish(cs_worker *w, batch *b)
+{
+    cs_job *jobs = b->jobs;
+    size_t n = b->n;
+    long long t;
+
+    b->open = false;
     if (!deliver(w, jobs, n))
         return;
-    t = observe_since(w->stage[STAGE_DELIVERY], t);
+    t = observe_since(w->stage[STAGE_DELIVERY], b->delivering_us);
     for (size_t i = 0; i < n; i++) {
         double since = since_timestamp(jobs[i].msg, cs_wall_ms());
 
@@ -655,7 +700,7 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
     remember_applied(w, jobs, n);
     observe_since(w->stage[STAGE_REDIS_WRITE], t);
     cs_fault_point("after_outcome");
-    if (w->revoked)
+    if (w->revokes != b->revokes)
         return;
     store_offsets(w, jobs, n);
     for (size_t i = 0; i < n; i++) {
@@ -675,6 +720,22 @@ static void process(cs_worker *w, cs_job *jobs, size_t n, long long polled_us)
     }
     cs_metric_set(w->batch_size, (long long)n);
     cs_metric_inc(w->batches, 1);
+}
+
+/* Hands committed batch b's outcomes to the producer: b is open until finish(). */
+static void open_batch(cs_worker *w, batch *b)
+{
+    b->delivering_us = cs_now_us();
+    deliver_start(w, b->jobs, b->n);
+    b->open = true;
+}
+
+static void clear_batch(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        cs_job_clear(&b->jobs[i]);
+    b->n = 0;
+    b->open = false;
 }
 
 /* --- housekeeping --------------------------------------------------------------------- */
@@ -707,7 +768,10 @@ static void housekeeping(cs_worker *w)
 int cs_worker_run(cs_worker *w)
 {
     char errstr[512];
-    cs_job *jobs = calloc((size_t)w->cfg->batch_size, sizeof(*jobs));
+    /* Two batches: one being applied while the outcomes of the one before are on their way. */
+    cs_job *jobs = calloc(2 * (size_t)w->cfg->batch_size, sizeof(*jobs));
+    batch batches[2] = {{.jobs = jobs}, {.jobs = jobs + w->cfg->batch_size}};
+    int cur = 0;
 
     if (!jobs) {
         cs_log_error("out of memory for a batch of %d", w->cfg->batch_size);
@@ -722,9 +786,17 @@ int cs_worker_run(cs_worker *w)
                 w->cfg->topic_events, w->cfg->group, w->cfg->group_protocol, w->cfg->appliers,
                 w->cfg->batch_size);
     while (cs_running) {
+        batch *b = &batches[cur], *before = &batches[1 - cur];
         long long polled_us;
         size_t n;
 
+        /* Nothing to apply meanwhile: the batch before is finished at once. */
+        if (before->open && w->npending == 0)
+            poll_once(w, 0);
+        if (before->open && w->npending == 0) {
+            finish(w, before);
+            clear_batch(before);
+        }
         fill(w);
         housekeeping(w);
         if (w->npending == 0)
@@ -732,13 +804,28 @@ int cs_worker_run(cs_worker *w)
         n = w->npending < (size_t)w->cfg->batch_size ? w->npending : (size_t)w->cfg->batch_size;
         polled_us = w->polled_us[0];
         for (size_t i = 0; i < n; i++)
-            jobs[i].msg = w->pending[i];
+            b->jobs[i].msg = w->pending[i];
+        b->n = n;
         memmove(w->pending, w->pending + n, (w->npending - n) * sizeof(*w->pending));
         memmove(w->polled_us, w->polled_us + n, (w->npending - n) * sizeof(*w->polled_us));
         w->npending -= n;
-        process(w, jobs, n, polled_us);
-        for (size_t i = 0; i < n; i++)
-            cs_job_clear(&jobs[i]);
+        bool applied = apply(w, b, polled_us);
+        /* The outcomes of the batch before go first. */
+        if (before->open) {
+            finish(w, before);
+            clear_batch(before);
+        }
+        if (applied && cs_running) {
+            open_batch(w, b);
+            cur = 1 - cur;
+        } else {
+            clear_batch(b);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (batches[i].open)
+            finish(w, &batches[i]);
+        clear_batch(&batches[i]);
     }
     cs_log_info("stopping: committing offsets and leaving the group");
     drop_pending(w);
