@@ -122,6 +122,8 @@ static const cs_option options[] = {
      "outbox rows published per round"},
     {"outcome-retention-hours", CS_PROG_WORKER, OPT_INT, "168", NULL, 1, 1000000,
      F(outcome_retention_hours), "hours a decided outcome is kept for redeliveries"},
+    {"outbox-retention-hours", CS_PROG_WORKER, OPT_INT, "24", NULL, 1, 1000000,
+     F(outbox_retention_hours), "hours an outbox row is kept once published"},
     {"bulk-docs", CS_PROG_INDEXER, OPT_INT, "1000", NULL, 1, 100000, F(bulk_docs),
      "documents per bulk request"},
     {"bulk-bytes", CS_PROG_INDEXER, OPT_INT, "5242880", NULL, 1024, 104857600, F(bulk_bytes),

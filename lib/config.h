@@ -59,6 +59,7 @@ typedef struct cs_config {
     int max_message_bytes;
     int outbox_batch;
     int outcome_retention_hours;
+    int outbox_retention_hours;
     /* indexer */
     int bulk_docs;
     int bulk_bytes;

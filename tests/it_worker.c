@@ -1066,6 +1066,44 @@ START_TEST(test_worker_large_batch_is_written_in_several_statements_whole)
 }
 END_TEST
 
+/* Outbox rows published longer ago than --outbox-retention-hours are deleted; a row published
+ * since, and one never published, stay. */
+START_TEST(test_worker_prunes_outbox_rows_published_before_the_retention)
+{
+    const char *extra[] = {"--outbox-retention-hours=24", NULL};
+    int64_t ref;
+    pid_t pid;
+
+    world_new("prune", 1);
+    ref = new_ref();
+    /* A topic no relay publishes, so that the unpublished row stays as it is. */
+    ck_assert_int_eq(
+        it_sql_int("WITH i AS (INSERT INTO ccd.change_outbox (reference, case_revision, document,"
+                   " topic, created_date, published_at) VALUES"
+                   " (%" PRId64 ", 1, '{}', 'it-prune-nowhere', now() - interval '3 days',"
+                   " now() - interval '2 days'),"
+                   " (%" PRId64 ", 2, '{}', 'it-prune-nowhere', now() - interval '3 days',"
+                   " now() - interval '1 hour'),"
+                   " (%" PRId64 ", 3, '{}', 'it-prune-nowhere', now() - interval '3 days', NULL)"
+                   " RETURNING 1) SELECT count(*) FROM i",
+                   ref, ref, ref),
+        3);
+    pid = worker_start(extra);
+    ck_assert(it_wait_sql(
+        2, 60000, "SELECT count(*) FROM ccd.change_outbox WHERE reference = %" PRId64, ref));
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.change_outbox WHERE reference = %" PRId64
+                                " AND case_revision IN (2, 3)",
+                                ref),
+                     2);
+    worker_stop_last(pid);
+    ck_assert_int_eq(
+        it_sql_int("WITH d AS (DELETE FROM ccd.change_outbox WHERE reference = %" PRId64
+                   " RETURNING 1) SELECT count(*) FROM d",
+                   ref),
+        2);
+}
+END_TEST
+
 /* --- 11. SIGTERM under load ----------------------------------------------------------------------
  */
 
@@ -1378,6 +1416,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_survives_postgresql_restart);
     tcase_add_test(tc, test_worker_group_member_killed_loses_nothing);
     tcase_add_test(tc, test_worker_sigterm_during_flow_exits_zero_quickly);
+    tcase_add_test(tc, test_worker_prunes_outbox_rows_published_before_the_retention);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1161,20 +1161,17 @@ int cs_applier_run(cs_applier *a, cs_job **jobs, size_t n, char *errstr, size_t 
     return rc;
 }
 
-long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr_size)
+/* Runs a DELETE of one parameter, hours; returns the rows deleted or CS_ERR_RETRY. */
+static long long delete_older(cs_applier *a, const char *sql, int hours, char *errstr,
+                              size_t errstr_size)
 {
     char h[16];
     const char *params[] = {h};
     PGresult *res;
     long long n;
 
-    if (connect_db(a, errstr, errstr_size))
-        return CS_ERR_RETRY;
     snprintf(h, sizeof(h), "%d", hours);
-    res = PQexecParams(a->conn,
-                       "DELETE FROM ccd.event_outcome WHERE created_date < now() - "
-                       "make_interval(hours => $1::int)",
-                       1, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(a->conn, sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         cs_db_error(a->conn, res, errstr, errstr_size);
         PQclear(res);
@@ -1183,6 +1180,33 @@ long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr
     n = atoll(PQcmdTuples(res));
     PQclear(res);
     return n;
+}
+
+long long cs_applier_prune(cs_applier *a, int outcome_hours, int outbox_hours, bool *more,
+                           char *errstr, size_t errstr_size)
+{
+    long long total, n;
+
+    *more = false;
+    if (connect_db(a, errstr, errstr_size))
+        return CS_ERR_RETRY;
+    total = delete_older(a,
+                         "DELETE FROM ccd.event_outcome WHERE created_date < now() - "
+                         "make_interval(hours => $1::int)",
+                         outcome_hours, errstr, errstr_size);
+    if (total < 0)
+        return total;
+    /* Rows are published in id order, so the oldest published rows come first by id (the
+     * primary key) and the statement stops at its quota instead of reading the whole table. */
+    n = delete_older(a,
+                     "DELETE FROM ccd.change_outbox WHERE id IN (SELECT id FROM ccd.change_outbox"
+                     " WHERE published_at < now() - make_interval(hours => $1::int)"
+                     " ORDER BY id LIMIT " CS_APPLIER_PRUNE_ROUND_TEXT ")",
+                     outbox_hours, errstr, errstr_size);
+    if (n < 0)
+        return n;
+    *more = n == CS_APPLIER_PRUNE_ROUND;
+    return total + n;
 }
 
 int cs_applier_ping(cs_applier *a, char *errstr, size_t errstr_size)

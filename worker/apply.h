@@ -25,9 +25,15 @@ void cs_applier_free(cs_applier *a);
  * committed and the jobs are left undecided for a retry. */
 int cs_applier_run(cs_applier *a, cs_job **jobs, size_t n, char *errstr, size_t errstr_size);
 
-/* Deletes recorded outcomes older than hours. Returns rows deleted or a
- * negative cs_err. */
-long long cs_applier_prune(cs_applier *a, int hours, char *errstr, size_t errstr_size);
+/* Outbox rows pruned by one cs_applier_prune at most. */
+#define CS_APPLIER_PRUNE_ROUND      10000
+#define CS_APPLIER_PRUNE_ROUND_TEXT "10000"
+
+/* Deletes recorded outcomes older than outcome_hours, and up to CS_APPLIER_PRUNE_ROUND outbox
+ * rows published more than outbox_hours ago, oldest first; *more says whether older published
+ * rows may be left (a full round). Returns rows deleted or a negative cs_err. */
+long long cs_applier_prune(cs_applier *a, int outcome_hours, int outbox_hours, bool *more,
+                           char *errstr, size_t errstr_size);
 
 /* Checks that PostgreSQL answers on the applier's connection (connecting
  * again if it was lost). Returns 0 or CS_ERR_RETRY with the reason. */

@@ -756,11 +756,14 @@ static void housekeeping(cs_worker *w)
     }
     cs_consumer_tick(w->consumer, dependencies_up(w));
     if (now >= w->next_prune_ms) {
-        long long n = cs_applier_prune(w->slots[0].applier, w->cfg->outcome_retention_hours, errstr,
-                                       sizeof(errstr));
+        bool more = false;
+        long long n =
+            cs_applier_prune(w->slots[0].applier, w->cfg->outcome_retention_hours,
+                             w->cfg->outbox_retention_hours, &more, errstr, sizeof(errstr));
         if (n > 0)
-            cs_log_info("pruned recorded outcomes rows=%lld", n);
-        w->next_prune_ms = now + 10 * 60 * 1000;
+            cs_log_info("pruned recorded outcomes and published outbox rows rows=%lld", n);
+        /* A backlog of old rows goes a round a second, between batches. */
+        w->next_prune_ms = now + (more ? 1000 : 10 * 60 * 1000);
     }
     observe_since(w->stage[STAGE_HOUSEKEEPING], t0);
 }
