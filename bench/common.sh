@@ -1,9 +1,10 @@
 # shellcheck shell=bash
-# Helpers of the bench's phase scripts (bench/api.sh, bench/rebalance.sh), sourced after they
-# set BENCH_ROW (the row letter their messages name).
+# Helpers of the bench's scripts (bench/run.sh, bench/api.sh, bench/rebalance.sh,
+# bench/import.sh), sourced after they set BENCH_ROW (the row letter their messages name; none
+# for run.sh, whose messages say FAILED).
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
 die() {
-    log "($BENCH_ROW) $*"
+    if [[ -n ${BENCH_ROW:-} ]]; then log "($BENCH_ROW) $*"; else log "FAILED: $*"; fi
     exit 1
 }
 now_ms() { date +%s%3N; }

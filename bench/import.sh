@@ -36,8 +36,9 @@ INDEX=$(tr '[:upper:]' '[:lower:]' <<<"$TYPE")_cases
 # Ids and references of its own: the import keeps CCD's ids.
 BASE=$((8900000000000000 + (10#$(date +%s) % 100000) * 100000))
 
-log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
-now_ms() { date +%s%3N; }
+BENCH_ROW=g
+# shellcheck source=bench/common.sh
+source bench/common.sh
 src_conninfo() { # the owner's conninfo with dbname replaced
     local c=$OWNER
     if [[ $c == *dbname=* ]]; then

@@ -97,16 +97,9 @@ block() { echo $((BASE + $1 * 200000)); }
 BASE_D=$(block 3) BASE_P=$(block 4)
 RELAY_KEY=$(sed -n 's/^#define RELAY_LOCK_KEY "\([0-9]*\)".*/\1/p' worker/outbox.c)
 
-declare -A PIDS=()
-TOPICS_MADE=() INDICES_MADE=()
-
-log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-now_ms() { date +%s%3N; }
-sql() { psql "$PG" -XAtqc "$1"; }
+# shellcheck source=bench/common.sh
+source bench/common.sh
+declare -A PIDS # common.sh's, named here for shellcheck
 
 # --- programs we start, stopped by pid ---------------------------------------------------
 stop() { # name
@@ -547,7 +540,7 @@ match_outcomes() { # phase
 stage() { # before after name
     local base=${3%%\{*} labels="" braced=""
     if [[ $3 == *\{* ]]; then
-        braced={${3#*\{}
+        braced="{${3#*\{}"
         labels=${braced#\{}
         labels=${labels%\}},
     fi
