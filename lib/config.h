@@ -53,6 +53,7 @@ typedef struct cs_config {
     const char *group_protocol; /* "consumer" (KIP-848) or "classic" */
     /* worker */
     int batch_size;
+    int batch_bytes;
     int batch_linger_ms;
     int appliers;
     int redis_ttl;
