@@ -123,6 +123,8 @@ static const cs_option options[] = {
      "largest submission accepted; topics and producers take it plus 64 KiB"},
     {"outbox-batch", CS_PROG_WORKER, OPT_INT, "500", NULL, 1, 100000, F(outbox_batch),
      "outbox rows published per round"},
+    {"outbox-bytes", CS_PROG_WORKER, OPT_INT, "4194304", NULL, 1024, 1073741824, F(outbox_bytes),
+     "most bytes of change documents published per round (a larger document goes alone)"},
     {"outcome-retention-hours", CS_PROG_WORKER, OPT_INT, "168", NULL, 1, 1000000,
      F(outcome_retention_hours), "hours a decided outcome is kept for redeliveries"},
     {"bulk-docs", CS_PROG_INDEXER, OPT_INT, "1000", NULL, 1, 100000, F(bulk_docs),

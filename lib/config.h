@@ -59,6 +59,7 @@ typedef struct cs_config {
     int redis_ttl;
     int max_message_bytes;
     int outbox_batch;
+    int outbox_bytes;
     int outcome_retention_hours;
     /* indexer */
     int bulk_docs;
