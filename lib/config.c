@@ -108,7 +108,7 @@ static const cs_option options[] = {
      "classic"},
     {"batch-size", CS_PROG_WORKER, OPT_INT, "256", NULL, 1, 10000, F(batch_size),
      "most submissions committed together"},
-    {"batch-bytes", CS_PROG_WORKER, OPT_INT, "8388608", NULL, 1024, 1073741824, F(batch_bytes),
+    {"batch-bytes", CS_PROG_WORKER, OPT_INT, "4194304", NULL, 1024, 1073741824, F(batch_bytes),
      "most bytes of submissions (values and keys) committed together; a larger submission "
      "goes alone"},
     {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "0", NULL, 0, 10000, F(batch_linger_ms),

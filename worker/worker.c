@@ -865,6 +865,8 @@ static void register_metrics(cs_worker *w)
 
 cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
 {
+    /* queued.max.messages.kbytes bounds what librdkafka fetches ahead of the batch in hand
+     * (64 MiB by default, which large submissions fill: DESIGN §8). */
     static const char *const consumer_defaults[] = {"enable.auto.commit",
                                                     "true",
                                                     "enable.auto.offset.store",
@@ -875,6 +877,8 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
                                                     "earliest",
                                                     "enable.partition.eof",
                                                     "false",
+                                                    "queued.max.messages.kbytes",
+                                                    "4096",
                                                     NULL};
     cs_worker *w = calloc(1, sizeof(*w));
     cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
