@@ -1004,11 +1004,33 @@ END_TEST
     "WITH p AS (SELECT string_agg(chr(97 + ((i * 7 + i / 26) % 26)::int), '' ORDER BY i) AS pad"   \
     " FROM generate_series(0, 600 * 1024 - 1) i)"
 
+/* Plans the create of a new case whose data holds pad (and n 0), applied at revision 1;
+ * returns its reference. */
+static int64_t plan_padded_create(const char *pad)
+{
+    int64_t ref = new_ref();
+    char key[37], mkey[24], *text;
+    json_t *m;
+
+    new_key(key);
+    snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
+    m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}}", "idempotency_key", key,
+                  "case_reference", (json_int_t)ref, "case_type", CASE_TYPE, "event_id", "create",
+                  "user_id", "it-user", "jurisdiction", "IT", "state", "Open", "data", "pad", pad,
+                  "n", 0);
+    ck_assert_ptr_nonnull(m);
+    text = json_dumps(m, JSON_COMPACT);
+    plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
+    free(text);
+    json_decref(m);
+    return ref;
+}
+
 START_TEST(test_worker_large_batch_is_written_in_several_statements_whole)
 {
     enum { CASES = 8, PAD = 600 * 1024 };
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
-    char *pad = malloc(PAD + 1), key[37], mkey[24], refs[CASES * 24] = "", *at = refs;
+    char *pad = malloc(PAD + 1), refs[CASES * 24] = "", *at = refs;
     size_t n;
     outcome *o;
     pid_t pid;
@@ -1019,21 +1041,7 @@ START_TEST(test_worker_large_batch_is_written_in_several_statements_whole)
     pad[PAD] = '\0';
     world_new("bigset", 1);
     for (int c = 0; c < CASES; c++) {
-        int64_t ref = new_ref();
-        json_t *m;
-        char *text;
-
-        new_key(key);
-        snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
-        m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}}", "idempotency_key", key,
-                      "case_reference", (json_int_t)ref, "case_type", CASE_TYPE, "event_id",
-                      "create", "user_id", "it-user", "jurisdiction", "IT", "state", "Open", "data",
-                      "pad", pad, "n", 0);
-        ck_assert_ptr_nonnull(m);
-        text = json_dumps(m, JSON_COMPACT);
-        plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
-        free(text);
-        json_decref(m);
+        int64_t ref = plan_padded_create(pad);
         for (int e = 1; e <= 2; e++)
             plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"n\": %d}}", e)->revision =
                 e + 1;
@@ -1076,7 +1084,7 @@ START_TEST(test_worker_large_submissions_are_cut_into_batches_by_bytes)
     char portflag[32];
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", "--batch-bytes=262144",
                            portflag, NULL};
-    char *pad = malloc(PAD + 1), key[37], mkey[24];
+    char *pad = malloc(PAD + 1);
     long long batches = -1, deadline;
     size_t n;
     outcome *o;
@@ -1088,21 +1096,7 @@ START_TEST(test_worker_large_submissions_are_cut_into_batches_by_bytes)
     pad[PAD] = '\0';
     world_new("bybytes", 1);
     for (int c = 0; c < CASES; c++) {
-        int64_t ref = new_ref();
-        json_t *m;
-        char *text;
-
-        new_key(key);
-        snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
-        m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}}", "idempotency_key", key,
-                      "case_reference", (json_int_t)ref, "case_type", CASE_TYPE, "event_id",
-                      "create", "user_id", "it-user", "jurisdiction", "IT", "state", "Open", "data",
-                      "pad", pad, "n", 0);
-        ck_assert_ptr_nonnull(m);
-        text = json_dumps(m, JSON_COMPACT);
-        plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
-        free(text);
-        json_decref(m);
+        int64_t ref = plan_padded_create(pad);
         plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 1}}")->revision = 2;
     }
     send_range(0, W.nplan);
