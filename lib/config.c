@@ -108,6 +108,9 @@ static const cs_option options[] = {
      "classic"},
     {"batch-size", CS_PROG_WORKER, OPT_INT, "256", NULL, 1, 10000, F(batch_size),
      "most submissions committed together"},
+    {"batch-bytes", CS_PROG_WORKER, OPT_INT, "4194304", NULL, 1024, 1073741824, F(batch_bytes),
+     "most bytes of submissions (values and keys) committed together; a larger submission "
+     "goes alone"},
     {"batch-linger-ms", CS_PROG_WORKER, OPT_INT, "0", NULL, 0, 10000, F(batch_linger_ms),
      "how long a batch waits for more once nothing more is queued, from its first submission "
      "(0: it goes at once)"},
@@ -120,6 +123,8 @@ static const cs_option options[] = {
      "largest submission accepted; topics and producers take it plus 64 KiB"},
     {"outbox-batch", CS_PROG_WORKER, OPT_INT, "500", NULL, 1, 100000, F(outbox_batch),
      "outbox rows published per round"},
+    {"outbox-bytes", CS_PROG_WORKER, OPT_INT, "4194304", NULL, 1024, 1073741824, F(outbox_bytes),
+     "most bytes of change documents published per round (a larger document goes alone)"},
     {"outcome-retention-hours", CS_PROG_WORKER, OPT_INT, "168", NULL, 1, 1000000,
      F(outcome_retention_hours), "hours a decided outcome is kept for redeliveries"},
     {"outbox-retention-hours", CS_PROG_WORKER, OPT_INT, "24", NULL, 1, 1000000,

@@ -53,11 +53,13 @@ typedef struct cs_config {
     const char *group_protocol; /* "consumer" (KIP-848) or "classic" */
     /* worker */
     int batch_size;
+    int batch_bytes;
     int batch_linger_ms;
     int appliers;
     int redis_ttl;
     int max_message_bytes;
     int outbox_batch;
+    int outbox_bytes;
     int outcome_retention_hours;
     int outbox_retention_hours;
     /* indexer */

@@ -28,6 +28,8 @@ START_TEST(test_config_defaults_match_local_stack)
     ck_assert_str_eq(cfg.topic_events, "case-events");
     ck_assert_int_eq(cfg.metrics_port, 9464);
     ck_assert_int_eq(cfg.batch_size, 256);
+    ck_assert_int_eq(cfg.batch_bytes, 4 << 20);
+    ck_assert_int_eq(cfg.outbox_bytes, 4 << 20);
     ck_assert_int_eq(cfg.wait_seconds, -1);
     cs_config_free(&cfg);
     ck_assert_int_eq(load(&cfg, CS_PROG_INDEXER, 1, argv, err), 0);

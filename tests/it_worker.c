@@ -1004,11 +1004,33 @@ END_TEST
     "WITH p AS (SELECT string_agg(chr(97 + ((i * 7 + i / 26) % 26)::int), '' ORDER BY i) AS pad"   \
     " FROM generate_series(0, 600 * 1024 - 1) i)"
 
+/* Plans the create of a new case whose data holds pad (and n 0), applied at revision 1;
+ * returns its reference. */
+static int64_t plan_padded_create(const char *pad)
+{
+    int64_t ref = new_ref();
+    char key[37], mkey[24], *text;
+    json_t *m;
+
+    new_key(key);
+    snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
+    m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}}", "idempotency_key", key,
+                  "case_reference", (json_int_t)ref, "case_type", CASE_TYPE, "event_id", "create",
+                  "user_id", "it-user", "jurisdiction", "IT", "state", "Open", "data", "pad", pad,
+                  "n", 0);
+    ck_assert_ptr_nonnull(m);
+    text = json_dumps(m, JSON_COMPACT);
+    plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
+    free(text);
+    json_decref(m);
+    return ref;
+}
+
 START_TEST(test_worker_large_batch_is_written_in_several_statements_whole)
 {
     enum { CASES = 8, PAD = 600 * 1024 };
     const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", NULL};
-    char *pad = malloc(PAD + 1), key[37], mkey[24], refs[CASES * 24] = "", *at = refs;
+    char *pad = malloc(PAD + 1), refs[CASES * 24] = "", *at = refs;
     size_t n;
     outcome *o;
     pid_t pid;
@@ -1019,21 +1041,7 @@ START_TEST(test_worker_large_batch_is_written_in_several_statements_whole)
     pad[PAD] = '\0';
     world_new("bigset", 1);
     for (int c = 0; c < CASES; c++) {
-        int64_t ref = new_ref();
-        json_t *m;
-        char *text;
-
-        new_key(key);
-        snprintf(mkey, sizeof(mkey), "%" PRId64, ref);
-        m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}}", "idempotency_key", key,
-                      "case_reference", (json_int_t)ref, "case_type", CASE_TYPE, "event_id",
-                      "create", "user_id", "it-user", "jurisdiction", "IT", "state", "Open", "data",
-                      "pad", pad, "n", 0);
-        ck_assert_ptr_nonnull(m);
-        text = json_dumps(m, JSON_COMPACT);
-        plan_raw(ref, key, "applied", mkey, text, strlen(text))->revision = 1;
-        free(text);
-        json_decref(m);
+        int64_t ref = plan_padded_create(pad);
         for (int e = 1; e <= 2; e++)
             plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"n\": %d}}", e)->revision =
                 e + 1;
@@ -1101,6 +1109,47 @@ START_TEST(test_worker_prunes_outbox_rows_published_before_the_retention)
                    " RETURNING 1) SELECT count(*) FROM d",
                    ref),
         2);
+}
+END_TEST
+
+/* Submissions larger than --batch-bytes each form a batch of their own, and a small one after
+ * a large one does not join it: a run of large creates with an edit after each is applied in
+ * one batch per submission, in order, counted by the worker's batches metric. */
+START_TEST(test_worker_large_submissions_are_cut_into_batches_by_bytes)
+{
+    enum { CASES = 4, PAD = 300 * 1024 };
+    int port = 20000 + (int)((getpid() + 7) % 20000);
+    char portflag[32];
+    const char *extra[] = {"--appliers=1", "--batch-linger-ms=1000", "--batch-bytes=262144",
+                           portflag, NULL};
+    char *pad = malloc(PAD + 1);
+    long long batches = -1, deadline;
+    size_t n;
+    outcome *o;
+    pid_t pid;
+
+    ck_assert_ptr_nonnull(pad);
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
+    memset(pad, 'b', PAD);
+    pad[PAD] = '\0';
+    world_new("bybytes", 1);
+    for (int c = 0; c < CASES; c++) {
+        int64_t ref = plan_padded_create(pad);
+        plan_sub(ref, NULL, "applied", "edit", "{\"data_merge\": {\"n\": 1}}")->revision = 2;
+    }
+    send_range(0, W.nplan);
+    pid = worker_start(extra);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    /* The metric counts a batch once its offsets are stored, just after its outcomes. */
+    deadline = cs_now_ms() + 30000;
+    while ((batches = metric(port, "casestream_worker_batches_total")) < 2 * CASES &&
+           cs_now_ms() < deadline)
+        cs_sleep_ms(100);
+    ck_assert_int_eq(batches, 2 * CASES);
+    worker_stop_last(pid);
+    free(pad);
 }
 END_TEST
 
@@ -1383,6 +1432,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_database_refusal_rejects_one_applies_rest_of_batch);
     tcase_add_test(tc, test_worker_set_writes_store_what_careful_writes_store);
     tcase_add_test(tc, test_worker_large_batch_is_written_in_several_statements_whole);
+    tcase_add_test(tc, test_worker_large_submissions_are_cut_into_batches_by_bytes);
     tcase_add_test(tc, test_worker_canceled_statement_retries_batch_never_rejects);
     tcase_add_test(tc, test_worker_malformed_input_goes_to_dlq_valid_around_it_applied);
     tcase_add_test(tc, test_worker_other_jurisdiction_is_rejected_case_unchanged);

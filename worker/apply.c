@@ -926,7 +926,7 @@ static int batch_add(batch_writes *w, const cs_job *j, const cs_plan *p)
 /* A set statement's $1 is cut into statements of about this many bytes: a record holds a
  * whole case's data, and libpq holds a statement whole in its output buffer, so one statement
  * of every record would cost the batch's records several times over in memory. */
-#define SET_CHUNK_BYTES (4u << 20)
+#define SET_CHUNK_BYTES (512u << 10)
 
 /* Sends set statement name with records as $1, in statements of about SET_CHUNK_BYTES: each
  * with second as $2 when not NULL, or with its count of records as $2 when counted. */

@@ -153,14 +153,16 @@ static void wait_reports(cs_relay *r)
     }
 }
 
-/* One round: publish up to outbox_batch rows. Each row stands alone: one that
+/* One round: publish up to outbox_batch rows, and rows of documents up to outbox_bytes in all
+ * (the first row whatever its size): the round's result and the producer's copies of its
+ * documents are held at once, and a row holds a whole case's data. Each row stands alone: one that
  * the topic refuses as too large goes again in its reference form, and the
  * rows delivered are marked published even when another failed, so a retry
  * sends only what is still missing. Returns rows published or a cs_err. */
 static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
 {
-    char limit[16];
-    const char *params[2] = {limit, r->cfg->topic_changes};
+    char limit[16], bytes[16];
+    const char *params[3] = {limit, r->cfg->topic_changes, bytes};
     PGresult *res = NULL, *upd;
     int *state = NULL;
     char *ids = NULL;
@@ -168,12 +170,16 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     int n, done = 0, failed = 0, rc;
 
     snprintf(limit, sizeof(limit), "%d", r->cfg->outbox_batch);
+    snprintf(bytes, sizeof(bytes), "%d", r->cfg->outbox_bytes);
     res = PQexecParams(r->conn,
-                       "SELECT id, reference, document::text, case_revision, "
-                       "COALESCE(document->>'case_type_id', document->>'case_type'), "
-                       "document->>'id' FROM ccd.change_outbox "
-                       "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1",
-                       2, NULL, params, NULL, NULL, 0);
+                       "SELECT id, reference, doc, case_revision, case_type, case_id FROM ("
+                       "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto FROM ("
+                       "SELECT id, reference, document::text AS doc, case_revision, "
+                       "COALESCE(document->>'case_type_id', document->>'case_type') AS case_type, "
+                       "document->>'id' AS case_id FROM ccd.change_outbox "
+                       "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1) o) w "
+                       "WHERE upto - octet_length(doc) < $3::bigint ORDER BY id",
+                       3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r->conn, res, errstr, errstr_size);
         PQclear(res);

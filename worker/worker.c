@@ -97,8 +97,9 @@ struct cs_worker {
     rd_kafka_message_t **pending;
     long long *polled_us;
     size_t npending, cap_pending;
-    bool revoked;     /* since the batch being applied began */
-    unsigned revokes; /* revocations so far (a batch finished after one stores no offsets) */
+    size_t pending_bytes; /* of the values and keys in pending */
+    bool revoked;         /* since the batch being applied began */
+    unsigned revokes;     /* revocations so far (a batch finished after one stores no offsets) */
     /* applier pool */
     applier_slot *slots;
     int nslots;
@@ -198,6 +199,7 @@ static void drop_pending(cs_worker *w)
     for (size_t i = 0; i < w->npending; i++)
         rd_kafka_message_destroy(w->pending[i]);
     w->npending = 0;
+    w->pending_bytes = 0;
 }
 
 /* Revoke hook: everything stored is complete; what is polled but unprocessed is dropped and
@@ -242,6 +244,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
+/* What a message counts for against --batch-bytes: its value and key. */
+static size_t message_bytes(const rd_kafka_message_t *m)
+{
+    return m->len + m->key_len;
+}
+
 /* Polls once; keeps a message, handles an error event. */
 static void poll_once(cs_worker *w, int timeout_ms)
 {
@@ -282,9 +290,11 @@ static void poll_once(cs_worker *w, int timeout_ms)
     }
     w->polled_us[w->npending] = cs_now_us();
     w->pending[w->npending++] = m;
+    w->pending_bytes += message_bytes(m);
 }
 
-/* Polls until the batch in hand goes (cs_batching_wait_ms): full, or nothing more queued and
+/* Polls until the batch in hand goes (cs_batching_wait_ms): full (by count or bytes), or nothing
+ * more queued and
  * --batch-linger-ms passed since its first message. Returns with nothing in hand after an idle
  * poll, for the caller's housekeeping. */
 static void fill(cs_worker *w)
@@ -301,7 +311,8 @@ static void fill(cs_worker *w)
                 return; /* idle: let the caller do housekeeping */
             continue;
         }
-        wait = cs_batching_wait_ms(before, (size_t)w->cfg->batch_size, drained,
+        wait = cs_batching_wait_ms(before, (size_t)w->cfg->batch_size, w->pending_bytes,
+                                   (size_t)w->cfg->batch_bytes, drained,
                                    (cs_now_us() - w->polled_us[0]) / 1000, w->cfg->batch_linger_ms);
         if (wait == CS_BATCHING_GO)
             return;
@@ -768,6 +779,20 @@ static void housekeeping(cs_worker *w)
     observe_since(w->stage[STAGE_HOUSEKEEPING], t0);
 }
 
+/* How many of the messages in hand, from the first, form the next batch (cs_batching_takes);
+ * takes their bytes off pending_bytes. */
+static size_t take(cs_worker *w)
+{
+    size_t n = 0, bytes = 0;
+
+    while (n < w->npending &&
+           cs_batching_takes(n, bytes, message_bytes(w->pending[n]), (size_t)w->cfg->batch_size,
+                             (size_t)w->cfg->batch_bytes))
+        bytes += message_bytes(w->pending[n++]);
+    w->pending_bytes -= bytes;
+    return n;
+}
+
 int cs_worker_run(cs_worker *w)
 {
     char errstr[512];
@@ -785,9 +810,10 @@ int cs_worker_run(cs_worker *w)
         free(jobs);
         return CS_ERR;
     }
-    cs_log_info("consuming topic=%s group=%s group_protocol=%s appliers=%d batch=%d",
+    cs_log_info("consuming topic=%s group=%s group_protocol=%s appliers=%d batch=%d "
+                "batch_bytes=%d",
                 w->cfg->topic_events, w->cfg->group, w->cfg->group_protocol, w->cfg->appliers,
-                w->cfg->batch_size);
+                w->cfg->batch_size, w->cfg->batch_bytes);
     while (cs_running) {
         batch *b = &batches[cur], *before = &batches[1 - cur];
         long long polled_us;
@@ -804,7 +830,7 @@ int cs_worker_run(cs_worker *w)
         housekeeping(w);
         if (w->npending == 0)
             continue;
-        n = w->npending < (size_t)w->cfg->batch_size ? w->npending : (size_t)w->cfg->batch_size;
+        n = take(w);
         polled_us = w->polled_us[0];
         for (size_t i = 0; i < n; i++)
             b->jobs[i].msg = w->pending[i];
@@ -929,6 +955,8 @@ static void register_metrics(cs_worker *w)
 
 cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
 {
+    /* queued.max.messages.kbytes bounds what librdkafka fetches ahead of the batch in hand
+     * (64 MiB by default, which large submissions fill: DESIGN §8). */
     static const char *const consumer_defaults[] = {"enable.auto.commit",
                                                     "true",
                                                     "enable.auto.offset.store",
@@ -939,6 +967,8 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
                                                     "earliest",
                                                     "enable.partition.eof",
                                                     "false",
+                                                    "queued.max.messages.kbytes",
+                                                    "4096",
                                                     NULL};
     cs_worker *w = calloc(1, sizeof(*w));
     cs_consumer_opts copts = CS_CONSUMER_OPTS_INIT;
