@@ -6,6 +6,7 @@
 #include "run.h"
 #include "worker.h"
 
+#include <malloc.h>
 #include <stdio.h>
 
 static const char synopsis[] = "casestream-worker [options]";
@@ -28,6 +29,10 @@ int main(int argc, char **argv)
     int rc;
 
     cs_log_init("casestream-worker");
+    /* Blocks of 128 KiB or more (large submissions, case blobs) are mapped and unmapped on
+     * their own: glibc's threshold would otherwise climb after the first ones are freed and
+     * keep them in the heap, where they add to the peak of memory the process holds. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if ((rc = cs_config_main(&cfg, CS_PROG_WORKER, argc, argv, synopsis, description)) >= 0)
         goto cleanup;
     rc = 1;
