@@ -141,7 +141,7 @@ static const cs_option options[] = {
      F(es_timeout_ms), "timeout of one Elasticsearch request"},
     {"max-fields", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "2000", NULL, 100, 100000,
      F(max_fields), "index.mapping.total_fields.limit of the case indices"},
-    {"refresh-ms", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "500", NULL, 50, 3600000,
+    {"refresh-ms", CS_PROG_INDEXER | CS_PROG_ADMIN, OPT_INT, "1000", NULL, 50, 3600000,
      F(refresh_ms),
      "index.refresh_interval of the case indices, set on those it writes to: how soon a "
      "document is searchable"},
