@@ -293,10 +293,9 @@ static void poll_once(cs_worker *w, int timeout_ms)
     w->pending_bytes += message_bytes(m);
 }
 
-/* Polls until the batch in hand goes (cs_batching_wait_ms): full (by count or bytes), or nothing
- * more queued and
- * --batch-linger-ms passed since its first message. Returns with nothing in hand after an idle
- * poll, for the caller's housekeeping. */
+/* Polls until the batch in hand goes (cs_batching_wait_ms): full (by count or bytes), or
+ * nothing more queued and --batch-linger-ms passed since its first message. Returns with nothing in
+ * hand after an idle poll, for the caller's housekeeping. */
 static void fill(cs_worker *w)
 {
     bool drained = false;
@@ -749,6 +748,14 @@ static void clear_batch(batch *b)
     b->open = false;
 }
 
+/* Finishes batch b if it is open, and clears it. */
+static void close_batch(cs_worker *w, batch *b)
+{
+    if (b->open)
+        finish(w, b);
+    clear_batch(b);
+}
+
 /* --- housekeeping --------------------------------------------------------------------- */
 
 static void housekeeping(cs_worker *w)
@@ -822,10 +829,8 @@ int cs_worker_run(cs_worker *w)
         /* Nothing to apply meanwhile: the batch before is finished at once. */
         if (before->open && w->npending == 0)
             poll_once(w, 0);
-        if (before->open && w->npending == 0) {
-            finish(w, before);
-            clear_batch(before);
-        }
+        if (before->open && w->npending == 0)
+            close_batch(w, before);
         fill(w);
         housekeeping(w);
         if (w->npending == 0)
@@ -840,10 +845,7 @@ int cs_worker_run(cs_worker *w)
         w->npending -= n;
         bool applied = apply(w, b, polled_us);
         /* The outcomes of the batch before go first. */
-        if (before->open) {
-            finish(w, before);
-            clear_batch(before);
-        }
+        close_batch(w, before);
         if (applied && cs_running) {
             open_batch(w, b);
             cur = 1 - cur;
@@ -851,11 +853,8 @@ int cs_worker_run(cs_worker *w)
             clear_batch(b);
         }
     }
-    for (int i = 0; i < 2; i++) {
-        if (batches[i].open)
-            finish(w, &batches[i]);
-        clear_batch(&batches[i]);
-    }
+    for (int i = 0; i < 2; i++)
+        close_batch(w, &batches[i]);
     cs_log_info("stopping: committing offsets and leaving the group");
     drop_pending(w);
     if (cs_consumer_close(w->consumer, errstr, sizeof(errstr)))
