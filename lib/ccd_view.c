@@ -11,14 +11,16 @@
 #include <string.h>
 
 /* The blob of a case with its notes up to revision REV projected into member $2 (NULL: none) as
- * a CCD collection, newest first. The member replaces a member of the blob with that name. */
+ * a CCD collection, newest first. The member replaces a member of the blob with that name. A
+ * case without notes (c.has_notes, 015) is not looked up in case_notes. */
 #define CASE_DATA(DATA, REF, REV)                                                                  \
     "CASE WHEN $2::text IS NULL THEN " DATA " ELSE " DATA " || jsonb_build_object($2::text,"       \
-    " (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', n.id::text, 'value',"                    \
-    " jsonb_build_object('author', n.author, 'body', n.body,"                                      \
+    " CASE WHEN c.has_notes THEN (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', n.id::text,"  \
+    " 'value', jsonb_build_object('author', n.author, 'body', n.body,"                             \
     " 'created_date', ccd.ccd_date_time(n.created_date)))"                                         \
     " ORDER BY n.case_revision DESC, n.id DESC), '[]'::jsonb)"                                     \
-    " FROM ccd.case_notes n WHERE n.case_reference = " REF " AND n.case_revision <= " REV ")) END"
+    " FROM ccd.case_notes n WHERE n.case_reference = " REF " AND n.case_revision <= " REV ")"      \
+    " ELSE '[]'::jsonb END) END"
 
 /* The blob of the case as it is now (case row c), with all its notes; and the blob right after
  * history row e's event, with the notes up to it. */

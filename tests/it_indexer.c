@@ -400,7 +400,12 @@ START_TEST(test_indexer_survives_elasticsearch_outage_without_skipping)
                   "not every case converged to revision 5 after elasticsearch came back");
     ck_assert_int_eq(it_es_count(f.index, "{\"range\":{\"case_revision\":{\"lt\":5}}}"), 0);
     ck_assert_int_eq(it_es_count(f.index, "{\"term\":{\"state\":\"After\"}}"), OUTAGE_CASES);
-    ck_assert_int_eq(indexer_get(&f, "/healthz", text, sizeof(text)), 200);
+    /* Ready again once its probes and its next bulk saw Elasticsearch back. */
+    deadline = cs_now_ms() + 30000;
+    while (cs_now_ms() < deadline &&
+           (status = indexer_get(&f, "/healthz", text, sizeof(text))) != 200)
+        usleep(100 * 1000);
+    ck_assert_msg(status == 200, "healthz after elasticsearch came back: %ld %s", status, text);
     stop_indexer(pid);
     assert_committed_at_end(&f);
     fixture_free(&f);
