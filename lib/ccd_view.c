@@ -27,19 +27,43 @@
 #define DATA_NOW         CASE_DATA("c.data", "c.reference", "c.case_revision")
 #define DATA_AFTER_EVENT CASE_DATA("e.data", "e.case_reference", "e.case_revision")
 
-/* CCD's CaseDetails of the case as it is now (case row c) and its revision. On the wire
- * CaseDetails' "id" is the case reference (its getReference() is @JsonGetter("id")); it has no
- * member for the internal id, which CCD sets from its own. */
-#define CASE_NOW                                                                                   \
-    "json_build_object('case_details', json_build_object("                                         \
-    " 'id', c.reference, 'version', c.version,"                                                    \
-    " 'jurisdiction', c.jurisdiction, 'case_type_id', c.case_type_id,"                             \
-    " 'created_date', ccd.ccd_date_time(c.created_date),"                                          \
-    " 'last_modified', ccd.ccd_date_time(c.last_modified),"                                        \
-    " 'last_state_modified_date', ccd.ccd_date_time(c.last_state_modified_date),"                  \
-    " 'state', c.state, 'security_classification', c.security_classification,"                     \
-    " 'case_data', " DATA_NOW ", 'data_classification', c.data_classification,"                    \
-    " 'supplementary_data', c.supplementary_data), 'revision', c.case_revision)"
+/* CCD's CaseDetails of the case as it is now (case row c), member by member, and its revision:
+ * the columns each statement of the cases view selects, in the order of case_members, then the
+ * revision. The JSON is written here (render_cases), not by json_build_object, which costs
+ * PostgreSQL more than the lookup itself. */
+#define CASE_COLUMNS                                                                               \
+    "c.reference, c.version, c.jurisdiction, c.case_type_id,"                                      \
+    " ccd.ccd_date_time(c.created_date), ccd.ccd_date_time(c.last_modified),"                      \
+    " ccd.ccd_date_time(c.last_state_modified_date), c.state, "                                    \
+    "c.security_classification, " DATA_NOW                                                         \
+    ", c.data_classification, c.supplementary_data, c.case_revision"
+
+/* How a column is written: its text as it is (a number; json), or as a JSON string. NULL is
+ * null. */
+typedef enum { AS_IS, AS_STRING } member_kind;
+
+/* The members of CaseDetails, one per column of CASE_COLUMNS. On the wire CaseDetails' "id" is
+ * the case reference (its getReference() is @JsonGetter("id")); it has no member for the
+ * internal id, which CCD sets from its own. */
+static const struct {
+    const char *name;
+    member_kind kind;
+} case_members[] = {
+    {"id", AS_IS},
+    {"version", AS_IS},
+    {"jurisdiction", AS_STRING},
+    {"case_type_id", AS_STRING},
+    {"created_date", AS_STRING},
+    {"last_modified", AS_STRING},
+    {"last_state_modified_date", AS_STRING},
+    {"state", AS_STRING},
+    {"security_classification", AS_STRING},
+    {"case_data", AS_IS},
+    {"data_classification", AS_IS},
+    {"supplementary_data", AS_IS},
+};
+
+#define N_CASE_MEMBERS (sizeof(case_members) / sizeof(case_members[0]))
 
 /* CCD's AuditEvent wrapper of history row e of case c: the blob after the event; null where
  * casestream has no value. */
@@ -59,14 +83,12 @@
     " 'proxied_by_last_name', e.proxied_by_last_name))"
 
 /* $1 the references (bigint[]), $2 the notes member. */
-static const char cases_sql[] = "SELECT COALESCE(json_agg(" CASE_NOW " ORDER BY c.reference),"
-                                " '[]'::json)::text"
-                                " FROM ccd.case_data c WHERE c.reference = ANY($1::bigint[])";
+static const char cases_sql[] = "SELECT " CASE_COLUMNS " FROM ccd.case_data c"
+                                " WHERE c.reference = ANY($1::bigint[]) ORDER BY c.reference";
 
-/* cases_sql's element for one reference, $1: its json_agg of one case costs more than the rest
- * of the query (the array, ANY, the sort and the aggregate). No row: no such case. */
-static const char case_sql[] = "SELECT " CASE_NOW "::text"
-                               " FROM ccd.case_data c WHERE c.reference = $1::bigint";
+/* cases_sql for one reference, $1, without the array. */
+static const char case_sql[] = "SELECT " CASE_COLUMNS " FROM ccd.case_data c"
+                               " WHERE c.reference = $1::bigint";
 
 /* $1 the reference, $2 the notes member. No row: no such case. */
 static const char history_sql[] =
@@ -110,9 +132,6 @@ static const char *notes_param(const cs_ccd_view *v)
     return v && v->notes_field && v->notes_field[0] ? v->notes_field : NULL;
 }
 
-/* Runs sql with params and, when it returns a row, hands its first column to *body (the caller
- * frees) written compact with the numbers as stored; *second (may be NULL) gets the second
- * column, a boolean. Returns CS_OK, CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
 /* Runs statement name (sql) as a prepared statement of conn: parsed and planned once per
  * connection, prepared on first use (a connection that has not prepared it answers 26000,
  * invalid_sql_statement_name). */
@@ -146,36 +165,166 @@ int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size)
     return rc;
 }
 
+/* Runs statement name (sql) with params; *out gets its result when it returned rows (the caller
+ * clears it). Returns CS_OK, CS_ERR_RETRY or CS_ERR. */
+static int query(PGconn *conn, const char *name, const char *sql, int nparams,
+                 const char *const *params, PGresult **out, char *errstr, size_t errstr_size)
+{
+    PGresult *res = exec_prepared(conn, name, sql, nparams, params);
+
+    *out = NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int rc;
+
+        cs_db_error(conn, res, errstr, errstr_size);
+        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return CS_OK;
+}
+
+/* text (len bytes) written as cs_json_dumps writes what jansson reads, without building the
+ * tree; NULL (errstr set) when it is not such JSON or out of memory. */
+static char *compact(const char *text, size_t len, char *errstr, size_t errstr_size)
+{
+    char *body = cs_json_compact_stored(text, len);
+
+    if (!body)
+        snprintf(errstr, errstr_size,
+                 "postgresql gave JSON that does not parse as jansson reads it (or out of memory)");
+    return body;
+}
+
+/* Runs sql and hands the first column of its row, JSON, to *body (the caller frees) written
+ * compact; *second (may be NULL) gets the second column, a boolean. Returns CS_OK,
+ * CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
 static int render(PGconn *conn, const char *name, const char *sql, int nparams,
                   const char *const *params, char **body, bool *second, char *errstr,
                   size_t errstr_size)
 {
-    PGresult *res = exec_prepared(conn, name, sql, nparams, params);
-    int rc = CS_OK;
+    PGresult *res;
+    int rc = query(conn, name, sql, nparams, params, &res, errstr, errstr_size);
 
     *body = NULL;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        cs_db_error(conn, res, errstr, errstr_size);
-        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
-        goto cleanup;
-    }
+    if (rc != CS_OK)
+        return rc;
     if (PQntuples(res) == 0) {
         snprintf(errstr, errstr_size, "not found");
         rc = CS_ERR_NOTFOUND;
-        goto cleanup;
-    }
-    /* Written as cs_json_dumps writes what jansson reads, without building the tree. */
-    if (!(*body = cs_json_compact_stored(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)))) {
-        snprintf(errstr, errstr_size,
-                 "postgresql gave JSON that does not parse as jansson reads it (or out of memory)");
+    } else if (!(*body = compact(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), errstr,
+                                 errstr_size))) {
         rc = CS_ERR;
-        goto cleanup;
-    }
-    if (second)
+    } else if (second) {
         *second = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-cleanup:
+    }
     PQclear(res);
     return rc;
+}
+
+/* A growing text; ok turns false when out of memory. */
+typedef struct text {
+    char *p;
+    size_t len, cap;
+    bool ok;
+} text;
+
+static void put(text *t, const char *s, size_t n)
+{
+    if (!t->ok)
+        return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 1024;
+        char *p;
+
+        while (t->len + n + 1 > cap)
+            cap *= 2;
+        if (!(p = realloc(t->p, cap))) {
+            t->ok = false;
+            return;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+static void put_str(text *t, const char *s)
+{
+    put(t, s, strlen(s));
+}
+
+/* s as a JSON string: quote, backslash and control characters escaped, the rest as it is. */
+static void put_json_string(text *t, const char *s)
+{
+    const char *run = s;
+
+    put(t, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        put(t, run, (size_t)(s - run));
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(t, esc, 2);
+        } else {
+            put(t, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
+        }
+        run = s + 1;
+    }
+    put(t, run, (size_t)(s - run));
+    put(t, "\"", 1);
+}
+
+/* The cases view of the rows of res (CASE_COLUMNS each, in order): [{case_details, revision},
+ * ...], compact, in *body (the caller frees). */
+static int render_cases(PGresult *res, char **body, char *errstr, size_t errstr_size)
+{
+    text t = {NULL, 0, 0, true};
+    int rows = PQntuples(res);
+
+    *body = NULL;
+    if (PQnfields(res) != (int)N_CASE_MEMBERS + 1) {
+        snprintf(errstr, errstr_size, "the cases view has %d columns, not %d", PQnfields(res),
+                 (int)N_CASE_MEMBERS + 1);
+        return CS_ERR;
+    }
+    put(&t, "[", 1);
+    for (int i = 0; i < rows; i++) {
+        put_str(&t, i ? ",{\"case_details\":{" : "{\"case_details\":{");
+        for (size_t m = 0; m < N_CASE_MEMBERS; m++) {
+            const char *value = PQgetvalue(res, i, (int)m);
+
+            put_str(&t, m ? ",\"" : "\"");
+            put_str(&t, case_members[m].name);
+            put(&t, "\":", 2);
+            if (PQgetisnull(res, i, (int)m))
+                put(&t, "null", 4);
+            else if (case_members[m].kind == AS_STRING)
+                put_json_string(&t, value);
+            else
+                put(&t, value, (size_t)PQgetlength(res, i, (int)m));
+        }
+        put_str(&t, "},\"revision\":");
+        put_str(&t, PQgetvalue(res, i, (int)N_CASE_MEMBERS));
+        put(&t, "}", 1);
+    }
+    put(&t, "]", 1);
+    if (!t.ok) {
+        free(t.p);
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    *body = compact(t.p, t.len, errstr, errstr_size);
+    free(t.p);
+    return *body ? CS_OK : CS_ERR;
 }
 
 /* True when refs[0..n) name one case (n > 0). */
@@ -187,44 +336,15 @@ static bool one_reference(const long long *refs, size_t n)
     return true;
 }
 
-/* The cases view of one reference: [case] or [], the bytes cases_sql gives. */
-static int view_one_case(PGconn *conn, const cs_ccd_view *v, long long ref, char **body,
-                         char *errstr, size_t errstr_size)
-{
-    char r[24], *element = NULL;
-    const char *params[2] = {r, notes_param(v)};
-    size_t len;
-    int rc;
-
-    snprintf(r, sizeof(r), "%lld", ref);
-    rc = render(conn, "cs_ccd_view_case", case_sql, 2, params, &element, NULL, errstr, errstr_size);
-    if (rc == CS_ERR_NOTFOUND) {
-        element = NULL;
-        rc = CS_OK;
-    } else if (rc != CS_OK) {
-        return rc;
-    }
-    len = element ? strlen(element) : 0;
-    if (!(*body = malloc(len + 3))) {
-        snprintf(errstr, errstr_size, "out of memory");
-        free(element);
-        return CS_ERR;
-    }
-    (*body)[0] = '[';
-    if (len)
-        memcpy(*body + 1, element, len);
-    memcpy(*body + 1 + len, "]", 2);
-    free(element);
-    return CS_OK;
-}
-
 int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
                       char **body, char *errstr, size_t errstr_size)
 {
     /* "{" + up to 20 characters and a comma per reference + "}". */
     char array[2 + CS_CCD_VIEW_MAX_REFS * 21];
     size_t len = 0;
-    const char *params[2];
+    const char *params[2] = {array, notes_param(v)};
+    PGresult *res;
+    int rc;
 
     *body = NULL;
     if (n > CS_CCD_VIEW_MAX_REFS) {
@@ -232,16 +352,23 @@ int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs,
                  CS_CCD_VIEW_MAX_REFS);
         return CS_ERR_INVALID;
     }
-    if (n > 0 && one_reference(refs, n))
-        return view_one_case(conn, v, refs[0], body, errstr, errstr_size);
-    array[len++] = '{';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(array + len, sizeof(array) - len, "%s%lld", i ? "," : "", refs[i]);
-    array[len++] = '}';
-    array[len] = '\0';
-    params[0] = array;
-    params[1] = notes_param(v);
-    return render(conn, "cs_ccd_view_cases", cases_sql, 2, params, body, NULL, errstr, errstr_size);
+    if (n > 0 && one_reference(refs, n)) {
+        snprintf(array, sizeof(array), "%lld", refs[0]);
+        rc = query(conn, "cs_ccd_view_case", case_sql, 2, params, &res, errstr, errstr_size);
+    } else {
+        array[len++] = '{';
+        for (size_t i = 0; i < n; i++)
+            len +=
+                (size_t)snprintf(array + len, sizeof(array) - len, "%s%lld", i ? "," : "", refs[i]);
+        array[len++] = '}';
+        array[len] = '\0';
+        rc = query(conn, "cs_ccd_view_cases", cases_sql, 2, params, &res, errstr, errstr_size);
+    }
+    if (rc != CS_OK)
+        return rc;
+    rc = render_cases(res, body, errstr, errstr_size);
+    PQclear(res);
+    return rc;
 }
 
 int cs_ccd_view_history(PGconn *conn, const cs_ccd_view *v, long long ref, char **body,

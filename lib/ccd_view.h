@@ -1,7 +1,8 @@
 /* casestream's cases read from PostgreSQL in the shapes CCD data store reads them in
  * (../shared/CCD-CONTRACT.md, DESIGN §6): the answers of the /ccd-persistence calls, rendered by
- * SQL that builds json (not jsonb, to keep CCD's member order), then written compact with every
- * number as stored (cs_json_dumps). One renderer for casestream-api and `casestream case`. */
+ * SQL that builds json (not jsonb, to keep CCD's member order) or, for the cases view, written
+ * here from the columns, then written compact with every number as stored (cs_json_dumps). One
+ * renderer for casestream-api and `casestream case`. */
 #ifndef CS_CCD_VIEW_H
 #define CS_CCD_VIEW_H
 
