@@ -61,7 +61,16 @@ struct cs_api {
     atomic_bool results_assigned;
     atomic_bool stop_results;
     char results_error[256];
-    /* PostgreSQL connections, one per HTTP thread. */
+    /* The cases reads (GET /ccd-persistence/cases): the HTTP threads queue them, the readers
+     * take every one queued (up to CS_CCD_VIEW_MAX_REFS references) and read their cases with
+     * one query; each read's request is parked meanwhile. */
+    pthread_mutex_t read_mu;
+    pthread_cond_t read_cv;
+    struct queued_read *read_head, *read_tail;
+    bool read_stop;
+    pthread_t *readers;
+    size_t readers_started;
+    /* PostgreSQL connections, one per HTTP thread and one per reader. */
     pg_slot *pool;
     size_t pool_size;
     pthread_mutex_t pool_mu;
@@ -72,8 +81,21 @@ struct cs_api {
     /* metrics */
     cs_metric *requests[CS_API_ROUTE_COUNT][N_STATUSES];
     cs_metric *latency[CS_API_ROUTE_COUNT];
-    cs_metric *waiting, *timeouts, *undelivered, *outcomes;
+    cs_metric *waiting, *timeouts, *undelivered, *outcomes, *case_reads, *case_queries;
 };
+
+struct request;
+
+/* A cases read queued for the readers, and its answer: rc, body or errstr. */
+typedef struct queued_read {
+    struct request *r;
+    long long refs[CS_API_MAX_REFS];
+    size_t n;
+    int rc;
+    char *body;
+    char errstr[512];
+    struct queued_read *next;
+} queued_read;
 
 /* One request, from its first call to its completion. */
 typedef struct request {
@@ -91,7 +113,8 @@ typedef struct request {
     int64_t ref;
     cs_waiter *waiter;
     bool parked;
-    char service[64]; /* the caller's S2S sub ("" with --insecure-skip-s2s) */
+    queued_read *read; /* a cases read, once queued */
+    char service[64];  /* the caller's S2S sub ("" with --insecure-skip-s2s) */
 } request;
 
 /* --- answers ----------------------------------------------------------------------------- */
@@ -262,16 +285,6 @@ typedef struct read_call {
     char refs_error[256];
 } read_call;
 
-static int view_cases(PGconn *conn, void *ctx, char *errstr, size_t errstr_size)
-{
-    read_call *c = ctx;
-    long long refs[CS_API_MAX_REFS];
-
-    for (size_t i = 0; i < c->n; i++)
-        refs[i] = c->refs[i];
-    return cs_ccd_view_cases(conn, &c->api->view, refs, c->n, &c->body, errstr, errstr_size);
-}
-
 static int view_history(PGconn *conn, void *ctx, char *errstr, size_t errstr_size)
 {
     read_call *c = ctx;
@@ -288,6 +301,23 @@ static int view_event(PGconn *conn, void *ctx, char *errstr, size_t errstr_size)
                              errstr, errstr_size);
 }
 
+/* The rows of the cases a readers' batch names. */
+typedef struct case_rows_call {
+    cs_api *api;
+    const long long *refs;
+    size_t n;
+    cs_ccd_view_rows *rows;
+} case_rows_call;
+
+static int read_case_rows(PGconn *conn, void *ctx, char *errstr, size_t errstr_size)
+{
+    case_rows_call *c = ctx;
+
+    cs_ccd_view_rows_free(c->rows); /* a first attempt's, on a lost connection */
+    c->rows = NULL;
+    return cs_ccd_view_case_rows(conn, &c->api->view, c->refs, c->n, &c->rows, errstr, errstr_size);
+}
+
 /* Collects every case-refs parameter (repeated, or comma-separated). */
 static enum MHD_Result collect_refs(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -302,6 +332,97 @@ static enum MHD_Result collect_refs(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* The cases the batch's reads name (refs[0..n)), read with one query; each read gets its
+ * answer, and its request is woken. */
+static void read_batch(cs_api *a, queued_read *batch, const long long *refs, size_t n)
+{
+    case_rows_call c = {.api = a, .refs = refs, .n = n};
+    char errstr[512] = "";
+    int rc = with_pg(a, read_case_rows, &c, errstr, sizeof(errstr));
+
+    cs_metric_inc(a->case_queries, 1);
+    while (batch) {
+        queued_read *q = batch;
+
+        batch = q->next; /* q is freed once its request completes */
+        q->rc = rc == CS_OK ? cs_ccd_view_cases_of(c.rows, q->refs, q->n, &q->body, q->errstr,
+                                                   sizeof(q->errstr))
+                            : rc;
+        if (rc != CS_OK)
+            snprintf(q->errstr, sizeof(q->errstr), "%s", errstr);
+        cs_metric_inc(a->case_reads, 1);
+        MHD_resume_connection(q->r->conn);
+    }
+    cs_ccd_view_rows_free(c.rows);
+}
+
+/* A reader: takes what is queued, up to CS_CCD_VIEW_MAX_REFS references, until stopped with
+ * nothing queued. */
+static void *reader_main(void *arg)
+{
+    cs_api *a = arg;
+
+    for (;;) {
+        long long refs[CS_CCD_VIEW_MAX_REFS];
+        queued_read *batch = NULL, **tail = &batch;
+        size_t n = 0;
+
+        pthread_mutex_lock(&a->read_mu);
+        while (!a->read_head && !a->read_stop)
+            pthread_cond_wait(&a->read_cv, &a->read_mu);
+        if (!a->read_head) {
+            pthread_mutex_unlock(&a->read_mu);
+            return NULL;
+        }
+        while (a->read_head && n + a->read_head->n <= CS_CCD_VIEW_MAX_REFS) {
+            queued_read *q = a->read_head;
+
+            a->read_head = q->next;
+            q->next = NULL;
+            memcpy(refs + n, q->refs, q->n * sizeof(*refs));
+            n += q->n;
+            *tail = q;
+            tail = &q->next;
+        }
+        if (!a->read_head)
+            a->read_tail = NULL;
+        pthread_mutex_unlock(&a->read_mu);
+        read_batch(a, batch, refs, n);
+    }
+}
+
+/* Queues r's cases read (c's references) for the readers and parks r until it is answered.
+ * Answers at once (503) when the readers have stopped. */
+static enum MHD_Result queue_read(request *r, const read_call *c)
+{
+    cs_api *a = r->api;
+    queued_read *q = calloc(1, sizeof(*q));
+
+    if (!q)
+        return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    q->r = r;
+    q->n = c->n;
+    for (size_t i = 0; i < c->n; i++)
+        q->refs[i] = c->refs[i];
+    pthread_mutex_lock(&a->read_mu);
+    if (a->read_stop) {
+        pthread_mutex_unlock(&a->read_mu);
+        free(q);
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping");
+    }
+    /* Parked before a reader can see it: a reader wakes what it answers. */
+    MHD_suspend_connection(r->conn);
+    r->read = q;
+    if (a->read_tail)
+        a->read_tail->next = q;
+    else
+        a->read_head = q;
+    a->read_tail = q;
+    pthread_cond_signal(&a->read_cv);
+    pthread_mutex_unlock(&a->read_mu);
+    return MHD_YES;
+}
+
 static enum MHD_Result answer_read(request *r)
 {
     read_call c = {.api = r->api, .r = r};
@@ -310,13 +431,19 @@ static enum MHD_Result answer_read(request *r)
 
     switch (r->target.route) {
     case CS_API_CASES:
+        if (r->read) { /* answered by a reader */
+            rc = r->read->rc;
+            c.body = r->read->body;
+            r->read->body = NULL;
+            snprintf(errstr, sizeof(errstr), "%s", r->read->errstr);
+            break;
+        }
         MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_refs, &c);
         if (c.refs_error[0])
             return respond_error(r, MHD_HTTP_BAD_REQUEST, c.refs_error);
         if (c.n == 0)
             return respond_error(r, MHD_HTTP_BAD_REQUEST, "case-refs is required");
-        rc = with_pg(r->api, view_cases, &c, errstr, sizeof(errstr));
-        break;
+        return queue_read(r, &c);
     case CS_API_HISTORY:
         rc = with_pg(r->api, view_history, &c, errstr, sizeof(errstr));
         break;
@@ -777,6 +904,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->waiter && !r->answered)
         cs_metric_inc(a->waiting, -1);
     cs_waiters_release(a->waiters, r->waiter);
+    if (r->read)
+        free(r->read->body);
+    free(r->read);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -881,6 +1011,11 @@ static void register_metrics(cs_api *a)
     a->outcomes =
         cs_metric_counter("casestream_api_outcomes_read_total",
                           "outcomes read from the results topic (every instance reads all)");
+    a->case_reads = cs_metric_counter("casestream_api_case_reads_total",
+                                      "GET /ccd-persistence/cases requests read from PostgreSQL");
+    a->case_queries =
+        cs_metric_counter("casestream_api_case_queries_total",
+                          "queries that read them: one for every read queued at the time");
 }
 
 static int load_key(cs_api *a, bool *config_error, char *errstr, size_t errstr_size)
@@ -930,12 +1065,15 @@ cs_api *cs_api_new(const cs_config *cfg, bool *config_error, char *errstr, size_
     pthread_mutex_init(&a->pmu, NULL);
     pthread_mutex_init(&a->pool_mu, NULL);
     pthread_cond_init(&a->pool_cv, NULL);
+    pthread_mutex_init(&a->read_mu, NULL);
+    pthread_cond_init(&a->read_cv, NULL);
     if (load_key(a, config_error, errstr, errstr_size))
         goto fail;
     register_metrics(a);
     cs_metrics_build_info();
-    a->pool_size = (size_t)cfg->api_threads;
-    if (!(a->pool = calloc(a->pool_size, sizeof(*a->pool))) || !(a->waiters = cs_waiters_new())) {
+    a->pool_size = 2 * (size_t)cfg->api_threads; /* as many readers as HTTP threads */
+    if (!(a->pool = calloc(a->pool_size, sizeof(*a->pool))) || !(a->waiters = cs_waiters_new()) ||
+        !(a->readers = calloc((size_t)cfg->api_threads, sizeof(*a->readers)))) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
@@ -960,6 +1098,13 @@ cs_api *cs_api_new(const cs_config *cfg, bool *config_error, char *errstr, size_
         goto fail;
     }
     a->results_started = true;
+    for (int i = 0; i < cfg->api_threads; i++) {
+        if (pthread_create(&a->readers[i], NULL, reader_main, a) != 0) {
+            snprintf(errstr, errstr_size, "could not start the reader threads");
+            goto fail;
+        }
+        a->readers_started++;
+    }
     if (cs_metrics_resolve(cfg->api_host, cfg->api_port, &addr, errstr, errstr_size)) {
         *config_error = true;
         goto fail;
@@ -1018,6 +1163,14 @@ void cs_api_free(cs_api *a)
 {
     if (!a)
         return;
+    /* The readers answer every read queued before they stop; reads queued after are refused. */
+    pthread_mutex_lock(&a->read_mu);
+    a->read_stop = true;
+    pthread_cond_broadcast(&a->read_cv);
+    pthread_mutex_unlock(&a->read_mu);
+    for (size_t i = 0; i < a->readers_started; i++)
+        pthread_join(a->readers[i], NULL);
+    free(a->readers);
     if (a->daemon)
         MHD_stop_daemon(a->daemon);
     if (a->results_started) {
@@ -1042,5 +1195,7 @@ void cs_api_free(cs_api *a)
     pthread_mutex_destroy(&a->pmu);
     pthread_mutex_destroy(&a->pool_mu);
     pthread_cond_destroy(&a->pool_cv);
+    pthread_mutex_destroy(&a->read_mu);
+    pthread_cond_destroy(&a->read_cv);
     free(a);
 }

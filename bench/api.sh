@@ -133,6 +133,12 @@ wrk -t2 -c"$GET_CONNS" -d"${SECS}s" --latency -s bench/api_get.lua "$API" >"$WOR
 wrk_figures "$WORK/h-get.txt"
 ((NON2XX == 0)) || die "GET: $NON2XX answers were not 2xx (see $WORK/h-get.txt)"
 GET_RPS=$RPS GET_P50=$P50 GET_P99=$P99 GET_REQS=$REQS GET_ERR=$SOCKERR
+# How many reads each query served (the API reads the cases of concurrent reads together).
+curl -fsS "$API/metrics" >"$WORK/h-metrics.txt" || die "could not read the API's /metrics"
+READS=$(awk '$1 == "casestream_api_case_reads_total" { print $2 }' "$WORK/h-metrics.txt")
+QUERIES=$(awk '$1 == "casestream_api_case_queries_total" { print $2 }' "$WORK/h-metrics.txt")
+[[ -n $READS && -n $QUERIES ]] || die "the API's /metrics has no case reads or queries"
+PER_QUERY=$(awk -v r="$READS" -v q="$QUERIES" 'BEGIN { printf "%.1f", q ? r / q : 0 }')
 cat >"$WORK/h-lookup.sql" <<SQL
 \\set ref random($GET_BASE, $((GET_BASE + CASES - 1)))
 SELECT row_to_json(c) FROM ccd.case_data c WHERE c.reference = :ref;
@@ -159,14 +165,14 @@ CREATED=$(sql "SELECT count(*) FROM ccd.case_data WHERE reference > $POST_BASE A
 
 met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { print ((dir == "ge" ? v >= t : v <= t) ? "true" : "false") }'; }
 cat >"$WORK/h-rows.md" <<EOF
-| h | GET one case through casestream-api ($GET_CONNS connections, wrk) | **$(printf '%.0f' "$GET_RPS") req/s**, p99 $GET_P99 ms | p50 $GET_P50 ms, $GET_REQS requests in ${SECS} s among $CASES cases; ${GET_ERR:-no socket errors} |
+| h | GET one case through casestream-api ($GET_CONNS connections, wrk) | **$(printf '%.0f' "$GET_RPS") req/s**, p99 $GET_P99 ms | p50 $GET_P50 ms, $GET_REQS requests in ${SECS} s among $CASES cases; ${GET_ERR:-no socket errors}; $READS reads by $QUERIES queries, $PER_QUERY reads per query |
 | h | the same lookup as SQL (pgbench, $GET_CONNS clients, prepared) | $(printf '%.0f' "$SQL_TPS") tps | \`SELECT row_to_json(c) FROM ccd.case_data c WHERE c.reference = :ref\` as the reader role |
 | h | GET / SQL | **$GET_RATIO** | target ≥ 0.5: $(met "$GET_RATIO" 0.5 ge) |
 | h | POST submit, a create each ($POST_CLIENTS connections, wrk, worker and indexer running) | **p99 $POST_P99 ms**, p50 $POST_P50 ms | $POST_REQS requests, $(printf '%.0f' "$POST_RPS") req/s; target p99 ≤ 100 ms: $(met "$POST_P99" 100 le); ${POST_ERR:-no socket errors} |
 EOF
 cat >"$WORK/h.json" <<EOF
 {"get": {"connections": $GET_CONNS, "seconds": $SECS, "requests": $GET_REQS, "rps": $GET_RPS,
-         "p50_ms": $GET_P50, "p99_ms": $GET_P99},
+         "p50_ms": $GET_P50, "p99_ms": $GET_P99, "case_reads": $READS, "case_queries": $QUERIES},
  "sql": {"clients": $GET_CONNS, "tps": $SQL_TPS},
  "get_over_sql": $GET_RATIO, "get_target": 0.5, "get_target_met": $(met "$GET_RATIO" 0.5 ge),
  "post": {"connections": $POST_CLIENTS, "seconds": $SECS, "requests": $POST_REQS, "rps": $POST_RPS,

@@ -4,6 +4,7 @@
 #include "db.h"
 #include "err.h"
 #include "jsondump.h"
+#include "log.h"
 #include "uuid.h"
 
 #include <stdio.h>
@@ -283,48 +284,55 @@ static void put_json_string(text *t, const char *s)
     put(t, "\"", 1);
 }
 
-/* The cases view of the rows of res (CASE_COLUMNS each, in order): [{case_details, revision},
- * ...], compact, in *body (the caller frees). */
-static int render_cases(PGresult *res, char **body, char *errstr, size_t errstr_size)
+struct cs_ccd_view_rows {
+    size_t n;
+    long long *refs; /* ascending */
+    char **json;     /* compact {case_details, revision} of refs[i]; NULL: it did not render */
+};
+
+void cs_ccd_view_rows_free(cs_ccd_view_rows *rows)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < rows->n; i++)
+        free(rows->json[i]);
+    free(rows->json);
+    free(rows->refs);
+    free(rows);
+}
+
+/* Row i of res (CASE_COLUMNS) as {case_details, revision}, compact; NULL when it does not render
+ * (errstr says why). */
+static char *render_case(PGresult *res, int i, char *errstr, size_t errstr_size)
 {
     text t = {NULL, 0, 0, true};
-    int rows = PQntuples(res);
+    char *json;
 
-    *body = NULL;
-    if (PQnfields(res) != (int)N_CASE_MEMBERS + 1) {
-        snprintf(errstr, errstr_size, "the cases view has %d columns, not %d", PQnfields(res),
-                 (int)N_CASE_MEMBERS + 1);
-        return CS_ERR;
-    }
-    put(&t, "[", 1);
-    for (int i = 0; i < rows; i++) {
-        put_str(&t, i ? ",{\"case_details\":{" : "{\"case_details\":{");
-        for (size_t m = 0; m < N_CASE_MEMBERS; m++) {
-            const char *value = PQgetvalue(res, i, (int)m);
+    put_str(&t, "{\"case_details\":{");
+    for (size_t m = 0; m < N_CASE_MEMBERS; m++) {
+        const char *value = PQgetvalue(res, i, (int)m);
 
-            put_str(&t, m ? ",\"" : "\"");
-            put_str(&t, case_members[m].name);
-            put(&t, "\":", 2);
-            if (PQgetisnull(res, i, (int)m))
-                put(&t, "null", 4);
-            else if (case_members[m].kind == AS_STRING)
-                put_json_string(&t, value);
-            else
-                put(&t, value, (size_t)PQgetlength(res, i, (int)m));
-        }
-        put_str(&t, "},\"revision\":");
-        put_str(&t, PQgetvalue(res, i, (int)N_CASE_MEMBERS));
-        put(&t, "}", 1);
+        put_str(&t, m ? ",\"" : "\"");
+        put_str(&t, case_members[m].name);
+        put(&t, "\":", 2);
+        if (PQgetisnull(res, i, (int)m))
+            put(&t, "null", 4);
+        else if (case_members[m].kind == AS_STRING)
+            put_json_string(&t, value);
+        else
+            put(&t, value, (size_t)PQgetlength(res, i, (int)m));
     }
-    put(&t, "]", 1);
+    put_str(&t, "},\"revision\":");
+    put_str(&t, PQgetvalue(res, i, (int)N_CASE_MEMBERS));
+    put(&t, "}", 1);
     if (!t.ok) {
         free(t.p);
         snprintf(errstr, errstr_size, "out of memory");
-        return CS_ERR;
+        return NULL;
     }
-    *body = compact(t.p, t.len, errstr, errstr_size);
+    json = compact(t.p, t.len, errstr, errstr_size);
     free(t.p);
-    return *body ? CS_OK : CS_ERR;
+    return json;
 }
 
 /* True when refs[0..n) name one case (n > 0). */
@@ -336,17 +344,18 @@ static bool one_reference(const long long *refs, size_t n)
     return true;
 }
 
-int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
-                      char **body, char *errstr, size_t errstr_size)
+int cs_ccd_view_case_rows(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
+                          cs_ccd_view_rows **rows, char *errstr, size_t errstr_size)
 {
     /* "{" + up to 20 characters and a comma per reference + "}". */
     char array[2 + CS_CCD_VIEW_MAX_REFS * 21];
     size_t len = 0;
     const char *params[2] = {array, notes_param(v)};
+    cs_ccd_view_rows *out;
     PGresult *res;
-    int rc;
+    int rc, found;
 
-    *body = NULL;
+    *rows = NULL;
     if (n > CS_CCD_VIEW_MAX_REFS) {
         snprintf(errstr, errstr_size, "%zu case references: at most %d are read at once", n,
                  CS_CCD_VIEW_MAX_REFS);
@@ -366,8 +375,99 @@ int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs,
     }
     if (rc != CS_OK)
         return rc;
-    rc = render_cases(res, body, errstr, errstr_size);
+    found = PQntuples(res);
+    if (PQnfields(res) != (int)N_CASE_MEMBERS + 1) {
+        snprintf(errstr, errstr_size, "the cases view has %d columns, not %d", PQnfields(res),
+                 (int)N_CASE_MEMBERS + 1);
+        PQclear(res);
+        return CS_ERR;
+    }
+    if (!(out = calloc(1, sizeof(*out))) ||
+        !(out->refs = calloc((size_t)found + 1, sizeof(*out->refs))) ||
+        !(out->json = calloc((size_t)found + 1, sizeof(*out->json)))) {
+        cs_ccd_view_rows_free(out);
+        PQclear(res);
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    for (int i = 0; i < found; i++) {
+        char why[256];
+
+        out->refs[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (!(out->json[i] = render_case(res, i, why, sizeof(why))))
+            cs_log_warn("case did not render case=%lld error=\"%s\"", out->refs[i], why);
+        out->n++;
+    }
     PQclear(res);
+    *rows = out;
+    return CS_OK;
+}
+
+static int compare_refs(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+
+    return (x > y) - (x < y);
+}
+
+int cs_ccd_view_cases_of(const cs_ccd_view_rows *rows, const long long *refs, size_t n, char **body,
+                         char *errstr, size_t errstr_size)
+{
+    long long wanted[CS_CCD_VIEW_MAX_REFS];
+    text t = {NULL, 0, 0, true};
+    size_t first = 0;
+
+    *body = NULL;
+    if (n > CS_CCD_VIEW_MAX_REFS) {
+        snprintf(errstr, errstr_size, "%zu case references: at most %d are read at once", n,
+                 CS_CCD_VIEW_MAX_REFS);
+        return CS_ERR_INVALID;
+    }
+    if (n)
+        memcpy(wanted, refs, n * sizeof(*refs));
+    qsort(wanted, n, sizeof(*wanted), compare_refs);
+    put(&t, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        const long long *at;
+
+        if (i > 0 && wanted[i] == wanted[i - 1])
+            continue;
+        at = rows->n ? bsearch(&wanted[i], rows->refs, rows->n, sizeof(*rows->refs), compare_refs)
+                     : NULL;
+        if (!at)
+            continue; /* unknown: left out */
+        if (!rows->json[at - rows->refs]) {
+            free(t.p);
+            snprintf(errstr, errstr_size,
+                     "case %lld: postgresql gave JSON that does not parse as jansson reads it",
+                     wanted[i]);
+            return CS_ERR;
+        }
+        if (first++)
+            put(&t, ",", 1);
+        put_str(&t, rows->json[at - rows->refs]);
+    }
+    put(&t, "]", 1);
+    if (!t.ok) {
+        free(t.p);
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR;
+    }
+    *body = t.p;
+    return CS_OK;
+}
+
+int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
+                      char **body, char *errstr, size_t errstr_size)
+{
+    cs_ccd_view_rows *rows;
+    int rc = cs_ccd_view_case_rows(conn, v, refs, n, &rows, errstr, errstr_size);
+
+    *body = NULL;
+    if (rc != CS_OK)
+        return rc;
+    rc = cs_ccd_view_cases_of(rows, refs, n, body, errstr, errstr_size);
+    cs_ccd_view_rows_free(rows);
     return rc;
 }
 

@@ -36,6 +36,18 @@ int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size);
 int cs_ccd_view_cases(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
                       char **body, char *errstr, size_t errstr_size);
 
+/* The cases view in two steps, for callers that read the cases of several requests at once:
+ * cs_ccd_view_case_rows reads the cases refs[0..n) name (at most CS_CCD_VIEW_MAX_REFS; unknown
+ * ones are absent) into *rows (free with cs_ccd_view_rows_free); cs_ccd_view_cases_of writes
+ * the answer for refs[0..n) from rows that hold them, the bytes cs_ccd_view_cases gives. */
+typedef struct cs_ccd_view_rows cs_ccd_view_rows;
+
+int cs_ccd_view_case_rows(PGconn *conn, const cs_ccd_view *v, const long long *refs, size_t n,
+                          cs_ccd_view_rows **rows, char *errstr, size_t errstr_size);
+int cs_ccd_view_cases_of(const cs_ccd_view_rows *rows, const long long *refs, size_t n, char **body,
+                         char *errstr, size_t errstr_size);
+void cs_ccd_view_rows_free(cs_ccd_view_rows *rows);
+
 /* GET .../cases/{ref}/history: [{id, case_reference, event}, ...] newest first; CS_ERR_NOTFOUND
  * when there is no such case. */
 int cs_ccd_view_history(PGconn *conn, const cs_ccd_view *v, long long ref, char **body,

@@ -217,7 +217,7 @@ static const cs_option options[] = {
     {"connection-timeout", CS_PROG_API, OPT_INT, "30", NULL, 1, 3600, F(connection_timeout),
      "seconds a connection may stay idle (a slow client is closed)"},
     {"api-threads", CS_PROG_API, OPT_INT, "4", NULL, 1, 64, F(api_threads),
-     "HTTP threads, each with a PostgreSQL connection of its own"},
+     "HTTP threads, and as many readers of the cases view; each with a PostgreSQL connection"},
     {"notes-field", CS_PROG_API, OPT_STR, "caseNotes", NULL, 0, 0, F(notes_field),
      "case_data member the case's notes are shown under, as a CCD collection (\"\" = none)"},
     {"allowed-services", CS_PROG_API, OPT_STR, "ccd_data", NULL, 0, 0, F(allowed_services),

@@ -611,6 +611,112 @@ START_TEST(test_ten_concurrent_submits_from_one_version_one_wins)
 }
 END_TEST
 
+/* Concurrent reads of the cases view: the readers read the cases of every read queued at once
+ * (one query), and each read must still get exactly its own cases. */
+#define READ_CASES   6
+#define READ_THREADS 16
+#define READ_ROUNDS  40
+
+typedef struct reader {
+    int64_t refs[READ_CASES];
+    char *const *alone; /* each case's element, as a read of it alone answered it */
+    int seed, wrong, failed;
+    char first_wrong[1024];
+    pthread_t thread;
+} reader;
+
+/* A read of some of the cases, in any order, with repeats and an unknown reference, against
+ * the answer put together from the reads of each alone (ordered by reference, each once). */
+static void *read_loop(void *arg)
+{
+    reader *rd = arg;
+
+    for (int k = 0; k < READ_ROUNDS; k++) {
+        char path[512], *want = malloc(65536);
+        size_t len = 0, plen;
+        bool in[READ_CASES] = {false};
+        reply r;
+
+        plen = (size_t)snprintf(path, sizeof(path),
+                                "/ccd-persistence/cases?case-refs=1000000000000009");
+        for (int j = 0; j < 3; j++) {
+            int i = (rd->seed * 7 + k * (j + 3) + j) % READ_CASES;
+
+            in[i] = true;
+            plen += (size_t)snprintf(path + plen, sizeof(path) - plen, ",%" PRId64, rd->refs[i]);
+        }
+        want[len++] = '[';
+        for (int i = 0; i < READ_CASES; i++) /* the refs ascend */
+            if (in[i])
+                len += (size_t)snprintf(want + len, 65536 - len, "%s%s", len > 1 ? "," : "",
+                                        rd->alone[i]);
+        want[len++] = ']';
+        want[len] = '\0';
+        r = get(path);
+        if (r.status != 200)
+            rd->failed++;
+        else if (strcmp(r.body, want) != 0 && rd->wrong++ == 0)
+            snprintf(rd->first_wrong, sizeof(rd->first_wrong), "%s answered %.300s", path, r.body);
+        reply_clear(&r);
+        free(want);
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_reads_each_get_exactly_their_cases)
+{
+    pid_t worker = setup("reads");
+    int64_t refs[READ_CASES];
+    char *alone[READ_CASES], key[37], path[128], data[64];
+    reader readers[READ_THREADS];
+    long long reads0, queries0, reads, queries;
+
+    api_start();
+    for (int i = 0; i < READ_CASES; i++) {
+        char *body;
+        reply r;
+
+        refs[i] = api_ref(); /* ascending */
+        new_key(key);
+        snprintf(data, sizeof(data), "{\"n\":%d,\"name\":\"case \\\"%d\\\"\"}", i, i);
+        body = event_body(refs[i], -1, "create", i % 2 ? "Submitted" : "Open", data);
+        r = submit(key, body);
+        assert_submitted(&r, 201, refs[i]);
+        reply_clear(&r);
+        free(body);
+        snprintf(path, sizeof(path), "/ccd-persistence/cases?case-refs=%" PRId64, refs[i]);
+        r = get(path);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(r.body[0] == '[' && strlen(r.body) > 2, "%s", r.body);
+        alone[i] = strndup(r.body + 1, strlen(r.body) - 2);
+        reply_clear(&r);
+    }
+    reads0 = metric(A.port, "casestream_api_case_reads_total");
+    queries0 = metric(A.port, "casestream_api_case_queries_total");
+    for (int t = 0; t < READ_THREADS; t++) {
+        readers[t] = (reader){.alone = alone, .seed = t};
+        memcpy(readers[t].refs, refs, sizeof(refs));
+        ck_assert_int_eq(pthread_create(&readers[t].thread, NULL, read_loop, &readers[t]), 0);
+    }
+    for (int t = 0; t < READ_THREADS; t++) {
+        pthread_join(readers[t].thread, NULL);
+        ck_assert_msg(readers[t].failed == 0, "reader %d: %d reads not 200", t, readers[t].failed);
+        ck_assert_msg(readers[t].wrong == 0, "reader %d: %d reads wrong, first: %s", t,
+                      readers[t].wrong, readers[t].first_wrong);
+    }
+    reads = metric(A.port, "casestream_api_case_reads_total") - reads0;
+    queries = metric(A.port, "casestream_api_case_queries_total") - queries0;
+    ck_assert_int_eq(reads, READ_THREADS * READ_ROUNDS);
+    ck_assert_int_ge(queries, 1);
+    ck_assert_int_le(queries, reads);
+    fprintf(stderr, "it_api: %lld concurrent reads answered by %lld queries\n", reads, queries);
+    for (int i = 0; i < READ_CASES; i++)
+        free(alone[i]);
+    api_stop();
+    teardown(worker);
+}
+END_TEST
+
 START_TEST(test_worker_stopped_is_504_and_the_retry_applies_once)
 {
     pid_t worker = setup("timeout");
@@ -934,6 +1040,7 @@ Suite *it_api_suite(void)
     tcase_add_test(tc, test_a_ccd_session_through_every_endpoint);
     tcase_add_test(tc, test_replay_is_byte_identical_after_the_case_moved_on_and_restarts);
     tcase_add_test(tc, test_ten_concurrent_submits_from_one_version_one_wins);
+    tcase_add_test(tc, test_concurrent_reads_each_get_exactly_their_cases);
     tcase_add_test(tc, test_two_instances_side_by_side_answer_each_others_submissions);
     tcase_add_test(tc, test_worker_stopped_is_504_and_the_retry_applies_once);
     tcase_add_test(tc, test_service_authorization_refusals);
