@@ -28,7 +28,7 @@ bool cs_batching_takes(size_t taken, size_t taken_bytes, size_t next_bytes, size
                        size_t want_bytes);
 
 /* Submissions an applier takes at least before the next applier gets any. */
-#define CS_BATCHING_APPLIER_MIN 32
+#define CS_BATCHING_APPLIER_MIN 16
 
 /* How many of the appliers (at most appliers, at least 1) a batch of todo submissions to apply
  * is split across: one per CS_BATCHING_APPLIER_MIN of them. Each applier's share is a
