@@ -115,7 +115,7 @@ static const cs_option options[] = {
      "how long a batch waits for more once nothing more is queued, from its first submission "
      "(0: it goes at once)"},
     {"appliers", CS_PROG_WORKER, OPT_INT, "4", NULL, 1, 64, F(appliers),
-     "PostgreSQL connections applying different cases concurrently (one per 16 of a batch)"},
+     "PostgreSQL connections applying different cases concurrently"},
     {"redis-ttl", CS_PROG_WORKER, OPT_INT, "604800", NULL, 1, INT_MAX, F(redis_ttl),
      "seconds an idempotency entry stays in Redis"},
     {"max-message-bytes", CS_PROG_WORKER | CS_PROG_PRODUCE | CS_PROG_ADMIN | CS_PROG_API, OPT_INT,

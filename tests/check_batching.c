@@ -119,24 +119,6 @@ START_TEST(test_batching_cuts_a_run_of_large_submissions_by_bytes)
 }
 END_TEST
 
-START_TEST(test_batching_splits_across_appliers_by_sixteen)
-{
-    static const struct {
-        size_t todo;
-        int appliers, want;
-    } splits[] = {
-        {1, 4, 1},  {6, 4, 1},   {16, 4, 1},   {17, 4, 2},  {32, 4, 2}, {33, 4, 3},
-        {64, 4, 4}, {256, 4, 4}, {1000, 4, 4}, {100, 1, 1}, {0, 4, 1},  {40, 0, 1},
-    };
-
-    for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++)
-        ck_assert_msg(cs_batching_appliers(splits[i].todo, splits[i].appliers) == splits[i].want,
-                      "%zu submissions, %d appliers: %d, wanted %d", splits[i].todo,
-                      splits[i].appliers, cs_batching_appliers(splits[i].todo, splits[i].appliers),
-                      splits[i].want);
-}
-END_TEST
-
 Suite *batching_suite(void)
 {
     Suite *s = suite_create("batching");
@@ -145,7 +127,6 @@ Suite *batching_suite(void)
     tcase_add_test(tc, test_batching_goes_when_full_or_drained_and_lingered);
     tcase_add_test(tc, test_batching_takes_by_count_and_bytes_in_order);
     tcase_add_test(tc, test_batching_cuts_a_run_of_large_submissions_by_bytes);
-    tcase_add_test(tc, test_batching_splits_across_appliers_by_sixteen);
     suite_add_tcase(s, tc);
     return s;
 }

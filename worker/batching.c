@@ -15,15 +15,6 @@ int cs_batching_wait_ms(size_t pending, size_t want, size_t pending_bytes, size_
     return (int)(linger_ms - age_ms);
 }
 
-int cs_batching_appliers(size_t todo, int appliers)
-{
-    size_t want = (todo + CS_BATCHING_APPLIER_MIN - 1) / CS_BATCHING_APPLIER_MIN;
-
-    if (appliers < 1 || want < 1)
-        return 1;
-    return want < (size_t)appliers ? (int)want : appliers;
-}
-
 bool cs_batching_takes(size_t taken, size_t taken_bytes, size_t next_bytes, size_t want,
                        size_t want_bytes)
 {

@@ -27,13 +27,4 @@ int cs_batching_wait_ms(size_t pending, size_t want, size_t pending_bytes, size_
 bool cs_batching_takes(size_t taken, size_t taken_bytes, size_t next_bytes, size_t want,
                        size_t want_bytes);
 
-/* Submissions an applier takes at least before the next applier gets any. */
-#define CS_BATCHING_APPLIER_MIN 16
-
-/* How many of the appliers (at most appliers, at least 1) a batch of todo submissions to apply
- * is split across: one per CS_BATCHING_APPLIER_MIN of them. Each applier's share is a
- * transaction with its own statements and COMMIT, so a small batch split across all of them
- * would cost several transactions of one or two submissions each. */
-int cs_batching_appliers(size_t todo, int appliers);
-
 #endif

@@ -162,22 +162,20 @@ static void *slot_main(void *arg)
  * or CS_ERR_RETRY (some applier could not commit; its jobs stay undecided). */
 static int run_appliers(cs_worker *w, cs_job *jobs, size_t n, char *errstr, size_t errstr_size)
 {
-    int rc = CS_OK, used;
+    int rc = CS_OK;
     size_t todo = 0;
 
     for (int i = 0; i < w->nslots; i++)
         w->slots[i].n = 0;
-    for (size_t i = 0; i < n; i++)
-        todo += !jobs[i].decided;
-    if (todo == 0)
-        return CS_OK;
-    used = cs_batching_appliers(todo, w->nslots);
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].decided)
             continue;
-        applier_slot *s = &w->slots[(uint64_t)jobs[i].sub->case_reference % (uint64_t)used];
+        applier_slot *s = &w->slots[(uint64_t)jobs[i].sub->case_reference % (uint64_t)w->nslots];
         s->jobs[s->n++] = &jobs[i];
+        todo++;
     }
+    if (todo == 0)
+        return CS_OK;
     pthread_mutex_lock(&w->mu);
     w->running_slots = w->nslots;
     w->round++;
