@@ -5,6 +5,7 @@
 #include "err.h"
 #include "jsondump.h"
 #include "log.h"
+#include "text.h"
 #include "uuid.h"
 
 #include <stdio.h>
@@ -224,64 +225,29 @@ static int render(PGconn *conn, const char *name, const char *sql, int nparams,
     return rc;
 }
 
-/* A growing text; ok turns false when out of memory. */
-typedef struct text {
-    char *p;
-    size_t len, cap;
-    bool ok;
-} text;
-
-static void put(text *t, const char *s, size_t n)
-{
-    if (!t->ok)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        char *p;
-
-        while (t->len + n + 1 > cap)
-            cap *= 2;
-        if (!(p = realloc(t->p, cap))) {
-            t->ok = false;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void put_str(text *t, const char *s)
-{
-    put(t, s, strlen(s));
-}
-
-/* s as a JSON string: quote, backslash and control characters escaped, the rest as it is. */
-static void put_json_string(text *t, const char *s)
+static void put_json_string(cs_text *t, const char *s)
 {
     const char *run = s;
 
-    put(t, "\"", 1);
+    cs_text_put(t, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[8];
 
         if (c != '"' && c != '\\' && c >= 0x20)
             continue;
-        put(t, run, (size_t)(s - run));
+        cs_text_put(t, run, (size_t)(s - run));
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            put(t, esc, 2);
+            cs_text_put(t, esc, 2);
         } else {
-            put(t, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
+            cs_text_put(t, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
         }
         run = s + 1;
     }
-    put(t, run, (size_t)(s - run));
-    put(t, "\"", 1);
+    cs_text_put(t, run, (size_t)(s - run));
+    cs_text_put(t, "\"", 1);
 }
 
 struct cs_ccd_view_rows {
@@ -305,26 +271,26 @@ void cs_ccd_view_rows_free(cs_ccd_view_rows *rows)
  * (errstr says why). */
 static char *render_case(PGresult *res, int i, char *errstr, size_t errstr_size)
 {
-    text t = {NULL, 0, 0, true};
+    cs_text t = CS_TEXT_INIT;
     char *json;
 
-    put_str(&t, "{\"case_details\":{");
+    cs_text_puts(&t, "{\"case_details\":{");
     for (size_t m = 0; m < N_CASE_MEMBERS; m++) {
         const char *value = PQgetvalue(res, i, (int)m);
 
-        put_str(&t, m ? ",\"" : "\"");
-        put_str(&t, case_members[m].name);
-        put(&t, "\":", 2);
+        cs_text_puts(&t, m ? ",\"" : "\"");
+        cs_text_puts(&t, case_members[m].name);
+        cs_text_put(&t, "\":", 2);
         if (PQgetisnull(res, i, (int)m))
-            put(&t, "null", 4);
+            cs_text_put(&t, "null", 4);
         else if (case_members[m].kind == AS_STRING)
             put_json_string(&t, value);
         else
-            put(&t, value, (size_t)PQgetlength(res, i, (int)m));
+            cs_text_put(&t, value, (size_t)PQgetlength(res, i, (int)m));
     }
-    put_str(&t, "},\"revision\":");
-    put_str(&t, PQgetvalue(res, i, (int)N_CASE_MEMBERS));
-    put(&t, "}", 1);
+    cs_text_puts(&t, "},\"revision\":");
+    cs_text_puts(&t, PQgetvalue(res, i, (int)N_CASE_MEMBERS));
+    cs_text_put(&t, "}", 1);
     if (!t.ok) {
         free(t.p);
         snprintf(errstr, errstr_size, "out of memory");
@@ -414,7 +380,7 @@ int cs_ccd_view_cases_of(const cs_ccd_view_rows *rows, const long long *refs, si
                          char *errstr, size_t errstr_size)
 {
     long long wanted[CS_CCD_VIEW_MAX_REFS];
-    text t = {NULL, 0, 0, true};
+    cs_text t = CS_TEXT_INIT;
     size_t first = 0;
 
     *body = NULL;
@@ -426,7 +392,7 @@ int cs_ccd_view_cases_of(const cs_ccd_view_rows *rows, const long long *refs, si
     if (n)
         memcpy(wanted, refs, n * sizeof(*refs));
     qsort(wanted, n, sizeof(*wanted), compare_refs);
-    put(&t, "[", 1);
+    cs_text_put(&t, "[", 1);
     for (size_t i = 0; i < n; i++) {
         const long long *at;
 
@@ -444,10 +410,10 @@ int cs_ccd_view_cases_of(const cs_ccd_view_rows *rows, const long long *refs, si
             return CS_ERR;
         }
         if (first++)
-            put(&t, ",", 1);
-        put_str(&t, rows->json[at - rows->refs]);
+            cs_text_put(&t, ",", 1);
+        cs_text_puts(&t, rows->json[at - rows->refs]);
     }
-    put(&t, "]", 1);
+    cs_text_put(&t, "]", 1);
     if (!t.ok) {
         free(t.p);
         snprintf(errstr, errstr_size, "out of memory");

@@ -1,39 +1,14 @@
 /* JSON numbers that survive PostgreSQL's jsonb: the storage form of reals, and the door check. */
 #include "jsondump.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A growing output buffer; a failed growth leaves ok false. */
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    bool ok;
-} buf;
-
-static void put(buf *b, const char *s, size_t n)
-{
-    if (!b->ok)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-
-        if (!p) {
-            b->ok = false;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
 
 /* The shortest %g form of v that strtod reads back as v. */
 static void shortest_g(double v, char *out, size_t size)
@@ -49,16 +24,16 @@ static void shortest_g(double v, char *out, size_t size)
  * fraction ("100.0", not "1e+02", which jsonb would give back as the integer
  * 100, or as an integer jansson cannot read when it is 2^63 or more).
  * Negative exponents stay as they are: jsonb renders them with a fraction. */
-static void put_real(buf *b, double v)
+static void put_real(cs_text *b, double v)
 {
     char g[40];
     const char *e;
 
     shortest_g(v, g, sizeof(g));
     if (!(e = strpbrk(g, "eE"))) {
-        put(b, g, strlen(g));
+        cs_text_put(b, g, strlen(g));
         if (!strpbrk(g, ".n")) /* "3" → "3.0"; "nan"/"inf" never reach here */
-            put(b, ".0", 2);
+            cs_text_put(b, ".0", 2);
         return;
     }
     {
@@ -68,24 +43,24 @@ static void put_real(buf *b, double v)
         const char *m = g;
 
         if (exp < 0) {
-            put(b, g, strlen(g));
+            cs_text_put(b, g, strlen(g));
             return;
         }
         if (*m == '-')
-            put(b, m++, 1);
+            cs_text_put(b, m++, 1);
         for (; m < e; m++)
             if (*m >= '0' && *m <= '9')
                 digits[nd++] = *m;
         /* digits = d0.d1d2…, value = d0d1… × 10^(exp - (nd - 1)) */
         if ((size_t)exp + 1 >= nd) {
-            put(b, digits, nd);
+            cs_text_put(b, digits, nd);
             for (size_t z = nd; z < (size_t)exp + 1; z++)
-                put(b, "0", 1);
-            put(b, ".0", 2);
+                cs_text_put(b, "0", 1);
+            cs_text_put(b, ".0", 2);
         } else {
-            put(b, digits, (size_t)exp + 1);
-            put(b, ".", 1);
-            put(b, digits + exp + 1, nd - (size_t)exp - 1);
+            cs_text_put(b, digits, (size_t)exp + 1);
+            cs_text_put(b, ".", 1);
+            cs_text_put(b, digits + exp + 1, nd - (size_t)exp - 1);
         }
     }
 }
@@ -93,36 +68,36 @@ static void put_real(buf *b, double v)
 char *cs_json_dumps(const json_t *json)
 {
     char *text = json_dumps(json, JSON_COMPACT);
-    buf b = {NULL, 0, 0, true};
+    cs_text b = CS_TEXT_INIT;
     size_t len;
     bool in_string = false;
 
     if (!text)
         return NULL;
     len = strlen(text);
-    put(&b, "", 0);
+    cs_text_put(&b, "", 0);
     for (size_t i = 0; i < len && b.ok;) {
         char c = text[i];
 
         if (in_string) {
             size_t n = (c == '\\' && i + 1 < len) ? 2 : 1;
 
-            put(&b, text + i, n);
+            cs_text_put(&b, text + i, n);
             in_string = c != '"';
             i += n;
         } else if (c == '"') {
             in_string = true;
-            put(&b, text + i++, 1);
+            cs_text_put(&b, text + i++, 1);
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t end = i + strspn(text + i, "-+0123456789.eE");
 
             if (strcspn(text + i, ".eE") < end - i)
                 put_real(&b, strtod(text + i, NULL));
             else
-                put(&b, text + i, end - i);
+                cs_text_put(&b, text + i, end - i);
             i = end;
         } else {
-            put(&b, text + i++, 1);
+            cs_text_put(&b, text + i++, 1);
         }
     }
     free(text);
@@ -279,7 +254,7 @@ static bool integer_overflows(const char *tok, size_t n)
 
 /* Copies text into b (when b is not NULL) with ".0" after each integer past
  * 64 bits. Returns how many such integers there are. */
-static size_t widen_integers(const char *text, size_t len, buf *b)
+static size_t widen_integers(const char *text, size_t len, cs_text *b)
 {
     bool in_string = false;
     size_t count = 0;
@@ -302,9 +277,9 @@ static size_t widen_integers(const char *text, size_t len, buf *b)
             count += widen;
         }
         if (b) {
-            put(b, text + i, n);
+            cs_text_put(b, text + i, n);
             if (widen)
-                put(b, ".0", 2);
+                cs_text_put(b, ".0", 2);
         }
         i += n;
     }
@@ -313,12 +288,12 @@ static size_t widen_integers(const char *text, size_t len, buf *b)
 
 json_t *cs_json_loads_stored(const char *text, size_t len, json_error_t *err)
 {
-    buf b = {NULL, 0, 0, true};
+    cs_text b = CS_TEXT_INIT;
     json_t *out;
 
     if (widen_integers(text, len, NULL) == 0)
         return json_loadb(text, len, JSON_DECODE_ANY, err);
-    put(&b, "", 0);
+    cs_text_put(&b, "", 0);
     widen_integers(text, len, &b);
     if (!b.ok) {
         free(b.p);
@@ -384,7 +359,7 @@ static long hex4(const char *s, size_t avail)
 static const char escaped[] = "\"\\\b\f\n\r\t", escape_letters[] = "\"\\bfnrt";
 
 /* Code point cp of a string as jansson writes it. */
-static void put_code_point(buf *b, unsigned long cp)
+static void put_code_point(cs_text *b, unsigned long cp)
 {
     const char *named = cp > 0 && cp < 0x80 ? strchr(escaped, (int)cp) : NULL;
     char seq[8];
@@ -392,40 +367,40 @@ static void put_code_point(buf *b, unsigned long cp)
     if (named) {
         seq[0] = '\\';
         seq[1] = escape_letters[named - escaped];
-        put(b, seq, 2);
+        cs_text_put(b, seq, 2);
         return;
     }
     if (cp < 0x20) {
         snprintf(seq, sizeof(seq), "\\u%04lX", cp);
-        put(b, seq, 6);
+        cs_text_put(b, seq, 6);
     } else if (cp < 0x80) {
         seq[0] = (char)cp;
-        put(b, seq, 1);
+        cs_text_put(b, seq, 1);
     } else if (cp < 0x800) {
         seq[0] = (char)(0xC0 | (cp >> 6));
         seq[1] = (char)(0x80 | (cp & 0x3F));
-        put(b, seq, 2);
+        cs_text_put(b, seq, 2);
     } else if (cp < 0x10000) {
         seq[0] = (char)(0xE0 | (cp >> 12));
         seq[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
         seq[2] = (char)(0x80 | (cp & 0x3F));
-        put(b, seq, 3);
+        cs_text_put(b, seq, 3);
     } else {
         seq[0] = (char)(0xF0 | (cp >> 18));
         seq[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
         seq[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
         seq[3] = (char)(0x80 | (cp & 0x3F));
-        put(b, seq, 4);
+        cs_text_put(b, seq, 4);
     }
 }
 
 /* The string starting at text[*i] (its opening quote), written to b; *i moves past its closing
  * quote. False where jansson would refuse it. */
-static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
+static bool compact_string(cs_text *b, const char *text, size_t len, size_t *i)
 {
     size_t p = *i + 1, run = p;
 
-    put(b, "\"", 1);
+    cs_text_put(b, "\"", 1);
     while (p < len) {
         unsigned char c = (unsigned char)text[p];
         const char *named;
@@ -438,9 +413,9 @@ static bool compact_string(buf *b, const char *text, size_t len, size_t *i)
             p += n; /* copied with the rest of the run */
             continue;
         }
-        put(b, text + run, p - run);
+        cs_text_put(b, text + run, p - run);
         if (c == '"') {
-            put(b, "\"", 1);
+            cs_text_put(b, "\"", 1);
             *i = p + 1;
             return true;
         }
@@ -505,7 +480,7 @@ static bool number_as_is(const char *tok, size_t n)
 
 char *cs_json_compact_stored(const char *text, size_t len)
 {
-    buf b = {NULL, 0, 0, true};
+    cs_text b = CS_TEXT_INIT;
     size_t first = 0;
     char tok[64];
 
@@ -515,7 +490,7 @@ char *cs_json_compact_stored(const char *text, size_t len)
     /* json_dumps writes only an object or an array */
     if (first >= len || (text[first] != '{' && text[first] != '['))
         return NULL;
-    put(&b, "", 0);
+    cs_text_put(&b, "", 0);
     for (size_t i = 0; i < len && b.ok;) {
         char c = text[i];
 
@@ -532,7 +507,7 @@ char *cs_json_compact_stored(const char *text, size_t len)
             while (i + n < len && strchr("-+0123456789.eE", text[i + n]) && text[i + n])
                 n++;
             if (number_as_is(text + i, n)) {
-                put(&b, text + i, n);
+                cs_text_put(&b, text + i, n);
                 i += n;
                 continue;
             }
@@ -555,8 +530,8 @@ char *cs_json_compact_stored(const char *text, size_t len)
                 if (!real) {
                     char num[24]; /* as jansson writes the integer it read: "-0" is 0 */
 
-                    put(&b, num,
-                        (size_t)snprintf(num, sizeof(num), "%lld", strtoll(tok, NULL, 10)));
+                    cs_text_put(&b, num,
+                                (size_t)snprintf(num, sizeof(num), "%lld", strtoll(tok, NULL, 10)));
                 } else if (v = strtod(tok, NULL), errno == ERANGE && isinf(v)) {
                     b.ok = false;
                 } else {
@@ -565,7 +540,7 @@ char *cs_json_compact_stored(const char *text, size_t len)
             }
             i += n;
         } else {
-            put(&b, text + i++, 1);
+            cs_text_put(&b, text + i++, 1);
         }
     }
     if (!b.ok) {
