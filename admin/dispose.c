@@ -7,8 +7,10 @@
 #include "envelope.h"
 #include "err.h"
 #include "idem.h"
+#include "outcome.h"
 #include "redis.h"
 #include "run.h"
+#include "text.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -43,17 +45,34 @@ static const char lock_sql[] =
     " false), coalesce(to_char(resolved_ttl, 'YYYY-MM-DD'), 'none')"
     " FROM ccd.case_data WHERE reference = $1::bigint FOR UPDATE";
 
+/* The history rows of the case applied from a message within the last $2 hours (the workers'
+ * --outcome-retention-hours): what the applied outcome of each is rendered from, as the worker
+ * renders it for a redelivery (DESIGN §4). Imported history has no message. */
+static const char answers_sql[] =
+    "SELECT idempotency_key::text, version, case_revision, id, kafka_partition, kafka_offset,"
+    " supplementary_data::text, created_date FROM ccd.case_event"
+    " WHERE case_reference = $1::bigint AND idempotency_key IS NOT NULL"
+    " AND kafka_partition IS NOT NULL AND kafka_offset IS NOT NULL"
+    " AND created_date >= now() - make_interval(hours => $2::int)";
+
 /* Everything of the case, in one statement (the foreign keys of its history and notes are
- * checked at its end): notes, outbox rows, recorded outcomes, index dead letters, the case
- * row, which leaves the disposal record (stamped with the time it is written, just before the
- * commit, which reindex relies on) and the disposal document in the outbox (after every change
- * of the case, for the relay of changes topic $2), and the history, whose idempotency keys are
- * returned for Redis. */
+ * checked at its end): notes, outbox rows, index dead letters, the case row, which leaves the
+ * disposal record (stamped with the time it is written, just before the commit, which reindex
+ * relies on) and the disposal document in the outbox (after every change of the case, for the
+ * relay of changes topic $2), and the history, whose idempotency keys are returned for Redis.
+ * The outcomes recorded for its messages stay, joined by the applied outcomes $4 of its recent
+ * history rows, each dated as its row ($5) and recorded for its position on submissions topic
+ * $3: a message delivered again after the disposal gets the answer it had, not the disposal's
+ * rejection; the workers delete them past their retention, as any outcome. */
 static const char dispose_sql[] =
     "WITH notes AS (DELETE FROM ccd.case_notes WHERE case_reference = $1::bigint),"
     " outbox AS (DELETE FROM ccd.change_outbox WHERE reference = $1::bigint),"
-    " outcomes AS (DELETE FROM ccd.event_outcome"
-    " WHERE outcome->>'case_reference' = $1::bigint::text),"
+    " answers AS (INSERT INTO ccd.event_outcome"
+    " (topic, kafka_partition, kafka_offset, outcome, created_date)"
+    " SELECT $3::text, (o->'source'->>'partition')::int, (o->'source'->>'offset')::bigint, o,"
+    " d.at FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS a(o, i)"
+    " JOIN unnest($5::timestamptz[]) WITH ORDINALITY AS d(at, i) USING (i)"
+    " ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING),"
     " dead AS (DELETE FROM ccd.index_dead_letter WHERE reference = $1::bigint),"
     " gone AS (DELETE FROM ccd.case_data WHERE reference = $1::bigint"
     " RETURNING reference, id, case_type_id, jurisdiction, case_revision),"
@@ -168,13 +187,67 @@ static void forget_keys(run *r, const char *ref, PGresult *keys)
     free((void *)k);
 }
 
+/* The applied outcome of each row of answers_sql, rendered as the worker renders a redelivery
+ * of its message (lib/outcome), as a JSON array in *outcomes, and the rows' dates as a
+ * PostgreSQL array in *dates. False when out of memory or a row's supplementary data is not
+ * an object. */
+static bool render_answers(const char *ref, const PGresult *rows, char **outcomes, char **dates)
+{
+    cs_text o = CS_TEXT_INIT, d = CS_TEXT_INIT;
+    bool ok = true;
+
+    cs_text_put(&o, "[", 1);
+    cs_text_put(&d, "{", 1);
+    for (int i = 0; ok && i < PQntuples(rows); i++) {
+        cs_outcome a = {.case_reference = strtoll(ref, NULL, 10),
+                        .status = CS_STATUS_APPLIED,
+                        .version = atoi(PQgetvalue(rows, i, 1)),
+                        .revision = strtoll(PQgetvalue(rows, i, 2), NULL, 10),
+                        .event_seq = strtoll(PQgetvalue(rows, i, 3), NULL, 10),
+                        .supplementary_data =
+                            PQgetisnull(rows, i, 6) ? NULL : PQgetvalue(rows, i, 6),
+                        .source_partition = atoi(PQgetvalue(rows, i, 4)),
+                        .source_offset = strtoll(PQgetvalue(rows, i, 5), NULL, 10)};
+        char *text;
+
+        snprintf(a.idempotency_key, sizeof(a.idempotency_key), "%s", PQgetvalue(rows, i, 0));
+        a.code = cs_status_code(CS_STATUS_APPLIED, a.revision == 1);
+        if (!(text = cs_outcome_render(&a))) {
+            ok = false;
+            break;
+        }
+        if (i) {
+            cs_text_put(&o, ",", 1);
+            cs_text_put(&d, ",", 1);
+        }
+        cs_text_puts(&o, text);
+        cs_text_put(&d, "\"", 1);
+        cs_text_puts(&d, PQgetvalue(rows, i, 7));
+        cs_text_put(&d, "\"", 1);
+        free(text);
+    }
+    cs_text_put(&o, "]", 1);
+    cs_text_put(&d, "}", 1);
+    if (!ok || !o.ok || !d.ok) {
+        free(o.p);
+        free(d.p);
+        return false;
+    }
+    *outcomes = o.p;
+    *dates = d.p;
+    return true;
+}
+
 /* Disposes of case ref in its own transaction, under its lock. */
 static verdict dispose_one(run *r, const char *ref)
 {
     const char *lock_params[] = {ref, r->before, r->cfg->case_type};
-    const char *params[] = {ref, r->cfg->topic_changes};
+    char hours[16], *outcomes = NULL, *dates = NULL;
+    const char *answer_params[] = {ref, hours};
+    const char *params[] = {ref, r->cfg->topic_changes, r->cfg->topic_events, NULL, NULL};
     PGresult *res, *keys;
     char errstr[512];
+    bool rendered;
 
     if (cs_db_exec(r->conn, "BEGIN", errstr, sizeof(errstr)) != CS_OK) {
         r->lost = PQstatus(r->conn) != CONNECTION_OK;
@@ -201,7 +274,30 @@ static verdict dispose_one(run *r, const char *ref)
         return KEPT;
     }
     PQclear(res);
-    keys = PQexecParams(r->conn, dispose_sql, 2, NULL, params, NULL, NULL, 0);
+    snprintf(hours, sizeof(hours), "%d", r->cfg->outcome_retention_hours);
+    res = PQexecParams(r->conn, answers_sql, 2, NULL, answer_params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        verdict v = failed(r, ref, res);
+
+        PQclear(res);
+        return v;
+    }
+    rendered = render_answers(ref, res, &outcomes, &dates);
+    PQclear(res);
+    if (!rendered) {
+        say(r, CS_LOG_ERROR,
+            "case=%s failed: out of memory, or a history row's supplementary "
+            "data is not an object",
+            ref);
+        if (cs_db_exec(r->conn, "ROLLBACK", errstr, sizeof(errstr)) != CS_OK)
+            r->lost = PQstatus(r->conn) != CONNECTION_OK;
+        return FAILED;
+    }
+    params[3] = outcomes;
+    params[4] = dates;
+    keys = PQexecParams(r->conn, dispose_sql, 5, NULL, params, NULL, NULL, 0);
+    free(outcomes);
+    free(dates);
     if (PQresultStatus(keys) != PGRES_TUPLES_OK) {
         verdict v = failed(r, ref, keys);
 

@@ -599,6 +599,16 @@ static enum MHD_Result answer_wait(request *r)
         submitted_call c = {.api = a, .r = r};
         int rc = with_pg(a, view_submitted, &c, errstr, sizeof(errstr));
 
+        if (rc == CS_ERR_NOTFOUND) {
+            /* Its history row is gone: the case was disposed of at the end of its retention
+             * after the submission was applied (the worker died before answering, and answered
+             * a redelivery after the disposal, DESIGN §10). Nothing is left to show. */
+            snprintf(msg, sizeof(msg),
+                     "case %" PRId64 " was disposed of at the end of its retention after this "
+                     "submission was applied: there is no case to show",
+                     r->ref);
+            return respond(r, MHD_HTTP_OK, cs_api_refused_body(msg), NULL, NULL);
+        }
         if (rc != CS_OK) {
             cs_log_warn("could not render an applied submission case=%" PRId64
                         " idempotency_key=%s error=\"%s\"",

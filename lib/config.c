@@ -125,8 +125,10 @@ static const cs_option options[] = {
      "outbox rows published per round"},
     {"outbox-bytes", CS_PROG_WORKER, OPT_INT, "4194304", NULL, 1024, 1073741824, F(outbox_bytes),
      "most bytes of change documents published per round (a larger document goes alone)"},
-    {"outcome-retention-hours", CS_PROG_WORKER, OPT_INT, "168", NULL, 1, 1000000,
-     F(outcome_retention_hours), "hours a decided outcome is kept for redeliveries"},
+    {"outcome-retention-hours", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_INT, "168", NULL, 1, 1000000,
+     F(outcome_retention_hours),
+     "hours a decided outcome is kept for redeliveries (dispose: the hours of a disposed "
+     "case's history whose answers it keeps; give it the workers' value)"},
     {"outbox-retention-hours", CS_PROG_WORKER, OPT_INT, "24", NULL, 1, 1000000,
      F(outbox_retention_hours), "hours an outbox row is kept once published"},
     {"bulk-docs", CS_PROG_INDEXER, OPT_INT, "1000", NULL, 1, 100000, F(bulk_docs),

@@ -66,17 +66,18 @@ static size_t count_lines(const char *text)
     return n;
 }
 
-/* Runs `casestream dispose` as the worker's role for the world's changes topic and case type,
+/* Runs `casestream dispose` as the worker's role for the world's topics and case type,
  * with extra flags (NULL-terminated); returns its exit status, its stdout and stderr (the
  * caller frees both). */
 static int run_dispose(const char *type, const char *const *extra, char **out, char **err)
 {
-    char pg[512], topic[200], ctype[200], out_path[256], err_path[256];
-    const char *args[16] = {pg, topic, ctype};
-    int n = 3, rc;
+    char pg[512], topic[200], events[200], ctype[200], out_path[256], err_path[256];
+    const char *args[16] = {pg, topic, events, ctype};
+    int n = 4, rc;
 
     snprintf(pg, sizeof(pg), "--pg=%s", worker_pg());
     snprintf(topic, sizeof(topic), "--topic-changes=%s", W.changes[0] ? W.changes : "none");
+    snprintf(events, sizeof(events), "--topic-events=%s", W.events[0] ? W.events : "none");
     snprintf(ctype, sizeof(ctype), "--case-type=%s", type);
     for (int i = 0; extra && extra[i] && n < 14; i++)
         args[n++] = extra[i];
@@ -311,11 +312,18 @@ START_TEST(test_dispose_removes_exactly_the_expired_cases_everywhere)
                                 "BETWEEN %" PRId64 " AND %" PRId64,
                                 W.lo, last_expired),
                      0);
+    /* The answers a redelivery of their messages gets stay: the conflicts recorded, and the
+     * applied outcome of each history row (all within --outcome-retention-hours). */
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.event_outcome WHERE "
+                                "(outcome->>'case_reference')::bigint BETWEEN %" PRId64
+                                " AND %" PRId64 " AND outcome->>'status' = 'applied'",
+                                W.lo, last_expired),
+                     2 * N_EXPIRED);
     ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.event_outcome WHERE "
                                 "(outcome->>'case_reference')::bigint BETWEEN %" PRId64
                                 " AND %" PRId64,
                                 W.lo, last_expired),
-                     0);
+                     2 * N_EXPIRED + N_CONFLICTS);
     ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.change_outbox WHERE reference BETWEEN "
                                 "%" PRId64 " AND %" PRId64 " AND NOT (document ? 'disposed')",
                                 W.lo, last_expired),
@@ -640,6 +648,93 @@ START_TEST(test_dispose_while_the_worker_applies_submissions_to_the_same_cases)
 }
 END_TEST
 
+/* A message of a case applied before the case was disposed of and delivered again after the
+ * disposal (its worker died between its commit and its offset's) gets the answer it had, byte
+ * for byte, not the disposal's rejection; so does one whose refusal was recorded. Here every
+ * message of the topic is delivered again, to a worker of a new group. A new message with one
+ * of the case's keys is refused as for any disposed case. */
+START_TEST(test_a_message_delivered_again_after_the_disposal_gets_its_first_answer)
+{
+    char *type = it_unique("ItDisposeAgain"), *out, *err, want[256], *today;
+    int64_t a, b;
+    size_t n, first;
+    outcome *o;
+    it_msg *raw;
+    pid_t worker;
+
+    world_new("dispose-again", 3);
+    a = new_ref();
+    b = new_ref();
+    for (int i = 0; i < 2; i++)
+        plan_sub(i ? b : a, NULL, "applied", "create",
+                 "{\"case_type\": \"%s\", \"jurisdiction\": \"IT\", \"state\": \"Open\", "
+                 "\"data\": {\"n\": %d}, \"resolved_ttl\": \"" EXPIRED_TTL "\"}",
+                 type, i)
+            ->revision = 1;
+    plan_sub(a, NULL, "applied", "step", "{\"case_type\": \"%s\", \"data_merge\": {\"step\": 2}}",
+             type)
+        ->revision = 2;
+    plan_sub(b, NULL, "applied", "updateSupplementaryData",
+             "{\"case_type\": \"%s\", \"supplementary_data_updates\": "
+             "{\"$inc\": {\"views\": 2}, \"$set\": {\"orgs.org1\": \"Y\"}}}",
+             type)
+        ->revision = 2;
+    plan_sub(a, NULL, "conflict", "late",
+             "{\"case_type\": \"%s\", \"expected_version\": 99, \"data_merge\": {\"x\": 1}}", type);
+    first = W.nplan;
+    worker = worker_start(NULL);
+    send_range(0, first);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    worker_stop_last(worker);
+
+    ck_assert_int_eq(run_dispose(type, NULL, &out, &err), 0);
+    assert_summary(err, 2, 0, 0);
+    free(out);
+    free(err);
+    ck_assert_int_eq(it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference IN "
+                                "(%" PRId64 ", %" PRId64 ")",
+                                a, b),
+                     0);
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.event_outcome WHERE topic = '%s'", W.events),
+        (long long)first);
+
+    /* Every message again: each position's copies must be byte-identical (read_outcomes). */
+    snprintf(W.group + strlen(W.group), sizeof(W.group) - strlen(W.group), "-again");
+    worker = worker_start(NULL);
+    n = read_topic(W.results, 2 * (long long)first, CATCH_UP_MS, &raw);
+    it_msgs_free(raw, n);
+    o = read_outcomes(&n);
+    ck_assert_int_eq(W.nraw, 2 * first);
+    check_planned_outcomes(o, n);
+    ck_assert_ptr_nonnull(strstr(find_outcome(o, n, b, W.plan[3].key, "applied")->text,
+                                 "\"supplementary_data\":{\"orgs\":{\"org1\":\"Y\"},\"views\":2}"));
+    outcomes_free(o, n);
+
+    /* The first create of case a, sent anew with its key: a new message, refused. */
+    plan_raw(a, W.plan[0].key, "rejected", W.plan[0].mkey, W.plan[0].value, W.plan[0].len);
+    send_range(first, W.nplan);
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    today = sql_text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+    snprintf(want, sizeof(want),
+             "case %" PRId64 " was disposed of on %s at the end of its retention", a, today);
+    {
+        const outcome *x = find_outcome(o, n, a, W.plan[0].key, "rejected");
+
+        ck_assert_ptr_nonnull(x);
+        ck_assert_msg(x->error && strstr(x->error, want), "outcome %s, expected \"%s\"", x->text,
+                      want);
+    }
+    outcomes_free(o, n);
+    free(today);
+    worker_stop_last(worker);
+    free(type);
+}
+END_TEST
+
 /* The mark dispose leaves in Redis: a worker's entry of a disposed case written after the
  * disposal, as a worker that committed just before it writes its entries after its outcomes
  * are delivered, is refused; entries written before it are deleted; other cases are not
@@ -768,6 +863,7 @@ Suite *it_dispose_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_dispose_removes_exactly_the_expired_cases_everywhere);
     tcase_add_test(tc, test_dispose_while_the_worker_applies_submissions_to_the_same_cases);
+    tcase_add_test(tc, test_a_message_delivered_again_after_the_disposal_gets_its_first_answer);
     tcase_set_timeout(lock, 60);
     tcase_add_test(lock, test_dispose_keeps_a_case_whose_ttl_moved_while_it_waited_for_the_lock);
     tcase_add_test(lock, test_dispose_marks_the_case_so_no_late_entry_is_written_to_redis);
