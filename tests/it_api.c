@@ -6,6 +6,7 @@
 #include "it_world.h"
 #include "runner.h"
 
+#include "fault.h"
 #include "jwt.h"
 #include "run.h"
 
@@ -982,6 +983,67 @@ static void *submit_parked(void *arg)
     return NULL;
 }
 
+/* A submission its worker committed and died before answering, whose case is disposed of before
+ * the worker is back: the redelivery is answered applied (DESIGN §10), and the parked request,
+ * with no case left to show, gets CCD's errors saying so; a retry with the key is refused as
+ * for any disposed case. */
+START_TEST(test_applied_then_disposed_before_the_answer_says_so)
+{
+    pid_t worker = setup("disposed");
+    const char *fault[] = {"--fault=after_commit", NULL};
+    int64_t ref = api_ref();
+    const char *none = "\"resolved_ttl\":null", *past = "\"resolved_ttl\":\"2020-01-01\"";
+    char key[37], *create, *ttl;
+    parked p;
+
+    worker_stop(worker);
+    worker = worker_start(fault);
+    api_start_with(60, NULL);
+    new_key(key);
+    create = event_body(ref, -1, "create", "Submitted", "{\"n\":0}");
+    ck_assert_ptr_nonnull(ttl = strstr(create, none));
+    /* Past its retention (the body has room: event_body leaves 1 KiB spare). */
+    memmove(ttl + strlen(past), ttl + strlen(none), strlen(ttl + strlen(none)) + 1);
+    memcpy(ttl, past, strlen(past));
+    p.key = key;
+    p.body = create;
+    ck_assert_int_eq(pthread_create(&p.thread, NULL, submit_parked, &p), 0);
+    /* Committed, then the worker is gone before any outcome. */
+    ck_assert_int_eq(it_wait_exit(worker, 60000), CS_EXIT_FAULT);
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = %" PRId64, ref), 1);
+    {
+        char pg[512], events[200], changes[200], ctype[200];
+        const char *args[] = {pg, events, changes, ctype, "dispose", NULL};
+        const char *wpg = getenv("CASESTREAM_WORKER_PG");
+
+        snprintf(pg, sizeof(pg), "--pg=%s", wpg && wpg[0] ? wpg : it_config()->pg);
+        snprintf(events, sizeof(events), "--topic-events=%s", W.events);
+        snprintf(changes, sizeof(changes), "--topic-changes=%s", W.changes);
+        snprintf(ctype, sizeof(ctype), "--case-type=%s", A.case_type);
+        ck_assert_int_eq(it_run("casestream", args, NULL, NULL, NULL), 0);
+    }
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.disposed_case WHERE reference = %" PRId64, ref), 1);
+    worker = worker_start(NULL);
+    pthread_join(p.thread, NULL);
+    ck_assert_msg(p.r.status == 200, "HTTP %ld %s", p.r.status, p.r.body);
+    ck_assert_msg(strstr(p.r.body, "was disposed of at the end of its retention after this "
+                                   "submission was applied"),
+                  "%s", p.r.body);
+    ck_assert_ptr_nonnull(strstr(p.r.body, "\"case_details\":null"));
+    reply_clear(&p.r);
+    /* The same request again: a new message for a disposed case. */
+    p.r = submit(key, create);
+    ck_assert_msg(p.r.status == 200, "HTTP %ld %s", p.r.status, p.r.body);
+    ck_assert_msg(strstr(p.r.body, "a disposed case takes no more submissions"), "%s", p.r.body);
+    reply_clear(&p.r);
+    free(create);
+    api_stop();
+    teardown(worker);
+}
+END_TEST
+
 START_TEST(test_sigterm_finishes_requests_in_flight)
 {
     pid_t worker = setup("sigterm");
@@ -1043,6 +1105,7 @@ Suite *it_api_suite(void)
     tcase_add_test(tc, test_concurrent_reads_each_get_exactly_their_cases);
     tcase_add_test(tc, test_two_instances_side_by_side_answer_each_others_submissions);
     tcase_add_test(tc, test_worker_stopped_is_504_and_the_retry_applies_once);
+    tcase_add_test(tc, test_applied_then_disposed_before_the_answer_says_so);
     tcase_add_test(tc, test_service_authorization_refusals);
     tcase_add_test(tc, test_bad_http_answers_json_errors);
     tcase_add_test(tc, test_connections_over_the_limit_are_closed);
