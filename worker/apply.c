@@ -1196,12 +1196,12 @@ long long cs_applier_prune(cs_applier *a, int outcome_hours, int outbox_hours, b
                          outcome_hours, errstr, errstr_size);
     if (total < 0)
         return total;
-    /* Rows are published in id order, so the oldest published rows come first by id (the
-     * primary key) and the statement stops at its quota instead of reading the whole table. */
+    /* The oldest published rows first, through the index of the rows by publication time
+     * (018): a round reads the rows it deletes, not the whole table. */
     n = delete_older(a,
                      "DELETE FROM ccd.change_outbox WHERE id IN (SELECT id FROM ccd.change_outbox"
                      " WHERE published_at < now() - make_interval(hours => $1::int)"
-                     " ORDER BY id LIMIT " CS_APPLIER_PRUNE_ROUND_TEXT ")",
+                     " ORDER BY published_at LIMIT " CS_APPLIER_PRUNE_ROUND_TEXT ")",
                      outbox_hours, errstr, errstr_size);
     if (n < 0)
         return n;
