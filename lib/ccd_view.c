@@ -134,37 +134,9 @@ static const char *notes_param(const cs_ccd_view *v)
     return v && v->notes_field && v->notes_field[0] ? v->notes_field : NULL;
 }
 
-/* Runs statement name (sql) as a prepared statement of conn: parsed and planned once per
- * connection, prepared on first use (a connection that has not prepared it answers 26000,
- * invalid_sql_statement_name). */
-static PGresult *exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
-                               const char *const *params)
-{
-    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
-    const char *state;
-
-    if (PQresultStatus(res) != PGRES_FATAL_ERROR ||
-        !(state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) || strcmp(state, "26000") != 0)
-        return res;
-    PQclear(res);
-    res = PQprepare(conn, name, sql, nparams, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return res;
-    PQclear(res);
-    return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
-}
-
 int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size)
 {
-    PGresult *res = PQexec(conn, "SET plan_cache_mode = force_generic_plan");
-    int rc = CS_OK;
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        cs_db_error(conn, res, errstr, errstr_size);
-        rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
-    }
-    PQclear(res);
-    return rc;
+    return cs_db_generic_plans(conn, errstr, errstr_size);
 }
 
 /* Runs statement name (sql) with params; *out gets its result when it returned rows (the caller
@@ -172,7 +144,7 @@ int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size)
 static int query(PGconn *conn, const char *name, const char *sql, int nparams,
                  const char *const *params, PGresult **out, char *errstr, size_t errstr_size)
 {
-    PGresult *res = exec_prepared(conn, name, sql, nparams, params);
+    PGresult *res = cs_db_exec_prepared(conn, name, sql, nparams, params);
 
     *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -119,6 +119,28 @@ int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
     return rc;
 }
 
+int cs_db_generic_plans(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    return cs_db_exec(conn, "SET plan_cache_mode = force_generic_plan", errstr, errstr_size);
+}
+
+PGresult *cs_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
+                              const char *const *params)
+{
+    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    const char *state;
+
+    if (PQresultStatus(res) != PGRES_FATAL_ERROR ||
+        !(state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) || strcmp(state, "26000") != 0)
+        return res;
+    PQclear(res);
+    res = PQprepare(conn, name, sql, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res;
+    PQclear(res);
+    return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+}
+
 int cs_db_query_int(PGconn *conn, const char *sql, const char *param, int timeout_ms,
                     long long *value, char *errstr, size_t errstr_size)
 {

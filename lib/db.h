@@ -37,6 +37,20 @@ bool cs_db_sqlstate_retryable(const char *state);
  * Returns 0, CS_ERR_RETRY or CS_ERR with the server's message in errstr. */
 int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);
 
+/* Makes conn plan every prepared statement once, for any parameters (plan_cache_mode =
+ * force_generic_plan), for the programs' hot statements: left to choose, PostgreSQL plans a
+ * lookup by an array parameter again at every execution (its plan for a few elements looks
+ * cheaper than the one for any array), and planning costs more than running it; the plans
+ * are the same index scans. Returns 0, CS_ERR_RETRY or CS_ERR with the reason in errstr. */
+int cs_db_generic_plans(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* Runs statement name (sql) as a prepared statement of conn: parsed (and planned, once
+ * cs_db_generic_plans) once per connection, prepared on first use (a connection that has not
+ * prepared it answers 26000, invalid_sql_statement_name, which outside a transaction block
+ * costs nothing else). Returns the result, as PQexecPrepared. */
+PGresult *cs_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
+                              const char *const *params);
+
 /* Copies the error of res (or of conn) into errstr, without the trailing newline;
  * a message too long for errstr is cut between UTF-8 characters. */
 void cs_db_error(PGconn *conn, const PGresult *res, char *errstr, size_t errstr_size);

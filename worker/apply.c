@@ -229,6 +229,13 @@ static int connect_db(cs_applier *a, char *errstr, size_t errstr_size)
     PQfinish(a->conn);
     if (!(a->conn = cs_db_connect(a->conninfo, errstr, errstr_size)))
         return CS_ERR_RETRY;
+    /* Round 1's lookups by arrays of references and keys were planned again at every
+     * execution, which cost more than running them. */
+    if (cs_db_generic_plans(a->conn, errstr, errstr_size)) {
+        PQfinish(a->conn);
+        a->conn = NULL;
+        return CS_ERR_RETRY;
+    }
     for (size_t i = 0; i < N_STATEMENTS; i++) {
         PGresult *res = PQprepare(a->conn, statements[i].name, statements[i].sql, 0, NULL);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;

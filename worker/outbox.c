@@ -64,6 +64,11 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
     }
     if (!r->conn && !(r->conn = cs_db_connect(r->cfg->pg, errstr, errstr_size)))
         return CS_ERR_RETRY;
+    if (!r->leader && cs_db_generic_plans(r->conn, errstr, errstr_size)) {
+        PQfinish(r->conn);
+        r->conn = NULL;
+        return CS_ERR_RETRY;
+    }
     if (r->leader)
         return CS_OK;
     res = PQexecParams(r->conn, RELAY_LOCK_SQL, 1, NULL, &r->cfg->topic_changes, NULL, NULL, 0);
@@ -171,15 +176,16 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
 
     snprintf(limit, sizeof(limit), "%d", r->cfg->outbox_batch);
     snprintf(bytes, sizeof(bytes), "%d", r->cfg->outbox_bytes);
-    res = PQexecParams(r->conn,
-                       "SELECT id, reference, doc, case_revision, case_type, case_id FROM ("
-                       "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto FROM ("
-                       "SELECT id, reference, document::text AS doc, case_revision, "
-                       "COALESCE(document->>'case_type_id', document->>'case_type') AS case_type, "
-                       "document->>'id' AS case_id FROM ccd.change_outbox "
-                       "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1) o) w "
-                       "WHERE upto - octet_length(doc) < $3::bigint ORDER BY id",
-                       3, NULL, params, NULL, NULL, 0);
+    res = cs_db_exec_prepared(
+        r->conn, "relay_round",
+        "SELECT id, reference, doc, case_revision, case_type, case_id FROM ("
+        "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto FROM ("
+        "SELECT id, reference, document::text AS doc, case_revision, "
+        "COALESCE(document->>'case_type_id', document->>'case_type') AS case_type, "
+        "document->>'id' AS case_id FROM ccd.change_outbox "
+        "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1) o) w "
+        "WHERE upto - octet_length(doc) < $3::bigint ORDER BY id",
+        3, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r->conn, res, errstr, errstr_size);
         PQclear(res);
@@ -222,10 +228,10 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     if (done > 0) {
         cs_fault_point("after_outbox_publish");
         params[0] = ids;
-        upd = PQexecParams(r->conn,
-                           "UPDATE ccd.change_outbox SET published_at = now() "
-                           "WHERE id = ANY($1::bigint[])",
-                           1, NULL, params, NULL, NULL, 0);
+        upd = cs_db_exec_prepared(r->conn, "relay_published",
+                                  "UPDATE ccd.change_outbox SET published_at = now() "
+                                  "WHERE id = ANY($1::bigint[])",
+                                  1, params);
         if (PQresultStatus(upd) != PGRES_COMMAND_OK) {
             cs_db_error(r->conn, upd, errstr, errstr_size);
             rc = CS_ERR_RETRY;
