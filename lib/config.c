@@ -125,6 +125,9 @@ static const cs_option options[] = {
      "outbox rows published per round"},
     {"outbox-bytes", CS_PROG_WORKER, OPT_INT, "4194304", NULL, 1024, 1073741824, F(outbox_bytes),
      "most bytes of change documents published per round (a larger document goes alone)"},
+    {"outbox-linger-ms", CS_PROG_WORKER, OPT_INT, "20", NULL, 0, 10000, F(outbox_linger_ms),
+     "how long the relay gathers committed changes before a round that is not catching up "
+     "with a backlog (0: a round follows every commit)"},
     {"outcome-retention-hours", CS_PROG_WORKER | CS_PROG_ADMIN, OPT_INT, "168", NULL, 1, 1000000,
      F(outcome_retention_hours),
      "hours a decided outcome is kept for redeliveries (dispose: the hours of a disposed "

@@ -60,6 +60,7 @@ typedef struct cs_config {
     int max_message_bytes;
     int outbox_batch;
     int outbox_bytes;
+    int outbox_linger_ms;
     int outcome_retention_hours;
     int outbox_retention_hours;
     /* indexer */

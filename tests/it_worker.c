@@ -1112,6 +1112,54 @@ START_TEST(test_worker_prunes_outbox_rows_published_before_the_retention)
 }
 END_TEST
 
+/* The relay gathers what is committed for --outbox-linger-ms before a round: creates committed
+ * one by one, 50 ms apart, are published in a round or two with a linger of 2 s, not a round
+ * each. */
+START_TEST(test_worker_relay_gathers_commits_within_its_linger)
+{
+    enum { CASES = 10 };
+    int port = 20000 + (int)((getpid() + 11) % 20000);
+    char portflag[32];
+    const char *extra[] = {"--outbox-linger-ms=2000", portflag, NULL};
+    long long rounds, published, deadline;
+    size_t n;
+    outcome *o;
+    pid_t pid;
+
+    snprintf(portflag, sizeof(portflag), "--metrics-port=%d", port);
+    world_new("linger", 1);
+    for (int i = 0; i < CASES; i++)
+        plan_create(new_ref(), NULL);
+    pid = worker_start(extra);
+    wait_relay(pid);
+    /* The first create answered: the worker is fetching. Then each create alone, so that each
+     * is a batch and a commit of its own. */
+    send_one(&W.plan[0]);
+    {
+        it_msg *first = NULL;
+
+        it_msgs_free(first, read_topic(W.results, 1, CATCH_UP_MS, &first));
+    }
+    for (size_t i = 1; i < W.nplan; i++) {
+        usleep(50 * 1000);
+        send_one(&W.plan[i]);
+    }
+    o = read_outcomes(&n);
+    check_planned_outcomes(o, n);
+    outcomes_free(o, n);
+    deadline = cs_now_ms() + 30000;
+    while ((published = metric(port, "casestream_worker_outbox_published_total")) < CASES &&
+           cs_now_ms() < deadline)
+        usleep(100 * 1000);
+    ck_assert_int_eq(published, CASES);
+    ck_assert_int_ge(metric(port, "casestream_worker_batches_total"), CASES / 2);
+    rounds = metric(port, "casestream_worker_outbox_rounds_total");
+    ck_assert_msg(rounds >= 1 && rounds <= 2, "%lld rounds published %d commits", rounds, CASES);
+    check_changes();
+    worker_stop_last(pid);
+}
+END_TEST
+
 /* Submissions larger than --batch-bytes each form a batch of their own, and a small one after
  * a large one does not join it: a run of large creates with an edit after each is applied in
  * one batch per submission, in order, counted by the worker's batches metric. */
@@ -1467,6 +1515,7 @@ Suite *it_worker_suite(void)
     tcase_add_test(tc, test_worker_group_member_killed_loses_nothing);
     tcase_add_test(tc, test_worker_sigterm_during_flow_exits_zero_quickly);
     tcase_add_test(tc, test_worker_prunes_outbox_rows_published_before_the_retention);
+    tcase_add_test(tc, test_worker_relay_gathers_commits_within_its_linger);
     suite_add_tcase(s, tc);
     return s;
 }

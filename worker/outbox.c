@@ -31,8 +31,10 @@ struct cs_relay {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool kicked;
+    bool full; /* the last round stopped at --outbox-batch or --outbox-bytes: more may wait */
     atomic_bool stop;
     cs_metric *published;
+    cs_metric *rounds;
     cs_metric *failures;
     cs_metric *by_reference;
 };
@@ -178,8 +180,9 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     snprintf(bytes, sizeof(bytes), "%d", r->cfg->outbox_bytes);
     res = cs_db_exec_prepared(
         r->conn, "relay_round",
-        "SELECT id, reference, doc, case_revision, case_type, case_id FROM ("
-        "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto FROM ("
+        "SELECT id, reference, doc, case_revision, case_type, case_id, listed FROM ("
+        "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto, count(*) OVER () AS listed"
+        " FROM ("
         "SELECT id, reference, document::text AS doc, case_revision, "
         "COALESCE(document->>'case_type_id', document->>'case_type') AS case_type, "
         "document->>'id' AS case_id FROM ccd.change_outbox "
@@ -191,10 +194,13 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
         PQclear(res);
         return CS_ERR_RETRY;
     }
+    r->full = false;
     if ((n = PQntuples(res)) == 0) {
         PQclear(res);
         return 0;
     }
+    /* Cut by either limit: more rows may be waiting. */
+    r->full = n == r->cfg->outbox_batch || atoi(PQgetvalue(res, 0, 6)) > n;
     cs_fault_point("before_outbox_publish");
     if (!(state = calloc((size_t)n, sizeof(*state))) || !(ids = malloc((size_t)n * 24 + 3))) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -247,6 +253,7 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
         rc = CS_ERR_RETRY;
     } else if (rc > 0) {
         cs_metric_inc(r->published, rc);
+        cs_metric_inc(r->rounds, 1);
     }
 cleanup:
     PQclear(res);
@@ -269,6 +276,29 @@ static void wait_kick(cs_relay *r, long ms)
     pthread_mutex_lock(&r->mu);
     if (!r->kicked && !atomic_load(&r->stop))
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    r->kicked = false;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits ms, or until stopped: what is committed meanwhile goes in the next round. */
+static void gather(cs_relay *r, long ms)
+{
+    long long deadline = cs_now_ms() + ms, now;
+
+    pthread_mutex_lock(&r->mu);
+    while (!atomic_load(&r->stop) && (now = cs_now_ms()) < deadline) {
+        struct timespec ts;
+        long left = (long)(deadline - now);
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
     r->kicked = false;
     pthread_mutex_unlock(&r->mu);
 }
@@ -309,6 +339,11 @@ static void *relay_main(void *arg)
         cs_backoff_reset(&backoff);
         if (rc == 0 && !last_round)
             wait_kick(r, 200);
+        /* Changes committed within --outbox-linger-ms of each other go in one round, not a
+         * round (a query, a produce request, an update) for each commit; a backlog is
+         * published round after round. */
+        if (!r->full && !last_round && r->cfg->outbox_linger_ms > 0)
+            gather(r, r->cfg->outbox_linger_ms);
     }
     return NULL;
 }
@@ -323,6 +358,9 @@ cs_relay *cs_relay_start(const cs_config *cfg, char *errstr, size_t errstr_size)
     r->cfg = cfg;
     r->published = cs_metric_counter("casestream_worker_outbox_published_total",
                                      "changes published from the outbox to case-changes");
+    r->rounds = cs_metric_counter("casestream_worker_outbox_rounds_total",
+                                  "outbox rounds that published changes (--outbox-linger-ms "
+                                  "gathers commits into rounds)");
     r->by_reference = cs_metric_counter("casestream_worker_outbox_by_reference_total",
                                         "changes too large for the changes topic, published in "
                                         "their reference form");
