@@ -262,7 +262,8 @@ cleanup:
     return rc;
 }
 
-static void wait_kick(cs_relay *r, long ms)
+/* The realtime clock ms from now, for pthread_cond_timedwait. */
+static struct timespec in_ms(long ms)
 {
     struct timespec ts;
 
@@ -273,6 +274,13 @@ static void wait_kick(cs_relay *r, long ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
+    return ts;
+}
+
+static void wait_kick(cs_relay *r, long ms)
+{
+    struct timespec ts = in_ms(ms);
+
     pthread_mutex_lock(&r->mu);
     if (!r->kicked && !atomic_load(&r->stop))
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
@@ -287,16 +295,8 @@ static void gather(cs_relay *r, long ms)
 
     pthread_mutex_lock(&r->mu);
     while (!atomic_load(&r->stop) && (now = cs_now_ms()) < deadline) {
-        struct timespec ts;
-        long left = (long)(deadline - now);
+        struct timespec ts = in_ms((long)(deadline - now));
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
     }
     r->kicked = false;
