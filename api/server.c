@@ -82,6 +82,7 @@ struct cs_api {
     cs_metric *requests[CS_API_ROUTE_COUNT][N_STATUSES];
     cs_metric *latency[CS_API_ROUTE_COUNT];
     cs_metric *waiting, *timeouts, *undelivered, *outcomes, *case_reads, *case_queries;
+    cs_metric *outcome_delay, *until_outcome, *render;
 };
 
 struct request;
@@ -585,6 +586,7 @@ static enum MHD_Result answer_wait(request *r)
                  cs_waiter_reason(r->waiter));
         return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
     case CS_WAIT_OUTCOME:
+        cs_metric_observe(a->until_outcome, (double)(cs_now_us() - r->start_us) / 1e6);
         break;
     }
     if (r->target.route == CS_API_SUPPLEMENTARY) {
@@ -597,7 +599,10 @@ static enum MHD_Result answer_wait(request *r)
     switch (cs_api_submit_reply(o->status, false, &http)) {
     case CS_API_REPLY_CASE: {
         submitted_call c = {.api = a, .r = r};
+        long long t0 = cs_now_us();
         int rc = with_pg(a, view_submitted, &c, errstr, sizeof(errstr));
+
+        cs_metric_observe(a->render, (double)(cs_now_us() - t0) / 1e6);
 
         if (rc == CS_ERR_NOTFOUND) {
             /* Its history row is gone: the case was disposed of at the end of its retention
@@ -954,6 +959,13 @@ static void *results_main(void *arg)
             cs_sleep_ms(1000);
         } else if (o) {
             cs_metric_inc(a->outcomes, 1);
+            if (o->timestamp_ms >= 0) {
+                long long now = cs_wall_ms();
+
+                cs_metric_observe(a->outcome_delay, now > o->timestamp_ms
+                                                        ? (double)(now - o->timestamp_ms) / 1e3
+                                                        : 0);
+            }
             cs_waiters_outcome(a->waiters, o);
             cs_outcome_free(o);
         }
@@ -1026,6 +1038,17 @@ static void register_metrics(cs_api *a)
     a->case_queries =
         cs_metric_counter("casestream_api_case_queries_total",
                           "queries that read them: one for every read queued at the time");
+    a->outcome_delay = cs_metric_histogram("casestream_api_outcome_delay_seconds",
+                                           "from an outcome's Kafka timestamp (the worker's send) "
+                                           "to its read by the results consumer");
+    a->until_outcome = cs_metric_histogram(
+        "casestream_api_submit_stage_seconds{stage=\"outcome\"}",
+        "a submission's stages: outcome, from its headers to its request woken by its outcome; "
+        "render, reading its answer from PostgreSQL");
+    a->render = cs_metric_histogram(
+        "casestream_api_submit_stage_seconds{stage=\"render\"}",
+        "a submission's stages: outcome, from its headers to its request woken by its outcome; "
+        "render, reading its answer from PostgreSQL");
 }
 
 static int load_key(cs_api *a, bool *config_error, char *errstr, size_t errstr_size)

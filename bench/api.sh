@@ -153,9 +153,42 @@ GET_RATIO=$(awk -v a="$GET_RPS" -v b="$SQL_TPS" 'BEGIN { printf "%.2f", a / b }'
 
 # --- POST: a create each request, answered once the worker applied it -----------------------
 export REF_BASE=$POST_BASE
+PG_PID=$(stack_pid postgres) KAFKA_PID=$(stack_pid kafka) ES_PID=$(stack_pid es) REDIS_PID=$(stack_pid redis)
+# Clock ticks: the machine's (total, idle), then each service's and program's, as CPU_NAMES.
+CPU_NAMES=(PostgreSQL Kafka Elasticsearch Redis worker indexer api)
+cpu_ticks() {
+    echo "$(machine_ticks) $(tree_ticks "${PG_PID:-0}") $(tree_ticks "${KAFKA_PID:-0}")" \
+        "$(tree_ticks "${ES_PID:-0}") $(ticks "${REDIS_PID:-0}") $(ticks "${PIDS[worker]}")" \
+        "$(ticks "${PIDS[indexer]}") $(ticks "${PIDS[api]}")"
+}
 log "(h) POST: wrk, $POST_CLIENTS connections, ${SECS} s, worker and indexer running"
+# The worker's and the API's histograms, scraped together before and after.
+scrape() { # file
+    { curl -fsS "http://127.0.0.1:$W_PORT/metrics" && curl -fsS "$API/metrics"; } >"$1" ||
+        die "could not read the worker's or the API's /metrics"
+}
+POST_STAGES=(worker_poll_delay "casestream_worker_poll_delay_seconds" "worker: poll delay (Kafka timestamp → poll)"
+    worker_commit "casestream_worker_commit_seconds" "worker: commit of a batch (appliers and COMMIT)"
+    outcome_delay "casestream_api_outcome_delay_seconds" "outcome to the API (the worker's send → read)"
+    until_outcome 'casestream_api_submit_stage_seconds{stage="outcome"}' "API: headers → woken by the outcome"
+    render 'casestream_api_submit_stage_seconds{stage="render"}' "API: answer read from PostgreSQL"
+    request 'casestream_api_request_seconds{route="submit"}' "API: whole request")
+scrape "$WORK/h-post-metrics.before"
+read -ra CPU0 <<<"$(cpu_ticks)"
+T0=$(now_ms)
 wrk -t2 -c"$POST_CLIENTS" -d"${SECS}s" --latency -s bench/api_post.lua "$API" >"$WORK/h-post.txt" 2>&1 ||
     die "wrk POST failed: $(tail -2 "$WORK/h-post.txt")"
+read -ra CPU1 <<<"$(cpu_ticks)"
+ELAPSED_MS=$(($(now_ms) - T0))
+scrape "$WORK/h-post-metrics.after"
+stages POST_STAGES "$WORK/h-post-metrics.before" "$WORK/h-post-metrics.after"
+# "PostgreSQL 80, Kafka 45, …" (% of one core while wrk ran) and the machine's busy %.
+POST_CPU=$(for i in "${!CPU_NAMES[@]}"; do
+    awk -v n="${CPU_NAMES[i]}" -v t=$((CPU1[i + 2] - CPU0[i + 2])) -v hz="$HZ" -v ms="$ELAPSED_MS" \
+        'BEGIN { printf "%s %.0f\n", n, 100 * t / hz / (ms / 1000) }'
+done | paste -sd, - | sed 's/,/, /g')
+POST_BUSY=$(awk -v t=$((CPU1[0] - CPU0[0])) -v i=$((CPU1[1] - CPU0[1])) \
+    'BEGIN { printf "%.0f", (t > 0 ? 100 * (t - i) / t : 0) }')
 wrk_figures "$WORK/h-post.txt"
 ((NON2XX == 0)) || die "POST: $NON2XX answers were not 2xx (see $WORK/h-post.txt)"
 POST_RPS=$RPS POST_P50=$P50 POST_P99=$P99 POST_REQS=$REQS POST_ERR=$SOCKERR
@@ -168,7 +201,8 @@ cat >"$WORK/h-rows.md" <<EOF
 | h | GET one case through casestream-api ($GET_CONNS connections, wrk) | **$(printf '%.0f' "$GET_RPS") req/s**, p99 $GET_P99 ms | p50 $GET_P50 ms, $GET_REQS requests in ${SECS} s among $CASES cases; ${GET_ERR:-no socket errors}; $READS reads by $QUERIES queries, $PER_QUERY reads per query |
 | h | the same lookup as SQL (pgbench, $GET_CONNS clients, prepared) | $(printf '%.0f' "$SQL_TPS") tps | \`SELECT row_to_json(c) FROM ccd.case_data c WHERE c.reference = :ref\` as the reader role |
 | h | GET / SQL | **$GET_RATIO** | target ≥ 0.5: $(met "$GET_RATIO" 0.5 ge) |
-| h | POST submit, a create each ($POST_CLIENTS connections, wrk, worker and indexer running) | **p99 $POST_P99 ms**, p50 $POST_P50 ms | $POST_REQS requests, $(printf '%.0f' "$POST_RPS") req/s; target p99 ≤ 100 ms: $(met "$POST_P99" 100 le); ${POST_ERR:-no socket errors} |
+| h | POST submit, a create each ($POST_CLIENTS connections, wrk, worker and indexer running) | **p99 $POST_P99 ms**, p50 $POST_P50 ms | $POST_REQS requests, $(printf '%.0f' "$POST_RPS") req/s; target p99 ≤ 100 ms: $(met "$POST_P99" 100 le); ${POST_ERR:-no socket errors}; while wrk ran, % of one core: $POST_CPU; the machine ($(nproc) cores) $POST_BUSY% busy |
+| h | what a POST's time is made of | see how | histograms of the worker and the API over the POST run (DESIGN §8), per submission or per batch (the worker's commit); buckets 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1 s…: $STAGE_CELL |
 EOF
 cat >"$WORK/h.json" <<EOF
 {"get": {"connections": $GET_CONNS, "seconds": $SECS, "requests": $GET_REQS, "rps": $GET_RPS,
@@ -176,7 +210,9 @@ cat >"$WORK/h.json" <<EOF
  "sql": {"clients": $GET_CONNS, "tps": $SQL_TPS},
  "get_over_sql": $GET_RATIO, "get_target": 0.5, "get_target_met": $(met "$GET_RATIO" 0.5 ge),
  "post": {"connections": $POST_CLIENTS, "seconds": $SECS, "requests": $POST_REQS, "rps": $POST_RPS,
-          "p50_ms": $POST_P50, "p99_ms": $POST_P99},
+          "p50_ms": $POST_P50, "p99_ms": $POST_P99, "machine_busy_pct": $POST_BUSY,
+          "stages": {$STAGE_JSON},
+          "cpu_pct": {$(sed -E 's/([A-Za-z]+) ([0-9]+)/"\1": \2/g' <<<"$POST_CPU")}},
  "post_p99_target_ms": 100, "post_target_met": $(met "$POST_P99" 100 le)}
 EOF
 cat "$WORK/h-rows.md"

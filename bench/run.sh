@@ -226,15 +226,6 @@ start_indexer() { # phase port
 }
 
 vmhwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-tree_ticks() { # pid and its children, in clock ticks
-    local t=0 p
-    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do t=$((t + $(ticks "$p"))); done
-    echo $t
-}
-machine_ticks() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; } # total idle
-stack_pid() { scripts/stack.sh status 2>/dev/null | awk -v s="$1" '$1 == s { print $3 }'; }
-HZ=$(getconf CLK_TCK)
 
 max() { echo $(($1 > $2 ? $1 : $2)); }
 ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
@@ -535,28 +526,7 @@ match_outcomes() { # phase
            print k, $1, ref, st, rev, ts[k] }' "$WORK/$ph-events.txt" "$WORK/$ph-results.txt" >"$WORK/$ph-matched.txt"
 }
 
-# The worker's histogram NAME (with its labels, e.g. 'x_seconds{op="read"}') between two scrapes:
-# "count mean p50 p99" in ms, p50 and p99 as the upper bound of their bucket (null when empty).
-stage() { # before after name
-    local base=${3%%\{*} labels="" braced=""
-    if [[ $3 == *\{* ]]; then
-        braced="{${3#*\{}"
-        labels=${braced#\{}
-        labels=${labels%\}},
-    fi
-    awk -v b="${base}_bucket{${labels}le=\"" -v s="${base}_sum$braced" -v c="${base}_count$braced" '
-        FNR == 1 { f++ }
-        index($1, b) == 1 { le = substr($1, length(b) + 1); sub(/"}$/, "", le); v[f, le] = $2; if (f == 2) order[++n] = le }
-        $1 == s { sum[f] = $2 } $1 == c { cnt[f] = $2 }
-        END { total = cnt[2] - cnt[1]
-              if (total <= 0) { print 0, "null", "null", "null"; exit }
-              for (q = 1; q <= 2; q++) { want = (q == 1 ? 0.5 : 0.99) * total; r[q] = "null"
-                  for (i = 1; i <= n; i++) if (v[2, order[i]] - v[1, order[i]] >= want) {
-                      r[q] = (order[i] == "+Inf" ? "inf" : order[i] * 1000); break } }
-              printf "%d %.1f %s %s\n", total, 1000 * (sum[2] - sum[1]) / total, r[1], r[2] }' "$1" "$2"
-}
-
-# The worker's stage histograms between two scrapes, as a table cell and as JSON members.
+# The worker's stage histograms, for stages (bench/common.sh).
 STAGES=(poll_delay "casestream_worker_poll_delay_seconds" "poll delay (Kafka timestamp → poll)"
     batch_wait "casestream_worker_batch_wait_seconds" "batch wait (poll → dispatch)"
     redis_read 'casestream_worker_redis_seconds{op="read"}' "Redis read"
@@ -565,17 +535,6 @@ STAGES=(poll_delay "casestream_worker_poll_delay_seconds" "poll delay (Kafka tim
     redis_write 'casestream_worker_redis_seconds{op="write"}' "Redis write"
     housekeeping "casestream_worker_housekeeping_seconds" "housekeeping between batches"
     submission "casestream_worker_submission_seconds" "whole (Kafka timestamp → outcome delivered)")
-stages() { # before after -> sets STAGE_CELL and STAGE_JSON
-    local i n mean p50 p99
-    STAGE_CELL="" STAGE_JSON=""
-    for ((i = 0; i < ${#STAGES[@]}; i += 3)); do
-        read -r n mean p50 p99 < <(stage "$1" "$2" "${STAGES[i + 1]}")
-        STAGE_CELL+="${STAGE_CELL:+; }${STAGES[i + 2]}: mean $mean, p50 ≤ $p50, p99 ≤ $p99 ms ($n)"
-        [[ $p50 == inf ]] && p50='"inf"'
-        [[ $p99 == inf ]] && p99='"inf"'
-        STAGE_JSON+="${STAGE_JSON:+, }\"${STAGES[i]}\": {\"n\": $n, \"mean_ms\": $mean, \"p50_le_ms\": $p50, \"p99_le_ms\": $p99}"
-    done
-}
 
 # One latency run: phase rate seed first-reference label. Writes its table rows to
 # $WORK/$phase-rows.md and its JSON object to $WORK/$phase.json; sets D_KEPT_UP.
@@ -691,7 +650,7 @@ latency_run() {
         END { for (k = 1; k <= 2; k++) { c = k == 1 ? "f" : "l"; r = int(n[c] / 2 + 0.5); if (r < 1) r = 1
               printf "%s%s", (n[c] ? v[c, r] : "null"), (k == 1 ? " " : "\n") } }')
     D_KEPT_UP=$(awk -v t="$tail_ms" 'BEGIN { print (t <= 2000 ? "true" : "false") }')
-    stages "$WORK/$ph-metrics.before" "$WORK/$ph-metrics.last"
+    stages STAGES "$WORK/$ph-metrics.before" "$WORK/$ph-metrics.last"
     local o_met s_met
     o_met=$(awk -v p="$o_p99" 'BEGIN { print (p != "null" && p <= 100 ? "true" : "false") }')
     s_met=$(awk -v p="$s_p99" 'BEGIN { print (p != "null" && p <= 1500 ? "true" : "false") }')

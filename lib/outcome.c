@@ -230,6 +230,7 @@ int cs_outcome_parse(const char *value, size_t len, cs_outcome **out)
     memcpy(o->json, value, len);
     o->json[len] = '\0';
     o->len = len;
+    o->timestamp_ms = -1;
     if (error_len) {
         memcpy(o->json + len + 1, json_string_value(error), error_len);
         o->error = o->json + len + 1;

@@ -52,6 +52,9 @@ typedef struct cs_outcome {
      * built to render. */
     char *json;
     size_t len;
+    /* The Kafka timestamp of the message it was read from (cs_producer_next_outcome), in ms
+     * since the epoch; -1 = none. */
+    int64_t timestamp_ms;
 } cs_outcome;
 
 /* The outcome as JSON: compact, members in the order of DESIGN §4 with

@@ -544,7 +544,12 @@ int cs_producer_next_outcome(cs_producer *p, int timeout_ms, cs_outcome **out, c
             rc = CS_ERR;
         } else if (m && !m->err && m->payload) {
             /* Anything that is not an outcome is skipped. */
-            cs_outcome_parse(m->payload, m->len, out);
+            if (cs_outcome_parse(m->payload, m->len, out) == CS_OK && *out) {
+                rd_kafka_timestamp_type_t type;
+                int64_t ts = rd_kafka_message_timestamp(m, &type);
+
+                (*out)->timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+            }
         }
         if (m)
             rd_kafka_message_destroy(m);
