@@ -212,7 +212,8 @@ int cs_admin_dlq(const cs_config *cfg, int argc, char **argv)
         replay_ctx r = {cfg, NULL};
         rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, NULL, errstr, sizeof(errstr));
 
-        if (!conf || !(r.producer = cs_kafka_producer_new(cfg, conf, errstr, sizeof(errstr)))) {
+        if (!conf || !(r.producer = cs_kafka_producer_new(cfg, conf, CS_KAFKA_SEND_GATHERED, errstr,
+                                                          sizeof(errstr)))) {
             cs_log_error("dlq replay: %s", errstr);
             rd_kafka_destroy(rk);
             free(next);

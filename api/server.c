@@ -1112,6 +1112,7 @@ cs_api *cs_api_new(const cs_config *cfg, bool *config_error, char *errstr, size_
     }
     opts.on_delivery = on_delivery;
     opts.ctx = a;
+    opts.send_at_once = true; /* a request waits for each */
     if ((rc = cs_producer_open(cfg, &opts, &a->producer, errstr, errstr_size))) {
         *config_error = rc == CS_ERR_INVALID;
         goto fail;

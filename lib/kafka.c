@@ -151,13 +151,19 @@ bool cs_kafka_err_too_large(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
 }
 
-rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, char *errstr,
-                                  size_t errstr_size)
+rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, cs_kafka_send send,
+                                  char *errstr, size_t errstr_size)
 {
     char max[24];
-    static const char *const producer_defaults[] = {
-        "enable.idempotence", "true",      "acks", "all", "partitioner",
-        "murmur2_random",     "linger.ms", "5",    NULL};
+    const char *const producer_defaults[] = {"enable.idempotence",
+                                             "true",
+                                             "acks",
+                                             "all",
+                                             "partitioner",
+                                             "murmur2_random",
+                                             "linger.ms",
+                                             send == CS_KAFKA_SEND_AT_ONCE ? "0" : "5",
+                                             NULL};
     rd_kafka_t *rk;
 
     for (size_t i = 0; producer_defaults[i]; i += 2) {

@@ -68,12 +68,18 @@ typedef void (*cs_kafka_error_fn)(rd_kafka_resp_err_t err, const char *reason, v
  * set it before creating them. */
 void cs_kafka_set_error_hook(cs_kafka_error_fn fn, void *ctx);
 
+/* How long a producer lets a message wait for others to go in the same request (librdkafka's
+ * linger.ms, which -X producer.linger.ms overrides): a producer whose messages someone is
+ * waiting for sends them at once (the API's submissions, the worker's outcomes, the outbox
+ * relay's rounds, gathered already); a bulk producer gathers for 5 ms. */
+typedef enum cs_kafka_send { CS_KAFKA_SEND_AT_ONCE, CS_KAFKA_SEND_GATHERED } cs_kafka_send;
+
 /* Creates a producer with the settings every casestream producer uses:
- * idempotence, acks=all and Java-compatible murmur2_random partitioning.
- * conf may carry callbacks set by the caller; it is consumed in every case.
+ * idempotence, acks=all and Java-compatible murmur2_random partitioning, and the linger of
+ * send. conf may carry callbacks set by the caller; it is consumed in every case.
  * Returns the handle (caller frees with rd_kafka_destroy) or NULL. */
-rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, char *errstr,
-                                  size_t errstr_size);
+rd_kafka_t *cs_kafka_producer_new(const cs_config *cfg, rd_kafka_conf_t *conf, cs_kafka_send send,
+                                  char *errstr, size_t errstr_size);
 
 /* One topic as casestream topics create makes it. */
 typedef struct cs_topic_spec {

@@ -289,7 +289,10 @@ int cs_producer_open(const cs_config *cfg, const cs_producer_opts *opts, cs_prod
     rd_kafka_conf_set_error_cb(conf, on_error);
     /* Takes conf in every case; failing here means the settings conflict
      * (e.g. -X acks=1 with idempotence). */
-    if (!(p->rk = cs_kafka_producer_new(cfg, conf, errstr, errstr_size)))
+    if (!(p->rk = cs_kafka_producer_new(cfg, conf,
+                                        opts && opts->send_at_once ? CS_KAFKA_SEND_AT_ONCE
+                                                                   : CS_KAFKA_SEND_GATHERED,
+                                        errstr, errstr_size)))
         goto cleanup;
     rc = CS_ERR;
     if (!(p->rkt = rd_kafka_topic_new(p->rk, p->topic_events, NULL))) {

@@ -102,11 +102,13 @@ typedef void cs_delivery_cb(void *ctx, const cs_delivery *d);
 typedef struct cs_producer_opts {
     cs_delivery_cb *on_delivery; /* called once per message sent with cs_producer_send */
     void *ctx;                   /* passed to on_delivery */
+    /* Each message is waited for (CS_KAFKA_SEND_AT_ONCE), else gathered (lib/kafka.h). */
+    bool send_at_once;
 } cs_producer_opts;
 
 #define CS_PRODUCER_OPTS_INIT                                                                      \
     {                                                                                              \
-        NULL, NULL                                                                                 \
+        NULL, NULL, false                                                                          \
     }
 
 /* Creates a producer as cs_producer_new does, with options (may be NULL).

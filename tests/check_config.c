@@ -385,6 +385,45 @@ START_TEST(test_config_kafka_properties_by_client_prefix)
 }
 END_TEST
 
+/* The linger.ms of a producer's handle. */
+static void producer_linger(const cs_config *cfg, cs_kafka_send send, char *value, size_t size)
+{
+    char err[256] = "";
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, NULL, err, sizeof(err));
+    rd_kafka_t *rk;
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_msg((rk = cs_kafka_producer_new(cfg, conf, send, err, sizeof(err))) != NULL, "%s",
+                  err);
+    ck_assert_int_eq(rd_kafka_conf_get(rd_kafka_conf(rk), "linger.ms", value, &size),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_destroy(rk);
+}
+
+/* A producer someone waits on (the API's, the worker's) sends each message at once; a bulk
+ * one gathers for 5 ms; -X producer.linger.ms wins over both. */
+START_TEST(test_config_producers_send_at_once_or_gathered)
+{
+    cs_config cfg;
+    char err[256] = "", value[64];
+    char *plain[] = {"prog", "--brokers=127.0.0.1:1", NULL};
+    char *set[] = {"prog", "--brokers=127.0.0.1:1", "-X", "producer.linger.ms=7", NULL};
+
+    ck_assert_msg(load(&cfg, CS_PROG_ADMIN, 2, plain, err) == 0, "%s", err);
+    producer_linger(&cfg, CS_KAFKA_SEND_AT_ONCE, value, sizeof(value));
+    ck_assert_str_eq(value, "0");
+    producer_linger(&cfg, CS_KAFKA_SEND_GATHERED, value, sizeof(value));
+    ck_assert_str_eq(value, "5");
+    cs_config_free(&cfg);
+    ck_assert_msg(load(&cfg, CS_PROG_ADMIN, 4, set, err) == 0, "%s", err);
+    producer_linger(&cfg, CS_KAFKA_SEND_AT_ONCE, value, sizeof(value));
+    ck_assert_str_eq(value, "7");
+    producer_linger(&cfg, CS_KAFKA_SEND_GATHERED, value, sizeof(value));
+    ck_assert_str_eq(value, "7");
+    cs_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_config_refuses_kafka_properties_guarantees_rest_on)
 {
     char *unknown[] = {"prog", "-X", "no.such.property=1", NULL};
@@ -689,6 +728,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_errors_exit_78_and_version_exits_0);
     tcase_add_test(tc, test_config_s2s_key_options_for_the_token_command);
     tcase_add_test(tc, test_config_api_options_and_their_refusals);
+    tcase_add_test(tc, test_config_producers_send_at_once_or_gathered);
     tcase_add_test(tc, test_config_topic_specs_follow_the_topic_options);
     tcase_add_test(tc, test_config_group_protocol_is_consumer_with_classic_selectable);
     suite_add_tcase(s, tc);

@@ -739,7 +739,7 @@ START_TEST(test_indexer_bulk_load_50k_documents_per_second)
     fixture_new(&f, 6);
     conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
     ck_assert_msg(conf != NULL, "%s", errstr);
-    rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
+    rk = cs_kafka_producer_new(it_config(), conf, CS_KAFKA_SEND_GATHERED, errstr, sizeof(errstr));
     ck_assert_msg(rk != NULL, "%s", errstr);
     t0 = cs_now_ms();
     for (int i = 0; i < LOAD_DOCS; i++) {

@@ -73,7 +73,7 @@ static void check_java_partitions(int partitions)
     it_create_topic(topic, partitions);
     conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
     ck_assert_msg(conf != NULL, "%s", errstr);
-    rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
+    rk = cs_kafka_producer_new(it_config(), conf, CS_KAFKA_SEND_GATHERED, errstr, sizeof(errstr));
     ck_assert_msg(rk != NULL, "%s", errstr);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t err;
@@ -256,7 +256,7 @@ static void fake_worker(const char *events, const char *results, size_t want, in
         !(in = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))))
         _exit(1);
     if (!(conf = cs_kafka_conf_new(cfg, NULL, errstr, sizeof(errstr))) ||
-        !(out = cs_kafka_producer_new(cfg, conf, errstr, sizeof(errstr))))
+        !(out = cs_kafka_producer_new(cfg, conf, CS_KAFKA_SEND_GATHERED, errstr, sizeof(errstr))))
         _exit(1);
     if ((np = cs_kafka_partition_count(in, events, 10000, errstr, sizeof(errstr))) < 1)
         _exit(1);

@@ -406,7 +406,8 @@ static rd_kafka_t *test_producer(void)
         rd_kafka_conf_t *conf = cs_kafka_conf_new(it_config(), NULL, errstr, sizeof(errstr));
 
         ck_assert_msg(conf != NULL, "%s", errstr);
-        rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
+        rk = cs_kafka_producer_new(it_config(), conf, CS_KAFKA_SEND_GATHERED, errstr,
+                                   sizeof(errstr));
         ck_assert_msg(rk != NULL, "%s", errstr);
     }
     return rk;

@@ -293,7 +293,8 @@ void feeder_start(feeder *f, bool (*pick)(size_t i, void *ctx), void *ctx, int g
 
     memset(f, 0, sizeof(*f));
     ck_assert_msg(conf != NULL, "%s", errstr);
-    f->rk = cs_kafka_producer_new(it_config(), conf, errstr, sizeof(errstr));
+    f->rk =
+        cs_kafka_producer_new(it_config(), conf, CS_KAFKA_SEND_GATHERED, errstr, sizeof(errstr));
     ck_assert_msg(f->rk != NULL, "%s", errstr);
     f->index = calloc(W.nplan, sizeof(*f->index));
     for (size_t i = 0; i < W.nplan; i++)

@@ -371,7 +371,8 @@ cs_relay *cs_relay_start(const cs_config *cfg, char *errstr, size_t errstr_size)
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    if (!(r->producer = cs_kafka_producer_new(cfg, conf, errstr, errstr_size))) {
+    if (!(r->producer =
+              cs_kafka_producer_new(cfg, conf, CS_KAFKA_SEND_AT_ONCE, errstr, errstr_size))) {
         free(r);
         return NULL;
     }

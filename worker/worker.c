@@ -1008,7 +1008,7 @@ cs_worker *cs_worker_new(const cs_config *cfg, char *errstr, size_t errstr_size)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, w);
-    w->producer = cs_kafka_producer_new(cfg, conf, errstr, errstr_size);
+    w->producer = cs_kafka_producer_new(cfg, conf, CS_KAFKA_SEND_AT_ONCE, errstr, errstr_size);
     conf = NULL;
     if (!w->producer)
         goto fail;
