@@ -134,17 +134,28 @@ static const char *notes_param(const cs_ccd_view *v)
     return v && v->notes_field && v->notes_field[0] ? v->notes_field : NULL;
 }
 
+/* Every statement of the view, prepared when a session starts (cs_ccd_view_session). */
+enum { ST_CASE, ST_CASES, ST_HISTORY, ST_EVENT, ST_SUBMITTED, ST_COUNT };
+static const cs_db_statement statements[ST_COUNT] = {
+    [ST_CASE] = {"cs_ccd_view_case", case_sql, 2},
+    [ST_CASES] = {"cs_ccd_view_cases", cases_sql, 2},
+    [ST_HISTORY] = {"cs_ccd_view_history", history_sql, 2},
+    [ST_EVENT] = {"cs_ccd_view_event", event_sql, 3},
+    [ST_SUBMITTED] = {"cs_ccd_view_submitted", submitted_sql, 3}};
+
 int cs_ccd_view_session(PGconn *conn, char *errstr, size_t errstr_size)
 {
-    return cs_db_generic_plans(conn, errstr, errstr_size);
+    int rc = cs_db_generic_plans(conn, errstr, errstr_size);
+
+    return rc ? rc : cs_db_prepare(conn, statements, ST_COUNT, errstr, errstr_size);
 }
 
-/* Runs statement name (sql) with params; *out gets its result when it returned rows (the caller
+/* Runs statement st with params; *out gets its result when it returned rows (the caller
  * clears it). Returns CS_OK, CS_ERR_RETRY or CS_ERR. */
-static int query(PGconn *conn, const char *name, const char *sql, int nparams,
-                 const char *const *params, PGresult **out, char *errstr, size_t errstr_size)
+static int query(PGconn *conn, int st, const char *const *params, PGresult **out, char *errstr,
+                 size_t errstr_size)
 {
-    PGresult *res = cs_db_exec_prepared(conn, name, sql, nparams, params);
+    PGresult *res = cs_db_exec_prepared(conn, &statements[st], params);
 
     *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -174,12 +185,11 @@ static char *compact(const char *text, size_t len, char *errstr, size_t errstr_s
 /* Runs sql and hands the first column of its row, JSON, to *body (the caller frees) written
  * compact; *second (may be NULL) gets the second column, a boolean. Returns CS_OK,
  * CS_ERR_NOTFOUND (no row), CS_ERR_RETRY or CS_ERR. */
-static int render(PGconn *conn, const char *name, const char *sql, int nparams,
-                  const char *const *params, char **body, bool *second, char *errstr,
-                  size_t errstr_size)
+static int render(PGconn *conn, int st, const char *const *params, char **body, bool *second,
+                  char *errstr, size_t errstr_size)
 {
     PGresult *res;
-    int rc = query(conn, name, sql, nparams, params, &res, errstr, errstr_size);
+    int rc = query(conn, st, params, &res, errstr, errstr_size);
 
     *body = NULL;
     if (rc != CS_OK)
@@ -301,7 +311,7 @@ int cs_ccd_view_case_rows(PGconn *conn, const cs_ccd_view *v, const long long *r
     }
     if (n > 0 && one_reference(refs, n)) {
         snprintf(array, sizeof(array), "%lld", refs[0]);
-        rc = query(conn, "cs_ccd_view_case", case_sql, 2, params, &res, errstr, errstr_size);
+        rc = query(conn, ST_CASE, params, &res, errstr, errstr_size);
     } else {
         array[len++] = '{';
         for (size_t i = 0; i < n; i++)
@@ -309,7 +319,7 @@ int cs_ccd_view_case_rows(PGconn *conn, const cs_ccd_view *v, const long long *r
                 (size_t)snprintf(array + len, sizeof(array) - len, "%s%lld", i ? "," : "", refs[i]);
         array[len++] = '}';
         array[len] = '\0';
-        rc = query(conn, "cs_ccd_view_cases", cases_sql, 2, params, &res, errstr, errstr_size);
+        rc = query(conn, ST_CASES, params, &res, errstr, errstr_size);
     }
     if (rc != CS_OK)
         return rc;
@@ -417,8 +427,7 @@ int cs_ccd_view_history(PGconn *conn, const cs_ccd_view *v, long long ref, char 
     int rc;
 
     snprintf(r, sizeof(r), "%lld", ref);
-    rc = render(conn, "cs_ccd_view_history", history_sql, 2, params, body, NULL, errstr,
-                errstr_size);
+    rc = render(conn, ST_HISTORY, params, body, NULL, errstr, errstr_size);
     if (rc == CS_ERR_NOTFOUND)
         snprintf(errstr, errstr_size, "no case %lld", ref);
     return rc;
@@ -433,7 +442,7 @@ int cs_ccd_view_event(PGconn *conn, const cs_ccd_view *v, long long ref, long lo
 
     snprintf(r, sizeof(r), "%lld", ref);
     snprintf(id, sizeof(id), "%lld", history_id);
-    rc = render(conn, "cs_ccd_view_event", event_sql, 3, params, body, NULL, errstr, errstr_size);
+    rc = render(conn, ST_EVENT, params, body, NULL, errstr, errstr_size);
     if (rc == CS_ERR_NOTFOUND)
         snprintf(errstr, errstr_size, "no event %lld in the history of case %lld", history_id, ref);
     return rc;
@@ -454,8 +463,7 @@ int cs_ccd_view_submitted(PGconn *conn, const cs_ccd_view *v, long long ref,
         return CS_ERR_INVALID;
     }
     snprintf(r, sizeof(r), "%lld", ref);
-    rc = render(conn, "cs_ccd_view_submitted", submitted_sql, 3, params, body, &first, errstr,
-                errstr_size);
+    rc = render(conn, ST_SUBMITTED, params, body, &first, errstr, errstr_size);
     if (rc == CS_ERR_NOTFOUND)
         snprintf(errstr, errstr_size, "case %lld has no event of idempotency key %s", ref, key);
     if (created)

@@ -20,7 +20,8 @@ typedef struct cs_ccd_view {
     const char *notes_field;
 } cs_ccd_view;
 
-/* Readies conn for the views, once per connection: their statements are planned once, generic
+/* Readies conn for the views, once per connection: their statements are prepared, and planned
+ * once, generic
  * (plan_cache_mode force_generic_plan). Each is a lookup by key with one good plan, and
  * PostgreSQL would otherwise plan the cases view anew on every call (a custom plan always looks
  * cheaper for `= ANY($1)`, whose generic estimate assumes ten elements), which costs more than

@@ -124,21 +124,38 @@ int cs_db_generic_plans(PGconn *conn, char *errstr, size_t errstr_size)
     return cs_db_exec(conn, "SET plan_cache_mode = force_generic_plan", errstr, errstr_size);
 }
 
-PGresult *cs_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
-                              const char *const *params)
+int cs_db_prepare(PGconn *conn, const cs_db_statement *stmts, size_t n, char *errstr,
+                  size_t errstr_size)
 {
-    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        PGresult *res = PQprepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            int rc = cs_db_retryable(conn, res) ? CS_ERR_RETRY : CS_ERR;
+
+            cs_db_error(conn, res, errstr, errstr_size);
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+    }
+    return CS_OK;
+}
+
+PGresult *cs_db_exec_prepared(PGconn *conn, const cs_db_statement *s, const char *const *params)
+{
+    PGresult *res = PQexecPrepared(conn, s->name, s->nparams, params, NULL, NULL, 0);
     const char *state;
 
     if (PQresultStatus(res) != PGRES_FATAL_ERROR ||
         !(state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) || strcmp(state, "26000") != 0)
         return res;
     PQclear(res);
-    res = PQprepare(conn, name, sql, nparams, NULL);
+    res = PQprepare(conn, s->name, s->sql, s->nparams, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return res;
     PQclear(res);
-    return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    return PQexecPrepared(conn, s->name, s->nparams, params, NULL, NULL, 0);
 }
 
 int cs_db_query_int(PGconn *conn, const char *sql, const char *param, int timeout_ms,

@@ -44,12 +44,24 @@ int cs_db_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);
  * are the same index scans. Returns 0, CS_ERR_RETRY or CS_ERR with the reason in errstr. */
 int cs_db_generic_plans(PGconn *conn, char *errstr, size_t errstr_size);
 
-/* Runs statement name (sql) as a prepared statement of conn: parsed (and planned, once
- * cs_db_generic_plans) once per connection, prepared on first use (a connection that has not
- * prepared it answers 26000, invalid_sql_statement_name, which outside a transaction block
- * costs nothing else). Returns the result, as PQexecPrepared. */
-PGresult *cs_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
-                              const char *const *params);
+/* A statement a session prepares once and runs by its name. */
+typedef struct cs_db_statement {
+    const char *name;
+    const char *sql;
+    int nparams;
+} cs_db_statement;
+
+/* Prepares the n statements on conn, a session that has none of them yet: parsed (and
+ * planned, once cs_db_generic_plans) once per session. Returns 0, CS_ERR_RETRY or CS_ERR with
+ * the server's message in errstr. */
+int cs_db_prepare(PGconn *conn, const cs_db_statement *stmts, size_t n, char *errstr,
+                  size_t errstr_size);
+
+/* Runs statement s, prepared by cs_db_prepare, outside a transaction block. A session that
+ * does not have it (never prepared, or dropped by DISCARD ALL) answers 26000,
+ * invalid_sql_statement_name: it is prepared then and run again. Returns the result, as
+ * PQexecPrepared. */
+PGresult *cs_db_exec_prepared(PGconn *conn, const cs_db_statement *s, const char *const *params);
 
 /* Copies the error of res (or of conn) into errstr, without the trailing newline;
  * a message too long for errstr is cut between UTF-8 characters. */

@@ -26,7 +26,7 @@ static const cs_ccd_view NOTES = {.notes_field = "caseNotes"};
 
 /* A connection of the role the readers of cases have (the stack's reader role when it names
  * one); the test fails if it cannot connect. */
-static PGconn *reader(void)
+static PGconn *reader_session(void)
 {
     const char *conninfo = getenv("CASESTREAM_READER_PG");
     char errstr[512];
@@ -34,6 +34,16 @@ static PGconn *reader(void)
         cs_db_connect(conninfo && *conninfo ? conninfo : it_config()->pg, errstr, sizeof(errstr));
 
     ck_assert_msg(c != NULL, "could not connect to postgresql: %s", errstr);
+    return c;
+}
+
+/* A reader's connection readied for the views, as casestream-api readies each. */
+static PGconn *reader(void)
+{
+    PGconn *c = reader_session();
+    char errstr[512];
+
+    ck_assert_msg(cs_ccd_view_session(c, errstr, sizeof(errstr)) == CS_OK, "%s", errstr);
     return c;
 }
 
@@ -391,6 +401,51 @@ START_TEST(test_ccd_view_submitted_is_byte_identical_after_the_case_moved_on)
 }
 END_TEST
 
+/* How many of the views' statements conn's session has prepared. */
+static long long view_statements(PGconn *conn)
+{
+    PGresult *res = PQexec(
+        conn, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'cs\\_ccd\\_view\\_%'");
+    long long n;
+
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+/* A session prepares the views' statements when it starts, before any read (so that no read
+ * meets a statement its session lacks: an ERROR in the server's log each time); one that lost
+ * them (DISCARD ALL) prepares a statement again when it runs it. */
+START_TEST(test_ccd_view_session_prepares_its_statements_when_it_starts)
+{
+    PGconn *conn = reader_session();
+    const long long refs[1] = {1};
+    cs_ccd_view_rows *rows = NULL;
+    char errstr[512];
+    PGresult *res;
+
+    ck_assert_int_eq(view_statements(conn), 0);
+    ck_assert_msg(cs_ccd_view_session(conn, errstr, sizeof(errstr)) == CS_OK, "%s", errstr);
+    ck_assert_int_eq(view_statements(conn), 5);
+    ck_assert_msg(cs_ccd_view_case_rows(conn, &PLAIN, refs, 1, &rows, errstr, sizeof(errstr)) ==
+                      CS_OK,
+                  "%s", errstr);
+    cs_ccd_view_rows_free(rows);
+    rows = NULL;
+    res = PQexec(conn, "DISCARD ALL");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    ck_assert_int_eq(view_statements(conn), 0);
+    ck_assert_msg(cs_ccd_view_case_rows(conn, &PLAIN, refs, 1, &rows, errstr, sizeof(errstr)) ==
+                      CS_OK,
+                  "%s", errstr);
+    cs_ccd_view_rows_free(rows);
+    ck_assert_int_eq(view_statements(conn), 1);
+    PQfinish(conn);
+}
+END_TEST
+
 Suite *it_ccd_view_suite(void)
 {
     Suite *s = suite_create("it_ccd_view");
@@ -400,6 +455,7 @@ Suite *it_ccd_view_suite(void)
     tcase_add_checked_fixture(tc, services_up, NULL);
     tcase_add_test(tc, test_ccd_view_cases_history_and_events_as_ccd_reads_them);
     tcase_add_test(tc, test_ccd_view_submitted_is_byte_identical_after_the_case_moved_on);
+    tcase_add_test(tc, test_ccd_view_session_prepares_its_statements_when_it_starts);
     suite_add_tcase(s, tc);
     return s;
 }

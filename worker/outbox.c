@@ -22,6 +22,26 @@
 /* Advisory lock held by the one relay publishing to a topic: (namespace, topic). */
 #define RELAY_LOCK_SQL "SELECT pg_try_advisory_lock(hashtext('casestream outbox'), hashtext($1))"
 
+/* The relay's statements, prepared on each connection: a round's rows (at most $1, from the
+ * first, whose documents before each stay under $3 bytes, with how many were waiting) of the
+ * changes topic $2, and the rows it published. */
+enum { RELAY_ROUND, RELAY_PUBLISHED };
+static const cs_db_statement relay_statements[] = {
+    [RELAY_ROUND] = {"relay_round",
+                     "SELECT id, reference, doc, case_revision, case_type, case_id, listed FROM ("
+                     "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto, "
+                     "count(*) OVER () AS listed FROM ("
+                     "SELECT id, reference, document::text AS doc, case_revision, "
+                     "COALESCE(document->>'case_type_id', document->>'case_type') AS case_type, "
+                     "document->>'id' AS case_id FROM ccd.change_outbox "
+                     "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1) o) w "
+                     "WHERE upto - octet_length(doc) < $3::bigint ORDER BY id",
+                     3},
+    [RELAY_PUBLISHED] = {"relay_published",
+                         "UPDATE ccd.change_outbox SET published_at = now() "
+                         "WHERE id = ANY($1::bigint[])",
+                         1}};
+
 struct cs_relay {
     const cs_config *cfg;
     rd_kafka_t *producer;
@@ -64,12 +84,15 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
         r->conn = NULL;
         r->leader = false;
     }
-    if (!r->conn && !(r->conn = cs_db_connect(r->cfg->pg, errstr, errstr_size)))
-        return CS_ERR_RETRY;
-    if (!r->leader && cs_db_generic_plans(r->conn, errstr, errstr_size)) {
-        PQfinish(r->conn);
-        r->conn = NULL;
-        return CS_ERR_RETRY;
+    if (!r->conn) {
+        if (!(r->conn = cs_db_connect(r->cfg->pg, errstr, errstr_size)))
+            return CS_ERR_RETRY;
+        if (cs_db_generic_plans(r->conn, errstr, errstr_size) ||
+            cs_db_prepare(r->conn, relay_statements, 2, errstr, errstr_size)) {
+            PQfinish(r->conn);
+            r->conn = NULL;
+            return CS_ERR_RETRY;
+        }
     }
     if (r->leader)
         return CS_OK;
@@ -178,17 +201,7 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
 
     snprintf(limit, sizeof(limit), "%d", r->cfg->outbox_batch);
     snprintf(bytes, sizeof(bytes), "%d", r->cfg->outbox_bytes);
-    res = cs_db_exec_prepared(
-        r->conn, "relay_round",
-        "SELECT id, reference, doc, case_revision, case_type, case_id, listed FROM ("
-        "SELECT *, sum(octet_length(doc)) OVER (ORDER BY id) AS upto, count(*) OVER () AS listed"
-        " FROM ("
-        "SELECT id, reference, document::text AS doc, case_revision, "
-        "COALESCE(document->>'case_type_id', document->>'case_type') AS case_type, "
-        "document->>'id' AS case_id FROM ccd.change_outbox "
-        "WHERE topic = $2 AND published_at IS NULL ORDER BY id LIMIT $1) o) w "
-        "WHERE upto - octet_length(doc) < $3::bigint ORDER BY id",
-        3, params);
+    res = cs_db_exec_prepared(r->conn, &relay_statements[RELAY_ROUND], params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_db_error(r->conn, res, errstr, errstr_size);
         PQclear(res);
@@ -234,10 +247,7 @@ static int publish_round(cs_relay *r, char *errstr, size_t errstr_size)
     if (done > 0) {
         cs_fault_point("after_outbox_publish");
         params[0] = ids;
-        upd = cs_db_exec_prepared(r->conn, "relay_published",
-                                  "UPDATE ccd.change_outbox SET published_at = now() "
-                                  "WHERE id = ANY($1::bigint[])",
-                                  1, params);
+        upd = cs_db_exec_prepared(r->conn, &relay_statements[RELAY_PUBLISHED], params);
         if (PQresultStatus(upd) != PGRES_COMMAND_OK) {
             cs_db_error(r->conn, upd, errstr, errstr_size);
             rc = CS_ERR_RETRY;
