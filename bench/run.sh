@@ -132,7 +132,7 @@ delete_cases() { # first count
 # search went through the whole pipeline and stay, in PostgreSQL and in nfd_cases.
 CLEANED=0
 clean_up() {
-    local b i
+    local b i made
     ((CLEANED == 0)) && [[ $KEEP != 1 ]] || return 0
     CLEANED=1
     for b in $(seq 0 20); do
@@ -143,8 +143,9 @@ clean_up() {
     for i in "${INDICES_MADE[@]}"; do
         for n in "$i" "$i-000001"; do curl -fsS -X DELETE "$ES/$n" >/dev/null 2>&1 || true; done
     done
-    if ((${#TOPICS_MADE[@]})); then
-        build/bench/topic_delete "$BROKERS" "${TOPICS_MADE[@]}" >"$WORK/topic-delete.txt" 2>&1 ||
+    mapfile -t made < <(sort -u "$WORK/topics-made.txt" 2>/dev/null)
+    if ((${#made[@]})); then
+        build/bench/topic_delete "$BROKERS" "${made[@]}" >"$WORK/topic-delete.txt" 2>&1 ||
             log "could not delete every bench topic (see $WORK/topic-delete.txt)"
     fi
 }
@@ -173,7 +174,9 @@ make_topics() { # phase
     # shellcheck disable=SC2046
     build/casestream $(topic_args "$1") topics create >"$WORK/$1-topics.txt" ||
         die "could not create the topics of phase $1"
-    TOPICS_MADE+=("$RUN-$1-events" "$RUN-$1-results" "$RUN-$1-changes" "$RUN-$1-dlq")
+    # In a file, not a variable: (j) makes its topics in a subshell.
+    printf '%s\n' "$RUN-$1-events" "$RUN-$1-results" "$RUN-$1-changes" "$RUN-$1-dlq" \
+        >>"$WORK/topics-made.txt"
 }
 
 metrics() { curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null || true; }
