@@ -119,6 +119,22 @@ START_TEST(test_batching_cuts_a_run_of_large_submissions_by_bytes)
 }
 END_TEST
 
+/* A small batch is one transaction; each 8 submissions more take one more applier, up to
+ * --appliers. */
+START_TEST(test_batching_splits_a_batch_across_one_applier_per_eight)
+{
+    ck_assert_uint_eq(cs_batching_appliers(1, 4), 1);
+    ck_assert_uint_eq(cs_batching_appliers(5, 4), 1);
+    ck_assert_uint_eq(cs_batching_appliers(8, 4), 1);
+    ck_assert_uint_eq(cs_batching_appliers(9, 4), 2);
+    ck_assert_uint_eq(cs_batching_appliers(24, 4), 3);
+    ck_assert_uint_eq(cs_batching_appliers(25, 4), 4);
+    ck_assert_uint_eq(cs_batching_appliers(256, 4), 4);
+    ck_assert_uint_eq(cs_batching_appliers(256, 1), 1);
+    ck_assert_uint_eq(cs_batching_appliers(9, 1), 1);
+}
+END_TEST
+
 Suite *batching_suite(void)
 {
     Suite *s = suite_create("batching");
@@ -127,6 +143,7 @@ Suite *batching_suite(void)
     tcase_add_test(tc, test_batching_goes_when_full_or_drained_and_lingered);
     tcase_add_test(tc, test_batching_takes_by_count_and_bytes_in_order);
     tcase_add_test(tc, test_batching_cuts_a_run_of_large_submissions_by_bytes);
+    tcase_add_test(tc, test_batching_splits_a_batch_across_one_applier_per_eight);
     suite_add_tcase(s, tc);
     return s;
 }

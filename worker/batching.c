@@ -24,3 +24,12 @@ bool cs_batching_takes(size_t taken, size_t taken_bytes, size_t next_bytes, size
         return false;
     return next_bytes <= want_bytes && taken_bytes <= want_bytes - next_bytes;
 }
+
+size_t cs_batching_appliers(size_t jobs, size_t appliers)
+{
+    size_t used = (jobs + CS_BATCHING_JOBS_PER_APPLIER - 1) / CS_BATCHING_JOBS_PER_APPLIER;
+
+    if (used == 0)
+        used = 1;
+    return used < appliers ? used : appliers;
+}

@@ -27,4 +27,13 @@ int cs_batching_wait_ms(size_t pending, size_t want, size_t pending_bytes, size_
 bool cs_batching_takes(size_t taken, size_t taken_bytes, size_t next_bytes, size_t want,
                        size_t want_bytes);
 
+/* Submissions a batch gives each applier before it takes one more. */
+#define CS_BATCHING_JOBS_PER_APPLIER 8
+
+/* How many of the appliers a batch of jobs (> 0) to apply is split across: one for each
+ * CS_BATCHING_JOBS_PER_APPLIER, at most appliers. An applier's transaction takes its jobs
+ * together in the same round trips, so a small batch split across every applier pays a commit
+ * (and a WAL flush) for one or two submissions each; a large one keeps them all busy. */
+size_t cs_batching_appliers(size_t jobs, size_t appliers);
+
 #endif

@@ -158,24 +158,27 @@ static void *slot_main(void *arg)
     }
 }
 
-/* Runs the undecided valid jobs on the appliers, split by case. Returns 0
- * or CS_ERR_RETRY (some applier could not commit; its jobs stay undecided). */
+/* Runs the undecided valid jobs on the appliers, split by case across as many as
+ * cs_batching_appliers says. Returns 0 or CS_ERR_RETRY (some applier could not commit; its jobs
+ * stay undecided). */
 static int run_appliers(cs_worker *w, cs_job *jobs, size_t n, char *errstr, size_t errstr_size)
 {
     int rc = CS_OK;
-    size_t todo = 0;
+    size_t todo = 0, used;
 
+    for (size_t i = 0; i < n; i++)
+        todo += !jobs[i].decided;
+    if (todo == 0)
+        return CS_OK;
+    used = cs_batching_appliers(todo, (size_t)w->nslots);
     for (int i = 0; i < w->nslots; i++)
         w->slots[i].n = 0;
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].decided)
             continue;
-        applier_slot *s = &w->slots[(uint64_t)jobs[i].sub->case_reference % (uint64_t)w->nslots];
+        applier_slot *s = &w->slots[(uint64_t)jobs[i].sub->case_reference % (uint64_t)used];
         s->jobs[s->n++] = &jobs[i];
-        todo++;
     }
-    if (todo == 0)
-        return CS_OK;
     pthread_mutex_lock(&w->mu);
     w->running_slots = w->nslots;
     w->round++;
