@@ -664,8 +664,10 @@ kafka_launch() { # node (kafka_prepare first)
   KAFKA_LOG_MARK[$n]=$(stat -c %s "$(kafka_server_log "$n")")
   say "$name: starting on 127.0.0.1:$(kafka_port "$n") (controller $(kafka_ctrl_port "$n"))"
   # exec chain keeps one pid: subshell -> setpriv -> setsid -> nohup -> java.
-  (cd "$dir" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms256m -Xmx512m \
-    -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+  # The JVM options of Kafka's own launcher (kafka-run-class.sh), with a small fixed heap.
+  (cd "$dir" && as_user_exec setsid nohup "$JAVA_HOME17/bin/java" -Xms512m -Xmx512m \
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.properties" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties") \
     >>"$(kafka_out_log "$n")" 2>&1 </dev/null &
