@@ -1009,6 +1009,9 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 static void register_metrics(cs_api *a)
 {
+    static const char stages_help[] =
+        "a submission's stages: outcome, from its headers to its request woken by its outcome; "
+        "render, reading its answer from PostgreSQL";
     char name[160];
 
     for (int route = 0; route < CS_API_ROUTE_COUNT; route++) {
@@ -1041,14 +1044,10 @@ static void register_metrics(cs_api *a)
     a->outcome_delay = cs_metric_histogram("casestream_api_outcome_delay_seconds",
                                            "from an outcome's Kafka timestamp (the worker's send) "
                                            "to its read by the results consumer");
-    a->until_outcome = cs_metric_histogram(
-        "casestream_api_submit_stage_seconds{stage=\"outcome\"}",
-        "a submission's stages: outcome, from its headers to its request woken by its outcome; "
-        "render, reading its answer from PostgreSQL");
-    a->render = cs_metric_histogram(
-        "casestream_api_submit_stage_seconds{stage=\"render\"}",
-        "a submission's stages: outcome, from its headers to its request woken by its outcome; "
-        "render, reading its answer from PostgreSQL");
+    a->until_outcome =
+        cs_metric_histogram("casestream_api_submit_stage_seconds{stage=\"outcome\"}", stages_help);
+    a->render =
+        cs_metric_histogram("casestream_api_submit_stage_seconds{stage=\"render\"}", stages_help);
 }
 
 static int load_key(cs_api *a, bool *config_error, char *errstr, size_t errstr_size)

@@ -404,23 +404,24 @@ static void producer_linger(const cs_config *cfg, cs_kafka_send send, char *valu
  * one gathers for 5 ms; -X producer.linger.ms wins over both. */
 START_TEST(test_config_producers_send_at_once_or_gathered)
 {
-    cs_config cfg;
-    char err[256] = "", value[64];
-    char *plain[] = {"prog", "--brokers=127.0.0.1:1", NULL};
-    char *set[] = {"prog", "--brokers=127.0.0.1:1", "-X", "producer.linger.ms=7", NULL};
+    char *argv[] = {"prog", "--brokers=127.0.0.1:1", "-X", "producer.linger.ms=7", NULL};
+    /* argc (without or with the -X), then the linger of each kind */
+    static const struct {
+        int argc;
+        const char *at_once, *gathered;
+    } cases[] = {{2, "0", "5"}, {4, "7", "7"}};
 
-    ck_assert_msg(load(&cfg, CS_PROG_ADMIN, 2, plain, err) == 0, "%s", err);
-    producer_linger(&cfg, CS_KAFKA_SEND_AT_ONCE, value, sizeof(value));
-    ck_assert_str_eq(value, "0");
-    producer_linger(&cfg, CS_KAFKA_SEND_GATHERED, value, sizeof(value));
-    ck_assert_str_eq(value, "5");
-    cs_config_free(&cfg);
-    ck_assert_msg(load(&cfg, CS_PROG_ADMIN, 4, set, err) == 0, "%s", err);
-    producer_linger(&cfg, CS_KAFKA_SEND_AT_ONCE, value, sizeof(value));
-    ck_assert_str_eq(value, "7");
-    producer_linger(&cfg, CS_KAFKA_SEND_GATHERED, value, sizeof(value));
-    ck_assert_str_eq(value, "7");
-    cs_config_free(&cfg);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cs_config cfg;
+        char err[256] = "", value[64];
+
+        ck_assert_msg(load(&cfg, CS_PROG_ADMIN, cases[i].argc, argv, err) == 0, "%s", err);
+        producer_linger(&cfg, CS_KAFKA_SEND_AT_ONCE, value, sizeof(value));
+        ck_assert_str_eq(value, cases[i].at_once);
+        producer_linger(&cfg, CS_KAFKA_SEND_GATHERED, value, sizeof(value));
+        ck_assert_str_eq(value, cases[i].gathered);
+        cs_config_free(&cfg);
+    }
 }
 END_TEST
 

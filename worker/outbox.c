@@ -88,7 +88,9 @@ static int become_leader(cs_relay *r, char *errstr, size_t errstr_size)
         if (!(r->conn = cs_db_connect(r->cfg->pg, errstr, errstr_size)))
             return CS_ERR_RETRY;
         if (cs_db_generic_plans(r->conn, errstr, errstr_size) ||
-            cs_db_prepare(r->conn, relay_statements, 2, errstr, errstr_size)) {
+            cs_db_prepare(r->conn, relay_statements,
+                          sizeof(relay_statements) / sizeof(relay_statements[0]), errstr,
+                          errstr_size)) {
             PQfinish(r->conn);
             r->conn = NULL;
             return CS_ERR_RETRY;
