@@ -175,9 +175,11 @@ POST_STAGES=(worker_poll_delay "casestream_worker_poll_delay_seconds" "worker: p
     request 'casestream_api_request_seconds{route="submit"}' "API: whole request")
 scrape "$WORK/h-post-metrics.before"
 read -ra CPU0 <<<"$(cpu_ticks)"
+STEAL0=$(steal_ticks)
 T0=$(now_ms)
 wrk -t2 -c"$POST_CLIENTS" -d"${SECS}s" --latency -s bench/api_post.lua "$API" >"$WORK/h-post.txt" 2>&1 ||
     die "wrk POST failed: $(tail -2 "$WORK/h-post.txt")"
+STEAL1=$(steal_ticks)
 read -ra CPU1 <<<"$(cpu_ticks)"
 ELAPSED_MS=$(($(now_ms) - T0))
 scrape "$WORK/h-post-metrics.after"
@@ -189,6 +191,9 @@ POST_CPU=$(for i in "${!CPU_NAMES[@]}"; do
 done | paste -sd, - | sed 's/,/, /g')
 POST_BUSY=$(awk -v t=$((CPU1[0] - CPU0[0])) -v i=$((CPU1[1] - CPU0[1])) \
     'BEGIN { printf "%.0f", (t > 0 ? 100 * (t - i) / t : 0) }')
+# Of the machine's time, the share the hypervisor gave to others (steal): the noise of the run.
+POST_STEAL=$(awk -v t=$((CPU1[0] - CPU0[0])) -v st=$((STEAL1 - STEAL0)) \
+    'BEGIN { printf "%.0f", (t > 0 ? 100 * st / t : 0) }')
 wrk_figures "$WORK/h-post.txt"
 ((NON2XX == 0)) || die "POST: $NON2XX answers were not 2xx (see $WORK/h-post.txt)"
 POST_RPS=$RPS POST_P50=$P50 POST_P99=$P99 POST_REQS=$REQS POST_ERR=$SOCKERR
@@ -201,7 +206,7 @@ cat >"$WORK/h-rows.md" <<EOF
 | h | GET one case through casestream-api ($GET_CONNS connections, wrk) | **$(printf '%.0f' "$GET_RPS") req/s**, p99 $GET_P99 ms | p50 $GET_P50 ms, $GET_REQS requests in ${SECS} s among $CASES cases; ${GET_ERR:-no socket errors}; $READS reads by $QUERIES queries, $PER_QUERY reads per query |
 | h | the same lookup as SQL (pgbench, $GET_CONNS clients, prepared) | $(printf '%.0f' "$SQL_TPS") tps | \`SELECT row_to_json(c) FROM ccd.case_data c WHERE c.reference = :ref\` as the reader role |
 | h | GET / SQL | **$GET_RATIO** | target ≥ 0.5: $(met "$GET_RATIO" 0.5 ge) |
-| h | POST submit, a create each ($POST_CLIENTS connections, wrk, worker and indexer running) | **p99 $POST_P99 ms**, p50 $POST_P50 ms | $POST_REQS requests, $(printf '%.0f' "$POST_RPS") req/s; target p99 ≤ 100 ms: $(met "$POST_P99" 100 le); ${POST_ERR:-no socket errors}; while wrk ran, % of one core: $POST_CPU; the machine ($(nproc) cores) $POST_BUSY% busy |
+| h | POST submit, a create each ($POST_CLIENTS connections, wrk, worker and indexer running) | **p99 $POST_P99 ms**, p50 $POST_P50 ms | $POST_REQS requests, $(printf '%.0f' "$POST_RPS") req/s; target p99 ≤ 100 ms: $(met "$POST_P99" 100 le); ${POST_ERR:-no socket errors}; while wrk ran, % of one core: $POST_CPU; the machine ($(nproc) cores) $POST_BUSY% busy, $POST_STEAL% of its time stolen by the hypervisor |
 | h | what a POST's time is made of | see how | histograms of the worker and the API over the POST run (DESIGN §8), per submission or per batch (the worker's commit); buckets 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1 s…: $STAGE_CELL |
 EOF
 cat >"$WORK/h.json" <<EOF
@@ -211,6 +216,7 @@ cat >"$WORK/h.json" <<EOF
  "get_over_sql": $GET_RATIO, "get_target": 0.5, "get_target_met": $(met "$GET_RATIO" 0.5 ge),
  "post": {"connections": $POST_CLIENTS, "seconds": $SECS, "requests": $POST_REQS, "rps": $POST_RPS,
           "p50_ms": $POST_P50, "p99_ms": $POST_P99, "machine_busy_pct": $POST_BUSY,
+          "machine_steal_pct": $POST_STEAL,
           "stages": {$STAGE_JSON},
           "cpu_pct": {$(sed -E 's/([A-Za-z]+) ([0-9]+)/"\1": \2/g' <<<"$POST_CPU")}},
  "post_p99_target_ms": 100, "post_target_met": $(met "$POST_P99" 100 le)}

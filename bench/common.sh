@@ -21,6 +21,7 @@ tree_ticks() { # pid
     echo $t
 }
 machine_ticks() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; } # total idle
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the hypervisor's: what this VM was ready to run but did not get
 stack_pid() { scripts/stack.sh status 2>/dev/null | awk -v s="$1" '$1 == s { print $3 }'; }
 
 # A histogram NAME (with its labels, e.g. 'x_seconds{op="read"}') between two /metrics scrapes

@@ -132,21 +132,36 @@ delete_cases() { # first count
 # search went through the whole pipeline and stay, in PostgreSQL and in nfd_cases.
 CLEANED=0
 clean_up() {
-    local b i made
+    local b
     ((CLEANED == 0)) && [[ $KEEP != 1 ]] || return 0
     CLEANED=1
     for b in $(seq 0 20); do
         ((b == 3)) || delete_cases "$(block "$b")" 200000
     done
     sql "DELETE FROM ccd.event_outcome WHERE topic LIKE '$RUN-%'" >/dev/null || true
-    # An index the indexer created is <name>-000001 behind the alias <name>.
+    drop_indices
+    drop_topics
+}
+
+# Deletes the indices made so far. An index the indexer created is <name>-000001 behind the
+# alias <name>.
+drop_indices() {
+    local i n
     for i in "${INDICES_MADE[@]}"; do
         for n in "$i" "$i-000001"; do curl -fsS -X DELETE "$ES/$n" >/dev/null 2>&1 || true; done
     done
+    INDICES_MADE=()
+}
+
+# Deletes the topics made so far (topics-made.txt, emptied once they are gone).
+drop_topics() {
+    local made
     mapfile -t made < <(sort -u "$WORK/topics-made.txt" 2>/dev/null)
-    if ((${#made[@]})); then
-        build/bench/topic_delete "$BROKERS" "${made[@]}" >"$WORK/topic-delete.txt" 2>&1 ||
-            log "could not delete every bench topic (see $WORK/topic-delete.txt)"
+    ((${#made[@]})) || return 0
+    if build/bench/topic_delete "$BROKERS" "${made[@]}" >"$WORK/topic-delete.txt" 2>&1; then
+        : >"$WORK/topics-made.txt"
+    else
+        log "could not delete every bench topic (see $WORK/topic-delete.txt)"
     fi
 }
 
@@ -1155,6 +1170,12 @@ phase_script() { # letter script what
         echo '{"failed": true}' >"$WORK/$1.json"
     fi
 }
+# The phases before are over: their topics (and what Kafka holds for them) and their indices
+# go now, so that (g), (h) and (i) find the broker and Elasticsearch as when they run alone.
+if [[ $KEEP != 1 ]]; then
+    drop_topics
+    drop_indices
+fi
 phase_script g import "casestream import against a raw COPY between two databases"
 phase_script h api "casestream-api under wrk against pgbench"
 phase_script i rebalance "rebalance pauses with each group protocol"
