@@ -63,7 +63,9 @@ struct cs_api {
     char results_error[256];
     /* The cases reads (GET /ccd-persistence/cases): the HTTP threads queue them, the readers
      * take every one queued (up to CS_CCD_VIEW_MAX_REFS references) and read their cases with
-     * one query; each read's request is parked meanwhile. */
+     * one query; each read's request is parked meanwhile. A submission whose wait is over is
+     * queued here too: a reader reads its answer and resumes it, so that no HTTP thread waits
+     * on PostgreSQL for a submission while its other connections wait on it. */
     pthread_mutex_t read_mu;
     pthread_cond_t read_cv;
     struct queued_read *read_head, *read_tail;
@@ -87,11 +89,17 @@ struct cs_api {
 
 struct request;
 
-/* A cases read queued for the readers, and its answer: rc, body or errstr. */
+/* A cases read queued for the readers, and its answer: rc, body or errstr. Or (woken) a
+ * submission whose wait is over: its answer read from PostgreSQL (rendered: rc, body, created
+ * or errstr) when it has one to show. */
 typedef struct queued_read {
     struct request *r;
     long long refs[CS_API_MAX_REFS];
     size_t n;
+    bool woken;
+    long long woken_us; /* when its outcome (or its end) woke it */
+    bool rendered;
+    bool created;
     int rc;
     char *body;
     char errstr[512];
@@ -114,8 +122,9 @@ typedef struct request {
     int64_t ref;
     cs_waiter *waiter;
     bool parked;
-    queued_read *read; /* a cases read, once queued */
-    char service[64];  /* the caller's S2S sub ("" with --insecure-skip-s2s) */
+    queued_read *read;   /* a cases read, once queued */
+    queued_read *answer; /* a submission's answer, once its wait is over */
+    char service[64];    /* the caller's S2S sub ("" with --insecure-skip-s2s) */
 } request;
 
 /* --- answers ----------------------------------------------------------------------------- */
@@ -333,19 +342,30 @@ static enum MHD_Result collect_refs(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* The cases the batch's reads name (refs[0..n)), read with one query; each read gets its
- * answer, and its request is woken. */
+static void render_answer(cs_api *a, request *r, queued_read *q);
+
+/* The batch taken from the queue: the cases its reads name (refs[0..n)), read with one query,
+ * each read getting its answer; and the answers of its woken submissions. Each request is
+ * resumed once answered. */
 static void read_batch(cs_api *a, queued_read *batch, const long long *refs, size_t n)
 {
     case_rows_call c = {.api = a, .refs = refs, .n = n};
     char errstr[512] = "";
-    int rc = with_pg(a, read_case_rows, &c, errstr, sizeof(errstr));
+    int rc = CS_OK;
 
-    cs_metric_inc(a->case_queries, 1);
+    if (n) {
+        rc = with_pg(a, read_case_rows, &c, errstr, sizeof(errstr));
+        cs_metric_inc(a->case_queries, 1);
+    }
     while (batch) {
         queued_read *q = batch;
 
         batch = q->next; /* q is freed once its request completes */
+        if (q->woken) {
+            render_answer(a, q->r, q);
+            MHD_resume_connection(q->r->conn);
+            continue;
+        }
         q->rc = rc == CS_OK ? cs_ccd_view_cases_of(c.rows, q->refs, q->n, &q->body, q->errstr,
                                                    sizeof(q->errstr))
                             : rc;
@@ -392,6 +412,17 @@ static void *reader_main(void *arg)
     }
 }
 
+/* Appends q to the readers' queue and wakes one. Under read_mu. */
+static void enqueue_locked(cs_api *a, queued_read *q)
+{
+    if (a->read_tail)
+        a->read_tail->next = q;
+    else
+        a->read_head = q;
+    a->read_tail = q;
+    pthread_cond_signal(&a->read_cv);
+}
+
 /* Queues r's cases read (c's references) for the readers and parks r until it is answered.
  * Answers at once (503) when the readers have stopped. */
 static enum MHD_Result queue_read(request *r, const read_call *c)
@@ -414,12 +445,7 @@ static enum MHD_Result queue_read(request *r, const read_call *c)
     /* Parked before a reader can see it: a reader wakes what it answers. */
     MHD_suspend_connection(r->conn);
     r->read = q;
-    if (a->read_tail)
-        a->read_tail->next = q;
-    else
-        a->read_head = q;
-    a->read_tail = q;
-    pthread_cond_signal(&a->read_cv);
+    enqueue_locked(a, q);
     pthread_mutex_unlock(&a->read_mu);
     return MHD_YES;
 }
@@ -492,11 +518,31 @@ static void suspend_request(void *ctx)
     r->parked = true;
 }
 
+/* A parked submission's wait is over (under the waiters' lock): a reader reads its answer
+ * and resumes it. When the readers have stopped, or out of memory, it is resumed at once and
+ * its HTTP thread reads the answer (answer_wait). */
 static void wake_request(void *ctx)
 {
     request *r = ctx;
+    cs_api *a = r->api;
+    queued_read *q = calloc(1, sizeof(*q));
 
-    MHD_resume_connection(r->conn);
+    if (q) {
+        q->r = r;
+        q->woken = true;
+        q->woken_us = cs_now_us();
+        pthread_mutex_lock(&a->read_mu);
+        if (!a->read_stop) {
+            r->answer = q;
+            enqueue_locked(a, q);
+            q = NULL;
+            r = NULL;
+        }
+        pthread_mutex_unlock(&a->read_mu);
+        free(q);
+    }
+    if (r)
+        MHD_resume_connection(r->conn);
 }
 
 static enum MHD_Result answer_wait(request *r);
@@ -558,6 +604,28 @@ static int view_submitted(PGconn *conn, void *ctx, char *errstr, size_t errstr_s
                                  errstr, errstr_size);
 }
 
+/* Reads into q the answer of r, a submission whose wait is over, if it has a case to show
+ * (applied or a duplicate of an applied one): q->rendered, and rc with body and created, or
+ * errstr. */
+static void render_answer(cs_api *a, request *r, queued_read *q)
+{
+    const cs_outcome *o = NULL;
+    submitted_call c = {.api = a, .r = r};
+    long long t0;
+    int http;
+
+    if (r->target.route == CS_API_SUPPLEMENTARY ||
+        cs_waiter_state(a->waiters, r->waiter, &o) != CS_WAIT_OUTCOME ||
+        cs_api_submit_reply(o->status, false, &http) != CS_API_REPLY_CASE)
+        return;
+    t0 = cs_now_us();
+    q->rc = with_pg(a, view_submitted, &c, q->errstr, sizeof(q->errstr));
+    cs_metric_observe(a->render, (double)(cs_now_us() - t0) / 1e6);
+    q->body = c.body;
+    q->created = c.created;
+    q->rendered = true;
+}
+
 /* The answer of a request whose wait is over. */
 static enum MHD_Result answer_wait(request *r)
 {
@@ -586,7 +654,9 @@ static enum MHD_Result answer_wait(request *r)
                  cs_waiter_reason(r->waiter));
         return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
     case CS_WAIT_OUTCOME:
-        cs_metric_observe(a->until_outcome, (double)(cs_now_us() - r->start_us) / 1e6);
+        cs_metric_observe(a->until_outcome,
+                          (double)((r->answer ? r->answer->woken_us : cs_now_us()) - r->start_us) /
+                              1e6);
         break;
     }
     if (r->target.route == CS_API_SUPPLEMENTARY) {
@@ -598,12 +668,18 @@ static enum MHD_Result answer_wait(request *r)
     }
     switch (cs_api_submit_reply(o->status, false, &http)) {
     case CS_API_REPLY_CASE: {
-        submitted_call c = {.api = a, .r = r};
-        long long t0 = cs_now_us();
-        int rc = with_pg(a, view_submitted, &c, errstr, sizeof(errstr));
+        queued_read here = {.r = r};
+        queued_read *q = r->answer && r->answer->rendered ? r->answer : &here;
+        int rc;
 
-        cs_metric_observe(a->render, (double)(cs_now_us() - t0) / 1e6);
-
+        if (q == &here) /* not read by a reader (they had stopped) */
+            render_answer(a, r, q);
+        rc = q->rc;
+        snprintf(errstr, sizeof(errstr), "%s", q->errstr);
+        if (rc != CS_OK) {
+            free(q->body);
+            q->body = NULL;
+        }
         if (rc == CS_ERR_NOTFOUND) {
             /* Its history row is gone: the case was disposed of at the end of its retention
              * after the submission was applied (the worker died before answering, and answered
@@ -623,8 +699,11 @@ static enum MHD_Result answer_wait(request *r)
                                                     : MHD_HTTP_INTERNAL_SERVER_ERROR,
                                  errstr);
         }
-        cs_api_submit_reply(o->status, c.created, &http);
-        return respond(r, (unsigned)http, c.body, NULL, NULL);
+        cs_api_submit_reply(o->status, q->created, &http);
+        char *body = q->body;
+
+        q->body = NULL; /* respond takes it */
+        return respond(r, (unsigned)http, body, NULL, NULL);
     }
     case CS_API_REPLY_CONFLICT:
         break;
@@ -922,6 +1001,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->read)
         free(r->read->body);
     free(r->read);
+    if (r->answer)
+        free(r->answer->body);
+    free(r->answer);
     free(r->body);
     free(r);
     *con_cls = NULL;

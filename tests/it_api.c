@@ -2,6 +2,7 @@
  * real worker on topics of this test's own (tests/it_world.h), every answer checked with the
  * rules CCD's client applies (tests/ccd_contract.h). Each test uses a case type of its own. */
 #include "ccd_contract.h"
+#include "it_proxy.h"
 #include "it_support.h"
 #include "it_world.h"
 #include "runner.h"
@@ -1091,6 +1092,64 @@ START_TEST(test_sigterm_finishes_requests_in_flight)
 }
 END_TEST
 
+/* A submission's answer is read from PostgreSQL by a reader, not by its HTTP thread: with one
+ * HTTP thread, and the API's PostgreSQL stalled (a proxy holding its bytes) once the outcome of
+ * an applied submission came, that thread still answers other requests; the submission gets
+ * its answer once PostgreSQL answers again. */
+START_TEST(test_an_answer_read_held_up_holds_no_http_thread)
+{
+    pid_t worker = setup("heldup");
+    const char *reader_pg = getenv("CASESTREAM_READER_PG");
+    char host[128], pg[2048];
+    const char *args[] = {"--api-threads=1", pg, NULL};
+    int64_t ref = api_ref();
+    int pg_port;
+    it_proxy *proxy;
+    char key[37];
+    parked p;
+
+    if (!reader_pg || !reader_pg[0])
+        reader_pg = it_config()->pg;
+    it_pg_target(reader_pg, host, sizeof(host), &pg_port);
+    proxy = it_proxy_start(host, pg_port);
+    /* libpq takes the last value of a repeated keyword. */
+    snprintf(pg, sizeof(pg), "--pg=%s host=127.0.0.1 port=%d", reader_pg, it_proxy_port(proxy));
+    api_start_with(60, args);
+    it_proxy_hold(proxy, true);
+    new_key(key);
+    p.key = key;
+    p.body = event_body(ref, -1, "create", "Submitted", "{\"n\":0}");
+    ck_assert_int_eq(pthread_create(&p.thread, NULL, submit_parked, &p), 0);
+    /* Applied (the worker does not go through the proxy), its outcome read by the API, and the
+     * request still waiting: its answer's read is held. */
+    for (int i = 0; i < 600 && metric(A.port, "casestream_api_outcomes_read_total") < 1; i++)
+        usleep(50 * 1000);
+    ck_assert_int_eq(
+        it_sql_int("SELECT count(*) FROM ccd.case_event WHERE case_reference = %" PRId64, ref), 1);
+    ck_assert_int_eq(metric(A.port, "casestream_api_outcomes_read_total"), 1);
+    usleep(300 * 1000);
+    ck_assert_int_eq(metric(A.port, "casestream_api_waiting"), 1);
+    /* The one HTTP thread answers meanwhile. */
+    for (int i = 0; i < 5; i++) {
+        long long t0 = cs_now_ms();
+        reply r = get("/healthz");
+
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(cs_now_ms() - t0 < 5000, "/healthz took %lld ms", cs_now_ms() - t0);
+        reply_clear(&r);
+    }
+    ck_assert_int_eq(metric(A.port, "casestream_api_waiting"), 1);
+    it_proxy_hold(proxy, false);
+    pthread_join(p.thread, NULL);
+    assert_submitted(&p.r, 201, ref);
+    reply_clear(&p.r);
+    free((char *)p.body);
+    api_stop();
+    it_proxy_free(proxy);
+    teardown(worker);
+}
+END_TEST
+
 Suite *it_api_suite(void)
 {
     Suite *s = suite_create("it_api");
@@ -1110,6 +1169,7 @@ Suite *it_api_suite(void)
     tcase_add_test(tc, test_bad_http_answers_json_errors);
     tcase_add_test(tc, test_connections_over_the_limit_are_closed);
     tcase_add_test(tc, test_sigterm_finishes_requests_in_flight);
+    tcase_add_test(tc, test_an_answer_read_held_up_holds_no_http_thread);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -87,24 +87,6 @@ static void assert_settles(const char *who, int port, const char *stalled, const
                  l);
 }
 
-/* Host and port of the service behind a libpq conninfo. */
-static void pg_target(char *host, size_t size, int *port)
-{
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(it_config()->pg, &err);
-
-    ck_assert_msg(opts != NULL, "conninfo: %s", err ? err : "out of memory");
-    snprintf(host, size, "127.0.0.1");
-    *port = 5432;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (strcmp(o->keyword, "host") == 0 && o->val && o->val[0])
-            snprintf(host, size, "%s", o->val);
-        else if (strcmp(o->keyword, "port") == 0 && o->val && o->val[0])
-            *port = atoi(o->val);
-    }
-    PQconninfoFree(opts);
-}
-
 /* Host and port of an http://host:port URL. */
 static void url_target(const char *url, char *host, size_t size, int *port)
 {
@@ -296,7 +278,7 @@ static void worker_rebalance_during_postgresql_outage(const char *protocol)
         W.lo = refs[i] < W.lo ? refs[i] : W.lo;
         W.hi = refs[i] > W.hi ? refs[i] : W.hi;
     }
-    pg_target(host, sizeof(host), &pg_port);
+    it_pg_target(it_config()->pg, host, sizeof(host), &pg_port);
     proxy = it_proxy_start(host, pg_port);
     /* libpq takes the last value of a repeated keyword. */
     snprintf(proxied, sizeof(proxied), "%s host=127.0.0.1 port=%d", it_config()->pg,

@@ -195,24 +195,6 @@ static pid_t start_indexer(const names *n, const char *const *extra)
     return it_spawn("casestream-indexer", args, NULL);
 }
 
-/* Host and port of the service behind a libpq conninfo. */
-static void pg_target(const char *conninfo, char *host, size_t size, int *port)
-{
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
-
-    ck_assert_msg(opts != NULL, "conninfo: %s", err ? err : "out of memory");
-    snprintf(host, size, "127.0.0.1");
-    *port = 5432;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (strcmp(o->keyword, "host") == 0 && o->val && o->val[0])
-            snprintf(host, size, "%s", o->val);
-        else if (strcmp(o->keyword, "port") == 0 && o->val && o->val[0])
-            *port = atoi(o->val);
-    }
-    PQconninfoFree(opts);
-}
-
 /* ---- 1. the endpoint under idle and slow clients ------------------------------------------ */
 
 START_TEST(test_livez_answers_within_100ms_with_50_idle_connections)
@@ -335,7 +317,7 @@ START_TEST(test_worker_readyz_follows_postgresql_and_redis)
     pid_t pid;
 
     names_new(&n);
-    pg_target(worker_pg(), host, sizeof(host), &pg_port);
+    it_pg_target(worker_pg(), host, sizeof(host), &pg_port);
     pg_proxy = it_proxy_start(host, pg_port);
     ck_assert_int_eq(cs_url_parse_redis(it_config()->redis, &url, &db, body, sizeof(body)), 0);
     redis_proxy = it_proxy_start(url.host, url.port);
@@ -366,7 +348,7 @@ START_TEST(test_indexer_readyz_follows_elasticsearch_and_postgresql)
     pid_t pid;
 
     names_new(&n);
-    pg_target(worker_pg(), host, sizeof(host), &pg_port);
+    it_pg_target(worker_pg(), host, sizeof(host), &pg_port);
     pg_proxy = it_proxy_start(host, pg_port);
     ck_assert_int_eq(cs_url_parse_http(it_config()->es, &url, err, sizeof(err)), 0);
     es_proxy = it_proxy_start(url.host, url.port);

@@ -21,6 +21,7 @@
 
 typedef struct conn {
     int client, upstream;
+    const atomic_bool *held; /* the proxy's: bytes wait while it is set */
     pthread_t thread;
     atomic_bool done;
     struct conn *next;
@@ -35,6 +36,7 @@ struct it_proxy {
     pthread_mutex_t mu;
     bool dropped; /* under mu */
     conn *conns;  /* under mu */
+    atomic_bool held;
 };
 
 /* Writes all of buf; false when the peer is gone. */
@@ -74,6 +76,9 @@ static void *conn_main(void *arg)
             from = 1;
         else
             continue;
+        /* Held: what came stays unread, the connection open. */
+        while (atomic_load(c->held))
+            usleep(5000);
         to = from == 0 ? c->upstream : c->client;
         n = recv(from == 0 ? c->client : c->upstream, buf, sizeof(buf), 0);
         if (n < 0 && errno == EINTR)
@@ -156,6 +161,7 @@ static void accept_one(it_proxy *p)
     c = calloc(1, sizeof(*c));
     c->client = client;
     c->upstream = upstream;
+    c->held = &p->held;
     pthread_mutex_lock(&p->mu);
     /* A drop between the check above and now must not miss this one. */
     if (p->dropped || pthread_create(&c->thread, NULL, conn_main, c) != 0) {
@@ -222,10 +228,16 @@ int it_proxy_port(const it_proxy *p)
     return p->port;
 }
 
+void it_proxy_hold(it_proxy *p, bool hold)
+{
+    atomic_store(&p->held, hold);
+}
+
 void it_proxy_drop(it_proxy *p)
 {
     conn *all;
 
+    atomic_store(&p->held, false); /* its threads end only when they read */
     pthread_mutex_lock(&p->mu);
     p->dropped = true;
     all = p->conns;

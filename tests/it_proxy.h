@@ -2,6 +2,8 @@
 #ifndef CS_IT_PROXY_H
 #define CS_IT_PROXY_H
 
+#include <stdbool.h>
+
 typedef struct it_proxy it_proxy;
 
 /* Starts a thread listening on an ephemeral port of 127.0.0.1 that forwards
@@ -17,6 +19,10 @@ int it_proxy_port(const it_proxy *p);
  * programs behind the proxy and up to everyone else. Returns once every
  * connection is closed. */
 void it_proxy_drop(it_proxy *p);
+
+/* Stops forwarding bytes (hold true) on every connection, keeping each open, until called
+ * with false: the service looks stalled, as behind a lock or a full disk. */
+void it_proxy_hold(it_proxy *p, bool hold);
 
 /* Forwards new connections again. */
 void it_proxy_restore(it_proxy *p);

@@ -703,3 +703,20 @@ long it_http_get(int port, const char *path, char *buf, size_t size)
     cs_es_free(http);
     return status;
 }
+
+void it_pg_target(const char *conninfo, char *host, size_t size, int *port)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+
+    ck_assert_msg(opts != NULL, "conninfo: %s", err ? err : "out of memory");
+    snprintf(host, size, "127.0.0.1");
+    *port = 5432;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0 && o->val && o->val[0])
+            snprintf(host, size, "%s", o->val);
+        else if (strcmp(o->keyword, "port") == 0 && o->val && o->val[0])
+            *port = atoi(o->val);
+    }
+    PQconninfoFree(opts);
+}

@@ -102,6 +102,10 @@ void it_flush(void);
  * next it_pg() connects again. */
 void it_pg_reset(void);
 
+/* Host and port of the PostgreSQL server behind a libpq conninfo (127.0.0.1 and 5432 unless it
+ * names them), for a proxy in front of it. */
+void it_pg_target(const char *conninfo, char *host, size_t size, int *port);
+
 /* Sum over a topic's partitions of the offsets committed by a consumer group (a partition
  * without a committed offset counts 0). Does not join the group. */
 long long it_group_committed(const char *group, const char *topic);
