@@ -12,9 +12,11 @@ sql() { psql "$CASESTREAM_PG" -XAtqc "$1"; }
 # A TCP port free on loopback now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # CPU time in clock ticks (HZ a second): of a process, of a process and its children (a
-# service of the stack: PostgreSQL's backends), of the machine (total and idle).
+# service of the stack: PostgreSQL's backends), of the machine (total and idle). A process's
+# own count takes in its children that ended and were waited for (cutime, cstime), so that a
+# backend or an autovacuum worker that ends between two counts still counts in both.
 HZ=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 tree_ticks() { # pid
     local t=0 p
     for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do t=$((t + $(ticks "$p"))); done
