@@ -1226,11 +1226,16 @@ cs_api *cs_api_new(const cs_config *cfg, bool *config_error, char *errstr, size_
     }
     if (addr.ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* One thread is libmicrohttpd's own polling thread: no pool option at all (it warns
+     * about a pool of 0 or 1). */
+    struct MHD_OptionItem pool[] = {
+        {cfg->api_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)cfg->api_threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
     a->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->api_port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr.ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->api_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr.ss, MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_END);
     if (!a->daemon) {
