@@ -96,12 +96,13 @@ PROGRAMS  := $(BUILD)/casestream-produce $(BUILD)/casestream-worker \
 APP_LOGIC := $(call logic,$(PRODUCER_SRC) $(WORKER_SRC) $(INDEXER_SRC) $(ADMIN_SRC) $(API_SRC))
 UNIT_BIN  := $(BUILD)/check_unit
 IT_BIN    := $(BUILD)/check_integration
+BENCH_HELPERS := $(BUILD)/bench/es_watch $(BUILD)/bench/topic_delete
 
 STACK := scripts/stack.sh
 
 .PHONY: librdkafka hiredis all ready test unit integration stack run stop asan valgrind \
         format format-check clean bench chaos fuzz fuzz-build man install install-check FORCE
-all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
+all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN) $(BENCH_HELPERS)
 
 # librdkafka from Debian's source package (a no-op once built).
 librdkafka:
@@ -192,7 +193,11 @@ stop:
 	scripts/demo.sh stop
 	$(STACK) down
 
-bench: ready
+# The bench's C helpers, built with the programs' flags and librdkafka.
+$(BENCH_HELPERS): $(BUILD)/bench/%: $(BUILD)/bench/%.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: ready $(BENCH_HELPERS)
 	bench/run.sh
 
 # Three brokers, so the campaign includes its broker-failure phase.

@@ -305,18 +305,9 @@ MACHINE="$NPROC × $MODEL, $((MEM_KB / 1024)) MiB RAM, Linux $KERNEL"
 log "run $RUN on $MACHINE; load $LOAD_START; other casestream processes: $OTHERS_START"
 
 # --- the C helpers --------------------------------------------------------------------------
-HELPER_CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow
-  -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef -Wpointer-arith -Wwrite-strings"
-mkdir -p build/bench
-build_helper() { # name pkg-config-packages
-    if [[ ! -x build/bench/$1 || bench/$1.c -nt build/bench/$1 ]]; then
-        # shellcheck disable=SC2046,SC2086
-        cc $HELPER_CFLAGS $(pkg-config --cflags $2) -o "build/bench/$1" "bench/$1.c" \
-            $(pkg-config --libs $2) || die "could not build bench/$1.c"
-    fi
-}
-build_helper es_watch "libcurl jansson"
-build_helper topic_delete rdkafka
+# Built by the Makefile (make bench), with the programs' flags and librdkafka.
+make --no-print-directory -s build/bench/es_watch build/bench/topic_delete >&2 ||
+    die "could not build the bench's helpers (bench/es_watch.c, bench/topic_delete.c)"
 
 PROFILE_TOOL=$PROFILER
 if [[ $PROFILER == auto ]]; then
