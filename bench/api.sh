@@ -127,6 +127,9 @@ while (($(sql "SELECT count(*) FROM ccd.case_data WHERE reference BETWEEN $GET_B
     sleep 0.5
 done
 export REF_BASE=$GET_BASE REF_COUNT=$CASES
+# What earlier phases (and the cases above) left in the page cache goes to disk now: the kernel's
+# writeback of it would otherwise land in the middle of a measurement, as a stall of every fsync.
+sync
 log "(h) GET: wrk, $GET_CONNS connections, ${SECS} s"
 wrk -t2 -c"$GET_CONNS" -d"${SECS}s" --latency -s bench/api_get.lua "$API" >"$WORK/h-get.txt" 2>&1 ||
     die "wrk GET failed: $(tail -2 "$WORK/h-get.txt")"
@@ -173,6 +176,7 @@ POST_STAGES=(worker_poll_delay "casestream_worker_poll_delay_seconds" "worker: p
     until_outcome 'casestream_api_submit_stage_seconds{stage="outcome"}' "API: headers → woken by the outcome"
     render 'casestream_api_submit_stage_seconds{stage="render"}' "API: answer read from PostgreSQL"
     request 'casestream_api_request_seconds{route="submit"}' "API: whole request")
+sync # as before GET
 scrape "$WORK/h-post-metrics.before"
 read -ra CPU0 <<<"$(cpu_ticks)"
 STEAL0=$(steal_ticks)

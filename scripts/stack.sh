@@ -574,6 +574,9 @@ group.consumer.min.heartbeat.interval.ms=500
 group.consumer.heartbeat.interval.ms=500
 # A 1 MiB submission plus 64 KiB for key, headers and record overhead (DESIGN §2).
 message.max.bytes=1114112
+# A deleted topic's files go 1 s after the delete (Kafka's default is 60 s), so that
+# the bench's next phase does not pay for an earlier one's topics in the middle.
+log.segment.delete.delay.ms=1000
 EOP
   if ((n)); then
     # A follower fetches as large a batch as a client may send.
