@@ -101,7 +101,7 @@ BENCH_HELPERS := $(BUILD)/bench/es_watch $(BUILD)/bench/topic_delete
 STACK := scripts/stack.sh
 
 .PHONY: librdkafka hiredis all ready test unit integration stack run stop asan valgrind \
-        format format-check clean bench chaos fuzz fuzz-build man install install-check FORCE
+        format format-check clean bench bench-helpers chaos fuzz fuzz-build man install install-check FORCE
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN) $(BENCH_HELPERS)
 
 # librdkafka from Debian's source package (a no-op once built).
@@ -196,8 +196,9 @@ stop:
 # The bench's C helpers, built with the programs' flags and librdkafka.
 $(BENCH_HELPERS): $(BUILD)/bench/%: $(BUILD)/bench/%.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-helpers: $(BENCH_HELPERS)
 
-bench: ready $(BENCH_HELPERS)
+bench: ready bench-helpers
 	bench/run.sh
 
 # Three brokers, so the campaign includes its broker-failure phase.

@@ -306,7 +306,7 @@ log "run $RUN on $MACHINE; load $LOAD_START; other casestream processes: $OTHERS
 
 # --- the C helpers --------------------------------------------------------------------------
 # Built by the Makefile (make bench), with the programs' flags and librdkafka.
-make --no-print-directory -s build/bench/es_watch build/bench/topic_delete >&2 ||
+make --no-print-directory -s bench-helpers >&2 ||
     die "could not build the bench's helpers (bench/es_watch.c, bench/topic_delete.c)"
 
 PROFILE_TOOL=$PROFILER
