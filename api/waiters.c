@@ -7,6 +7,8 @@
 #include <string.h>
 
 #define BUCKETS 1024
+/* Outcomes of its key held while its own message's position is unknown (the latest kept). */
+#define HELD_MAX 4
 
 struct cs_waiter {
     cs_waiter *next, *prev; /* in its bucket while listed */
@@ -21,6 +23,10 @@ struct cs_waiter {
     /* The delivered position of its submission; -1 until the delivery report. */
     int32_t partition;
     int64_t offset;
+    /* Outcomes of its reference and key that came before the delivery report: owned, judged
+     * by position once it comes. */
+    cs_outcome *held[HELD_MAX];
+    size_t nheld;
     /* Parked: wake(ctx) once done. */
     cs_waiter_wake_fn *wake;
     void *ctx;
@@ -48,10 +54,35 @@ cs_waiters *cs_waiters_new(void)
     return t;
 }
 
+static void drop_held(cs_waiter *w)
+{
+    for (size_t i = 0; i < w->nheld; i++)
+        cs_outcome_free(w->held[i]);
+    w->nheld = 0;
+}
+
 static void waiter_free(cs_waiter *w)
 {
     cs_outcome_free(w->outcome);
+    drop_held(w);
     free(w);
+}
+
+/* Keeps a parsed outcome for w until its delivery report, in place of the earliest held when
+ * full. Takes o. Under the lock. */
+static void hold(cs_waiter *w, cs_outcome *o)
+{
+    size_t low = 0;
+
+    if (w->nheld < HELD_MAX) {
+        w->held[w->nheld++] = o;
+        return;
+    }
+    for (size_t i = 1; i < w->nheld; i++)
+        if (w->held[i]->source_offset < w->held[low]->source_offset)
+            low = i;
+    cs_outcome_free(w->held[low]);
+    w->held[low] = o;
 }
 
 static void unlist(cs_waiters *t, cs_waiter *w)
@@ -145,13 +176,21 @@ size_t cs_waiters_outcome(cs_waiters *t, const cs_outcome *o)
         if (w->state != CS_WAIT_PENDING || w->ref != o->case_reference ||
             strcmp(w->key, o->idempotency_key) != 0)
             continue;
-        /* Once its own message's position is known, only that message's outcome is its
-         * answer (an earlier copy with the same key may still be answered meanwhile). */
+        /* Only its own message's outcome is its answer, not an earlier copy's with the same
+         * key (answered 201 where a repeat is 200): until the delivery report says which
+         * message is its own, an outcome with a position is held. */
         if (w->partition >= 0 && o->source_partition >= 0 &&
             (w->partition != o->source_partition || w->offset != o->source_offset))
             continue;
-        if (!o->json || cs_outcome_parse(o->json, o->len, &w->outcome) != 0)
+        cs_outcome *mine = NULL;
+
+        if (!o->json || cs_outcome_parse(o->json, o->len, &mine) != 0)
             continue;
+        if (w->partition < 0 && o->source_partition >= 0) {
+            hold(w, mine);
+            continue;
+        }
+        w->outcome = mine;
         finish(w, CS_WAIT_OUTCOME);
         n++;
     }
@@ -178,7 +217,15 @@ void cs_waiters_delivered(cs_waiters *t, cs_waiter *w, int err, const char *reas
     } else {
         w->partition = partition;
         w->offset = offset;
+        for (size_t i = 0; i < w->nheld && w->state == CS_WAIT_PENDING; i++) {
+            if (w->held[i]->source_partition == partition && w->held[i]->source_offset == offset) {
+                w->outcome = w->held[i];
+                w->held[i] = w->held[--w->nheld];
+                finish(w, CS_WAIT_OUTCOME);
+            }
+        }
     }
+    drop_held(w);
     unref(t, w);
     pthread_mutex_unlock(&t->mu);
 }

@@ -43,12 +43,15 @@ bool cs_waiters_park(cs_waiters *t, cs_waiter *w, void (*suspend)(void *ctx),
                      cs_waiter_wake_fn *wake, void *ctx);
 
 /* An outcome from the results topic: done for every pending waiter of its reference and key
- * (and, once the waiter's submission is known to have been delivered, of its source position).
- * Returns the number of waiters it answered. o is only read. */
+ * whose submission's delivered position is its source position. One that comes before the
+ * waiter's delivery report is held until it (cs_waiters_delivered), as it may be an earlier
+ * copy's; one with no source position answers at once. Returns the number of waiters it
+ * answered. o is only read. */
 size_t cs_waiters_outcome(cs_waiters *t, const cs_outcome *o);
 
-/* The delivery report of w's submission: its position, or a failure (err != 0: done as
- * undelivered, with reason). Drops the delivery's reference. */
+/* The delivery report of w's submission: its position (done, if an outcome held for it came
+ * from there), or a failure (err != 0: done as undelivered, with reason). Drops the delivery's
+ * reference. */
 void cs_waiters_delivered(cs_waiters *t, cs_waiter *w, int err, const char *reason,
                           int32_t partition, int64_t offset);
 
