@@ -83,23 +83,45 @@ long long it_sql_int(const char *fmt, ...)
     return v;
 }
 
-bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
+static bool wait_sql_v(int poll_ms, long long want, int timeout_ms, const char *fmt, va_list ap)
 {
     long long deadline = cs_now_ms() + timeout_ms;
 
     for (;;) {
-        va_list ap;
+        va_list again;
         long long v;
 
-        va_start(ap, fmt);
-        v = sql_int_v(fmt, ap);
-        va_end(ap);
+        va_copy(again, ap);
+        v = sql_int_v(fmt, again);
+        va_end(again);
         if (v == want)
             return true;
         if (cs_now_ms() > deadline)
             return false;
-        usleep(100 * 1000);
+        usleep((useconds_t)poll_ms * 1000);
     }
+}
+
+bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
+{
+    va_list ap;
+    bool ok;
+
+    va_start(ap, fmt);
+    ok = wait_sql_v(100, want, timeout_ms, fmt, ap);
+    va_end(ap);
+    return ok;
+}
+
+bool it_wait_sql_every(int poll_ms, long long want, int timeout_ms, const char *fmt, ...)
+{
+    va_list ap;
+    bool ok;
+
+    va_start(ap, fmt);
+    ok = wait_sql_v(poll_ms, want, timeout_ms, fmt, ap);
+    va_end(ap);
+    return ok;
 }
 
 int64_t it_new_ref(void)

@@ -82,9 +82,13 @@ long long it_topic_end(const char *topic);
 /* Runs scripts/stack.sh with the given arguments; returns its exit status. */
 int it_stack(const char *args);
 
-/* Polls until cond_sql (a query returning one integer) equals want or timeout. */
+/* Polls until cond_sql (a query returning one integer) equals want or timeout, every 100 ms. */
 bool it_wait_sql(long long want, int timeout_ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* As it_wait_sql, polling every poll_ms: to catch a moment of a fast run. */
+bool it_wait_sql_every(int poll_ms, long long want, int timeout_ms, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Waits up to timeout_ms for pid to exit on its own, without signalling it.
  * Returns its exit status (128+signal when killed by a signal), or -1 if it
